@@ -1,0 +1,312 @@
+//! Who is calling: password hashing, signed bearer tokens, and the access rule of every route.
+//!
+//! Access tokens are short-lived and signed with HMAC-SHA256 under a key every server process
+//! reads from the database, so any process can check any token and no session store is hit.
+
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use domain::{Actor, Role};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How long an access token is valid.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|hash| hash.to_string())
+        .map_err(|error| anyhow::anyhow!("hashing a password: {error}"))
+}
+
+pub fn verify_password(password: &str, stored_hash: &str) -> bool {
+    PasswordHash::new(stored_hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// The signing key for access tokens.
+#[derive(Clone)]
+pub struct TokenKey(Vec<u8>);
+
+impl std::fmt::Debug for TokenKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("TokenKey(<secret>)")
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: Uuid,
+    role: Role,
+    exp: i64,
+}
+
+impl TokenKey {
+    /// Reads the shared key, creating it on first start. Concurrent first starts agree on one.
+    pub async fn load_or_create(pool: &sqlx::PgPool) -> anyhow::Result<Self> {
+        let fresh: [u8; 32] = rand::random();
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ('access_token_key', $1) ON CONFLICT DO NOTHING")
+            .bind(fresh.as_slice())
+            .execute(pool)
+            .await?;
+        let key: Vec<u8> =
+            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'access_token_key'")
+                .fetch_one(pool)
+                .await?;
+        Ok(TokenKey(key))
+    }
+
+    fn mac(&self) -> Hmac<Sha256> {
+        Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length")
+    }
+
+    pub fn issue(&self, actor: Actor, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+        let expires_at = now + ACCESS_TOKEN_TTL;
+        let claims = Claims {
+            sub: actor.id,
+            role: actor.role,
+            exp: expires_at.timestamp(),
+        };
+        let encoder = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let payload = encoder.encode(serde_json::to_vec(&claims).expect("claims serialise"));
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        let signature = encoder.encode(mac.finalize().into_bytes());
+        (format!("{payload}.{signature}"), expires_at)
+    }
+
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<Actor> {
+        let decoder = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (payload, signature) = token.split_once('.')?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&decoder.decode(signature).ok()?).ok()?;
+        let claims: Claims = serde_json::from_slice(&decoder.decode(payload).ok()?).ok()?;
+        if claims.exp <= now.timestamp() || claims.role == Role::System {
+            return None;
+        }
+        Some(Actor {
+            id: claims.sub,
+            role: claims.role,
+        })
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Roles(&'static [Role]),
+}
+
+/// One route and its access rule. The router, the authorisation middleware, the OpenAPI
+/// document and the role tests all read this one table.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+const CUSTOMER: &[Role] = &[Role::Customer];
+const WORKER: &[Role] = &[Role::Worker];
+const ADMIN: &[Role] = &[Role::Admin];
+const CUSTOMER_OR_ADMIN: &[Role] = &[Role::Customer, Role::Admin];
+const SIGNED_IN: &[Role] = &[Role::Customer, Role::Worker, Role::Admin];
+
+macro_rules! route {
+    ($method:ident $path:literal $access:expr) => {
+        RouteSpec {
+            method: Method::$method,
+            path: $path,
+            access: $access,
+        }
+    };
+}
+
+pub static ROUTES: &[RouteSpec] = &[
+    route!(GET "/healthz" Access::Public),
+    route!(GET "/readyz" Access::Public),
+    route!(GET "/api/openapi.json" Access::Public),
+    route!(POST "/api/v1/accounts" Access::Public),
+    route!(POST "/api/v1/sessions" Access::Public),
+    route!(GET "/api/v1/me" Access::Roles(SIGNED_IN)),
+    route!(GET "/api/v1/catalogue" Access::Public),
+    route!(GET "/api/v1/workers" Access::Public),
+    route!(GET "/api/v1/workers/{worker_id}" Access::Public),
+    route!(POST "/api/v1/worker/online" Access::Roles(WORKER)),
+    route!(POST "/api/v1/worker/offline" Access::Roles(WORKER)),
+    route!(POST "/api/v1/orders" Access::Roles(CUSTOMER)),
+    route!(GET "/api/v1/orders" Access::Roles(SIGNED_IN)),
+    route!(GET "/api/v1/orders/{order_id}" Access::Roles(SIGNED_IN)),
+    route!(POST "/api/v1/orders/{order_id}/cancel" Access::Roles(CUSTOMER_OR_ADMIN)),
+    route!(POST "/api/v1/orders/{order_id}/dispute" Access::Roles(CUSTOMER_OR_ADMIN)),
+    route!(POST "/api/v1/orders/{order_id}/review" Access::Roles(CUSTOMER)),
+    route!(POST "/api/v1/orders/{order_id}/payments" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/orders/{order_id}/dispatch" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/orders/{order_id}/assignment" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/orders/{order_id}/accept" Access::Roles(WORKER)),
+    route!(POST "/api/v1/orders/{order_id}/decline" Access::Roles(WORKER)),
+    route!(POST "/api/v1/orders/{order_id}/depart" Access::Roles(WORKER)),
+    route!(POST "/api/v1/orders/{order_id}/arrive" Access::Roles(WORKER)),
+    route!(POST "/api/v1/orders/{order_id}/start" Access::Roles(WORKER)),
+    route!(POST "/api/v1/orders/{order_id}/finish" Access::Roles(WORKER)),
+    route!(GET "/api/v1/admin/order-counts" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/admin/workers/{worker_id}/suspend" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/admin/workers/{worker_id}/reinstate" Access::Roles(ADMIN)),
+    route!(GET "/api/v1/admin/projections" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/admin/projections/{name}/rebuild" Access::Roles(ADMIN)),
+];
+
+pub fn route_spec(method: &Method, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES
+        .iter()
+        .find(|spec| spec.method == method && spec.path == path)
+}
+
+/// The caller of the current request, when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller(pub Option<Actor>);
+
+/// Checks the bearer token against the route's rule before the handler runs. A route missing
+/// from the table is refused: access must be stated, never assumed.
+pub async fn authorize(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(matched) = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+    else {
+        return ApiError::not_found("路径", "route").into_response();
+    };
+    let Some(spec) = route_spec(request.method(), &matched) else {
+        tracing::error!(route = matched, "route has no access rule");
+        return ApiError::Internal(anyhow::anyhow!("route {matched} has no access rule"))
+            .into_response();
+    };
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    let actor = bearer.and_then(|token| state.token_key.verify(token.trim(), Utc::now()));
+    if let Access::Roles(roles) = spec.access {
+        let Some(actor) = actor else {
+            return ApiError::Unauthenticated.into_response();
+        };
+        if !roles.contains(&actor.role) {
+            return ApiError::forbidden().into_response();
+        }
+    }
+    if let Some(actor) = actor {
+        tracing::Span::current().record("actor", tracing::field::display(actor.id));
+    }
+    request.extensions_mut().insert(Caller(actor));
+    next.run(request).await
+}
+
+impl Caller {
+    /// The signed-in actor; routes with a role rule always have one.
+    pub fn actor(&self) -> Result<Actor, ApiError> {
+        self.0.ok_or(ApiError::Unauthenticated)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<Caller>()
+            .copied()
+            .unwrap_or(Caller(None)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> TokenKey {
+        TokenKey(vec![7; 32])
+    }
+
+    #[test]
+    fn a_token_round_trips_until_it_expires() {
+        let actor = Actor {
+            id: Uuid::new_v4(),
+            role: Role::Worker,
+        };
+        let now = Utc::now();
+        let (token, expires_at) = key().issue(actor, now);
+        assert_eq!(key().verify(&token, now), Some(actor));
+        assert_eq!(key().verify(&token, expires_at), None);
+    }
+
+    #[test]
+    fn a_tampered_or_foreign_token_is_refused() {
+        let actor = Actor {
+            id: Uuid::new_v4(),
+            role: Role::Customer,
+        };
+        let now = Utc::now();
+        let (token, _) = key().issue(actor, now);
+        let (payload, signature) = token.split_once('.').expect("two parts");
+        let admin_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"sub":"{}","role":"admin","exp":{}}}"#,
+            actor.id,
+            now.timestamp() + 60
+        ));
+        assert_eq!(
+            key().verify(&format!("{admin_claims}.{signature}"), now),
+            None
+        );
+        assert_eq!(TokenKey(vec![8; 32]).verify(&token, now), None);
+        assert_eq!(key().verify(payload, now), None);
+    }
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse").expect("hashes");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+    }
+
+    #[test]
+    fn every_route_is_listed_once() {
+        for (index, spec) in ROUTES.iter().enumerate() {
+            let duplicates = ROUTES[index + 1..]
+                .iter()
+                .filter(|other| other.method == spec.method && other.path == spec.path)
+                .count();
+            assert_eq!(duplicates, 0, "{} {} listed twice", spec.method, spec.path);
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `anjia bench`: place-order over real HTTP against the real database, beside the raw limit of
+//! that database (single-row durable inserts of the same size), at several concurrencies.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::server;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchOptions {
+    /// Seconds of load per concurrency level and per measurement.
+    #[arg(long, default_value_t = 5)]
+    pub seconds: u64,
+    /// Concurrency levels.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,32")]
+    pub concurrency: Vec<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LevelReport {
+    pub concurrency: usize,
+    pub commands: usize,
+    pub commands_per_second: f64,
+    pub command_p50_ms: f64,
+    pub command_p99_ms: f64,
+    pub raw_inserts_per_second: f64,
+    pub raw_insert_p50_ms: f64,
+    pub raw_insert_p99_ms: f64,
+    /// Commands per second divided by raw inserts per second.
+    pub ratio_to_raw_limit: f64,
+    pub projection_lag_p50_ms: f64,
+    pub projection_lag_p99_ms: f64,
+    pub errors: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub seconds_per_level: u64,
+    pub event_bytes: usize,
+    pub levels: Vec<LevelReport>,
+}
+
+fn percentile(sorted: &[f64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * fraction).round() as usize;
+    sorted[index]
+}
+
+fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
+    samples.sort_by(f64::total_cmp);
+    samples
+}
+
+fn order_body(sequence: usize) -> serde_json::Value {
+    json!({
+        "service": "daily_cleaning",
+        "unit_price": 5_000,
+        "quantity": 3,
+        "scheduled_start": (Utc::now() + chrono::Duration::days(2)).to_rfc3339(),
+        "duration_minutes": 180,
+        "address": {
+            "city": "上海市", "district": "浦东新区", "detail": format!("世纪大道 {} 号", sequence % 2000 + 1),
+            "contact_name": "王女士", "contact_phone": "13800135678",
+            "location": { "latitude": 31.2304, "longitude": 121.4737, "system": "gcj02" }
+        },
+        "note": "请带清洁工具 / please bring cleaning supplies"
+    })
+}
+
+pub async fn run(
+    database_url: Option<&str>,
+    var_dir: &Path,
+    options: BenchOptions,
+) -> anyhow::Result<BenchReport> {
+    let max_concurrency = options.concurrency.iter().copied().max().unwrap_or(1);
+    let pool = server::connect(database_url, var_dir, (max_concurrency as u32 + 8).max(16)).await?;
+    server::prepare(&pool).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let running = server::start(pool.clone(), listener, true).await?;
+    let base = format!("http://{}", running.address);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(max_concurrency * 2)
+        .build()?;
+
+    let login = format!("bench-{}@example.com", uuid::Uuid::new_v4());
+    let registered = client
+        .post(format!("{base}/api/v1/accounts"))
+        .json(&json!({"kind": "customer", "login": login, "password": "bench-password-1", "name": "压测用户", "phone": "13800135678"}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        registered.status().is_success(),
+        "registering the bench customer: {}",
+        registered.status()
+    );
+    let session: serde_json::Value = client
+        .post(format!("{base}/api/v1/sessions"))
+        .json(&json!({"login": login, "password": "bench-password-1"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = session["access_token"]
+        .as_str()
+        .context("no access token")?
+        .to_owned();
+
+    // The raw limit writes rows as large as a real OrderPlaced event.
+    let event_bytes: i32 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(octet_length(payload::text) + octet_length(metadata::text)), 1000) FROM events WHERE event_type = 'CustomerRegistered'",
+    )
+    .fetch_one(&pool)
+    .await?;
+    let sample_payload = serde_json::to_string(&json!({"OrderPlaced": order_body(0)}))?;
+    let event_bytes = (sample_payload.len() + event_bytes as usize).max(500);
+    sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_raw_inserts (id bigserial PRIMARY KEY, payload json NOT NULL)")
+        .execute(&pool)
+        .await?;
+    let raw_payload = Arc::new(serde_json::to_string(
+        &json!({"padding": "x".repeat(event_bytes.saturating_sub(16))}),
+    )?);
+
+    let orders_stats = running
+        .projector_stats
+        .iter()
+        .find(|(name, _)| name == "orders")
+        .map(|(_, stats)| stats.clone())
+        .context("the orders projector is not running")?;
+    let duration = Duration::from_secs(options.seconds);
+    let mut levels = Vec::new();
+    for &concurrency in &options.concurrency {
+        orders_stats.drain_lag_millis();
+        let deadline = Instant::now() + duration;
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for worker_index in 0..concurrency {
+            let client = client.clone();
+            let url = format!("{base}/api/v1/orders");
+            let token = token.clone();
+            workers.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0usize;
+                let mut sequence = worker_index * 1_000_000;
+                while Instant::now() < deadline {
+                    sequence += 1;
+                    let begun = Instant::now();
+                    let outcome = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .json(&order_body(sequence))
+                        .send()
+                        .await;
+                    match outcome {
+                        Ok(response) if response.status().is_success() => {
+                            latencies.push(begun.elapsed().as_secs_f64() * 1_000.0)
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors)
+            }));
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for worker in workers {
+            let (worker_latencies, worker_errors) = worker.await?;
+            latencies.extend(worker_latencies);
+            errors += worker_errors;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        // Let the projector finish this level's events so every one has a lag sample.
+        let catch_up_deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < catch_up_deadline {
+            let pending: i64 = projections::status(&pool)
+                .await?
+                .iter()
+                .find(|status| status.name == "orders")
+                .map_or(0, |status| status.pending_events);
+            if pending == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let lag = sorted(orders_stats.drain_lag_millis());
+        let commands = latencies.len();
+        let latencies = sorted(latencies);
+
+        let raw = raw_inserts(&pool, concurrency, duration, raw_payload.clone()).await?;
+        let commands_per_second = commands as f64 / elapsed;
+        levels.push(LevelReport {
+            concurrency,
+            commands,
+            commands_per_second,
+            command_p50_ms: percentile(&latencies, 0.50),
+            command_p99_ms: percentile(&latencies, 0.99),
+            raw_inserts_per_second: raw.0,
+            raw_insert_p50_ms: raw.1,
+            raw_insert_p99_ms: raw.2,
+            ratio_to_raw_limit: if raw.0 > 0.0 {
+                commands_per_second / raw.0
+            } else {
+                0.0
+            },
+            projection_lag_p50_ms: percentile(&lag, 0.50),
+            projection_lag_p99_ms: percentile(&lag, 0.99),
+            errors,
+        });
+    }
+    sqlx::raw_sql("DROP TABLE IF EXISTS bench_raw_inserts")
+        .execute(&pool)
+        .await?;
+    running.stop().await;
+    Ok(BenchReport {
+        seconds_per_level: options.seconds,
+        event_bytes,
+        levels,
+    })
+}
+
+/// Single-row inserts, one durable commit each, at `concurrency`: what the database can do.
+async fn raw_inserts(
+    pool: &sqlx::PgPool,
+    concurrency: usize,
+    duration: Duration,
+    payload: Arc<String>,
+) -> anyhow::Result<(f64, f64, f64)> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let pool = pool.clone();
+        let payload = payload.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let begun = Instant::now();
+                sqlx::query("INSERT INTO bench_raw_inserts (payload) VALUES ($1::json)")
+                    .bind(payload.as_str())
+                    .execute(&pool)
+                    .await?;
+                latencies.push(begun.elapsed().as_secs_f64() * 1_000.0);
+            }
+            anyhow::Ok(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let count = latencies.len();
+    let latencies = sorted(latencies);
+    Ok((
+        count as f64 / elapsed,
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    ))
+}

@@ -1,0 +1,182 @@
+//! Executing commands against the event store, with the metadata every event carries.
+//!
+//! This is cqrs-es's `CqrsFramework::execute_with_metadata` without inline queries (read models
+//! are fed only by the log-following projectors) and returning what was committed, so a
+//! response can show the state the command produced.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use domain::Actor;
+use postgres_es::PostgresEventRepository;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+pub struct CommandBus<A: Aggregate> {
+    store: PersistedEventStore<PostgresEventRepository, A>,
+}
+
+/// What a successful command committed.
+pub struct Committed<A> {
+    /// The aggregate's state after the command.
+    pub state: A,
+    /// The sequence number of its last event (its version).
+    pub version: usize,
+    pub events: usize,
+}
+
+impl<A> CommandBus<A>
+where
+    A: Aggregate<Services = ()> + Clone,
+{
+    pub fn new(pool: PgPool) -> Self {
+        CommandBus {
+            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool)),
+        }
+    }
+
+    /// Loads the current state of one aggregate.
+    pub async fn load(&self, aggregate_id: Uuid) -> Result<(A, usize), AggregateError<A::Error>> {
+        let events = self.store.load_events(&aggregate_id.to_string()).await?;
+        let version = events.last().map_or(0, |envelope| envelope.sequence);
+        let mut aggregate = A::default();
+        for envelope in events {
+            aggregate.apply(envelope.payload);
+        }
+        Ok((aggregate, version))
+    }
+
+    #[tracing::instrument(name = "command", skip_all, fields(aggregate = A::TYPE, aggregate_id = %aggregate_id))]
+    pub async fn execute(
+        &self,
+        aggregate_id: Uuid,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed<A>, AggregateError<A::Error>> {
+        let id = aggregate_id.to_string();
+        let mut aggregate_context = self.store.load_aggregate(&id).await?;
+        let aggregate = aggregate_context.aggregate();
+        let sink: EventSink<A> = EventSink::default();
+        aggregate
+            .handle(command, &(), &sink)
+            .await
+            .map_err(AggregateError::UserError)?;
+        let state = aggregate.clone();
+        let events = sink.collect().await;
+        let committed = self
+            .store
+            .commit(events, aggregate_context, context.metadata())
+            .await?;
+        let version = committed.last().map_or(0, |envelope| envelope.sequence);
+        Ok(Committed {
+            state,
+            version,
+            events: committed.len(),
+        })
+    }
+}
+
+/// Who, when, from where and why: the metadata written with every event of a command.
+#[derive(Debug, Clone)]
+pub struct CommandContext {
+    pub command_id: Uuid,
+    pub actor: Option<Actor>,
+    pub request_id: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl CommandContext {
+    /// A context for work the platform does on its own (jobs, the CLI, benchmarks).
+    pub fn system() -> Self {
+        CommandContext {
+            command_id: Uuid::now_v7(),
+            actor: None,
+            request_id: None,
+            client_ip: None,
+            user_agent: None,
+            idempotency_key: None,
+            occurred_at: Utc::now(),
+        }
+    }
+
+    pub fn metadata(&self) -> HashMap<String, String> {
+        let mut metadata = HashMap::new();
+        metadata.insert("command_id".to_owned(), self.command_id.to_string());
+        metadata.insert("occurred_at".to_owned(), self.occurred_at.to_rfc3339());
+        let (actor_id, actor_role) = match self.actor {
+            Some(actor) => (actor.id.to_string(), actor.role.as_str()),
+            None => (String::new(), "system"),
+        };
+        metadata.insert("actor_id".to_owned(), actor_id);
+        metadata.insert("actor_role".to_owned(), actor_role.to_owned());
+        for (name, value) in [
+            ("request_id", &self.request_id),
+            ("client_ip", &self.client_ip),
+            ("user_agent", &self.user_agent),
+            ("idempotency_key", &self.idempotency_key),
+        ] {
+            if let Some(value) = value {
+                metadata.insert(name.to_owned(), value.clone());
+            }
+        }
+        metadata
+    }
+
+    /// A stable id for a new aggregate created by this request: derived from the caller and the
+    /// Idempotency-Key when there is one, so a re-run after a lost response cannot create a twin.
+    pub fn new_aggregate_id(&self, kind: &str) -> Uuid {
+        match &self.idempotency_key {
+            Some(key) => {
+                let caller = self
+                    .actor
+                    .map(|actor| actor.id.to_string())
+                    .unwrap_or_default();
+                Uuid::new_v5(
+                    &Uuid::NAMESPACE_OID,
+                    format!("anjia:{kind}:{caller}:{key}").as_bytes(),
+                )
+            }
+            None => Uuid::now_v7(),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let headers = parts.headers.clone();
+        let header_text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.chars().take(300).collect::<String>())
+        };
+        let client_ip = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .ok()
+            .map(|ConnectInfo(address)| address.ip().to_string());
+        Ok(CommandContext {
+            command_id: Uuid::now_v7(),
+            actor: Caller::from_request_parts(parts, state).await?.0,
+            request_id: header_text("x-request-id"),
+            client_ip,
+            user_agent: header_text(header::USER_AGENT.as_str()),
+            idempotency_key: header_text(crate::idempotency::HEADER),
+            occurred_at: Utc::now(),
+        })
+    }
+}

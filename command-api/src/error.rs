@@ -1,0 +1,258 @@
+//! The one error type of the HTTP layer, rendered as `application/problem+json` (RFC 9457).
+//!
+//! A caller can tell a refused command (4xx, with the domain's reason) from a failure to record
+//! it (5xx, opaque: the details go to the log, keyed by the request id).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cqrs_es::AggregateError;
+use serde::Serialize;
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be read (malformed JSON, a bad header).
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no valid access token.
+    #[error("请先登录 / authentication required")]
+    Unauthenticated,
+    /// 401: the login or password is wrong (which one is not said).
+    #[error("登录名或密码错误 / wrong login or password")]
+    BadCredentials,
+    /// 403: the caller's role or identity may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: the command does not fit the current state.
+    #[error("{0}")]
+    IllegalState(String),
+    /// 409: another request changed the same thing first; nothing of this one was written.
+    #[error("该订单刚被其他操作修改，请刷新后重试 / the resource was changed by another request first; nothing was written, reload and retry")]
+    ConcurrentModification,
+    /// 409: a uniqueness rule (for example a login already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// 409: a request with this Idempotency-Key is still being processed.
+    #[error(
+        "相同幂等键的请求仍在处理中 / a request with this Idempotency-Key is still in progress"
+    )]
+    IdempotencyInProgress,
+    /// 413: the body is larger than allowed.
+    #[error("请求体过大 / request body too large")]
+    PayloadTooLarge,
+    /// 415: the body is not JSON.
+    #[error("请求体必须是 JSON / the body must be application/json")]
+    UnsupportedMediaType,
+    /// 422: well-formed but invalid input.
+    #[error("{0}")]
+    Invalid(String),
+    /// 422: an Idempotency-Key reused for a different request.
+    #[error("幂等键已用于另一个请求 / this Idempotency-Key was used for a different request")]
+    IdempotencyKeyReused,
+    /// 503: the database cannot be reached.
+    #[error("服务暂不可用 / service temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// 500: anything else. The cause is logged, never sent.
+    #[error("服务器内部错误 / internal server error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::IllegalState(_)
+            | ApiError::ConcurrentModification
+            | ApiError::Conflict(_)
+            | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Invalid(_) | ApiError::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable problem type: clients switch on it, so it never changes.
+    pub fn problem_type(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest(_) => "/problems/bad-request",
+            ApiError::Unauthenticated => "/problems/unauthenticated",
+            ApiError::BadCredentials => "/problems/bad-credentials",
+            ApiError::Forbidden(_) => "/problems/forbidden",
+            ApiError::NotFound(_) => "/problems/not-found",
+            ApiError::IllegalState(_) => "/problems/illegal-state",
+            ApiError::ConcurrentModification => "/problems/concurrent-modification",
+            ApiError::Conflict(_) => "/problems/conflict",
+            ApiError::IdempotencyInProgress => "/problems/idempotency-in-progress",
+            ApiError::PayloadTooLarge => "/problems/payload-too-large",
+            ApiError::UnsupportedMediaType => "/problems/unsupported-media-type",
+            ApiError::Invalid(_) => "/problems/invalid-input",
+            ApiError::IdempotencyKeyReused => "/problems/idempotency-key-reused",
+            ApiError::Unavailable(_) => "/problems/unavailable",
+            ApiError::Internal(_) => "/problems/internal",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self.status_code() {
+            StatusCode::BAD_REQUEST => "请求格式错误 / Bad request",
+            StatusCode::UNAUTHORIZED => "未登录 / Unauthenticated",
+            StatusCode::FORBIDDEN => "无权操作 / Forbidden",
+            StatusCode::NOT_FOUND => "未找到 / Not found",
+            StatusCode::CONFLICT => "冲突 / Conflict",
+            StatusCode::PAYLOAD_TOO_LARGE => "请求体过大 / Payload too large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "不支持的媒体类型 / Unsupported media type",
+            StatusCode::UNPROCESSABLE_ENTITY => "输入无效 / Invalid input",
+            StatusCode::SERVICE_UNAVAILABLE => "服务不可用 / Service unavailable",
+            _ => "服务器错误 / Server error",
+        }
+    }
+
+    pub fn not_found(what_zh: &str, what_en: &str) -> Self {
+        ApiError::NotFound(format!("{what_zh}不存在 / no such {what_en}"))
+    }
+
+    pub fn forbidden() -> Self {
+        ApiError::Forbidden("您的角色无权执行此操作 / your role may not do this".to_owned())
+    }
+}
+
+/// The problem document.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Stable identifier of the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    /// What went wrong, Chinese first, then English.
+    pub detail: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let problem = Problem {
+            kind: self.problem_type(),
+            title: self.title(),
+            status: status.as_u16(),
+            detail: self.to_string(),
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &self {
+            // The logging middleware reads this and logs once, inside the request's span.
+            response
+                .extensions_mut()
+                .insert(LoggedCause(format!("{cause:#}")));
+        }
+        response
+    }
+}
+
+/// The hidden cause of a 5xx, carried to the logging middleware.
+#[derive(Debug, Clone)]
+pub struct LoggedCause(pub String);
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                ApiError::Unavailable(error.into())
+            }
+            other => ApiError::Internal(other.into()),
+        }
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        ApiError::Internal(error)
+    }
+}
+
+/// Maps a domain error to its HTTP meaning.
+pub trait DomainErrorKind: std::error::Error {
+    fn api_error(&self) -> ApiError;
+}
+
+impl DomainErrorKind for domain::order::OrderError {
+    fn api_error(&self) -> ApiError {
+        use domain::order::OrderError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound => ApiError::NotFound(detail),
+            E::IllegalTransition { .. } => ApiError::IllegalState(detail),
+            E::NotAssignedWorker | E::NotOwner => ApiError::Forbidden(detail),
+            E::WorkerNotEligible(_) => ApiError::IllegalState(detail),
+            E::PriceOutOfRange { .. }
+            | E::BadQuantity { .. }
+            | E::BadDuration { .. }
+            | E::StartInPast
+            | E::TotalOverflow
+            | E::AmountMismatch { .. }
+            | E::BadRating
+            | E::ReasonRequired => ApiError::Invalid(detail),
+        }
+    }
+}
+
+impl DomainErrorKind for domain::worker::WorkerError {
+    fn api_error(&self) -> ApiError {
+        use domain::worker::WorkerError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound => ApiError::NotFound(detail),
+            E::AlreadyRegistered => ApiError::Conflict(detail),
+            E::Suspended | E::NotSuspended => ApiError::IllegalState(detail),
+            E::NoSkills | E::ReasonRequired | E::Invalid(_) => ApiError::Invalid(detail),
+        }
+    }
+}
+
+impl DomainErrorKind for domain::customer::CustomerError {
+    fn api_error(&self) -> ApiError {
+        use domain::customer::CustomerError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound | E::NoSuchAddress => ApiError::NotFound(detail),
+            E::AlreadyRegistered | E::AddressExists => ApiError::Conflict(detail),
+            E::TooManyAddresses | E::Invalid(_) => ApiError::Invalid(detail),
+        }
+    }
+}
+
+impl<E: DomainErrorKind> From<AggregateError<E>> for ApiError {
+    fn from(error: AggregateError<E>) -> Self {
+        match error {
+            AggregateError::UserError(refusal) => refusal.api_error(),
+            AggregateError::AggregateConflict => ApiError::ConcurrentModification,
+            AggregateError::DatabaseConnectionError(cause) => {
+                ApiError::Unavailable(anyhow::anyhow!(cause).context("writing events"))
+            }
+            AggregateError::DeserializationError(cause)
+            | AggregateError::UnexpectedError(cause) => {
+                ApiError::Internal(anyhow::anyhow!(cause).context("writing events"))
+            }
+        }
+    }
+}
+
+impl From<domain::ValueError> for ApiError {
+    fn from(error: domain::ValueError) -> Self {
+        ApiError::Invalid(error.to_string())
+    }
+}

@@ -1,0 +1,213 @@
+//! `Idempotency-Key` on every mutating route: the first response to a key is stored, and a
+//! retry with the same key and body gets that response back without running the command again.
+//!
+//! The key is claimed before the handler runs, so two concurrent retries cannot both execute.
+//! A 5xx is not stored (the key is released), so a retry after a failure tries again.
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub const HEADER: &str = "idempotency-key";
+
+/// The largest request body any route accepts.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// The caller's key, as handlers see it (it is also written into event metadata).
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(IdempotencyKey(
+            parts
+                .headers
+                .get(HEADER)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+        ))
+    }
+}
+
+fn parse_key(request: &Request) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get(HEADER) else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| {
+            ApiError::BadRequest(
+                "Idempotency-Key 必须是 ASCII / Idempotency-Key must be ASCII".into(),
+            )
+        })?
+        .trim();
+    if key.is_empty() || key.len() > 200 {
+        return Err(ApiError::BadRequest(
+            "Idempotency-Key 长度须为 1–200 / Idempotency-Key must be 1 to 200 characters".into(),
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+pub async fn replay_or_run(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match replay_or_run_inner(state, request, next).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn replay_or_run_inner(
+    state: AppState,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let mutating = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let key = parse_key(&request)?;
+    let (Some(key), true) = (key, mutating) else {
+        return Ok(next.run(request).await);
+    };
+    let caller = match request
+        .extensions()
+        .get::<Caller>()
+        .and_then(|caller| caller.0)
+    {
+        Some(actor) => actor.id.to_string(),
+        None => "anonymous".to_owned(),
+    };
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_default();
+    let method = request.method().to_string();
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, BODY_LIMIT)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    let mut hasher = Sha256::new();
+    hasher.update(method.as_bytes());
+    hasher.update([0]);
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update([0]);
+    hasher.update(&body);
+    let request_hash = hasher.finalize().to_vec();
+
+    // Claim the key. A claim older than five minutes with no response is taken to be abandoned
+    // (its process died mid-request); the command ids derived from the key keep a re-run safe.
+    let claimed = sqlx::query(
+        "INSERT INTO idempotency (caller, key, method, route, request_hash) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (caller, key) DO UPDATE SET created_at = now()
+            WHERE idempotency.status IS NULL AND idempotency.created_at < now() - interval '5 minutes'
+              AND idempotency.request_hash = EXCLUDED.request_hash
+         RETURNING 1",
+    )
+    .bind(&caller)
+    .bind(&key)
+    .bind(&method)
+    .bind(&route)
+    .bind(&request_hash)
+    .fetch_optional(&state.pool)
+    .await?
+    .is_some();
+
+    if !claimed {
+        let row: Option<(Vec<u8>, Option<i16>, Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
+            "SELECT request_hash, status, response_body, content_type FROM idempotency WHERE caller = $1 AND key = $2",
+        )
+        .bind(&caller)
+        .bind(&key)
+        .fetch_optional(&state.pool)
+        .await?;
+        return match row {
+            None => Err(ApiError::IdempotencyInProgress),
+            Some((stored_hash, _, _, _)) if stored_hash != request_hash => {
+                Err(ApiError::IdempotencyKeyReused)
+            }
+            Some((_, None, _, _)) => Err(ApiError::IdempotencyInProgress),
+            Some((_, Some(status), body, content_type)) => {
+                let mut response = Response::new(Body::from(body.unwrap_or_default()));
+                *response.status_mut() =
+                    StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
+                if let Some(content_type) =
+                    content_type.and_then(|value| HeaderValue::from_str(&value).ok())
+                {
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_TYPE, content_type);
+                }
+                response
+                    .headers_mut()
+                    .insert("idempotent-replayed", HeaderValue::from_static("true"));
+                Ok(response)
+            }
+        };
+    }
+
+    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    let (parts, body) = response.into_parts();
+    let body: Bytes = match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            release(&state, &caller, &key).await;
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "reading a response body: {error}"
+            )));
+        }
+    };
+    if parts.status.is_server_error() {
+        release(&state, &caller, &key).await;
+    } else {
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        let stored = sqlx::query(
+            "UPDATE idempotency SET status = $3, response_body = $4, content_type = $5, completed_at = now()
+              WHERE caller = $1 AND key = $2",
+        )
+        .bind(&caller)
+        .bind(&key)
+        .bind(parts.status.as_u16() as i16)
+        .bind(body.as_ref())
+        .bind(content_type)
+        .execute(&state.pool)
+        .await;
+        if let Err(error) = stored {
+            // The command itself succeeded; only its replay copy is missing. Say so loudly.
+            tracing::error!(error = %error, "could not store an idempotent response");
+        }
+    }
+    Ok(Response::from_parts(parts, Body::from(body)))
+}
+
+async fn release(state: &AppState, caller: &str, key: &str) {
+    let released =
+        sqlx::query("DELETE FROM idempotency WHERE caller = $1 AND key = $2 AND status IS NULL")
+            .bind(caller)
+            .bind(key)
+            .execute(&state.pool)
+            .await;
+    if let Err(error) = released {
+        tracing::warn!(error = %error, "could not release an idempotency key");
+    }
+}

@@ -1,0 +1,78 @@
+//! The command side over HTTP: axum routes that turn requests into domain commands, append
+//! their events through cqrs-es and postgres-es, and answer queries from the read models.
+//! Also the `anjia` binary's subcommands: serving, migrating, rebuilding and benchmarking.
+//!
+//! Only this crate knows HTTP and JSON DTOs.
+
+pub mod auth;
+pub mod bench;
+pub mod commands;
+pub mod error;
+pub mod extract;
+pub mod idempotency;
+pub mod openapi;
+pub mod routes;
+pub mod server;
+pub mod state;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderName;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::error::{ApiError, LoggedCause};
+use crate::state::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole HTTP application. Tests call this same function.
+pub fn app(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(routes::health::router())
+        .merge(routes::accounts::router())
+        .merge(routes::workers::router())
+        .merge(routes::orders::router())
+        .merge(routes::admin::router())
+        .merge(openapi::router())
+        // Innermost first: the idempotency check runs after authorisation has named the caller.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::replay_or_run,
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
+        .with_state(state);
+    routes
+        .fallback(|| async { ApiError::not_found("路径", "route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::BadRequest("该路径不支持此方法 / method not allowed on this path".into())
+        })
+        .layer(DefaultBodyLimit::max(idempotency::BODY_LIMIT))
+        .layer(middleware::from_fn(log_failures))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let request_id = request
+                    .headers()
+                    .get(REQUEST_ID)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id, actor = tracing::field::Empty)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Logs each server error once, inside the request's span, with its hidden cause.
+async fn log_failures(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(LoggedCause(cause)) = response.extensions().get::<LoggedCause>() {
+        tracing::error!(status = response.status().as_u16(), cause, "request failed");
+    }
+    response.into_response()
+}

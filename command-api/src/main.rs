@@ -1,0 +1,140 @@
+//! `anjia`: the platform's one binary.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use command_api::server;
+
+#[derive(Parser)]
+#[command(name = "anjia", about = "安家 Anjia home-services platform")]
+struct Cli {
+    /// PostgreSQL to use. Without it, the platform runs its own under `--var-dir`.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    database_url: Option<String>,
+    /// Where the embedded PostgreSQL keeps its data.
+    #[arg(long, env = "ANJIA_VAR_DIR", default_value = "var", global = true)]
+    var_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API and run the projectors.
+    Serve {
+        #[arg(long, env = "ANJIA_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Run without projectors (another process runs them).
+        #[arg(long)]
+        no_projectors: bool,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Rebuild a projection from position zero beside the live one, then swap.
+    RebuildProjection { name: String },
+    /// Show each projection's position and lag.
+    ProjectionStatus,
+    /// Create an administrator account.
+    CreateAdmin {
+        #[arg(long)]
+        login: String,
+        /// Read from the environment so it stays out of shell history.
+        #[arg(long, env = "ANJIA_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+    },
+    /// Benchmark place-order over HTTP against the raw insert limit (use a release build).
+    Bench(command_api::bench::BenchOptions),
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let url = cli.database_url.as_deref();
+    match cli.command {
+        Command::Serve {
+            listen,
+            no_projectors,
+        } => {
+            let pool = server::connect(url, &cli.var_dir, 64).await?;
+            server::prepare(&pool).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("listening on {listen}"))?;
+            let running = server::start(pool, listener, !no_projectors).await?;
+            // Machine-readable, so scripts and tests learn the port when asked for port 0.
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "anjia listening on http://{}", running.address)?;
+            stdout.flush()?;
+            drop(stdout);
+            tracing::info!(address = %running.address, "serving");
+            server::termination().await;
+            tracing::info!("shutting down");
+            running.stop().await;
+        }
+        Command::Migrate => {
+            let pool = server::connect(url, &cli.var_dir, 2).await?;
+            server::prepare(&pool).await?;
+            let mut stdout = std::io::stdout().lock();
+            for (version, description) in migrations::known() {
+                writeln!(stdout, "{version} {description}")?;
+            }
+        }
+        Command::RebuildProjection { name } => {
+            let projection = projections::projection_by_name(&name).with_context(|| {
+                let names: Vec<&str> = projections::all_projections()
+                    .iter()
+                    .map(|p| p.name())
+                    .collect();
+                format!("no projection named {name}; known: {}", names.join(", "))
+            })?;
+            let pool = server::connect(url, &cli.var_dir, 4).await?;
+            server::prepare(&pool).await?;
+            let report = projections::rebuild(&pool, projection.as_ref()).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string(&report)?
+            )?;
+        }
+        Command::ProjectionStatus => {
+            let pool = server::connect(url, &cli.var_dir, 2).await?;
+            let statuses = projections::status(&pool).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&statuses)?
+            )?;
+        }
+        Command::CreateAdmin { login, password } => {
+            let pool = server::connect(url, &cli.var_dir, 2).await?;
+            server::prepare(&pool).await?;
+            let user_id =
+                command_api::routes::accounts::create_admin(&pool, &login, &password).await?;
+            writeln!(std::io::stdout().lock(), "{user_id}")?;
+        }
+        Command::Bench(options) => {
+            let report = command_api::bench::run(url, &cli.var_dir, options).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! The OpenAPI 3 document of every route, served at `/api/openapi.json`.
+
+use axum::routing::get;
+use axum::Router;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{accounts, admin, health, orders, workers};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Anjia 安家 API", version = "1", description = "家政服务平台接口 / Home-services platform API. Money is in integer fen; times are UTC."),
+    paths(
+        health::healthz, health::readyz,
+        accounts::register, accounts::sign_in, accounts::me, accounts::list_catalogue,
+        workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
+        orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::review,
+        orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
+        orders::depart, orders::arrive, orders::start, orders::finish, orders::counts,
+        admin::projection_status, admin::rebuild,
+    ),
+    components(schemas(crate::error::Problem)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/api/openapi.json",
+        get(|| async { axum::Json(ApiDoc::openapi()) }),
+    )
+}

@@ -1,0 +1,375 @@
+//! Registering, signing in, the catalogue and "who am I".
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use domain::catalogue::{catalogue, ServiceCode};
+use domain::customer::CustomerCommand;
+use domain::worker::{ServiceArea, WorkerCommand, WorkerProfile};
+use domain::{Actor, PhoneNumber, PricingUnit, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{hash_password, verify_password, Caller};
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::extract::AppJson;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/accounts", post(register))
+        .route("/api/v1/sessions", post(sign_in))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/catalogue", get(list_catalogue))
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountKind {
+    Customer,
+    Worker,
+}
+
+/// A worker's profile at registration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerProfileBody {
+    #[schema(value_type = Vec<String>, example = json!(["daily_cleaning"]))]
+    pub skills: Vec<ServiceCode>,
+    pub years_of_experience: u8,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    pub city: String,
+    pub districts: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterBody {
+    pub kind: AccountKind,
+    /// E-mail address or mobile number used to sign in.
+    pub login: String,
+    pub password: String,
+    pub name: String,
+    /// Mainland China mobile number.
+    pub phone: String,
+    /// Required when `kind` is `worker`.
+    pub worker: Option<WorkerProfileBody>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountCreated {
+    pub user_id: Uuid,
+    pub role: String,
+}
+
+/// Normalises a login: e-mail addresses are compared case-insensitively, phone numbers in
+/// their 11-digit form.
+pub fn normalise_login(raw: &str) -> Result<String, ApiError> {
+    let trimmed = raw.trim();
+    if let Ok(phone) = PhoneNumber::parse(trimmed) {
+        return Ok(phone.as_str().to_owned());
+    }
+    let looks_like_email = trimmed.len() <= 254
+        && trimmed.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        })
+        && !trimmed.contains(char::is_whitespace);
+    if !looks_like_email {
+        return Err(ApiError::Invalid(
+            "登录名须为邮箱或手机号 / the login must be an e-mail address or a mobile number"
+                .into(),
+        ));
+    }
+    Ok(trimmed.to_lowercase())
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    let length = password.chars().count();
+    if !(10..=128).contains(&length) {
+        return Err(ApiError::Invalid(
+            "密码长度须为 10–128 个字符 / the password must be 10 to 128 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Register a customer or worker account.
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = RegisterBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 201, body = AccountCreated), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn register(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<RegisterBody>,
+) -> Result<(StatusCode, axum::Json<AccountCreated>), ApiError> {
+    let login = normalise_login(&body.login)?;
+    check_password(&body.password)?;
+    let phone = PhoneNumber::parse(&body.phone)?;
+    let now = Utc::now();
+    let user_id = context.new_aggregate_id("account");
+    let (role, command) = match (body.kind, body.worker) {
+        (AccountKind::Customer, None) => (Role::Customer, None),
+        (AccountKind::Customer, Some(_)) => {
+            return Err(ApiError::Invalid(
+                "客户注册不需要 worker 资料 / `worker` is only for worker accounts".into(),
+            ))
+        }
+        (AccountKind::Worker, None) => {
+            return Err(ApiError::Invalid(
+                "服务人员注册须填写 worker 资料 / `worker` is required for worker accounts".into(),
+            ))
+        }
+        (AccountKind::Worker, Some(profile)) => (
+            Role::Worker,
+            Some(WorkerCommand::Register {
+                worker_id: user_id,
+                profile: WorkerProfile {
+                    name: body.name.clone(),
+                    phone: phone.clone(),
+                    years_of_experience: profile.years_of_experience,
+                    languages: profile.languages,
+                    service_area: ServiceArea {
+                        city: profile.city,
+                        districts: profile.districts,
+                    },
+                }
+                .validated()?,
+                skills: profile.skills,
+                now,
+            }),
+        ),
+    };
+    let password_hash = {
+        let password = body.password.clone();
+        tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|error| ApiError::Internal(error.into()))??
+    };
+    // The credentials row reserves the login; the profile goes to the event log. If the
+    // profile is refused, the reservation is withdrawn.
+    let inserted = sqlx::query(
+        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(&login)
+    .bind(role.as_str())
+    .bind(&password_hash)
+    .execute(&state.pool)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Err(ApiError::Conflict(
+            "该登录名已被注册 / this login is already registered".into(),
+        ));
+    }
+    let context = CommandContext {
+        actor: Some(Actor { id: user_id, role }),
+        ..context
+    };
+    let outcome = match command {
+        Some(worker_command) => state
+            .workers
+            .execute(user_id, worker_command, &context)
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from),
+        None => state
+            .customers
+            .execute(
+                user_id,
+                CustomerCommand::Register {
+                    customer_id: user_id,
+                    name: body.name,
+                    phone: Some(phone),
+                    now,
+                },
+                &context,
+            )
+            .await
+            .map(|_| ())
+            .map_err(ApiError::from),
+    };
+    if let Err(error) = outcome {
+        sqlx::query("DELETE FROM credentials WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&state.pool)
+            .await?;
+        return Err(error);
+    }
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(AccountCreated {
+            user_id,
+            role: role.as_str().to_owned(),
+        }),
+    ))
+}
+
+/// A real hash of nothing in particular, checked when the login is unknown.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("no such account").expect("hashing works"));
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInBody {
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionCreated {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+    pub user_id: Uuid,
+    pub role: String,
+}
+
+/// Sign in with a password and receive a bearer token.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = SignInBody,
+    responses((status = 201, body = SessionCreated), (status = 401, body = crate::error::Problem)))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<SignInBody>,
+) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
+    let refused = || ApiError::BadCredentials;
+    let login = normalise_login(&body.login).map_err(|_| refused())?;
+    let row: Option<(Uuid, String, String)> =
+        sqlx::query_as("SELECT user_id, role, password_hash FROM credentials WHERE login = $1")
+            .bind(&login)
+            .fetch_optional(&state.pool)
+            .await?;
+    // Verify against a real hash even for an unknown login, so timing does not tell which.
+    let (user_id, role, stored_hash) =
+        row.unwrap_or_else(|| (Uuid::nil(), String::new(), DUMMY_HASH.clone()));
+    let password = body.password;
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))?;
+    let role = Role::parse(&role)
+        .filter(|_| matches && !user_id.is_nil())
+        .ok_or_else(refused)?;
+    let (access_token, expires_at) = state
+        .token_key
+        .issue(Actor { id: user_id, role }, Utc::now());
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SessionCreated {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_at,
+            user_id,
+            role: role.as_str().into(),
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub user_id: Uuid,
+    pub role: String,
+    pub login: String,
+}
+
+/// The signed-in account.
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = Me), (status = 401, body = crate::error::Problem)))]
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<Me>, ApiError> {
+    let actor = caller.actor()?;
+    let login: Option<String> =
+        sqlx::query_scalar("SELECT login FROM credentials WHERE user_id = $1")
+            .bind(actor.id)
+            .fetch_optional(&state.pool)
+            .await?;
+    let login = login.ok_or_else(|| ApiError::not_found("账户", "account"))?;
+    let masked = match PhoneNumber::parse(&login) {
+        Ok(phone) => phone.masked(),
+        Err(_) => login,
+    };
+    Ok(axum::Json(Me {
+        user_id: actor.id,
+        role: actor.role.as_str().into(),
+        login: masked,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CatalogueEntry {
+    pub code: String,
+    pub category_zh: String,
+    pub category_en: String,
+    pub name_zh: String,
+    pub name_en: String,
+    pub description_zh: String,
+    pub description_en: String,
+    /// Fen.
+    pub min_unit_price: i64,
+    /// Fen.
+    pub max_unit_price: i64,
+    /// `per_hour`, `per_visit` or `per_term_26_days`.
+    pub pricing_unit: String,
+    pub typical_duration_minutes: u32,
+    pub min_duration_minutes: u32,
+    pub max_duration_minutes: u32,
+}
+
+/// Every service on offer, in Chinese and English.
+#[utoipa::path(get, path = "/api/v1/catalogue", tag = "catalogue", responses((status = 200, body = [CatalogueEntry])))]
+pub async fn list_catalogue() -> axum::Json<Vec<CatalogueEntry>> {
+    axum::Json(
+        catalogue()
+            .iter()
+            .map(|spec| CatalogueEntry {
+                code: spec.code.as_str().into(),
+                category_zh: spec.category_zh.into(),
+                category_en: spec.category_en.into(),
+                name_zh: spec.name_zh.into(),
+                name_en: spec.name_en.into(),
+                description_zh: spec.description_zh.into(),
+                description_en: spec.description_en.into(),
+                min_unit_price: spec.min_unit_price.get(),
+                max_unit_price: spec.max_unit_price.get(),
+                pricing_unit: match spec.pricing_unit {
+                    PricingUnit::PerHour => "per_hour",
+                    PricingUnit::PerVisit => "per_visit",
+                    PricingUnit::PerTerm26Days => "per_term_26_days",
+                }
+                .into(),
+                typical_duration_minutes: spec.typical_duration_minutes,
+                min_duration_minutes: spec.min_duration_minutes,
+                max_duration_minutes: spec.max_duration_minutes,
+            })
+            .collect(),
+    )
+}
+
+/// Creates an administrator's credentials (from the CLI; there is no public route for it).
+pub async fn create_admin(
+    pool: &sqlx::PgPool,
+    login: &str,
+    password: &str,
+) -> anyhow::Result<Uuid> {
+    let login = normalise_login(login).map_err(|error| anyhow::anyhow!("{error}"))?;
+    check_password(password).map_err(|error| anyhow::anyhow!("{error}"))?;
+    let user_id = Uuid::now_v7();
+    let password_hash = hash_password(password)?;
+    let inserted = sqlx::query(
+        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, $2, 'admin', $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(&login)
+    .bind(password_hash)
+    .execute(pool)
+    .await?
+    .rows_affected();
+    anyhow::ensure!(inserted == 1, "the login {login} is already registered");
+    Ok(user_id)
+}

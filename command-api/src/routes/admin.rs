@@ -1,0 +1,85 @@
+//! Operating the platform: projection status, lag and rebuilds.
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::extract::AppPath;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/admin/projections", get(projection_status))
+        .route("/api/v1/admin/projections/{name}/rebuild", post(rebuild))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProjectionStatusView {
+    pub name: String,
+    pub generation: i32,
+    pub last_position: i64,
+    pub applied_events: i64,
+    pub head_position: i64,
+    /// Committed events not yet applied.
+    pub pending_events: i64,
+    /// Age of the oldest unapplied event, in seconds.
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Each projection's position, lag and last error (admins).
+#[utoipa::path(get, path = "/api/v1/admin/projections", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [ProjectionStatusView])))]
+pub async fn projection_status(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<ProjectionStatusView>>, ApiError> {
+    let statuses = projections::status(&state.pool).await?;
+    Ok(axum::Json(
+        statuses
+            .into_iter()
+            .map(|status| ProjectionStatusView {
+                name: status.name,
+                generation: status.generation,
+                last_position: status.last_position,
+                applied_events: status.applied_events,
+                head_position: status.head_position,
+                pending_events: status.pending_events,
+                lag_seconds: status.lag_seconds,
+                last_error: status.last_error,
+                updated_at: status.updated_at,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RebuildView {
+    pub projection: String,
+    pub previous_generation: i32,
+    pub generation: i32,
+    pub events_applied: i64,
+}
+
+/// Rebuild a projection from position zero beside the live one, then swap (admins).
+#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/rebuild", tag = "admin", security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = RebuildView), (status = 404, body = crate::error::Problem)))]
+pub async fn rebuild(
+    State(state): State<AppState>,
+    AppPath(name): AppPath<String>,
+) -> Result<axum::Json<RebuildView>, ApiError> {
+    let projection = projections::projection_by_name(&name)
+        .ok_or_else(|| ApiError::not_found("投影", "projection"))?;
+    let report = projections::rebuild(&state.pool, projection.as_ref()).await?;
+    Ok(axum::Json(RebuildView {
+        projection: report.projection,
+        previous_generation: report.previous_generation,
+        generation: report.generation,
+        events_applied: report.events_applied,
+    }))
+}

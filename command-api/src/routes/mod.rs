@@ -1,0 +1,7 @@
+//! The HTTP routes, one module per area. Each exposes `router()`.
+
+pub mod accounts;
+pub mod admin;
+pub mod health;
+pub mod orders;
+pub mod workers;

@@ -1,0 +1,635 @@
+//! Placing, following and moving orders through their life.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use domain::order::{Booking, Order, OrderCommand, OrderStatus};
+use domain::worker::Worker;
+use domain::{Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, Role, ServiceCode};
+use projections::orders::{self as order_views, Direction, OrderFilter, OrderRow, SortKey};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::commands::{CommandContext, Committed};
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/orders", post(place).get(list))
+        .route("/api/v1/orders/{order_id}", get(show))
+        .route("/api/v1/orders/{order_id}/cancel", post(cancel))
+        .route("/api/v1/orders/{order_id}/dispute", post(dispute))
+        .route("/api/v1/orders/{order_id}/review", post(review))
+        .route("/api/v1/orders/{order_id}/payments", post(record_payment))
+        .route("/api/v1/orders/{order_id}/dispatch", post(open_dispatch))
+        .route("/api/v1/orders/{order_id}/assignment", post(assign))
+        .route("/api/v1/orders/{order_id}/accept", post(accept))
+        .route("/api/v1/orders/{order_id}/decline", post(decline))
+        .route("/api/v1/orders/{order_id}/depart", post(depart))
+        .route("/api/v1/orders/{order_id}/arrive", post(arrive))
+        .route("/api/v1/orders/{order_id}/start", post(start))
+        .route("/api/v1/orders/{order_id}/finish", post(finish))
+        .route("/api/v1/admin/order-counts", get(counts))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationBody {
+    pub latitude: f64,
+    pub longitude: f64,
+    /// `wgs84`, `gcj02` or `bd09`.
+    #[schema(value_type = String)]
+    pub system: CoordinateSystem,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddressBody {
+    pub city: String,
+    pub district: String,
+    pub detail: String,
+    pub contact_name: String,
+    pub contact_phone: String,
+    pub location: Option<LocationBody>,
+}
+
+impl AddressBody {
+    fn parse(self) -> Result<Address, ApiError> {
+        let location = self
+            .location
+            .map(|point| GeoPoint::new(point.latitude, point.longitude, point.system))
+            .transpose()?;
+        Ok(Address::new(
+            &self.city,
+            &self.district,
+            &self.detail,
+            &self.contact_name,
+            PhoneNumber::parse(&self.contact_phone)?,
+            location,
+        )?)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaceOrderBody {
+    /// A catalogue service code, e.g. `daily_cleaning`.
+    #[schema(value_type = String, example = "daily_cleaning")]
+    pub service: ServiceCode,
+    /// Unit price in fen, within the service's range.
+    pub unit_price: i64,
+    /// Number of units (hours, visits or 26-day terms).
+    pub quantity: u32,
+    /// UTC start time.
+    pub scheduled_start: DateTime<Utc>,
+    pub duration_minutes: u32,
+    pub address: AddressBody,
+    pub note: Option<String>,
+}
+
+/// The outcome of a command on an order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderAck {
+    pub order_id: Uuid,
+    pub status: String,
+    /// The order's version (the sequence number of its last event).
+    pub version: usize,
+}
+
+fn ack(order_id: Uuid, committed: Committed<Order>) -> axum::Json<OrderAck> {
+    axum::Json(OrderAck {
+        order_id,
+        status: committed.state.status.as_str().to_owned(),
+        version: committed.version,
+    })
+}
+
+/// Place an order (customers).
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrderBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 201, body = OrderAck), (status = 422, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+pub async fn place(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<PlaceOrderBody>,
+) -> Result<Response, ApiError> {
+    let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let note = body
+        .note
+        .map(|note| note.trim().chars().take(500).collect::<String>())
+        .filter(|note| !note.is_empty());
+    let booking = Booking {
+        customer_id: actor.id,
+        service: body.service,
+        unit_price: Fen::new(body.unit_price)?,
+        quantity: body.quantity,
+        scheduled_start: body.scheduled_start,
+        duration_minutes: body.duration_minutes,
+        address: body.address.parse()?,
+        note,
+    };
+    let order_id = context.new_aggregate_id("order");
+    let committed = state
+        .orders
+        .execute(
+            order_id,
+            OrderCommand::Place {
+                order_id,
+                booking,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    let location = format!("/api/v1/orders/{order_id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        ack(order_id, committed),
+    )
+        .into_response())
+}
+
+/// An order, as its customer, its worker or an admin sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub worker_id: Option<Uuid>,
+    pub service: String,
+    pub status: String,
+    pub status_zh: String,
+    pub status_en: String,
+    /// Fen.
+    pub unit_price: i64,
+    pub quantity: i32,
+    /// Fen.
+    pub total: i64,
+    pub scheduled_start: DateTime<Utc>,
+    pub duration_minutes: i32,
+    pub city: String,
+    pub district: String,
+    pub address_detail: String,
+    pub contact_name: String,
+    /// Masked, e.g. `138****5678`.
+    pub contact_phone: String,
+    pub note: Option<String>,
+    pub placed_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub departed_at: Option<DateTime<Utc>>,
+    pub arrived_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancelled_by_role: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub cancel_stage: Option<String>,
+    pub disputed_at: Option<DateTime<Utc>>,
+    pub dispute_reason: Option<String>,
+    pub rating_quality: Option<i16>,
+    pub rating_attitude: Option<i16>,
+    pub rating_skill: Option<i16>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl From<OrderRow> for OrderView {
+    fn from(row: OrderRow) -> Self {
+        let (_, status_zh, status_en) =
+            OrderStatus::parse(&row.status).unwrap_or_default().labels();
+        OrderView {
+            order_id: row.order_id,
+            customer_id: row.customer_id,
+            worker_id: row.worker_id,
+            service: row.service,
+            status: row.status,
+            status_zh: status_zh.into(),
+            status_en: status_en.into(),
+            unit_price: row.unit_price,
+            quantity: row.quantity,
+            total: row.total,
+            scheduled_start: row.scheduled_start,
+            duration_minutes: row.duration_minutes,
+            city: row.city,
+            district: row.district,
+            address_detail: row.address_detail,
+            contact_name: row.contact_name,
+            contact_phone: row.contact_phone_masked,
+            note: row.note,
+            placed_at: row.placed_at,
+            paid_at: row.paid_at,
+            assigned_at: row.assigned_at,
+            accepted_at: row.accepted_at,
+            departed_at: row.departed_at,
+            arrived_at: row.arrived_at,
+            started_at: row.started_at,
+            finished_at: row.finished_at,
+            cancelled_at: row.cancelled_at,
+            cancelled_by_role: row.cancelled_by_role,
+            cancel_reason: row.cancel_reason,
+            cancel_stage: row.cancel_stage,
+            disputed_at: row.disputed_at,
+            dispute_reason: row.dispute_reason,
+            rating_quality: row.rating_quality,
+            rating_attitude: row.rating_attitude,
+            rating_skill: row.rating_skill,
+            updated_at: row.updated_at,
+            version: row.last_sequence,
+        }
+    }
+}
+
+fn may_see(actor: Actor, row: &OrderRow) -> bool {
+    match actor.role {
+        Role::Admin => true,
+        Role::Customer => row.customer_id == actor.id,
+        Role::Worker => row.worker_id == Some(actor.id),
+        Role::Analyst | Role::System => false,
+    }
+}
+
+/// One order. Others' orders answer 404, so their existence is not revealed.
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders", security(("bearer" = [])),
+    params(("order_id" = Uuid, Path)),
+    responses((status = 200, body = OrderView), (status = 404, body = crate::error::Problem)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(order_id): AppPath<Uuid>,
+) -> Result<axum::Json<OrderView>, ApiError> {
+    let actor = caller.actor()?;
+    let row = order_views::get(&state.pool, order_id)
+        .await?
+        .filter(|row| may_see(actor, row))
+        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+    Ok(axum::Json(row.into()))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Comma-separated statuses.
+    pub status: Option<String>,
+    pub service: Option<String>,
+    /// Admins only.
+    pub customer_id: Option<Uuid>,
+    /// Admins only.
+    pub worker_id: Option<Uuid>,
+    pub placed_from: Option<DateTime<Utc>>,
+    pub placed_to: Option<DateTime<Utc>>,
+    pub scheduled_from: Option<DateTime<Utc>>,
+    pub scheduled_to: Option<DateTime<Utc>>,
+    /// `placed_at` (default), `scheduled_start` or `total`.
+    #[param(value_type = Option<String>)]
+    pub sort: Option<SortKey>,
+    /// `desc` (default) or `asc`.
+    #[param(value_type = Option<String>)]
+    pub direction: Option<Direction>,
+    pub cursor: Option<String>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderPage {
+    pub items: Vec<OrderView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Orders: a customer's own, a worker's assigned, or (admins) all, filtered and sorted.
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(ListParams),
+    responses((status = 200, body = OrderPage), (status = 422, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(params): AppQuery<ListParams>,
+) -> Result<axum::Json<OrderPage>, ApiError> {
+    let actor = caller.actor()?;
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::Invalid(
+            "limit 须在 1–200 之间 / limit must be between 1 and 200".into(),
+        ));
+    }
+    let mut statuses = Vec::new();
+    for raw in params
+        .status
+        .iter()
+        .flat_map(|list| list.split(','))
+        .map(str::trim)
+        .filter(|raw| !raw.is_empty())
+    {
+        statuses.push(
+            OrderStatus::parse(raw).ok_or_else(|| {
+                ApiError::Invalid(format!("未知的订单状态 / unknown status: {raw}"))
+            })?,
+        );
+    }
+    if let Some(service) = &params.service {
+        if ServiceCode::parse(service).is_none() {
+            return Err(ApiError::Invalid(format!(
+                "未知的服务 / unknown service: {service}"
+            )));
+        }
+    }
+    let mut filter = OrderFilter {
+        customer_id: params.customer_id,
+        worker_id: params.worker_id,
+        statuses,
+        service: params.service,
+        placed_from: params.placed_from,
+        placed_to: params.placed_to,
+        scheduled_from: params.scheduled_from,
+        scheduled_to: params.scheduled_to,
+    };
+    match actor.role {
+        Role::Admin => {}
+        Role::Customer => filter.customer_id = Some(actor.id),
+        Role::Worker => filter.worker_id = Some(actor.id),
+        Role::Analyst | Role::System => return Err(ApiError::forbidden()),
+    }
+    let page = order_views::list(
+        &state.pool,
+        &filter,
+        params.sort.unwrap_or_default(),
+        params.direction.unwrap_or_default(),
+        params.cursor.as_deref(),
+        limit,
+    )
+    .await
+    .map_err(|error| match error {
+        order_views::ListError::BadCursor => ApiError::Invalid(error.to_string()),
+        order_views::ListError::Database(cause) => cause.into(),
+    })?;
+    Ok(axum::Json(OrderPage {
+        items: page.items.into_iter().map(OrderView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StatusCount {
+    pub status: String,
+    pub count: i64,
+}
+
+/// How many orders are in each status (admins).
+#[utoipa::path(get, path = "/api/v1/admin/order-counts", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [StatusCount])))]
+pub async fn counts(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<StatusCount>>, ApiError> {
+    let counts = order_views::counts_by_status(&state.pool).await?;
+    Ok(axum::Json(
+        counts
+            .into_iter()
+            .map(|(status, count)| StatusCount { status, count })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: String,
+}
+
+async fn run(
+    state: &AppState,
+    order_id: Uuid,
+    command: OrderCommand,
+    context: &CommandContext,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let committed = state.orders.execute(order_id, command, context).await?;
+    Ok(ack(order_id, committed))
+}
+
+/// Cancel an order before its service starts (its customer or an admin).
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ReasonBody>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let command = OrderCommand::Cancel {
+        by,
+        reason: body.reason,
+        now: context.occurred_at,
+    };
+    run(&state, order_id, command, &context).await
+}
+
+/// Open a dispute during or after the service (its customer or an admin).
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/dispute", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
+pub async fn dispute(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ReasonBody>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let command = OrderCommand::Dispute {
+        by,
+        reason: body.reason,
+        now: context.occurred_at,
+    };
+    run(&state, order_id, command, &context).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    pub quality: u8,
+    pub attitude: u8,
+    pub skill: u8,
+    #[serde(default)]
+    pub comment: String,
+}
+
+/// Review a completed order (its customer).
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/review", tag = "orders", request_body = ReviewBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
+pub async fn review(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ReviewBody>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
+    if body.comment.chars().count() > 1000 {
+        return Err(ApiError::Invalid(
+            "评价最多 1000 字 / a review is at most 1000 characters".into(),
+        ));
+    }
+    let command = OrderCommand::Review {
+        customer_id: customer.id,
+        quality: body.quality,
+        attitude: body.attitude,
+        skill: body.skill,
+        comment: body.comment,
+        now: context.occurred_at,
+    };
+    run(&state, order_id, command, &context).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentBody {
+    /// The bank or cashier reference of an offline payment.
+    pub reference: String,
+    /// Fen; must equal the order total.
+    pub amount: i64,
+}
+
+/// Record an offline payment for an order awaiting payment (admins).
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/payments", tag = "orders", request_body = PaymentBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn record_payment(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<PaymentBody>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let reference =
+        domain::values::required_text("支付流水号 payment reference", &body.reference, 100)?;
+    let command = OrderCommand::RecordPayment {
+        payment_reference: reference,
+        amount: Fen::new(body.amount)?,
+        now: context.occurred_at,
+    };
+    run(&state, order_id, command, &context).await
+}
+
+/// Open a paid order for dispatch (admins).
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/dispatch", tag = "orders", security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
+pub async fn open_dispatch(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    run(
+        &state,
+        order_id,
+        OrderCommand::OpenDispatch {
+            now: context.occurred_at,
+        },
+        &context,
+    )
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AssignBody {
+    pub worker_id: Uuid,
+}
+
+/// Assign a worker to a paid order (admins). The worker must be active and skilled for it.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/assignment", tag = "orders", request_body = AssignBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
+pub async fn assign(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<AssignBody>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    // The worker's own stream, not a read model: the decision must see the latest standing.
+    let (worker, _): (Worker, usize) = state.workers.load(body.worker_id).await?;
+    let command = OrderCommand::AssignWorker {
+        worker: worker.facts(body.worker_id),
+        by,
+        now: context.occurred_at,
+    };
+    run(&state, order_id, command, &context).await
+}
+
+macro_rules! worker_step {
+    ($name:ident, $path:literal, $variant:ident, $summary:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(post, path = $path, tag = "orders", security(("bearer" = [])),
+            params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+            responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+        pub async fn $name(
+            State(state): State<AppState>,
+            context: CommandContext,
+            AppPath(order_id): AppPath<Uuid>,
+        ) -> Result<axum::Json<OrderAck>, ApiError> {
+            let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
+            let command = OrderCommand::$variant { worker_id: worker.id, now: context.occurred_at };
+            run(&state, order_id, command, &context).await
+        }
+    };
+}
+
+worker_step!(
+    accept,
+    "/api/v1/orders/{order_id}/accept",
+    Accept,
+    "Accept an order assigned to you (workers)."
+);
+worker_step!(
+    depart,
+    "/api/v1/orders/{order_id}/depart",
+    Depart,
+    "Set off to the customer (workers)."
+);
+worker_step!(
+    arrive,
+    "/api/v1/orders/{order_id}/arrive",
+    Arrive,
+    "Arrive at the address (workers)."
+);
+worker_step!(
+    start,
+    "/api/v1/orders/{order_id}/start",
+    StartService,
+    "Start the service (workers)."
+);
+worker_step!(
+    finish,
+    "/api/v1/orders/{order_id}/finish",
+    FinishService,
+    "Finish the service (workers)."
+);
+
+/// Decline an order assigned to you; it goes back to dispatch (workers).
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/decline", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
+pub async fn decline(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ReasonBody>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let command = OrderCommand::Decline {
+        worker_id: worker.id,
+        reason: body.reason,
+        now: context.occurred_at,
+    };
+    run(&state, order_id, command, &context).await
+}

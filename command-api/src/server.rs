@@ -1,0 +1,137 @@
+//! Starting the platform: the database (given, or our own under `./var`), migrations,
+//! projections, the projectors and the HTTP server, and stopping it all gracefully.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use projections::{Projector, ProjectorStats};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// Connects to `database_url`, or, when there is none, to the platform's own PostgreSQL under
+/// `var_dir` (started, and created on first use, from the machine's PostgreSQL binaries).
+pub async fn connect(
+    database_url: Option<&str>,
+    var_dir: &Path,
+    max_connections: u32,
+) -> anyhow::Result<PgPool> {
+    let url = match database_url {
+        Some(url) => url.to_owned(),
+        None => {
+            let data_dir =
+                std::path::absolute(var_dir.join("pg")).context("resolving the data directory")?;
+            let cluster =
+                tokio::task::spawn_blocking(move || localpg::ensure_persistent(&data_dir))
+                    .await
+                    .context("starting the embedded PostgreSQL")??;
+            tracing::info!("using the embedded PostgreSQL under {}", var_dir.display());
+            cluster.url("anjia")
+        }
+    };
+    let options = PgConnectOptions::from_str(&url).context("parsing DATABASE_URL")?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .context("connecting to PostgreSQL")
+}
+
+/// Applies migrations and sets up every projection's first generation.
+pub async fn prepare(pool: &PgPool) -> anyhow::Result<()> {
+    migrations::run(pool).await.context("applying migrations")?;
+    projections::ensure_all(pool)
+        .await
+        .context("setting up projections")?;
+    Ok(())
+}
+
+/// A running server and its projectors.
+pub struct Running {
+    pub address: SocketAddr,
+    pub projector_stats: Vec<(String, Arc<ProjectorStats>)>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight ones finish, stops projectors at a checkpoint.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Serves the app on `listener` and runs the projectors, until `stop` or the signal.
+pub async fn start(
+    pool: PgPool,
+    listener: TcpListener,
+    run_projectors: bool,
+) -> anyhow::Result<Running> {
+    let state = AppState::new(pool.clone()).await?;
+    let address = listener.local_addr()?;
+    let (shutdown, shutdown_receiver) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let mut projector_stats = Vec::new();
+    if run_projectors {
+        for projection in projections::all_projections() {
+            let name = projection.name().to_owned();
+            let projector = Projector::new(pool.clone(), projection);
+            projector_stats.push((name, projector.stats.clone()));
+            tasks.push(tokio::spawn(projector.run(shutdown_receiver.clone())));
+        }
+    }
+    let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let mut server_shutdown = shutdown_receiver.clone();
+    tasks.push(tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_shutdown.wait_for(|stop| *stop).await;
+            })
+            .await;
+        if let Err(error) = served {
+            tracing::error!(error = %error, "the HTTP server failed");
+        }
+    }));
+    Ok(Running {
+        address,
+        projector_stats,
+        shutdown,
+        tasks,
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn termination() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
+}

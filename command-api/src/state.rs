@@ -1,0 +1,33 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use domain::customer::Customer;
+use domain::order::Order;
+use domain::worker::Worker;
+use sqlx::PgPool;
+
+use crate::auth::TokenKey;
+use crate::commands::CommandBus;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub token_key: TokenKey,
+    pub orders: Arc<CommandBus<Order>>,
+    pub workers: Arc<CommandBus<Worker>>,
+    pub customers: Arc<CommandBus<Customer>>,
+}
+
+impl AppState {
+    pub async fn new(pool: PgPool) -> anyhow::Result<Self> {
+        let token_key = TokenKey::load_or_create(&pool).await?;
+        Ok(AppState {
+            token_key,
+            orders: Arc::new(CommandBus::new(pool.clone())),
+            workers: Arc::new(CommandBus::new(pool.clone())),
+            customers: Arc::new(CommandBus::new(pool.clone())),
+            pool,
+        })
+    }
+}

@@ -1,0 +1,190 @@
+//! The `Customer` aggregate: a family's profile and its saved service addresses.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::values::{required_text, Address, PhoneNumber, ValueError};
+
+/// The most addresses one customer keeps.
+pub const MAX_ADDRESSES: usize = 20;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CustomerCommand {
+    Register {
+        customer_id: Uuid,
+        name: String,
+        phone: Option<PhoneNumber>,
+        now: DateTime<Utc>,
+    },
+    Rename {
+        name: String,
+        now: DateTime<Utc>,
+    },
+    AddAddress {
+        address_id: Uuid,
+        label: String,
+        address: Address,
+        now: DateTime<Utc>,
+    },
+    RemoveAddress {
+        address_id: Uuid,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CustomerEvent {
+    CustomerRegistered {
+        customer_id: Uuid,
+        name: String,
+        phone: Option<PhoneNumber>,
+        registered_at: DateTime<Utc>,
+    },
+    CustomerRenamed {
+        name: String,
+        renamed_at: DateTime<Utc>,
+    },
+    AddressAdded {
+        address_id: Uuid,
+        label: String,
+        address: Address,
+        added_at: DateTime<Utc>,
+    },
+    AddressRemoved {
+        address_id: Uuid,
+        removed_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for CustomerEvent {
+    fn event_type(&self) -> String {
+        let name = match self {
+            CustomerEvent::CustomerRegistered { .. } => "CustomerRegistered",
+            CustomerEvent::CustomerRenamed { .. } => "CustomerRenamed",
+            CustomerEvent::AddressAdded { .. } => "AddressAdded",
+            CustomerEvent::AddressRemoved { .. } => "AddressRemoved",
+        };
+        name.to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        crate::EVENT_VERSION.to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CustomerError {
+    #[error("客户不存在 / no such customer")]
+    NotFound,
+    #[error("客户已注册 / the customer is already registered")]
+    AlreadyRegistered,
+    #[error("地址不存在 / no such address")]
+    NoSuchAddress,
+    #[error("地址已存在 / the address already exists")]
+    AddressExists,
+    #[error("最多保存 {MAX_ADDRESSES} 个地址 / at most {MAX_ADDRESSES} addresses can be saved")]
+    TooManyAddresses,
+    #[error("{0}")]
+    Invalid(#[from] ValueError),
+}
+
+/// The state a customer's events fold into.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    pub registered: bool,
+    pub address_ids: Vec<Uuid>,
+}
+
+impl Customer {
+    fn decide(&self, command: CustomerCommand) -> Result<Vec<CustomerEvent>, CustomerError> {
+        match command {
+            CustomerCommand::Register {
+                customer_id,
+                name,
+                phone,
+                now,
+            } => {
+                if self.registered {
+                    return Err(CustomerError::AlreadyRegistered);
+                }
+                Ok(vec![CustomerEvent::CustomerRegistered {
+                    customer_id,
+                    name: required_text("姓名 name", &name, 40)?,
+                    phone,
+                    registered_at: now,
+                }])
+            }
+            _ if !self.registered => Err(CustomerError::NotFound),
+            CustomerCommand::Rename { name, now } => Ok(vec![CustomerEvent::CustomerRenamed {
+                name: required_text("姓名 name", &name, 40)?,
+                renamed_at: now,
+            }]),
+            CustomerCommand::AddAddress {
+                address_id,
+                label,
+                address,
+                now,
+            } => {
+                if self.address_ids.contains(&address_id) {
+                    return Err(CustomerError::AddressExists);
+                }
+                if self.address_ids.len() >= MAX_ADDRESSES {
+                    return Err(CustomerError::TooManyAddresses);
+                }
+                Ok(vec![CustomerEvent::AddressAdded {
+                    address_id,
+                    label: required_text("地址标签 label", &label, 20)?,
+                    address,
+                    added_at: now,
+                }])
+            }
+            CustomerCommand::RemoveAddress { address_id, now } => {
+                if !self.address_ids.contains(&address_id) {
+                    return Err(CustomerError::NoSuchAddress);
+                }
+                Ok(vec![CustomerEvent::AddressRemoved {
+                    address_id,
+                    removed_at: now,
+                }])
+            }
+        }
+    }
+}
+
+impl Aggregate for Customer {
+    const TYPE: &'static str = "customer";
+    type Command = CustomerCommand;
+    type Event = CustomerEvent;
+    type Error = CustomerError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            CustomerEvent::CustomerRegistered { .. } => self.registered = true,
+            CustomerEvent::CustomerRenamed { .. } => {}
+            CustomerEvent::AddressAdded { address_id, .. } => self.address_ids.push(address_id),
+            CustomerEvent::AddressRemoved { address_id, .. } => {
+                self.address_ids.retain(|existing| *existing != address_id)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "customer_tests.rs"]
+mod tests;

@@ -1,0 +1,289 @@
+//! Value types that make bad states unrepresentable: money in fen, phone numbers, addresses,
+//! coordinates with their datum, and the acting party of a command.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Why a value was refused. Messages are Simplified Chinese first, English second.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    #[error("金额不能为负数 / amount must not be negative: {0}")]
+    NegativeAmount(i64),
+    #[error("手机号格式不正确 / not a mainland China mobile number: {0}")]
+    BadPhone(String),
+    #[error("{field}不能为空 / {field} must not be empty")]
+    Empty { field: &'static str },
+    #[error("{field}过长（最多 {max} 字）/ {field} is longer than {max} characters")]
+    TooLong { field: &'static str, max: usize },
+    #[error("坐标超出范围 / coordinate out of range: {0}, {1}")]
+    BadCoordinate(String, String),
+}
+
+/// An amount of money in fen (分), the smallest unit of the renminbi. Never negative.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Fen(i64);
+
+impl Fen {
+    pub const ZERO: Fen = Fen(0);
+
+    pub fn new(amount: i64) -> Result<Self, ValueError> {
+        if amount < 0 {
+            return Err(ValueError::NegativeAmount(amount));
+        }
+        Ok(Fen(amount))
+    }
+
+    /// For literal amounts in code; fails the build (in const context) on a negative one.
+    pub const fn literal(amount: i64) -> Self {
+        assert!(amount >= 0, "amounts are never negative");
+        Fen(amount)
+    }
+
+    pub fn get(self) -> i64 {
+        self.0
+    }
+
+    /// Multiplies by a count, refusing overflow instead of wrapping.
+    pub fn times(self, count: u32) -> Option<Fen> {
+        self.0.checked_mul(i64::from(count)).map(Fen)
+    }
+}
+
+impl TryFrom<i64> for Fen {
+    type Error = ValueError;
+    fn try_from(amount: i64) -> Result<Self, Self::Error> {
+        Fen::new(amount)
+    }
+}
+
+impl From<Fen> for i64 {
+    fn from(amount: Fen) -> i64 {
+        amount.0
+    }
+}
+
+impl fmt::Display for Fen {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "¥{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// A mainland China mobile number: 11 digits starting with 1[3-9], with an optional +86 prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct PhoneNumber(String);
+
+impl PhoneNumber {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
+        let digits = compact
+            .strip_prefix("+86")
+            .or_else(|| compact.strip_prefix("86").filter(|rest| rest.len() == 11))
+            .unwrap_or(&compact);
+        let well_formed = digits.len() == 11
+            && digits.chars().all(|c| c.is_ascii_digit())
+            && digits.starts_with('1')
+            && matches!(digits.as_bytes()[1], b'3'..=b'9');
+        if !well_formed {
+            return Err(ValueError::BadPhone(raw.to_owned()));
+        }
+        Ok(PhoneNumber(digits.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The form shown in read models, responses and logs: `138****5678`.
+    pub fn masked(&self) -> String {
+        format!("{}****{}", &self.0[..3], &self.0[7..])
+    }
+}
+
+impl TryFrom<String> for PhoneNumber {
+    type Error = ValueError;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        PhoneNumber::parse(&raw)
+    }
+}
+
+impl From<PhoneNumber> for String {
+    fn from(phone: PhoneNumber) -> String {
+        phone.0
+    }
+}
+
+/// Trims a piece of free text and checks it is present and not too long.
+pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValueError> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(ValueError::Empty { field });
+    }
+    if trimmed.chars().count() > max {
+        return Err(ValueError::TooLong { field, max });
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The geodetic datum a coordinate is in. Chinese map providers each use their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoordinateSystem {
+    /// From GPS receivers.
+    Wgs84,
+    /// Amap and Tencent maps.
+    Gcj02,
+    /// Baidu maps.
+    Bd09,
+}
+
+/// A point on the earth, always with the datum it was measured in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GeoPoint {
+    pub latitude: f64,
+    pub longitude: f64,
+    pub system: CoordinateSystem,
+}
+
+impl GeoPoint {
+    pub fn new(
+        latitude: f64,
+        longitude: f64,
+        system: CoordinateSystem,
+    ) -> Result<Self, ValueError> {
+        let in_range = (-90.0..=90.0).contains(&latitude) && (-180.0..=180.0).contains(&longitude);
+        if !in_range {
+            return Err(ValueError::BadCoordinate(
+                latitude.to_string(),
+                longitude.to_string(),
+            ));
+        }
+        Ok(GeoPoint {
+            latitude,
+            longitude,
+            system,
+        })
+    }
+}
+
+/// Where a service takes place.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    pub city: String,
+    pub district: String,
+    pub detail: String,
+    pub contact_name: String,
+    pub contact_phone: PhoneNumber,
+    pub location: Option<GeoPoint>,
+}
+
+impl Address {
+    pub fn new(
+        city: &str,
+        district: &str,
+        detail: &str,
+        contact_name: &str,
+        contact_phone: PhoneNumber,
+        location: Option<GeoPoint>,
+    ) -> Result<Self, ValueError> {
+        Ok(Address {
+            city: required_text("城市 city", city, 40)?,
+            district: required_text("区县 district", district, 40)?,
+            detail: required_text("详细地址 address detail", detail, 200)?,
+            contact_name: required_text("联系人 contact name", contact_name, 40)?,
+            contact_phone,
+            location,
+        })
+    }
+}
+
+/// The roles a caller can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Customer,
+    Worker,
+    Admin,
+    Analyst,
+    /// Timed jobs and process managers acting on their own.
+    System,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Customer => "customer",
+            Role::Worker => "worker",
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::System => "system",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Role> {
+        [
+            Role::Customer,
+            Role::Worker,
+            Role::Admin,
+            Role::Analyst,
+            Role::System,
+        ]
+        .into_iter()
+        .find(|role| role.as_str() == raw)
+    }
+}
+
+/// Who issued a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Actor {
+    pub id: Uuid,
+    pub role: Role,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phone_numbers_are_normalised_and_masked() {
+        let phone = PhoneNumber::parse("+86 138-0013-5678").expect("valid");
+        assert_eq!(phone.as_str(), "13800135678");
+        assert_eq!(phone.masked(), "138****5678");
+    }
+
+    #[test]
+    fn malformed_phone_numbers_are_refused() {
+        for raw in [
+            "",
+            "12800135678",
+            "1380013567",
+            "138001356789",
+            "1380013567a",
+            "+1 415 555 0100",
+        ] {
+            assert!(PhoneNumber::parse(raw).is_err(), "{raw} should be refused");
+        }
+    }
+
+    #[test]
+    fn negative_money_is_refused_and_display_shows_yuan() {
+        assert_eq!(Fen::new(-1), Err(ValueError::NegativeAmount(-1)));
+        assert_eq!(Fen::new(12_345).expect("valid").to_string(), "¥123.45");
+        assert!(serde_json::from_str::<Fen>("-5").is_err());
+    }
+
+    #[test]
+    fn multiplying_money_refuses_overflow() {
+        assert_eq!(Fen::new(i64::MAX).expect("valid").times(2), None);
+        assert_eq!(Fen::new(300).expect("valid").times(3), Some(Fen(900)));
+    }
+
+    #[test]
+    fn coordinates_out_of_range_are_refused() {
+        assert!(GeoPoint::new(91.0, 0.0, CoordinateSystem::Wgs84).is_err());
+        assert!(GeoPoint::new(31.23, 121.47, CoordinateSystem::Gcj02).is_ok());
+    }
+}

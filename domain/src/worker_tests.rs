@@ -1,0 +1,617 @@
+//! Given/when/then tests of the `Worker` aggregate.
+
+use std::collections::HashSet;
+
+use chrono::{TimeDelta, TimeZone};
+use cqrs_es::test::TestFramework;
+
+use super::*;
+use crate::values::Role;
+
+type WorkerTester = TestFramework<Worker>;
+
+const WORKER_ID: Uuid = Uuid::from_u128(0x0a01);
+const ADMIN_ID: Uuid = Uuid::from_u128(0x0ad1);
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 1, 9, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+fn later(minutes: i64) -> DateTime<Utc> {
+    now() + TimeDelta::minutes(minutes)
+}
+
+fn admin() -> Actor {
+    Actor {
+        id: ADMIN_ID,
+        role: Role::Admin,
+    }
+}
+
+fn profile() -> WorkerProfile {
+    WorkerProfile {
+        name: "李阿姨".to_owned(),
+        phone: PhoneNumber::parse("13912345678").expect("a valid phone number"),
+        years_of_experience: 8,
+        languages: vec!["普通话".to_owned(), "上海话".to_owned()],
+        service_area: ServiceArea {
+            city: "上海市".to_owned(),
+            districts: vec!["浦东新区".to_owned(), "徐汇区".to_owned()],
+        },
+    }
+}
+
+fn skills() -> Vec<ServiceCode> {
+    vec![ServiceCode::DailyCleaning, ServiceCode::DeepCleaning]
+}
+
+// Commands ------------------------------------------------------------------------------------
+
+fn register(profile: WorkerProfile, skills: Vec<ServiceCode>) -> WorkerCommand {
+    WorkerCommand::Register {
+        worker_id: WORKER_ID,
+        profile,
+        skills,
+        now: now(),
+    }
+}
+
+fn update_profile(profile: WorkerProfile) -> WorkerCommand {
+    WorkerCommand::UpdateProfile {
+        profile,
+        now: later(10),
+    }
+}
+
+fn set_skills(skills: Vec<ServiceCode>) -> WorkerCommand {
+    WorkerCommand::SetSkills {
+        skills,
+        now: later(20),
+    }
+}
+
+fn go_online() -> WorkerCommand {
+    WorkerCommand::GoOnline { now: later(30) }
+}
+
+fn go_offline() -> WorkerCommand {
+    WorkerCommand::GoOffline { now: later(40) }
+}
+
+fn suspend(reason: &str) -> WorkerCommand {
+    WorkerCommand::Suspend {
+        by: admin(),
+        reason: reason.to_owned(),
+        now: later(50),
+    }
+}
+
+fn reinstate() -> WorkerCommand {
+    WorkerCommand::Reinstate {
+        by: admin(),
+        now: later(60),
+    }
+}
+
+// Events --------------------------------------------------------------------------------------
+
+fn registered() -> WorkerEvent {
+    WorkerEvent::WorkerRegistered {
+        worker_id: WORKER_ID,
+        profile: profile(),
+        skills: skills(),
+        registered_at: now(),
+    }
+}
+
+fn profile_updated(profile: WorkerProfile) -> WorkerEvent {
+    WorkerEvent::WorkerProfileUpdated {
+        profile,
+        updated_at: later(10),
+    }
+}
+
+fn skills_set(skills: Vec<ServiceCode>) -> WorkerEvent {
+    WorkerEvent::WorkerSkillsSet {
+        skills,
+        set_at: later(20),
+    }
+}
+
+fn went_online() -> WorkerEvent {
+    WorkerEvent::WorkerWentOnline { at: later(30) }
+}
+
+fn went_offline() -> WorkerEvent {
+    WorkerEvent::WorkerWentOffline { at: later(40) }
+}
+
+fn suspended(reason: &str) -> WorkerEvent {
+    WorkerEvent::WorkerSuspended {
+        by: admin(),
+        reason: reason.to_owned(),
+        at: later(50),
+    }
+}
+
+fn reinstated() -> WorkerEvent {
+    WorkerEvent::WorkerReinstated {
+        by: admin(),
+        at: later(60),
+    }
+}
+
+fn fold(events: impl IntoIterator<Item = WorkerEvent>) -> Worker {
+    let mut worker = Worker::default();
+    for event in events {
+        worker.apply(event);
+    }
+    worker
+}
+
+fn unregistered() -> cqrs_es::test::AggregateTestExecutor<Worker> {
+    WorkerTester::with(()).given_no_previous_events()
+}
+
+fn given(events: Vec<WorkerEvent>) -> cqrs_es::test::AggregateTestExecutor<Worker> {
+    WorkerTester::with(()).given(events)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Registration
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_new_worker_registers_with_a_profile_and_skills() {
+    unregistered()
+        .when(register(profile(), skills()))
+        .then_expect_events(vec![registered()]);
+}
+
+#[test]
+fn registering_twice_is_refused() {
+    given(vec![registered()])
+        .when(register(profile(), skills()))
+        .then_expect_error(WorkerError::AlreadyRegistered);
+}
+
+#[test]
+fn registering_again_while_suspended_is_still_refused() {
+    given(vec![registered(), suspended("多次投诉")])
+        .when(register(profile(), skills()))
+        .then_expect_error(WorkerError::AlreadyRegistered);
+}
+
+#[test]
+fn registering_without_skills_is_refused() {
+    unregistered()
+        .when(register(profile(), vec![]))
+        .then_expect_error(WorkerError::NoSkills);
+}
+
+#[test]
+fn duplicate_skills_are_recorded_once_in_a_stable_order() {
+    let repeated = vec![
+        ServiceCode::Nanny,
+        ServiceCode::DailyCleaning,
+        ServiceCode::Nanny,
+        ServiceCode::HomeRepair,
+        ServiceCode::DailyCleaning,
+    ];
+    unregistered()
+        .when(register(profile(), repeated))
+        .then_expect_events(vec![WorkerEvent::WorkerRegistered {
+            worker_id: WORKER_ID,
+            profile: profile(),
+            skills: vec![
+                ServiceCode::DailyCleaning,
+                ServiceCode::HomeRepair,
+                ServiceCode::Nanny,
+            ],
+            registered_at: now(),
+        }]);
+}
+
+#[test]
+fn the_profiles_free_text_is_trimmed_on_registration() {
+    let untidy = WorkerProfile {
+        name: "  李阿姨 ".to_owned(),
+        service_area: ServiceArea {
+            city: " 上海市".to_owned(),
+            districts: vec!["浦东新区  ".to_owned(), "\t徐汇区".to_owned()],
+        },
+        ..profile()
+    };
+    unregistered()
+        .when(register(untidy, skills()))
+        .then_expect_events(vec![registered()]);
+}
+
+#[test]
+fn a_profile_with_a_blank_name_city_or_district_is_refused() {
+    let blank_name = WorkerProfile {
+        name: "   ".to_owned(),
+        ..profile()
+    };
+    let blank_city = WorkerProfile {
+        service_area: ServiceArea {
+            city: String::new(),
+            ..profile().service_area
+        },
+        ..profile()
+    };
+    let blank_district = WorkerProfile {
+        service_area: ServiceArea {
+            districts: vec!["浦东新区".to_owned(), " ".to_owned()],
+            ..profile().service_area
+        },
+        ..profile()
+    };
+    let cases = [
+        (blank_name, "姓名 name"),
+        (blank_city, "城市 city"),
+        (blank_district, "区县 district"),
+    ];
+    for (profile, field) in cases {
+        unregistered()
+            .when(register(profile, skills()))
+            .then_expect_error(WorkerError::Invalid(ValueError::Empty { field }));
+    }
+}
+
+#[test]
+fn a_profile_with_overlong_text_is_refused() {
+    let long = "长".repeat(41);
+    let long_name = WorkerProfile {
+        name: long.clone(),
+        ..profile()
+    };
+    let long_city = WorkerProfile {
+        service_area: ServiceArea {
+            city: long.clone(),
+            ..profile().service_area
+        },
+        ..profile()
+    };
+    let long_district = WorkerProfile {
+        service_area: ServiceArea {
+            districts: vec![long],
+            ..profile().service_area
+        },
+        ..profile()
+    };
+    let cases = [
+        (long_name, "姓名 name"),
+        (long_city, "城市 city"),
+        (long_district, "区县 district"),
+    ];
+    for (profile, field) in cases {
+        unregistered()
+            .when(register(profile, skills()))
+            .then_expect_error(WorkerError::Invalid(ValueError::TooLong { field, max: 40 }));
+    }
+}
+
+#[test]
+fn a_name_of_exactly_forty_characters_is_accepted() {
+    let name = "名".repeat(40);
+    let forty = WorkerProfile {
+        name: name.clone(),
+        ..profile()
+    };
+    unregistered()
+        .when(register(forty, skills()))
+        .then_expect_events(vec![WorkerEvent::WorkerRegistered {
+            worker_id: WORKER_ID,
+            profile: WorkerProfile { name, ..profile() },
+            skills: skills(),
+            registered_at: now(),
+        }]);
+}
+
+#[test]
+fn more_than_sixty_years_of_experience_is_refused() {
+    let implausible = WorkerProfile {
+        years_of_experience: 61,
+        ..profile()
+    };
+    unregistered()
+        .when(register(implausible, skills()))
+        .then_expect_error(WorkerError::Invalid(ValueError::TooLong {
+            field: "从业年限 years of experience",
+            max: 60,
+        }));
+    let veteran = WorkerProfile {
+        years_of_experience: 60,
+        ..profile()
+    };
+    assert!(unregistered()
+        .when(register(veteran, skills()))
+        .inspect_result()
+        .is_ok());
+}
+
+#[test]
+fn a_registered_worker_is_eligible_for_their_skills_only() {
+    let worker = fold(vec![registered()]);
+    assert!(worker.registered && !worker.suspended && !worker.online);
+    assert_eq!(
+        worker.facts(WORKER_ID),
+        crate::order::WorkerFacts {
+            worker_id: WORKER_ID,
+            registered: true,
+            active: true,
+            skills: skills()
+        }
+    );
+}
+
+#[test]
+fn an_unregistered_worker_is_neither_registered_nor_active() {
+    let facts = Worker::default().facts(WORKER_ID);
+    assert!(!facts.registered && !facts.active && facts.skills.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands before registration
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn every_command_before_registration_is_not_found() {
+    let commands = [
+        update_profile(profile()),
+        set_skills(skills()),
+        go_online(),
+        go_offline(),
+        suspend("多次投诉"),
+        reinstate(),
+    ];
+    for command in commands {
+        unregistered()
+            .when(command)
+            .then_expect_error(WorkerError::NotFound);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile and skills
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_registered_worker_can_update_their_profile() {
+    let moved = WorkerProfile {
+        years_of_experience: 9,
+        service_area: ServiceArea {
+            city: "杭州市".to_owned(),
+            districts: vec!["西湖区".to_owned()],
+        },
+        ..profile()
+    };
+    given(vec![registered()])
+        .when(update_profile(moved.clone()))
+        .then_expect_events(vec![profile_updated(moved)]);
+}
+
+#[test]
+fn an_updated_profile_is_validated_and_trimmed() {
+    given(vec![registered()])
+        .when(update_profile(WorkerProfile {
+            name: "".to_owned(),
+            ..profile()
+        }))
+        .then_expect_error(WorkerError::Invalid(ValueError::Empty {
+            field: "姓名 name",
+        }));
+    given(vec![registered()])
+        .when(update_profile(WorkerProfile {
+            name: " 李阿姨 ".to_owned(),
+            ..profile()
+        }))
+        .then_expect_events(vec![profile_updated(profile())]);
+}
+
+#[test]
+fn a_suspended_worker_can_still_correct_their_profile() {
+    given(vec![registered(), suspended("多次投诉")])
+        .when(update_profile(profile()))
+        .then_expect_events(vec![profile_updated(profile())]);
+}
+
+#[test]
+fn setting_skills_replaces_them_deduplicated() {
+    given(vec![registered()])
+        .when(set_skills(vec![
+            ServiceCode::MaternityNurse,
+            ServiceCode::InfantCarer,
+            ServiceCode::MaternityNurse,
+        ]))
+        .then_expect_events(vec![skills_set(vec![
+            ServiceCode::InfantCarer,
+            ServiceCode::MaternityNurse,
+        ])]);
+    let worker = fold(vec![
+        registered(),
+        skills_set(vec![ServiceCode::InfantCarer]),
+    ]);
+    assert_eq!(worker.skills, vec![ServiceCode::InfantCarer]);
+}
+
+#[test]
+fn setting_no_skills_is_refused() {
+    given(vec![registered()])
+        .when(set_skills(vec![]))
+        .then_expect_error(WorkerError::NoSkills);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Online and offline
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_registered_worker_can_go_online() {
+    given(vec![registered()])
+        .when(go_online())
+        .then_expect_events(vec![went_online()]);
+}
+
+#[test]
+fn going_online_twice_records_nothing() {
+    given(vec![registered(), went_online()])
+        .when(go_online())
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn an_online_worker_can_go_offline() {
+    given(vec![registered(), went_online()])
+        .when(go_offline())
+        .then_expect_events(vec![went_offline()]);
+}
+
+#[test]
+fn going_offline_while_offline_records_nothing() {
+    given(vec![registered()])
+        .when(go_offline())
+        .then_expect_events(vec![]);
+    given(vec![registered(), went_online(), went_offline()])
+        .when(go_offline())
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_suspended_worker_cannot_go_online() {
+    given(vec![registered(), suspended("多次投诉")])
+        .when(go_online())
+        .then_expect_error(WorkerError::Suspended);
+}
+
+#[test]
+fn suspension_takes_an_online_worker_offline() {
+    let worker = fold(vec![registered(), went_online(), suspended("多次投诉")]);
+    assert!(worker.suspended);
+    assert!(!worker.online);
+    given(vec![registered(), went_online(), suspended("多次投诉")])
+        .when(go_offline())
+        .then_expect_events(vec![]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Suspension and reinstatement
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_worker_can_be_suspended_with_a_trimmed_reason() {
+    given(vec![registered(), went_online()])
+        .when(suspend("  多次投诉 "))
+        .then_expect_events(vec![suspended("多次投诉")]);
+}
+
+#[test]
+fn suspending_without_a_reason_is_refused() {
+    for reason in ["", "   ", "\n"] {
+        given(vec![registered()])
+            .when(suspend(reason))
+            .then_expect_error(WorkerError::ReasonRequired);
+    }
+}
+
+#[test]
+fn suspending_a_suspended_worker_is_refused() {
+    given(vec![registered(), suspended("多次投诉")])
+        .when(suspend("再次停用"))
+        .then_expect_error(WorkerError::Suspended);
+}
+
+#[test]
+fn a_suspended_worker_is_not_eligible_for_orders() {
+    let facts = fold(vec![registered(), suspended("多次投诉")]).facts(WORKER_ID);
+    assert!(facts.registered);
+    assert!(!facts.active);
+}
+
+#[test]
+fn a_suspended_worker_can_be_reinstated() {
+    given(vec![registered(), suspended("多次投诉")])
+        .when(reinstate())
+        .then_expect_events(vec![reinstated()]);
+}
+
+#[test]
+fn reinstating_a_worker_who_is_not_suspended_is_refused() {
+    given(vec![registered()])
+        .when(reinstate())
+        .then_expect_error(WorkerError::NotSuspended);
+    given(vec![registered(), suspended("多次投诉"), reinstated()])
+        .when(reinstate())
+        .then_expect_error(WorkerError::NotSuspended);
+}
+
+#[test]
+fn a_reinstated_worker_is_eligible_again_and_must_go_online_themselves() {
+    let history = vec![
+        registered(),
+        went_online(),
+        suspended("多次投诉"),
+        reinstated(),
+    ];
+    let worker = fold(history.clone());
+    assert!(!worker.suspended);
+    assert!(!worker.online);
+    assert!(worker.facts(WORKER_ID).active);
+    given(history)
+        .when(go_online())
+        .then_expect_events(vec![went_online()]);
+}
+
+#[test]
+fn a_reinstated_worker_can_be_suspended_again() {
+    given(vec![registered(), suspended("多次投诉"), reinstated()])
+        .when(suspend("再次投诉"))
+        .then_expect_events(vec![suspended("再次投诉")]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events on the wire
+// ---------------------------------------------------------------------------------------------
+
+fn one_of_every_event() -> Vec<WorkerEvent> {
+    vec![
+        registered(),
+        profile_updated(profile()),
+        skills_set(vec![ServiceCode::Nanny]),
+        went_online(),
+        went_offline(),
+        suspended("多次投诉"),
+        reinstated(),
+    ]
+}
+
+/// No catch-all arm: a new event kind fails to compile until it is added to the samples.
+fn kind_index(event: &WorkerEvent) -> usize {
+    match event {
+        WorkerEvent::WorkerRegistered { .. } => 0,
+        WorkerEvent::WorkerProfileUpdated { .. } => 1,
+        WorkerEvent::WorkerSkillsSet { .. } => 2,
+        WorkerEvent::WorkerWentOnline { .. } => 3,
+        WorkerEvent::WorkerWentOffline { .. } => 4,
+        WorkerEvent::WorkerSuspended { .. } => 5,
+        WorkerEvent::WorkerReinstated { .. } => 6,
+    }
+}
+
+#[test]
+fn every_worker_event_survives_a_json_round_trip_under_a_distinct_type() {
+    let events = one_of_every_event();
+    let kinds: Vec<usize> = events.iter().map(kind_index).collect();
+    assert_eq!(kinds, (0..7).collect::<Vec<_>>());
+    let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
+    assert_eq!(types.len(), events.len());
+    for event in events {
+        let json = serde_json::to_string(&event).expect("serialises");
+        let back: WorkerEvent = serde_json::from_str(&json).expect("deserialises");
+        assert_eq!(back, event, "{json}");
+        assert_eq!(event.event_version(), crate::EVENT_VERSION);
+    }
+}

@@ -1,0 +1,18 @@
+//! Read models built by following the event log.
+//!
+//! A projector reads events in (transaction id, position) order, only from transactions older
+//! than every transaction still running, so an event that commits late is never skipped. It
+//! applies a batch and moves its checkpoint in one transaction, so a crash repeats nothing and
+//! loses nothing. Each projection lives in its own schema per generation and is read through
+//! views in `public`; a rebuild fills a new generation beside the live one and swaps the views.
+
+pub mod log;
+pub mod orders;
+pub mod projector;
+pub mod workers;
+
+pub use log::StoredEvent;
+pub use projector::{
+    all_projections, ensure_all, projection_by_name, rebuild, status, Projection, ProjectionStatus,
+    Projector, ProjectorStats, RebuildReport,
+};

@@ -1,0 +1,461 @@
+//! The orders read model: one row per order, for a customer's list, a worker's list, the
+//! order page and the admin list with filters, sorting and keyset pagination.
+
+use anyhow::Context;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use domain::order::{OrderEvent, OrderStatus};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use crate::log::StoredEvent;
+use crate::projector::Projection;
+
+pub struct OrdersProjection;
+
+#[async_trait::async_trait]
+impl Projection for OrdersProjection {
+    fn name(&self) -> &'static str {
+        "orders"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["orders"]
+    }
+
+    fn create_tables(&self, schema: &str) -> String {
+        format!(
+            "CREATE TABLE {schema}.orders (
+                order_id             uuid PRIMARY KEY,
+                customer_id          uuid        NOT NULL,
+                worker_id            uuid,
+                service              text        NOT NULL,
+                status               text        NOT NULL,
+                unit_price           bigint      NOT NULL,
+                quantity             integer     NOT NULL,
+                total                bigint      NOT NULL,
+                scheduled_start      timestamptz NOT NULL,
+                duration_minutes     integer     NOT NULL,
+                city                 text        NOT NULL,
+                district             text        NOT NULL,
+                address_detail       text        NOT NULL,
+                contact_name         text        NOT NULL,
+                contact_phone_masked text        NOT NULL,
+                note                 text,
+                placed_at            timestamptz NOT NULL,
+                paid_at              timestamptz,
+                assigned_at          timestamptz,
+                accepted_at          timestamptz,
+                departed_at          timestamptz,
+                arrived_at           timestamptz,
+                started_at           timestamptz,
+                finished_at          timestamptz,
+                cancelled_at         timestamptz,
+                cancelled_by_role    text,
+                cancel_reason        text,
+                cancel_stage         text,
+                disputed_at          timestamptz,
+                dispute_reason       text,
+                rating_quality       smallint,
+                rating_attitude      smallint,
+                rating_skill         smallint,
+                updated_at           timestamptz NOT NULL,
+                last_sequence        bigint      NOT NULL
+            );
+            CREATE INDEX ON {schema}.orders (placed_at DESC, order_id DESC);
+            CREATE INDEX ON {schema}.orders (scheduled_start, order_id);
+            CREATE INDEX ON {schema}.orders (customer_id, placed_at DESC, order_id DESC);
+            CREATE INDEX ON {schema}.orders (worker_id, scheduled_start, order_id);
+            CREATE INDEX ON {schema}.orders (status, placed_at DESC, order_id DESC);"
+        )
+    }
+
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        event: &StoredEvent,
+    ) -> anyhow::Result<()> {
+        if event.aggregate_type != "order" {
+            return Ok(());
+        }
+        let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
+        let decoded: OrderEvent = event.decode()?;
+        if let OrderEvent::OrderPlaced {
+            booking,
+            total,
+            placed_at,
+            ..
+        } = &decoded
+        {
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.orders (order_id, customer_id, service, status, unit_price, quantity, total,
+                    scheduled_start, duration_minutes, city, district, address_detail, contact_name,
+                    contact_phone_masked, note, placed_at, updated_at, last_sequence)
+                 VALUES ($1,$2,$3,'placed',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16)
+                 ON CONFLICT (order_id) DO NOTHING"
+            ))
+            .bind(order_id)
+            .bind(booking.customer_id)
+            .bind(booking.service.as_str())
+            .bind(booking.unit_price.get())
+            .bind(booking.quantity as i32)
+            .bind(total.get())
+            .bind(booking.scheduled_start)
+            .bind(booking.duration_minutes as i32)
+            .bind(&booking.address.city)
+            .bind(&booking.address.district)
+            .bind(&booking.address.detail)
+            .bind(&booking.address.contact_name)
+            .bind(booking.address.contact_phone.masked())
+            .bind(&booking.note)
+            .bind(placed_at)
+            .bind(event.sequence)
+            .execute(&mut *connection)
+            .await?;
+            return Ok(());
+        }
+        // Each later event sets the status and the columns it carries. The sequence guard
+        // makes a repeated event a no-op.
+        let (status, assignments): (OrderStatus, Vec<(&str, Value)>) = match decoded {
+            OrderEvent::OrderPlaced { .. } => unreachable!("handled above"),
+            OrderEvent::PaymentRequested { .. } => (OrderStatus::AwaitingPayment, vec![]),
+            OrderEvent::PaymentRecorded { paid_at, .. } => {
+                (OrderStatus::Paid, vec![("paid_at", Value::Time(paid_at))])
+            }
+            OrderEvent::DispatchOpened { .. } => (OrderStatus::Dispatching, vec![]),
+            OrderEvent::WorkerAssigned {
+                worker_id,
+                assigned_at,
+                ..
+            } => (
+                OrderStatus::Assigned,
+                vec![
+                    ("worker_id", Value::Id(Some(worker_id))),
+                    ("assigned_at", Value::Time(assigned_at)),
+                ],
+            ),
+            OrderEvent::AssignmentDeclined { .. } => (
+                OrderStatus::Dispatching,
+                vec![
+                    ("worker_id", Value::Id(None)),
+                    ("assigned_at", Value::NoTime),
+                ],
+            ),
+            OrderEvent::OrderAccepted { accepted_at, .. } => (
+                OrderStatus::Accepted,
+                vec![("accepted_at", Value::Time(accepted_at))],
+            ),
+            OrderEvent::WorkerDeparted { departed_at, .. } => (
+                OrderStatus::OnTheWay,
+                vec![("departed_at", Value::Time(departed_at))],
+            ),
+            OrderEvent::WorkerArrived { arrived_at, .. } => (
+                OrderStatus::Arrived,
+                vec![("arrived_at", Value::Time(arrived_at))],
+            ),
+            OrderEvent::ServiceStarted { started_at, .. } => (
+                OrderStatus::InService,
+                vec![("started_at", Value::Time(started_at))],
+            ),
+            OrderEvent::ServiceFinished { finished_at, .. } => (
+                OrderStatus::Completed,
+                vec![("finished_at", Value::Time(finished_at))],
+            ),
+            OrderEvent::OrderReviewed {
+                quality,
+                attitude,
+                skill,
+                ..
+            } => (
+                OrderStatus::Reviewed,
+                vec![
+                    ("rating_quality", Value::Small(quality.into())),
+                    ("rating_attitude", Value::Small(attitude.into())),
+                    ("rating_skill", Value::Small(skill.into())),
+                ],
+            ),
+            OrderEvent::OrderCancelled {
+                by,
+                reason,
+                stage,
+                cancelled_at,
+            } => (
+                OrderStatus::Cancelled,
+                vec![
+                    ("cancelled_at", Value::Time(cancelled_at)),
+                    (
+                        "cancelled_by_role",
+                        Value::Text(by.role.as_str().to_owned()),
+                    ),
+                    ("cancel_reason", Value::Text(reason)),
+                    ("cancel_stage", Value::Text(stage.as_str().to_owned())),
+                ],
+            ),
+            OrderEvent::OrderDisputed {
+                reason,
+                disputed_at,
+                ..
+            } => (
+                OrderStatus::Disputed,
+                vec![
+                    ("disputed_at", Value::Time(disputed_at)),
+                    ("dispute_reason", Value::Text(reason)),
+                ],
+            ),
+        };
+        let mut update: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("UPDATE {schema}.orders SET status = "));
+        update.push_bind(status.as_str());
+        update.push(", updated_at = ").push_bind(event.recorded_at);
+        update.push(", last_sequence = ").push_bind(event.sequence);
+        for (column, value) in assignments {
+            update.push(format!(", {column} = "));
+            match value {
+                Value::Time(time) => update.push_bind(time),
+                Value::NoTime => update.push_bind(None::<DateTime<Utc>>),
+                Value::Id(id) => update.push_bind(id),
+                Value::Text(text) => update.push_bind(text),
+                Value::Small(number) => update.push_bind(number),
+            };
+        }
+        update.push(" WHERE order_id = ").push_bind(order_id);
+        update
+            .push(" AND last_sequence < ")
+            .push_bind(event.sequence);
+        update.build().execute(&mut *connection).await?;
+        Ok(())
+    }
+}
+
+enum Value {
+    Time(DateTime<Utc>),
+    NoTime,
+    Id(Option<Uuid>),
+    Text(String),
+    Small(i16),
+}
+
+/// One order as the read side shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct OrderRow {
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub worker_id: Option<Uuid>,
+    pub service: String,
+    pub status: String,
+    pub unit_price: i64,
+    pub quantity: i32,
+    pub total: i64,
+    pub scheduled_start: DateTime<Utc>,
+    pub duration_minutes: i32,
+    pub city: String,
+    pub district: String,
+    pub address_detail: String,
+    pub contact_name: String,
+    pub contact_phone_masked: String,
+    pub note: Option<String>,
+    pub placed_at: DateTime<Utc>,
+    pub paid_at: Option<DateTime<Utc>>,
+    pub assigned_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub departed_at: Option<DateTime<Utc>>,
+    pub arrived_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub cancelled_by_role: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub cancel_stage: Option<String>,
+    pub disputed_at: Option<DateTime<Utc>>,
+    pub dispute_reason: Option<String>,
+    pub rating_quality: Option<i16>,
+    pub rating_attitude: Option<i16>,
+    pub rating_skill: Option<i16>,
+    pub updated_at: DateTime<Utc>,
+    pub last_sequence: i64,
+}
+
+pub async fn get(pool: &PgPool, order_id: Uuid) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as("SELECT * FROM read_orders WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// The column a list is sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    #[default]
+    PlacedAt,
+    ScheduledStart,
+    Total,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Asc,
+    #[default]
+    Desc,
+}
+
+/// Which orders to list. Every field narrows the list.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub customer_id: Option<Uuid>,
+    pub worker_id: Option<Uuid>,
+    pub statuses: Vec<OrderStatus>,
+    pub service: Option<String>,
+    pub placed_from: Option<DateTime<Utc>>,
+    pub placed_to: Option<DateTime<Utc>>,
+    pub scheduled_from: Option<DateTime<Utc>>,
+    pub scheduled_to: Option<DateTime<Utc>>,
+}
+
+/// Where the next page starts: the sort value and id of the last row seen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Cursor {
+    sort: SortKey,
+    direction: Direction,
+    time: Option<DateTime<Utc>>,
+    amount: Option<i64>,
+    order_id: Uuid,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("分页游标无效或与排序方式不符 / the page cursor is invalid or belongs to another sort order")]
+    BadCursor,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Page {
+    pub items: Vec<OrderRow>,
+    pub next_cursor: Option<String>,
+}
+
+fn encode_cursor(cursor: &Cursor) -> String {
+    let json = serde_json::to_vec(cursor).expect("cursor serialises");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn decode_cursor(raw: &str, sort: SortKey, direction: Direction) -> Result<Cursor, ListError> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| ListError::BadCursor)?;
+    let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| ListError::BadCursor)?;
+    let complete = match sort {
+        SortKey::Total => cursor.amount.is_some(),
+        SortKey::PlacedAt | SortKey::ScheduledStart => cursor.time.is_some(),
+    };
+    if cursor.sort != sort || cursor.direction != direction || !complete {
+        return Err(ListError::BadCursor);
+    }
+    Ok(cursor)
+}
+
+/// Lists orders with keyset pagination: a page costs the same wherever it is in the list.
+pub async fn list(
+    pool: &PgPool,
+    filter: &OrderFilter,
+    sort: SortKey,
+    direction: Direction,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page, ListError> {
+    let cursor = cursor
+        .map(|raw| decode_cursor(raw, sort, direction))
+        .transpose()?;
+    let column = match sort {
+        SortKey::PlacedAt => "placed_at",
+        SortKey::ScheduledStart => "scheduled_start",
+        SortKey::Total => "total",
+    };
+    let (comparison, order) = match direction {
+        Direction::Asc => (">", "ASC"),
+        Direction::Desc => ("<", "DESC"),
+    };
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT * FROM read_orders WHERE true");
+    if let Some(customer_id) = filter.customer_id {
+        query.push(" AND customer_id = ").push_bind(customer_id);
+    }
+    if let Some(worker_id) = filter.worker_id {
+        query.push(" AND worker_id = ").push_bind(worker_id);
+    }
+    if !filter.statuses.is_empty() {
+        let statuses: Vec<&str> = filter
+            .statuses
+            .iter()
+            .map(|status| status.as_str())
+            .collect();
+        query
+            .push(" AND status = ANY(")
+            .push_bind(statuses)
+            .push(")");
+    }
+    if let Some(service) = &filter.service {
+        query.push(" AND service = ").push_bind(service.clone());
+    }
+    if let Some(from) = filter.placed_from {
+        query.push(" AND placed_at >= ").push_bind(from);
+    }
+    if let Some(to) = filter.placed_to {
+        query.push(" AND placed_at < ").push_bind(to);
+    }
+    if let Some(from) = filter.scheduled_from {
+        query.push(" AND scheduled_start >= ").push_bind(from);
+    }
+    if let Some(to) = filter.scheduled_to {
+        query.push(" AND scheduled_start < ").push_bind(to);
+    }
+    if let Some(cursor) = &cursor {
+        query.push(format!(" AND ({column}, order_id) {comparison} ("));
+        match sort {
+            SortKey::Total => query.push_bind(cursor.amount),
+            SortKey::PlacedAt | SortKey::ScheduledStart => query.push_bind(cursor.time),
+        };
+        query.push(", ").push_bind(cursor.order_id).push(")");
+    }
+    query.push(format!(
+        " ORDER BY {column} {order}, order_id {order} LIMIT "
+    ));
+    query.push_bind(i64::from(limit) + 1);
+    let mut items: Vec<OrderRow> = query.build_query_as().fetch_all(pool).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|last| {
+            encode_cursor(&Cursor {
+                sort,
+                direction,
+                time: match sort {
+                    SortKey::PlacedAt => Some(last.placed_at),
+                    SortKey::ScheduledStart => Some(last.scheduled_start),
+                    SortKey::Total => None,
+                },
+                amount: (sort == SortKey::Total).then_some(last.total),
+                order_id: last.order_id,
+            })
+        })
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}
+
+/// How many orders are in each status, for the admin list's tabs.
+pub async fn counts_by_status(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
+    let rows = sqlx::query(
+        "SELECT status, COUNT(*) AS count FROM read_orders GROUP BY status ORDER BY status",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("status")?, row.try_get("count")?)))
+        .collect()
+}

@@ -1,0 +1,505 @@
+//! Running projections: the live catch-up loop, rebuilds beside the live model, and status.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::{Acquire, Executor, PgConnection, PgPool, Row};
+use tokio::sync::watch;
+
+use crate::log::{read_after, Checkpoint, StoredEvent};
+
+/// One read model fed by the log.
+#[async_trait::async_trait]
+pub trait Projection: Send + Sync {
+    /// The stable name used for checkpoints, schemas and the CLI.
+    fn name(&self) -> &'static str;
+
+    /// Creates this projection's tables inside `schema`.
+    fn create_tables(&self, schema: &str) -> String;
+
+    /// The tables exposed in `public` as `read_<table>` views.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Applies one event. Must be idempotent: an event may be offered to a fresh generation
+    /// that already saw it only through a crash-free replay, but never rely on that.
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        event: &StoredEvent,
+    ) -> anyhow::Result<()>;
+}
+
+/// Every projection the platform runs.
+pub fn all_projections() -> Vec<Arc<dyn Projection>> {
+    vec![
+        Arc::new(crate::orders::OrdersProjection),
+        Arc::new(crate::workers::WorkersProjection),
+    ]
+}
+
+pub fn projection_by_name(name: &str) -> Option<Arc<dyn Projection>> {
+    all_projections()
+        .into_iter()
+        .find(|projection| projection.name() == name)
+}
+
+fn schema_name(projection: &str, generation: i32) -> String {
+    format!("rm_{projection}_g{generation}")
+}
+
+/// A stable advisory-lock key per projection, so one process at a time runs its live projector.
+fn lease_key(projection: &str) -> i64 {
+    // FNV-1a: stable across builds and processes, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"anjia-projector:".iter().chain(projection.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// The transaction-scoped lock that a live step and a rebuild's swap both take, so a swap never
+/// lands in the middle of a step. An advisory lock, unlike `FOR UPDATE`, gives an idle step no
+/// transaction id, so polling an idle log burns none.
+fn swap_key(projection: &str) -> i64 {
+    lease_key(projection) ^ 0x5eed
+}
+
+/// Held for the whole of a rebuild, so two rebuilds of one projection never interleave.
+fn rebuild_key(projection: &str) -> i64 {
+    lease_key(projection) ^ 0x0b11d
+}
+
+async fn active_generation(connection: &mut PgConnection, name: &str) -> anyhow::Result<i32> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(swap_key(name))
+        .execute(&mut *connection)
+        .await?;
+    let generation =
+        sqlx::query_scalar("SELECT active_generation FROM projections WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *connection)
+            .await
+            .context("reading the active generation")?;
+    Ok(generation)
+}
+
+/// Creates generation 1 of every projection that has none yet. Safe to run from several
+/// processes at once: the work is serialised by a transaction-scoped advisory lock.
+pub async fn ensure_all(pool: &PgPool) -> anyhow::Result<()> {
+    for projection in all_projections() {
+        let mut transaction = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(lease_key(projection.name()))
+            .execute(&mut *transaction)
+            .await?;
+        let exists = sqlx::query("SELECT 1 FROM projections WHERE name = $1")
+            .bind(projection.name())
+            .fetch_optional(&mut *transaction)
+            .await?
+            .is_some();
+        if !exists {
+            create_generation(&mut transaction, projection.as_ref(), 1).await?;
+            swap_views(&mut transaction, projection.as_ref(), 1).await?;
+            sqlx::query("INSERT INTO projections (name, active_generation) VALUES ($1, 1)")
+                .bind(projection.name())
+                .execute(&mut *transaction)
+                .await?;
+        }
+        transaction.commit().await?;
+    }
+    Ok(())
+}
+
+async fn create_generation(
+    connection: &mut PgConnection,
+    projection: &dyn Projection,
+    generation: i32,
+) -> anyhow::Result<()> {
+    let schema = schema_name(projection.name(), generation);
+    let recreate = format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema};");
+    connection.execute(recreate.as_str()).await?;
+    let tables = projection.create_tables(&schema);
+    connection
+        .execute(tables.as_str())
+        .await
+        .with_context(|| format!("creating the tables of {schema}"))?;
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (projection, generation) VALUES ($1, $2)
+         ON CONFLICT (projection, generation) DO UPDATE
+            SET last_xid = '0', last_position = 0, applied_events = 0, last_error = NULL",
+    )
+    .bind(projection.name())
+    .bind(generation)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+async fn swap_views(
+    connection: &mut PgConnection,
+    projection: &dyn Projection,
+    generation: i32,
+) -> anyhow::Result<()> {
+    let schema = schema_name(projection.name(), generation);
+    for table in projection.tables() {
+        // Dropping first lets a new generation change columns; the transaction hides the gap.
+        let replace = format!(
+            "DROP VIEW IF EXISTS read_{table}; CREATE VIEW read_{table} AS SELECT * FROM {schema}.{table};"
+        );
+        connection.execute(replace.as_str()).await?;
+    }
+    Ok(())
+}
+
+/// Applies the next batch for one generation inside the caller's transaction and moves its
+/// checkpoint there too. Returns the events applied.
+async fn apply_batch(
+    connection: &mut PgConnection,
+    projection: &dyn Projection,
+    generation: i32,
+    batch_size: i64,
+) -> anyhow::Result<Vec<StoredEvent>> {
+    let row = sqlx::query(
+        "SELECT last_xid::text AS xid, last_position FROM projection_checkpoints
+          WHERE projection = $1 AND generation = $2",
+    )
+    .bind(projection.name())
+    .bind(generation)
+    .fetch_one(&mut *connection)
+    .await
+    .context("reading the checkpoint")?;
+    let checkpoint = Checkpoint {
+        transaction_id: row.get::<String, _>("xid").parse()?,
+        position: row.get("last_position"),
+    };
+    let events = read_after(&mut *connection, checkpoint, batch_size).await?;
+    let Some(last) = events.last() else {
+        return Ok(events);
+    };
+    let schema = schema_name(projection.name(), generation);
+    for event in &events {
+        projection
+            .apply(&mut *connection, &schema, event)
+            .await
+            .with_context(|| {
+                format!(
+                    "{} applying event at position {}",
+                    projection.name(),
+                    event.position
+                )
+            })?;
+    }
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET last_xid = $3::text::xid8, last_position = $4, applied_events = applied_events + $5,
+                last_error = NULL, updated_at = now()
+          WHERE projection = $1 AND generation = $2",
+    )
+    .bind(projection.name())
+    .bind(generation)
+    .bind(last.transaction_id.to_string())
+    .bind(last.position)
+    .bind(events.len() as i64)
+    .execute(&mut *connection)
+    .await?;
+    Ok(events)
+}
+
+/// Measurements a running projector keeps: how long after recording each event was applied.
+#[derive(Debug, Default)]
+pub struct ProjectorStats {
+    lag_samples: Mutex<VecDeque<f64>>,
+}
+
+impl ProjectorStats {
+    const KEEP: usize = 100_000;
+
+    fn record(&self, events: &[StoredEvent], applied_at: DateTime<Utc>) {
+        let mut samples = self.lag_samples.lock().expect("stats lock");
+        for event in events {
+            let lag = (applied_at - event.recorded_at)
+                .num_microseconds()
+                .unwrap_or(i64::MAX);
+            if samples.len() == Self::KEEP {
+                samples.pop_front();
+            }
+            samples.push_back(lag as f64 / 1_000.0);
+        }
+    }
+
+    /// Lag in milliseconds of every event applied since the last drain.
+    pub fn drain_lag_millis(&self) -> Vec<f64> {
+        self.lag_samples
+            .lock()
+            .expect("stats lock")
+            .drain(..)
+            .collect()
+    }
+}
+
+/// The live projector of one projection.
+pub struct Projector {
+    pool: PgPool,
+    projection: Arc<dyn Projection>,
+    pub stats: Arc<ProjectorStats>,
+    batch_size: i64,
+    idle_poll: Duration,
+}
+
+impl Projector {
+    pub fn new(pool: PgPool, projection: Arc<dyn Projection>) -> Self {
+        Projector {
+            pool,
+            projection,
+            stats: Arc::default(),
+            batch_size: 500,
+            idle_poll: Duration::from_millis(20),
+        }
+    }
+
+    /// Runs one step on the active generation. Returns how many events it applied.
+    pub async fn step(&self) -> anyhow::Result<usize> {
+        let mut transaction = self.pool.begin().await?;
+        let generation = active_generation(&mut transaction, self.projection.name()).await?;
+        let events = apply_batch(
+            transaction.acquire().await?,
+            self.projection.as_ref(),
+            generation,
+            self.batch_size,
+        )
+        .await?;
+        transaction.commit().await?;
+        self.stats.record(&events, Utc::now());
+        Ok(events.len())
+    }
+
+    /// Follows the log until `shutdown` turns true, stopping only between batches, so every
+    /// stop is at a checkpoint. Across processes, one holder of the lease runs at a time.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.projection.name();
+        while !*shutdown.borrow() {
+            match self.run_with_lease(&mut shutdown).await {
+                Ok(()) => {}
+                Err(error) => {
+                    tracing::error!(
+                        projection = name,
+                        error = format!("{error:#}"),
+                        "projector failed; retrying"
+                    );
+                    self.record_error(&error).await;
+                    wait_or_shutdown(&mut shutdown, Duration::from_secs(1)).await;
+                }
+            }
+        }
+        tracing::info!(projection = name, "projector stopped at a checkpoint");
+    }
+
+    async fn run_with_lease(&self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut lease_connection = self.pool.acquire().await?;
+        let key = lease_key(self.projection.name());
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(key)
+            .fetch_one(&mut *lease_connection)
+            .await?;
+        if !held {
+            // Another process runs this projector; look again later in case it goes away.
+            wait_or_shutdown(shutdown, Duration::from_secs(1)).await;
+            return Ok(());
+        }
+        let outcome = async {
+            while !*shutdown.borrow() {
+                let applied = self.step().await?;
+                if applied == 0 {
+                    wait_or_shutdown(shutdown, self.idle_poll).await;
+                }
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(key)
+            .execute(&mut *lease_connection)
+            .await?;
+        outcome
+    }
+
+    async fn record_error(&self, error: &anyhow::Error) {
+        let outcome = sqlx::query(
+            "UPDATE projection_checkpoints c SET last_error = $2, updated_at = now()
+               FROM projections p
+              WHERE p.name = $1 AND c.projection = p.name AND c.generation = p.active_generation",
+        )
+        .bind(self.projection.name())
+        .bind(format!("{error:#}"))
+        .execute(&self.pool)
+        .await;
+        if let Err(db_error) = outcome {
+            tracing::warn!(error = %db_error, "could not record the projector error");
+        }
+    }
+}
+
+async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, period: Duration) {
+    let _ = tokio::time::timeout(period, shutdown.changed()).await;
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RebuildReport {
+    pub projection: String,
+    pub previous_generation: i32,
+    pub generation: i32,
+    pub events_applied: i64,
+}
+
+/// Rebuilds a projection from position zero into a new generation while the live one keeps
+/// serving, then swaps the views in one transaction and drops the old generation.
+pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<RebuildReport> {
+    let name = projection.name();
+    let mut rebuild_lock = pool.acquire().await?;
+    let exclusive: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(rebuild_key(name))
+        .fetch_one(&mut *rebuild_lock)
+        .await?;
+    anyhow::ensure!(exclusive, "a rebuild of {name} is already running");
+    let outcome = rebuild_exclusively(pool, projection).await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(rebuild_key(name))
+        .execute(&mut *rebuild_lock)
+        .await?;
+    outcome
+}
+
+async fn rebuild_exclusively(
+    pool: &PgPool,
+    projection: &dyn Projection,
+) -> anyhow::Result<RebuildReport> {
+    let name = projection.name();
+    let generation: i32 = {
+        let mut transaction = pool.begin().await?;
+        let generation: i32 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(generation), 0) + 1 FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(name)
+        .fetch_one(&mut *transaction)
+        .await?;
+        create_generation(&mut transaction, projection, generation).await?;
+        transaction.commit().await?;
+        generation
+    };
+    let mut events_applied = 0_i64;
+    // Catch up without blocking the live projector.
+    loop {
+        let mut transaction = pool.begin().await?;
+        let applied = apply_batch(&mut transaction, projection, generation, 2_000)
+            .await?
+            .len();
+        transaction.commit().await?;
+        events_applied += applied as i64;
+        if applied == 0 {
+            break;
+        }
+    }
+    // Take the projection's row, apply what arrived meanwhile and swap, all at once.
+    let mut transaction = pool.begin().await?;
+    let previous_generation = active_generation(&mut transaction, name).await?;
+    loop {
+        let applied = apply_batch(&mut transaction, projection, generation, 2_000)
+            .await?
+            .len();
+        events_applied += applied as i64;
+        if applied == 0 {
+            break;
+        }
+    }
+    swap_views(&mut transaction, projection, generation).await?;
+    sqlx::query(
+        "UPDATE projections SET active_generation = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(generation)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    // Older generations are no longer read by anyone.
+    let stale: Vec<i32> = sqlx::query_scalar(
+        "SELECT generation FROM projection_checkpoints WHERE projection = $1 AND generation <> $2",
+    )
+    .bind(name)
+    .bind(generation)
+    .fetch_all(pool)
+    .await?;
+    for old_generation in stale {
+        let drop = format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            schema_name(name, old_generation)
+        );
+        pool.execute(drop.as_str()).await?;
+        sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1 AND generation = $2")
+            .bind(name)
+            .bind(old_generation)
+            .execute(pool)
+            .await?;
+    }
+    Ok(RebuildReport {
+        projection: name.to_owned(),
+        previous_generation,
+        generation,
+        events_applied,
+    })
+}
+
+/// Where a projection stands against the head of the log.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ProjectionStatus {
+    pub name: String,
+    pub generation: i32,
+    pub last_position: i64,
+    pub applied_events: i64,
+    pub head_position: i64,
+    /// Events committed but not yet applied.
+    pub pending_events: i64,
+    /// How long the oldest unapplied event has waited, in seconds (0 when caught up).
+    pub lag_seconds: f64,
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn status(pool: &PgPool) -> anyhow::Result<Vec<ProjectionStatus>> {
+    let rows = sqlx::query(
+        "SELECT p.name, p.active_generation, c.last_position, c.applied_events, c.last_error, c.updated_at,
+                (SELECT COALESCE(MAX(position), 0) FROM events) AS head_position,
+                pending.count AS pending_events,
+                COALESCE(EXTRACT(EPOCH FROM (clock_timestamp() - pending.oldest)), 0)::float8 AS lag_seconds
+           FROM projections p
+           JOIN projection_checkpoints c ON c.projection = p.name AND c.generation = p.active_generation
+           CROSS JOIN LATERAL (
+                SELECT COUNT(*) AS count, MIN(e.recorded_at) AS oldest
+                  FROM events e
+                 WHERE (e.transaction_id, e.position) > (c.last_xid, c.last_position)
+           ) pending
+          ORDER BY p.name",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(ProjectionStatus {
+                name: row.try_get("name")?,
+                generation: row.try_get("active_generation")?,
+                last_position: row.try_get("last_position")?,
+                applied_events: row.try_get("applied_events")?,
+                head_position: row.try_get("head_position")?,
+                pending_events: row.try_get("pending_events")?,
+                lag_seconds: row.try_get("lag_seconds")?,
+                last_error: row.try_get("last_error")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        })
+        .collect()
+}
