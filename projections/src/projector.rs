@@ -94,7 +94,7 @@ pub async fn ensure_all(pool: &PgPool) -> anyhow::Result<()> {
     for projection in all_projections() {
         let mut transaction = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(lease_key(projection.name()))
+            .bind(swap_key(projection.name()))
             .execute(&mut *transaction)
             .await?;
         let exists = sqlx::query("SELECT 1 FROM projections WHERE name = $1")

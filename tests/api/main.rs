@@ -1,1 +1,8 @@
+//! Integration tests over real HTTP against a real PostgreSQL started by the suite itself.
 
+mod access;
+mod bad_input;
+mod concurrency;
+mod idempotency;
+mod lifecycle;
+mod projections;

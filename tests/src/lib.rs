@@ -1,1 +1,381 @@
+//! The integration-test harness: a throwaway PostgreSQL per test process, a fresh database per
+//! test, the real app on a real port, and typed helpers for what tests do over HTTP.
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use reqwest::{Response, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// One cluster per test process; it stops and vanishes when the process exits.
+fn cluster() -> &'static localpg::EphemeralCluster {
+    static CLUSTER: OnceLock<localpg::EphemeralCluster> = OnceLock::new();
+    CLUSTER.get_or_init(|| localpg::start_ephemeral().expect("starting the test PostgreSQL"))
+}
+
+/// A fresh, migrated database; returns its URL.
+pub async fn fresh_database() -> String {
+    let cluster = cluster();
+    let name = format!("test_{}", Uuid::new_v4().simple());
+    let admin = PgPool::connect(&cluster.url("postgres"))
+        .await
+        .expect("connecting to the test cluster");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .expect("creating a test database");
+    admin.close().await;
+    cluster.url(&name)
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: PgPool,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    running: Option<command_api::server::Running>,
+}
+
+/// Starts the real app with its projectors on a fresh database and a free port.
+pub async fn spawn_app() -> TestApp {
+    let database_url = fresh_database().await;
+    spawn_app_on(&database_url).await
+}
+
+pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(40)
+        .connect(database_url)
+        .await
+        .expect("connecting to the test database");
+    command_api::server::prepare(&pool)
+        .await
+        .expect("migrating");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding");
+    let running = command_api::server::start(pool.clone(), listener, true)
+        .await
+        .expect("starting");
+    TestApp {
+        address: format!("http://{}", running.address),
+        pool,
+        database_url: database_url.to_owned(),
+        client: reqwest::Client::new(),
+        running: Some(running),
+    }
+}
+
+/// A session of one signed-in user.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: Uuid,
+    pub token: String,
+    pub role: String,
+}
+
+pub fn future_start(days: i64) -> String {
+    (Utc::now() + chrono::Duration::days(days)).to_rfc3339()
+}
+
+pub fn order_body() -> Value {
+    json!({
+        "service": "daily_cleaning",
+        "unit_price": 5_000,
+        "quantity": 3,
+        "scheduled_start": future_start(2),
+        "duration_minutes": 180,
+        "address": {
+            "city": "上海市", "district": "浦东新区", "detail": "世纪大道 100 号 2 栋 301",
+            "contact_name": "王女士", "contact_phone": "13800135678",
+            "location": { "latitude": 31.2304, "longitude": 121.4737, "system": "gcj02" }
+        },
+        "note": "家里有猫 / there is a cat"
+    })
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("sending a request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        let mut request = self.client.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("sending a request")
+    }
+
+    pub async fn sign_in(&self, login: &str, password: &str) -> User {
+        let response = self
+            .post(
+                "/api/v1/sessions",
+                None,
+                &json!({"login": login, "password": password}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::CREATED, "signing in");
+        let session: Value = response.json().await.expect("session json");
+        User {
+            id: session["user_id"]
+                .as_str()
+                .expect("user id")
+                .parse()
+                .expect("uuid"),
+            token: session["access_token"].as_str().expect("token").to_owned(),
+            role: session["role"].as_str().expect("role").to_owned(),
+        }
+    }
+
+    pub async fn register_customer(&self) -> User {
+        let login = format!("customer-{}@example.com", Uuid::new_v4().simple());
+        let response = self
+            .post(
+                "/api/v1/accounts",
+                None,
+                &json!({"kind": "customer", "login": login, "password": "a-good-password", "name": "李女士", "phone": "13912345678"}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "registering a customer: {}",
+            response.text().await.unwrap_or_default()
+        );
+        self.sign_in(&login, "a-good-password").await
+    }
+
+    pub async fn register_worker(&self, skills: &[&str]) -> User {
+        let login = format!("worker-{}@example.com", Uuid::new_v4().simple());
+        let response = self
+            .post(
+                "/api/v1/accounts",
+                None,
+                &json!({"kind": "worker", "login": login, "password": "a-good-password", "name": "张阿姨", "phone": "13712345678",
+                        "worker": {"skills": skills, "years_of_experience": 8, "languages": ["普通话"], "city": "上海市", "districts": ["浦东新区"]}}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "registering a worker: {}",
+            response.text().await.unwrap_or_default()
+        );
+        self.sign_in(&login, "a-good-password").await
+    }
+
+    pub async fn create_admin(&self) -> User {
+        let login = format!("admin-{}@example.com", Uuid::new_v4().simple());
+        command_api::routes::accounts::create_admin(&self.pool, &login, "an-admin-password")
+            .await
+            .expect("creating an admin");
+        self.sign_in(&login, "an-admin-password").await
+    }
+
+    /// Places an order and returns its id.
+    pub async fn place_order(&self, customer: &User) -> Uuid {
+        let response = self
+            .post("/api/v1/orders", Some(&customer.token), &order_body())
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "placing an order: {}",
+            response.text().await.unwrap_or_default()
+        );
+        let ack: Value = response.json().await.expect("ack json");
+        ack["order_id"]
+            .as_str()
+            .expect("order id")
+            .parse()
+            .expect("uuid")
+    }
+
+    /// Places, pays and opens an order for dispatch.
+    pub async fn dispatchable_order(&self, customer: &User, admin: &User) -> Uuid {
+        let order_id = self.place_order(customer).await;
+        let paid = self
+            .post(
+                &format!("/api/v1/orders/{order_id}/payments"),
+                Some(&admin.token),
+                &json!({"reference": "BANK-0001", "amount": 15_000}),
+            )
+            .await;
+        assert_eq!(paid.status(), StatusCode::OK, "paying");
+        let opened = self
+            .post(
+                &format!("/api/v1/orders/{order_id}/dispatch"),
+                Some(&admin.token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(opened.status(), StatusCode::OK, "opening dispatch");
+        order_id
+    }
+
+    /// Polls the read model until the order satisfies `ready`, or fails after a deadline.
+    pub async fn wait_for_order(
+        &self,
+        token: &str,
+        order_id: Uuid,
+        ready: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let response = self
+                .get(&format!("/api/v1/orders/{order_id}"), Some(token))
+                .await;
+            if response.status() == StatusCode::OK {
+                let order: Value = response.json().await.expect("order json");
+                if ready(&order) {
+                    return order;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {order_id} did not reach the expected state in time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until every projection has applied every committed event.
+    pub async fn wait_for_projections(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let statuses = projections::status(&self.pool)
+                .await
+                .expect("projection status");
+            if statuses.iter().all(|status| status.pending_events == 0) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "projections did not catch up: {statuses:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("counting events")
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+}
+
+/// Asserts a problem document with the given status and type; returns it.
+pub async fn assert_problem(response: Response, status: StatusCode, problem_type: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let problem: Value = response.json().await.expect("problem json");
+    assert_eq!(problem["type"], problem_type, "{problem}");
+    assert_eq!(problem["status"], status.as_u16());
+    problem
+}
+
+/// The `anjia` binary built beside this test binary (`scripts/test` builds it first).
+pub fn anjia_binary() -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/api-<hash> -> target/<profile>/anjia
+    let profile_dir = test_binary
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target profile dir");
+    let binary = profile_dir.join("anjia");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build --bin anjia` (scripts/test does)",
+        binary.display()
+    );
+    binary
+}
+
+/// A separate `anjia serve` process against the same database: for claims across processes.
+pub struct ServerProcess {
+    pub address: String,
+    child: Child,
+}
+
+impl ServerProcess {
+    /// Starts the process and waits (off the async runtime) for it to say where it listens.
+    pub async fn start(database_url: &str) -> ServerProcess {
+        let database_url = database_url.to_owned();
+        tokio::task::spawn_blocking(move || ServerProcess::start_blocking(&database_url))
+            .await
+            .expect("starting a server process")
+    }
+
+    fn start_blocking(database_url: &str) -> ServerProcess {
+        let mut child = Command::new(anjia_binary())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DATABASE_URL", database_url)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting anjia serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the listen line");
+        let address = line
+            .trim()
+            .strip_prefix("anjia listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from anjia serve: {line:?}"))
+            .to_owned();
+        ServerProcess { address, child }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs an `anjia` subcommand to completion and returns its standard output.
+pub fn run_anjia(database_url: &str, args: &[&str]) -> String {
+    let output = Command::new(anjia_binary())
+        .args(args)
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running anjia");
+    assert!(
+        output.status.success(),
+        "anjia {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8 output")
+}

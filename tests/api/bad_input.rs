@@ -1,0 +1,296 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tests::{assert_problem, order_body, spawn_app};
+use uuid::Uuid;
+
+fn with(mut body: Value, pointer: &str, value: Value) -> Value {
+    *body.pointer_mut(pointer).expect("field exists") = value;
+    body
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_problem_document_and_appends_nothing() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let admin = app.create_admin().await;
+    let existing_order = app.place_order(&customer).await;
+    let before = app.event_count().await;
+
+    let oversized = json!({"reason": "很".repeat(100_000)});
+    // (path, raw body or JSON, content type, expected status, expected problem type)
+    let cases: Vec<(&str, String, &str, StatusCode, &str)> = vec![
+        (
+            "/api/v1/orders",
+            "{\"service\": ".into(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "/problems/bad-request",
+        ),
+        (
+            "/api/v1/orders",
+            order_body().to_string(),
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "/problems/unsupported-media-type",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/quantity", json!("three")).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/service", json!("window_washing")).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/unit_price", json!(-100)).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/unit_price", json!(100)).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/quantity", json!(0)).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(
+                order_body(),
+                "/scheduled_start",
+                json!("2001-01-01T00:00:00Z"),
+            )
+            .to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/address/contact_phone", json!("12345")).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/address/city", json!("   ")).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/address/location/latitude", json!(123.0)).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            with(order_body(), "/duration_minutes", json!(5)).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            json!({"surprise": true}).to_string(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        ),
+        (
+            "/api/v1/orders",
+            oversized.to_string(),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "/problems/payload-too-large",
+        ),
+        (
+            "/api/v1/orders/not-a-uuid/cancel",
+            json!({"reason": "x"}).to_string(),
+            "application/json",
+            StatusCode::NOT_FOUND,
+            "/problems/not-found",
+        ),
+    ];
+    for (path, body, content_type, status, problem_type) in cases {
+        let response = app
+            .client
+            .post(app.url(path))
+            .bearer_auth(&customer.token)
+            .header("content-type", content_type)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(
+            response.status(),
+            status,
+            "{path} {}",
+            &body[..body.len().min(120)]
+        );
+        assert_problem(response, status, problem_type).await;
+    }
+
+    // Unknown ids, and commands that do not fit the state, are refused too.
+    let unknown = Uuid::new_v4();
+    let cancel_unknown = app
+        .post(
+            &format!("/api/v1/orders/{unknown}/cancel"),
+            Some(&customer.token),
+            &json!({"reason": "不要了"}),
+        )
+        .await;
+    assert_problem(cancel_unknown, StatusCode::NOT_FOUND, "/problems/not-found").await;
+    let show_unknown = app
+        .get(&format!("/api/v1/orders/{unknown}"), Some(&customer.token))
+        .await;
+    assert_problem(show_unknown, StatusCode::NOT_FOUND, "/problems/not-found").await;
+    let underpaid = app
+        .post(
+            &format!("/api/v1/orders/{existing_order}/payments"),
+            Some(&admin.token),
+            &json!({"reference": "R", "amount": 1}),
+        )
+        .await;
+    assert_problem(
+        underpaid,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let negative = app
+        .post(
+            &format!("/api/v1/orders/{existing_order}/payments"),
+            Some(&admin.token),
+            &json!({"reference": "R", "amount": -15000}),
+        )
+        .await;
+    assert_problem(
+        negative,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let early_dispatch = app
+        .post(
+            &format!("/api/v1/orders/{existing_order}/dispatch"),
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    let problem = assert_problem(
+        early_dispatch,
+        StatusCode::CONFLICT,
+        "/problems/illegal-state",
+    )
+    .await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("awaiting payment"),
+        "{problem}"
+    );
+    let bad_list = app
+        .get("/api/v1/orders?status=teleported", Some(&admin.token))
+        .await;
+    assert_problem(
+        bad_list,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let bad_cursor = app
+        .get("/api/v1/orders?cursor=garbage", Some(&admin.token))
+        .await;
+    assert_problem(
+        bad_cursor,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+
+    assert_eq!(
+        app.event_count().await,
+        before,
+        "refused requests appended events"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn registration_refuses_weak_passwords_duplicate_logins_and_bad_sign_ins() {
+    let app = spawn_app().await;
+    let body = json!({"kind": "customer", "login": "Mei@Example.com", "password": "long-enough-1", "name": "梅", "phone": "13912345678"});
+    assert_eq!(
+        app.post("/api/v1/accounts", None, &body).await.status(),
+        StatusCode::CREATED
+    );
+    let duplicate = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            &with(body.clone(), "/login", json!("mei@example.com")),
+        )
+        .await;
+    assert_problem(duplicate, StatusCode::CONFLICT, "/problems/conflict").await;
+    let weak = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            &with(body.clone(), "/password", json!("short")),
+        )
+        .await;
+    assert_problem(
+        weak,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let worker_without_profile = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            &with(
+                with(body, "/kind", json!("worker")),
+                "/login",
+                json!("w@example.com"),
+            ),
+        )
+        .await;
+    assert_problem(
+        worker_without_profile,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let wrong = app
+        .post(
+            "/api/v1/sessions",
+            None,
+            &json!({"login": "mei@example.com", "password": "wrong-password"}),
+        )
+        .await;
+    assert_problem(wrong, StatusCode::UNAUTHORIZED, "/problems/bad-credentials").await;
+    let user = app.sign_in("MEI@example.com", "long-enough-1").await;
+    assert_eq!(user.role, "customer");
+    app.stop().await;
+}

@@ -1,0 +1,111 @@
+use futures::future::join_all;
+use reqwest::StatusCode;
+use serde_json::Value;
+use tests::{assert_problem, order_body, spawn_app, ServerProcess};
+
+#[tokio::test]
+async fn a_retried_request_returns_the_first_response_and_appends_nothing() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let other_process = ServerProcess::start(&app.database_url).await;
+    let body = order_body();
+
+    let first = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", "order-retry-1")
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first_body: Value = first.json().await.expect("json");
+    let events_after_first = app.event_count().await;
+
+    // Retries, some concurrent and some through another process, all see the first answer.
+    let retries = (0..6).map(|index| {
+        let base = if index % 2 == 0 {
+            app.address.clone()
+        } else {
+            other_process.address.clone()
+        };
+        app.client
+            .post(format!("{base}/api/v1/orders"))
+            .bearer_auth(&customer.token)
+            .header("Idempotency-Key", "order-retry-1")
+            .json(&body)
+            .send()
+    });
+    for response in join_all(retries).await {
+        let response = response.expect("request");
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(
+            response
+                .headers()
+                .get("idempotent-replayed")
+                .map(|value| value.as_bytes()),
+            Some(&b"true"[..])
+        );
+        let replayed: Value = response.json().await.expect("json");
+        assert_eq!(replayed, first_body);
+    }
+    assert_eq!(app.event_count().await, events_after_first);
+
+    // The same key with a different body is a client error, not a silent replay.
+    let mut different = body.clone();
+    different["quantity"] = 4.into();
+    let reused = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", "order-retry-1")
+        .json(&different)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(
+        reused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/idempotency-key-reused",
+    )
+    .await;
+    assert_eq!(app.event_count().await, events_after_first);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_first_attempts_with_one_key_execute_once() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let before = app.event_count().await;
+    let body = order_body();
+    let attempts = (0..8).map(|_| {
+        app.client
+            .post(app.url("/api/v1/orders"))
+            .bearer_auth(&customer.token)
+            .header("Idempotency-Key", "race-1")
+            .json(&body)
+            .send()
+    });
+    let mut created = 0;
+    for response in join_all(attempts).await {
+        let response = response.expect("request");
+        match response.status() {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT => {
+                assert_problem(
+                    response,
+                    StatusCode::CONFLICT,
+                    "/problems/idempotency-in-progress",
+                )
+                .await;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(created >= 1);
+    // Placing an order appends two events, exactly once.
+    assert_eq!(app.event_count().await, before + 2);
+    app.stop().await;
+}

@@ -1,0 +1,255 @@
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tests::{assert_problem, spawn_app};
+
+#[tokio::test]
+async fn a_full_order_goes_from_placement_to_completion_and_reads_back_through_the_read_models() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let worker = app
+        .register_worker(&["daily_cleaning", "deep_cleaning"])
+        .await;
+    let admin = app.create_admin().await;
+
+    let order_id = app.place_order(&customer).await;
+    let placed = app
+        .wait_for_order(&customer.token, order_id, |order| {
+            order["status"] == "awaiting_payment"
+        })
+        .await;
+    assert_eq!(placed["total"], 15_000);
+    assert_eq!(placed["contact_phone"], "138****5678");
+    assert_eq!(placed["status_zh"], "待支付");
+
+    let paid = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/payments"),
+            Some(&admin.token),
+            &json!({"reference": "BANK-1", "amount": 15_000}),
+        )
+        .await;
+    assert_eq!(paid.status(), StatusCode::OK);
+    for (path, who, expected) in [
+        ("dispatch", &admin, "dispatching"),
+        ("accept", &worker, "accepted"),
+        ("depart", &worker, "on_the_way"),
+        ("arrive", &worker, "arrived"),
+        ("start", &worker, "in_service"),
+        ("finish", &worker, "completed"),
+    ] {
+        if path == "accept" {
+            let assigned = app
+                .post(
+                    &format!("/api/v1/orders/{order_id}/assignment"),
+                    Some(&admin.token),
+                    &json!({"worker_id": worker.id}),
+                )
+                .await;
+            assert_eq!(assigned.status(), StatusCode::OK);
+            let ack: Value = assigned.json().await.expect("ack");
+            assert_eq!(ack["status"], "assigned");
+        }
+        let response = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/{path}"),
+                Some(&who.token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let ack: Value = response.json().await.expect("ack");
+        assert_eq!(ack["status"], expected, "{path}");
+    }
+
+    let completed = app
+        .wait_for_order(&customer.token, order_id, |order| {
+            order["status"] == "completed"
+        })
+        .await;
+    assert_eq!(completed["worker_id"], worker.id.to_string());
+    for column in [
+        "paid_at",
+        "assigned_at",
+        "accepted_at",
+        "departed_at",
+        "arrived_at",
+        "started_at",
+        "finished_at",
+    ] {
+        assert!(completed[column].is_string(), "{column} should be set");
+    }
+    // The worker sees it in their list, the customer in theirs, the admin with a filter.
+    let worker_list: Value = app
+        .get("/api/v1/orders", Some(&worker.token))
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(worker_list["items"][0]["order_id"], order_id.to_string());
+    let customer_list: Value = app
+        .get("/api/v1/orders", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(customer_list["items"].as_array().map(Vec::len), Some(1));
+    let admin_list: Value = app
+        .get(
+            "/api/v1/orders?status=completed&service=daily_cleaning",
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("list");
+    assert_eq!(admin_list["items"].as_array().map(Vec::len), Some(1));
+
+    // Every event carries the request's metadata.
+    let metadata: Vec<Value> = sqlx::query_scalar(
+        "SELECT metadata::jsonb FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(order_id.to_string())
+    .fetch_all(&app.pool)
+    .await
+    .expect("events");
+    assert_eq!(metadata.len(), 10);
+    for entry in &metadata {
+        for key in [
+            "event_id",
+            "command_id",
+            "actor_id",
+            "actor_role",
+            "request_id",
+            "client_ip",
+            "occurred_at",
+        ] {
+            assert!(entry[key].is_string(), "metadata lacks {key}: {entry}");
+        }
+    }
+    assert_eq!(metadata[0]["actor_role"], "customer");
+    assert_eq!(metadata[9]["actor_role"], "worker");
+    assert_eq!(metadata[4]["actor_role"], "admin");
+
+    // Reviewing completes the life; a second review is refused, naming the state.
+    let reviewed = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/review"),
+            Some(&customer.token),
+            &json!({"quality": 5, "attitude": 5, "skill": 4, "comment": "很好"}),
+        )
+        .await;
+    assert_eq!(reviewed.status(), StatusCode::OK);
+    let again = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/review"),
+            Some(&customer.token),
+            &json!({"quality": 5, "attitude": 5, "skill": 4}),
+        )
+        .await;
+    let problem = assert_problem(again, StatusCode::CONFLICT, "/problems/illegal-state").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("已评价"),
+        "{problem}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn another_customers_order_is_not_visible_and_cannot_be_cancelled() {
+    let app = spawn_app().await;
+    let owner = app.register_customer().await;
+    let stranger = app.register_customer().await;
+    let order_id = app.place_order(&owner).await;
+    app.wait_for_order(&owner.token, order_id, |order| {
+        order["status"] == "awaiting_payment"
+    })
+    .await;
+
+    let seen = app
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&stranger.token))
+        .await;
+    assert_problem(seen, StatusCode::NOT_FOUND, "/problems/not-found").await;
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&stranger.token),
+            &json!({"reason": "想取消"}),
+        )
+        .await;
+    assert_problem(cancelled, StatusCode::FORBIDDEN, "/problems/forbidden").await;
+
+    let own_cancel = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&owner.token),
+            &json!({"reason": "行程有变"}),
+        )
+        .await;
+    assert_eq!(own_cancel.status(), StatusCode::OK);
+    let cancelled = app
+        .wait_for_order(&owner.token, order_id, |order| {
+            order["status"] == "cancelled"
+        })
+        .await;
+    assert_eq!(cancelled["cancel_stage"], "awaiting_payment");
+    assert_eq!(cancelled["cancelled_by_role"], "customer");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_catalogue_health_and_openapi_document_are_served() {
+    let app = spawn_app().await;
+    let catalogue: Value = app
+        .get("/api/v1/catalogue", None)
+        .await
+        .json()
+        .await
+        .expect("catalogue");
+    let names: Vec<&str> = catalogue
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|entry| entry["name_zh"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["日常保洁", "深度保洁", "保姆", "月嫂", "育婴师", "家庭维修"]
+    );
+    assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
+
+    let document: Value = app
+        .get("/api/openapi.json", None)
+        .await
+        .json()
+        .await
+        .expect("openapi");
+    assert!(document["openapi"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("3."));
+    for spec in command_api::auth::ROUTES {
+        let method = spec.method.as_str().to_lowercase();
+        assert!(
+            document["paths"][spec.path][&method].is_object(),
+            "{} {} is not documented",
+            spec.method,
+            spec.path
+        );
+    }
+    let documented: usize = document["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |ops| ops.len()))
+        .sum();
+    assert_eq!(
+        documented,
+        command_api::auth::ROUTES.len(),
+        "the document lists a route the access table does not"
+    );
+    app.stop().await;
+}
