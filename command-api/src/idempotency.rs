@@ -61,6 +61,15 @@ fn parse_key(request: &Request) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
+/// The first response to a key, as stored.
+#[derive(sqlx::FromRow)]
+struct StoredResponse {
+    request_hash: Vec<u8>,
+    status: Option<i16>,
+    response_body: Option<Vec<u8>>,
+    content_type: Option<String>,
+}
+
 pub async fn replay_or_run(
     State(state): State<AppState>,
     request: Request,
@@ -130,21 +139,27 @@ async fn replay_or_run_inner(
     .is_some();
 
     if !claimed {
-        let row: Option<(Vec<u8>, Option<i16>, Option<Vec<u8>>, Option<String>)> = sqlx::query_as(
+        let stored: Option<StoredResponse> = sqlx::query_as(
             "SELECT request_hash, status, response_body, content_type FROM idempotency WHERE caller = $1 AND key = $2",
         )
         .bind(&caller)
         .bind(&key)
         .fetch_optional(&state.pool)
         .await?;
-        return match row {
+        return match stored {
+            // Released between our claim attempt and this read: the first attempt failed.
             None => Err(ApiError::IdempotencyInProgress),
-            Some((stored_hash, _, _, _)) if stored_hash != request_hash => {
+            Some(stored) if stored.request_hash != request_hash => {
                 Err(ApiError::IdempotencyKeyReused)
             }
-            Some((_, None, _, _)) => Err(ApiError::IdempotencyInProgress),
-            Some((_, Some(status), body, content_type)) => {
-                let mut response = Response::new(Body::from(body.unwrap_or_default()));
+            Some(StoredResponse { status: None, .. }) => Err(ApiError::IdempotencyInProgress),
+            Some(StoredResponse {
+                status: Some(status),
+                response_body,
+                content_type,
+                ..
+            }) => {
+                let mut response = Response::new(Body::from(response_body.unwrap_or_default()));
                 *response.status_mut() =
                     StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
                 if let Some(content_type) =
