@@ -28,6 +28,9 @@ pub enum ApiError {
     /// 404: no such resource.
     #[error("{0}")]
     NotFound(String),
+    /// 405: the path exists but not with this method.
+    #[error("该路径不支持此方法 / method not allowed on this path")]
+    MethodNotAllowed,
     /// 409: the command does not fit the current state.
     #[error("{0}")]
     IllegalState(String),
@@ -69,6 +72,7 @@ impl ApiError {
             ApiError::Unauthenticated | ApiError::BadCredentials => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::IllegalState(_)
             | ApiError::ConcurrentModification
             | ApiError::Conflict(_)
@@ -91,6 +95,7 @@ impl ApiError {
             ApiError::BadCredentials => "/problems/bad-credentials",
             ApiError::Forbidden(_) => "/problems/forbidden",
             ApiError::NotFound(_) => "/problems/not-found",
+            ApiError::MethodNotAllowed => "/problems/method-not-allowed",
             ApiError::IllegalState(_) => "/problems/illegal-state",
             ApiError::ConcurrentModification => "/problems/concurrent-modification",
             ApiError::Conflict(_) => "/problems/conflict",
@@ -110,6 +115,7 @@ impl ApiError {
             StatusCode::UNAUTHORIZED => "未登录 / Unauthenticated",
             StatusCode::FORBIDDEN => "无权操作 / Forbidden",
             StatusCode::NOT_FOUND => "未找到 / Not found",
+            StatusCode::METHOD_NOT_ALLOWED => "方法不允许 / Method not allowed",
             StatusCode::CONFLICT => "冲突 / Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "请求体过大 / Payload too large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "不支持的媒体类型 / Unsupported media type",

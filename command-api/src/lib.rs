@@ -49,9 +49,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
     routes
         .fallback(|| async { ApiError::not_found("路径", "route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::BadRequest("该路径不支持此方法 / method not allowed on this path".into())
-        })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(idempotency::BODY_LIMIT))
         .layer(middleware::from_fn(log_failures))
         .layer(

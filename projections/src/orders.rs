@@ -4,7 +4,10 @@
 use anyhow::Context;
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use domain::order::{OrderEvent, OrderStatus};
+use std::collections::HashMap;
+
+use domain::order::{Booking, OrderEvent, OrderStatus};
+use domain::Fen;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -77,155 +80,232 @@ impl Projection for OrdersProjection {
         schema: &str,
         event: &StoredEvent,
     ) -> anyhow::Result<()> {
-        if event.aggregate_type != "order" {
-            return Ok(());
+        self.apply_batch(connection, schema, std::slice::from_ref(event))
+            .await
+    }
+
+    /// Folds each order's events in the batch into one row change, so a batch costs one
+    /// statement per order instead of one per event (placing an order writes two events).
+    async fn apply_batch(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        let mut changes: Vec<(Uuid, RowChange)> = Vec::new();
+        let mut index_by_order: HashMap<Uuid, usize> = HashMap::new();
+        for event in events
+            .iter()
+            .filter(|event| event.aggregate_type == "order")
+        {
+            let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
+            let decoded: OrderEvent = event.decode()?;
+            let index = *index_by_order.entry(order_id).or_insert_with(|| {
+                changes.push((order_id, RowChange::default()));
+                changes.len() - 1
+            });
+            changes[index].1.absorb(decoded, event);
         }
-        let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
-        let decoded: OrderEvent = event.decode()?;
-        if let OrderEvent::OrderPlaced {
+        for (order_id, change) in changes {
+            change.write(connection, schema, order_id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What one order's events in a batch do to its row.
+#[derive(Default)]
+struct RowChange {
+    placed: Option<(Booking, Fen, DateTime<Utc>)>,
+    status: Option<OrderStatus>,
+    columns: Vec<(&'static str, Value)>,
+    last_sequence: i64,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl RowChange {
+    fn absorb(&mut self, event: OrderEvent, stored: &StoredEvent) {
+        self.last_sequence = stored.sequence;
+        self.updated_at = Some(stored.recorded_at);
+        let (status, columns) = effect(event, &mut self.placed);
+        self.status = Some(status);
+        for (column, value) in columns {
+            match self
+                .columns
+                .iter_mut()
+                .find(|(existing, _)| *existing == column)
+            {
+                Some(slot) => slot.1 = value,
+                None => self.columns.push((column, value)),
+            }
+        }
+    }
+
+    async fn write(
+        self,
+        connection: &mut PgConnection,
+        schema: &str,
+        order_id: Uuid,
+    ) -> anyhow::Result<()> {
+        let status = self.status.unwrap_or_default();
+        let updated_at = self.updated_at.unwrap_or_else(Utc::now);
+        let mut statement: QueryBuilder<Postgres>;
+        if let Some((booking, total, placed_at)) = self.placed {
+            statement = QueryBuilder::new(format!(
+                "INSERT INTO {schema}.orders (order_id, customer_id, service, unit_price, quantity, total,
+                    scheduled_start, duration_minutes, city, district, address_detail, contact_name,
+                    contact_phone_masked, note, placed_at, status, updated_at, last_sequence"
+            ));
+            for (column, _) in &self.columns {
+                statement.push(format!(", {column}"));
+            }
+            statement.push(") VALUES (");
+            let mut values = statement.separated(", ");
+            values
+                .push_bind(order_id)
+                .push_bind(booking.customer_id)
+                .push_bind(booking.service.as_str())
+                .push_bind(booking.unit_price.get())
+                .push_bind(booking.quantity as i32)
+                .push_bind(total.get())
+                .push_bind(booking.scheduled_start)
+                .push_bind(booking.duration_minutes as i32)
+                .push_bind(booking.address.city)
+                .push_bind(booking.address.district)
+                .push_bind(booking.address.detail)
+                .push_bind(booking.address.contact_name)
+                .push_bind(booking.address.contact_phone.masked())
+                .push_bind(booking.note)
+                .push_bind(placed_at)
+                .push_bind(status.as_str())
+                .push_bind(updated_at)
+                .push_bind(self.last_sequence);
+            for (_, value) in self.columns {
+                value.push_to(&mut values);
+            }
+            statement.push(") ON CONFLICT (order_id) DO NOTHING");
+        } else {
+            statement = QueryBuilder::new(format!("UPDATE {schema}.orders SET status = "));
+            statement.push_bind(status.as_str());
+            statement.push(", updated_at = ").push_bind(updated_at);
+            statement
+                .push(", last_sequence = ")
+                .push_bind(self.last_sequence);
+            for (column, value) in self.columns {
+                statement.push(format!(", {column} = "));
+                let mut single = statement.separated("");
+                value.push_to(&mut single);
+            }
+            // The sequence guard makes a repeated change a no-op.
+            statement.push(" WHERE order_id = ").push_bind(order_id);
+            statement
+                .push(" AND last_sequence < ")
+                .push_bind(self.last_sequence);
+        }
+        statement.build().execute(&mut *connection).await?;
+        Ok(())
+    }
+}
+
+/// The status an event leads to and the columns it sets. `OrderPlaced` fills `placed`.
+fn effect(
+    event: OrderEvent,
+    placed: &mut Option<(Booking, Fen, DateTime<Utc>)>,
+) -> (OrderStatus, Vec<(&'static str, Value)>) {
+    match event {
+        OrderEvent::OrderPlaced {
             booking,
             total,
             placed_at,
             ..
-        } = &decoded
-        {
-            sqlx::query(&format!(
-                "INSERT INTO {schema}.orders (order_id, customer_id, service, status, unit_price, quantity, total,
-                    scheduled_start, duration_minutes, city, district, address_detail, contact_name,
-                    contact_phone_masked, note, placed_at, updated_at, last_sequence)
-                 VALUES ($1,$2,$3,'placed',$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$15,$16)
-                 ON CONFLICT (order_id) DO NOTHING"
-            ))
-            .bind(order_id)
-            .bind(booking.customer_id)
-            .bind(booking.service.as_str())
-            .bind(booking.unit_price.get())
-            .bind(booking.quantity as i32)
-            .bind(total.get())
-            .bind(booking.scheduled_start)
-            .bind(booking.duration_minutes as i32)
-            .bind(&booking.address.city)
-            .bind(&booking.address.district)
-            .bind(&booking.address.detail)
-            .bind(&booking.address.contact_name)
-            .bind(booking.address.contact_phone.masked())
-            .bind(&booking.note)
-            .bind(placed_at)
-            .bind(event.sequence)
-            .execute(&mut *connection)
-            .await?;
-            return Ok(());
+        } => {
+            *placed = Some((booking, total, placed_at));
+            (OrderStatus::Placed, vec![])
         }
-        // Each later event sets the status and the columns it carries. The sequence guard
-        // makes a repeated event a no-op.
-        let (status, assignments): (OrderStatus, Vec<(&str, Value)>) = match decoded {
-            OrderEvent::OrderPlaced { .. } => unreachable!("handled above"),
-            OrderEvent::PaymentRequested { .. } => (OrderStatus::AwaitingPayment, vec![]),
-            OrderEvent::PaymentRecorded { paid_at, .. } => {
-                (OrderStatus::Paid, vec![("paid_at", Value::Time(paid_at))])
-            }
-            OrderEvent::DispatchOpened { .. } => (OrderStatus::Dispatching, vec![]),
-            OrderEvent::WorkerAssigned {
-                worker_id,
-                assigned_at,
-                ..
-            } => (
-                OrderStatus::Assigned,
-                vec![
-                    ("worker_id", Value::Id(Some(worker_id))),
-                    ("assigned_at", Value::Time(assigned_at)),
-                ],
-            ),
-            OrderEvent::AssignmentDeclined { .. } => (
-                OrderStatus::Dispatching,
-                vec![
-                    ("worker_id", Value::Id(None)),
-                    ("assigned_at", Value::NoTime),
-                ],
-            ),
-            OrderEvent::OrderAccepted { accepted_at, .. } => (
-                OrderStatus::Accepted,
-                vec![("accepted_at", Value::Time(accepted_at))],
-            ),
-            OrderEvent::WorkerDeparted { departed_at, .. } => (
-                OrderStatus::OnTheWay,
-                vec![("departed_at", Value::Time(departed_at))],
-            ),
-            OrderEvent::WorkerArrived { arrived_at, .. } => (
-                OrderStatus::Arrived,
-                vec![("arrived_at", Value::Time(arrived_at))],
-            ),
-            OrderEvent::ServiceStarted { started_at, .. } => (
-                OrderStatus::InService,
-                vec![("started_at", Value::Time(started_at))],
-            ),
-            OrderEvent::ServiceFinished { finished_at, .. } => (
-                OrderStatus::Completed,
-                vec![("finished_at", Value::Time(finished_at))],
-            ),
-            OrderEvent::OrderReviewed {
-                quality,
-                attitude,
-                skill,
-                ..
-            } => (
-                OrderStatus::Reviewed,
-                vec![
-                    ("rating_quality", Value::Small(quality.into())),
-                    ("rating_attitude", Value::Small(attitude.into())),
-                    ("rating_skill", Value::Small(skill.into())),
-                ],
-            ),
-            OrderEvent::OrderCancelled {
-                by,
-                reason,
-                stage,
-                cancelled_at,
-            } => (
-                OrderStatus::Cancelled,
-                vec![
-                    ("cancelled_at", Value::Time(cancelled_at)),
-                    (
-                        "cancelled_by_role",
-                        Value::Text(by.role.as_str().to_owned()),
-                    ),
-                    ("cancel_reason", Value::Text(reason)),
-                    ("cancel_stage", Value::Text(stage.as_str().to_owned())),
-                ],
-            ),
-            OrderEvent::OrderDisputed {
-                reason,
-                disputed_at,
-                ..
-            } => (
-                OrderStatus::Disputed,
-                vec![
-                    ("disputed_at", Value::Time(disputed_at)),
-                    ("dispute_reason", Value::Text(reason)),
-                ],
-            ),
-        };
-        let mut update: QueryBuilder<Postgres> =
-            QueryBuilder::new(format!("UPDATE {schema}.orders SET status = "));
-        update.push_bind(status.as_str());
-        update.push(", updated_at = ").push_bind(event.recorded_at);
-        update.push(", last_sequence = ").push_bind(event.sequence);
-        for (column, value) in assignments {
-            update.push(format!(", {column} = "));
-            match value {
-                Value::Time(time) => update.push_bind(time),
-                Value::NoTime => update.push_bind(None::<DateTime<Utc>>),
-                Value::Id(id) => update.push_bind(id),
-                Value::Text(text) => update.push_bind(text),
-                Value::Small(number) => update.push_bind(number),
-            };
+        OrderEvent::PaymentRequested { .. } => (OrderStatus::AwaitingPayment, vec![]),
+        OrderEvent::PaymentRecorded { paid_at, .. } => {
+            (OrderStatus::Paid, vec![("paid_at", Value::Time(paid_at))])
         }
-        update.push(" WHERE order_id = ").push_bind(order_id);
-        update
-            .push(" AND last_sequence < ")
-            .push_bind(event.sequence);
-        update.build().execute(&mut *connection).await?;
-        Ok(())
+        OrderEvent::DispatchOpened { .. } => (OrderStatus::Dispatching, vec![]),
+        OrderEvent::WorkerAssigned {
+            worker_id,
+            assigned_at,
+            ..
+        } => (
+            OrderStatus::Assigned,
+            vec![
+                ("worker_id", Value::Id(Some(worker_id))),
+                ("assigned_at", Value::Time(assigned_at)),
+            ],
+        ),
+        OrderEvent::AssignmentDeclined { .. } => (
+            OrderStatus::Dispatching,
+            vec![
+                ("worker_id", Value::Id(None)),
+                ("assigned_at", Value::NoTime),
+            ],
+        ),
+        OrderEvent::OrderAccepted { accepted_at, .. } => (
+            OrderStatus::Accepted,
+            vec![("accepted_at", Value::Time(accepted_at))],
+        ),
+        OrderEvent::WorkerDeparted { departed_at, .. } => (
+            OrderStatus::OnTheWay,
+            vec![("departed_at", Value::Time(departed_at))],
+        ),
+        OrderEvent::WorkerArrived { arrived_at, .. } => (
+            OrderStatus::Arrived,
+            vec![("arrived_at", Value::Time(arrived_at))],
+        ),
+        OrderEvent::ServiceStarted { started_at, .. } => (
+            OrderStatus::InService,
+            vec![("started_at", Value::Time(started_at))],
+        ),
+        OrderEvent::ServiceFinished { finished_at, .. } => (
+            OrderStatus::Completed,
+            vec![("finished_at", Value::Time(finished_at))],
+        ),
+        OrderEvent::OrderReviewed {
+            quality,
+            attitude,
+            skill,
+            ..
+        } => (
+            OrderStatus::Reviewed,
+            vec![
+                ("rating_quality", Value::Small(quality.into())),
+                ("rating_attitude", Value::Small(attitude.into())),
+                ("rating_skill", Value::Small(skill.into())),
+            ],
+        ),
+        OrderEvent::OrderCancelled {
+            by,
+            reason,
+            stage,
+            cancelled_at,
+        } => (
+            OrderStatus::Cancelled,
+            vec![
+                ("cancelled_at", Value::Time(cancelled_at)),
+                (
+                    "cancelled_by_role",
+                    Value::Text(by.role.as_str().to_owned()),
+                ),
+                ("cancel_reason", Value::Text(reason)),
+                ("cancel_stage", Value::Text(stage.as_str().to_owned())),
+            ],
+        ),
+        OrderEvent::OrderDisputed {
+            reason,
+            disputed_at,
+            ..
+        } => (
+            OrderStatus::Disputed,
+            vec![
+                ("disputed_at", Value::Time(disputed_at)),
+                ("dispute_reason", Value::Text(reason)),
+            ],
+        ),
     }
 }
 
@@ -235,6 +315,18 @@ enum Value {
     Id(Option<Uuid>),
     Text(String),
     Small(i16),
+}
+
+impl Value {
+    fn push_to(self, values: &mut sqlx::query_builder::Separated<'_, '_, Postgres, &str>) {
+        match self {
+            Value::Time(time) => values.push_bind(time),
+            Value::NoTime => values.push_bind(None::<DateTime<Utc>>),
+            Value::Id(id) => values.push_bind(id),
+            Value::Text(text) => values.push_bind(text),
+            Value::Small(number) => values.push_bind(number),
+        };
+    }
 }
 
 /// One order as the read side shows it.

@@ -31,6 +31,28 @@ pub trait Projection: Send + Sync {
         schema: &str,
         event: &StoredEvent,
     ) -> anyhow::Result<()>;
+
+    /// Applies a batch in log order. A projection may fold a batch into fewer writes, as long
+    /// as the result equals applying each event in turn.
+    async fn apply_batch(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        for event in events {
+            self.apply(&mut *connection, schema, event)
+                .await
+                .with_context(|| {
+                    format!(
+                        "{} applying event at position {}",
+                        self.name(),
+                        event.position
+                    )
+                })?;
+        }
+        Ok(())
+    }
 }
 
 /// Every projection the platform runs.
@@ -182,18 +204,17 @@ async fn apply_batch(
         return Ok(events);
     };
     let schema = schema_name(projection.name(), generation);
-    for event in &events {
-        projection
-            .apply(&mut *connection, &schema, event)
-            .await
-            .with_context(|| {
-                format!(
-                    "{} applying event at position {}",
-                    projection.name(),
-                    event.position
-                )
-            })?;
-    }
+    projection
+        .apply_batch(&mut *connection, &schema, &events)
+        .await
+        .with_context(|| {
+            format!(
+                "{} applying events at positions {}..={}",
+                projection.name(),
+                events[0].position,
+                last.position
+            )
+        })?;
     sqlx::query(
         "UPDATE projection_checkpoints
             SET last_xid = $3::text::xid8, last_position = $4, applied_events = applied_events + $5,

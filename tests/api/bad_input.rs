@@ -228,6 +228,21 @@ async fn bad_input_gets_a_problem_document_and_appends_nothing() {
     )
     .await;
 
+    let wrong_method = app
+        .client
+        .delete(app.url("/api/v1/catalogue"))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(
+        wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "/problems/method-not-allowed",
+    )
+    .await;
+    let nowhere = app.get("/api/v1/nowhere", None).await;
+    assert_problem(nowhere, StatusCode::NOT_FOUND, "/problems/not-found").await;
+
     assert_eq!(
         app.event_count().await,
         before,

@@ -154,7 +154,32 @@ async fn a_full_order_goes_from_placement_to_completion_and_reads_back_through_t
             .contains("已评价"),
         "{problem}"
     );
+
+    // A rebuild folds the whole life into one batch; it must equal the event-by-event model.
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "reviewed"
+    })
+    .await;
+    let live = order_row(&app.pool, order_id).await;
+    assert_eq!(live["rating_skill"], 4);
+    let rebuilt = app
+        .post(
+            "/api/v1/admin/projections/orders/rebuild",
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(rebuilt.status(), StatusCode::OK);
+    assert_eq!(order_row(&app.pool, order_id).await, live);
     app.stop().await;
+}
+
+async fn order_row(pool: &sqlx::PgPool, order_id: uuid::Uuid) -> Value {
+    sqlx::query_scalar("SELECT to_jsonb(o) FROM read_orders o WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(pool)
+        .await
+        .expect("row")
 }
 
 #[tokio::test]
