@@ -106,11 +106,85 @@ impl Projection for OrdersProjection {
             });
             changes[index].1.absorb(decoded, event);
         }
-        for (order_id, change) in changes {
-            change.write(connection, schema, order_id).await?;
+        // New orders go in as multi-row inserts, one per set of columns; changes to existing
+        // orders are one update each.
+        let (inserts, updates): (Vec<_>, Vec<_>) = changes
+            .into_iter()
+            .partition(|(_, change)| change.placed.is_some());
+        let mut inserts_by_columns: Vec<(Vec<&'static str>, Vec<(Uuid, RowChange)>)> = Vec::new();
+        for (order_id, change) in inserts {
+            let columns: Vec<&'static str> =
+                change.columns.iter().map(|(column, _)| *column).collect();
+            match inserts_by_columns
+                .iter_mut()
+                .find(|(existing, _)| *existing == columns)
+            {
+                Some((_, rows)) => rows.push((order_id, change)),
+                None => inserts_by_columns.push((columns, vec![(order_id, change)])),
+            }
+        }
+        for (columns, rows) in inserts_by_columns {
+            let mut rows = rows.into_iter().peekable();
+            while rows.peek().is_some() {
+                let chunk: Vec<_> = rows.by_ref().take(INSERT_CHUNK).collect();
+                insert_new_orders(connection, schema, &columns, chunk).await?;
+            }
+        }
+        for (order_id, change) in updates {
+            change.update(connection, schema, order_id).await?;
         }
         Ok(())
     }
+}
+
+/// Rows per multi-row insert: well under PostgreSQL's 65,535 bind parameters.
+const INSERT_CHUNK: usize = 1_000;
+
+async fn insert_new_orders(
+    connection: &mut PgConnection,
+    schema: &str,
+    extra_columns: &[&'static str],
+    rows: Vec<(Uuid, RowChange)>,
+) -> anyhow::Result<()> {
+    let mut statement: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "INSERT INTO {schema}.orders (order_id, customer_id, service, unit_price, quantity, total,
+            scheduled_start, duration_minutes, city, district, address_detail, contact_name,
+            contact_phone_masked, note, placed_at, status, updated_at, last_sequence"
+    ));
+    for column in extra_columns {
+        statement.push(format!(", {column}"));
+    }
+    statement.push(") ");
+    statement.push_values(rows, |mut values, (order_id, change)| {
+        let Some((booking, total, placed_at)) = change.placed else {
+            unreachable!("only placed orders are inserted")
+        };
+        values
+            .push_bind(order_id)
+            .push_bind(booking.customer_id)
+            .push_bind(booking.service.as_str())
+            .push_bind(booking.unit_price.get())
+            .push_bind(booking.quantity as i32)
+            .push_bind(total.get())
+            .push_bind(booking.scheduled_start)
+            .push_bind(booking.duration_minutes as i32)
+            .push_bind(booking.address.city)
+            .push_bind(booking.address.district)
+            .push_bind(booking.address.detail)
+            .push_bind(booking.address.contact_name)
+            .push_bind(booking.address.contact_phone.masked())
+            .push_bind(booking.note)
+            .push_bind(placed_at)
+            .push_bind(change.status.unwrap_or_default().as_str())
+            .push_bind(change.updated_at.unwrap_or_else(Utc::now))
+            .push_bind(change.last_sequence);
+        for (_, value) in change.columns {
+            value.push_to(&mut values);
+        }
+    });
+    statement.push(" ON CONFLICT (order_id) DO NOTHING");
+    statement.build().execute(&mut *connection).await?;
+    Ok(())
 }
 
 /// What one order's events in a batch do to its row.
@@ -141,67 +215,31 @@ impl RowChange {
         }
     }
 
-    async fn write(
+    async fn update(
         self,
         connection: &mut PgConnection,
         schema: &str,
         order_id: Uuid,
     ) -> anyhow::Result<()> {
-        let status = self.status.unwrap_or_default();
-        let updated_at = self.updated_at.unwrap_or_else(Utc::now);
-        let mut statement: QueryBuilder<Postgres>;
-        if let Some((booking, total, placed_at)) = self.placed {
-            statement = QueryBuilder::new(format!(
-                "INSERT INTO {schema}.orders (order_id, customer_id, service, unit_price, quantity, total,
-                    scheduled_start, duration_minutes, city, district, address_detail, contact_name,
-                    contact_phone_masked, note, placed_at, status, updated_at, last_sequence"
-            ));
-            for (column, _) in &self.columns {
-                statement.push(format!(", {column}"));
-            }
-            statement.push(") VALUES (");
-            let mut values = statement.separated(", ");
-            values
-                .push_bind(order_id)
-                .push_bind(booking.customer_id)
-                .push_bind(booking.service.as_str())
-                .push_bind(booking.unit_price.get())
-                .push_bind(booking.quantity as i32)
-                .push_bind(total.get())
-                .push_bind(booking.scheduled_start)
-                .push_bind(booking.duration_minutes as i32)
-                .push_bind(booking.address.city)
-                .push_bind(booking.address.district)
-                .push_bind(booking.address.detail)
-                .push_bind(booking.address.contact_name)
-                .push_bind(booking.address.contact_phone.masked())
-                .push_bind(booking.note)
-                .push_bind(placed_at)
-                .push_bind(status.as_str())
-                .push_bind(updated_at)
-                .push_bind(self.last_sequence);
-            for (_, value) in self.columns {
-                value.push_to(&mut values);
-            }
-            statement.push(") ON CONFLICT (order_id) DO NOTHING");
-        } else {
-            statement = QueryBuilder::new(format!("UPDATE {schema}.orders SET status = "));
-            statement.push_bind(status.as_str());
-            statement.push(", updated_at = ").push_bind(updated_at);
-            statement
-                .push(", last_sequence = ")
-                .push_bind(self.last_sequence);
-            for (column, value) in self.columns {
-                statement.push(format!(", {column} = "));
-                let mut single = statement.separated("");
-                value.push_to(&mut single);
-            }
-            // The sequence guard makes a repeated change a no-op.
-            statement.push(" WHERE order_id = ").push_bind(order_id);
-            statement
-                .push(" AND last_sequence < ")
-                .push_bind(self.last_sequence);
+        let mut statement: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("UPDATE {schema}.orders SET status = "));
+        statement.push_bind(self.status.unwrap_or_default().as_str());
+        statement
+            .push(", updated_at = ")
+            .push_bind(self.updated_at.unwrap_or_else(Utc::now));
+        statement
+            .push(", last_sequence = ")
+            .push_bind(self.last_sequence);
+        for (column, value) in self.columns {
+            statement.push(format!(", {column} = "));
+            let mut single = statement.separated("");
+            value.push_to(&mut single);
         }
+        // The sequence guard makes a repeated change a no-op.
+        statement.push(" WHERE order_id = ").push_bind(order_id);
+        statement
+            .push(" AND last_sequence < ")
+            .push_bind(self.last_sequence);
         statement.build().execute(&mut *connection).await?;
         Ok(())
     }

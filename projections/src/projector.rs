@@ -278,7 +278,7 @@ impl Projector {
             pool,
             projection,
             stats: Arc::default(),
-            batch_size: 500,
+            batch_size: 1_000,
             idle_poll: Duration::from_millis(20),
         }
     }
