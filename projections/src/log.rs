@@ -20,8 +20,19 @@ pub struct StoredEvent {
 
 impl StoredEvent {
     /// Decodes the payload into an aggregate's event type.
+    ///
+    /// Every event type is at version `domain::EVENT_VERSION` today. An event at any other
+    /// version stops the projector with an error (shown in its status) rather than being
+    /// misread: a new version must come with an upcaster here.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> anyhow::Result<E> {
         use anyhow::Context;
+        anyhow::ensure!(
+            self.event_version == domain::EVENT_VERSION,
+            "no upcaster for {} version {} (position {})",
+            self.event_type,
+            self.event_version,
+            self.position
+        );
         serde_json::from_value(self.payload.clone()).with_context(|| {
             format!(
                 "decoding {} v{} at position {}",

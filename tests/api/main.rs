@@ -6,3 +6,4 @@ mod concurrency;
 mod idempotency;
 mod lifecycle;
 mod projections;
+mod store;
