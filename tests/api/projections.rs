@@ -145,3 +145,54 @@ async fn admin_lists_page_with_keyset_cursors_without_gaps_or_repeats() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_event_the_projector_cannot_read_stops_it_at_that_event_with_its_error_shown() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let order_id = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('order', $1, 1, 'OrderPlaced', '0.1', '{\"OrderPlaced\": {}}', '{}')",
+    )
+    .bind(order_id.to_string())
+    .execute(&app.pool)
+    .await
+    .expect("insert");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let orders = loop {
+        let statuses: Value = app
+            .get("/api/v1/admin/projections", Some(&admin.token))
+            .await
+            .json()
+            .await
+            .expect("status");
+        let orders = statuses
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|status| status["name"] == "orders")
+            .expect("orders")
+            .clone();
+        if orders["last_error"].is_string() {
+            break orders;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no error reported: {orders}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        orders["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no upcaster"),
+        "{orders}"
+    );
+    assert!(
+        orders["pending_events"].as_i64().unwrap_or_default() >= 1,
+        "the event was skipped: {orders}"
+    );
+    app.stop().await;
+}
