@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// How long an access token is valid.
-pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(60 * 60);
+/// How long an access token is valid. Short, because refresh tokens renew it.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(15 * 60);
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -57,7 +57,16 @@ impl std::fmt::Debug for TokenKey {
 struct Claims {
     sub: Uuid,
     role: Role,
+    /// The session the token belongs to; revoking the session revokes the token.
+    sid: Uuid,
     exp: i64,
+}
+
+/// What a valid signature vouches for; the session must still be checked for revocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    pub actor: Actor,
+    pub session_id: Uuid,
 }
 
 impl TokenKey {
@@ -79,11 +88,17 @@ impl TokenKey {
         Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length")
     }
 
-    pub fn issue(&self, actor: Actor, now: DateTime<Utc>) -> (String, DateTime<Utc>) {
+    pub fn issue(
+        &self,
+        actor: Actor,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> (String, DateTime<Utc>) {
         let expires_at = now + ACCESS_TOKEN_TTL;
         let claims = Claims {
             sub: actor.id,
             role: actor.role,
+            sid: session_id,
             exp: expires_at.timestamp(),
         };
         let encoder = base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -94,7 +109,7 @@ impl TokenKey {
         (format!("{payload}.{signature}"), expires_at)
     }
 
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<Actor> {
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Option<Verified> {
         let decoder = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let (payload, signature) = token.split_once('.')?;
         let mut mac = self.mac();
@@ -104,9 +119,12 @@ impl TokenKey {
         if claims.exp <= now.timestamp() || claims.role == Role::System {
             return None;
         }
-        Some(Actor {
-            id: claims.sub,
-            role: claims.role,
+        Some(Verified {
+            actor: Actor {
+                id: claims.sub,
+                role: claims.role,
+            },
+            session_id: claims.sid,
         })
     }
 }
@@ -132,6 +150,7 @@ const WORKER: &[Role] = &[Role::Worker];
 const ADMIN: &[Role] = &[Role::Admin];
 const CUSTOMER_OR_ADMIN: &[Role] = &[Role::Customer, Role::Admin];
 const SIGNED_IN: &[Role] = &[Role::Customer, Role::Worker, Role::Admin];
+const EVERYONE_SIGNED_IN: &[Role] = &[Role::Customer, Role::Worker, Role::Admin, Role::Analyst];
 
 macro_rules! route {
     ($method:ident $path:literal $access:expr) => {
@@ -149,7 +168,11 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/openapi.json" Access::Public),
     route!(POST "/api/v1/accounts" Access::Public),
     route!(POST "/api/v1/sessions" Access::Public),
-    route!(GET "/api/v1/me" Access::Roles(SIGNED_IN)),
+    route!(POST "/api/v1/sessions/refresh" Access::Public),
+    route!(GET "/api/v1/sessions" Access::Roles(EVERYONE_SIGNED_IN)),
+    route!(DELETE "/api/v1/sessions/{session_id}" Access::Roles(EVERYONE_SIGNED_IN)),
+    route!(POST "/api/v1/me/password" Access::Roles(EVERYONE_SIGNED_IN)),
+    route!(GET "/api/v1/me" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(GET "/api/v1/catalogue" Access::Public),
     route!(GET "/api/v1/workers" Access::Public),
     route!(GET "/api/v1/workers/{worker_id}" Access::Public),
@@ -211,26 +234,66 @@ pub async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    let actor = bearer.and_then(|token| state.token_key.verify(token.trim(), Utc::now()));
+    let verified = bearer.and_then(|token| state.token_key.verify(token.trim(), Utc::now()));
+    // A valid signature is not enough: the session may have been revoked since.
+    let verified = match verified {
+        Some(verified) => match session_is_live(&state.pool, verified).await {
+            Ok(true) => Some(verified),
+            Ok(false) => None,
+            Err(error) => return ApiError::from(error).into_response(),
+        },
+        None => None,
+    };
     if let Access::Roles(roles) = spec.access {
-        let Some(actor) = actor else {
+        let Some(verified) = verified else {
             return ApiError::Unauthenticated.into_response();
         };
-        if !roles.contains(&actor.role) {
+        if !roles.contains(&verified.actor.role) {
             return ApiError::forbidden().into_response();
         }
     }
-    if let Some(actor) = actor {
-        tracing::Span::current().record("actor", tracing::field::display(actor.id));
+    if let Some(verified) = verified {
+        tracing::Span::current().record("actor", tracing::field::display(verified.actor.id));
+    }
+    let actor = verified.map(|verified| verified.actor);
+    if let Some(verified) = verified {
+        request.extensions_mut().insert(verified);
     }
     request.extensions_mut().insert(Caller(actor));
     next.run(request).await
+}
+
+async fn session_is_live(pool: &sqlx::PgPool, verified: Verified) -> sqlx::Result<bool> {
+    let live: Option<bool> = sqlx::query_scalar(
+        "SELECT revoked_at IS NULL AND expires_at > now() FROM sessions WHERE session_id = $1 AND user_id = $2",
+    )
+    .bind(verified.session_id)
+    .bind(verified.actor.id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(live.unwrap_or(false))
 }
 
 impl Caller {
     /// The signed-in actor; routes with a role rule always have one.
     pub fn actor(&self) -> Result<Actor, ApiError> {
         self.0.ok_or(ApiError::Unauthenticated)
+    }
+}
+
+/// The verified token of a signed-in caller, with its session; refused with 401 otherwise.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Verified {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Verified>()
+            .copied()
+            .ok_or(ApiError::Unauthenticated)
     }
 }
 
@@ -264,8 +327,12 @@ mod tests {
             role: Role::Worker,
         };
         let now = Utc::now();
-        let (token, expires_at) = key().issue(actor, now);
-        assert_eq!(key().verify(&token, now), Some(actor));
+        let session_id = Uuid::new_v4();
+        let (token, expires_at) = key().issue(actor, session_id, now);
+        assert_eq!(
+            key().verify(&token, now),
+            Some(Verified { actor, session_id })
+        );
         assert_eq!(key().verify(&token, expires_at), None);
     }
 
@@ -276,10 +343,11 @@ mod tests {
             role: Role::Customer,
         };
         let now = Utc::now();
-        let (token, _) = key().issue(actor, now);
+        let session_id = Uuid::new_v4();
+        let (token, _) = key().issue(actor, session_id, now);
         let (payload, signature) = token.split_once('.').expect("two parts");
         let admin_claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
-            r#"{{"sub":"{}","role":"admin","exp":{}}}"#,
+            r#"{{"sub":"{}","role":"admin","sid":"{session_id}","exp":{}}}"#,
             actor.id,
             now.timestamp() + 60
         ));

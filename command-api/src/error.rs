@@ -45,6 +45,9 @@ pub enum ApiError {
         "相同幂等键的请求仍在处理中 / a request with this Idempotency-Key is still in progress"
     )]
     IdempotencyInProgress,
+    /// 429: too many failed attempts; try again after the given number of seconds.
+    #[error("尝试次数过多，请 {retry_after_seconds} 秒后再试 / too many failed attempts; try again in {retry_after_seconds} seconds")]
+    LockedOut { retry_after_seconds: i64 },
     /// 413: the body is larger than allowed.
     #[error("请求体过大 / request body too large")]
     PayloadTooLarge,
@@ -78,6 +81,7 @@ impl ApiError {
             | ApiError::Conflict(_)
             | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::IdempotencyKeyReused => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -101,6 +105,7 @@ impl ApiError {
             ApiError::Conflict(_) => "/problems/conflict",
             ApiError::IdempotencyInProgress => "/problems/idempotency-in-progress",
             ApiError::PayloadTooLarge => "/problems/payload-too-large",
+            ApiError::LockedOut { .. } => "/problems/locked-out",
             ApiError::UnsupportedMediaType => "/problems/unsupported-media-type",
             ApiError::Invalid(_) => "/problems/invalid-input",
             ApiError::IdempotencyKeyReused => "/problems/idempotency-key-reused",
@@ -120,6 +125,7 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => "请求体过大 / Payload too large",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "不支持的媒体类型 / Unsupported media type",
             StatusCode::UNPROCESSABLE_ENTITY => "输入无效 / Invalid input",
+            StatusCode::TOO_MANY_REQUESTS => "请求过于频繁 / Too many requests",
             StatusCode::SERVICE_UNAVAILABLE => "服务不可用 / Service unavailable",
             _ => "服务器错误 / Server error",
         }
@@ -159,6 +165,14 @@ impl IntoResponse for ApiError {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::LockedOut {
+            retry_after_seconds,
+        } = &self
+        {
+            if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
         if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &self {
             // The logging middleware reads this and logs once, inside the request's span.
             response

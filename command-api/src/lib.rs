@@ -33,6 +33,7 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(routes::health::router())
         .merge(routes::accounts::router())
+        .merge(routes::sessions::router())
         .merge(routes::workers::router())
         .merge(routes::orders::router())
         .merge(routes::admin::router())

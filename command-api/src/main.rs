@@ -37,8 +37,10 @@ enum Command {
     RebuildProjection { name: String },
     /// Show each projection's position and lag.
     ProjectionStatus,
-    /// Create an administrator account.
+    /// Create an administrator (or, with --role analyst, an analyst) account.
     CreateAdmin {
+        #[arg(long, default_value = "admin", value_parser = ["admin", "analyst"])]
+        role: String,
         #[arg(long)]
         login: String,
         /// Read from the environment so it stays out of shell history.
@@ -120,11 +122,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&statuses)?
             )?;
         }
-        Command::CreateAdmin { login, password } => {
+        Command::CreateAdmin {
+            login,
+            password,
+            role,
+        } => {
             let pool = server::connect(url, &cli.var_dir, 2).await?;
             server::prepare(&pool).await?;
-            let user_id =
-                command_api::routes::accounts::create_admin(&pool, &login, &password).await?;
+            let user_id = command_api::routes::accounts::create_staff(
+                &pool,
+                &login,
+                &password,
+                domain::Role::parse(&role).context("role")?,
+            )
+            .await?;
             writeln!(std::io::stdout().lock(), "{user_id}")?;
         }
         Command::Bench(options) => {

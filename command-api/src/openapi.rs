@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, admin, health, orders, workers};
+use crate::routes::{accounts, admin, health, orders, sessions, workers};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -13,7 +13,8 @@ use crate::state::AppState;
     info(title = "Anjia 安家 API", version = "1", description = "家政服务平台接口 / Home-services platform API. Money is in integer fen; times are UTC."),
     paths(
         health::healthz, health::readyz, health::openapi_document,
-        accounts::register, accounts::sign_in, accounts::me, accounts::list_catalogue,
+        accounts::register, accounts::me,
+        sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password, accounts::list_catalogue,
         workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
         orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::review,
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,

@@ -6,4 +6,5 @@ mod concurrency;
 mod idempotency;
 mod lifecycle;
 mod projections;
+mod sessions;
 mod store;

@@ -47,7 +47,21 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_on(&database_url).await
 }
 
+/// Logs go to the test's captured output (shown when it fails); `RUST_LOG` chooses how much.
+fn init_logging() {
+    static LOGGING: OnceLock<()> = OnceLock::new();
+    LOGGING.get_or_init(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "warn,sqlx=error".into());
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    init_logging();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(40)
         .connect(database_url)
@@ -76,6 +90,8 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
 pub struct User {
     pub id: Uuid,
     pub token: String,
+    pub refresh_token: String,
+    pub session_id: Uuid,
     pub role: String,
 }
 
@@ -137,6 +153,15 @@ impl TestApp {
                 .parse()
                 .expect("uuid"),
             token: session["access_token"].as_str().expect("token").to_owned(),
+            refresh_token: session["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+            session_id: session["session_id"]
+                .as_str()
+                .expect("session id")
+                .parse()
+                .expect("uuid"),
             role: session["role"].as_str().expect("role").to_owned(),
         }
     }
@@ -179,11 +204,19 @@ impl TestApp {
     }
 
     pub async fn create_admin(&self) -> User {
-        let login = format!("admin-{}@example.com", Uuid::new_v4().simple());
-        command_api::routes::accounts::create_admin(&self.pool, &login, "an-admin-password")
+        self.create_staff(domain::Role::Admin).await
+    }
+
+    pub async fn create_analyst(&self) -> User {
+        self.create_staff(domain::Role::Analyst).await
+    }
+
+    async fn create_staff(&self, role: domain::Role) -> User {
+        let login = format!("{}-{}@example.com", role.as_str(), Uuid::new_v4().simple());
+        command_api::routes::accounts::create_staff(&self.pool, &login, "a-staff-password", role)
             .await
-            .expect("creating an admin");
-        self.sign_in(&login, "an-admin-password").await
+            .expect("creating a staff account");
+        self.sign_in(&login, "a-staff-password").await
     }
 
     /// Places an order and returns its id.

@@ -4,7 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use domain::catalogue::{catalogue, ServiceCode};
 use domain::customer::CustomerCommand;
 use domain::worker::{ServiceArea, WorkerCommand, WorkerProfile};
@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{hash_password, verify_password, Caller};
+use crate::auth::{hash_password, Caller};
 use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
@@ -22,7 +22,6 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/accounts", post(register))
-        .route("/api/v1/sessions", post(sign_in))
         .route("/api/v1/me", get(me))
         .route("/api/v1/catalogue", get(list_catalogue))
 }
@@ -91,7 +90,7 @@ pub fn normalise_login(raw: &str) -> Result<String, ApiError> {
     Ok(trimmed.to_lowercase())
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub fn check_password(password: &str) -> Result<(), ApiError> {
     let length = password.chars().count();
     if !(10..=128).contains(&length) {
         return Err(ApiError::Invalid(
@@ -213,65 +212,6 @@ pub async fn register(
     ))
 }
 
-/// A real hash of nothing in particular, checked when the login is unknown.
-static DUMMY_HASH: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| hash_password("no such account").expect("hashing works"));
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SignInBody {
-    pub login: String,
-    pub password: String,
-}
-
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SessionCreated {
-    pub access_token: String,
-    pub token_type: String,
-    pub expires_at: DateTime<Utc>,
-    pub user_id: Uuid,
-    pub role: String,
-}
-
-/// Sign in with a password and receive a bearer token.
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "accounts", request_body = SignInBody,
-    responses((status = 201, body = SessionCreated), (status = 401, body = crate::error::Problem)))]
-pub async fn sign_in(
-    State(state): State<AppState>,
-    AppJson(body): AppJson<SignInBody>,
-) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
-    let refused = || ApiError::BadCredentials;
-    let login = normalise_login(&body.login).map_err(|_| refused())?;
-    let row: Option<(Uuid, String, String)> =
-        sqlx::query_as("SELECT user_id, role, password_hash FROM credentials WHERE login = $1")
-            .bind(&login)
-            .fetch_optional(&state.pool)
-            .await?;
-    // Verify against a real hash even for an unknown login, so timing does not tell which.
-    let (user_id, role, stored_hash) =
-        row.unwrap_or_else(|| (Uuid::nil(), String::new(), DUMMY_HASH.clone()));
-    let password = body.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-        .await
-        .map_err(|error| ApiError::Internal(error.into()))?;
-    let role = Role::parse(&role)
-        .filter(|_| matches && !user_id.is_nil())
-        .ok_or_else(refused)?;
-    let (access_token, expires_at) = state
-        .token_key
-        .issue(Actor { id: user_id, role }, Utc::now());
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(SessionCreated {
-            access_token,
-            token_type: "Bearer".into(),
-            expires_at,
-            user_id,
-            role: role.as_str().into(),
-        }),
-    ))
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Me {
     pub user_id: Uuid,
@@ -351,22 +291,29 @@ pub async fn list_catalogue() -> axum::Json<Vec<CatalogueEntry>> {
     )
 }
 
-/// Creates an administrator's credentials (from the CLI; there is no public route for it).
-pub async fn create_admin(
+/// Creates an administrator's or analyst's credentials (from the CLI; there is no public route
+/// for it).
+pub async fn create_staff(
     pool: &sqlx::PgPool,
     login: &str,
     password: &str,
+    role: Role,
 ) -> anyhow::Result<Uuid> {
+    anyhow::ensure!(
+        matches!(role, Role::Admin | Role::Analyst),
+        "staff accounts are admins or analysts"
+    );
     let login = normalise_login(login).map_err(|error| anyhow::anyhow!("{error}"))?;
     check_password(password).map_err(|error| anyhow::anyhow!("{error}"))?;
     let user_id = Uuid::now_v7();
     let password_hash = hash_password(password)?;
     let inserted = sqlx::query(
-        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, $2, 'admin', $3) ON CONFLICT DO NOTHING",
+        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, $2, $4, $3) ON CONFLICT DO NOTHING",
     )
     .bind(user_id)
     .bind(&login)
     .bind(password_hash)
+    .bind(role.as_str())
     .execute(pool)
     .await?
     .rows_affected();

@@ -4,4 +4,5 @@ pub mod accounts;
 pub mod admin;
 pub mod health;
 pub mod orders;
+pub mod sessions;
 pub mod workers;

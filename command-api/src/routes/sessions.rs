@@ -1,0 +1,409 @@
+//! Signing in and staying signed in: sessions, rotating refresh tokens, revocation,
+//! password changes, and the lock-out that answers repeated wrong passwords.
+//!
+//! A session is one sign-in. Its refresh tokens form a family: each refresh spends the token
+//! it presents and gets a new one; presenting a spent token again means it was stolen (or the
+//! client is confused), and the whole session is revoked. Access tokens name their session, so
+//! revoking a session refuses its access tokens at once, in every process.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::Router;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use domain::{Actor, Role};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{hash_password, verify_password, Caller, Verified};
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppPath};
+use crate::routes::accounts::{check_password, normalise_login};
+use crate::state::AppState;
+
+/// How long a session lives without being refreshed.
+pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+
+/// Failures allowed before a lock-out, per account and per client address.
+const FREE_FAILURES: i32 = 5;
+const FIRST_LOCK_OUT_SECONDS: i64 = 30;
+const LONGEST_LOCK_OUT_SECONDS: i64 = 60 * 60;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/sessions", post(sign_in).get(list))
+        .route("/api/v1/sessions/refresh", post(refresh))
+        .route("/api/v1/sessions/{session_id}", delete(revoke))
+        .route("/api/v1/me/password", post(change_password))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInBody {
+    pub login: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SessionCreated {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_at: DateTime<Utc>,
+    /// Spend it at `/api/v1/sessions/refresh` for a new pair; it works once.
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub role: String,
+}
+
+/// A real hash of nothing in particular, checked when the login is unknown so that timing
+/// does not tell which logins exist.
+static DUMMY_HASH: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| hash_password("no such account").expect("hashing works"));
+
+fn new_refresh_token() -> (String, Vec<u8>) {
+    let secret: [u8; 32] = rand::random();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
+    let hash = Sha256::digest(token.as_bytes()).to_vec();
+    (token, hash)
+}
+
+async fn open_session(
+    state: &AppState,
+    actor: Actor,
+    context: &CommandContext,
+) -> Result<SessionCreated, ApiError> {
+    let session_id = Uuid::now_v7();
+    let now = Utc::now();
+    let refresh_expires_at = now + SESSION_TTL;
+    let (refresh_token, refresh_hash) = new_refresh_token();
+    let mut transaction = state.pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO sessions (session_id, user_id, expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(session_id)
+    .bind(actor.id)
+    .bind(refresh_expires_at)
+    .bind(&context.client_ip)
+    .bind(&context.user_agent)
+    .execute(&mut *transaction)
+    .await?;
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .bind(&refresh_hash)
+        .bind(session_id)
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    let (access_token, expires_at) = state.token_key.issue(actor, session_id, now);
+    Ok(SessionCreated {
+        access_token,
+        token_type: "Bearer".into(),
+        expires_at,
+        refresh_token,
+        refresh_expires_at,
+        session_id,
+        user_id: actor.id,
+        role: actor.role.as_str().into(),
+    })
+}
+
+/// Refuses a sign-in while the account or the client address is locked out.
+async fn check_lock_out(pool: &PgPool, login: &str, client_ip: &str) -> Result<(), ApiError> {
+    let locked_until: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT MAX(locked_until) FROM sign_in_failures
+          WHERE ((scope = 'login' AND subject = $1) OR (scope = 'ip' AND subject = $2)) AND locked_until > now()",
+    )
+    .bind(login)
+    .bind(client_ip)
+    .fetch_one(pool)
+    .await?;
+    match locked_until {
+        Some(until) => Err(ApiError::LockedOut {
+            retry_after_seconds: (until - Utc::now()).num_seconds().max(1),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Counts a failure for the account and the address; past the free allowance each failure
+/// locks out for twice as long as the one before, up to an hour.
+async fn record_failure(pool: &PgPool, login: &str, client_ip: &str) -> Result<(), ApiError> {
+    for (scope, subject) in [("login", login), ("ip", client_ip)] {
+        sqlx::query(
+            "INSERT INTO sign_in_failures (scope, subject, failures, last_failure_at) VALUES ($1, $2, 1, now())
+             ON CONFLICT (scope, subject) DO UPDATE
+                SET failures = sign_in_failures.failures + 1, last_failure_at = now(),
+                    locked_until = CASE WHEN sign_in_failures.failures + 1 > $3
+                        THEN now() + make_interval(secs => LEAST($5, $4 * power(2, sign_in_failures.failures + 1 - $3 - 1)))
+                        ELSE sign_in_failures.locked_until END",
+        )
+        .bind(scope)
+        .bind(subject)
+        .bind(FREE_FAILURES)
+        .bind(FIRST_LOCK_OUT_SECONDS as f64)
+        .bind(LONGEST_LOCK_OUT_SECONDS as f64)
+        .execute(pool)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sign in with a login and password; returns an access token and a refresh token.
+#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = SignInBody,
+    responses((status = 201, body = SessionCreated), (status = 401, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<SignInBody>,
+) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
+    let login = normalise_login(&body.login).map_err(|_| ApiError::BadCredentials)?;
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    check_lock_out(&state.pool, &login, &client_ip).await?;
+    let row: Option<(Uuid, String, String)> =
+        sqlx::query_as("SELECT user_id, role, password_hash FROM credentials WHERE login = $1")
+            .bind(&login)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (user_id, role, stored_hash) =
+        row.unwrap_or_else(|| (Uuid::nil(), String::new(), DUMMY_HASH.clone()));
+    let password = body.password;
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))?;
+    let role = Role::parse(&role).filter(|_| matches && !user_id.is_nil());
+    let Some(role) = role else {
+        record_failure(&state.pool, &login, &client_ip).await?;
+        return Err(ApiError::BadCredentials);
+    };
+    sqlx::query("DELETE FROM sign_in_failures WHERE scope = 'login' AND subject = $1")
+        .bind(&login)
+        .execute(&state.pool)
+        .await?;
+    let session = open_session(&state, Actor { id: user_id, role }, &context).await?;
+    Ok((StatusCode::CREATED, axum::Json(session)))
+}
+
+/// A refresh token's row, with its session and the holder's role.
+#[derive(sqlx::FromRow)]
+struct PresentedToken {
+    session_id: Uuid,
+    spent_at: Option<DateTime<Utc>>,
+    user_id: Uuid,
+    role: String,
+    revoked_at: Option<DateTime<Utc>>,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshBody {
+    pub refresh_token: String,
+}
+
+/// Spend a refresh token for a new access token and a new refresh token. Presenting a spent
+/// refresh token revokes its whole session.
+#[utoipa::path(post, path = "/api/v1/sessions/refresh", tag = "sessions", request_body = RefreshBody,
+    responses((status = 201, body = SessionCreated), (status = 401, body = crate::error::Problem)))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    AppJson(body): AppJson<RefreshBody>,
+) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
+    let presented_hash = Sha256::digest(body.refresh_token.trim().as_bytes()).to_vec();
+    let mut transaction = state.pool.begin().await?;
+    // Locking the token row makes two concurrent refreshes with one token take turns: the
+    // second sees it spent.
+    let found: Option<PresentedToken> = sqlx::query_as(
+        "SELECT s.session_id, t.spent_at, s.user_id, c.role, s.revoked_at, s.expires_at
+           FROM refresh_tokens t
+           JOIN sessions s ON s.session_id = t.session_id
+           JOIN credentials c ON c.user_id = s.user_id
+          WHERE t.token_hash = $1
+          FOR UPDATE OF t, s",
+    )
+    .bind(&presented_hash)
+    .fetch_optional(&mut *transaction)
+    .await?;
+    let Some(PresentedToken {
+        session_id,
+        spent_at,
+        user_id,
+        role,
+        revoked_at,
+        expires_at,
+    }) = found
+    else {
+        return Err(ApiError::Unauthenticated);
+    };
+    if spent_at.is_some() {
+        sqlx::query(
+            "UPDATE sessions SET revoked_at = COALESCE(revoked_at, now()), revoked_reason = COALESCE(revoked_reason, 'refresh token reused')
+              WHERE session_id = $1",
+        )
+        .bind(session_id)
+        .execute(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        tracing::warn!(session_id = %session_id, "a spent refresh token was presented; the session is revoked");
+        return Err(ApiError::Unauthenticated);
+    }
+    let role = Role::parse(&role)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role}")))?;
+    if revoked_at.is_some() || expires_at <= Utc::now() {
+        return Err(ApiError::Unauthenticated);
+    }
+    let now = Utc::now();
+    let refresh_expires_at = now + SESSION_TTL;
+    let (refresh_token, refresh_hash) = new_refresh_token();
+    sqlx::query("UPDATE refresh_tokens SET spent_at = now() WHERE token_hash = $1")
+        .bind(&presented_hash)
+        .execute(&mut *transaction)
+        .await?;
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
+        .bind(&refresh_hash)
+        .bind(session_id)
+        .execute(&mut *transaction)
+        .await?;
+    sqlx::query("UPDATE sessions SET last_used_at = now(), expires_at = $2 WHERE session_id = $1")
+        .bind(session_id)
+        .bind(refresh_expires_at)
+        .execute(&mut *transaction)
+        .await?;
+    transaction.commit().await?;
+    let actor = Actor { id: user_id, role };
+    let (access_token, expires_at) = state.token_key.issue(actor, session_id, now);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(SessionCreated {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_at,
+            refresh_token,
+            refresh_expires_at,
+            session_id,
+            user_id,
+            role: role.as_str().into(),
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct SessionView {
+    pub session_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    /// The session this request was made with.
+    #[sqlx(default)]
+    pub current: bool,
+}
+
+/// Your live sessions, newest first.
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", security(("bearer" = [])),
+    responses((status = 200, body = [SessionView]), (status = 401, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    verified: Verified,
+) -> Result<axum::Json<Vec<SessionView>>, ApiError> {
+    let mut sessions: Vec<SessionView> = sqlx::query_as(
+        "SELECT session_id, created_at, last_used_at, expires_at, client_ip, user_agent FROM sessions
+          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()
+          ORDER BY created_at DESC LIMIT 100",
+    )
+    .bind(verified.actor.id)
+    .fetch_all(&state.pool)
+    .await?;
+    for session in &mut sessions {
+        session.current = session.session_id == verified.session_id;
+    }
+    Ok(axum::Json(sessions))
+}
+
+/// Revoke one of your sessions (sign it out everywhere at once).
+#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}", tag = "sessions", security(("bearer" = [])),
+    params(("session_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn revoke(
+    State(state): State<AppState>,
+    verified: Verified,
+    AppPath(session_id): AppPath<Uuid>,
+) -> Result<StatusCode, ApiError> {
+    let revoked = sqlx::query(
+        "UPDATE sessions SET revoked_at = COALESCE(revoked_at, now()), revoked_reason = COALESCE(revoked_reason, 'revoked by its owner')
+          WHERE session_id = $1 AND user_id = $2",
+    )
+    .bind(session_id)
+    .bind(verified.actor.id)
+    .execute(&state.pool)
+    .await?
+    .rows_affected();
+    if revoked == 0 {
+        return Err(ApiError::not_found("会话", "session"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// Change your password. Every other session is revoked; this one stays.
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "sessions", request_body = ChangePasswordBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    verified: Verified,
+    _caller: Caller,
+    AppJson(body): AppJson<ChangePasswordBody>,
+) -> Result<StatusCode, ApiError> {
+    check_password(&body.new_password)?;
+    let stored_hash: String =
+        sqlx::query_scalar("SELECT password_hash FROM credentials WHERE user_id = $1")
+            .bind(verified.actor.id)
+            .fetch_one(&state.pool)
+            .await?;
+    let current = body.current_password;
+    let new_password = body.new_password;
+    let new_hash = tokio::task::spawn_blocking(move || {
+        verify_password(&current, &stored_hash).then(|| hash_password(&new_password))
+    })
+    .await
+    .map_err(|error| ApiError::Internal(error.into()))?;
+    let Some(new_hash) = new_hash else {
+        return Err(ApiError::BadCredentials);
+    };
+    let new_hash = new_hash?;
+    let mut transaction = state.pool.begin().await?;
+    sqlx::query("UPDATE credentials SET password_hash = $2 WHERE user_id = $1")
+        .bind(verified.actor.id)
+        .bind(new_hash)
+        .execute(&mut *transaction)
+        .await?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'password changed'
+          WHERE user_id = $1 AND session_id <> $2 AND revoked_at IS NULL",
+    )
+    .bind(verified.actor.id)
+    .bind(verified.session_id)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
