@@ -84,6 +84,17 @@ impl TokenKey {
         Ok(TokenKey(key))
     }
 
+    /// A keyed hash for one-time codes, separated from token signatures by its label.
+    pub fn code_mac(&self, parts: &[&str]) -> Hmac<Sha256> {
+        let mut mac = self.mac();
+        mac.update(b"one-time-code");
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part.as_bytes());
+        }
+        mac
+    }
+
     fn mac(&self) -> Hmac<Sha256> {
         Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes any key length")
     }
@@ -169,6 +180,9 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(POST "/api/v1/accounts" Access::Public),
     route!(POST "/api/v1/sessions" Access::Public),
     route!(POST "/api/v1/sessions/refresh" Access::Public),
+    route!(POST "/api/v1/sessions/code" Access::Public),
+    route!(POST "/api/v1/verification-codes" Access::Public),
+    route!(POST "/api/v1/password-resets" Access::Public),
     route!(GET "/api/v1/sessions" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(DELETE "/api/v1/sessions/{session_id}" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(POST "/api/v1/me/password" Access::Roles(EVERYONE_SIGNED_IN)),

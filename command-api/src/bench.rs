@@ -84,16 +84,39 @@ pub async fn run(
     let pool = server::connect(database_url, var_dir, (max_concurrency as u32 + 8).max(16)).await?;
     server::prepare(&pool).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let running = server::start(pool.clone(), listener, true).await?;
+    let running = server::start(pool.clone(), listener, true, &Default::default()).await?;
     let base = format!("http://{}", running.address);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(max_concurrency * 2)
         .build()?;
 
     let login = format!("bench-{}@example.com", uuid::Uuid::new_v4());
+    let requested = client
+        .post(format!("{base}/api/v1/verification-codes"))
+        .json(&json!({"purpose": "register", "destination": login}))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        requested.status().is_success(),
+        "requesting a code: {}",
+        requested.status()
+    );
+    // Without SMTP settings the code lands in the development outbox.
+    let message: String = sqlx::query_scalar(
+        "SELECT body FROM outbox_messages WHERE destination = $1 ORDER BY created_at DESC LIMIT 1",
+    )
+    .bind(&login)
+    .fetch_one(&pool)
+    .await
+    .context("reading the code from the outbox")?;
+    let code: String = message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|digits| digits.len() == 6)
+        .context("no code in the message")?
+        .to_owned();
     let registered = client
         .post(format!("{base}/api/v1/accounts"))
-        .json(&json!({"kind": "customer", "login": login, "password": "bench-password-1", "name": "压测用户", "phone": "13800135678"}))
+        .json(&json!({"kind": "customer", "login": login, "verification_code": code, "password": "bench-password-1", "name": "压测用户", "phone": "13800135678"}))
         .send()
         .await?;
     anyhow::ensure!(

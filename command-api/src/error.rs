@@ -57,6 +57,11 @@ pub enum ApiError {
     /// 422: well-formed but invalid input.
     #[error("{0}")]
     Invalid(String),
+    /// 422: a one-time code that is wrong, spent or expired.
+    #[error(
+        "验证码错误或已过期，请重新获取 / the code is wrong or has expired; request a new one"
+    )]
+    BadCode,
     /// 422: an Idempotency-Key reused for a different request.
     #[error("幂等键已用于另一个请求 / this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
@@ -83,7 +88,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Invalid(_) | ApiError::IdempotencyKeyReused => {
+            ApiError::Invalid(_) | ApiError::IdempotencyKeyReused | ApiError::BadCode => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -109,6 +114,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType => "/problems/unsupported-media-type",
             ApiError::Invalid(_) => "/problems/invalid-input",
             ApiError::IdempotencyKeyReused => "/problems/idempotency-key-reused",
+            ApiError::BadCode => "/problems/bad-code",
             ApiError::Unavailable(_) => "/problems/unavailable",
             ApiError::Internal(_) => "/problems/internal",
         }

@@ -10,6 +10,7 @@ pub mod commands;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod notify;
 pub mod openapi;
 pub mod routes;
 pub mod server;
@@ -34,6 +35,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::health::router())
         .merge(routes::accounts::router())
         .merge(routes::sessions::router())
+        .merge(routes::verification::router())
         .merge(routes::workers::router())
         .merge(routes::orders::router())
         .merge(routes::admin::router())

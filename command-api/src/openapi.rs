@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, admin, health, orders, sessions, workers};
+use crate::routes::{accounts, admin, health, orders, sessions, verification, workers};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -14,7 +14,8 @@ use crate::state::AppState;
     paths(
         health::healthz, health::readyz, health::openapi_document,
         accounts::register, accounts::me,
-        sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password, accounts::list_catalogue,
+        sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password,
+        verification::request_code, verification::sign_in_with_code, verification::reset_password, accounts::list_catalogue,
         workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
         orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::review,
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,

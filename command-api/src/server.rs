@@ -82,8 +82,9 @@ pub async fn start(
     pool: PgPool,
     listener: TcpListener,
     run_projectors: bool,
+    notify: &crate::notify::NotifySettings,
 ) -> anyhow::Result<Running> {
-    let state = AppState::new(pool.clone()).await?;
+    let state = AppState::new(pool.clone(), notify).await?;
     let address = listener.local_addr()?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
     let mut tasks = Vec::new();

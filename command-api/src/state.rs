@@ -9,6 +9,7 @@ use sqlx::PgPool;
 
 use crate::auth::TokenKey;
 use crate::commands::CommandBus;
+use crate::notify::{Notifier, NotifySettings};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -17,12 +18,14 @@ pub struct AppState {
     pub orders: Arc<CommandBus<Order>>,
     pub workers: Arc<CommandBus<Worker>>,
     pub customers: Arc<CommandBus<Customer>>,
+    pub notifier: Notifier,
 }
 
 impl AppState {
-    pub async fn new(pool: PgPool) -> anyhow::Result<Self> {
+    pub async fn new(pool: PgPool, notify: &NotifySettings) -> anyhow::Result<Self> {
         let token_key = TokenKey::load_or_create(&pool).await?;
         Ok(AppState {
+            notifier: Notifier::new(&pool, notify)?,
             token_key,
             orders: Arc::new(CommandBus::new(pool.clone())),
             workers: Arc::new(CommandBus::new(pool.clone())),

@@ -252,21 +252,36 @@ async fn bad_input_gets_a_problem_document_and_appends_nothing() {
 }
 
 #[tokio::test]
-async fn registration_refuses_weak_passwords_duplicate_logins_and_bad_sign_ins() {
+async fn registration_refuses_bad_codes_weak_passwords_duplicate_logins_and_bad_sign_ins() {
     let app = spawn_app().await;
-    let body = json!({"kind": "customer", "login": "Mei@Example.com", "password": "long-enough-1", "name": "梅", "phone": "13912345678"});
-    assert_eq!(
-        app.post("/api/v1/accounts", None, &body).await.status(),
-        StatusCode::CREATED
-    );
-    let duplicate = app
+    let code = app.code_for("register", "Mei@Example.com").await;
+    let body = json!({"kind": "customer", "login": "Mei@Example.com", "verification_code": code, "password": "long-enough-1", "name": "梅", "phone": "13912345678"});
+    let wrong_code = if code == "000000" { "111111" } else { "000000" };
+    let guessed = app
         .post(
             "/api/v1/accounts",
             None,
-            &with(body.clone(), "/login", json!("mei@example.com")),
+            &with(body.clone(), "/verification_code", json!(wrong_code)),
         )
         .await;
-    assert_problem(duplicate, StatusCode::CONFLICT, "/problems/conflict").await;
+    assert_problem(
+        guessed,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/bad-code",
+    )
+    .await;
+    let mut without_code = body.clone();
+    without_code
+        .as_object_mut()
+        .expect("object")
+        .remove("verification_code");
+    let missing = app.post("/api/v1/accounts", None, &without_code).await;
+    assert_problem(
+        missing,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
     let weak = app
         .post(
             "/api/v1/accounts",
@@ -280,15 +295,24 @@ async fn registration_refuses_weak_passwords_duplicate_logins_and_bad_sign_ins()
         "/problems/invalid-input",
     )
     .await;
+    let bad_phone = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            &with(body.clone(), "/phone", json!("1234")),
+        )
+        .await;
+    assert_problem(
+        bad_phone,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
     let worker_without_profile = app
         .post(
             "/api/v1/accounts",
             None,
-            &with(
-                with(body, "/kind", json!("worker")),
-                "/login",
-                json!("w@example.com"),
-            ),
+            &with(body.clone(), "/kind", json!("worker")),
         )
         .await;
     assert_problem(
@@ -297,6 +321,20 @@ async fn registration_refuses_weak_passwords_duplicate_logins_and_bad_sign_ins()
         "/problems/invalid-input",
     )
     .await;
+
+    // The right code, after one wrong guess, still works once.
+    assert_eq!(
+        app.post("/api/v1/accounts", None, &body).await.status(),
+        StatusCode::CREATED
+    );
+    let duplicate = app
+        .post(
+            "/api/v1/accounts",
+            None,
+            &with(body, "/login", json!("mei@example.com")),
+        )
+        .await;
+    assert_problem(duplicate, StatusCode::CONFLICT, "/problems/conflict").await;
     let wrong = app
         .post(
             "/api/v1/sessions",

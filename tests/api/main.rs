@@ -8,3 +8,4 @@ mod lifecycle;
 mod projections;
 mod sessions;
 mod store;
+mod verification;

@@ -78,10 +78,7 @@ async fn a_person_lists_sessions_revokes_one_and_a_password_change_revokes_the_o
     let app = spawn_app().await;
     let login = format!("multi-{}@example.com", uuid::Uuid::new_v4().simple());
     let registered = app
-        .post(
-            "/api/v1/accounts",
-            None,
-            &json!({"kind": "customer", "login": login, "password": "first-password", "name": "陈先生", "phone": "13812345678"}),
+        .register(json!({"kind": "customer", "login": login, "password": "first-password", "name": "陈先生", "phone": "13812345678"}),
         )
         .await;
     assert_eq!(registered.status(), StatusCode::CREATED);
@@ -183,10 +180,7 @@ async fn repeated_wrong_passwords_lock_the_account_out_even_for_the_right_passwo
     let app = spawn_app().await;
     let login = format!("target-{}@example.com", uuid::Uuid::new_v4().simple());
     let registered = app
-        .post(
-            "/api/v1/accounts",
-            None,
-            &json!({"kind": "customer", "login": login, "password": "the-right-password", "name": "黄女士", "phone": "13812345678"}),
+        .register(json!({"kind": "customer", "login": login, "password": "the-right-password", "name": "黄女士", "phone": "13812345678"}),
         )
         .await;
     assert_eq!(registered.status(), StatusCode::CREATED);

@@ -12,6 +12,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub mod smtp;
+
 /// One cluster per test process; it stops and vanishes when the process exits.
 fn cluster() -> &'static localpg::EphemeralCluster {
     static CLUSTER: OnceLock<localpg::EphemeralCluster> = OnceLock::new();
@@ -35,6 +37,8 @@ pub async fn fresh_database() -> String {
 
 pub struct TestApp {
     pub address: String,
+    /// Where the app's e-mail goes.
+    pub mail: smtp::SmtpSink,
     pub pool: PgPool,
     pub database_url: String,
     pub client: reqwest::Client,
@@ -73,11 +77,18 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding");
-    let running = command_api::server::start(pool.clone(), listener, true)
+    let mail = smtp::SmtpSink::start().await;
+    let notify = command_api::notify::NotifySettings {
+        smtp_url: Some(mail.url()),
+        mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
+        ..Default::default()
+    };
+    let running = command_api::server::start(pool.clone(), listener, true, &notify)
         .await
         .expect("starting");
     TestApp {
         address: format!("http://{}", running.address),
+        mail,
         pool,
         database_url: database_url.to_owned(),
         client: reqwest::Client::new(),
@@ -166,14 +177,55 @@ impl TestApp {
         }
     }
 
+    /// Requests a one-time code for `destination` and reads it where a person would: from the
+    /// mailbox (the SMTP sink) for an address, from the SMS outbox for a phone number.
+    pub async fn code_for(&self, purpose: &str, destination: &str) -> String {
+        let response = self
+            .post(
+                "/api/v1/verification-codes",
+                None,
+                &json!({"purpose": purpose, "destination": destination}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "requesting a code: {}",
+            response.text().await.unwrap_or_default()
+        );
+        if destination.contains('@') {
+            return self
+                .mail
+                .latest_to(destination)
+                .await
+                .code()
+                .expect("a code in the mail");
+        }
+        let text: String = sqlx::query_scalar(
+            "SELECT body FROM outbox_messages WHERE channel = 'sms' AND destination = $1 ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(domain::PhoneNumber::parse(destination).expect("a phone number").as_str())
+        .fetch_one(&self.pool)
+        .await
+        .expect("an SMS in the outbox");
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|digits| digits.len() == 6)
+            .expect("a code in the SMS")
+            .to_owned()
+    }
+
+    /// Registers an account (requesting and reading its code) and answers the raw response.
+    pub async fn register(&self, mut body: Value) -> Response {
+        let login = body["login"].as_str().expect("login").to_owned();
+        let code = self.code_for("register", &login).await;
+        body["verification_code"] = code.into();
+        self.post("/api/v1/accounts", None, &body).await
+    }
+
     pub async fn register_customer(&self) -> User {
         let login = format!("customer-{}@example.com", Uuid::new_v4().simple());
         let response = self
-            .post(
-                "/api/v1/accounts",
-                None,
-                &json!({"kind": "customer", "login": login, "password": "a-good-password", "name": "李女士", "phone": "13912345678"}),
-            )
+            .register(json!({"kind": "customer", "login": login, "password": "a-good-password", "name": "李女士", "phone": "13912345678"}))
             .await;
         assert_eq!(
             response.status(),
@@ -187,12 +239,8 @@ impl TestApp {
     pub async fn register_worker(&self, skills: &[&str]) -> User {
         let login = format!("worker-{}@example.com", Uuid::new_v4().simple());
         let response = self
-            .post(
-                "/api/v1/accounts",
-                None,
-                &json!({"kind": "worker", "login": login, "password": "a-good-password", "name": "张阿姨", "phone": "13712345678",
-                        "worker": {"skills": skills, "years_of_experience": 8, "languages": ["普通话"], "city": "上海市", "districts": ["浦东新区"]}}),
-            )
+            .register(json!({"kind": "worker", "login": login, "password": "a-good-password", "name": "张阿姨", "phone": "13712345678",
+                        "worker": {"skills": skills, "years_of_experience": 8, "languages": ["普通话"], "city": "上海市", "districts": ["浦东新区"]}}))
             .await;
         assert_eq!(
             response.status(),

@@ -52,10 +52,12 @@ pub struct RegisterBody {
     pub kind: AccountKind,
     /// E-mail address or mobile number used to sign in.
     pub login: String,
+    /// The one-time code sent to `login` (request it with purpose `register`).
+    pub verification_code: String,
     pub password: String,
     pub name: String,
-    /// Mainland China mobile number.
-    pub phone: String,
+    /// Mainland China mobile number; defaults to `login` when that is one. Required for workers.
+    pub phone: Option<String>,
     /// Required when `kind` is `worker`.
     pub worker: Option<WorkerProfileBody>,
 }
@@ -111,7 +113,10 @@ pub async fn register(
 ) -> Result<(StatusCode, axum::Json<AccountCreated>), ApiError> {
     let login = normalise_login(&body.login)?;
     check_password(&body.password)?;
-    let phone = PhoneNumber::parse(&body.phone)?;
+    let phone = match &body.phone {
+        Some(raw) => Some(PhoneNumber::parse(raw)?),
+        None => PhoneNumber::parse(&login).ok(),
+    };
     let now = Utc::now();
     let user_id = context.new_aggregate_id("account");
     let (role, command) = match (body.kind, body.worker) {
@@ -132,7 +137,11 @@ pub async fn register(
                 worker_id: user_id,
                 profile: WorkerProfile {
                     name: body.name.clone(),
-                    phone: phone.clone(),
+                    phone: phone.clone().ok_or_else(|| {
+                        ApiError::Invalid(
+                            "服务人员须填写手机号 / workers must give a mobile number".into(),
+                        )
+                    })?,
                     years_of_experience: profile.years_of_experience,
                     languages: profile.languages,
                     service_area: ServiceArea {
@@ -146,6 +155,25 @@ pub async fn register(
             }),
         ),
     };
+    let taken: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM credentials WHERE login = $1)")
+            .bind(&login)
+            .fetch_one(&state.pool)
+            .await?;
+    if taken {
+        return Err(ApiError::Conflict(
+            "该登录名已被注册 / this login is already registered".into(),
+        ));
+    }
+    // Only someone who holds the login's phone or mailbox may register it.
+    crate::routes::verification::consume_code(
+        &state.pool,
+        &state.token_key,
+        crate::routes::verification::Purpose::Register,
+        &login,
+        &body.verification_code,
+    )
+    .await?;
     let password_hash = {
         let password = body.password.clone();
         tokio::task::spawn_blocking(move || hash_password(&password))
@@ -187,7 +215,7 @@ pub async fn register(
                 CustomerCommand::Register {
                     customer_id: user_id,
                     name: body.name,
-                    phone: Some(phone),
+                    phone,
                     now,
                 },
                 &context,

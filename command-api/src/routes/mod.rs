@@ -5,4 +5,5 @@ pub mod admin;
 pub mod health;
 pub mod orders;
 pub mod sessions;
+pub mod verification;
 pub mod workers;

@@ -76,7 +76,7 @@ fn new_refresh_token() -> (String, Vec<u8>) {
     (token, hash)
 }
 
-async fn open_session(
+pub(crate) async fn open_session(
     state: &AppState,
     actor: Actor,
     context: &CommandContext,
@@ -116,7 +116,11 @@ async fn open_session(
 }
 
 /// Refuses a sign-in while the account or the client address is locked out.
-async fn check_lock_out(pool: &PgPool, login: &str, client_ip: &str) -> Result<(), ApiError> {
+pub(crate) async fn check_lock_out(
+    pool: &PgPool,
+    login: &str,
+    client_ip: &str,
+) -> Result<(), ApiError> {
     let locked_until: Option<DateTime<Utc>> = sqlx::query_scalar(
         "SELECT MAX(locked_until) FROM sign_in_failures
           WHERE ((scope = 'login' AND subject = $1) OR (scope = 'ip' AND subject = $2)) AND locked_until > now()",
@@ -135,7 +139,11 @@ async fn check_lock_out(pool: &PgPool, login: &str, client_ip: &str) -> Result<(
 
 /// Counts a failure for the account and the address; past the free allowance each failure
 /// locks out for twice as long as the one before, up to an hour.
-async fn record_failure(pool: &PgPool, login: &str, client_ip: &str) -> Result<(), ApiError> {
+pub(crate) async fn record_failure(
+    pool: &PgPool,
+    login: &str,
+    client_ip: &str,
+) -> Result<(), ApiError> {
     for (scope, subject) in [("login", login), ("ip", client_ip)] {
         sqlx::query(
             "INSERT INTO sign_in_failures (scope, subject, failures, last_failure_at) VALUES ($1, $2, 1, now())

@@ -1,0 +1,348 @@
+//! One-time codes that prove a person holds a phone number or an e-mail address: sent on
+//! request, six digits, valid for ten minutes, five tries, rate limited per destination and per
+//! client address, compared in constant time. Registering needs one; signing in by code and
+//! resetting a password use one.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use domain::{Actor, PhoneNumber, Role};
+use hmac::Mac;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::{hash_password, TokenKey};
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::extract::AppJson;
+use crate::routes::accounts::{check_password, normalise_login};
+use crate::routes::sessions::{check_lock_out, open_session, record_failure, SessionCreated};
+use crate::state::AppState;
+
+const CODE_LIFETIME_MINUTES: i64 = 10;
+const MAX_ATTEMPTS: i32 = 5;
+const RESEND_AFTER_SECONDS: i64 = 60;
+const SENDS_PER_DESTINATION_PER_HOUR: i64 = 5;
+const SENDS_PER_ADDRESS_PER_HOUR: i64 = 20;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/verification-codes", post(request_code))
+        .route("/api/v1/sessions/code", post(sign_in_with_code))
+        .route("/api/v1/password-resets", post(reset_password))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    Register,
+    SignIn,
+    ResetPassword,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Register => "register",
+            Purpose::SignIn => "sign_in",
+            Purpose::ResetPassword => "reset_password",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeRequestBody {
+    pub purpose: Purpose,
+    /// A mainland mobile number (the code goes by SMS) or an e-mail address.
+    pub destination: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CodeSent {
+    /// `sms` or `email`.
+    pub channel: String,
+    pub expires_at: DateTime<Utc>,
+    /// When another code may be requested for this destination.
+    pub resend_after: DateTime<Utc>,
+}
+
+fn code_message(code: &str) -> (String, String) {
+    (
+        "安家验证码 / Anjia verification code".to_owned(),
+        format!(
+            "【安家】您的验证码是 {code}，{CODE_LIFETIME_MINUTES} 分钟内有效。如非本人操作，请忽略。\n\
+             Your Anjia code is {code}. It is valid for {CODE_LIFETIME_MINUTES} minutes. If you did not ask for it, ignore this message."
+        ),
+    )
+}
+
+/// Refuses a send when the destination or the client address has had too many.
+async fn check_send_limits(
+    pool: &PgPool,
+    destination: &str,
+    client_ip: &str,
+) -> Result<(), ApiError> {
+    let (latest, last_hour): (Option<DateTime<Utc>>, i64) = sqlx::query_as(
+        "SELECT MAX(created_at), COUNT(*) FILTER (WHERE created_at > now() - interval '1 hour')
+           FROM verification_codes WHERE destination = $1",
+    )
+    .bind(destination)
+    .fetch_one(pool)
+    .await?;
+    if let Some(latest) = latest {
+        let wait = RESEND_AFTER_SECONDS - (Utc::now() - latest).num_seconds();
+        if wait > 0 {
+            return Err(ApiError::LockedOut {
+                retry_after_seconds: wait,
+            });
+        }
+    }
+    if last_hour >= SENDS_PER_DESTINATION_PER_HOUR {
+        return Err(ApiError::LockedOut {
+            retry_after_seconds: 3600,
+        });
+    }
+    let from_address: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM verification_codes WHERE client_ip = $1 AND created_at > now() - interval '1 hour'",
+    )
+    .bind(client_ip)
+    .fetch_one(pool)
+    .await?;
+    if from_address >= SENDS_PER_ADDRESS_PER_HOUR {
+        return Err(ApiError::LockedOut {
+            retry_after_seconds: 3600,
+        });
+    }
+    Ok(())
+}
+
+/// Send a one-time code to a phone number or e-mail address. The answer is the same whether or
+/// not an account exists there.
+#[utoipa::path(post, path = "/api/v1/verification-codes", tag = "sessions", request_body = CodeRequestBody,
+    responses((status = 202, body = CodeSent), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn request_code(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<CodeRequestBody>,
+) -> Result<(StatusCode, axum::Json<CodeSent>), ApiError> {
+    let destination = normalise_login(&body.destination)?;
+    let by_sms = PhoneNumber::parse(&destination).is_ok();
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    check_send_limits(&state.pool, &destination, &client_ip).await?;
+    let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
+    let code_mac = state
+        .token_key
+        .code_mac(&[body.purpose.as_str(), &destination, &code])
+        .finalize()
+        .into_bytes()
+        .to_vec();
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::minutes(CODE_LIFETIME_MINUTES);
+    sqlx::query(
+        "INSERT INTO verification_codes (code_id, purpose, destination, code_mac, expires_at, client_ip)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(body.purpose.as_str())
+    .bind(&destination)
+    .bind(&code_mac)
+    .bind(expires_at)
+    .bind(&client_ip)
+    .execute(&state.pool)
+    .await?;
+    // Signing in and resetting need an account; say nothing about whether there is one.
+    let account_exists =
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM credentials WHERE login = $1")
+            .bind(&destination)
+            .fetch_one(&state.pool)
+            .await?
+            > 0;
+    if body.purpose == Purpose::Register || account_exists {
+        let (subject, text) = code_message(&code);
+        let sent = if by_sms {
+            state.notifier.sms.send(&destination, &text).await
+        } else {
+            state
+                .notifier
+                .email
+                .send(&destination, &subject, &text)
+                .await
+        };
+        sent.map_err(|error| ApiError::Unavailable(error.context("sending a verification code")))?;
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(CodeSent {
+            channel: if by_sms { "sms" } else { "email" }.into(),
+            expires_at,
+            resend_after: now + chrono::Duration::seconds(RESEND_AFTER_SECONDS),
+        }),
+    ))
+}
+
+/// Spends the newest live code for this purpose and destination if `code` matches it.
+/// A wrong guess uses up one of its attempts.
+pub async fn consume_code(
+    pool: &PgPool,
+    key: &TokenKey,
+    purpose: Purpose,
+    destination: &str,
+    code: &str,
+) -> Result<(), ApiError> {
+    let mut transaction = pool.begin().await?;
+    let live: Option<(Uuid, Vec<u8>, i32, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT code_id, code_mac, attempts, expires_at FROM verification_codes
+          WHERE purpose = $1 AND destination = $2 AND consumed_at IS NULL
+          ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
+    )
+    .bind(purpose.as_str())
+    .bind(destination)
+    .fetch_optional(&mut *transaction)
+    .await?;
+    let Some((code_id, stored_mac, attempts, expires_at)) = live else {
+        return Err(ApiError::BadCode);
+    };
+    if attempts >= MAX_ATTEMPTS || expires_at <= Utc::now() {
+        return Err(ApiError::BadCode);
+    }
+    // `verify_slice` compares in constant time.
+    let matches = key
+        .code_mac(&[purpose.as_str(), destination, code.trim()])
+        .verify_slice(&stored_mac)
+        .is_ok();
+    if matches {
+        sqlx::query("UPDATE verification_codes SET consumed_at = now() WHERE code_id = $1")
+            .bind(code_id)
+            .execute(&mut *transaction)
+            .await?;
+    } else {
+        sqlx::query("UPDATE verification_codes SET attempts = attempts + 1 WHERE code_id = $1")
+            .bind(code_id)
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    if matches {
+        Ok(())
+    } else {
+        Err(ApiError::BadCode)
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeSignInBody {
+    pub login: String,
+    pub code: String,
+}
+
+/// Sign in with a one-time code sent to the account's phone number or e-mail address.
+#[utoipa::path(post, path = "/api/v1/sessions/code", tag = "sessions", request_body = CodeSignInBody,
+    responses((status = 201, body = SessionCreated), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn sign_in_with_code(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<CodeSignInBody>,
+) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
+    let login = normalise_login(&body.login).map_err(|_| ApiError::BadCode)?;
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    check_lock_out(&state.pool, &login, &client_ip).await?;
+    if let Err(error) = consume_code(
+        &state.pool,
+        &state.token_key,
+        Purpose::SignIn,
+        &login,
+        &body.code,
+    )
+    .await
+    {
+        if matches!(error, ApiError::BadCode) {
+            record_failure(&state.pool, &login, &client_ip).await?;
+        }
+        return Err(error);
+    }
+    let account: Option<(Uuid, String)> =
+        sqlx::query_as("SELECT user_id, role FROM credentials WHERE login = $1")
+            .bind(&login)
+            .fetch_optional(&state.pool)
+            .await?;
+    let (user_id, role) = account.ok_or(ApiError::BadCode)?;
+    let role = Role::parse(&role)
+        .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role}")))?;
+    let session = open_session(&state, Actor { id: user_id, role }, &context).await?;
+    Ok((StatusCode::CREATED, axum::Json(session)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetBody {
+    pub login: String,
+    pub code: String,
+    pub new_password: String,
+}
+
+/// Set a new password with a code; every session of the account is revoked.
+#[utoipa::path(post, path = "/api/v1/password-resets", tag = "sessions", request_body = ResetBody,
+    responses((status = 204), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<ResetBody>,
+) -> Result<StatusCode, ApiError> {
+    check_password(&body.new_password)?;
+    let login = normalise_login(&body.login).map_err(|_| ApiError::BadCode)?;
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    check_lock_out(&state.pool, &login, &client_ip).await?;
+    if let Err(error) = consume_code(
+        &state.pool,
+        &state.token_key,
+        Purpose::ResetPassword,
+        &login,
+        &body.code,
+    )
+    .await
+    {
+        if matches!(error, ApiError::BadCode) {
+            record_failure(&state.pool, &login, &client_ip).await?;
+        }
+        return Err(error);
+    }
+    let new_password = body.new_password;
+    let new_hash = tokio::task::spawn_blocking(move || hash_password(&new_password))
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))??;
+    let mut transaction = state.pool.begin().await?;
+    let updated =
+        sqlx::query("UPDATE credentials SET password_hash = $2 WHERE login = $1 RETURNING user_id")
+            .bind(&login)
+            .bind(new_hash)
+            .fetch_optional(&mut *transaction)
+            .await?;
+    let Some(row) = updated else {
+        return Err(ApiError::BadCode);
+    };
+    let user_id: Uuid = sqlx::Row::try_get(&row, "user_id")?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'password reset' WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(user_id)
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
