@@ -197,7 +197,9 @@ async fn a_password_reset_by_code_sets_the_password_and_signs_out_everywhere() {
 #[tokio::test]
 async fn the_http_sms_adapter_posts_to_the_configured_gateway_with_its_token() {
     use std::sync::{Arc, Mutex};
-    let received: Arc<Mutex<Vec<(Option<String>, Value)>>> = Arc::default();
+    /// What the gateway saw: the Authorization header and the JSON body of each call.
+    type Calls = Arc<Mutex<Vec<(Option<String>, Value)>>>;
+    let received: Calls = Arc::default();
     let store = received.clone();
     let gateway = axum::Router::new().route(
         "/send",
