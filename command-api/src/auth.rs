@@ -238,7 +238,13 @@ pub async fn authorize(
     else {
         return ApiError::not_found("路径", "route").into_response();
     };
-    let Some(spec) = route_spec(request.method(), &matched) else {
+    // axum answers HEAD with the GET handler, so HEAD follows GET's rule.
+    let method = if request.method() == Method::HEAD {
+        Method::GET
+    } else {
+        request.method().clone()
+    };
+    let Some(spec) = route_spec(&method, &matched) else {
         tracing::error!(route = matched, "route has no access rule");
         return ApiError::Internal(anyhow::anyhow!("route {matched} has no access rule"))
             .into_response();

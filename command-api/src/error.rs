@@ -179,6 +179,17 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
+        if matches!(
+            self,
+            ApiError::ConcurrentModification
+                | ApiError::IdempotencyInProgress
+                | ApiError::LockedOut { .. }
+                | ApiError::Unavailable(_)
+        ) {
+            response
+                .extensions_mut()
+                .insert(crate::idempotency::Retryable);
+        }
         if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &self {
             // The logging middleware reads this and logs once, inside the request's span.
             response

@@ -17,6 +17,18 @@ use crate::state::AppState;
 
 pub const HEADER: &str = "idempotency-key";
 
+/// Routes whose responses hold access or refresh tokens.
+const CREDENTIAL_ROUTES: &[&str] = &[
+    "/api/v1/sessions",
+    "/api/v1/sessions/refresh",
+    "/api/v1/sessions/code",
+];
+
+/// Marks a response whose failure is passing (a conflict to retry, a lock-out, an outage):
+/// its key is released rather than bound to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Retryable;
+
 /// The largest request body any route accepts.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -68,6 +80,7 @@ struct StoredResponse {
     status: Option<i16>,
     response_body: Option<Vec<u8>>,
     content_type: Option<String>,
+    location: Option<String>,
 }
 
 pub async fn replay_or_run(
@@ -91,16 +104,29 @@ async fn replay_or_run_inner(
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     );
     let key = parse_key(&request)?;
-    let (Some(key), true) = (key, mutating) else {
+    let route_issues_credentials = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| CREDENTIAL_ROUTES.contains(&path.as_str()));
+    // Responses that carry tokens are never stored: the tokens would then sit in plain text.
+    let (Some(key), true, false) = (key, mutating, route_issues_credentials) else {
         return Ok(next.run(request).await);
     };
+    // Anonymous callers are told apart by address, so one cannot block another's key.
     let caller = match request
         .extensions()
         .get::<Caller>()
         .and_then(|caller| caller.0)
     {
         Some(actor) => actor.id.to_string(),
-        None => "anonymous".to_owned(),
+        None => {
+            let address = request
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|info| info.0.ip().to_string())
+                .unwrap_or_default();
+            format!("anonymous:{address}")
+        }
     };
     let route = request
         .extensions()
@@ -140,7 +166,7 @@ async fn replay_or_run_inner(
 
     if !claimed {
         let stored: Option<StoredResponse> = sqlx::query_as(
-            "SELECT request_hash, status, response_body, content_type FROM idempotency WHERE caller = $1 AND key = $2",
+            "SELECT request_hash, status, response_body, content_type, location FROM idempotency WHERE caller = $1 AND key = $2",
         )
         .bind(&caller)
         .bind(&key)
@@ -157,8 +183,10 @@ async fn replay_or_run_inner(
                 status: Some(status),
                 response_body,
                 content_type,
+                location,
                 ..
             }) => {
+                let location = location.and_then(|value| HeaderValue::from_str(&value).ok());
                 let mut response = Response::new(Body::from(response_body.unwrap_or_default()));
                 *response.status_mut() =
                     StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK);
@@ -168,6 +196,9 @@ async fn replay_or_run_inner(
                     response
                         .headers_mut()
                         .insert(header::CONTENT_TYPE, content_type);
+                }
+                if let Some(location) = location {
+                    response.headers_mut().insert(header::LOCATION, location);
                 }
                 response
                     .headers_mut()
@@ -188,7 +219,7 @@ async fn replay_or_run_inner(
             )));
         }
     };
-    if parts.status.is_server_error() {
+    if parts.status.is_server_error() || parts.extensions.get::<Retryable>().is_some() {
         release(&state, &caller, &key).await;
     } else {
         let content_type = parts
@@ -196,8 +227,13 @@ async fn replay_or_run_inner(
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let location = parts
+            .headers
+            .get(header::LOCATION)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let stored = sqlx::query(
-            "UPDATE idempotency SET status = $3, response_body = $4, content_type = $5, completed_at = now()
+            "UPDATE idempotency SET status = $3, response_body = $4, content_type = $5, location = $6, completed_at = now()
               WHERE caller = $1 AND key = $2",
         )
         .bind(&caller)
@@ -205,6 +241,7 @@ async fn replay_or_run_inner(
         .bind(parts.status.as_u16() as i16)
         .bind(body.as_ref())
         .bind(content_type)
+        .bind(location)
         .execute(&state.pool)
         .await;
         if let Err(error) = stored {

@@ -21,6 +21,7 @@ use axum::http::HeaderName;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -41,6 +42,13 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::admin::router())
         .merge(openapi::router())
         // Innermost first: the idempotency check runs after authorisation has named the caller.
+        // A panicking handler becomes a 500 problem here, inside the idempotency layer, so
+        // its key is released rather than left claimed.
+        .route_layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
+            },
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             idempotency::replay_or_run,

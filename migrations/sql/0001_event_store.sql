@@ -37,13 +37,16 @@ CREATE TABLE snapshots
 );
 
 -- The hash of one event covers the previous event's hash in the same stream and this event's
--- sequence, type, version, payload and metadata. Each part enters as its own digest, so no two
--- different events can produce the same input by moving bytes between fields.
-CREATE FUNCTION event_hash(prev bytea, seq bigint, event_type text, event_version text, payload text, metadata text)
+-- stream, sequence, type, version, payload and metadata. Each part enters as its own digest, so
+-- no two different events can produce the same input by moving bytes between fields, and an
+-- event cannot be moved to another stream unnoticed.
+CREATE FUNCTION event_hash(prev bytea, aggregate_type text, aggregate_id text, seq bigint,
+                           event_type text, event_version text, payload text, metadata text)
     RETURNS bytea
     LANGUAGE sql IMMUTABLE STRICT
 AS $$
-SELECT sha256(prev || int8send(seq)
+SELECT sha256(prev || sha256(convert_to(aggregate_type, 'UTF8')) || sha256(convert_to(aggregate_id, 'UTF8'))
+              || int8send(seq)
               || sha256(convert_to(event_type, 'UTF8'))
               || sha256(convert_to(event_version, 'UTF8'))
               || sha256(convert_to(payload, 'UTF8'))
@@ -73,7 +76,7 @@ BEGIN
         NEW.metadata := (NEW.metadata::jsonb || jsonb_build_object('event_id', gen_random_uuid()))::json;
     END IF;
     NEW.prev_hash := previous;
-    NEW.hash := event_hash(previous, NEW.sequence, NEW.event_type, NEW.event_version, NEW.payload::text, NEW.metadata::text);
+    NEW.hash := event_hash(previous, NEW.aggregate_type, NEW.aggregate_id, NEW.sequence, NEW.event_type, NEW.event_version, NEW.payload::text, NEW.metadata::text);
     RETURN NEW;
 END
 $$;

@@ -27,3 +27,6 @@ CREATE TABLE outbox_messages
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX outbox_messages_by_destination ON outbox_messages (destination, created_at DESC);
+
+-- Replays of a created resource keep pointing at it.
+ALTER TABLE idempotency ADD COLUMN location text;

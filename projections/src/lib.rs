@@ -14,5 +14,5 @@ pub mod workers;
 pub use log::StoredEvent;
 pub use projector::{
     all_projections, ensure_all, projection_by_name, rebuild, status, Projection, ProjectionStatus,
-    Projector, ProjectorStats, RebuildReport,
+    Projector, ProjectorStats, RebuildInProgress, RebuildReport,
 };

@@ -137,6 +137,27 @@ impl Projection for OrdersProjection {
     }
 }
 
+/// The columns every new order row is inserted with, after `order_id`, in binding order.
+const INSERTED_COLUMNS: [&str; 17] = [
+    "customer_id",
+    "service",
+    "unit_price",
+    "quantity",
+    "total",
+    "scheduled_start",
+    "duration_minutes",
+    "city",
+    "district",
+    "address_detail",
+    "contact_name",
+    "contact_phone_masked",
+    "note",
+    "placed_at",
+    "status",
+    "updated_at",
+    "last_sequence",
+];
+
 /// Rows per multi-row insert: well under PostgreSQL's 65,535 bind parameters.
 const INSERT_CHUNK: usize = 1_000;
 
@@ -147,9 +168,8 @@ async fn insert_new_orders(
     rows: Vec<(Uuid, RowChange)>,
 ) -> anyhow::Result<()> {
     let mut statement: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "INSERT INTO {schema}.orders (order_id, customer_id, service, unit_price, quantity, total,
-            scheduled_start, duration_minutes, city, district, address_detail, contact_name,
-            contact_phone_masked, note, placed_at, status, updated_at, last_sequence"
+        "INSERT INTO {schema}.orders (order_id, {}",
+        INSERTED_COLUMNS.join(", ")
     ));
     for column in extra_columns {
         statement.push(format!(", {column}"));
@@ -182,7 +202,17 @@ async fn insert_new_orders(
             value.push_to(&mut values);
         }
     });
-    statement.push(" ON CONFLICT (order_id) DO NOTHING");
+    // A row that exists already (only after a replayed batch) takes the fold if it is newer:
+    // the fold starts at the order's first event, so it is the whole story.
+    statement.push(format!(
+        " ON CONFLICT (order_id) DO UPDATE SET {} WHERE {schema}.orders.last_sequence < EXCLUDED.last_sequence",
+        INSERTED_COLUMNS
+            .iter()
+            .chain(extra_columns)
+            .map(|column| format!("{column} = EXCLUDED.{column}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
     statement.build().execute(&mut *connection).await?;
     Ok(())
 }

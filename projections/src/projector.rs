@@ -322,6 +322,8 @@ impl Projector {
 
     async fn run_with_lease(&self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut lease_connection = self.pool.acquire().await?;
+        // A panic or cancellation must not hand a connection that holds the lease back to the pool.
+        lease_connection.close_on_drop();
         let key = lease_key(self.projection.name());
         let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
             .bind(key)
@@ -369,6 +371,13 @@ async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, period: Duration
     let _ = tokio::time::timeout(period, shutdown.changed()).await;
 }
 
+const REBUILD_BATCH: i64 = 2_000;
+
+/// A rebuild of the same projection is already under way (in this or another process).
+#[derive(Debug, thiserror::Error)]
+#[error("a rebuild of {0} is already running")]
+pub struct RebuildInProgress(pub String);
+
 /// What a rebuild did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct RebuildReport {
@@ -383,11 +392,16 @@ pub struct RebuildReport {
 pub async fn rebuild(pool: &PgPool, projection: &dyn Projection) -> anyhow::Result<RebuildReport> {
     let name = projection.name();
     let mut rebuild_lock = pool.acquire().await?;
+    // Should this future be dropped half-way, the connection (and its lock) goes with it,
+    // instead of returning to the pool still holding the lock.
+    rebuild_lock.close_on_drop();
     let exclusive: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(rebuild_key(name))
         .fetch_one(&mut *rebuild_lock)
         .await?;
-    anyhow::ensure!(exclusive, "a rebuild of {name} is already running");
+    if !exclusive {
+        return Err(RebuildInProgress(name.to_owned()).into());
+    }
     let outcome = rebuild_exclusively(pool, projection).await;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(rebuild_key(name))
@@ -417,12 +431,14 @@ async fn rebuild_exclusively(
     // Catch up without blocking the live projector.
     loop {
         let mut transaction = pool.begin().await?;
-        let applied = apply_batch(&mut transaction, projection, generation, 2_000)
+        let applied = apply_batch(&mut transaction, projection, generation, REBUILD_BATCH)
             .await?
             .len();
         transaction.commit().await?;
         events_applied += applied as i64;
-        if applied == 0 {
+        // A short batch means we are near the head; the locked final pass takes the rest, so
+        // steady traffic cannot keep this loop from ending.
+        if applied < REBUILD_BATCH as usize {
             break;
         }
     }
@@ -430,7 +446,7 @@ async fn rebuild_exclusively(
     let mut transaction = pool.begin().await?;
     let previous_generation = active_generation(&mut transaction, name).await?;
     loop {
-        let applied = apply_batch(&mut transaction, projection, generation, 2_000)
+        let applied = apply_batch(&mut transaction, projection, generation, REBUILD_BATCH)
             .await?
             .len();
         events_applied += applied as i64;

@@ -188,7 +188,7 @@ async fn the_event_log_is_append_only_and_hash_chained() {
     // Recomputing each hash from its predecessor gives the stored hash.
     let broken: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events e
-          WHERE e.hash <> event_hash(e.prev_hash, e.sequence, e.event_type, e.event_version, e.payload::text, e.metadata::text)
+          WHERE e.hash <> event_hash(e.prev_hash, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload::text, e.metadata::text)
              OR e.prev_hash <> COALESCE((SELECT p.hash FROM events p WHERE p.aggregate_type = e.aggregate_type
                                           AND p.aggregate_id = e.aggregate_id AND p.sequence = e.sequence - 1), '\\x'::bytea)",
     )
@@ -196,5 +196,24 @@ async fn the_event_log_is_append_only_and_hash_chained() {
     .await
     .expect("verify");
     assert_eq!(broken, 0);
+
+    // Someone with the power to switch the guard off alters an event: the chain shows it.
+    sqlx::raw_sql(
+        "ALTER TABLE events DISABLE TRIGGER events_append_only;
+         UPDATE events SET payload = '{\"PaymentRequested\": {\"amount\": 1, \"requested_at\": \"2026-01-01T00:00:00Z\"}}'
+          WHERE event_type = 'PaymentRequested';
+         ALTER TABLE events ENABLE TRIGGER events_append_only;",
+    )
+    .execute(&app.pool)
+    .await
+    .expect("tamper");
+    let broken: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events e
+          WHERE e.hash <> event_hash(e.prev_hash, e.aggregate_type, e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload::text, e.metadata::text)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("verify");
+    assert_eq!(broken, 1);
     app.stop().await;
 }

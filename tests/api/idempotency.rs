@@ -20,6 +20,7 @@ async fn a_retried_request_returns_the_first_response_and_appends_nothing() {
         .await
         .expect("request");
     assert_eq!(first.status(), StatusCode::CREATED);
+    let first_location = first.headers().get("location").cloned().expect("location");
     let first_body: Value = first.json().await.expect("json");
     let events_after_first = app.event_count().await;
 
@@ -40,6 +41,7 @@ async fn a_retried_request_returns_the_first_response_and_appends_nothing() {
     for response in join_all(retries).await {
         let response = response.expect("request");
         assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(response.headers().get("location"), Some(&first_location));
         assert_eq!(
             response
                 .headers()
@@ -107,5 +109,37 @@ async fn concurrent_first_attempts_with_one_key_execute_once() {
     assert!(created >= 1);
     // Placing an order appends two events, exactly once.
     assert_eq!(app.event_count().await, before + 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_passing_refusal_is_not_bound_to_the_key_so_a_later_retry_runs() {
+    let app = spawn_app().await;
+    let address = format!("retry-{}@example.com", uuid::Uuid::new_v4().simple());
+    let request = || {
+        app.client
+            .post(app.url("/api/v1/verification-codes"))
+            .header("Idempotency-Key", "code-retry-1")
+            .json(&serde_json::json!({"purpose": "register", "destination": address}))
+            .send()
+    };
+    app.code_for("register", &address).await;
+    // Too soon after the first code: a lock-out, which passes.
+    let too_soon = request().await.expect("request");
+    assert_problem(
+        too_soon,
+        StatusCode::TOO_MANY_REQUESTS,
+        "/problems/locked-out",
+    )
+    .await;
+    sqlx::query("UPDATE verification_codes SET created_at = created_at - interval '2 minutes'")
+        .execute(&app.pool)
+        .await
+        .expect("age codes");
+    // The same key, later: the request runs instead of replaying the lock-out.
+    let later = request().await.expect("request");
+    assert_eq!(later.status(), StatusCode::ACCEPTED);
+    assert!(later.headers().get("idempotent-replayed").is_none());
+    assert_eq!(app.mail.count_to(&address), 2);
     app.stop().await;
 }

@@ -244,6 +244,13 @@ async fn the_catalogue_health_and_openapi_document_are_served() {
         ["日常保洁", "深度保洁", "保姆", "月嫂", "育婴师", "家庭维修"]
     );
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
+    let head = app
+        .client
+        .head(app.url("/healthz"))
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(app.get("/readyz", None).await.status(), StatusCode::OK);
 
     let document: Value = app

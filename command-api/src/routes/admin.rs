@@ -75,7 +75,14 @@ pub async fn rebuild(
 ) -> Result<axum::Json<RebuildView>, ApiError> {
     let projection = projections::projection_by_name(&name)
         .ok_or_else(|| ApiError::not_found("投影", "projection"))?;
-    let report = projections::rebuild(&state.pool, projection.as_ref()).await?;
+    let report = projections::rebuild(&state.pool, projection.as_ref())
+        .await
+        .map_err(
+            |error| match error.downcast_ref::<projections::RebuildInProgress>() {
+                Some(in_progress) => ApiError::Conflict(format!("重建已在进行 / {in_progress}")),
+                None => ApiError::Internal(error),
+            },
+        )?;
     Ok(axum::Json(RebuildView {
         projection: report.projection,
         previous_generation: report.previous_generation,

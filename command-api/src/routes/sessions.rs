@@ -138,7 +138,8 @@ pub(crate) async fn check_lock_out(
 }
 
 /// Counts a failure for the account and the address; past the free allowance each failure
-/// locks out for twice as long as the one before, up to an hour.
+/// locks out for twice as long as the one before, up to an hour. An hour without failures
+/// starts the count again, so a busy shared address is not locked out for ever.
 pub(crate) async fn record_failure(
     pool: &PgPool,
     login: &str,
@@ -148,8 +149,11 @@ pub(crate) async fn record_failure(
         sqlx::query(
             "INSERT INTO sign_in_failures (scope, subject, failures, last_failure_at) VALUES ($1, $2, 1, now())
              ON CONFLICT (scope, subject) DO UPDATE
-                SET failures = sign_in_failures.failures + 1, last_failure_at = now(),
-                    locked_until = CASE WHEN sign_in_failures.failures + 1 > $3
+                SET failures = CASE WHEN sign_in_failures.last_failure_at < now() - interval '1 hour'
+                                    THEN 1 ELSE sign_in_failures.failures + 1 END,
+                    last_failure_at = now(),
+                    locked_until = CASE WHEN sign_in_failures.last_failure_at < now() - interval '1 hour' THEN NULL
+                      WHEN sign_in_failures.failures + 1 > $3
                         THEN now() + make_interval(secs => LEAST($5, $4 * power(2, sign_in_failures.failures + 1 - $3 - 1)))
                         ELSE sign_in_failures.locked_until END",
         )
