@@ -78,13 +78,14 @@ fn order_body(sequence: usize) -> serde_json::Value {
 pub async fn run(
     database_url: Option<&str>,
     var_dir: &Path,
+    master_key: Option<&str>,
     options: BenchOptions,
 ) -> anyhow::Result<BenchReport> {
     let max_concurrency = options.concurrency.iter().copied().max().unwrap_or(1);
     let pool = server::connect(database_url, var_dir, (max_concurrency as u32 + 8).max(16)).await?;
-    server::prepare(&pool).await?;
+    let vault = server::prepare(&pool, master_key).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let running = server::start(pool.clone(), listener, true, &Default::default()).await?;
+    let running = server::start(pool.clone(), listener, true, &Default::default(), vault).await?;
     let base = format!("http://{}", running.address);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(max_concurrency * 2)

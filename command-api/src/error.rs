@@ -293,3 +293,12 @@ impl From<domain::ValueError> for ApiError {
         ApiError::Invalid(error.to_string())
     }
 }
+
+/// Maps a vault failure: sealing for an erased person is refused, the rest is internal.
+pub fn vault_error(error: vault::VaultError) -> ApiError {
+    match error {
+        vault::VaultError::Erased(_) => ApiError::Conflict(error.to_string()),
+        vault::VaultError::Database(cause) => cause.into(),
+        other => ApiError::Internal(other.into()),
+    }
+}

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod bench;
 pub mod commands;
+pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod idempotency;

@@ -17,6 +17,10 @@ struct Cli {
     /// Where the embedded PostgreSQL keeps its data.
     #[arg(long, env = "ANJIA_VAR_DIR", default_value = "var", global = true)]
     var_dir: PathBuf,
+    /// The key-encryption key for personal data (base64 of 32 bytes). Without it, the key is
+    /// kept in the database, which is fine for development only.
+    #[arg(long, env = "ANJIA_MASTER_KEY", global = true, hide_env_values = true)]
+    master_key: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +51,9 @@ enum Command {
         #[arg(long, env = "ANJIA_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Erase a person: destroy their data key, so their personal data becomes unreadable
+    /// everywhere (the event log included), scrub their sign-in data, and rebuild read models.
+    ErasePerson { person_id: uuid::Uuid },
     /// Benchmark place-order over HTTP against the raw insert limit (use a release build).
     Bench(command_api::bench::BenchOptions),
 }
@@ -67,18 +74,19 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url.as_deref();
+    let master_key = cli.master_key.as_deref();
     match cli.command {
         Command::Serve {
             listen,
             no_projectors,
         } => {
             let pool = server::connect(url, &cli.var_dir, 64).await?;
-            server::prepare(&pool).await?;
+            let vault = server::prepare(&pool, master_key).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
             let notify = command_api::notify::NotifySettings::from_environment();
-            let running = server::start(pool, listener, !no_projectors, &notify).await?;
+            let running = server::start(pool, listener, !no_projectors, &notify, vault).await?;
             // Machine-readable, so scripts and tests learn the port when asked for port 0.
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "anjia listening on http://{}", running.address)?;
@@ -91,22 +99,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             let pool = server::connect(url, &cli.var_dir, 2).await?;
-            server::prepare(&pool).await?;
+            server::prepare(&pool, master_key).await?;
             let mut stdout = std::io::stdout().lock();
             for (version, description) in migrations::known() {
                 writeln!(stdout, "{version} {description}")?;
             }
         }
         Command::RebuildProjection { name } => {
-            let projection = projections::projection_by_name(&name).with_context(|| {
-                let names: Vec<&str> = projections::all_projections()
-                    .iter()
-                    .map(|p| p.name())
-                    .collect();
-                format!("no projection named {name}; known: {}", names.join(", "))
-            })?;
+            anyhow::ensure!(
+                projections::PROJECTION_NAMES.contains(&name.as_str()),
+                "no projection named {name}; known: {}",
+                projections::PROJECTION_NAMES.join(", ")
+            );
             let pool = server::connect(url, &cli.var_dir, 4).await?;
-            server::prepare(&pool).await?;
+            let vault = server::prepare(&pool, master_key).await?;
+            let projection =
+                projections::projection_by_name(&name, &vault).context("projection")?;
             let report = projections::rebuild(&pool, projection.as_ref()).await?;
             writeln!(
                 std::io::stdout().lock(),
@@ -129,7 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             role,
         } => {
             let pool = server::connect(url, &cli.var_dir, 2).await?;
-            server::prepare(&pool).await?;
+            server::prepare(&pool, master_key).await?;
             let user_id = command_api::routes::accounts::create_staff(
                 &pool,
                 &login,
@@ -139,8 +147,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await?;
             writeln!(std::io::stdout().lock(), "{user_id}")?;
         }
+        Command::ErasePerson { person_id } => {
+            let pool = server::connect(url, &cli.var_dir, 4).await?;
+            let vault = server::prepare(&pool, master_key).await?;
+            let report = command_api::erasure::erase_person(&pool, &vault, person_id).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
         Command::Bench(options) => {
-            let report = command_api::bench::run(url, &cli.var_dir, options).await?;
+            let report = command_api::bench::run(url, &cli.var_dir, master_key, options).await?;
             writeln!(
                 std::io::stdout().lock(),
                 "{}",

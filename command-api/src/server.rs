@@ -46,13 +46,17 @@ pub async fn connect(
         .context("connecting to PostgreSQL")
 }
 
-/// Applies migrations and sets up every projection's first generation.
-pub async fn prepare(pool: &PgPool) -> anyhow::Result<()> {
+/// Applies migrations, opens the vault of personal-data keys and sets up every projection's
+/// first generation. `master_key` is the key-encryption key (`ANJIA_MASTER_KEY`), if given.
+pub async fn prepare(pool: &PgPool, master_key: Option<&str>) -> anyhow::Result<vault::Vault> {
     migrations::run(pool).await.context("applying migrations")?;
-    projections::ensure_all(pool)
+    let vault = vault::Vault::load(pool.clone(), master_key)
+        .await
+        .context("opening the vault")?;
+    projections::ensure_all(pool, &vault)
         .await
         .context("setting up projections")?;
-    Ok(())
+    Ok(vault)
 }
 
 /// A running server and its projectors.
@@ -83,14 +87,15 @@ pub async fn start(
     listener: TcpListener,
     run_projectors: bool,
     notify: &crate::notify::NotifySettings,
+    vault: vault::Vault,
 ) -> anyhow::Result<Running> {
-    let state = AppState::new(pool.clone(), notify).await?;
+    let state = AppState::new(pool.clone(), notify, vault.clone()).await?;
     let address = listener.local_addr()?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
     let mut tasks = Vec::new();
     let mut projector_stats = Vec::new();
     if run_projectors {
-        for projection in projections::all_projections() {
+        for projection in projections::all_projections(&vault) {
             let name = projection.name().to_owned();
             let projector = Projector::new(pool.clone(), projection);
             projector_stats.push((name, projector.stats.clone()));

@@ -19,12 +19,19 @@ pub struct AppState {
     pub workers: Arc<CommandBus<Worker>>,
     pub customers: Arc<CommandBus<Customer>>,
     pub notifier: Notifier,
+    /// Seals and opens personal data.
+    pub vault: vault::Vault,
 }
 
 impl AppState {
-    pub async fn new(pool: PgPool, notify: &NotifySettings) -> anyhow::Result<Self> {
+    pub async fn new(
+        pool: PgPool,
+        notify: &NotifySettings,
+        vault: vault::Vault,
+    ) -> anyhow::Result<Self> {
         let token_key = TokenKey::load_or_create(&pool).await?;
         Ok(AppState {
+            vault,
             notifier: Notifier::new(&pool, notify)?,
             token_key,
             orders: Arc::new(CommandBus::new(pool.clone())),

@@ -6,7 +6,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::values::{required_text, Address, PhoneNumber, ValueError};
+use crate::values::{required_text, Address, Sealed, ValueError};
 
 /// The most addresses one customer keeps.
 pub const MAX_ADDRESSES: usize = 20;
@@ -16,7 +16,7 @@ pub enum CustomerCommand {
     Register {
         customer_id: Uuid,
         name: String,
-        phone: Option<PhoneNumber>,
+        phone: Option<Sealed>,
         now: DateTime<Utc>,
     },
     Rename {
@@ -40,7 +40,7 @@ pub enum CustomerEvent {
     CustomerRegistered {
         customer_id: Uuid,
         name: String,
-        phone: Option<PhoneNumber>,
+        phone: Option<Sealed>,
         registered_at: DateTime<Utc>,
     },
     CustomerRenamed {

@@ -12,7 +12,10 @@ pub mod values;
 pub mod worker;
 
 pub use catalogue::{PricingUnit, ServiceCode, ServiceSpec};
-pub use values::{Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, Role, ValueError};
+pub use values::{
+    Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, PlainAddress, Role, Sealed,
+    ValueError,
+};
 
 /// The version every event type is written at today. A future version comes with an upcaster.
 pub const EVENT_VERSION: &str = "1.0";

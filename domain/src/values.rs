@@ -116,6 +116,43 @@ impl From<PhoneNumber> for String {
     }
 }
 
+/// A piece of personal data (a phone number, an address line, an identity number) encrypted
+/// under its owner's data key. The domain carries it and never reads it; the vault seals and
+/// opens it, and erasing the owner's key makes it unreadable for good.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sealed(String);
+
+impl Sealed {
+    /// Wraps a ciphertext produced by the vault (`v1.<owner>.<base64>`).
+    pub fn from_ciphertext(ciphertext: String) -> Self {
+        Sealed(ciphertext)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whose key sealed it.
+    pub fn owner(&self) -> Option<uuid::Uuid> {
+        let mut parts = self.0.splitn(3, '.');
+        match (parts.next(), parts.next()) {
+            (Some("v1"), Some(owner)) => owner.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the ciphertext: logs need not carry it.
+        match self.owner() {
+            Some(owner) => write!(formatter, "Sealed(owner {owner})"),
+            None => formatter.write_str("Sealed(malformed)"),
+        }
+    }
+}
+
 /// Trims a piece of free text and checks it is present and not too long.
 pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValueError> {
     let trimmed = raw.trim();
@@ -169,9 +206,22 @@ impl GeoPoint {
     }
 }
 
-/// Where a service takes place.
+/// Where a service takes place. The street address, the contact's name and phone number are
+/// personal data, sealed under the customer's key; city and district stay readable so orders
+/// can be searched and dispatched after an erasure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Address {
+    pub city: String,
+    pub district: String,
+    pub detail: Sealed,
+    pub contact_name: Sealed,
+    pub contact_phone: Sealed,
+    pub location: Option<GeoPoint>,
+}
+
+/// The readable parts of an address, checked before the personal ones are sealed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainAddress {
     pub city: String,
     pub district: String,
     pub detail: String,
@@ -180,8 +230,8 @@ pub struct Address {
     pub location: Option<GeoPoint>,
 }
 
-impl Address {
-    pub fn new(
+impl PlainAddress {
+    pub fn parse(
         city: &str,
         district: &str,
         detail: &str,
@@ -189,7 +239,7 @@ impl Address {
         contact_phone: PhoneNumber,
         location: Option<GeoPoint>,
     ) -> Result<Self, ValueError> {
-        Ok(Address {
+        Ok(PlainAddress {
             city: required_text("城市 city", city, 40)?,
             district: required_text("区县 district", district, 40)?,
             detail: required_text("详细地址 address detail", detail, 200)?,

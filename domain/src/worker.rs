@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
-use crate::values::{required_text, Actor, PhoneNumber, ValueError};
+use crate::values::{required_text, Actor, Sealed, ValueError};
 
 /// The city and districts a worker serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,7 +20,8 @@ pub struct ServiceArea {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerProfile {
     pub name: String,
-    pub phone: PhoneNumber,
+    /// Sealed under the worker's own key.
+    pub phone: Sealed,
     pub years_of_experience: u8,
     pub languages: Vec<String>,
     pub service_area: ServiceArea,

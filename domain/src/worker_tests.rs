@@ -33,7 +33,7 @@ fn admin() -> Actor {
 fn profile() -> WorkerProfile {
     WorkerProfile {
         name: "李阿姨".to_owned(),
-        phone: PhoneNumber::parse("13912345678").expect("a valid phone number"),
+        phone: Sealed::from_ciphertext(format!("v1.{}.phone", Uuid::nil())),
         years_of_experience: 8,
         languages: vec!["普通话".to_owned(), "上海话".to_owned()],
         service_area: ServiceArea {

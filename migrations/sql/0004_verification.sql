@@ -30,3 +30,15 @@ CREATE INDEX outbox_messages_by_destination ON outbox_messages (destination, cre
 
 -- Replays of a created resource keep pointing at it.
 ALTER TABLE idempotency ADD COLUMN location text;
+
+-- Each person's data key, wrapped (AES-256-GCM) under the platform's key-encryption key.
+-- Erasing a person destroys the wrapped key: every value sealed under it, in the event log
+-- too, becomes unreadable, while the events themselves (and their hash chain) stay intact.
+CREATE TABLE person_keys
+(
+    person_id   uuid PRIMARY KEY,
+    wrapped_key bytea,
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    erased_at   timestamptz,
+    CHECK ((wrapped_key IS NULL) = (erased_at IS NOT NULL))
+);

@@ -8,11 +8,12 @@
 
 pub mod log;
 pub mod orders;
+pub mod personal;
 pub mod projector;
 pub mod workers;
 
 pub use log::StoredEvent;
 pub use projector::{
     all_projections, ensure_all, projection_by_name, rebuild, status, Projection, ProjectionStatus,
-    Projector, ProjectorStats, RebuildInProgress, RebuildReport,
+    Projector, ProjectorStats, RebuildInProgress, RebuildReport, PROJECTION_NAMES,
 };

@@ -13,9 +13,12 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
+use crate::personal;
 use crate::projector::Projection;
 
-pub struct OrdersProjection;
+pub struct OrdersProjection {
+    pub vault: vault::Vault,
+}
 
 #[async_trait::async_trait]
 impl Projection for OrdersProjection {
@@ -108,9 +111,38 @@ impl Projection for OrdersProjection {
         }
         // New orders go in as multi-row inserts, one per set of columns; changes to existing
         // orders are one update each.
-        let (inserts, updates): (Vec<_>, Vec<_>) = changes
+        let (mut inserts, updates): (Vec<_>, Vec<_>) = changes
             .into_iter()
             .partition(|(_, change)| change.placed.is_some());
+        // Open every new order's sealed address parts with one key lookup.
+        let opened = {
+            let sealed: Vec<&domain::Sealed> = inserts
+                .iter()
+                .filter_map(|(_, change)| change.placed.as_ref())
+                .flat_map(|(booking, _, _)| {
+                    let address = &booking.address;
+                    [
+                        &address.detail,
+                        &address.contact_name,
+                        &address.contact_phone,
+                    ]
+                })
+                .collect();
+            self.vault.open_all(&sealed).await?
+        };
+        let mut opened = opened.into_iter();
+        for (_, change) in &mut inserts {
+            let (detail, contact_name, phone) = (
+                opened.next().flatten(),
+                opened.next().flatten(),
+                opened.next().flatten(),
+            );
+            change.opened = Some(OpenedAddress {
+                detail: personal::readable(detail),
+                contact_name: personal::readable(contact_name),
+                contact_phone_masked: personal::masked_phone(phone),
+            });
+        }
         let mut inserts_by_columns: Vec<(Vec<&'static str>, Vec<(Uuid, RowChange)>)> = Vec::new();
         for (order_id, change) in inserts {
             let columns: Vec<&'static str> =
@@ -176,8 +208,9 @@ async fn insert_new_orders(
     }
     statement.push(") ");
     statement.push_values(rows, |mut values, (order_id, change)| {
-        let Some((booking, total, placed_at)) = change.placed else {
-            unreachable!("only placed orders are inserted")
+        let (Some((booking, total, placed_at)), Some(opened)) = (change.placed, change.opened)
+        else {
+            unreachable!("only placed orders, with their address opened, are inserted")
         };
         values
             .push_bind(order_id)
@@ -190,9 +223,9 @@ async fn insert_new_orders(
             .push_bind(booking.duration_minutes as i32)
             .push_bind(booking.address.city)
             .push_bind(booking.address.district)
-            .push_bind(booking.address.detail)
-            .push_bind(booking.address.contact_name)
-            .push_bind(booking.address.contact_phone.masked())
+            .push_bind(opened.detail)
+            .push_bind(opened.contact_name)
+            .push_bind(opened.contact_phone_masked)
             .push_bind(booking.note)
             .push_bind(placed_at)
             .push_bind(change.status.unwrap_or_default().as_str())
@@ -217,9 +250,17 @@ async fn insert_new_orders(
     Ok(())
 }
 
+/// The personal parts of a new order's address, as the read model shows them.
+struct OpenedAddress {
+    detail: String,
+    contact_name: String,
+    contact_phone_masked: String,
+}
+
 /// What one order's events in a batch do to its row.
 #[derive(Default)]
 struct RowChange {
+    opened: Option<OpenedAddress>,
     placed: Option<(Booking, Fen, DateTime<Utc>)>,
     status: Option<OrderStatus>,
     columns: Vec<(&'static str, Value)>,

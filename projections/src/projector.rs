@@ -55,16 +55,23 @@ pub trait Projection: Send + Sync {
     }
 }
 
-/// Every projection the platform runs.
-pub fn all_projections() -> Vec<Arc<dyn Projection>> {
+/// The names of every projection, in the order they run.
+pub const PROJECTION_NAMES: [&str; 2] = ["orders", "workers"];
+
+/// Every projection the platform runs. They open sealed personal data through the vault.
+pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
     vec![
-        Arc::new(crate::orders::OrdersProjection),
-        Arc::new(crate::workers::WorkersProjection),
+        Arc::new(crate::orders::OrdersProjection {
+            vault: vault.clone(),
+        }),
+        Arc::new(crate::workers::WorkersProjection {
+            vault: vault.clone(),
+        }),
     ]
 }
 
-pub fn projection_by_name(name: &str) -> Option<Arc<dyn Projection>> {
-    all_projections()
+pub fn projection_by_name(name: &str, vault: &vault::Vault) -> Option<Arc<dyn Projection>> {
+    all_projections(vault)
         .into_iter()
         .find(|projection| projection.name() == name)
 }
@@ -112,8 +119,8 @@ async fn active_generation(connection: &mut PgConnection, name: &str) -> anyhow:
 
 /// Creates generation 1 of every projection that has none yet. Safe to run from several
 /// processes at once: the work is serialised by a transaction-scoped advisory lock.
-pub async fn ensure_all(pool: &PgPool) -> anyhow::Result<()> {
-    for projection in all_projections() {
+pub async fn ensure_all(pool: &PgPool, vault: &vault::Vault) -> anyhow::Result<()> {
+    for projection in all_projections(vault) {
         let mut transaction = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(swap_key(projection.name()))

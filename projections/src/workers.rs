@@ -10,7 +10,9 @@ use uuid::Uuid;
 use crate::log::StoredEvent;
 use crate::projector::Projection;
 
-pub struct WorkersProjection;
+pub struct WorkersProjection {
+    pub vault: vault::Vault,
+}
 
 #[async_trait::async_trait]
 impl Projection for WorkersProjection {
@@ -57,6 +59,13 @@ impl Projection for WorkersProjection {
         let worker_id: Uuid = event.aggregate_id.parse().context("worker id")?;
         let guard = "WHERE worker_id = $1 AND last_sequence < $2";
         let decoded: WorkerEvent = event.decode()?;
+        let phone_masked = match &decoded {
+            WorkerEvent::WorkerRegistered { profile, .. }
+            | WorkerEvent::WorkerProfileUpdated { profile, .. } => {
+                crate::personal::masked_phone(self.vault.open(&profile.phone).await?)
+            }
+            _ => String::new(),
+        };
         match &decoded {
             WorkerEvent::WorkerRegistered { profile, skills, registered_at, .. } => {
                 let skills: Vec<&str> = skills.iter().map(|skill| skill.as_str()).collect();
@@ -69,7 +78,7 @@ impl Projection for WorkersProjection {
                 .bind(worker_id)
                 .bind(event.sequence)
                 .bind(&profile.name)
-                .bind(profile.phone.masked())
+                .bind(&phone_masked)
                 .bind(skills)
                 .bind(i16::from(profile.years_of_experience))
                 .bind(&profile.languages)
@@ -87,7 +96,7 @@ impl Projection for WorkersProjection {
             .bind(event.sequence)
             .bind(event.recorded_at)
             .bind(&profile.name)
-            .bind(profile.phone.masked())
+            .bind(&phone_masked)
             .bind(i16::from(profile.years_of_experience))
             .bind(&profile.languages)
             .bind(&profile.service_area.city)

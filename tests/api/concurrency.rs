@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use domain::order::{Booking, OrderEvent};
-use domain::{Address, Fen, PhoneNumber, ServiceCode};
+use domain::{Address, Fen, ServiceCode};
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -67,7 +67,11 @@ async fn concurrent_assignments_of_one_order_across_two_processes_leave_exactly_
     app.stop().await;
 }
 
-fn placed_event(order_id: Uuid, customer_id: Uuid) -> OrderEvent {
+async fn placed_event(vault: &vault::Vault, order_id: Uuid, customer_id: Uuid) -> OrderEvent {
+    let sealed = vault
+        .seal_all(customer_id, &["建国路 1 号", "赵先生", "13600001111"])
+        .await
+        .expect("sealed");
     let start = chrono::Utc::now() + chrono::Duration::days(3);
     OrderEvent::OrderPlaced {
         order_id,
@@ -78,15 +82,14 @@ fn placed_event(order_id: Uuid, customer_id: Uuid) -> OrderEvent {
             quantity: 1,
             scheduled_start: start,
             duration_minutes: 60,
-            address: Address::new(
-                "北京市",
-                "朝阳区",
-                "建国路 1 号",
-                "赵先生",
-                PhoneNumber::parse("13600001111").expect("phone"),
-                None,
-            )
-            .expect("address"),
+            address: Address {
+                city: "北京市".into(),
+                district: "朝阳区".into(),
+                detail: sealed[0].clone(),
+                contact_name: sealed[1].clone(),
+                contact_phone: sealed[2].clone(),
+                location: None,
+            },
             note: None,
         },
         total: Fen::new(8_000).expect("fen"),
@@ -107,7 +110,7 @@ async fn the_projector_applies_every_event_exactly_once_while_an_early_transacti
          VALUES ('order', $1, 1, 'OrderPlaced', '1.0', $2, '{}')",
     )
     .bind(slow_order.to_string())
-    .bind(serde_json::to_value(placed_event(slow_order, customer.id)).expect("json"))
+    .bind(serde_json::to_value(placed_event(&app.vault, slow_order, customer.id).await).expect("json"))
     .execute(&mut *held)
     .await
     .expect("held insert");

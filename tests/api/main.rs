@@ -3,6 +3,7 @@
 mod access;
 mod bad_input;
 mod concurrency;
+mod erasure;
 mod idempotency;
 mod lifecycle;
 mod projections;

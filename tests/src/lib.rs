@@ -39,6 +39,8 @@ pub struct TestApp {
     pub address: String,
     /// Where the app's e-mail goes.
     pub mail: smtp::SmtpSink,
+    /// The app's vault, for tests that write events by hand.
+    pub vault: vault::Vault,
     pub pool: PgPool,
     pub database_url: String,
     pub client: reqwest::Client,
@@ -71,7 +73,7 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
         .connect(database_url)
         .await
         .expect("connecting to the test database");
-    command_api::server::prepare(&pool)
+    let vault = command_api::server::prepare(&pool, None)
         .await
         .expect("migrating");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -83,12 +85,13 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
         mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
         ..Default::default()
     };
-    let running = command_api::server::start(pool.clone(), listener, true, &notify)
+    let running = command_api::server::start(pool.clone(), listener, true, &notify, vault.clone())
         .await
         .expect("starting");
     TestApp {
         address: format!("http://{}", running.address),
         mail,
+        vault,
         pool,
         database_url: database_url.to_owned(),
         client: reqwest::Client::new(),

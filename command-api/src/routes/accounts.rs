@@ -119,6 +119,17 @@ pub async fn register(
     };
     let now = Utc::now();
     let user_id = context.new_aggregate_id("account");
+    // The phone number enters the log sealed under the new person's own key.
+    let phone = match phone {
+        Some(phone) => Some(
+            state
+                .vault
+                .seal(user_id, phone.as_str())
+                .await
+                .map_err(crate::error::vault_error)?,
+        ),
+        None => None,
+    };
     let (role, command) = match (body.kind, body.worker) {
         (AccountKind::Customer, None) => (Role::Customer, None),
         (AccountKind::Customer, Some(_)) => {

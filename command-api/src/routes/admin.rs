@@ -73,7 +73,7 @@ pub async fn rebuild(
     State(state): State<AppState>,
     AppPath(name): AppPath<String>,
 ) -> Result<axum::Json<RebuildView>, ApiError> {
-    let projection = projections::projection_by_name(&name)
+    let projection = projections::projection_by_name(&name, &state.vault)
         .ok_or_else(|| ApiError::not_found("投影", "projection"))?;
     let report = projections::rebuild(&state.pool, projection.as_ref())
         .await

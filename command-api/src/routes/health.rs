@@ -39,7 +39,7 @@ pub async fn readyz(
         .fetch_one(&state.pool)
         .await
         .map_err(|error| ApiError::Unavailable(error.into()))?;
-    if projections < projections::all_projections().len() as i64 {
+    if projections < projections::PROJECTION_NAMES.len() as i64 {
         return Err(ApiError::Unavailable(anyhow::anyhow!(
             "projections are not set up yet"
         )));

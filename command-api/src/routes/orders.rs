@@ -8,7 +8,9 @@ use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::order::{Booking, Order, OrderCommand, OrderStatus};
 use domain::worker::Worker;
-use domain::{Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, Role, ServiceCode};
+use domain::{
+    Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, PlainAddress, Role, ServiceCode,
+};
 use projections::orders::{self as order_views, Direction, OrderFilter, OrderRow, SortKey};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -61,19 +63,41 @@ pub struct AddressBody {
 }
 
 impl AddressBody {
-    fn parse(self) -> Result<Address, ApiError> {
+    /// Checks the address, then seals its personal parts under `owner`'s key.
+    async fn parse_and_seal(self, vault: &vault::Vault, owner: Uuid) -> Result<Address, ApiError> {
         let location = self
             .location
             .map(|point| GeoPoint::new(point.latitude, point.longitude, point.system))
             .transpose()?;
-        Ok(Address::new(
+        let plain = PlainAddress::parse(
             &self.city,
             &self.district,
             &self.detail,
             &self.contact_name,
             PhoneNumber::parse(&self.contact_phone)?,
             location,
-        )?)
+        )?;
+        let mut sealed = vault
+            .seal_all(
+                owner,
+                &[
+                    &plain.detail,
+                    &plain.contact_name,
+                    plain.contact_phone.as_str(),
+                ],
+            )
+            .await
+            .map_err(crate::error::vault_error)?
+            .into_iter();
+        let mut next = || sealed.next().expect("three values were sealed");
+        Ok(Address {
+            city: plain.city,
+            district: plain.district,
+            detail: next(),
+            contact_name: next(),
+            contact_phone: next(),
+            location: plain.location,
+        })
     }
 }
 
@@ -132,7 +156,7 @@ pub async fn place(
         quantity: body.quantity,
         scheduled_start: body.scheduled_start,
         duration_minutes: body.duration_minutes,
-        address: body.address.parse()?,
+        address: body.address.parse_and_seal(&state.vault, actor.id).await?,
         note,
     };
     let order_id = context.new_aggregate_id("order");
