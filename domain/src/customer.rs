@@ -15,12 +15,13 @@ pub const MAX_ADDRESSES: usize = 20;
 pub enum CustomerCommand {
     Register {
         customer_id: Uuid,
-        name: String,
+        /// A `PersonName`, sealed under the customer's key.
+        name: Sealed,
         phone: Option<Sealed>,
         now: DateTime<Utc>,
     },
     Rename {
-        name: String,
+        name: Sealed,
         now: DateTime<Utc>,
     },
     AddAddress {
@@ -39,12 +40,12 @@ pub enum CustomerCommand {
 pub enum CustomerEvent {
     CustomerRegistered {
         customer_id: Uuid,
-        name: String,
+        name: Sealed,
         phone: Option<Sealed>,
         registered_at: DateTime<Utc>,
     },
     CustomerRenamed {
-        name: String,
+        name: Sealed,
         renamed_at: DateTime<Utc>,
     },
     AddressAdded {
@@ -112,14 +113,14 @@ impl Customer {
                 }
                 Ok(vec![CustomerEvent::CustomerRegistered {
                     customer_id,
-                    name: required_text("姓名 name", &name, 40)?,
+                    name,
                     phone,
                     registered_at: now,
                 }])
             }
             _ if !self.registered => Err(CustomerError::NotFound),
             CustomerCommand::Rename { name, now } => Ok(vec![CustomerEvent::CustomerRenamed {
-                name: required_text("姓名 name", &name, 40)?,
+                name,
                 renamed_at: now,
             }]),
             CustomerCommand::AddAddress {

@@ -13,8 +13,8 @@ pub mod worker;
 
 pub use catalogue::{PricingUnit, ServiceCode, ServiceSpec};
 pub use values::{
-    Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, PlainAddress, Role, Sealed,
-    ValueError,
+    Actor, Address, CoordinateSystem, Fen, GeoPoint, PersonName, PhoneNumber, PlainAddress, Role,
+    Sealed, ValueError,
 };
 
 /// The version every event type is written at today. A future version comes with an upcaster.

@@ -153,6 +153,20 @@ impl fmt::Debug for Sealed {
     }
 }
 
+/// A person's name: trimmed, 1 to 40 characters. It is checked in the clear and then sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, ValueError> {
+        required_text("姓名 name", raw, 40).map(PersonName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Trims a piece of free text and checks it is present and not too long.
 pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<String, ValueError> {
     let trimmed = raw.trim();
@@ -329,6 +343,30 @@ mod tests {
     fn multiplying_money_refuses_overflow() {
         assert_eq!(Fen::new(i64::MAX).expect("valid").times(2), None);
         assert_eq!(Fen::new(300).expect("valid").times(3), Some(Fen(900)));
+    }
+
+    #[test]
+    fn names_are_trimmed_and_must_be_one_to_forty_characters() {
+        assert_eq!(
+            PersonName::parse("  张伟 ").expect("valid").as_str(),
+            "张伟"
+        );
+        for blank in ["", "   ", "\t\n"] {
+            assert_eq!(
+                PersonName::parse(blank),
+                Err(ValueError::Empty {
+                    field: "姓名 name"
+                })
+            );
+        }
+        assert!(PersonName::parse(&"名".repeat(40)).is_ok());
+        assert_eq!(
+            PersonName::parse(&"名".repeat(41)),
+            Err(ValueError::TooLong {
+                field: "姓名 name",
+                max: 40
+            })
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub struct ServiceArea {
 /// What a worker tells us about themselves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerProfile {
-    pub name: String,
+    /// A `PersonName`, sealed under the worker's own key.
+    pub name: Sealed,
     /// Sealed under the worker's own key.
     pub phone: Sealed,
     pub years_of_experience: u8,
@@ -30,7 +31,6 @@ pub struct WorkerProfile {
 impl WorkerProfile {
     /// Normalises free text and refuses what cannot be right.
     pub fn validated(self) -> Result<Self, ValueError> {
-        let name = required_text("姓名 name", &self.name, 40)?;
         let city = required_text("城市 city", &self.service_area.city, 40)?;
         let mut districts = Vec::with_capacity(self.service_area.districts.len());
         for district in &self.service_area.districts {
@@ -43,7 +43,6 @@ impl WorkerProfile {
             });
         }
         Ok(WorkerProfile {
-            name,
             service_area: ServiceArea { city, districts },
             ..self
         })

@@ -32,7 +32,7 @@ fn admin() -> Actor {
 
 fn profile() -> WorkerProfile {
     WorkerProfile {
-        name: "李阿姨".to_owned(),
+        name: Sealed::from_ciphertext(format!("v1.{}.name", Uuid::nil())),
         phone: Sealed::from_ciphertext(format!("v1.{}.phone", Uuid::nil())),
         years_of_experience: 8,
         languages: vec!["普通话".to_owned(), "上海话".to_owned()],
@@ -217,7 +217,6 @@ fn duplicate_skills_are_recorded_once_in_a_stable_order() {
 #[test]
 fn the_profiles_free_text_is_trimmed_on_registration() {
     let untidy = WorkerProfile {
-        name: "  李阿姨 ".to_owned(),
         service_area: ServiceArea {
             city: " 上海市".to_owned(),
             districts: vec!["浦东新区  ".to_owned(), "\t徐汇区".to_owned()],
@@ -230,11 +229,7 @@ fn the_profiles_free_text_is_trimmed_on_registration() {
 }
 
 #[test]
-fn a_profile_with_a_blank_name_city_or_district_is_refused() {
-    let blank_name = WorkerProfile {
-        name: "   ".to_owned(),
-        ..profile()
-    };
+fn a_profile_with_a_blank_city_or_district_is_refused() {
     let blank_city = WorkerProfile {
         service_area: ServiceArea {
             city: String::new(),
@@ -249,11 +244,7 @@ fn a_profile_with_a_blank_name_city_or_district_is_refused() {
         },
         ..profile()
     };
-    let cases = [
-        (blank_name, "姓名 name"),
-        (blank_city, "城市 city"),
-        (blank_district, "区县 district"),
-    ];
+    let cases = [(blank_city, "城市 city"), (blank_district, "区县 district")];
     for (profile, field) in cases {
         unregistered()
             .when(register(profile, skills()))
@@ -264,10 +255,6 @@ fn a_profile_with_a_blank_name_city_or_district_is_refused() {
 #[test]
 fn a_profile_with_overlong_text_is_refused() {
     let long = "长".repeat(41);
-    let long_name = WorkerProfile {
-        name: long.clone(),
-        ..profile()
-    };
     let long_city = WorkerProfile {
         service_area: ServiceArea {
             city: long.clone(),
@@ -282,33 +269,12 @@ fn a_profile_with_overlong_text_is_refused() {
         },
         ..profile()
     };
-    let cases = [
-        (long_name, "姓名 name"),
-        (long_city, "城市 city"),
-        (long_district, "区县 district"),
-    ];
+    let cases = [(long_city, "城市 city"), (long_district, "区县 district")];
     for (profile, field) in cases {
         unregistered()
             .when(register(profile, skills()))
             .then_expect_error(WorkerError::Invalid(ValueError::TooLong { field, max: 40 }));
     }
-}
-
-#[test]
-fn a_name_of_exactly_forty_characters_is_accepted() {
-    let name = "名".repeat(40);
-    let forty = WorkerProfile {
-        name: name.clone(),
-        ..profile()
-    };
-    unregistered()
-        .when(register(forty, skills()))
-        .then_expect_events(vec![WorkerEvent::WorkerRegistered {
-            worker_id: WORKER_ID,
-            profile: WorkerProfile { name, ..profile() },
-            skills: skills(),
-            registered_at: now(),
-        }]);
 }
 
 #[test]
@@ -398,15 +364,21 @@ fn a_registered_worker_can_update_their_profile() {
 fn an_updated_profile_is_validated_and_trimmed() {
     given(vec![registered()])
         .when(update_profile(WorkerProfile {
-            name: "".to_owned(),
+            service_area: ServiceArea {
+                city: "".to_owned(),
+                ..profile().service_area
+            },
             ..profile()
         }))
         .then_expect_error(WorkerError::Invalid(ValueError::Empty {
-            field: "姓名 name",
+            field: "城市 city",
         }));
     given(vec![registered()])
         .when(update_profile(WorkerProfile {
-            name: " 李阿姨 ".to_owned(),
+            service_area: ServiceArea {
+                city: " 上海市 ".to_owned(),
+                ..profile().service_area
+            },
             ..profile()
         }))
         .then_expect_events(vec![profile_updated(profile())]);

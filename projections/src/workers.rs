@@ -59,12 +59,22 @@ impl Projection for WorkersProjection {
         let worker_id: Uuid = event.aggregate_id.parse().context("worker id")?;
         let guard = "WHERE worker_id = $1 AND last_sequence < $2";
         let decoded: WorkerEvent = event.decode()?;
-        let phone_masked = match &decoded {
+        // The name and phone number are sealed under the worker's key; show them opened
+        // (the phone masked), or as erased.
+        let (name, phone_masked) = match &decoded {
             WorkerEvent::WorkerRegistered { profile, .. }
             | WorkerEvent::WorkerProfileUpdated { profile, .. } => {
-                crate::personal::masked_phone(self.vault.open(&profile.phone).await?)
+                let mut opened = self
+                    .vault
+                    .open_all(&[&profile.name, &profile.phone])
+                    .await?
+                    .into_iter();
+                (
+                    crate::personal::readable(opened.next().flatten()),
+                    crate::personal::masked_phone(opened.next().flatten()),
+                )
             }
-            _ => String::new(),
+            _ => (String::new(), String::new()),
         };
         match &decoded {
             WorkerEvent::WorkerRegistered { profile, skills, registered_at, .. } => {
@@ -77,7 +87,7 @@ impl Projection for WorkersProjection {
                 ))
                 .bind(worker_id)
                 .bind(event.sequence)
-                .bind(&profile.name)
+                .bind(&name)
                 .bind(&phone_masked)
                 .bind(skills)
                 .bind(i16::from(profile.years_of_experience))
@@ -95,7 +105,7 @@ impl Projection for WorkersProjection {
             .bind(worker_id)
             .bind(event.sequence)
             .bind(event.recorded_at)
-            .bind(&profile.name)
+            .bind(&name)
             .bind(&phone_masked)
             .bind(i16::from(profile.years_of_experience))
             .bind(&profile.languages)

@@ -20,7 +20,7 @@ async fn personal_data_is_sealed_in_the_log_and_erasing_a_person_makes_it_unread
     // Neither the phone numbers nor the street address appear in the log in the clear.
     let leaks: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events WHERE payload::text LIKE '%13800135678%' OR payload::text LIKE '%13912345678%'
-            OR payload::text LIKE '%世纪大道%' OR payload::text LIKE '%王女士%'",
+            OR payload::text LIKE '%世纪大道%' OR payload::text LIKE '%王女士%' OR payload::text LIKE '%李女士%'",
     )
     .fetch_one(&app.pool)
     .await
@@ -105,6 +105,7 @@ async fn an_erased_workers_directory_entry_keeps_their_skills_but_not_their_phon
         .await
         .expect("entry");
     assert_eq!(entry["phone"], "137****5678");
+    assert_eq!(entry["name"], "张阿姨");
     let database_url = app.database_url.clone();
     let person = worker.id.to_string();
     tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
@@ -117,6 +118,7 @@ async fn an_erased_workers_directory_entry_keeps_their_skills_but_not_their_phon
         .await
         .expect("entry");
     assert_eq!(entry["phone"], "已删除 / erased");
+    assert_eq!(entry["name"], "已删除 / erased");
     assert_eq!(entry["skills"], json!(["home_repair"]));
     app.stop().await;
 }

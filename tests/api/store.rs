@@ -24,7 +24,7 @@ async fn cqrs_es_snapshot_mode_applies_each_new_event_twice_so_the_platform_does
             &id,
             CustomerCommand::Register {
                 customer_id,
-                name: "周女士".into(),
+                name: Sealed::from_ciphertext(format!("v1.{customer_id}.name")),
                 phone: None,
                 now: Utc::now(),
             },

@@ -120,16 +120,18 @@ pub async fn register(
     let now = Utc::now();
     let user_id = context.new_aggregate_id("account");
     // The phone number enters the log sealed under the new person's own key.
-    let phone = match phone {
-        Some(phone) => Some(
-            state
-                .vault
-                .seal(user_id, phone.as_str())
-                .await
-                .map_err(crate::error::vault_error)?,
-        ),
-        None => None,
-    };
+    let name = domain::PersonName::parse(&body.name)?;
+    // Name and phone number enter the log sealed under the new person's own key.
+    let mut plaintexts = vec![name.as_str()];
+    plaintexts.extend(phone.as_ref().map(PhoneNumber::as_str));
+    let mut sealed = state
+        .vault
+        .seal_all(user_id, &plaintexts)
+        .await
+        .map_err(crate::error::vault_error)?
+        .into_iter();
+    let name = sealed.next().expect("the name was sealed");
+    let phone = sealed.next();
     let (role, command) = match (body.kind, body.worker) {
         (AccountKind::Customer, None) => (Role::Customer, None),
         (AccountKind::Customer, Some(_)) => {
@@ -147,7 +149,7 @@ pub async fn register(
             Some(WorkerCommand::Register {
                 worker_id: user_id,
                 profile: WorkerProfile {
-                    name: body.name.clone(),
+                    name: name.clone(),
                     phone: phone.clone().ok_or_else(|| {
                         ApiError::Invalid(
                             "服务人员须填写手机号 / workers must give a mobile number".into(),
@@ -225,7 +227,7 @@ pub async fn register(
                 user_id,
                 CustomerCommand::Register {
                     customer_id: user_id,
-                    name: body.name,
+                    name,
                     phone,
                     now,
                 },
