@@ -40,6 +40,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::verification::router())
         .merge(routes::workers::router())
         .merge(routes::orders::router())
+        .merge(routes::profile::router())
         .merge(routes::admin::router())
         .merge(openapi::router())
         // Innermost first: the idempotency check runs after authorisation has named the caller.

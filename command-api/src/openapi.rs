@@ -5,7 +5,7 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, admin, health, orders, sessions, verification, workers};
+use crate::routes::{accounts, admin, health, orders, profile, sessions, verification, workers};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -21,6 +21,7 @@ use crate::state::AppState;
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
         orders::depart, orders::arrive, orders::start, orders::finish, orders::counts,
         admin::projection_status, admin::rebuild,
+        profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,
     ),
     components(schemas(crate::error::Problem)),
     modifiers(&BearerAuth),

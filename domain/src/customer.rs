@@ -11,6 +11,17 @@ use crate::values::{required_text, Address, Sealed, ValueError};
 /// The most addresses one customer keeps.
 pub const MAX_ADDRESSES: usize = 20;
 
+/// Whom to call if something happens during a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EmergencyContact {
+    /// A `PersonName`, sealed under the customer's key.
+    pub name: Sealed,
+    /// Sealed under the customer's key.
+    pub phone: Sealed,
+    /// How they are related, e.g. 配偶 (spouse) or 女儿 (daughter).
+    pub relation: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum CustomerCommand {
     Register {
@@ -32,6 +43,23 @@ pub enum CustomerCommand {
     },
     RemoveAddress {
         address_id: Uuid,
+        now: DateTime<Utc>,
+    },
+    /// Replaces the contact phone number and e-mail address (each sealed, each optional).
+    ChangeContact {
+        phone: Option<Sealed>,
+        email: Option<Sealed>,
+        now: DateTime<Utc>,
+    },
+    SetEmergencyContact {
+        contact: EmergencyContact,
+        now: DateTime<Utc>,
+    },
+    /// The profile form: name and contact details together, recorded at once.
+    UpdateProfile {
+        name: Sealed,
+        phone: Option<Sealed>,
+        email: Option<Sealed>,
         now: DateTime<Utc>,
     },
 }
@@ -58,6 +86,15 @@ pub enum CustomerEvent {
         address_id: Uuid,
         removed_at: DateTime<Utc>,
     },
+    ContactDetailsChanged {
+        phone: Option<Sealed>,
+        email: Option<Sealed>,
+        changed_at: DateTime<Utc>,
+    },
+    EmergencyContactSet {
+        contact: EmergencyContact,
+        set_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -67,6 +104,8 @@ impl DomainEvent for CustomerEvent {
             CustomerEvent::CustomerRenamed { .. } => "CustomerRenamed",
             CustomerEvent::AddressAdded { .. } => "AddressAdded",
             CustomerEvent::AddressRemoved { .. } => "AddressRemoved",
+            CustomerEvent::ContactDetailsChanged { .. } => "ContactDetailsChanged",
+            CustomerEvent::EmergencyContactSet { .. } => "EmergencyContactSet",
         };
         name.to_owned()
     }
@@ -151,6 +190,39 @@ impl Customer {
                     removed_at: now,
                 }])
             }
+            CustomerCommand::ChangeContact { phone, email, now } => {
+                Ok(vec![CustomerEvent::ContactDetailsChanged {
+                    phone,
+                    email,
+                    changed_at: now,
+                }])
+            }
+            CustomerCommand::UpdateProfile {
+                name,
+                phone,
+                email,
+                now,
+            } => Ok(vec![
+                CustomerEvent::CustomerRenamed {
+                    name,
+                    renamed_at: now,
+                },
+                CustomerEvent::ContactDetailsChanged {
+                    phone,
+                    email,
+                    changed_at: now,
+                },
+            ]),
+            CustomerCommand::SetEmergencyContact { contact, now } => {
+                let relation = required_text("关系 relation", &contact.relation, 20)?;
+                Ok(vec![CustomerEvent::EmergencyContactSet {
+                    contact: EmergencyContact {
+                        relation,
+                        ..contact
+                    },
+                    set_at: now,
+                }])
+            }
         }
     }
 }
@@ -177,7 +249,9 @@ impl Aggregate for Customer {
     fn apply(&mut self, event: Self::Event) {
         match event {
             CustomerEvent::CustomerRegistered { .. } => self.registered = true,
-            CustomerEvent::CustomerRenamed { .. } => {}
+            CustomerEvent::CustomerRenamed { .. }
+            | CustomerEvent::ContactDetailsChanged { .. }
+            | CustomerEvent::EmergencyContactSet { .. } => {}
             CustomerEvent::AddressAdded { address_id, .. } => self.address_ids.push(address_id),
             CustomerEvent::AddressRemoved { address_id, .. } => {
                 self.address_ids.retain(|existing| *existing != address_id)

@@ -319,6 +319,91 @@ fn a_removed_address_id_can_be_saved_again() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Contact details and the emergency contact
+// ---------------------------------------------------------------------------------------------
+
+fn contact_changed() -> CustomerEvent {
+    CustomerEvent::ContactDetailsChanged {
+        phone: Some(phone()),
+        email: Some(sealed("email")),
+        changed_at: later(20),
+    }
+}
+
+fn emergency_contact(relation: &str) -> EmergencyContact {
+    EmergencyContact {
+        name: sealed("emergency-name"),
+        phone: sealed("emergency-phone"),
+        relation: relation.to_owned(),
+    }
+}
+
+fn emergency_contact_set(relation: &str) -> CustomerEvent {
+    CustomerEvent::EmergencyContactSet {
+        contact: emergency_contact(relation),
+        set_at: later(30),
+    }
+}
+
+#[test]
+fn a_customer_changes_their_contact_details() {
+    given(vec![registered()])
+        .when(CustomerCommand::ChangeContact {
+            phone: Some(phone()),
+            email: Some(sealed("email")),
+            now: later(20),
+        })
+        .then_expect_events(vec![contact_changed()]);
+}
+
+#[test]
+fn an_emergency_contact_is_set_with_a_trimmed_relation_and_refused_without_one() {
+    given(vec![registered()])
+        .when(CustomerCommand::SetEmergencyContact {
+            contact: emergency_contact(" 配偶 "),
+            now: later(30),
+        })
+        .then_expect_events(vec![emergency_contact_set("配偶")]);
+    given(vec![registered()])
+        .when(CustomerCommand::SetEmergencyContact {
+            contact: emergency_contact("  "),
+            now: later(30),
+        })
+        .then_expect_error(CustomerError::Invalid(ValueError::Empty {
+            field: "关系 relation",
+        }));
+}
+
+#[test]
+fn the_profile_form_renames_and_changes_contact_details_in_one_commit() {
+    given(vec![registered()])
+        .when(CustomerCommand::UpdateProfile {
+            name: sealed("张伟伟"),
+            phone: Some(phone()),
+            email: Some(sealed("email")),
+            now: later(20),
+        })
+        .then_expect_events(vec![
+            CustomerEvent::CustomerRenamed {
+                name: sealed("张伟伟"),
+                renamed_at: later(20),
+            },
+            contact_changed(),
+        ]);
+}
+
+#[test]
+fn contact_changes_before_registration_are_not_found() {
+    unregistered()
+        .when(CustomerCommand::ChangeContact {
+            phone: None,
+            email: None,
+            now: later(20),
+        })
+        .then_expect_error(CustomerError::NotFound);
+}
+
+// ---------------------------------------------------------------------------------------------
 // Events on the wire
 // ---------------------------------------------------------------------------------------------
 
@@ -328,6 +413,8 @@ fn one_of_every_event() -> Vec<CustomerEvent> {
         renamed("张伟伟"),
         address_added(HOME, "家"),
         address_removed(HOME),
+        contact_changed(),
+        emergency_contact_set("配偶"),
     ]
 }
 
@@ -338,6 +425,8 @@ fn kind_index(event: &CustomerEvent) -> usize {
         CustomerEvent::CustomerRenamed { .. } => 1,
         CustomerEvent::AddressAdded { .. } => 2,
         CustomerEvent::AddressRemoved { .. } => 3,
+        CustomerEvent::ContactDetailsChanged { .. } => 4,
+        CustomerEvent::EmergencyContactSet { .. } => 5,
     }
 }
 
@@ -345,7 +434,7 @@ fn kind_index(event: &CustomerEvent) -> usize {
 fn every_customer_event_survives_a_json_round_trip_under_a_distinct_type() {
     let events = one_of_every_event();
     let kinds: Vec<usize> = events.iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..4).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..6).collect::<Vec<_>>());
     let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(types.len(), events.len());
     for event in events {

@@ -191,6 +191,16 @@ pub enum CoordinateSystem {
     Bd09,
 }
 
+impl CoordinateSystem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoordinateSystem::Wgs84 => "wgs84",
+            CoordinateSystem::Gcj02 => "gcj02",
+            CoordinateSystem::Bd09 => "bd09",
+        }
+    }
+}
+
 /// A point on the earth, always with the datum it was measured in.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct GeoPoint {

@@ -6,6 +6,7 @@
 //! loses nothing. Each projection lives in its own schema per generation and is read through
 //! views in `public`; a rebuild fills a new generation beside the live one and swaps the views.
 
+pub mod customers;
 pub mod log;
 pub mod orders;
 pub mod personal;

@@ -10,6 +10,20 @@ pub fn readable(opened: Option<String>) -> String {
     opened.unwrap_or_else(|| ERASED.to_owned())
 }
 
+/// `li***@example.com`: the first character and the domain.
+pub fn masked_email(opened: Option<String>) -> String {
+    match opened {
+        Some(address) => match address.split_once('@') {
+            Some((local, domain)) => {
+                let first: String = local.chars().take(1).collect();
+                format!("{first}***@{domain}")
+            }
+            None => "***".to_owned(),
+        },
+        None => ERASED.to_owned(),
+    }
+}
+
 pub fn masked_phone(opened: Option<String>) -> String {
     match opened.as_deref().map(PhoneNumber::parse) {
         Some(Ok(phone)) => phone.masked(),

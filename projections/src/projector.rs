@@ -56,7 +56,7 @@ pub trait Projection: Send + Sync {
 }
 
 /// The names of every projection, in the order they run.
-pub const PROJECTION_NAMES: [&str; 2] = ["orders", "workers"];
+pub const PROJECTION_NAMES: [&str; 3] = ["orders", "workers", "customers"];
 
 /// Every projection the platform runs. They open sealed personal data through the vault.
 pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
@@ -65,6 +65,9 @@ pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
             vault: vault.clone(),
         }),
         Arc::new(crate::workers::WorkersProjection {
+            vault: vault.clone(),
+        }),
+        Arc::new(crate::customers::CustomersProjection {
             vault: vault.clone(),
         }),
     ]

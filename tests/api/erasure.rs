@@ -50,6 +50,20 @@ async fn personal_data_is_sealed_in_the_log_and_erasing_a_person_makes_it_unread
     assert_eq!(after["status"], before["status"]);
     assert_eq!(after["city"], "上海市");
 
+    let profile: (String, Option<String>) =
+        sqlx::query_as("SELECT name, phone_masked FROM read_customers WHERE customer_id = $1")
+            .bind(customer.id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("profile row");
+    assert_eq!(
+        profile,
+        (
+            "已删除 / erased".to_owned(),
+            Some("已删除 / erased".to_owned())
+        )
+    );
+
     // The sealed values in the log no longer open, and the log itself is untouched.
     let sealed: Vec<String> = sqlx::query_scalar(
         "SELECT payload -> 'OrderPlaced' -> 'booking' -> 'address' ->> 'contact_phone' FROM events WHERE event_type = 'OrderPlaced'",

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod health;
 pub mod orders;
+pub mod profile;
 pub mod sessions;
 pub mod verification;
 pub mod workers;

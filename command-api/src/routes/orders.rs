@@ -64,7 +64,11 @@ pub struct AddressBody {
 
 impl AddressBody {
     /// Checks the address, then seals its personal parts under `owner`'s key.
-    async fn parse_and_seal(self, vault: &vault::Vault, owner: Uuid) -> Result<Address, ApiError> {
+    pub(crate) async fn parse_and_seal(
+        self,
+        vault: &vault::Vault,
+        owner: Uuid,
+    ) -> Result<Address, ApiError> {
         let location = self
             .location
             .map(|point| GeoPoint::new(point.latitude, point.longitude, point.system))

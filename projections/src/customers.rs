@@ -1,0 +1,254 @@
+//! The customer profiles read model: each customer's name, masked contact details, emergency
+//! contact and saved addresses, as their profile page and the admin search show them.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use domain::customer::CustomerEvent;
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::log::StoredEvent;
+use crate::personal::{masked_email, masked_phone, readable};
+use crate::projector::Projection;
+
+pub struct CustomersProjection {
+    pub vault: vault::Vault,
+}
+
+#[async_trait::async_trait]
+impl Projection for CustomersProjection {
+    fn name(&self) -> &'static str {
+        "customers"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["customers", "customer_addresses"]
+    }
+
+    fn create_tables(&self, schema: &str) -> String {
+        format!(
+            "CREATE TABLE {schema}.customers (
+                customer_id            uuid PRIMARY KEY,
+                name                   text        NOT NULL,
+                phone_masked           text,
+                email_masked           text,
+                emergency_name         text,
+                emergency_phone_masked text,
+                emergency_relation     text,
+                registered_at          timestamptz NOT NULL,
+                updated_at             timestamptz NOT NULL,
+                last_sequence          bigint      NOT NULL
+            );
+            CREATE INDEX ON {schema}.customers (name, customer_id);
+            CREATE TABLE {schema}.customer_addresses (
+                address_id           uuid PRIMARY KEY,
+                customer_id          uuid        NOT NULL,
+                label                text        NOT NULL,
+                city                 text        NOT NULL,
+                district             text        NOT NULL,
+                detail               text        NOT NULL,
+                contact_name         text        NOT NULL,
+                contact_phone_masked text        NOT NULL,
+                latitude             double precision,
+                longitude            double precision,
+                coordinate_system    text,
+                added_at             timestamptz NOT NULL
+            );
+            CREATE INDEX ON {schema}.customer_addresses (customer_id, added_at);"
+        )
+    }
+
+    async fn apply(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        event: &StoredEvent,
+    ) -> anyhow::Result<()> {
+        if event.aggregate_type != "customer" {
+            return Ok(());
+        }
+        let customer_id: Uuid = event.aggregate_id.parse().context("customer id")?;
+        let decoded: CustomerEvent = event.decode()?;
+        if let CustomerEvent::CustomerRegistered {
+            name,
+            phone,
+            registered_at,
+            ..
+        } = &decoded
+        {
+            let mut sealed = vec![name];
+            sealed.extend(phone.as_ref());
+            let mut opened = self.vault.open_all(&sealed).await?.into_iter();
+            let name = readable(opened.next().flatten());
+            let phone = phone
+                .as_ref()
+                .map(|_| masked_phone(opened.next().flatten()));
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.customers (customer_id, name, phone_masked, registered_at, updated_at, last_sequence)
+                 VALUES ($1, $2, $3, $4, $4, $5) ON CONFLICT (customer_id) DO NOTHING"
+            ))
+            .bind(customer_id)
+            .bind(name)
+            .bind(phone)
+            .bind(registered_at)
+            .bind(event.sequence)
+            .execute(&mut *connection)
+            .await?;
+            return Ok(());
+        }
+        // Every later event first moves the customer's sequence; an event already applied
+        // moves nothing and is skipped.
+        let fresh = sqlx::query(&format!(
+            "UPDATE {schema}.customers SET last_sequence = $2, updated_at = $3
+              WHERE customer_id = $1 AND last_sequence < $2"
+        ))
+        .bind(customer_id)
+        .bind(event.sequence)
+        .bind(event.recorded_at)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+        if fresh == 0 {
+            return Ok(());
+        }
+        match &decoded {
+            CustomerEvent::CustomerRegistered { .. } => {}
+            CustomerEvent::CustomerRenamed { name, .. } => {
+                let name = readable(self.vault.open(name).await?);
+                sqlx::query(&format!(
+                    "UPDATE {schema}.customers SET name = $2 WHERE customer_id = $1"
+                ))
+                .bind(customer_id)
+                .bind(name)
+                .execute(&mut *connection)
+                .await?;
+            }
+            CustomerEvent::ContactDetailsChanged { phone, email, .. } => {
+                let phone = match phone {
+                    Some(sealed) => Some(masked_phone(self.vault.open(sealed).await?)),
+                    None => None,
+                };
+                let email = match email {
+                    Some(sealed) => Some(masked_email(self.vault.open(sealed).await?)),
+                    None => None,
+                };
+                sqlx::query(&format!(
+                    "UPDATE {schema}.customers SET phone_masked = $2, email_masked = $3 WHERE customer_id = $1"
+                ))
+                .bind(customer_id)
+                .bind(phone)
+                .bind(email)
+                .execute(&mut *connection)
+                .await?;
+            }
+            CustomerEvent::EmergencyContactSet { contact, .. } => {
+                let mut opened = self
+                    .vault
+                    .open_all(&[&contact.name, &contact.phone])
+                    .await?
+                    .into_iter();
+                sqlx::query(&format!(
+                    "UPDATE {schema}.customers SET emergency_name = $2, emergency_phone_masked = $3, emergency_relation = $4
+                      WHERE customer_id = $1"
+                ))
+                .bind(customer_id)
+                .bind(readable(opened.next().flatten()))
+                .bind(masked_phone(opened.next().flatten()))
+                .bind(&contact.relation)
+                .execute(&mut *connection)
+                .await?;
+            }
+            CustomerEvent::AddressAdded {
+                address_id,
+                label,
+                address,
+                added_at,
+            } => {
+                let mut opened = self
+                    .vault
+                    .open_all(&[
+                        &address.detail,
+                        &address.contact_name,
+                        &address.contact_phone,
+                    ])
+                    .await?
+                    .into_iter();
+                let location = address.location;
+                sqlx::query(&format!(
+                    "INSERT INTO {schema}.customer_addresses (address_id, customer_id, label, city, district, detail,
+                        contact_name, contact_phone_masked, latitude, longitude, coordinate_system, added_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (address_id) DO NOTHING"
+                ))
+                .bind(address_id)
+                .bind(customer_id)
+                .bind(label)
+                .bind(&address.city)
+                .bind(&address.district)
+                .bind(readable(opened.next().flatten()))
+                .bind(readable(opened.next().flatten()))
+                .bind(masked_phone(opened.next().flatten()))
+                .bind(location.map(|point| point.latitude))
+                .bind(location.map(|point| point.longitude))
+                .bind(location.map(|point| point.system.as_str()))
+                .bind(added_at)
+                .execute(&mut *connection)
+                .await?;
+            }
+            CustomerEvent::AddressRemoved { address_id, .. } => {
+                sqlx::query(&format!(
+                    "DELETE FROM {schema}.customer_addresses WHERE address_id = $1"
+                ))
+                .bind(address_id)
+                .execute(&mut *connection)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A customer's profile as the read side shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct CustomerRow {
+    pub customer_id: Uuid,
+    pub name: String,
+    pub phone_masked: Option<String>,
+    pub email_masked: Option<String>,
+    pub emergency_name: Option<String>,
+    pub emergency_phone_masked: Option<String>,
+    pub emergency_relation: Option<String>,
+    pub registered_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub last_sequence: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AddressRow {
+    pub address_id: Uuid,
+    pub customer_id: Uuid,
+    pub label: String,
+    pub city: String,
+    pub district: String,
+    pub detail: String,
+    pub contact_name: String,
+    pub contact_phone_masked: String,
+    pub latitude: Option<f64>,
+    pub longitude: Option<f64>,
+    pub coordinate_system: Option<String>,
+    pub added_at: DateTime<Utc>,
+}
+
+pub async fn get(pool: &PgPool, customer_id: Uuid) -> sqlx::Result<Option<CustomerRow>> {
+    sqlx::query_as("SELECT * FROM read_customers WHERE customer_id = $1")
+        .bind(customer_id)
+        .fetch_optional(pool)
+        .await
+}
+
+pub async fn addresses(pool: &PgPool, customer_id: Uuid) -> sqlx::Result<Vec<AddressRow>> {
+    sqlx::query_as("SELECT * FROM read_customer_addresses WHERE customer_id = $1 ORDER BY added_at, address_id")
+        .bind(customer_id)
+        .fetch_all(pool)
+        .await
+}
