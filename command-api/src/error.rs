@@ -252,10 +252,18 @@ impl DomainErrorKind for domain::worker::WorkerError {
         use domain::worker::WorkerError as E;
         let detail = self.to_string();
         match self {
-            E::NotFound => ApiError::NotFound(detail),
-            E::AlreadyRegistered => ApiError::Conflict(detail),
-            E::Suspended | E::NotSuspended => ApiError::IllegalState(detail),
-            E::NoSkills | E::ReasonRequired | E::Invalid(_) => ApiError::Invalid(detail),
+            E::NotFound | E::NoSuchCertificate => ApiError::NotFound(detail),
+            E::AlreadyRegistered | E::CertificateExists => ApiError::Conflict(detail),
+            E::Suspended
+            | E::NotSuspended
+            | E::IdentityMissing
+            | E::BackgroundCheckMissing
+            | E::BackgroundCheckHit => ApiError::IllegalState(detail),
+            E::NoSkills
+            | E::ReasonRequired
+            | E::SkillNotDeclared
+            | E::BadGroups { .. }
+            | E::Invalid(_) => ApiError::Invalid(detail),
         }
     }
 }

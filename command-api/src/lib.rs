@@ -5,12 +5,14 @@
 //! Only this crate knows HTTP and JSON DTOs.
 
 pub mod auth;
+pub mod background;
 pub mod bench;
 pub mod commands;
 pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod notifications;
 pub mod notify;
 pub mod openapi;
 pub mod routes;
@@ -41,6 +43,8 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::workers::router())
         .merge(routes::orders::router())
         .merge(routes::profile::router())
+        .merge(routes::onboarding::router())
+        .merge(notifications::router())
         .merge(routes::admin::router())
         .merge(openapi::router())
         // Innermost first: the idempotency check runs after authorisation has named the caller.

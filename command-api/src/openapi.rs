@@ -5,7 +5,10 @@ use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{accounts, admin, health, orders, profile, sessions, verification, workers};
+use crate::notifications;
+use crate::routes::{
+    accounts, admin, health, onboarding, orders, profile, sessions, verification, workers,
+};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -21,6 +24,9 @@ use crate::state::AppState;
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
         orders::depart, orders::arrive, orders::start, orders::finish, orders::counts,
         admin::projection_status, admin::rebuild,
+        onboarding::submit_identity, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
+        onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
+        notifications::list,
         profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,
     ),
     components(schemas(crate::error::Problem)),

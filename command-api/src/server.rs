@@ -59,6 +59,22 @@ pub async fn prepare(pool: &PgPool, master_key: Option<&str>) -> anyhow::Result<
     Ok(vault)
 }
 
+/// Where the platform's ports point, from the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub notify: crate::notify::NotifySettings,
+    pub background: crate::background::BackgroundCheckSettings,
+}
+
+impl Settings {
+    pub fn from_environment() -> Self {
+        Settings {
+            notify: crate::notify::NotifySettings::from_environment(),
+            background: crate::background::BackgroundCheckSettings::from_environment(),
+        }
+    }
+}
+
 /// A running server and its projectors.
 pub struct Running {
     pub address: SocketAddr,
@@ -86,10 +102,10 @@ pub async fn start(
     pool: PgPool,
     listener: TcpListener,
     run_projectors: bool,
-    notify: &crate::notify::NotifySettings,
+    settings: &Settings,
     vault: vault::Vault,
 ) -> anyhow::Result<Running> {
-    let state = AppState::new(pool.clone(), notify, vault.clone()).await?;
+    let state = AppState::new(pool.clone(), settings, vault.clone()).await?;
     let address = listener.local_addr()?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
     let mut tasks = Vec::new();

@@ -21,16 +21,19 @@ pub struct AppState {
     pub notifier: Notifier,
     /// Seals and opens personal data.
     pub vault: vault::Vault,
+    pub background: std::sync::Arc<dyn crate::background::BackgroundCheck>,
 }
 
 impl AppState {
     pub async fn new(
         pool: PgPool,
-        notify: &NotifySettings,
+        settings: &crate::server::Settings,
         vault: vault::Vault,
     ) -> anyhow::Result<Self> {
         let token_key = TokenKey::load_or_create(&pool).await?;
+        let notify: &NotifySettings = &settings.notify;
         Ok(AppState {
+            background: settings.background.build(&pool)?,
             vault,
             notifier: Notifier::new(&pool, notify)?,
             token_key,

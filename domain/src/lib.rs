@@ -7,6 +7,7 @@
 
 pub mod catalogue;
 pub mod customer;
+pub mod onboarding;
 pub mod order;
 pub mod values;
 pub mod worker;

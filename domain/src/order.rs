@@ -116,6 +116,9 @@ pub struct WorkerFacts {
     pub worker_id: Uuid,
     pub registered: bool,
     pub active: bool,
+    /// Qualification review passed.
+    pub approved: bool,
+    /// The services the worker may be dispatched for today.
     pub skills: Vec<ServiceCode>,
 }
 
@@ -363,6 +366,7 @@ pub enum OrderError {
 pub enum WorkerIneligibility {
     Unknown,
     Suspended,
+    NotApproved,
     LacksSkill,
 }
 
@@ -371,8 +375,11 @@ impl std::fmt::Display for WorkerIneligibility {
         formatter.write_str(match self {
             WorkerIneligibility::Unknown => "服务人员不存在 / no such worker",
             WorkerIneligibility::Suspended => "服务人员已停用 / the worker is suspended",
+            WorkerIneligibility::NotApproved => {
+                "服务人员尚未通过资质审核 / the worker has not passed the qualification review"
+            }
             WorkerIneligibility::LacksSkill => {
-                "服务人员没有该服务的技能 / the worker lacks this skill"
+                "服务人员没有该服务的认证技能或有效证书 / the worker is not certified for this service or lacks a valid certificate for it"
             }
         })
     }
@@ -473,6 +480,8 @@ impl Order {
                     Some(WorkerIneligibility::Unknown)
                 } else if !worker.active {
                     Some(WorkerIneligibility::Suspended)
+                } else if !worker.approved {
+                    Some(WorkerIneligibility::NotApproved)
                 } else if !worker.skills.contains(&service) {
                     Some(WorkerIneligibility::LacksSkill)
                 } else {

@@ -120,6 +120,7 @@ fn eligible_worker(worker_id: Uuid) -> WorkerFacts {
         worker_id,
         registered: true,
         active: true,
+        approved: true,
         skills: vec![ServiceCode::DeepCleaning, ServiceCode::DailyCleaning],
     }
 }
@@ -829,6 +830,7 @@ fn assigning_an_unknown_worker_is_refused() {
         worker_id: WORKER_ID,
         registered: false,
         active: false,
+        approved: false,
         skills: vec![],
     };
     given(OrderStatus::Dispatching)
@@ -846,6 +848,19 @@ fn assigning_a_suspended_worker_is_refused() {
         .when(assign(suspended))
         .then_expect_error(OrderError::WorkerNotEligible(
             WorkerIneligibility::Suspended,
+        ));
+}
+
+#[test]
+fn assigning_a_worker_who_has_not_passed_review_is_refused() {
+    let unreviewed = WorkerFacts {
+        approved: false,
+        ..eligible_worker(WORKER_ID)
+    };
+    given(OrderStatus::Dispatching)
+        .when(assign(unreviewed))
+        .then_expect_error(OrderError::WorkerNotEligible(
+            WorkerIneligibility::NotApproved,
         ));
 }
 

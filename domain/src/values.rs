@@ -17,6 +17,10 @@ pub enum ValueError {
     Empty { field: &'static str },
     #[error("{field}过长（最多 {max} 字）/ {field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
+    #[error("身份证号码无效 / not a valid identity card number")]
+    BadIdNumber,
+    #[error("到期日须晚于发证日 / the expiry date must be after the issue date")]
+    BadDates,
     #[error("坐标超出范围 / coordinate out of range: {0}, {1}")]
     BadCoordinate(String, String),
 }
@@ -165,6 +169,12 @@ impl PersonName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// The business day (Asia/Shanghai, UTC+8 all year) that a UTC instant falls on.
+pub fn business_day(instant: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
+    let shanghai = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    instant.with_timezone(&shanghai).date_naive()
 }
 
 /// Trims a piece of free text and checks it is present and not too long.

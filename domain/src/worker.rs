@@ -1,12 +1,15 @@
 //! The `Worker` aggregate: a service worker's profile, skills, service area and standing.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
+use crate::onboarding::{
+    required_certificates, BackgroundCheckOutcome, Certificate, Level, ReviewDecision, ReviewStatus,
+};
 use crate::values::{required_text, Actor, Sealed, ValueError};
 
 /// The city and districts a worker serves.
@@ -80,6 +83,45 @@ pub enum WorkerCommand {
         by: Actor,
         now: DateTime<Utc>,
     },
+    /// The identity card number, checked (`IdCardNumber`) and sealed under the worker's key.
+    SubmitIdentity {
+        id_number: Sealed,
+        now: DateTime<Utc>,
+    },
+    RecordBackgroundCheck {
+        outcome: BackgroundCheckOutcome,
+        now: DateTime<Utc>,
+    },
+    AddCertificate {
+        certificate: Certificate,
+        now: DateTime<Utc>,
+    },
+    /// From the expiry job: marks a certificate expired once `today` is past its expiry date.
+    ExpireCertificate {
+        certificate_id: Uuid,
+        today: NaiveDate,
+        now: DateTime<Utc>,
+    },
+    Review {
+        by: Actor,
+        decision: ReviewDecision,
+        now: DateTime<Utc>,
+    },
+    CertifySkill {
+        by: Actor,
+        service: ServiceCode,
+        now: DateTime<Utc>,
+    },
+    SetLevel {
+        by: Actor,
+        level: Level,
+        now: DateTime<Utc>,
+    },
+    SetGroups {
+        by: Actor,
+        groups: Vec<String>,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +155,52 @@ pub enum WorkerEvent {
         by: Actor,
         at: DateTime<Utc>,
     },
+    IdentitySubmitted {
+        id_number: Sealed,
+        at: DateTime<Utc>,
+    },
+    BackgroundChecked {
+        outcome: BackgroundCheckOutcome,
+        at: DateTime<Utc>,
+    },
+    CertificateAdded {
+        certificate: Certificate,
+        at: DateTime<Utc>,
+    },
+    CertificateExpired {
+        certificate_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    WorkerApproved {
+        by: Actor,
+        level: Level,
+        at: DateTime<Utc>,
+    },
+    WorkerRejected {
+        by: Actor,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    DocumentsRequested {
+        by: Actor,
+        what: String,
+        at: DateTime<Utc>,
+    },
+    SkillCertified {
+        by: Actor,
+        service: ServiceCode,
+        at: DateTime<Utc>,
+    },
+    LevelSet {
+        by: Actor,
+        level: Level,
+        at: DateTime<Utc>,
+    },
+    GroupsSet {
+        by: Actor,
+        groups: Vec<String>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for WorkerEvent {
@@ -125,6 +213,16 @@ impl DomainEvent for WorkerEvent {
             WorkerEvent::WorkerWentOffline { .. } => "WorkerWentOffline",
             WorkerEvent::WorkerSuspended { .. } => "WorkerSuspended",
             WorkerEvent::WorkerReinstated { .. } => "WorkerReinstated",
+            WorkerEvent::IdentitySubmitted { .. } => "IdentitySubmitted",
+            WorkerEvent::BackgroundChecked { .. } => "BackgroundChecked",
+            WorkerEvent::CertificateAdded { .. } => "CertificateAdded",
+            WorkerEvent::CertificateExpired { .. } => "CertificateExpired",
+            WorkerEvent::WorkerApproved { .. } => "WorkerApproved",
+            WorkerEvent::WorkerRejected { .. } => "WorkerRejected",
+            WorkerEvent::DocumentsRequested { .. } => "DocumentsRequested",
+            WorkerEvent::SkillCertified { .. } => "SkillCertified",
+            WorkerEvent::LevelSet { .. } => "LevelSet",
+            WorkerEvent::GroupsSet { .. } => "GroupsSet",
         };
         name.to_owned()
     }
@@ -148,9 +246,26 @@ pub enum WorkerError {
     NoSkills,
     #[error("请填写原因 / a reason is required")]
     ReasonRequired,
+    #[error("尚未提交身份信息 / the worker has not submitted an identity number")]
+    IdentityMissing,
+    #[error("尚未完成背景审查 / the background check has not been done")]
+    BackgroundCheckMissing,
+    #[error("背景审查命中失信被执行人名单，不能通过 / the background check found the worker on the list of dishonest persons; approval is blocked")]
+    BackgroundCheckHit,
+    #[error("服务人员没有该技能 / the worker has not declared this skill")]
+    SkillNotDeclared,
+    #[error("证书已存在 / this certificate is already recorded")]
+    CertificateExists,
+    #[error("证书不存在 / no such certificate")]
+    NoSuchCertificate,
+    #[error("分组最多 {max} 个，每个 1–20 字 / at most {max} groups of 1 to 20 characters")]
+    BadGroups { max: usize },
     #[error("{0}")]
     Invalid(#[from] ValueError),
 }
+
+/// The most groups a worker can be in.
+pub const MAX_GROUPS: usize = 10;
 
 /// The state a worker's events fold into.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -159,16 +274,41 @@ pub struct Worker {
     pub suspended: bool,
     pub online: bool,
     pub skills: Vec<ServiceCode>,
+    pub identity_submitted: bool,
+    pub background: Option<BackgroundCheckOutcome>,
+    pub review: ReviewStatus,
+    pub level: Level,
+    pub certified_skills: Vec<ServiceCode>,
+    /// Declared certificates, with whether the expiry job has marked them expired.
+    pub certificates: Vec<(Certificate, bool)>,
+    pub groups: Vec<String>,
 }
 
 impl Worker {
-    /// The facts an order assignment is judged on.
-    pub fn facts(&self, worker_id: Uuid) -> crate::order::WorkerFacts {
+    /// The facts an order assignment is judged on, on `today` (a business day in
+    /// Asia/Shanghai): which services the worker may be dispatched for right now. A service
+    /// counts when it is a declared skill, certified by an admin, and every certificate it
+    /// requires is in date and not marked expired.
+    pub fn facts(&self, worker_id: Uuid, today: NaiveDate) -> crate::order::WorkerFacts {
+        let dispatchable = self
+            .skills
+            .iter()
+            .copied()
+            .filter(|service| self.certified_skills.contains(service))
+            .filter(|service| {
+                required_certificates(*service).iter().all(|kind| {
+                    self.certificates.iter().any(|(certificate, expired)| {
+                        certificate.kind == *kind && !expired && certificate.valid_on(today)
+                    })
+                })
+            })
+            .collect();
         crate::order::WorkerFacts {
             worker_id,
             registered: self.registered,
             active: self.registered && !self.suspended,
-            skills: self.skills.clone(),
+            approved: self.review == ReviewStatus::Approved,
+            skills: dispatchable,
         }
     }
 
@@ -242,6 +382,110 @@ impl Worker {
                 }
                 Ok(vec![WorkerEvent::WorkerReinstated { by, at: now }])
             }
+            WorkerCommand::SubmitIdentity { id_number, now } => {
+                Ok(vec![WorkerEvent::IdentitySubmitted { id_number, at: now }])
+            }
+            WorkerCommand::RecordBackgroundCheck { outcome, now } => {
+                if !self.identity_submitted {
+                    return Err(WorkerError::IdentityMissing);
+                }
+                Ok(vec![WorkerEvent::BackgroundChecked { outcome, at: now }])
+            }
+            WorkerCommand::AddCertificate { certificate, now } => {
+                let duplicate = self.certificates.iter().any(|(existing, _)| {
+                    existing.certificate_id == certificate.certificate_id
+                        || (existing.kind == certificate.kind
+                            && existing.number == certificate.number)
+                });
+                if duplicate {
+                    return Err(WorkerError::CertificateExists);
+                }
+                Ok(vec![WorkerEvent::CertificateAdded {
+                    certificate,
+                    at: now,
+                }])
+            }
+            WorkerCommand::ExpireCertificate {
+                certificate_id,
+                today,
+                now,
+            } => {
+                let (certificate, expired) = self
+                    .certificates
+                    .iter()
+                    .find(|(certificate, _)| certificate.certificate_id == certificate_id)
+                    .ok_or(WorkerError::NoSuchCertificate)?;
+                // Only once, and only when it really is past its date: the job may run twice.
+                Ok(if !expired && certificate.expires_on < today {
+                    vec![WorkerEvent::CertificateExpired {
+                        certificate_id,
+                        at: now,
+                    }]
+                } else {
+                    vec![]
+                })
+            }
+            WorkerCommand::Review { by, decision, now } => match decision {
+                ReviewDecision::Approve { level } => {
+                    if !self.identity_submitted {
+                        return Err(WorkerError::IdentityMissing);
+                    }
+                    match &self.background {
+                        None => Err(WorkerError::BackgroundCheckMissing),
+                        Some(outcome) if !outcome.clear() => Err(WorkerError::BackgroundCheckHit),
+                        Some(_) => Ok(vec![WorkerEvent::WorkerApproved { by, level, at: now }]),
+                    }
+                }
+                ReviewDecision::Reject { reason } => Ok(vec![WorkerEvent::WorkerRejected {
+                    by,
+                    reason: required_text("原因 reason", &reason, 500)?,
+                    at: now,
+                }]),
+                ReviewDecision::RequestDocuments { what } => {
+                    Ok(vec![WorkerEvent::DocumentsRequested {
+                        by,
+                        what: required_text("所需材料 documents", &what, 500)?,
+                        at: now,
+                    }])
+                }
+            },
+            WorkerCommand::CertifySkill { by, service, now } => {
+                if !self.skills.contains(&service) {
+                    return Err(WorkerError::SkillNotDeclared);
+                }
+                Ok(if self.certified_skills.contains(&service) {
+                    vec![]
+                } else {
+                    vec![WorkerEvent::SkillCertified {
+                        by,
+                        service,
+                        at: now,
+                    }]
+                })
+            }
+            WorkerCommand::SetLevel { by, level, now } => {
+                Ok(vec![WorkerEvent::LevelSet { by, level, at: now }])
+            }
+            WorkerCommand::SetGroups { by, groups, now } => {
+                let mut cleaned = Vec::with_capacity(groups.len());
+                for group in &groups {
+                    let group = group.trim();
+                    if group.is_empty() || group.chars().count() > 20 {
+                        return Err(WorkerError::BadGroups { max: MAX_GROUPS });
+                    }
+                    cleaned.push(group.to_owned());
+                }
+                cleaned.sort();
+                cleaned.dedup();
+                if cleaned.len() > MAX_GROUPS {
+                    return Err(WorkerError::BadGroups { max: MAX_GROUPS });
+                }
+                Ok(vec![WorkerEvent::GroupsSet {
+                    by,
+                    groups: cleaned,
+                    at: now,
+                }])
+            }
         }
     }
 }
@@ -289,6 +533,35 @@ impl Aggregate for Worker {
                 self.online = false;
             }
             WorkerEvent::WorkerReinstated { .. } => self.suspended = false,
+            WorkerEvent::IdentitySubmitted { .. } => {
+                self.identity_submitted = true;
+                // A new identity needs a new check.
+                self.background = None;
+            }
+            WorkerEvent::BackgroundChecked { outcome, .. } => self.background = Some(outcome),
+            WorkerEvent::CertificateAdded { certificate, .. } => {
+                self.certificates.push((certificate, false))
+            }
+            WorkerEvent::CertificateExpired { certificate_id, .. } => {
+                for (certificate, expired) in &mut self.certificates {
+                    if certificate.certificate_id == certificate_id {
+                        *expired = true;
+                    }
+                }
+            }
+            WorkerEvent::WorkerApproved { level, .. } => {
+                self.review = ReviewStatus::Approved;
+                self.level = level;
+            }
+            WorkerEvent::WorkerRejected { reason, .. } => {
+                self.review = ReviewStatus::Rejected { reason }
+            }
+            WorkerEvent::DocumentsRequested { what, .. } => {
+                self.review = ReviewStatus::DocumentsRequested { what }
+            }
+            WorkerEvent::SkillCertified { service, .. } => self.certified_skills.push(service),
+            WorkerEvent::LevelSet { level, .. } => self.level = level,
+            WorkerEvent::GroupsSet { groups, .. } => self.groups = groups,
         }
     }
 }

@@ -6,6 +6,7 @@ use chrono::{TimeDelta, TimeZone};
 use cqrs_es::test::TestFramework;
 
 use super::*;
+use crate::onboarding::CertificateKind;
 use crate::values::Role;
 
 type WorkerTester = TestFramework<Worker>;
@@ -300,23 +301,24 @@ fn more_than_sixty_years_of_experience_is_refused() {
 }
 
 #[test]
-fn a_registered_worker_is_eligible_for_their_skills_only() {
+fn a_newly_registered_worker_is_active_but_not_yet_approved_or_dispatchable() {
     let worker = fold(vec![registered()]);
     assert!(worker.registered && !worker.suspended && !worker.online);
     assert_eq!(
-        worker.facts(WORKER_ID),
+        worker.facts(WORKER_ID, today()),
         crate::order::WorkerFacts {
             worker_id: WORKER_ID,
             registered: true,
             active: true,
-            skills: skills()
+            approved: false,
+            skills: vec![]
         }
     );
 }
 
 #[test]
 fn an_unregistered_worker_is_neither_registered_nor_active() {
-    let facts = Worker::default().facts(WORKER_ID);
+    let facts = Worker::default().facts(WORKER_ID, today());
     assert!(!facts.registered && !facts.active && facts.skills.is_empty());
 }
 
@@ -498,7 +500,7 @@ fn suspending_a_suspended_worker_is_refused() {
 
 #[test]
 fn a_suspended_worker_is_not_eligible_for_orders() {
-    let facts = fold(vec![registered(), suspended("多次投诉")]).facts(WORKER_ID);
+    let facts = fold(vec![registered(), suspended("多次投诉")]).facts(WORKER_ID, today());
     assert!(facts.registered);
     assert!(!facts.active);
 }
@@ -531,7 +533,7 @@ fn a_reinstated_worker_is_eligible_again_and_must_go_online_themselves() {
     let worker = fold(history.clone());
     assert!(!worker.suspended);
     assert!(!worker.online);
-    assert!(worker.facts(WORKER_ID).active);
+    assert!(worker.facts(WORKER_ID, today()).active);
     given(history)
         .when(go_online())
         .then_expect_events(vec![went_online()]);
@@ -557,6 +559,46 @@ fn one_of_every_event() -> Vec<WorkerEvent> {
         went_offline(),
         suspended("多次投诉"),
         reinstated(),
+        identity_submitted(),
+        checked(&["(2024)京0105执12345号"]),
+        WorkerEvent::CertificateAdded {
+            certificate: certificate(CertificateKind::MaternityCare, today()),
+            at: later(5),
+        },
+        WorkerEvent::CertificateExpired {
+            certificate_id: Uuid::from_u128(1),
+            at: later(6),
+        },
+        WorkerEvent::WorkerApproved {
+            by: admin(),
+            level: Level::Gold,
+            at: later(3),
+        },
+        WorkerEvent::WorkerRejected {
+            by: admin(),
+            reason: "证件不清 / documents unreadable".into(),
+            at: later(3),
+        },
+        WorkerEvent::DocumentsRequested {
+            by: admin(),
+            what: "健康证 / health certificate".into(),
+            at: later(3),
+        },
+        WorkerEvent::SkillCertified {
+            by: admin(),
+            service: ServiceCode::Nanny,
+            at: later(4),
+        },
+        WorkerEvent::LevelSet {
+            by: admin(),
+            level: Level::Silver,
+            at: later(4),
+        },
+        WorkerEvent::GroupsSet {
+            by: admin(),
+            groups: vec!["浦东组".into()],
+            at: later(7),
+        },
     ]
 }
 
@@ -570,6 +612,16 @@ fn kind_index(event: &WorkerEvent) -> usize {
         WorkerEvent::WorkerWentOffline { .. } => 4,
         WorkerEvent::WorkerSuspended { .. } => 5,
         WorkerEvent::WorkerReinstated { .. } => 6,
+        WorkerEvent::IdentitySubmitted { .. } => 7,
+        WorkerEvent::BackgroundChecked { .. } => 8,
+        WorkerEvent::CertificateAdded { .. } => 9,
+        WorkerEvent::CertificateExpired { .. } => 10,
+        WorkerEvent::WorkerApproved { .. } => 11,
+        WorkerEvent::WorkerRejected { .. } => 12,
+        WorkerEvent::DocumentsRequested { .. } => 13,
+        WorkerEvent::SkillCertified { .. } => 14,
+        WorkerEvent::LevelSet { .. } => 15,
+        WorkerEvent::GroupsSet { .. } => 16,
     }
 }
 
@@ -577,7 +629,7 @@ fn kind_index(event: &WorkerEvent) -> usize {
 fn every_worker_event_survives_a_json_round_trip_under_a_distinct_type() {
     let events = one_of_every_event();
     let kinds: Vec<usize> = events.iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..7).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..17).collect::<Vec<_>>());
     let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(types.len(), events.len());
     for event in events {
@@ -586,4 +638,259 @@ fn every_worker_event_survives_a_json_round_trip_under_a_distinct_type() {
         assert_eq!(back, event, "{json}");
         assert_eq!(event.event_version(), crate::EVENT_VERSION);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Onboarding: identity, background check, review, certification, certificates
+// ---------------------------------------------------------------------------------------------
+
+fn today() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, 25).expect("date")
+}
+
+fn identity_submitted() -> WorkerEvent {
+    WorkerEvent::IdentitySubmitted {
+        id_number: Sealed::from_ciphertext(format!("v1.{}.id", Uuid::nil())),
+        at: later(1),
+    }
+}
+
+fn checked(hits: &[&str]) -> WorkerEvent {
+    WorkerEvent::BackgroundChecked {
+        outcome: BackgroundCheckOutcome {
+            source: "offline-blacklist".to_owned(),
+            hits: hits.iter().map(|hit| (*hit).to_owned()).collect(),
+        },
+        at: later(2),
+    }
+}
+
+fn certificate(kind: CertificateKind, expires_on: NaiveDate) -> Certificate {
+    Certificate {
+        certificate_id: Uuid::from_u128(kind as u128 + 0xce),
+        kind,
+        number: format!("NO-{}", kind.as_str()),
+        issued_on: NaiveDate::from_ymd_opt(2025, 1, 1).expect("date"),
+        expires_on,
+    }
+}
+
+fn review(decision: ReviewDecision) -> WorkerCommand {
+    WorkerCommand::Review {
+        by: admin(),
+        decision,
+        now: later(3),
+    }
+}
+
+#[test]
+fn approval_needs_an_identity_and_a_clean_background_check() {
+    given(vec![registered()])
+        .when(review(ReviewDecision::Approve { level: Level::Gold }))
+        .then_expect_error(WorkerError::IdentityMissing);
+    given(vec![registered(), identity_submitted()])
+        .when(review(ReviewDecision::Approve { level: Level::Gold }))
+        .then_expect_error(WorkerError::BackgroundCheckMissing);
+    given(vec![
+        registered(),
+        identity_submitted(),
+        checked(&["(2024)京0105执12345号"]),
+    ])
+    .when(review(ReviewDecision::Approve { level: Level::Gold }))
+    .then_expect_error(WorkerError::BackgroundCheckHit);
+    given(vec![registered(), identity_submitted(), checked(&[])])
+        .when(review(ReviewDecision::Approve { level: Level::Gold }))
+        .then_expect_events(vec![WorkerEvent::WorkerApproved {
+            by: admin(),
+            level: Level::Gold,
+            at: later(3),
+        }]);
+}
+
+#[test]
+fn a_new_identity_needs_a_new_background_check() {
+    let worker = fold(vec![
+        registered(),
+        identity_submitted(),
+        checked(&[]),
+        identity_submitted(),
+    ]);
+    assert_eq!(worker.background, None);
+}
+
+#[test]
+fn a_background_check_before_an_identity_is_refused() {
+    given(vec![registered()])
+        .when(WorkerCommand::RecordBackgroundCheck {
+            outcome: BackgroundCheckOutcome {
+                source: "offline-blacklist".to_owned(),
+                hits: vec![],
+            },
+            now: later(2),
+        })
+        .then_expect_error(WorkerError::IdentityMissing);
+}
+
+#[test]
+fn rejection_and_a_request_for_documents_need_their_reasons() {
+    given(vec![registered()])
+        .when(review(ReviewDecision::Reject {
+            reason: " ".to_owned(),
+        }))
+        .then_expect_error(WorkerError::Invalid(ValueError::Empty {
+            field: "原因 reason",
+        }));
+    given(vec![registered()])
+        .when(review(ReviewDecision::RequestDocuments {
+            what: "请上传健康证 / upload the health certificate".to_owned(),
+        }))
+        .then_expect_events(vec![WorkerEvent::DocumentsRequested {
+            by: admin(),
+            what: "请上传健康证 / upload the health certificate".to_owned(),
+            at: later(3),
+        }]);
+}
+
+#[test]
+fn only_declared_skills_are_certified_and_only_once() {
+    given(vec![registered()])
+        .when(WorkerCommand::CertifySkill {
+            by: admin(),
+            service: ServiceCode::MaternityNurse,
+            now: later(4),
+        })
+        .then_expect_error(WorkerError::SkillNotDeclared);
+    let skill = skills()[0];
+    given(vec![
+        registered(),
+        WorkerEvent::SkillCertified {
+            by: admin(),
+            service: skill,
+            at: later(4),
+        },
+    ])
+    .when(WorkerCommand::CertifySkill {
+        by: admin(),
+        service: skill,
+        now: later(5),
+    })
+    .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_worker_is_dispatchable_for_a_service_only_with_approval_certification_and_valid_certificates()
+{
+    let skill = skills()[0];
+    let next_year = NaiveDate::from_ymd_opt(2027, 1, 1).expect("date");
+    let mut history = vec![registered(), identity_submitted(), checked(&[])];
+    history.push(WorkerEvent::WorkerApproved {
+        by: admin(),
+        level: Level::Standard,
+        at: later(3),
+    });
+    history.push(WorkerEvent::SkillCertified {
+        by: admin(),
+        service: skill,
+        at: later(4),
+    });
+    let needs_certificates = !crate::onboarding::required_certificates(skill).is_empty();
+    let before_certificates = fold(history.clone()).facts(WORKER_ID, today());
+    assert!(before_certificates.approved);
+    assert_eq!(
+        before_certificates.skills.contains(&skill),
+        !needs_certificates
+    );
+    for kind in crate::onboarding::required_certificates(skill) {
+        history.push(WorkerEvent::CertificateAdded {
+            certificate: certificate(*kind, next_year),
+            at: later(5),
+        });
+    }
+    assert!(fold(history.clone())
+        .facts(WORKER_ID, today())
+        .skills
+        .contains(&skill));
+    // The day after expiry, it no longer counts, even before the job marks it.
+    let after_expiry = NaiveDate::from_ymd_opt(2027, 1, 2).expect("date");
+    assert_eq!(
+        fold(history.clone())
+            .facts(WORKER_ID, after_expiry)
+            .skills
+            .contains(&skill),
+        !needs_certificates
+    );
+}
+
+#[test]
+fn the_expiry_job_marks_a_certificate_once_and_only_after_its_date() {
+    let health = certificate(CertificateKind::HealthCertificate, today());
+    let history = vec![
+        registered(),
+        WorkerEvent::CertificateAdded {
+            certificate: health.clone(),
+            at: later(5),
+        },
+    ];
+    let expire = |day: NaiveDate| WorkerCommand::ExpireCertificate {
+        certificate_id: health.certificate_id,
+        today: day,
+        now: later(6),
+    };
+    given(history.clone())
+        .when(expire(today()))
+        .then_expect_events(vec![]);
+    let tomorrow = today().succ_opt().expect("date");
+    given(history.clone())
+        .when(expire(tomorrow))
+        .then_expect_events(vec![WorkerEvent::CertificateExpired {
+            certificate_id: health.certificate_id,
+            at: later(6),
+        }]);
+    let mut expired = history;
+    expired.push(WorkerEvent::CertificateExpired {
+        certificate_id: health.certificate_id,
+        at: later(6),
+    });
+    given(expired)
+        .when(expire(tomorrow))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn a_certificate_is_recorded_once() {
+    let health = certificate(CertificateKind::HealthCertificate, today());
+    given(vec![
+        registered(),
+        WorkerEvent::CertificateAdded {
+            certificate: health.clone(),
+            at: later(5),
+        },
+    ])
+    .when(WorkerCommand::AddCertificate {
+        certificate: health,
+        now: later(6),
+    })
+    .then_expect_error(WorkerError::CertificateExists);
+}
+
+#[test]
+fn groups_are_trimmed_deduplicated_and_limited() {
+    given(vec![registered()])
+        .when(WorkerCommand::SetGroups {
+            by: admin(),
+            groups: vec![" 浦东组 ".into(), "浦东组".into(), "金牌月嫂".into()],
+            now: later(7),
+        })
+        .then_expect_events(vec![WorkerEvent::GroupsSet {
+            by: admin(),
+            groups: vec!["浦东组".into(), "金牌月嫂".into()],
+            at: later(7),
+        }]);
+    given(vec![registered()])
+        .when(WorkerCommand::SetGroups {
+            by: admin(),
+            groups: (0..11).map(|n| format!("组{n}")).collect(),
+            now: later(7),
+        })
+        .then_expect_error(WorkerError::BadGroups { max: MAX_GROUPS });
 }

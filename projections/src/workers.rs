@@ -21,29 +21,50 @@ impl Projection for WorkersProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["workers"]
+        &["workers", "worker_certificates"]
     }
 
     fn create_tables(&self, schema: &str) -> String {
         format!(
             "CREATE TABLE {schema}.workers (
-                worker_id           uuid PRIMARY KEY,
-                name                text        NOT NULL,
-                phone_masked        text        NOT NULL,
-                skills              text[]      NOT NULL,
-                years_of_experience smallint    NOT NULL,
-                languages           text[]      NOT NULL,
-                city                text        NOT NULL,
-                districts           text[]      NOT NULL,
-                online              boolean     NOT NULL DEFAULT false,
-                suspended           boolean     NOT NULL DEFAULT false,
-                suspension_reason   text,
-                registered_at       timestamptz NOT NULL,
-                updated_at          timestamptz NOT NULL,
-                last_sequence       bigint      NOT NULL
+                worker_id             uuid PRIMARY KEY,
+                name                  text        NOT NULL,
+                phone_masked          text        NOT NULL,
+                skills                text[]      NOT NULL,
+                years_of_experience   smallint    NOT NULL,
+                languages             text[]      NOT NULL,
+                city                  text        NOT NULL,
+                districts             text[]      NOT NULL,
+                online                boolean     NOT NULL DEFAULT false,
+                suspended             boolean     NOT NULL DEFAULT false,
+                suspension_reason     text,
+                review_status         text        NOT NULL DEFAULT 'pending',
+                review_note           text,
+                level                 text        NOT NULL DEFAULT 'standard',
+                groups                text[]      NOT NULL DEFAULT '{{}}',
+                certified_skills      text[]      NOT NULL DEFAULT '{{}}',
+                id_number_masked      text,
+                background_status     text        NOT NULL DEFAULT 'not_checked',
+                background_source     text,
+                background_hits       text[]      NOT NULL DEFAULT '{{}}',
+                registered_at         timestamptz NOT NULL,
+                updated_at            timestamptz NOT NULL,
+                last_sequence         bigint      NOT NULL
             );
             CREATE INDEX ON {schema}.workers USING gin (skills);
-            CREATE INDEX ON {schema}.workers (city, name, worker_id);"
+            CREATE INDEX ON {schema}.workers (city, name, worker_id);
+            CREATE TABLE {schema}.worker_certificates (
+                certificate_id uuid PRIMARY KEY,
+                worker_id      uuid        NOT NULL,
+                kind           text        NOT NULL,
+                number         text        NOT NULL,
+                issued_on      date        NOT NULL,
+                expires_on     date        NOT NULL,
+                expired        boolean     NOT NULL DEFAULT false,
+                added_at       timestamptz NOT NULL
+            );
+            CREATE INDEX ON {schema}.worker_certificates (worker_id);
+            CREATE INDEX ON {schema}.worker_certificates (expires_on) WHERE NOT expired;"
         )
     }
 
@@ -57,104 +78,214 @@ impl Projection for WorkersProjection {
             return Ok(());
         }
         let worker_id: Uuid = event.aggregate_id.parse().context("worker id")?;
-        let guard = "WHERE worker_id = $1 AND last_sequence < $2";
         let decoded: WorkerEvent = event.decode()?;
-        // The name and phone number are sealed under the worker's key; show them opened
-        // (the phone masked), or as erased.
-        let (name, phone_masked) = match &decoded {
-            WorkerEvent::WorkerRegistered { profile, .. }
-            | WorkerEvent::WorkerProfileUpdated { profile, .. } => {
-                let mut opened = self
-                    .vault
-                    .open_all(&[&profile.name, &profile.phone])
-                    .await?
-                    .into_iter();
-                (
-                    crate::personal::readable(opened.next().flatten()),
-                    crate::personal::masked_phone(opened.next().flatten()),
-                )
-            }
-            _ => (String::new(), String::new()),
-        };
-        match &decoded {
-            WorkerEvent::WorkerRegistered { profile, skills, registered_at, .. } => {
-                let skills: Vec<&str> = skills.iter().map(|skill| skill.as_str()).collect();
-                sqlx::query(&format!(
-                    "INSERT INTO {schema}.workers (worker_id, last_sequence, name, phone_masked, skills,
-                        years_of_experience, languages, city, districts, registered_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
-                     ON CONFLICT (worker_id) DO NOTHING"
-                ))
-                .bind(worker_id)
-                .bind(event.sequence)
-                .bind(&name)
-                .bind(&phone_masked)
-                .bind(skills)
-                .bind(i16::from(profile.years_of_experience))
-                .bind(&profile.languages)
-                .bind(&profile.service_area.city)
-                .bind(&profile.service_area.districts)
-                .bind(registered_at)
-                .execute(&mut *connection)
-                .await?
-            }
-            WorkerEvent::WorkerProfileUpdated { profile, .. } => sqlx::query(&format!(
-                "UPDATE {schema}.workers SET last_sequence = $2, updated_at = $3, name = $4, phone_masked = $5,
-                    years_of_experience = $6, languages = $7, city = $8, districts = $9 {guard}"
+        if let WorkerEvent::WorkerRegistered {
+            profile,
+            skills,
+            registered_at,
+            ..
+        } = &decoded
+        {
+            let (name, phone_masked) = self.open_profile(profile).await?;
+            let skills: Vec<&str> = skills.iter().map(|skill| skill.as_str()).collect();
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.workers (worker_id, last_sequence, name, phone_masked, skills,
+                    years_of_experience, languages, city, districts, registered_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                 ON CONFLICT (worker_id) DO NOTHING"
             ))
             .bind(worker_id)
             .bind(event.sequence)
-            .bind(event.recorded_at)
             .bind(&name)
             .bind(&phone_masked)
+            .bind(skills)
             .bind(i16::from(profile.years_of_experience))
             .bind(&profile.languages)
             .bind(&profile.service_area.city)
             .bind(&profile.service_area.districts)
+            .bind(registered_at)
             .execute(&mut *connection)
-            .await?,
+            .await?;
+            return Ok(());
+        }
+        // Every later event first moves the worker's sequence; an event already applied moves
+        // nothing and is skipped.
+        let fresh = sqlx::query(&format!(
+            "UPDATE {schema}.workers SET last_sequence = $2, updated_at = $3
+              WHERE worker_id = $1 AND last_sequence < $2"
+        ))
+        .bind(worker_id)
+        .bind(event.sequence)
+        .bind(event.recorded_at)
+        .execute(&mut *connection)
+        .await?
+        .rows_affected();
+        if fresh == 0 {
+            return Ok(());
+        }
+        let set = |assignments: &str| {
+            format!("UPDATE {schema}.workers SET {assignments} WHERE worker_id = $1")
+        };
+        match &decoded {
+            WorkerEvent::WorkerRegistered { .. } => {}
+            WorkerEvent::WorkerProfileUpdated { profile, .. } => {
+                let (name, phone_masked) = self.open_profile(profile).await?;
+                sqlx::query(&set("name = $2, phone_masked = $3, years_of_experience = $4, languages = $5, city = $6, districts = $7"))
+                    .bind(worker_id)
+                    .bind(&name)
+                    .bind(&phone_masked)
+                    .bind(i16::from(profile.years_of_experience))
+                    .bind(&profile.languages)
+                    .bind(&profile.service_area.city)
+                    .bind(&profile.service_area.districts)
+                    .execute(&mut *connection)
+                    .await?;
+            }
             WorkerEvent::WorkerSkillsSet { skills, .. } => {
                 let skills: Vec<&str> = skills.iter().map(|skill| skill.as_str()).collect();
-                sqlx::query(&format!(
-                    "UPDATE {schema}.workers SET last_sequence = $2, updated_at = $3, skills = $4 {guard}"
+                sqlx::query(&set("skills = $2"))
+                    .bind(worker_id)
+                    .bind(skills)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            WorkerEvent::WorkerWentOnline { .. } | WorkerEvent::WorkerWentOffline { .. } => {
+                sqlx::query(&set("online = $2"))
+                    .bind(worker_id)
+                    .bind(matches!(decoded, WorkerEvent::WorkerWentOnline { .. }))
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            WorkerEvent::WorkerSuspended { reason, .. } => {
+                sqlx::query(&set(
+                    "suspended = true, online = false, suspension_reason = $2",
                 ))
                 .bind(worker_id)
-                .bind(event.sequence)
-                .bind(event.recorded_at)
-                .bind(skills)
+                .bind(reason)
                 .execute(&mut *connection)
-                .await?
+                .await?;
             }
-            WorkerEvent::WorkerWentOnline { .. } | WorkerEvent::WorkerWentOffline { .. } => sqlx::query(&format!(
-                "UPDATE {schema}.workers SET last_sequence = $2, updated_at = $3, online = $4 {guard}"
-            ))
-            .bind(worker_id)
-            .bind(event.sequence)
-            .bind(event.recorded_at)
-            .bind(matches!(decoded, WorkerEvent::WorkerWentOnline { .. }))
-            .execute(&mut *connection)
-            .await?,
-            WorkerEvent::WorkerSuspended { reason, .. } => sqlx::query(&format!(
-                "UPDATE {schema}.workers SET last_sequence = $2, updated_at = $3, suspended = true,
-                    online = false, suspension_reason = $4 {guard}"
-            ))
-            .bind(worker_id)
-            .bind(event.sequence)
-            .bind(event.recorded_at)
-            .bind(reason)
-            .execute(&mut *connection)
-            .await?,
-            WorkerEvent::WorkerReinstated { .. } => sqlx::query(&format!(
-                "UPDATE {schema}.workers SET last_sequence = $2, updated_at = $3, suspended = false,
-                    suspension_reason = NULL {guard}"
-            ))
-            .bind(worker_id)
-            .bind(event.sequence)
-            .bind(event.recorded_at)
-            .execute(&mut *connection)
-            .await?,
-        };
+            WorkerEvent::WorkerReinstated { .. } => {
+                sqlx::query(&set("suspended = false, suspension_reason = NULL"))
+                    .bind(worker_id)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            WorkerEvent::IdentitySubmitted { id_number, .. } => {
+                let masked = match self.vault.open(id_number).await? {
+                    Some(opened) => domain::onboarding::IdCardNumber::parse(&opened)
+                        .map(|number| number.masked())
+                        .unwrap_or_else(|_| "***".to_owned()),
+                    None => crate::personal::ERASED.to_owned(),
+                };
+                sqlx::query(&set(
+                    "id_number_masked = $2, background_status = 'not_checked', background_source = NULL, background_hits = '{}'",
+                ))
+                .bind(worker_id)
+                .bind(masked)
+                .execute(&mut *connection)
+                .await?;
+            }
+            WorkerEvent::BackgroundChecked { outcome, .. } => {
+                sqlx::query(&set(
+                    "background_status = $2, background_source = $3, background_hits = $4",
+                ))
+                .bind(worker_id)
+                .bind(if outcome.clear() { "clear" } else { "hit" })
+                .bind(&outcome.source)
+                .bind(&outcome.hits)
+                .execute(&mut *connection)
+                .await?;
+            }
+            WorkerEvent::CertificateAdded { certificate, at } => {
+                sqlx::query(&format!(
+                    "INSERT INTO {schema}.worker_certificates (certificate_id, worker_id, kind, number, issued_on, expires_on, added_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (certificate_id) DO NOTHING"
+                ))
+                .bind(certificate.certificate_id)
+                .bind(worker_id)
+                .bind(certificate.kind.as_str())
+                .bind(&certificate.number)
+                .bind(certificate.issued_on)
+                .bind(certificate.expires_on)
+                .bind(at)
+                .execute(&mut *connection)
+                .await?;
+            }
+            WorkerEvent::CertificateExpired { certificate_id, .. } => {
+                sqlx::query(&format!("UPDATE {schema}.worker_certificates SET expired = true WHERE certificate_id = $1"))
+                    .bind(certificate_id)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            WorkerEvent::WorkerApproved { level, .. } => {
+                sqlx::query(&set(
+                    "review_status = 'approved', review_note = NULL, level = $2",
+                ))
+                .bind(worker_id)
+                .bind(level.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
+            WorkerEvent::WorkerRejected { reason, .. } => {
+                sqlx::query(&set("review_status = 'rejected', review_note = $2"))
+                    .bind(worker_id)
+                    .bind(reason)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            WorkerEvent::DocumentsRequested { what, .. } => {
+                sqlx::query(&set(
+                    "review_status = 'documents_requested', review_note = $2",
+                ))
+                .bind(worker_id)
+                .bind(what)
+                .execute(&mut *connection)
+                .await?;
+            }
+            WorkerEvent::SkillCertified { service, .. } => {
+                sqlx::query(&set(
+                    "certified_skills = array_append(certified_skills, $2)",
+                ))
+                .bind(worker_id)
+                .bind(service.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
+            WorkerEvent::LevelSet { level, .. } => {
+                sqlx::query(&set("level = $2"))
+                    .bind(worker_id)
+                    .bind(level.as_str())
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            WorkerEvent::GroupsSet { groups, .. } => {
+                sqlx::query(&set("groups = $2"))
+                    .bind(worker_id)
+                    .bind(groups)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+        }
         Ok(())
+    }
+}
+
+impl WorkersProjection {
+    /// The name and masked phone number, opened; or the erased marker.
+    async fn open_profile(
+        &self,
+        profile: &domain::worker::WorkerProfile,
+    ) -> anyhow::Result<(String, String)> {
+        let mut opened = self
+            .vault
+            .open_all(&[&profile.name, &profile.phone])
+            .await?
+            .into_iter();
+        Ok((
+            crate::personal::readable(opened.next().flatten()),
+            crate::personal::masked_phone(opened.next().flatten()),
+        ))
     }
 }
 
@@ -172,6 +303,15 @@ pub struct WorkerRow {
     pub online: bool,
     pub suspended: bool,
     pub suspension_reason: Option<String>,
+    pub review_status: String,
+    pub review_note: Option<String>,
+    pub level: String,
+    pub groups: Vec<String>,
+    pub certified_skills: Vec<String>,
+    pub id_number_masked: Option<String>,
+    pub background_status: String,
+    pub background_source: Option<String>,
+    pub background_hits: Vec<String>,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_sequence: i64,
@@ -229,4 +369,39 @@ pub async fn list(
         .push(" ORDER BY name, worker_id LIMIT ")
         .push_bind(i64::from(limit));
     query.build_query_as().fetch_all(pool).await
+}
+
+/// One certificate of a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct CertificateRow {
+    pub certificate_id: Uuid,
+    pub worker_id: Uuid,
+    pub kind: String,
+    pub number: String,
+    pub issued_on: chrono::NaiveDate,
+    pub expires_on: chrono::NaiveDate,
+    pub expired: bool,
+    pub added_at: DateTime<Utc>,
+}
+
+pub async fn certificates(pool: &PgPool, worker_id: Uuid) -> sqlx::Result<Vec<CertificateRow>> {
+    sqlx::query_as("SELECT * FROM read_worker_certificates WHERE worker_id = $1 ORDER BY expires_on, certificate_id")
+        .bind(worker_id)
+        .fetch_all(pool)
+        .await
+}
+
+/// Certificates past their date that are not yet marked expired: the expiry job's work list.
+pub async fn due_for_expiry(
+    pool: &PgPool,
+    today: chrono::NaiveDate,
+    limit: i64,
+) -> sqlx::Result<Vec<CertificateRow>> {
+    sqlx::query_as(
+        "SELECT * FROM read_worker_certificates WHERE NOT expired AND expires_on < $1 ORDER BY expires_on, certificate_id LIMIT $2",
+    )
+    .bind(today)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
 }

@@ -15,7 +15,7 @@ async fn concurrent_assignments_of_one_order_across_two_processes_leave_exactly_
     let admin = app.create_admin().await;
     let mut workers = Vec::new();
     for _ in 0..6 {
-        workers.push(app.register_worker(&["daily_cleaning"]).await);
+        workers.push(app.qualified_worker(&["daily_cleaning"], &admin).await);
     }
     let order_id = app.dispatchable_order(&customer, &admin).await;
     let first = ServerProcess::start(&app.database_url).await;

@@ -6,10 +6,10 @@ use tests::{assert_problem, spawn_app};
 async fn a_full_order_goes_from_placement_to_completion_and_reads_back_through_the_read_models() {
     let app = spawn_app().await;
     let customer = app.register_customer().await;
-    let worker = app
-        .register_worker(&["daily_cleaning", "deep_cleaning"])
-        .await;
     let admin = app.create_admin().await;
+    let worker = app
+        .qualified_worker(&["daily_cleaning", "deep_cleaning"], &admin)
+        .await;
 
     let order_id = app.place_order(&customer).await;
     let placed = app

@@ -80,14 +80,18 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
         .await
         .expect("binding");
     let mail = smtp::SmtpSink::start().await;
-    let notify = command_api::notify::NotifySettings {
-        smtp_url: Some(mail.url()),
-        mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
+    let settings = command_api::server::Settings {
+        notify: command_api::notify::NotifySettings {
+            smtp_url: Some(mail.url()),
+            mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
+            ..Default::default()
+        },
         ..Default::default()
     };
-    let running = command_api::server::start(pool.clone(), listener, true, &notify, vault.clone())
-        .await
-        .expect("starting");
+    let running =
+        command_api::server::start(pool.clone(), listener, true, &settings, vault.clone())
+            .await
+            .expect("starting");
     TestApp {
         address: format!("http://{}", running.address),
         mail,
@@ -252,6 +256,78 @@ impl TestApp {
             response.text().await.unwrap_or_default()
         );
         self.sign_in(&login, "a-good-password").await
+    }
+
+    /// A worker who has passed onboarding: identity checked, approved, skills certified and the
+    /// certificates those skills need on file. Returns the worker.
+    pub async fn qualified_worker(&self, skills: &[&str], admin: &User) -> User {
+        let worker = self.register_worker(skills).await;
+        let identity = self
+            .post(
+                "/api/v1/worker/identity",
+                Some(&worker.token),
+                &json!({"id_number": valid_id_number(worker.id.as_u128() as u32)}),
+            )
+            .await;
+        assert_eq!(
+            identity.status(),
+            StatusCode::OK,
+            "identity: {}",
+            identity.text().await.unwrap_or_default()
+        );
+        let mut certificates = std::collections::BTreeSet::new();
+        for skill in skills {
+            let service = domain::ServiceCode::parse(skill).expect("a catalogue service");
+            certificates.extend(
+                domain::onboarding::required_certificates(service)
+                    .iter()
+                    .map(|kind| kind.as_str()),
+            );
+        }
+        for kind in certificates {
+            let added = self
+                .post(
+                    "/api/v1/worker/certificates",
+                    Some(&worker.token),
+                    &json!({"kind": kind, "number": format!("NO-{}", &worker.id.simple().to_string()[..16]), "issued_on": "2025-01-01", "expires_on": "2099-12-31"}),
+                )
+                .await;
+            assert_eq!(
+                added.status(),
+                StatusCode::CREATED,
+                "certificate: {}",
+                added.text().await.unwrap_or_default()
+            );
+        }
+        let approved = self
+            .post(
+                &format!("/api/v1/admin/workers/{}/review", worker.id),
+                Some(&admin.token),
+                &json!({"decision": "approve", "level": "silver"}),
+            )
+            .await;
+        assert_eq!(
+            approved.status(),
+            StatusCode::OK,
+            "approval: {}",
+            approved.text().await.unwrap_or_default()
+        );
+        for skill in skills {
+            let certified = self
+                .post(
+                    &format!("/api/v1/admin/workers/{}/certified-skills", worker.id),
+                    Some(&admin.token),
+                    &json!({"service": skill}),
+                )
+                .await;
+            assert_eq!(
+                certified.status(),
+                StatusCode::OK,
+                "certification: {}",
+                certified.text().await.unwrap_or_default()
+            );
+        }
+        worker
     }
 
     pub async fn create_admin(&self) -> User {
@@ -462,4 +538,18 @@ pub fn run_anjia(database_url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).expect("utf-8 output")
+}
+
+/// A well-formed resident identity number (Beijing Chaoyang, born 1985-06-15) whose sequence
+/// digits come from `seed`, with its check character computed.
+pub fn valid_id_number(seed: u32) -> String {
+    let body = format!("11010519850615{:03}", seed % 1000);
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+    let sum: u32 = body
+        .chars()
+        .zip(WEIGHTS)
+        .map(|(digit, weight)| digit.to_digit(10).expect("digit") * weight)
+        .sum();
+    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    format!("{body}{check}")
 }

@@ -587,7 +587,10 @@ pub async fn assign(
     // The worker's own stream, not a read model: the decision must see the latest standing.
     let (worker, _): (Worker, usize) = state.workers.load(body.worker_id).await?;
     let command = OrderCommand::AssignWorker {
-        worker: worker.facts(body.worker_id),
+        worker: worker.facts(
+            body.worker_id,
+            domain::values::business_day(context.occurred_at),
+        ),
         by,
         now: context.occurred_at,
     };

@@ -1,0 +1,77 @@
+//! Notifications inside the platform: a message to one person, or to everyone with a role,
+//! listed at `/api/v1/me/notifications`.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub enum Recipient {
+    Person(Uuid),
+    Role(&'static str),
+}
+
+pub async fn notify(
+    pool: &PgPool,
+    recipient: Recipient,
+    kind: &str,
+    title: &str,
+    body: &str,
+) -> sqlx::Result<()> {
+    let (person, role) = match recipient {
+        Recipient::Person(id) => (Some(id), None),
+        Recipient::Role(role) => (None, Some(role)),
+    };
+    sqlx::query(
+        "INSERT INTO notifications (notification_id, recipient_id, recipient_role, kind, title, body) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(person)
+    .bind(role)
+    .bind(kind)
+    .bind(title)
+    .bind(body)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/me/notifications", get(list))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct NotificationView {
+    pub notification_id: Uuid,
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Your newest notifications, and those to everyone with your role.
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "profile", security(("bearer" = [])),
+    responses((status = 200, body = [NotificationView])))]
+pub async fn list(
+    State(state): State<AppState>,
+    context: CommandContext,
+) -> Result<axum::Json<Vec<NotificationView>>, ApiError> {
+    let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let notifications = sqlx::query_as(
+        "SELECT notification_id, kind, title, body, created_at FROM notifications
+          WHERE recipient_id = $1 OR recipient_role = $2 ORDER BY created_at DESC LIMIT 100",
+    )
+    .bind(actor.id)
+    .bind(actor.role.as_str())
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(notifications))
+}

@@ -1,0 +1,490 @@
+//! Worker onboarding: identity and background check, certificates, and the admins' review,
+//! skill certification, levels and groups.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::onboarding::{Certificate, CertificateKind, IdCardNumber, Level, ReviewDecision};
+use domain::worker::WorkerCommand;
+use domain::ServiceCode;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::commands::CommandContext;
+use crate::error::{vault_error, ApiError};
+use crate::extract::{AppJson, AppPath};
+use crate::notifications::{notify, Recipient};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/worker/identity", post(submit_identity))
+        .route("/api/v1/worker/certificates", post(add_certificate))
+        .route("/api/v1/admin/workers/{worker_id}", get(admin_view))
+        .route(
+            "/api/v1/admin/workers/{worker_id}/background-check",
+            post(recheck),
+        )
+        .route("/api/v1/admin/workers/{worker_id}/review", post(review))
+        .route(
+            "/api/v1/admin/workers/{worker_id}/certified-skills",
+            post(certify_skill),
+        )
+        .route("/api/v1/admin/workers/{worker_id}/level", put(set_level))
+        .route("/api/v1/admin/workers/{worker_id}/groups", put(set_groups))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityBody {
+    /// 18-character resident identity card number.
+    pub id_number: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct BackgroundView {
+    /// `clear`, `hit` or `unavailable` (the provider could not be reached; an admin can retry).
+    pub status: String,
+    pub source: Option<String>,
+    pub hits: Vec<String>,
+}
+
+/// Runs the background check for a worker whose identity is recorded and records the result.
+async fn run_background_check(
+    state: &AppState,
+    worker_id: Uuid,
+    id_number: &IdCardNumber,
+    context: &CommandContext,
+) -> Result<BackgroundView, ApiError> {
+    let name = projections::workers::get(&state.pool, worker_id)
+        .await?
+        .map(|row| row.name)
+        .unwrap_or_default();
+    match state.background.check(&name, id_number).await {
+        Ok(outcome) => {
+            let view = BackgroundView {
+                status: if outcome.clear() { "clear" } else { "hit" }.into(),
+                source: Some(outcome.source.clone()),
+                hits: outcome.hits.clone(),
+            };
+            if !outcome.clear() {
+                notify(
+                    &state.pool,
+                    Recipient::Role("admin"),
+                    "background_hit",
+                    "背景审查命中 / Background check hit",
+                    &format!("服务人员 {worker_id} 命中失信被执行人名单，不能通过审核。/ Worker {worker_id} is on the list of dishonest persons; approval is blocked."),
+                )
+                .await?;
+            }
+            let command = WorkerCommand::RecordBackgroundCheck {
+                outcome,
+                now: Utc::now(),
+            };
+            state.workers.execute(worker_id, command, context).await?;
+            Ok(view)
+        }
+        Err(error) => {
+            tracing::warn!(worker_id = %worker_id, error = format!("{error:#}"), "the background check failed");
+            Ok(BackgroundView {
+                status: "unavailable".into(),
+                source: None,
+                hits: vec![],
+            })
+        }
+    }
+}
+
+/// Submit your identity card number (workers); the background check runs at once.
+#[utoipa::path(post, path = "/api/v1/worker/identity", tag = "onboarding", request_body = IdentityBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = BackgroundView), (status = 422, body = crate::error::Problem)))]
+pub async fn submit_identity(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<IdentityBody>,
+) -> Result<axum::Json<BackgroundView>, ApiError> {
+    let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let id_number = IdCardNumber::parse(&body.id_number)?;
+    let sealed = state
+        .vault
+        .seal(worker.id, id_number.as_str())
+        .await
+        .map_err(vault_error)?;
+    state
+        .workers
+        .execute(
+            worker.id,
+            WorkerCommand::SubmitIdentity {
+                id_number: sealed,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    Ok(axum::Json(
+        run_background_check(&state, worker.id, &id_number, &context).await?,
+    ))
+}
+
+/// Run the background check again, e.g. after the provider was unavailable (admins).
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/background-check", tag = "onboarding", security(("bearer" = [])),
+    params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = BackgroundView), (status = 409, body = crate::error::Problem)))]
+pub async fn recheck(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(worker_id): AppPath<Uuid>,
+) -> Result<axum::Json<BackgroundView>, ApiError> {
+    // The identity number is read back from the worker's own sealed event.
+    let sealed: Option<String> = sqlx::query_scalar(
+        "SELECT payload -> 'IdentitySubmitted' ->> 'id_number' FROM events
+          WHERE aggregate_type = 'worker' AND aggregate_id = $1 AND event_type = 'IdentitySubmitted'
+          ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(worker_id.to_string())
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten();
+    let sealed = sealed.ok_or_else(|| {
+        ApiError::IllegalState(domain::worker::WorkerError::IdentityMissing.to_string())
+    })?;
+    let opened = state
+        .vault
+        .open(&domain::Sealed::from_ciphertext(sealed))
+        .await
+        .map_err(vault_error)?
+        .ok_or_else(|| {
+            ApiError::Conflict("这个人的数据已被删除 / this person's data has been erased".into())
+        })?;
+    let id_number = IdCardNumber::parse(&opened)?;
+    Ok(axum::Json(
+        run_background_check(&state, worker_id, &id_number, &context).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateBody {
+    /// `health_certificate` (健康证), `maternity_care` (母婴护理证), `infant_care` (育婴师证),
+    /// `housekeeping` (家政服务员证) or `electrician` (电工证).
+    #[schema(value_type = String)]
+    pub kind: CertificateKind,
+    pub number: String,
+    pub issued_on: NaiveDate,
+    pub expires_on: NaiveDate,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CertificateAck {
+    pub certificate_id: Uuid,
+}
+
+/// Declare a certificate (workers).
+#[utoipa::path(post, path = "/api/v1/worker/certificates", tag = "onboarding", request_body = CertificateBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 201, body = CertificateAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn add_certificate(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<CertificateBody>,
+) -> Result<Response, ApiError> {
+    let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let certificate_id = context.new_aggregate_id("certificate");
+    let certificate = Certificate::parse(
+        certificate_id,
+        body.kind,
+        &body.number,
+        body.issued_on,
+        body.expires_on,
+    )?;
+    state
+        .workers
+        .execute(
+            worker.id,
+            WorkerCommand::AddCertificate {
+                certificate,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/api/v1/worker/certificates/{certificate_id}"),
+        )],
+        axum::Json(CertificateAck { certificate_id }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewBody {
+    /// `approve`, `reject` or `request_documents`.
+    pub decision: String,
+    /// With `approve`: `standard` (普通, default), `silver` (银牌) or `gold` (金牌).
+    #[schema(value_type = Option<String>)]
+    pub level: Option<Level>,
+    /// With `reject` (the reason) or `request_documents` (what is needed).
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkerAdminAck {
+    pub worker_id: Uuid,
+    pub version: usize,
+}
+
+/// Decide on a worker's qualification (admins). Approval needs a clean background check.
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/review", tag = "onboarding", request_body = ReviewBody, security(("bearer" = [])),
+    params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WorkerAdminAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn review(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(worker_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ReviewBody>,
+) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let note = body.note.unwrap_or_default();
+    let decision = match body.decision.as_str() {
+        "approve" => ReviewDecision::Approve {
+            level: body.level.unwrap_or_default(),
+        },
+        "reject" => ReviewDecision::Reject { reason: note },
+        "request_documents" => ReviewDecision::RequestDocuments { what: note },
+        other => {
+            return Err(ApiError::Invalid(format!(
+            "未知的审核决定 / unknown decision `{other}`: use approve, reject or request_documents"
+        )))
+        }
+    };
+    let (title, text) = match &decision {
+        ReviewDecision::Approve { .. } => (
+            "资质审核通过 / Qualification approved",
+            "您已通过资质审核。/ You have passed the qualification review.".to_owned(),
+        ),
+        ReviewDecision::Reject { reason } => (
+            "资质审核未通过 / Qualification rejected",
+            format!("原因 / Reason: {reason}"),
+        ),
+        ReviewDecision::RequestDocuments { what } => (
+            "请补充材料 / More documents needed",
+            format!("请补充 / Please provide: {what}"),
+        ),
+    };
+    let committed = state
+        .workers
+        .execute(
+            worker_id,
+            WorkerCommand::Review {
+                by,
+                decision,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    notify(
+        &state.pool,
+        Recipient::Person(worker_id),
+        "review",
+        title,
+        &text,
+    )
+    .await?;
+    Ok(axum::Json(WorkerAdminAck {
+        worker_id,
+        version: committed.version,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CertifyBody {
+    #[schema(value_type = String)]
+    pub service: ServiceCode,
+}
+
+/// Certify one of a worker's declared skills (admins).
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/certified-skills", tag = "onboarding", request_body = CertifyBody, security(("bearer" = [])),
+    params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
+pub async fn certify_skill(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(worker_id): AppPath<Uuid>,
+    AppJson(body): AppJson<CertifyBody>,
+) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let committed = state
+        .workers
+        .execute(
+            worker_id,
+            WorkerCommand::CertifySkill {
+                by,
+                service: body.service,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    Ok(axum::Json(WorkerAdminAck {
+        worker_id,
+        version: committed.version,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LevelBody {
+    /// `standard` (普通), `silver` (银牌) or `gold` (金牌).
+    #[schema(value_type = String)]
+    pub level: Level,
+}
+
+/// Set a worker's level (admins).
+#[utoipa::path(put, path = "/api/v1/admin/workers/{worker_id}/level", tag = "onboarding", request_body = LevelBody, security(("bearer" = [])),
+    params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WorkerAdminAck), (status = 404, body = crate::error::Problem)))]
+pub async fn set_level(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(worker_id): AppPath<Uuid>,
+    AppJson(body): AppJson<LevelBody>,
+) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let committed = state
+        .workers
+        .execute(
+            worker_id,
+            WorkerCommand::SetLevel {
+                by,
+                level: body.level,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    Ok(axum::Json(WorkerAdminAck {
+        worker_id,
+        version: committed.version,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsBody {
+    pub groups: Vec<String>,
+}
+
+/// Put a worker in groups (admins); replaces the previous groups.
+#[utoipa::path(put, path = "/api/v1/admin/workers/{worker_id}/groups", tag = "onboarding", request_body = GroupsBody, security(("bearer" = [])),
+    params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
+pub async fn set_groups(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(worker_id): AppPath<Uuid>,
+    AppJson(body): AppJson<GroupsBody>,
+) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let committed = state
+        .workers
+        .execute(
+            worker_id,
+            WorkerCommand::SetGroups {
+                by,
+                groups: body.groups,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    Ok(axum::Json(WorkerAdminAck {
+        worker_id,
+        version: committed.version,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CertificateView {
+    pub certificate_id: Uuid,
+    pub kind: String,
+    pub number: String,
+    pub issued_on: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub expired: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkerAdminView {
+    pub worker_id: Uuid,
+    pub name: String,
+    pub phone: String,
+    pub skills: Vec<String>,
+    pub certified_skills: Vec<String>,
+    pub review_status: String,
+    pub review_note: Option<String>,
+    pub level: String,
+    pub groups: Vec<String>,
+    /// Masked, e.g. `110105********002X`.
+    pub id_number: Option<String>,
+    pub background_status: String,
+    pub background_source: Option<String>,
+    pub background_hits: Vec<String>,
+    pub suspended: bool,
+    pub certificates: Vec<CertificateView>,
+    pub registered_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// Everything the admins see about a worker.
+#[utoipa::path(get, path = "/api/v1/admin/workers/{worker_id}", tag = "onboarding", security(("bearer" = [])),
+    params(("worker_id" = Uuid, Path)),
+    responses((status = 200, body = WorkerAdminView), (status = 404, body = crate::error::Problem)))]
+pub async fn admin_view(
+    State(state): State<AppState>,
+    AppPath(worker_id): AppPath<Uuid>,
+) -> Result<axum::Json<WorkerAdminView>, ApiError> {
+    let row = projections::workers::get(&state.pool, worker_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("服务人员", "worker"))?;
+    let certificates = projections::workers::certificates(&state.pool, worker_id).await?;
+    Ok(axum::Json(WorkerAdminView {
+        worker_id: row.worker_id,
+        name: row.name,
+        phone: row.phone_masked,
+        skills: row.skills,
+        certified_skills: row.certified_skills,
+        review_status: row.review_status,
+        review_note: row.review_note,
+        level: row.level,
+        groups: row.groups,
+        id_number: row.id_number_masked,
+        background_status: row.background_status,
+        background_source: row.background_source,
+        background_hits: row.background_hits,
+        suspended: row.suspended,
+        certificates: certificates
+            .into_iter()
+            .map(|certificate| CertificateView {
+                certificate_id: certificate.certificate_id,
+                kind: certificate.kind,
+                number: certificate.number,
+                issued_on: certificate.issued_on,
+                expires_on: certificate.expires_on,
+                expired: certificate.expired,
+            })
+            .collect(),
+        registered_at: row.registered_at,
+        version: row.last_sequence,
+    }))
+}
