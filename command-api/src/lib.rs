@@ -12,6 +12,7 @@ pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod jobs;
 pub mod notifications;
 pub mod notify;
 pub mod openapi;

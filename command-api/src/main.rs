@@ -51,6 +51,9 @@ enum Command {
         #[arg(long, env = "ANJIA_ADMIN_PASSWORD", hide_env_values = true)]
         password: String,
     },
+    /// Import the list of dishonest persons subject to enforcement (失信被执行人名单) from a CSV
+    /// file with the header `name,id_number,case_number,court,published_on`, for offline checks.
+    ImportBlacklist { file: PathBuf },
     /// Erase a person: destroy their data key, so their personal data becomes unreadable
     /// everywhere (the event log included), scrub their sign-in data, and rebuild read models.
     ErasePerson { person_id: uuid::Uuid },
@@ -146,6 +149,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await?;
             writeln!(std::io::stdout().lock(), "{user_id}")?;
+        }
+        Command::ImportBlacklist { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let pool = server::connect(url, &cli.var_dir, 2).await?;
+            server::prepare(&pool, master_key).await?;
+            let report = command_api::background::import_blacklist(&pool, &text).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
         }
         Command::ErasePerson { person_id } => {
             let pool = server::connect(url, &cli.var_dir, 4).await?;

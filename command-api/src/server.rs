@@ -64,6 +64,7 @@ pub async fn prepare(pool: &PgPool, master_key: Option<&str>) -> anyhow::Result<
 pub struct Settings {
     pub notify: crate::notify::NotifySettings,
     pub background: crate::background::BackgroundCheckSettings,
+    pub jobs: crate::jobs::JobSettings,
 }
 
 impl Settings {
@@ -71,6 +72,7 @@ impl Settings {
         Settings {
             notify: crate::notify::NotifySettings::from_environment(),
             background: crate::background::BackgroundCheckSettings::from_environment(),
+            jobs: crate::jobs::JobSettings::from_environment(),
         }
     }
 }
@@ -81,11 +83,18 @@ pub struct Running {
     pub projector_stats: Vec<(String, Arc<ProjectorStats>)>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    scheduler: Option<tokio_cron_scheduler::JobScheduler>,
 }
 
 impl Running {
-    /// Stops accepting requests, lets in-flight ones finish, stops projectors at a checkpoint.
-    pub async fn stop(self) {
+    /// Stops the timed jobs and accepting requests, lets in-flight ones finish, and stops the
+    /// projectors at a checkpoint.
+    pub async fn stop(mut self) {
+        if let Some(scheduler) = self.scheduler.as_mut() {
+            if let Err(error) = scheduler.shutdown().await {
+                tracing::warn!(error = %error, "stopping the scheduler");
+            }
+        }
         let _ = self.shutdown.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -118,6 +127,13 @@ pub async fn start(
             tasks.push(tokio::spawn(projector.run(shutdown_receiver.clone())));
         }
     }
+    // Timed jobs run beside the projectors: a process started without background work runs
+    // neither.
+    let scheduler = if run_projectors {
+        Some(crate::jobs::start(state.clone(), &settings.jobs).await?)
+    } else {
+        None
+    };
     let app = crate::app(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut server_shutdown = shutdown_receiver.clone();
     tasks.push(tokio::spawn(async move {
@@ -135,6 +151,7 @@ pub async fn start(
         projector_stats,
         shutdown,
         tasks,
+        scheduler,
     })
 }
 

@@ -67,6 +67,19 @@ fn init_logging() {
 }
 
 pub async fn spawn_app_on(database_url: &str) -> TestApp {
+    spawn_app_configured(database_url, |_| {}).await
+}
+
+/// Starts the app on a fresh database with its settings adjusted, e.g. a faster job schedule.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut command_api::server::Settings)) -> TestApp {
+    let database_url = fresh_database().await;
+    spawn_app_configured(&database_url, adjust).await
+}
+
+async fn spawn_app_configured(
+    database_url: &str,
+    adjust: impl FnOnce(&mut command_api::server::Settings),
+) -> TestApp {
     init_logging();
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(40)
@@ -80,7 +93,7 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
         .await
         .expect("binding");
     let mail = smtp::SmtpSink::start().await;
-    let settings = command_api::server::Settings {
+    let mut settings = command_api::server::Settings {
         notify: command_api::notify::NotifySettings {
             smtp_url: Some(mail.url()),
             mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
@@ -88,6 +101,7 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
         },
         ..Default::default()
     };
+    adjust(&mut settings);
     let running =
         command_api::server::start(pool.clone(), listener, true, &settings, vault.clone())
             .await

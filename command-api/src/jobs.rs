@@ -1,0 +1,146 @@
+//! Timed jobs, run by tokio-cron-scheduler in every server process. Each run first takes the
+//! job's advisory lock, so with several processes one of them does the work and the others
+//! skip that tick; the work itself is idempotent, so a tick repeated by a later holder is
+//! harmless.
+
+use chrono::{DateTime, Utc};
+use domain::worker::WorkerCommand;
+use sqlx::PgPool;
+use tokio_cron_scheduler::{Job, JobScheduler};
+
+use crate::commands::CommandContext;
+use crate::notifications::{notify, Recipient};
+use crate::state::AppState;
+
+/// When the jobs run (cron with seconds, UTC).
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    /// `ANJIA_CERTIFICATE_EXPIRY_SCHEDULE`; by default at the top of every minute.
+    pub certificate_expiry_schedule: String,
+}
+
+impl Default for JobSettings {
+    fn default() -> Self {
+        JobSettings {
+            certificate_expiry_schedule: "0 * * * * *".to_owned(),
+        }
+    }
+}
+
+impl JobSettings {
+    pub fn from_environment() -> Self {
+        let mut settings = JobSettings::default();
+        if let Ok(schedule) = std::env::var("ANJIA_CERTIFICATE_EXPIRY_SCHEDULE") {
+            if !schedule.trim().is_empty() {
+                settings.certificate_expiry_schedule = schedule;
+            }
+        }
+        settings
+    }
+}
+
+/// Starts the scheduler with every job.
+pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<JobScheduler> {
+    let scheduler = JobScheduler::new().await?;
+    let job_state = state.clone();
+    let job = Job::new_async(
+        settings.certificate_expiry_schedule.as_str(),
+        move |_id, _lock| {
+            let state = job_state.clone();
+            Box::pin(async move {
+                match expire_certificates(&state, Utc::now()).await {
+                    Ok(0) => {}
+                    Ok(expired) => tracing::info!(expired, "certificates expired"),
+                    Err(error) => tracing::error!(
+                        error = format!("{error:#}"),
+                        "the certificate expiry job failed"
+                    ),
+                }
+            })
+        },
+    )?;
+    scheduler.add(job).await?;
+    scheduler.start().await?;
+    Ok(scheduler)
+}
+
+/// A stable advisory-lock key per job name.
+fn job_key(name: &str) -> i64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in b"anjia-job:".iter().chain(name.as_bytes()) {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash as i64
+}
+
+/// Runs `work` only if no other process is running the same job now.
+async fn exclusively<F, T>(pool: &PgPool, name: &str, work: F) -> anyhow::Result<Option<T>>
+where
+    F: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let mut lock_connection = pool.acquire().await?;
+    lock_connection.close_on_drop();
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(job_key(name))
+        .fetch_one(&mut *lock_connection)
+        .await?;
+    if !held {
+        return Ok(None);
+    }
+    let outcome = work.await;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(job_key(name))
+        .execute(&mut *lock_connection)
+        .await?;
+    outcome.map(Some)
+}
+
+/// Marks every certificate past its date as expired, which takes its worker off dispatch for
+/// the services that need it, and tells the worker and the admins. Returns how many expired.
+pub async fn expire_certificates(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let today = domain::values::business_day(now);
+    let outcome = exclusively(&state.pool, "certificate-expiry", async {
+        let mut expired = 0;
+        loop {
+            let due = projections::workers::due_for_expiry(&state.pool, today, 200).await?;
+            if due.is_empty() {
+                return anyhow::Ok(expired);
+            }
+            let mut progressed = false;
+            for certificate in due {
+                let command = WorkerCommand::ExpireCertificate { certificate_id: certificate.certificate_id, today, now };
+                let committed = state.workers.execute(certificate.worker_id, command, &CommandContext::system()).await?;
+                if committed.events == 0 {
+                    continue;
+                }
+                progressed = true;
+                expired += 1;
+                let kind = domain::onboarding::CertificateKind::ALL
+                    .into_iter()
+                    .find(|kind| kind.as_str() == certificate.kind)
+                    .map(|kind| kind.labels())
+                    .unwrap_or(("", "证书", "certificate"));
+                let text = format!(
+                    "{}（{}）已于 {} 到期，需要它的服务已暂停派单，请尽快更新。/ The {} ({}) expired on {}; services that need it are paused until it is renewed.",
+                    kind.1, certificate.number, certificate.expires_on, kind.2, certificate.number, certificate.expires_on
+                );
+                notify(&state.pool, Recipient::Person(certificate.worker_id), "certificate_expired", "证书已到期 / Certificate expired", &text).await?;
+                notify(
+                    &state.pool,
+                    Recipient::Role("admin"),
+                    "certificate_expired",
+                    "服务人员证书到期 / A worker's certificate expired",
+                    &format!("服务人员 {} / Worker {}: {text}", certificate.worker_id, certificate.worker_id),
+                )
+                .await?;
+            }
+            // The read model catches up with the expiries shortly; stop rather than spin on it.
+            if !progressed {
+                return Ok(expired);
+            }
+        }
+    })
+    .await?;
+    Ok(outcome.unwrap_or(0))
+}
