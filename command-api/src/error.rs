@@ -275,7 +275,8 @@ impl DomainErrorKind for domain::customer::CustomerError {
         match self {
             E::NotFound | E::NoSuchAddress => ApiError::NotFound(detail),
             E::AlreadyRegistered | E::AddressExists => ApiError::Conflict(detail),
-            E::TooManyAddresses | E::Invalid(_) => ApiError::Invalid(detail),
+            E::Suspended | E::NotSuspended => ApiError::IllegalState(detail),
+            E::TooManyAddresses | E::BadGroups { .. } | E::Invalid(_) => ApiError::Invalid(detail),
         }
     }
 }

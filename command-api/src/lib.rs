@@ -45,6 +45,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::orders::router())
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
+        .merge(routes::users::router())
         .merge(notifications::router())
         .merge(routes::admin::router())
         .merge(openapi::router())

@@ -7,7 +7,7 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, health, onboarding, orders, profile, sessions, verification, workers,
+    accounts, admin, health, onboarding, orders, profile, sessions, users, verification, workers,
 };
 use crate::state::AppState;
 
@@ -27,6 +27,7 @@ use crate::state::AppState;
         onboarding::submit_identity, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,
+        users::search_customers, users::customer, users::suspend, users::reinstate, users::set_groups, users::search_workers,
         profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,
     ),
     components(schemas(crate::error::Problem)),

@@ -6,7 +6,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::values::{required_text, Address, Sealed, ValueError};
+use crate::values::{required_text, Actor, Address, Sealed, ValueError};
 
 /// The most addresses one customer keeps.
 pub const MAX_ADDRESSES: usize = 20;
@@ -55,6 +55,22 @@ pub enum CustomerCommand {
         contact: EmergencyContact,
         now: DateTime<Utc>,
     },
+    /// An admin stops the customer from placing orders, saying why.
+    Suspend {
+        by: Actor,
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    Reinstate {
+        by: Actor,
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    SetGroups {
+        by: Actor,
+        groups: Vec<String>,
+        now: DateTime<Utc>,
+    },
     /// The profile form: name and contact details together, recorded at once.
     UpdateProfile {
         name: Sealed,
@@ -95,6 +111,21 @@ pub enum CustomerEvent {
         contact: EmergencyContact,
         set_at: DateTime<Utc>,
     },
+    CustomerSuspended {
+        by: Actor,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    CustomerReinstated {
+        by: Actor,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    CustomerGroupsSet {
+        by: Actor,
+        groups: Vec<String>,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -106,6 +137,9 @@ impl DomainEvent for CustomerEvent {
             CustomerEvent::AddressRemoved { .. } => "AddressRemoved",
             CustomerEvent::ContactDetailsChanged { .. } => "ContactDetailsChanged",
             CustomerEvent::EmergencyContactSet { .. } => "EmergencyContactSet",
+            CustomerEvent::CustomerSuspended { .. } => "CustomerSuspended",
+            CustomerEvent::CustomerReinstated { .. } => "CustomerReinstated",
+            CustomerEvent::CustomerGroupsSet { .. } => "CustomerGroupsSet",
         };
         name.to_owned()
     }
@@ -127,6 +161,12 @@ pub enum CustomerError {
     AddressExists,
     #[error("最多保存 {MAX_ADDRESSES} 个地址 / at most {MAX_ADDRESSES} addresses can be saved")]
     TooManyAddresses,
+    #[error("客户已停用 / the customer is suspended")]
+    Suspended,
+    #[error("客户未停用 / the customer is not suspended")]
+    NotSuspended,
+    #[error("分组最多 {max} 个，每个 1–20 字 / at most {max} groups of 1 to 20 characters")]
+    BadGroups { max: usize },
     #[error("{0}")]
     Invalid(#[from] ValueError),
 }
@@ -136,6 +176,8 @@ pub enum CustomerError {
 pub struct Customer {
     pub registered: bool,
     pub address_ids: Vec<Uuid>,
+    pub suspended: bool,
+    pub groups: Vec<String>,
 }
 
 impl Customer {
@@ -213,6 +255,37 @@ impl Customer {
                     changed_at: now,
                 },
             ]),
+            CustomerCommand::Suspend { by, reason, now } => {
+                if self.suspended {
+                    return Err(CustomerError::Suspended);
+                }
+                Ok(vec![CustomerEvent::CustomerSuspended {
+                    by,
+                    reason: required_text("原因 reason", &reason, 500)?,
+                    at: now,
+                }])
+            }
+            CustomerCommand::Reinstate { by, reason, now } => {
+                if !self.suspended {
+                    return Err(CustomerError::NotSuspended);
+                }
+                Ok(vec![CustomerEvent::CustomerReinstated {
+                    by,
+                    reason: required_text("原因 reason", &reason, 500)?,
+                    at: now,
+                }])
+            }
+            CustomerCommand::SetGroups { by, groups, now } => {
+                Ok(vec![CustomerEvent::CustomerGroupsSet {
+                    by,
+                    groups: crate::values::group_names(&groups).ok_or(
+                        CustomerError::BadGroups {
+                            max: crate::values::MAX_GROUPS,
+                        },
+                    )?,
+                    at: now,
+                }])
+            }
             CustomerCommand::SetEmergencyContact { contact, now } => {
                 let relation = required_text("关系 relation", &contact.relation, 20)?;
                 Ok(vec![CustomerEvent::EmergencyContactSet {
@@ -252,6 +325,9 @@ impl Aggregate for Customer {
             CustomerEvent::CustomerRenamed { .. }
             | CustomerEvent::ContactDetailsChanged { .. }
             | CustomerEvent::EmergencyContactSet { .. } => {}
+            CustomerEvent::CustomerSuspended { .. } => self.suspended = true,
+            CustomerEvent::CustomerReinstated { .. } => self.suspended = false,
+            CustomerEvent::CustomerGroupsSet { groups, .. } => self.groups = groups,
             CustomerEvent::AddressAdded { address_id, .. } => self.address_ids.push(address_id),
             CustomerEvent::AddressRemoved { address_id, .. } => {
                 self.address_ids.retain(|existing| *existing != address_id)

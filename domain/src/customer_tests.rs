@@ -415,7 +415,92 @@ fn one_of_every_event() -> Vec<CustomerEvent> {
         address_removed(HOME),
         contact_changed(),
         emergency_contact_set("配偶"),
+        suspended_event(),
+        CustomerEvent::CustomerReinstated {
+            by: staff(),
+            reason: "申诉成立 / appeal upheld".into(),
+            at: later(50),
+        },
+        CustomerEvent::CustomerGroupsSet {
+            by: staff(),
+            groups: vec!["高价值客户".into()],
+            at: later(60),
+        },
     ]
+}
+
+fn staff() -> crate::values::Actor {
+    crate::values::Actor {
+        id: Uuid::from_u128(0xad),
+        role: crate::values::Role::Admin,
+    }
+}
+
+fn suspended_event() -> CustomerEvent {
+    CustomerEvent::CustomerSuspended {
+        by: staff(),
+        reason: "恶意下单 / abusive orders".into(),
+        at: later(40),
+    }
+}
+
+#[test]
+fn an_admin_suspends_and_reinstates_a_customer_with_reasons() {
+    given(vec![registered()])
+        .when(CustomerCommand::Suspend {
+            by: staff(),
+            reason: " 恶意下单 / abusive orders ".into(),
+            now: later(40),
+        })
+        .then_expect_events(vec![suspended_event()]);
+    given(vec![registered(), suspended_event()])
+        .when(CustomerCommand::Suspend {
+            by: staff(),
+            reason: "again".into(),
+            now: later(41),
+        })
+        .then_expect_error(CustomerError::Suspended);
+    given(vec![registered()])
+        .when(CustomerCommand::Reinstate {
+            by: staff(),
+            reason: "ok".into(),
+            now: later(41),
+        })
+        .then_expect_error(CustomerError::NotSuspended);
+    given(vec![registered(), suspended_event()])
+        .when(CustomerCommand::Reinstate {
+            by: staff(),
+            reason: " ".into(),
+            now: later(41),
+        })
+        .then_expect_error(CustomerError::Invalid(ValueError::Empty {
+            field: "原因 reason",
+        }));
+    assert!(fold(vec![registered(), suspended_event()]).suspended);
+}
+
+#[test]
+fn customer_groups_are_cleaned_and_limited() {
+    given(vec![registered()])
+        .when(CustomerCommand::SetGroups {
+            by: staff(),
+            groups: vec![" 高价值客户 ".into(), "高价值客户".into()],
+            now: later(60),
+        })
+        .then_expect_events(vec![CustomerEvent::CustomerGroupsSet {
+            by: staff(),
+            groups: vec!["高价值客户".into()],
+            at: later(60),
+        }]);
+    given(vec![registered()])
+        .when(CustomerCommand::SetGroups {
+            by: staff(),
+            groups: vec!["".into()],
+            now: later(60),
+        })
+        .then_expect_error(CustomerError::BadGroups {
+            max: crate::values::MAX_GROUPS,
+        });
 }
 
 /// No catch-all arm: a new event kind fails to compile until it is added to the samples.
@@ -427,6 +512,9 @@ fn kind_index(event: &CustomerEvent) -> usize {
         CustomerEvent::AddressRemoved { .. } => 3,
         CustomerEvent::ContactDetailsChanged { .. } => 4,
         CustomerEvent::EmergencyContactSet { .. } => 5,
+        CustomerEvent::CustomerSuspended { .. } => 6,
+        CustomerEvent::CustomerReinstated { .. } => 7,
+        CustomerEvent::CustomerGroupsSet { .. } => 8,
     }
 }
 
@@ -434,7 +522,7 @@ fn kind_index(event: &CustomerEvent) -> usize {
 fn every_customer_event_survives_a_json_round_trip_under_a_distinct_type() {
     let events = one_of_every_event();
     let kinds: Vec<usize> = events.iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..6).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..9).collect::<Vec<_>>());
     let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(types.len(), events.len());
     for event in events {

@@ -171,6 +171,25 @@ impl PersonName {
     }
 }
 
+/// The most groups a person can be in.
+pub const MAX_GROUPS: usize = 10;
+
+/// Trims, sorts and deduplicates group names; `None` when one is blank or longer than 20
+/// characters, or when there are more than `MAX_GROUPS`.
+pub fn group_names(groups: &[String]) -> Option<Vec<String>> {
+    let mut cleaned = Vec::with_capacity(groups.len());
+    for group in groups {
+        let group = group.trim();
+        if group.is_empty() || group.chars().count() > 20 {
+            return None;
+        }
+        cleaned.push(group.to_owned());
+    }
+    cleaned.sort();
+    cleaned.dedup();
+    (cleaned.len() <= MAX_GROUPS).then_some(cleaned)
+}
+
 /// The business day (Asia/Shanghai, UTC+8 all year) that a UTC instant falls on.
 pub fn business_day(instant: chrono::DateTime<chrono::Utc>) -> chrono::NaiveDate {
     let shanghai = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");

@@ -265,7 +265,7 @@ pub enum WorkerError {
 }
 
 /// The most groups a worker can be in.
-pub const MAX_GROUPS: usize = 10;
+pub use crate::values::MAX_GROUPS;
 
 /// The state a worker's events fold into.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -466,26 +466,12 @@ impl Worker {
             WorkerCommand::SetLevel { by, level, now } => {
                 Ok(vec![WorkerEvent::LevelSet { by, level, at: now }])
             }
-            WorkerCommand::SetGroups { by, groups, now } => {
-                let mut cleaned = Vec::with_capacity(groups.len());
-                for group in &groups {
-                    let group = group.trim();
-                    if group.is_empty() || group.chars().count() > 20 {
-                        return Err(WorkerError::BadGroups { max: MAX_GROUPS });
-                    }
-                    cleaned.push(group.to_owned());
-                }
-                cleaned.sort();
-                cleaned.dedup();
-                if cleaned.len() > MAX_GROUPS {
-                    return Err(WorkerError::BadGroups { max: MAX_GROUPS });
-                }
-                Ok(vec![WorkerEvent::GroupsSet {
-                    by,
-                    groups: cleaned,
-                    at: now,
-                }])
-            }
+            WorkerCommand::SetGroups { by, groups, now } => Ok(vec![WorkerEvent::GroupsSet {
+                by,
+                groups: crate::values::group_names(&groups)
+                    .ok_or(WorkerError::BadGroups { max: MAX_GROUPS })?,
+                at: now,
+            }]),
         }
     }
 }

@@ -5,7 +5,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use domain::customer::CustomerEvent;
 use serde::Serialize;
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::log::StoredEvent;
@@ -36,6 +36,9 @@ impl Projection for CustomersProjection {
                 emergency_name         text,
                 emergency_phone_masked text,
                 emergency_relation     text,
+                suspended              boolean     NOT NULL DEFAULT false,
+                suspension_reason      text,
+                groups                 text[]      NOT NULL DEFAULT '{{}}',
                 registered_at          timestamptz NOT NULL,
                 updated_at             timestamptz NOT NULL,
                 last_sequence          bigint      NOT NULL
@@ -195,6 +198,32 @@ impl Projection for CustomersProjection {
                 .execute(&mut *connection)
                 .await?;
             }
+            CustomerEvent::CustomerSuspended { reason, .. } => {
+                sqlx::query(&format!(
+                    "UPDATE {schema}.customers SET suspended = true, suspension_reason = $2 WHERE customer_id = $1"
+                ))
+                .bind(customer_id)
+                .bind(reason)
+                .execute(&mut *connection)
+                .await?;
+            }
+            CustomerEvent::CustomerReinstated { .. } => {
+                sqlx::query(&format!(
+                    "UPDATE {schema}.customers SET suspended = false, suspension_reason = NULL WHERE customer_id = $1"
+                ))
+                .bind(customer_id)
+                .execute(&mut *connection)
+                .await?;
+            }
+            CustomerEvent::CustomerGroupsSet { groups, .. } => {
+                sqlx::query(&format!(
+                    "UPDATE {schema}.customers SET groups = $2 WHERE customer_id = $1"
+                ))
+                .bind(customer_id)
+                .bind(groups)
+                .execute(&mut *connection)
+                .await?;
+            }
             CustomerEvent::AddressRemoved { address_id, .. } => {
                 sqlx::query(&format!(
                     "DELETE FROM {schema}.customer_addresses WHERE address_id = $1"
@@ -218,6 +247,9 @@ pub struct CustomerRow {
     pub emergency_name: Option<String>,
     pub emergency_phone_masked: Option<String>,
     pub emergency_relation: Option<String>,
+    pub suspended: bool,
+    pub suspension_reason: Option<String>,
+    pub groups: Vec<String>,
     pub registered_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub last_sequence: i64,
@@ -251,4 +283,59 @@ pub async fn addresses(pool: &PgPool, customer_id: Uuid) -> sqlx::Result<Vec<Add
         .bind(customer_id)
         .fetch_all(pool)
         .await
+}
+
+/// What an admin searches customers by. Text matches anywhere in the name (Chinese works);
+/// the phone tail matches the last digits of the masked number.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerSearch {
+    pub text: Option<String>,
+    pub phone_tail: Option<String>,
+    pub suspended: Option<bool>,
+    pub group: Option<String>,
+    /// Keyset: the last (name, id) of the previous page.
+    pub after: Option<(String, Uuid)>,
+}
+
+pub async fn search(
+    pool: &PgPool,
+    search: &CustomerSearch,
+    limit: u32,
+) -> sqlx::Result<Vec<CustomerRow>> {
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT * FROM read_customers WHERE true");
+    if let Some(text) = &search.text {
+        query
+            .push(" AND strpos(name, ")
+            .push_bind(text.clone())
+            .push(") > 0");
+    }
+    if let Some(tail) = &search.phone_tail {
+        query
+            .push(" AND right(phone_masked, length(")
+            .push_bind(tail.clone())
+            .push(")) = ")
+            .push_bind(tail.clone());
+    }
+    if let Some(suspended) = search.suspended {
+        query.push(" AND suspended = ").push_bind(suspended);
+    }
+    if let Some(group) = &search.group {
+        query
+            .push(" AND groups @> ARRAY[")
+            .push_bind(group.clone())
+            .push("]::text[]");
+    }
+    if let Some((name, id)) = &search.after {
+        query
+            .push(" AND (name, customer_id) > (")
+            .push_bind(name.clone())
+            .push(", ")
+            .push_bind(*id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY name, customer_id LIMIT ")
+        .push_bind(i64::from(limit));
+    query.build_query_as().fetch_all(pool).await
 }

@@ -405,3 +405,73 @@ pub async fn due_for_expiry(
     .fetch_all(pool)
     .await
 }
+
+/// What an admin searches workers by.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerSearch {
+    pub text: Option<String>,
+    pub phone_tail: Option<String>,
+    pub review_status: Option<String>,
+    pub suspended: Option<bool>,
+    pub service: Option<String>,
+    pub level: Option<String>,
+    pub group: Option<String>,
+    pub after: Option<(String, Uuid)>,
+}
+
+pub async fn search(
+    pool: &PgPool,
+    search: &WorkerSearch,
+    limit: u32,
+) -> sqlx::Result<Vec<WorkerRow>> {
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT * FROM read_workers WHERE true");
+    if let Some(text) = &search.text {
+        query
+            .push(" AND strpos(name, ")
+            .push_bind(text.clone())
+            .push(") > 0");
+    }
+    if let Some(tail) = &search.phone_tail {
+        query
+            .push(" AND right(phone_masked, length(")
+            .push_bind(tail.clone())
+            .push(")) = ")
+            .push_bind(tail.clone());
+    }
+    if let Some(status) = &search.review_status {
+        query
+            .push(" AND review_status = ")
+            .push_bind(status.clone());
+    }
+    if let Some(suspended) = search.suspended {
+        query.push(" AND suspended = ").push_bind(suspended);
+    }
+    if let Some(service) = &search.service {
+        query
+            .push(" AND skills @> ARRAY[")
+            .push_bind(service.clone())
+            .push("]::text[]");
+    }
+    if let Some(level) = &search.level {
+        query.push(" AND level = ").push_bind(level.clone());
+    }
+    if let Some(group) = &search.group {
+        query
+            .push(" AND groups @> ARRAY[")
+            .push_bind(group.clone())
+            .push("]::text[]");
+    }
+    if let Some((name, id)) = &search.after {
+        query
+            .push(" AND (name, worker_id) > (")
+            .push_bind(name.clone())
+            .push(", ")
+            .push_bind(*id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY name, worker_id LIMIT ")
+        .push_bind(i64::from(limit));
+    query.build_query_as().fetch_all(pool).await
+}

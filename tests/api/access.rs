@@ -28,6 +28,7 @@ async fn every_route_answers_each_role_as_its_access_rule_says() {
             .replace("{worker_id}", &Uuid::new_v4().to_string())
             .replace("{session_id}", &Uuid::new_v4().to_string())
             .replace("{address_id}", &Uuid::new_v4().to_string())
+            .replace("{customer_id}", &Uuid::new_v4().to_string())
             .replace("{name}", "orders");
         let method = Method::from_bytes(spec.method.as_str().as_bytes()).expect("method");
         let call = |token: Option<String>| {

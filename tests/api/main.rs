@@ -11,4 +11,5 @@ mod profile;
 mod projections;
 mod sessions;
 mod store;
+mod users;
 mod verification;

@@ -7,5 +7,6 @@ pub mod onboarding;
 pub mod orders;
 pub mod profile;
 pub mod sessions;
+pub mod users;
 pub mod verification;
 pub mod workers;

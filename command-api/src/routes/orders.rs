@@ -149,6 +149,13 @@ pub async fn place(
     AppJson(body): AppJson<PlaceOrderBody>,
 ) -> Result<Response, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    // The customer's own stream decides whether they may order.
+    let (customer, _): (domain::customer::Customer, usize) = state.customers.load(actor.id).await?;
+    if customer.suspended {
+        return Err(ApiError::Forbidden(
+            domain::customer::CustomerError::Suspended.to_string(),
+        ));
+    }
     let note = body
         .note
         .map(|note| note.trim().chars().take(500).collect::<String>())
