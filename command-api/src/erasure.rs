@@ -60,6 +60,11 @@ pub async fn erase_person(
     .execute(&mut *transaction)
     .await?
     .rows_affected();
+    // A WeChat identifier points at the person too.
+    sqlx::query("DELETE FROM external_identities WHERE user_id = $1")
+        .bind(person_id)
+        .execute(&mut *transaction)
+        .await?;
     // Stored responses may echo what the person sent.
     sqlx::query("DELETE FROM idempotency WHERE caller = $1")
         .bind(person_id.to_string())

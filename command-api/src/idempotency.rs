@@ -22,6 +22,7 @@ const CREDENTIAL_ROUTES: &[&str] = &[
     "/api/v1/sessions",
     "/api/v1/sessions/refresh",
     "/api/v1/sessions/code",
+    "/api/v1/oauth/wechat/callback",
 ];
 
 /// Marks a response whose failure is passing (a conflict to retry, a lock-out, an outage):

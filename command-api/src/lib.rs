@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())
+        .merge(routes::oauth::router())
         .merge(notifications::router())
         .merge(routes::admin::router())
         .merge(openapi::router())

@@ -65,6 +65,7 @@ pub struct Settings {
     pub notify: crate::notify::NotifySettings,
     pub background: crate::background::BackgroundCheckSettings,
     pub jobs: crate::jobs::JobSettings,
+    pub oauth: Option<crate::routes::oauth::OAuthSettings>,
 }
 
 impl Settings {
@@ -73,6 +74,7 @@ impl Settings {
             notify: crate::notify::NotifySettings::from_environment(),
             background: crate::background::BackgroundCheckSettings::from_environment(),
             jobs: crate::jobs::JobSettings::from_environment(),
+            oauth: crate::routes::oauth::OAuthSettings::from_environment(),
         }
     }
 }

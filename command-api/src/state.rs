@@ -22,6 +22,8 @@ pub struct AppState {
     /// Seals and opens personal data.
     pub vault: vault::Vault,
     pub background: std::sync::Arc<dyn crate::background::BackgroundCheck>,
+    /// WeChat sign-in, when configured.
+    pub oauth: Option<crate::routes::oauth::OAuthSettings>,
 }
 
 impl AppState {
@@ -34,6 +36,7 @@ impl AppState {
         let notify: &NotifySettings = &settings.notify;
         Ok(AppState {
             background: settings.background.build(&pool)?,
+            oauth: settings.oauth.clone(),
             vault,
             notifier: Notifier::new(&pool, notify)?,
             token_key,

@@ -6,6 +6,7 @@ mod concurrency;
 mod erasure;
 mod idempotency;
 mod lifecycle;
+mod oauth;
 mod onboarding;
 mod profile;
 mod projections;

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod health;
+pub mod oauth;
 pub mod onboarding;
 pub mod orders;
 pub mod profile;

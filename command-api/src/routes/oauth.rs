@@ -1,0 +1,343 @@
+//! Signing in through WeChat's web login (OAuth 2.0 authorization code flow): a `state` that
+//! must come back once and unexpired, the code exchanged for the person's `openid`/`unionid`
+//! server to server, and the provider identity linked to an existing account.
+//!
+//! 1. `GET /api/v1/oauth/wechat/authorize` gives the URL to send the browser to (signed in: the
+//!    flow will link WeChat to this account).
+//! 2. WeChat redirects back with `code` and `state`; the page posts them to
+//!    `/api/v1/oauth/wechat/callback`. A linked identity signs in; an unknown one gets a link
+//!    ticket, which its owner spends at `/api/v1/oauth/wechat/link` once signed in by other means.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use domain::{Actor, Role};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::extract::AppJson;
+use crate::routes::sessions::{open_session, SessionCreated};
+use crate::state::AppState;
+
+const PROVIDER: &str = "wechat";
+
+/// The provider's endpoints and our client registration, from the environment.
+#[derive(Clone)]
+pub struct OAuthSettings {
+    /// `ANJIA_WECHAT_AUTHORIZE_URL`, e.g. the QR-connect page.
+    pub authorize_url: String,
+    /// `ANJIA_WECHAT_API_URL`: the base of `/sns/oauth2/access_token` and `/sns/userinfo`.
+    pub api_url: String,
+    pub app_id: String,
+    pub app_secret: String,
+    /// Where WeChat sends the browser back to (our web page).
+    pub redirect_uri: String,
+}
+
+impl std::fmt::Debug for OAuthSettings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("OAuthSettings")
+            .field("authorize_url", &self.authorize_url)
+            .field("api_url", &self.api_url)
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthSettings {
+    pub fn from_environment() -> Option<Self> {
+        let read = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+        };
+        Some(OAuthSettings {
+            authorize_url: read("ANJIA_WECHAT_AUTHORIZE_URL")
+                .unwrap_or_else(|| "https://open.weixin.qq.com/connect/qrconnect".to_owned()),
+            api_url: read("ANJIA_WECHAT_API_URL")
+                .unwrap_or_else(|| "https://api.weixin.qq.com".to_owned()),
+            app_id: read("ANJIA_WECHAT_APP_ID")?,
+            app_secret: read("ANJIA_WECHAT_APP_SECRET")?,
+            redirect_uri: read("ANJIA_WECHAT_REDIRECT_URI")?,
+        })
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/oauth/wechat/authorize", get(authorize))
+        .route("/api/v1/oauth/wechat/callback", post(callback))
+        .route("/api/v1/oauth/wechat/link", post(link))
+}
+
+fn settings(state: &AppState) -> Result<&OAuthSettings, ApiError> {
+    state.oauth.as_ref().ok_or_else(|| {
+        ApiError::NotFound("未启用微信登录 / WeChat sign-in is not configured".into())
+    })
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuthorizeView {
+    /// Send the browser here.
+    pub authorize_url: String,
+    pub state: String,
+    pub expires_at: DateTime<Utc>,
+    /// True when the flow will link WeChat to the signed-in account.
+    pub linking: bool,
+}
+
+/// Start WeChat sign-in (or, signed in, linking).
+#[utoipa::path(get, path = "/api/v1/oauth/wechat/authorize", tag = "sessions",
+    responses((status = 200, body = AuthorizeView), (status = 404, body = crate::error::Problem)))]
+pub async fn authorize(
+    State(state): State<AppState>,
+    context: CommandContext,
+) -> Result<axum::Json<AuthorizeView>, ApiError> {
+    let settings = settings(&state)?;
+    let oauth_state = random_token();
+    let expires_at = Utc::now() + chrono::Duration::minutes(10);
+    let link_user = context.actor.map(|actor| actor.id);
+    sqlx::query("INSERT INTO oauth_states (state, provider, link_user_id, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(&oauth_state)
+        .bind(PROVIDER)
+        .bind(link_user)
+        .bind(expires_at)
+        .execute(&state.pool)
+        .await?;
+    let mut url = reqwest::Url::parse(&settings.authorize_url)
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("the authorize URL: {error}")))?;
+    url.query_pairs_mut()
+        .append_pair("appid", &settings.app_id)
+        .append_pair("redirect_uri", &settings.redirect_uri)
+        .append_pair("response_type", "code")
+        .append_pair("scope", "snsapi_login")
+        .append_pair("state", &oauth_state);
+    Ok(axum::Json(AuthorizeView {
+        authorize_url: format!("{url}#wechat_redirect"),
+        state: oauth_state,
+        expires_at,
+        linking: link_user.is_some(),
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackBody {
+    pub code: String,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CallbackView {
+    /// `signed_in`, `linked` or `unlinked`.
+    pub outcome: String,
+    /// With `signed_in`.
+    pub session: Option<SessionCreated>,
+    /// With `unlinked`: sign in by password or code, then post it to `/api/v1/oauth/wechat/link`.
+    pub link_ticket: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<String>,
+    openid: Option<String>,
+    unionid: Option<String>,
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+}
+
+/// Exchanges the code, server to server, for the person's stable identifier (the `unionid`
+/// when WeChat gives one, else the `openid`).
+async fn exchange_code(settings: &OAuthSettings, code: &str) -> Result<String, ApiError> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|error| ApiError::Internal(error.into()))?;
+    let answer: TokenAnswer = client
+        .get(format!(
+            "{}/sns/oauth2/access_token",
+            settings.api_url.trim_end_matches('/')
+        ))
+        .query(&[
+            ("appid", settings.app_id.as_str()),
+            ("secret", settings.app_secret.as_str()),
+            ("code", code),
+            ("grant_type", "authorization_code"),
+        ])
+        .send()
+        .await
+        .map_err(|error| ApiError::Unavailable(anyhow::anyhow!(error).context("calling WeChat")))?
+        .json()
+        .await
+        .map_err(|error| {
+            ApiError::Unavailable(anyhow::anyhow!(error).context("reading WeChat's answer"))
+        })?;
+    if let Some(errcode) = answer.errcode.filter(|code| *code != 0) {
+        tracing::warn!(
+            errcode,
+            errmsg = answer.errmsg.unwrap_or_default(),
+            "WeChat refused the code"
+        );
+        return Err(ApiError::BadCode);
+    }
+    match (answer.access_token, answer.unionid.or(answer.openid)) {
+        (Some(_), Some(subject)) => Ok(subject),
+        _ => Err(ApiError::Unavailable(anyhow::anyhow!(
+            "WeChat's answer had no token or identity"
+        ))),
+    }
+}
+
+/// Finish WeChat sign-in: the code and state WeChat sent back.
+#[utoipa::path(post, path = "/api/v1/oauth/wechat/callback", tag = "sessions", request_body = CallbackBody,
+    responses((status = 200, body = CallbackView), (status = 422, body = crate::error::Problem)))]
+pub async fn callback(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<CallbackBody>,
+) -> Result<(StatusCode, axum::Json<CallbackView>), ApiError> {
+    let settings = settings(&state)?;
+    // The state is spent whatever happens next: a replayed callback finds it used.
+    let spent: Option<(Option<uuid::Uuid>,)> = sqlx::query_as(
+        "UPDATE oauth_states SET used_at = now()
+          WHERE state = $1 AND provider = $2 AND used_at IS NULL AND expires_at > now()
+          RETURNING link_user_id",
+    )
+    .bind(&body.state)
+    .bind(PROVIDER)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some((link_user,)) = spent else {
+        return Err(ApiError::Invalid(
+            "state 无效、已用或已过期 / the state is unknown, used or expired".into(),
+        ));
+    };
+    let subject = exchange_code(settings, &body.code).await?;
+    if let Some(user_id) = link_user {
+        link_identity(&state, &subject, user_id).await?;
+        return Ok((
+            StatusCode::OK,
+            axum::Json(CallbackView {
+                outcome: "linked".into(),
+                session: None,
+                link_ticket: None,
+            }),
+        ));
+    }
+    let account: Option<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT c.user_id, c.role FROM external_identities e JOIN credentials c ON c.user_id = e.user_id
+          WHERE e.provider = $1 AND e.subject = $2",
+    )
+    .bind(PROVIDER)
+    .bind(&subject)
+    .fetch_optional(&state.pool)
+    .await?;
+    match account {
+        Some((user_id, role)) => {
+            let role = Role::parse(&role)
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role}")))?;
+            let session = open_session(&state, Actor { id: user_id, role }, &context).await?;
+            Ok((
+                StatusCode::OK,
+                axum::Json(CallbackView {
+                    outcome: "signed_in".into(),
+                    session: Some(session),
+                    link_ticket: None,
+                }),
+            ))
+        }
+        None => {
+            let ticket = random_token();
+            sqlx::query(
+                "INSERT INTO oauth_link_tickets (ticket_hash, provider, subject, expires_at) VALUES ($1, $2, $3, now() + interval '30 minutes')",
+            )
+            .bind(Sha256::digest(ticket.as_bytes()).to_vec())
+            .bind(PROVIDER)
+            .bind(&subject)
+            .execute(&state.pool)
+            .await?;
+            Ok((
+                StatusCode::OK,
+                axum::Json(CallbackView {
+                    outcome: "unlinked".into(),
+                    session: None,
+                    link_ticket: Some(ticket),
+                }),
+            ))
+        }
+    }
+}
+
+async fn link_identity(
+    state: &AppState,
+    subject: &str,
+    user_id: uuid::Uuid,
+) -> Result<(), ApiError> {
+    let linked = sqlx::query(
+        "INSERT INTO external_identities (provider, subject, user_id) VALUES ($1, $2, $3)
+         ON CONFLICT (provider, subject) DO UPDATE SET linked_at = external_identities.linked_at
+         WHERE external_identities.user_id = EXCLUDED.user_id",
+    )
+    .bind(PROVIDER)
+    .bind(subject)
+    .bind(user_id)
+    .execute(&state.pool)
+    .await?
+    .rows_affected();
+    if linked == 0 {
+        return Err(ApiError::Conflict(
+            "该微信已绑定其他账户 / this WeChat account is linked to another account".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkBody {
+    pub link_ticket: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkView {
+    pub linked: bool,
+}
+
+/// Link the WeChat identity behind a ticket to your account (signed in).
+#[utoipa::path(post, path = "/api/v1/oauth/wechat/link", tag = "sessions", request_body = LinkBody, security(("bearer" = [])),
+    responses((status = 200, body = LinkView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn link(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<LinkBody>,
+) -> Result<axum::Json<LinkView>, ApiError> {
+    let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let subject: Option<String> = sqlx::query_scalar(
+        "UPDATE oauth_link_tickets SET used_at = now()
+          WHERE ticket_hash = $1 AND provider = $2 AND used_at IS NULL AND expires_at > now()
+          RETURNING subject",
+    )
+    .bind(Sha256::digest(body.link_ticket.trim().as_bytes()).to_vec())
+    .bind(PROVIDER)
+    .fetch_optional(&state.pool)
+    .await?;
+    let subject = subject.ok_or_else(|| {
+        ApiError::Invalid(
+            "绑定凭证无效、已用或已过期 / the link ticket is unknown, used or expired".into(),
+        )
+    })?;
+    link_identity(&state, &subject, actor.id).await?;
+    Ok(axum::Json(LinkView { linked: true }))
+}
