@@ -219,6 +219,8 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/v1/me/notifications" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(POST "/api/v1/worker/identity" Access::Roles(WORKER)),
     route!(POST "/api/v1/worker/certificates" Access::Roles(WORKER)),
+    route!(PUT "/api/v1/worker/profile" Access::Roles(WORKER)),
+    route!(PUT "/api/v1/worker/skills" Access::Roles(WORKER)),
     route!(GET "/api/v1/admin/workers" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/customers" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/customers/{customer_id}" Access::Roles(ADMIN)),

@@ -25,7 +25,7 @@ use crate::state::AppState;
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
         orders::depart, orders::arrive, orders::start, orders::finish, orders::counts,
         admin::projection_status, admin::rebuild,
-        onboarding::submit_identity, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
+        onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,
         oauth::authorize, oauth::callback, oauth::link,

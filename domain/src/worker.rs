@@ -29,6 +29,9 @@ pub struct WorkerProfile {
     pub years_of_experience: u8,
     pub languages: Vec<String>,
     pub service_area: ServiceArea,
+    /// Where the profile photo is stored (an object-store key); the photo itself is not here.
+    #[serde(default)]
+    pub photo_ref: Option<String>,
 }
 
 impl WorkerProfile {
@@ -45,7 +48,12 @@ impl WorkerProfile {
                 max: 60,
             });
         }
+        let photo_ref = match self.photo_ref.as_deref().map(str::trim) {
+            Some("") | None => None,
+            Some(reference) => Some(required_text("照片 photo reference", reference, 200)?),
+        };
         Ok(WorkerProfile {
+            photo_ref,
             service_area: ServiceArea { city, districts },
             ..self
         })

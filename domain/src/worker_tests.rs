@@ -41,6 +41,7 @@ fn profile() -> WorkerProfile {
             city: "上海市".to_owned(),
             districts: vec!["浦东新区".to_owned(), "徐汇区".to_owned()],
         },
+        photo_ref: Some("photos/li.jpg".to_owned()),
     }
 }
 

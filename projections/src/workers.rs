@@ -35,6 +35,7 @@ impl Projection for WorkersProjection {
                 languages             text[]      NOT NULL,
                 city                  text        NOT NULL,
                 districts             text[]      NOT NULL,
+                photo_ref             text,
                 online                boolean     NOT NULL DEFAULT false,
                 suspended             boolean     NOT NULL DEFAULT false,
                 suspension_reason     text,
@@ -90,8 +91,8 @@ impl Projection for WorkersProjection {
             let skills: Vec<&str> = skills.iter().map(|skill| skill.as_str()).collect();
             sqlx::query(&format!(
                 "INSERT INTO {schema}.workers (worker_id, last_sequence, name, phone_masked, skills,
-                    years_of_experience, languages, city, districts, registered_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+                    years_of_experience, languages, city, districts, registered_at, updated_at, photo_ref)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11)
                  ON CONFLICT (worker_id) DO NOTHING"
             ))
             .bind(worker_id)
@@ -104,6 +105,7 @@ impl Projection for WorkersProjection {
             .bind(&profile.service_area.city)
             .bind(&profile.service_area.districts)
             .bind(registered_at)
+            .bind(&profile.photo_ref)
             .execute(&mut *connection)
             .await?;
             return Ok(());
@@ -130,7 +132,7 @@ impl Projection for WorkersProjection {
             WorkerEvent::WorkerRegistered { .. } => {}
             WorkerEvent::WorkerProfileUpdated { profile, .. } => {
                 let (name, phone_masked) = self.open_profile(profile).await?;
-                sqlx::query(&set("name = $2, phone_masked = $3, years_of_experience = $4, languages = $5, city = $6, districts = $7"))
+                sqlx::query(&set("name = $2, phone_masked = $3, years_of_experience = $4, languages = $5, city = $6, districts = $7, photo_ref = $8"))
                     .bind(worker_id)
                     .bind(&name)
                     .bind(&phone_masked)
@@ -138,6 +140,7 @@ impl Projection for WorkersProjection {
                     .bind(&profile.languages)
                     .bind(&profile.service_area.city)
                     .bind(&profile.service_area.districts)
+                    .bind(&profile.photo_ref)
                     .execute(&mut *connection)
                     .await?;
             }
@@ -300,6 +303,7 @@ pub struct WorkerRow {
     pub languages: Vec<String>,
     pub city: String,
     pub districts: Vec<String>,
+    pub photo_ref: Option<String>,
     pub online: bool,
     pub suspended: bool,
     pub suspension_reason: Option<String>,

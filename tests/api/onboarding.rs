@@ -436,3 +436,64 @@ async fn bad_onboarding_input_is_refused_and_changes_nothing() {
     assert_eq!(app.event_count().await, before);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_worker_updates_their_profile_and_skills_and_the_directory_shows_them() {
+    let app = spawn_app().await;
+    let worker = app.register_worker(&["nanny"]).await;
+    let updated = app
+        .client
+        .put(app.url("/api/v1/worker/profile"))
+        .bearer_auth(&worker.token)
+        .json(&json!({"name": "张丽华", "phone": "13955556666", "years_of_experience": 12, "languages": ["普通话", "粤语"],
+                      "city": "广州市", "districts": ["天河区"], "photo_ref": "photos/zhang.jpg"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(updated.status(), StatusCode::OK);
+    let skills = app
+        .client
+        .put(app.url("/api/v1/worker/skills"))
+        .bearer_auth(&worker.token)
+        .json(&json!({"skills": ["nanny", "infant_carer"]}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(skills.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let entry = loop {
+        let entry: Value = app
+            .get(&format!("/api/v1/workers/{}", worker.id), None)
+            .await
+            .json()
+            .await
+            .expect("json");
+        if entry["skills"].as_array().map(Vec::len) == Some(2) && entry["name"] == "张丽华" {
+            break entry;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the directory did not catch up: {entry}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(entry["phone"], "139****6666");
+    assert_eq!(entry["city"], "广州市");
+    assert_eq!(entry["photo_ref"], "photos/zhang.jpg");
+    assert_eq!(entry["languages"], json!(["普通话", "粤语"]));
+    let bad = app
+        .client
+        .put(app.url("/api/v1/worker/profile"))
+        .bearer_auth(&worker.token)
+        .json(&json!({"name": "张", "phone": "139", "years_of_experience": 12, "city": "广州市", "districts": []}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(
+        bad,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    app.stop().await;
+}

@@ -44,6 +44,9 @@ pub struct WorkerProfileBody {
     pub languages: Vec<String>,
     pub city: String,
     pub districts: Vec<String>,
+    /// Object-store key of the profile photo.
+    #[serde(default)]
+    pub photo_ref: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -161,6 +164,7 @@ pub async fn register(
                         city: profile.city,
                         districts: profile.districts,
                     },
+                    photo_ref: profile.photo_ref,
                 }
                 .validated()?,
                 skills: profile.skills,

@@ -24,6 +24,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/worker/identity", post(submit_identity))
         .route("/api/v1/worker/certificates", post(add_certificate))
+        .route("/api/v1/worker/profile", put(update_profile))
+        .route("/api/v1/worker/skills", put(set_skills))
         .route("/api/v1/admin/workers/{worker_id}", get(admin_view))
         .route(
             "/api/v1/admin/workers/{worker_id}/background-check",
@@ -165,6 +167,100 @@ pub async fn recheck(
     Ok(axum::Json(
         run_background_check(&state, worker_id, &id_number, &context).await?,
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerProfileUpdateBody {
+    pub name: String,
+    pub phone: String,
+    pub years_of_experience: u8,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    pub city: String,
+    pub districts: Vec<String>,
+    /// Object-store key of the profile photo.
+    pub photo_ref: Option<String>,
+}
+
+/// Update your profile (workers). Name and phone number are sealed under your key.
+#[utoipa::path(put, path = "/api/v1/worker/profile", tag = "onboarding", request_body = WorkerProfileUpdateBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
+pub async fn update_profile(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<WorkerProfileUpdateBody>,
+) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
+    let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let name = domain::PersonName::parse(&body.name)?;
+    let phone = domain::PhoneNumber::parse(&body.phone)?;
+    let mut sealed = state
+        .vault
+        .seal_all(worker.id, &[name.as_str(), phone.as_str()])
+        .await
+        .map_err(vault_error)?
+        .into_iter();
+    let profile = domain::worker::WorkerProfile {
+        name: sealed.next().expect("sealed"),
+        phone: sealed.next().expect("sealed"),
+        years_of_experience: body.years_of_experience,
+        languages: body.languages,
+        service_area: domain::worker::ServiceArea {
+            city: body.city,
+            districts: body.districts,
+        },
+        photo_ref: body.photo_ref,
+    };
+    let committed = state
+        .workers
+        .execute(
+            worker.id,
+            WorkerCommand::UpdateProfile {
+                profile,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    Ok(axum::Json(WorkerAdminAck {
+        worker_id: worker.id,
+        version: committed.version,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SkillsBody {
+    #[schema(value_type = Vec<String>)]
+    pub skills: Vec<ServiceCode>,
+}
+
+/// Declare the services you offer (workers); each still needs an admin's certification.
+#[utoipa::path(put, path = "/api/v1/worker/skills", tag = "onboarding", request_body = SkillsBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
+pub async fn set_skills(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<SkillsBody>,
+) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
+    let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let committed = state
+        .workers
+        .execute(
+            worker.id,
+            WorkerCommand::SetSkills {
+                skills: body.skills,
+                now: context.occurred_at,
+            },
+            &context,
+        )
+        .await?;
+    Ok(axum::Json(WorkerAdminAck {
+        worker_id: worker.id,
+        version: committed.version,
+    }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
