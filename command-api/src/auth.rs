@@ -190,6 +190,8 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(DELETE "/api/v1/sessions/{session_id}" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(POST "/api/v1/me/password" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(GET "/api/v1/me" Access::Roles(EVERYONE_SIGNED_IN)),
+    route!(GET "/api/v1/me/security" Access::Roles(EVERYONE_SIGNED_IN)),
+    route!(PUT "/api/v1/me/security" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(GET "/api/v1/me/profile" Access::Roles(CUSTOMER)),
     route!(PUT "/api/v1/me/profile" Access::Roles(CUSTOMER)),
     route!(PUT "/api/v1/me/emergency-contact" Access::Roles(CUSTOMER)),

@@ -47,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::onboarding::router())
         .merge(routes::users::router())
         .merge(routes::oauth::router())
+        .merge(routes::security::router())
         .merge(notifications::router())
         .merge(routes::admin::router())
         .merge(openapi::router())

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, health, oauth, onboarding, orders, profile, sessions, users, verification,
-    workers,
+    accounts, admin, health, oauth, onboarding, orders, profile, security, sessions, users,
+    verification, workers,
 };
 use crate::state::AppState;
 
@@ -28,7 +28,7 @@ use crate::state::AppState;
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,
-        oauth::authorize, oauth::callback, oauth::link,
+        oauth::authorize, oauth::callback, oauth::link, security::show, security::update,
         users::search_customers, users::customer, users::suspend, users::reinstate, users::set_groups, users::search_workers,
         profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,
     ),

@@ -185,8 +185,14 @@ impl BackgroundCheckOutcome {
 
 /// A mainland resident identity card number (居民身份证号码): 18 characters, the last a
 /// check character under ISO 7064 MOD 11-2, with a real birth date inside.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct IdCardNumber(String);
+
+impl std::fmt::Debug for IdCardNumber {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "IdCardNumber({})", self.masked())
+    }
+}
 
 impl IdCardNumber {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {

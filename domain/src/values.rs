@@ -76,9 +76,16 @@ impl fmt::Display for Fen {
 }
 
 /// A mainland China mobile number: 11 digits starting with 1[3-9], with an optional +86 prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Its `Debug` form is masked, so a logged value never shows the whole number.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct PhoneNumber(String);
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "PhoneNumber({})", self.masked())
+    }
+}
 
 impl PhoneNumber {
     pub fn parse(raw: &str) -> Result<Self, ValueError> {
@@ -355,6 +362,7 @@ mod tests {
         let phone = PhoneNumber::parse("+86 138-0013-5678").expect("valid");
         assert_eq!(phone.as_str(), "13800135678");
         assert_eq!(phone.masked(), "138****5678");
+        assert_eq!(format!("{phone:?}"), "PhoneNumber(138****5678)");
     }
 
     #[test]

@@ -89,6 +89,7 @@ pub enum WorkerCommand {
     },
     Reinstate {
         by: Actor,
+        reason: String,
         now: DateTime<Utc>,
     },
     /// The identity card number, checked (`IdCardNumber`) and sealed under the worker's key.
@@ -161,6 +162,8 @@ pub enum WorkerEvent {
     },
     WorkerReinstated {
         by: Actor,
+        #[serde(default)]
+        reason: String,
         at: DateTime<Utc>,
     },
     IdentitySubmitted {
@@ -384,11 +387,15 @@ impl Worker {
                     at: now,
                 }])
             }
-            WorkerCommand::Reinstate { by, now } => {
+            WorkerCommand::Reinstate { by, reason, now } => {
                 if !self.suspended {
                     return Err(WorkerError::NotSuspended);
                 }
-                Ok(vec![WorkerEvent::WorkerReinstated { by, at: now }])
+                Ok(vec![WorkerEvent::WorkerReinstated {
+                    by,
+                    reason: required_text("原因 reason", &reason, 500)?,
+                    at: now,
+                }])
             }
             WorkerCommand::SubmitIdentity { id_number, now } => {
                 Ok(vec![WorkerEvent::IdentitySubmitted { id_number, at: now }])

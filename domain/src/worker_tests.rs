@@ -93,6 +93,7 @@ fn suspend(reason: &str) -> WorkerCommand {
 fn reinstate() -> WorkerCommand {
     WorkerCommand::Reinstate {
         by: admin(),
+        reason: "申诉成立 / appeal upheld".to_owned(),
         now: later(60),
     }
 }
@@ -141,6 +142,7 @@ fn suspended(reason: &str) -> WorkerEvent {
 fn reinstated() -> WorkerEvent {
     WorkerEvent::WorkerReinstated {
         by: admin(),
+        reason: "申诉成立 / appeal upheld".to_owned(),
         at: later(60),
     }
 }

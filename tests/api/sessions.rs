@@ -239,3 +239,97 @@ async fn repeated_wrong_passwords_lock_the_account_out_even_for_the_right_passwo
     app.sign_in(&login, "the-right-password").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn security_settings_switch_off_code_sign_in_and_new_sign_ins_are_reported() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let notes: Vec<Value> = app
+        .get("/api/v1/me/notifications", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        notes.iter().any(|note| note["kind"] == "new_sign_in"),
+        "{notes:?}"
+    );
+    let view: Value = app
+        .get("/api/v1/me/security", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        view["settings"],
+        json!({"sign_in_by_code": true, "new_sign_in_alert": true})
+    );
+    assert_eq!(view["live_sessions"], 1);
+
+    let me: Value = app
+        .get("/api/v1/me", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let login = me["login"].as_str().expect("login").to_owned();
+    let changed = app
+        .client
+        .put(app.url("/api/v1/me/security"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"sign_in_by_code": false, "new_sign_in_alert": false}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(changed.status(), StatusCode::OK);
+    sqlx::query("UPDATE verification_codes SET created_at = created_at - interval '2 minutes'")
+        .execute(&app.pool)
+        .await
+        .expect("age codes");
+    let before = app.mail.count_to(&login);
+    let asked = app
+        .post(
+            "/api/v1/verification-codes",
+            None,
+            &json!({"purpose": "sign_in", "destination": login}),
+        )
+        .await;
+    assert_eq!(
+        asked.status(),
+        StatusCode::ACCEPTED,
+        "the answer does not reveal the setting"
+    );
+    assert_eq!(
+        app.mail.count_to(&login),
+        before,
+        "no code is sent when code sign-in is off"
+    );
+    let refused = app
+        .post(
+            "/api/v1/sessions/code",
+            None,
+            &json!({"login": login, "code": "123456"}),
+        )
+        .await;
+    assert_problem(
+        refused,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/bad-code",
+    )
+    .await;
+    let bad = app
+        .client
+        .put(app.url("/api/v1/me/security"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"sign_in_by_code": "sometimes"}))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(
+        bad,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    app.stop().await;
+}

@@ -7,6 +7,7 @@ pub mod oauth;
 pub mod onboarding;
 pub mod orders;
 pub mod profile;
+pub mod security;
 pub mod sessions;
 pub mod users;
 pub mod verification;

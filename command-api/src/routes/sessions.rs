@@ -102,6 +102,21 @@ pub(crate) async fn open_session(
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
+    if crate::routes::security::settings_of(&state.pool, actor.id)
+        .await?
+        .new_sign_in_alert
+    {
+        let from = context.client_ip.as_deref().unwrap_or("unknown");
+        let device = context.user_agent.as_deref().unwrap_or("unknown");
+        crate::notifications::notify(
+            &state.pool,
+            crate::notifications::Recipient::Person(actor.id),
+            "new_sign_in",
+            "新的登录 / New sign-in",
+            &format!("您的账户在 {from}（{device}）登录。如非本人操作，请撤销该会话并修改密码。/ Your account signed in from {from} ({device}). If this was not you, revoke the session and change your password."),
+        )
+        .await?;
+    }
     let (access_token, expires_at) = state.token_key.issue(actor, session_id, now);
     Ok(SessionCreated {
         access_token,

@@ -160,13 +160,23 @@ pub async fn request_code(
     .execute(&state.pool)
     .await?;
     // Signing in and resetting need an account; say nothing about whether there is one.
-    let account_exists =
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM credentials WHERE login = $1")
+    let account: Option<Uuid> =
+        sqlx::query_scalar("SELECT user_id FROM credentials WHERE login = $1")
             .bind(&destination)
-            .fetch_one(&state.pool)
-            .await?
-            > 0;
-    if body.purpose == Purpose::Register || account_exists {
+            .fetch_optional(&state.pool)
+            .await?;
+    // Nothing is sent for a sign-in the account has switched off; the answer stays the same.
+    let may_send = match (body.purpose, account) {
+        (Purpose::Register, _) => true,
+        (Purpose::SignIn, Some(user_id)) => {
+            crate::routes::security::settings_of(&state.pool, user_id)
+                .await?
+                .sign_in_by_code
+        }
+        (Purpose::ResetPassword, Some(_)) => true,
+        (_, None) => false,
+    };
+    if may_send {
         let (subject, text) = code_message(&code);
         let sent = if by_sms {
             state.notifier.sms.send(&destination, &text).await
@@ -279,6 +289,12 @@ pub async fn sign_in_with_code(
             .fetch_optional(&state.pool)
             .await?;
     let (user_id, role) = account.ok_or(ApiError::BadCode)?;
+    if !crate::routes::security::settings_of(&state.pool, user_id)
+        .await?
+        .sign_in_by_code
+    {
+        return Err(ApiError::BadCode);
+    }
     let role = Role::parse(&role)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role}")))?;
     let session = open_session(&state, Actor { id: user_id, role }, &context).await?;

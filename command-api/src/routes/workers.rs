@@ -227,14 +227,15 @@ pub async fn suspend(
     .await
 }
 
-/// Lift a worker's suspension (admins).
-#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/reinstate", tag = "admin", security(("bearer" = [])),
+/// Lift a worker's suspension, with a reason (admins).
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/reinstate", tag = "admin", request_body = ReasonBody, security(("bearer" = [])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn reinstate(
     State(state): State<AppState>,
     context: CommandContext,
     AppPath(worker_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<WorkerAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     run(
@@ -242,6 +243,7 @@ pub async fn reinstate(
         worker_id,
         WorkerCommand::Reinstate {
             by,
+            reason: body.reason,
             now: context.occurred_at,
         },
         &context,

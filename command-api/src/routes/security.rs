@@ -1,0 +1,92 @@
+//! A person's account security settings: whether one-time codes may sign them in, and whether
+//! each new sign-in is reported to them.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::extract::AppJson;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/me/security", get(show).put(update))
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct SecuritySettings {
+    /// Whether a one-time code sent to the login may sign in (off: password or WeChat only).
+    pub sign_in_by_code: bool,
+    /// Whether every new sign-in leaves a notification.
+    pub new_sign_in_alert: bool,
+}
+
+pub async fn settings_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<SecuritySettings> {
+    let stored: Option<SecuritySettings> = sqlx::query_as(
+        "SELECT sign_in_by_code, new_sign_in_alert FROM account_security WHERE user_id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(stored.unwrap_or(SecuritySettings {
+        sign_in_by_code: true,
+        new_sign_in_alert: true,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SecurityView {
+    pub settings: SecuritySettings,
+    pub live_sessions: i64,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+}
+
+/// Your security settings and sessions at a glance.
+#[utoipa::path(get, path = "/api/v1/me/security", tag = "sessions", security(("bearer" = [])),
+    responses((status = 200, body = SecurityView)))]
+pub async fn show(
+    State(state): State<AppState>,
+    context: CommandContext,
+) -> Result<axum::Json<SecurityView>, ApiError> {
+    let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let settings = settings_of(&state.pool, actor.id).await?;
+    let (live_sessions, last_sign_in_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT COUNT(*) FILTER (WHERE revoked_at IS NULL AND expires_at > now()), MAX(created_at) FROM sessions WHERE user_id = $1",
+    )
+    .bind(actor.id)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(axum::Json(SecurityView {
+        settings,
+        live_sessions,
+        last_sign_in_at,
+    }))
+}
+
+/// Change your security settings.
+#[utoipa::path(put, path = "/api/v1/me/security", tag = "sessions", request_body = SecuritySettings, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = SecuritySettings), (status = 422, body = crate::error::Problem)))]
+pub async fn update(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<SecuritySettings>,
+) -> Result<axum::Json<SecuritySettings>, ApiError> {
+    let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    sqlx::query(
+        "INSERT INTO account_security (user_id, sign_in_by_code, new_sign_in_alert) VALUES ($1, $2, $3)
+         ON CONFLICT (user_id) DO UPDATE SET sign_in_by_code = $2, new_sign_in_alert = $3, updated_at = now()",
+    )
+    .bind(actor.id)
+    .bind(body.sign_in_by_code)
+    .bind(body.new_sign_in_alert)
+    .execute(&state.pool)
+    .await?;
+    Ok(axum::Json(body))
+}
