@@ -304,36 +304,17 @@ pub async fn search(
 ) -> sqlx::Result<Vec<CustomerRow>> {
     let mut query: QueryBuilder<Postgres> =
         QueryBuilder::new("SELECT * FROM read_customers WHERE true");
-    if let Some(text) = &search.text {
-        query
-            .push(" AND strpos(name, ")
-            .push_bind(text.clone())
-            .push(") > 0");
-    }
-    if let Some(tail) = &search.phone_tail {
-        query
-            .push(" AND right(phone_masked, length(")
-            .push_bind(tail.clone())
-            .push(")) = ")
-            .push_bind(tail.clone());
-    }
     if let Some(suspended) = search.suspended {
         query.push(" AND suspended = ").push_bind(suspended);
     }
-    if let Some(group) = &search.group {
-        query
-            .push(" AND groups @> ARRAY[")
-            .push_bind(group.clone())
-            .push("]::text[]");
-    }
-    if let Some((name, id)) = &search.after {
-        query
-            .push(" AND (name, customer_id) > (")
-            .push_bind(name.clone())
-            .push(", ")
-            .push_bind(*id)
-            .push(")");
-    }
+    crate::personal::push_person_filters(
+        &mut query,
+        search.text.as_deref(),
+        search.phone_tail.as_deref(),
+        search.group.as_deref(),
+        search.after.as_ref(),
+        "customer_id",
+    );
     query
         .push(" ORDER BY name, customer_id LIMIT ")
         .push_bind(i64::from(limit));

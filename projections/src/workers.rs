@@ -430,19 +430,6 @@ pub async fn search(
 ) -> sqlx::Result<Vec<WorkerRow>> {
     let mut query: QueryBuilder<Postgres> =
         QueryBuilder::new("SELECT * FROM read_workers WHERE true");
-    if let Some(text) = &search.text {
-        query
-            .push(" AND strpos(name, ")
-            .push_bind(text.clone())
-            .push(") > 0");
-    }
-    if let Some(tail) = &search.phone_tail {
-        query
-            .push(" AND right(phone_masked, length(")
-            .push_bind(tail.clone())
-            .push(")) = ")
-            .push_bind(tail.clone());
-    }
     if let Some(status) = &search.review_status {
         query
             .push(" AND review_status = ")
@@ -460,20 +447,14 @@ pub async fn search(
     if let Some(level) = &search.level {
         query.push(" AND level = ").push_bind(level.clone());
     }
-    if let Some(group) = &search.group {
-        query
-            .push(" AND groups @> ARRAY[")
-            .push_bind(group.clone())
-            .push("]::text[]");
-    }
-    if let Some((name, id)) = &search.after {
-        query
-            .push(" AND (name, worker_id) > (")
-            .push_bind(name.clone())
-            .push(", ")
-            .push_bind(*id)
-            .push(")");
-    }
+    crate::personal::push_person_filters(
+        &mut query,
+        search.text.as_deref(),
+        search.phone_tail.as_deref(),
+        search.group.as_deref(),
+        search.after.as_ref(),
+        "worker_id",
+    );
     query
         .push(" ORDER BY name, worker_id LIMIT ")
         .push_bind(i64::from(limit));

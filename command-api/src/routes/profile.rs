@@ -53,6 +53,24 @@ pub struct AddressView {
     pub added_at: DateTime<Utc>,
 }
 
+impl From<projections::customers::AddressRow> for AddressView {
+    fn from(address: projections::customers::AddressRow) -> Self {
+        AddressView {
+            address_id: address.address_id,
+            label: address.label,
+            city: address.city,
+            district: address.district,
+            detail: address.detail,
+            contact_name: address.contact_name,
+            contact_phone: address.contact_phone_masked,
+            latitude: address.latitude,
+            longitude: address.longitude,
+            coordinate_system: address.coordinate_system,
+            added_at: address.added_at,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProfileView {
     pub customer_id: Uuid,
@@ -96,22 +114,7 @@ pub async fn show(
         phone: row.phone_masked,
         email: row.email_masked,
         emergency_contact,
-        addresses: addresses
-            .into_iter()
-            .map(|address| AddressView {
-                address_id: address.address_id,
-                label: address.label,
-                city: address.city,
-                district: address.district,
-                detail: address.detail,
-                contact_name: address.contact_name,
-                contact_phone: address.contact_phone_masked,
-                latitude: address.latitude,
-                longitude: address.longitude,
-                coordinate_system: address.coordinate_system,
-                added_at: address.added_at,
-            })
-            .collect(),
+        addresses: addresses.into_iter().map(AddressView::from).collect(),
         version: row.last_sequence,
     }))
 }

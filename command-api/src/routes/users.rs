@@ -166,22 +166,7 @@ pub async fn customer(
     let addresses = projections::customers::addresses(&state.pool, customer_id).await?;
     Ok(axum::Json(CustomerDetail {
         customer: row.into(),
-        addresses: addresses
-            .into_iter()
-            .map(|address| AddressView {
-                address_id: address.address_id,
-                label: address.label,
-                city: address.city,
-                district: address.district,
-                detail: address.detail,
-                contact_name: address.contact_name,
-                contact_phone: address.contact_phone_masked,
-                latitude: address.latitude,
-                longitude: address.longitude,
-                coordinate_system: address.coordinate_system,
-                added_at: address.added_at,
-            })
-            .collect(),
+        addresses: addresses.into_iter().map(AddressView::from).collect(),
     }))
 }
 

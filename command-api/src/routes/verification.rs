@@ -248,6 +248,31 @@ pub async fn consume_code(
     }
 }
 
+/// Spends a code as `consume_code` does, behind the sign-in lock-out: a wrong code counts as
+/// a failed sign-in for the login and the client address. Returns the normalised login.
+async fn consume_guarded(
+    state: &AppState,
+    context: &CommandContext,
+    purpose: Purpose,
+    raw_login: &str,
+    code: &str,
+) -> Result<String, ApiError> {
+    let login = normalise_login(raw_login).map_err(|_| ApiError::BadCode)?;
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    check_lock_out(&state.pool, &login, &client_ip).await?;
+    match consume_code(&state.pool, &state.token_key, purpose, &login, code).await {
+        Ok(()) => Ok(login),
+        Err(ApiError::BadCode) => {
+            record_failure(&state.pool, &login, &client_ip).await?;
+            Err(ApiError::BadCode)
+        }
+        Err(other) => Err(other),
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeSignInBody {
@@ -263,26 +288,7 @@ pub async fn sign_in_with_code(
     context: CommandContext,
     AppJson(body): AppJson<CodeSignInBody>,
 ) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
-    let login = normalise_login(&body.login).map_err(|_| ApiError::BadCode)?;
-    let client_ip = context
-        .client_ip
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
-    check_lock_out(&state.pool, &login, &client_ip).await?;
-    if let Err(error) = consume_code(
-        &state.pool,
-        &state.token_key,
-        Purpose::SignIn,
-        &login,
-        &body.code,
-    )
-    .await
-    {
-        if matches!(error, ApiError::BadCode) {
-            record_failure(&state.pool, &login, &client_ip).await?;
-        }
-        return Err(error);
-    }
+    let login = consume_guarded(&state, &context, Purpose::SignIn, &body.login, &body.code).await?;
     let account: Option<(Uuid, String)> =
         sqlx::query_as("SELECT user_id, role FROM credentials WHERE login = $1")
             .bind(&login)
@@ -318,26 +324,14 @@ pub async fn reset_password(
     AppJson(body): AppJson<ResetBody>,
 ) -> Result<StatusCode, ApiError> {
     check_password(&body.new_password)?;
-    let login = normalise_login(&body.login).map_err(|_| ApiError::BadCode)?;
-    let client_ip = context
-        .client_ip
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
-    check_lock_out(&state.pool, &login, &client_ip).await?;
-    if let Err(error) = consume_code(
-        &state.pool,
-        &state.token_key,
+    let login = consume_guarded(
+        &state,
+        &context,
         Purpose::ResetPassword,
-        &login,
+        &body.login,
         &body.code,
     )
-    .await
-    {
-        if matches!(error, ApiError::BadCode) {
-            record_failure(&state.pool, &login, &client_ip).await?;
-        }
-        return Err(error);
-    }
+    .await?;
     let new_password = body.new_password;
     let new_hash = tokio::task::spawn_blocking(move || hash_password(&new_password))
         .await
