@@ -113,21 +113,34 @@ impl Vault {
         })
     }
 
-    /// The person's data key, created on first use.
+    /// The person's data key, created on first use. The common case, a key that exists, is
+    /// one read; only a person's first sealing writes.
     async fn data_key(&self, owner: Uuid) -> Result<Key<Aes256Gcm>, VaultError> {
-        let fresh: [u8; 32] = rand::random();
-        let wrapped = encrypt(&self.key_encryption_key, &wrapped_aad(owner), &fresh);
-        sqlx::query("INSERT INTO person_keys (person_id, wrapped_key) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(owner)
-            .bind(&wrapped)
-            .execute(&self.pool)
-            .await?;
-        let stored: Option<Vec<u8>> =
+        let existing: Option<Option<Vec<u8>>> =
             sqlx::query_scalar("SELECT wrapped_key FROM person_keys WHERE person_id = $1")
                 .bind(owner)
-                .fetch_one(&self.pool)
+                .fetch_optional(&self.pool)
                 .await?;
-        let wrapped = stored.ok_or(VaultError::Erased(owner))?;
+        let wrapped = match existing {
+            Some(wrapped) => wrapped,
+            None => {
+                let fresh: [u8; 32] = rand::random();
+                let wrapped = encrypt(&self.key_encryption_key, &wrapped_aad(owner), &fresh);
+                sqlx::query(
+                    "INSERT INTO person_keys (person_id, wrapped_key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                )
+                .bind(owner)
+                .bind(&wrapped)
+                .execute(&self.pool)
+                .await?;
+                // Another process may have created it first: use whichever was stored.
+                sqlx::query_scalar("SELECT wrapped_key FROM person_keys WHERE person_id = $1")
+                    .bind(owner)
+                    .fetch_one(&self.pool)
+                    .await?
+            }
+        };
+        let wrapped = wrapped.ok_or(VaultError::Erased(owner))?;
         self.unwrap_key(owner, &wrapped)
     }
 
