@@ -259,7 +259,9 @@ impl DomainErrorKind for domain::worker::WorkerError {
             | E::IdentityMissing
             | E::BackgroundCheckMissing
             | E::BackgroundCheckHit => ApiError::IllegalState(detail),
+            E::Overlap(_) => ApiError::Conflict(detail),
             E::NoSkills
+            | E::EmptyWindow
             | E::ReasonRequired
             | E::SkillNotDeclared
             | E::BadGroups { .. }

@@ -394,6 +394,8 @@ pub struct Order {
     pub total: Option<Fen>,
     pub worker_id: Option<Uuid>,
     pub declined_by: Vec<Uuid>,
+    /// When the service runs: from the scheduled start for its duration.
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 /// The longest booking horizon, in units: a year of hours is plenty for any household.
@@ -665,6 +667,9 @@ impl Aggregate for Order {
                 self.customer_id = Some(booking.customer_id);
                 self.service = Some(booking.service);
                 self.total = Some(total);
+                let end = booking.scheduled_start
+                    + chrono::Duration::minutes(i64::from(booking.duration_minutes));
+                self.window = Some((booking.scheduled_start, end));
             }
             OrderEvent::PaymentRequested { .. } => self.status = OrderStatus::AwaitingPayment,
             OrderEvent::PaymentRecorded { .. } => self.status = OrderStatus::Paid,

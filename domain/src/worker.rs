@@ -131,6 +131,21 @@ pub enum WorkerCommand {
         groups: Vec<String>,
         now: DateTime<Utc>,
     },
+    /// Reserves the worker's time for an order. Refused if it overlaps another booking: a
+    /// worker's own stream is where double booking is decided, so concurrent attempts from any
+    /// number of processes meet at its optimistic concurrency check.
+    Book {
+        order_id: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    /// Gives the time back (declined, cancelled, reassigned, or an assignment that failed).
+    Release {
+        order_id: Uuid,
+        reason: String,
+        now: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,6 +227,17 @@ pub enum WorkerEvent {
         groups: Vec<String>,
         at: DateTime<Utc>,
     },
+    WorkerBooked {
+        order_id: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        at: DateTime<Utc>,
+    },
+    BookingReleased {
+        order_id: Uuid,
+        reason: String,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for WorkerEvent {
@@ -234,6 +260,8 @@ impl DomainEvent for WorkerEvent {
             WorkerEvent::SkillCertified { .. } => "SkillCertified",
             WorkerEvent::LevelSet { .. } => "LevelSet",
             WorkerEvent::GroupsSet { .. } => "GroupsSet",
+            WorkerEvent::WorkerBooked { .. } => "WorkerBooked",
+            WorkerEvent::BookingReleased { .. } => "BookingReleased",
         };
         name.to_owned()
     }
@@ -271,8 +299,20 @@ pub enum WorkerError {
     NoSuchCertificate,
     #[error("分组最多 {max} 个，每个 1–20 字 / at most {max} groups of 1 to 20 characters")]
     BadGroups { max: usize },
+    #[error("服务人员在该时段已有预约 / the worker is already booked for an overlapping time (order {0})")]
+    Overlap(Uuid),
+    #[error("服务时段无效 / the booking window is empty")]
+    EmptyWindow,
     #[error("{0}")]
     Invalid(#[from] ValueError),
+}
+
+/// One reserved stretch of a worker's time, `[start, end)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BookedTime {
+    pub order_id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
 }
 
 /// The most groups a worker can be in.
@@ -293,6 +333,7 @@ pub struct Worker {
     /// Declared certificates, with whether the expiry job has marked them expired.
     pub certificates: Vec<(Certificate, bool)>,
     pub groups: Vec<String>,
+    pub bookings: Vec<BookedTime>,
 }
 
 impl Worker {
@@ -481,6 +522,56 @@ impl Worker {
             WorkerCommand::SetLevel { by, level, now } => {
                 Ok(vec![WorkerEvent::LevelSet { by, level, at: now }])
             }
+            WorkerCommand::Book {
+                order_id,
+                start,
+                end,
+                now,
+            } => {
+                if end <= start {
+                    return Err(WorkerError::EmptyWindow);
+                }
+                if self
+                    .bookings
+                    .iter()
+                    .any(|booked| booked.order_id == order_id)
+                {
+                    // Booking the same order again is a retry, not a new reservation.
+                    return Ok(vec![]);
+                }
+                if let Some(clash) = self
+                    .bookings
+                    .iter()
+                    .find(|booked| booked.start < end && start < booked.end)
+                {
+                    return Err(WorkerError::Overlap(clash.order_id));
+                }
+                Ok(vec![WorkerEvent::WorkerBooked {
+                    order_id,
+                    start,
+                    end,
+                    at: now,
+                }])
+            }
+            WorkerCommand::Release {
+                order_id,
+                reason,
+                now,
+            } => Ok(
+                if self
+                    .bookings
+                    .iter()
+                    .any(|booked| booked.order_id == order_id)
+                {
+                    vec![WorkerEvent::BookingReleased {
+                        order_id,
+                        reason,
+                        at: now,
+                    }]
+                } else {
+                    vec![]
+                },
+            ),
             WorkerCommand::SetGroups { by, groups, now } => Ok(vec![WorkerEvent::GroupsSet {
                 by,
                 groups: crate::values::group_names(&groups)
@@ -563,6 +654,19 @@ impl Aggregate for Worker {
             WorkerEvent::SkillCertified { service, .. } => self.certified_skills.push(service),
             WorkerEvent::LevelSet { level, .. } => self.level = level,
             WorkerEvent::GroupsSet { groups, .. } => self.groups = groups,
+            WorkerEvent::WorkerBooked {
+                order_id,
+                start,
+                end,
+                ..
+            } => self.bookings.push(BookedTime {
+                order_id,
+                start,
+                end,
+            }),
+            WorkerEvent::BookingReleased { order_id, .. } => {
+                self.bookings.retain(|booked| booked.order_id != order_id)
+            }
         }
     }
 }

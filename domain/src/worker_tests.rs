@@ -602,7 +602,78 @@ fn one_of_every_event() -> Vec<WorkerEvent> {
             groups: vec!["浦东组".into()],
             at: later(7),
         },
+        booked(1, 0, 3),
+        WorkerEvent::BookingReleased {
+            order_id: Uuid::from_u128(1),
+            reason: "拒单 / declined".into(),
+            at: later(8),
+        },
     ]
+}
+
+fn booked(order: u128, from_hour: i64, to_hour: i64) -> WorkerEvent {
+    WorkerEvent::WorkerBooked {
+        order_id: Uuid::from_u128(order),
+        start: later(24 * 60 + from_hour * 60),
+        end: later(24 * 60 + to_hour * 60),
+        at: later(8),
+    }
+}
+
+fn book(order: u128, from_hour: i64, to_hour: i64) -> WorkerCommand {
+    WorkerCommand::Book {
+        order_id: Uuid::from_u128(order),
+        start: later(24 * 60 + from_hour * 60),
+        end: later(24 * 60 + to_hour * 60),
+        now: later(8),
+    }
+}
+
+#[test]
+fn a_worker_is_never_booked_for_overlapping_times() {
+    let history = vec![registered(), booked(1, 2, 5)];
+    for (from, to) in [(2, 5), (1, 3), (4, 6), (3, 4), (0, 8)] {
+        given(history.clone())
+            .when(book(2, from, to))
+            .then_expect_error(WorkerError::Overlap(Uuid::from_u128(1)));
+    }
+    // Touching ends do not overlap: the intervals are half-open.
+    given(history.clone())
+        .when(book(2, 5, 7))
+        .then_expect_events(vec![booked(2, 5, 7)]);
+    given(history.clone())
+        .when(book(2, 0, 2))
+        .then_expect_events(vec![booked(2, 0, 2)]);
+    // The same order again is a retry.
+    given(history.clone())
+        .when(book(1, 2, 5))
+        .then_expect_events(vec![]);
+    given(history)
+        .when(book(3, 4, 4))
+        .then_expect_error(WorkerError::EmptyWindow);
+}
+
+#[test]
+fn a_released_booking_frees_the_time() {
+    let release = WorkerCommand::Release {
+        order_id: Uuid::from_u128(1),
+        reason: "拒单 / declined".into(),
+        now: later(8),
+    };
+    let released = WorkerEvent::BookingReleased {
+        order_id: Uuid::from_u128(1),
+        reason: "拒单 / declined".into(),
+        at: later(8),
+    };
+    given(vec![registered(), booked(1, 2, 5)])
+        .when(release.clone())
+        .then_expect_events(vec![released.clone()]);
+    given(vec![registered()])
+        .when(release)
+        .then_expect_events(vec![]);
+    given(vec![registered(), booked(1, 2, 5), released])
+        .when(book(2, 2, 5))
+        .then_expect_events(vec![booked(2, 2, 5)]);
 }
 
 /// No catch-all arm: a new event kind fails to compile until it is added to the samples.
@@ -625,6 +696,8 @@ fn kind_index(event: &WorkerEvent) -> usize {
         WorkerEvent::SkillCertified { .. } => 14,
         WorkerEvent::LevelSet { .. } => 15,
         WorkerEvent::GroupsSet { .. } => 16,
+        WorkerEvent::WorkerBooked { .. } => 17,
+        WorkerEvent::BookingReleased { .. } => 18,
     }
 }
 
@@ -632,7 +705,7 @@ fn kind_index(event: &WorkerEvent) -> usize {
 fn every_worker_event_survives_a_json_round_trip_under_a_distinct_type() {
     let events = one_of_every_event();
     let kinds: Vec<usize> = events.iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..17).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..19).collect::<Vec<_>>());
     let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(types.len(), events.len());
     for event in events {

@@ -262,6 +262,8 @@ impl Projection for WorkersProjection {
                     .execute(&mut *connection)
                     .await?;
             }
+            // The worker's calendar as a read model comes with booking (issue 4).
+            WorkerEvent::WorkerBooked { .. } | WorkerEvent::BookingReleased { .. } => {}
             WorkerEvent::GroupsSet { groups, .. } => {
                 sqlx::query(&set("groups = $2"))
                     .bind(worker_id)

@@ -220,3 +220,137 @@ async fn the_event_log_is_append_only_and_hash_chained() {
     assert_eq!(broken, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn one_worker_assigned_concurrently_to_overlapping_orders_from_two_processes_is_booked_once()
+{
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let admin = app.create_admin().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let mut orders = Vec::new();
+    for _ in 0..8 {
+        orders.push(app.dispatchable_order(&customer, &admin).await);
+    }
+    let first = ServerProcess::start(&app.database_url).await;
+    let second = ServerProcess::start(&app.database_url).await;
+    let attempts = orders.iter().enumerate().map(|(index, order_id)| {
+        let base = if index % 2 == 0 {
+            &first.address
+        } else {
+            &second.address
+        };
+        app.client
+            .post(format!("{base}/api/v1/orders/{order_id}/assignment"))
+            .bearer_auth(&admin.token)
+            .json(&json!({"worker_id": worker.id}))
+            .send()
+    });
+    let statuses: Vec<StatusCode> = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|response| response.expect("request").status())
+        .collect();
+    assert_eq!(
+        statuses
+            .iter()
+            .filter(|status| **status == StatusCode::OK)
+            .count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses
+            .iter()
+            .all(|status| *status == StatusCode::OK || *status == StatusCode::CONFLICT),
+        "{statuses:?}"
+    );
+
+    // The worker's calendar, folded from their own stream: one booking, no overlaps.
+    let events: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT event_type, payload::jsonb FROM events WHERE aggregate_type = 'worker' AND aggregate_id = $1 ORDER BY sequence",
+    )
+    .bind(worker.id.to_string())
+    .fetch_all(&app.pool)
+    .await
+    .expect("events");
+    let mut calendar: Vec<(String, String, String)> = Vec::new();
+    for (event_type, payload) in events {
+        match event_type.as_str() {
+            "WorkerBooked" => {
+                let booked = &payload["WorkerBooked"];
+                let entry = |key: &str| booked[key].as_str().expect("field").to_owned();
+                calendar.push((entry("order_id"), entry("start"), entry("end")));
+            }
+            "BookingReleased" => {
+                let order = payload["BookingReleased"]["order_id"]
+                    .as_str()
+                    .expect("order")
+                    .to_owned();
+                calendar.retain(|(booked, _, _)| *booked != order);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(calendar.len(), 1, "{calendar:?}");
+    let assigned: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'WorkerAssigned'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(assigned, 1);
+    let (winner, _, _) = &calendar[0];
+    let winner_assigned: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE aggregate_id = $1 AND event_type = 'WorkerAssigned'",
+    )
+    .bind(winner)
+    .fetch_one(&app.pool)
+    .await
+    .expect("count");
+    assert_eq!(
+        winner_assigned, 1,
+        "the booking belongs to the order that got the worker"
+    );
+
+    // Declining gives the time back: another of the overlapping orders can now have the worker.
+    let declined = app
+        .post(
+            &format!("/api/v1/orders/{winner}/decline"),
+            Some(&worker.token),
+            &json!({"reason": "临时有事 / something came up"}),
+        )
+        .await;
+    assert_eq!(declined.status(), StatusCode::OK);
+    let other = orders
+        .iter()
+        .find(|order| order.to_string() != *winner)
+        .expect("another order");
+    let reassigned = app
+        .post(
+            &format!("/api/v1/orders/{other}/assignment"),
+            Some(&admin.token),
+            &json!({"worker_id": worker.id}),
+        )
+        .await;
+    assert_eq!(reassigned.status(), StatusCode::OK);
+    let overlapping = orders
+        .iter()
+        .find(|order| order.to_string() != *winner && *order != other)
+        .expect("a third order");
+    let refused = app
+        .post(
+            &format!("/api/v1/orders/{overlapping}/assignment"),
+            Some(&admin.token),
+            &json!({"worker_id": worker.id}),
+        )
+        .await;
+    let problem = tests::assert_problem(refused, StatusCode::CONFLICT, "/problems/conflict").await;
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("已有预约"),
+        "{problem}"
+    );
+    app.stop().await;
+}

@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::order::{Booking, Order, OrderCommand, OrderStatus};
-use domain::worker::Worker;
+use domain::worker::{Worker, WorkerCommand};
 use domain::{
     Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, PlainAddress, Role, ServiceCode,
 };
@@ -466,7 +466,18 @@ pub async fn cancel(
         reason: body.reason,
         now: context.occurred_at,
     };
-    run(&state, order_id, command, &context).await
+    let committed = state.orders.execute(order_id, command, &context).await?;
+    if let Some(worker_id) = committed.state.worker_id {
+        release_booking(
+            &state,
+            worker_id,
+            order_id,
+            "订单已取消 / order cancelled",
+            &context,
+        )
+        .await;
+    }
+    Ok(ack(order_id, committed))
 }
 
 /// Open a dispute during or after the service (its customer or an admin).
@@ -593,6 +604,10 @@ pub async fn assign(
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     // The worker's own stream, not a read model: the decision must see the latest standing.
     let (worker, _): (Worker, usize) = state.workers.load(body.worker_id).await?;
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    let (start, end) = order
+        .window
+        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
     let command = OrderCommand::AssignWorker {
         worker: worker.facts(
             body.worker_id,
@@ -601,7 +616,52 @@ pub async fn assign(
         by,
         now: context.occurred_at,
     };
-    run(&state, order_id, command, &context).await
+    // Two steps across two streams. First the worker's time is reserved in the worker's own
+    // stream, where any overlapping reservation (from any process) is refused; then the order
+    // takes the worker. If the order refuses, the reservation is given back.
+    let booking = WorkerCommand::Book {
+        order_id,
+        start,
+        end,
+        now: context.occurred_at,
+    };
+    state
+        .workers
+        .execute(body.worker_id, booking, &context)
+        .await?;
+    match run(&state, order_id, command, &context).await {
+        Ok(ack) => Ok(ack),
+        Err(refusal) => {
+            release_booking(
+                &state,
+                body.worker_id,
+                order_id,
+                "派单失败 / assignment failed",
+                &context,
+            )
+            .await;
+            Err(refusal)
+        }
+    }
+}
+
+/// Gives a worker's reserved time for an order back. A failure here leaves a reservation that
+/// blocks nobody else's order but this worker's; it is logged for the admins.
+async fn release_booking(
+    state: &AppState,
+    worker_id: Uuid,
+    order_id: Uuid,
+    reason: &str,
+    context: &CommandContext,
+) {
+    let release = WorkerCommand::Release {
+        order_id,
+        reason: reason.to_owned(),
+        now: context.occurred_at,
+    };
+    if let Err(error) = state.workers.execute(worker_id, release, context).await {
+        tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not release a booking");
+    }
 }
 
 macro_rules! worker_step {
@@ -669,5 +729,14 @@ pub async fn decline(
         reason: body.reason,
         now: context.occurred_at,
     };
-    run(&state, order_id, command, &context).await
+    let acknowledged = run(&state, order_id, command, &context).await?;
+    release_booking(
+        &state,
+        worker.id,
+        order_id,
+        "服务人员拒单 / declined by the worker",
+        &context,
+    )
+    .await;
+    Ok(acknowledged)
 }
