@@ -165,10 +165,17 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
                 .and_then(|value| value.to_str().ok())
                 .map(|value| value.chars().take(300).collect::<String>())
         };
-        let client_ip = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-            .await
-            .ok()
-            .map(|ConnectInfo(address)| address.ip().to_string());
+        // The address the client-address middleware settled on, else the socket's peer.
+        let client_ip = match parts
+            .extensions
+            .get::<crate::client_address::ClientAddress>()
+        {
+            Some(address) => Some(address.0.to_string()),
+            None => ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+                .await
+                .ok()
+                .map(|ConnectInfo(address)| address.ip().to_string()),
+        };
         Ok(CommandContext {
             command_id: Uuid::now_v7(),
             actor: Caller::from_request_parts(parts, state).await?.0,

@@ -123,8 +123,8 @@ async fn replay_or_run_inner(
         None => {
             let address = request
                 .extensions()
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip().to_string())
+                .get::<crate::client_address::ClientAddress>()
+                .map(|address| address.0.to_string())
                 .unwrap_or_default();
             format!("anonymous:{address}")
         }

@@ -17,12 +17,15 @@ use crate::state::AppState;
 pub struct JobSettings {
     /// `ANJIA_CERTIFICATE_EXPIRY_SCHEDULE`; by default at the top of every minute.
     pub certificate_expiry_schedule: String,
+    /// `ANJIA_HOUSEKEEPING_SCHEDULE`; by default every hour at minute 17.
+    pub housekeeping_schedule: String,
 }
 
 impl Default for JobSettings {
     fn default() -> Self {
         JobSettings {
             certificate_expiry_schedule: "0 * * * * *".to_owned(),
+            housekeeping_schedule: "0 17 * * * *".to_owned(),
         }
     }
 }
@@ -30,10 +33,16 @@ impl Default for JobSettings {
 impl JobSettings {
     pub fn from_environment() -> Self {
         let mut settings = JobSettings::default();
-        if let Ok(schedule) = std::env::var("ANJIA_CERTIFICATE_EXPIRY_SCHEDULE") {
-            if !schedule.trim().is_empty() {
-                settings.certificate_expiry_schedule = schedule;
-            }
+        let read = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+        };
+        if let Some(schedule) = read("ANJIA_CERTIFICATE_EXPIRY_SCHEDULE") {
+            settings.certificate_expiry_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_HOUSEKEEPING_SCHEDULE") {
+            settings.housekeeping_schedule = schedule;
         }
         settings
     }
@@ -60,8 +69,53 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         },
     )?;
     scheduler.add(job).await?;
+    let job_state = state.clone();
+    let purge = Job::new_async(
+        settings.housekeeping_schedule.as_str(),
+        move |_id, _lock| {
+            let state = job_state.clone();
+            Box::pin(async move {
+                match purge_expired(&state.pool).await {
+                    Ok(Some(removed)) if removed > 0 => {
+                        tracing::info!(removed, "expired records purged")
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(error = format!("{error:#}"), "the housekeeping job failed")
+                    }
+                }
+            })
+        },
+    )?;
+    scheduler.add(purge).await?;
     scheduler.start().await?;
     Ok(scheduler)
+}
+
+/// How long a stored idempotent response is replayed.
+pub const IDEMPOTENCY_RETENTION_HOURS: i32 = 24;
+
+/// Removes what has outlived its use: stored idempotent responses past their retention (they
+/// may echo personal data), spent or expired one-time codes, OAuth states and link tickets.
+pub async fn purge_expired(pool: &PgPool) -> anyhow::Result<Option<u64>> {
+    exclusively(pool, "housekeeping", async {
+        let mut removed = sqlx::query(
+            "DELETE FROM idempotency WHERE created_at < now() - make_interval(hours => $1) AND status IS NOT NULL",
+        )
+        .bind(IDEMPOTENCY_RETENTION_HOURS)
+        .execute(pool)
+        .await?
+        .rows_affected();
+        for statement in [
+            "DELETE FROM verification_codes WHERE expires_at < now() - interval '1 day'",
+            "DELETE FROM oauth_states WHERE expires_at < now() - interval '1 day'",
+            "DELETE FROM oauth_link_tickets WHERE expires_at < now() - interval '1 day'",
+        ] {
+            removed += sqlx::query(statement).execute(pool).await?.rows_affected();
+        }
+        anyhow::Ok(removed)
+    })
+    .await
 }
 
 /// A stable advisory-lock key per job name.

@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod background;
 pub mod bench;
+pub mod client_address;
 pub mod commands;
 pub mod erasure;
 pub mod error;
@@ -67,11 +68,15 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth::authorize,
         ))
-        .with_state(state);
+        .with_state(state.clone());
     routes
         .fallback(|| async { ApiError::not_found("路径", "route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(idempotency::BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            client_address::settle,
+        ))
         .layer(middleware::from_fn(log_failures))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -88,7 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
-            let settings = server::Settings::from_environment();
+            let settings = server::Settings::from_environment()?;
             let running = server::start(pool, listener, !no_projectors, &settings, vault).await?;
             // Machine-readable, so scripts and tests learn the port when asked for port 0.
             let mut stdout = std::io::stdout().lock();

@@ -66,16 +66,18 @@ pub struct Settings {
     pub background: crate::background::BackgroundCheckSettings,
     pub jobs: crate::jobs::JobSettings,
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Settings {
-    pub fn from_environment() -> Self {
-        Settings {
+    pub fn from_environment() -> anyhow::Result<Self> {
+        Ok(Settings {
+            trusted_proxies: crate::client_address::trusted_proxies_from_environment()?,
             notify: crate::notify::NotifySettings::from_environment(),
             background: crate::background::BackgroundCheckSettings::from_environment(),
             jobs: crate::jobs::JobSettings::from_environment(),
             oauth: crate::routes::oauth::OAuthSettings::from_environment(),
-        }
+        })
     }
 }
 

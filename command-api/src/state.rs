@@ -22,6 +22,8 @@ pub struct AppState {
     /// Seals and opens personal data.
     pub vault: vault::Vault,
     pub background: std::sync::Arc<dyn crate::background::BackgroundCheck>,
+    /// Reverse proxies whose `X-Forwarded-For` we believe.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// WeChat sign-in, when configured.
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
 }
@@ -37,6 +39,7 @@ impl AppState {
         Ok(AppState {
             background: settings.background.build(&pool)?,
             oauth: settings.oauth.clone(),
+            trusted_proxies: settings.trusted_proxies.clone(),
             vault,
             notifier: Notifier::new(&pool, notify)?,
             token_key,

@@ -143,3 +143,39 @@ async fn a_passing_refusal_is_not_bound_to_the_key_so_a_later_retry_runs() {
     assert_eq!(app.mail.count_to(&address), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn stored_responses_are_purged_after_their_retention_and_a_late_retry_still_creates_no_twin()
+{
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let body = order_body();
+    let send = || {
+        app.client
+            .post(app.url("/api/v1/orders"))
+            .bearer_auth(&customer.token)
+            .header("Idempotency-Key", "old-key")
+            .json(&body)
+            .send()
+    };
+    assert_eq!(send().await.expect("request").status(), StatusCode::CREATED);
+    sqlx::query("UPDATE idempotency SET created_at = now() - interval '25 hours'")
+        .execute(&app.pool)
+        .await
+        .expect("age");
+    let removed = command_api::jobs::purge_expired(&app.pool)
+        .await
+        .expect("purge");
+    assert_eq!(removed, Some(1));
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0);
+    // The key no longer replays, but the order id it derives is taken: no second order.
+    let events_before = app.event_count().await;
+    let late = send().await.expect("request");
+    assert_problem(late, StatusCode::CONFLICT, "/problems/illegal-state").await;
+    assert_eq!(app.event_count().await, events_before);
+    app.stop().await;
+}

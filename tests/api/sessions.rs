@@ -333,3 +333,66 @@ async fn security_settings_switch_off_code_sign_in_and_new_sign_ins_are_reported
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_lock_outs_follow_the_forwarded_client_address() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")]
+    })
+    .await;
+    let customer = app.register_customer().await;
+    let me: Value = app
+        .get("/api/v1/me", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let login = me["login"].as_str().expect("login").to_owned();
+    let from = |address: &'static str, body: Value| {
+        app.client
+            .post(app.url("/api/v1/sessions"))
+            .header("x-forwarded-for", address)
+            .json(&body)
+            .send()
+    };
+    for _ in 0..6 {
+        let wrong = from(
+            "198.51.100.1",
+            json!({"login": "nobody@example.com", "password": "wrong-password"}),
+        )
+        .await
+        .expect("request");
+        assert!(matches!(
+            wrong.status(),
+            StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+        ));
+    }
+    let locked = from(
+        "198.51.100.1",
+        json!({"login": login, "password": "a-good-password"}),
+    )
+    .await
+    .expect("request");
+    assert_problem(
+        locked,
+        StatusCode::TOO_MANY_REQUESTS,
+        "/problems/locked-out",
+    )
+    .await;
+    // Another client behind the same proxy is not affected.
+    let other = from(
+        "198.51.100.2",
+        json!({"login": login, "password": "a-good-password"}),
+    )
+    .await
+    .expect("request");
+    assert_eq!(other.status(), StatusCode::CREATED);
+    // The session records the client, not the proxy.
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT client_ip FROM sessions ORDER BY created_at DESC LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .expect("session");
+    assert_eq!(recorded.as_deref(), Some("198.51.100.2"));
+    app.stop().await;
+}
