@@ -260,6 +260,7 @@ impl DomainErrorKind for domain::worker::WorkerError {
             | E::BackgroundCheckMissing
             | E::BackgroundCheckHit => ApiError::IllegalState(detail),
             E::Overlap(_) => ApiError::Conflict(detail),
+            E::Unavailable => ApiError::IllegalState(detail),
             E::NoSkills
             | E::EmptyWindow
             | E::ReasonRequired

@@ -49,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::users::router())
         .merge(routes::oauth::router())
         .merge(routes::security::router())
+        .merge(routes::availability::router())
         .merge(notifications::router())
         .merge(routes::admin::router())
         .merge(openapi::router())

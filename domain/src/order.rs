@@ -396,6 +396,8 @@ pub struct Order {
     pub declined_by: Vec<Uuid>,
     /// When the service runs: from the scheduled start for its duration.
     pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Where, when the customer gave coordinates.
+    pub location: Option<crate::values::GeoPoint>,
 }
 
 /// The longest booking horizon, in units: a year of hours is plenty for any household.
@@ -670,6 +672,7 @@ impl Aggregate for Order {
                 let end = booking.scheduled_start
                     + chrono::Duration::minutes(i64::from(booking.duration_minutes));
                 self.window = Some((booking.scheduled_start, end));
+                self.location = booking.address.location;
             }
             OrderEvent::PaymentRequested { .. } => self.status = OrderStatus::AwaitingPayment,
             OrderEvent::PaymentRecorded { .. } => self.status = OrderStatus::Paid,

@@ -6,11 +6,14 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::availability::{
+    local_instant, travel_minutes, Availability, DayOverride, Leave, TimeRange, WeeklyPlan,
+};
 use crate::catalogue::ServiceCode;
 use crate::onboarding::{
     required_certificates, BackgroundCheckOutcome, Certificate, Level, ReviewDecision, ReviewStatus,
 };
-use crate::values::{required_text, Actor, Sealed, ValueError};
+use crate::values::{required_text, Actor, GeoPoint, Sealed, ValueError};
 
 /// The city and districts a worker serves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +141,25 @@ pub enum WorkerCommand {
         order_id: Uuid,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
+        /// Where the job is, for the travel time to and from the worker's other jobs.
+        location: Option<GeoPoint>,
+        now: DateTime<Utc>,
+    },
+    SetWeeklyPlan {
+        plan: WeeklyPlan,
+        now: DateTime<Utc>,
+    },
+    /// Hours for one date that differ from the plan; no ranges means a day off.
+    SetDayHours {
+        date: NaiveDate,
+        ranges: Vec<TimeRange>,
+        now: DateTime<Utc>,
+    },
+    TakeLeave {
+        leave_id: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+        reason: String,
         now: DateTime<Utc>,
     },
     /// Gives the time back (declined, cancelled, reassigned, or an assignment that failed).
@@ -231,6 +253,24 @@ pub enum WorkerEvent {
         order_id: Uuid,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
+        #[serde(default)]
+        location: Option<GeoPoint>,
+        at: DateTime<Utc>,
+    },
+    WeeklyPlanSet {
+        plan: WeeklyPlan,
+        at: DateTime<Utc>,
+    },
+    DayHoursSet {
+        date: NaiveDate,
+        ranges: Vec<TimeRange>,
+        at: DateTime<Utc>,
+    },
+    LeaveTaken {
+        leave_id: Uuid,
+        from: NaiveDate,
+        to: NaiveDate,
+        reason: String,
         at: DateTime<Utc>,
     },
     BookingReleased {
@@ -262,6 +302,9 @@ impl DomainEvent for WorkerEvent {
             WorkerEvent::GroupsSet { .. } => "GroupsSet",
             WorkerEvent::WorkerBooked { .. } => "WorkerBooked",
             WorkerEvent::BookingReleased { .. } => "BookingReleased",
+            WorkerEvent::WeeklyPlanSet { .. } => "WeeklyPlanSet",
+            WorkerEvent::DayHoursSet { .. } => "DayHoursSet",
+            WorkerEvent::LeaveTaken { .. } => "LeaveTaken",
         };
         name.to_owned()
     }
@@ -303,16 +346,33 @@ pub enum WorkerError {
     Overlap(Uuid),
     #[error("服务时段无效 / the booking window is empty")]
     EmptyWindow,
+    #[error("服务人员在该时段不上班或休假 / the worker does not work at that time or is on leave")]
+    Unavailable,
     #[error("{0}")]
     Invalid(#[from] ValueError),
 }
 
 /// One reserved stretch of a worker's time, `[start, end)`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BookedTime {
     pub order_id: Uuid,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    pub location: Option<GeoPoint>,
+}
+
+impl BookedTime {
+    /// Whether a job at `[start, end)` in `location` would clash with this one, counting the
+    /// travel time between the two places on either side.
+    pub fn clashes(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        location: Option<GeoPoint>,
+    ) -> bool {
+        let travel = chrono::Duration::minutes(travel_minutes(self.location, location));
+        start < self.end + travel && self.start < end + travel
+    }
 }
 
 /// The most groups a worker can be in.
@@ -334,6 +394,7 @@ pub struct Worker {
     pub certificates: Vec<(Certificate, bool)>,
     pub groups: Vec<String>,
     pub bookings: Vec<BookedTime>,
+    pub availability: Availability,
 }
 
 impl Worker {
@@ -362,6 +423,37 @@ impl Worker {
             approved: self.review == ReviewStatus::Approved,
             skills: dispatchable,
         }
+    }
+
+    /// The start times on a local date at which a job of `duration` at `location` fits the
+    /// worker's hours and leaves every booking its travel time: the slot listing.
+    pub fn free_slots(
+        &self,
+        date: NaiveDate,
+        duration: chrono::Duration,
+        step_minutes: u32,
+        location: Option<GeoPoint>,
+        not_before: DateTime<Utc>,
+    ) -> Vec<DateTime<Utc>> {
+        let step = chrono::Duration::minutes(i64::from(step_minutes.max(5)));
+        let day_start = local_instant(date, chrono::NaiveTime::MIN);
+        let day_end = day_start + chrono::Duration::days(1);
+        let mut slots = Vec::new();
+        let mut start = day_start;
+        while start < day_end {
+            let end = start + duration;
+            let free = start > not_before
+                && self.availability.covers(start, end)
+                && !self
+                    .bookings
+                    .iter()
+                    .any(|booked| booked.clashes(start, end, location));
+            if free {
+                slots.push(start);
+            }
+            start += step;
+        }
+        slots
     }
 
     fn decide(&self, command: WorkerCommand) -> Result<Vec<WorkerEvent>, WorkerError> {
@@ -526,6 +618,7 @@ impl Worker {
                 order_id,
                 start,
                 end,
+                location,
                 now,
             } => {
                 if end <= start {
@@ -539,10 +632,13 @@ impl Worker {
                     // Booking the same order again is a retry, not a new reservation.
                     return Ok(vec![]);
                 }
+                if !self.availability.covers(start, end) {
+                    return Err(WorkerError::Unavailable);
+                }
                 if let Some(clash) = self
                     .bookings
                     .iter()
-                    .find(|booked| booked.start < end && start < booked.end)
+                    .find(|booked| booked.clashes(start, end, location))
                 {
                     return Err(WorkerError::Overlap(clash.order_id));
                 }
@@ -550,6 +646,36 @@ impl Worker {
                     order_id,
                     start,
                     end,
+                    location,
+                    at: now,
+                }])
+            }
+            WorkerCommand::SetWeeklyPlan { plan, now } => Ok(vec![WorkerEvent::WeeklyPlanSet {
+                plan: plan.validated()?,
+                at: now,
+            }]),
+            WorkerCommand::SetDayHours { date, ranges, now } => {
+                Ok(vec![WorkerEvent::DayHoursSet {
+                    date,
+                    ranges: crate::availability::validated_ranges(ranges)?,
+                    at: now,
+                }])
+            }
+            WorkerCommand::TakeLeave {
+                leave_id,
+                from,
+                to,
+                reason,
+                now,
+            } => {
+                if to < from {
+                    return Err(WorkerError::Invalid(ValueError::BadDates));
+                }
+                Ok(vec![WorkerEvent::LeaveTaken {
+                    leave_id,
+                    from,
+                    to,
+                    reason: required_text("原因 reason", &reason, 200)?,
                     at: now,
                 }])
             }
@@ -658,12 +784,26 @@ impl Aggregate for Worker {
                 order_id,
                 start,
                 end,
+                location,
                 ..
             } => self.bookings.push(BookedTime {
                 order_id,
                 start,
                 end,
+                location,
             }),
+            WorkerEvent::WeeklyPlanSet { plan, .. } => self.availability.plan = Some(plan),
+            WorkerEvent::DayHoursSet { date, ranges, .. } => {
+                self.availability
+                    .overrides
+                    .retain(|special| special.date != date);
+                self.availability
+                    .overrides
+                    .push(DayOverride { date, ranges });
+            }
+            WorkerEvent::LeaveTaken {
+                leave_id, from, to, ..
+            } => self.availability.leaves.push(Leave { leave_id, from, to }),
             WorkerEvent::BookingReleased { order_id, .. } => {
                 self.bookings.retain(|booked| booked.order_id != order_id)
             }

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{TimeDelta, TimeZone};
+use chrono::{TimeDelta, TimeZone, Timelike};
 use cqrs_es::test::TestFramework;
 
 use super::*;
@@ -608,7 +608,106 @@ fn one_of_every_event() -> Vec<WorkerEvent> {
             reason: "拒单 / declined".into(),
             at: later(8),
         },
+        WorkerEvent::WeeklyPlanSet {
+            plan: crate::availability::WeeklyPlan::default(),
+            at: later(9),
+        },
+        WorkerEvent::DayHoursSet {
+            date: today(),
+            ranges: vec![],
+            at: later(9),
+        },
+        WorkerEvent::LeaveTaken {
+            leave_id: Uuid::from_u128(9),
+            from: today(),
+            to: today(),
+            reason: "探亲 / family visit".into(),
+            at: later(9),
+        },
     ]
+}
+
+#[test]
+fn a_booking_outside_working_hours_or_on_leave_is_refused_and_travel_time_is_kept_free() {
+    use crate::availability::{local_instant, TimeRange, WeeklyPlan};
+    use chrono::NaiveTime;
+    let hour = |h: u32| NaiveTime::from_hms_opt(h, 0, 0).expect("time");
+    let mut plan = WeeklyPlan::default();
+    for day in plan.days.iter_mut() {
+        *day = vec![TimeRange::parse(hour(8), hour(20)).expect("range")];
+    }
+    let day = NaiveDate::from_ymd_opt(2026, 12, 2).expect("date");
+    let at = |h: u32| local_instant(day, hour(h));
+    let book = |order: u128, from: u32, to: u32| WorkerCommand::Book {
+        order_id: Uuid::from_u128(order),
+        start: at(from),
+        end: at(to),
+        location: None,
+        now: later(9),
+    };
+    let planned = vec![
+        registered(),
+        WorkerEvent::WeeklyPlanSet {
+            plan: plan.clone(),
+            at: later(9),
+        },
+    ];
+    given(planned.clone())
+        .when(book(1, 6, 9))
+        .then_expect_error(WorkerError::Unavailable);
+    given(planned.clone())
+        .when(book(1, 9, 12))
+        .then_expect_events(vec![WorkerEvent::WorkerBooked {
+            order_id: Uuid::from_u128(1),
+            start: at(9),
+            end: at(12),
+            location: None,
+            at: later(9),
+        }]);
+    let mut busy = planned.clone();
+    busy.push(WorkerEvent::WorkerBooked {
+        order_id: Uuid::from_u128(1),
+        start: at(9),
+        end: at(12),
+        location: None,
+        at: later(9),
+    });
+    // Without locations the travel allowance is 45 minutes: 12:00 to 12:45 stays free.
+    given(busy.clone())
+        .when(book(2, 12, 14))
+        .then_expect_error(WorkerError::Overlap(Uuid::from_u128(1)));
+    given(busy.clone())
+        .when(book(2, 13, 15))
+        .then_expect_events(vec![WorkerEvent::WorkerBooked {
+            order_id: Uuid::from_u128(2),
+            start: at(13),
+            end: at(15),
+            location: None,
+            at: later(9),
+        }]);
+    let mut on_leave = planned;
+    on_leave.push(WorkerEvent::LeaveTaken {
+        leave_id: Uuid::from_u128(9),
+        from: day,
+        to: day,
+        reason: "病假 / sick".into(),
+        at: later(9),
+    });
+    given(on_leave)
+        .when(book(1, 9, 12))
+        .then_expect_error(WorkerError::Unavailable);
+    // The slot listing agrees: hourly starts for a 2-hour job between 8:00 and 20:00, minus
+    // 9:00–12:00 and its travel allowance on both sides.
+    let worker = fold(busy);
+    let slots: Vec<u32> = worker
+        .free_slots(day, chrono::Duration::hours(2), 60, None, later(0))
+        .into_iter()
+        .map(|slot| {
+            slot.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"))
+                .hour()
+        })
+        .collect();
+    assert_eq!(slots, vec![13, 14, 15, 16, 17, 18]);
 }
 
 fn booked(order: u128, from_hour: i64, to_hour: i64) -> WorkerEvent {
@@ -616,6 +715,7 @@ fn booked(order: u128, from_hour: i64, to_hour: i64) -> WorkerEvent {
         order_id: Uuid::from_u128(order),
         start: later(24 * 60 + from_hour * 60),
         end: later(24 * 60 + to_hour * 60),
+        location: None,
         at: later(8),
     }
 }
@@ -625,6 +725,7 @@ fn book(order: u128, from_hour: i64, to_hour: i64) -> WorkerCommand {
         order_id: Uuid::from_u128(order),
         start: later(24 * 60 + from_hour * 60),
         end: later(24 * 60 + to_hour * 60),
+        location: None,
         now: later(8),
     }
 }
@@ -637,13 +738,19 @@ fn a_worker_is_never_booked_for_overlapping_times() {
             .when(book(2, from, to))
             .then_expect_error(WorkerError::Overlap(Uuid::from_u128(1)));
     }
-    // Touching ends do not overlap: the intervals are half-open.
+    // Back-to-back jobs need the travel allowance between them (45 minutes without
+    // locations): touching ends clash, an hour apart does not.
+    for (from, to) in [(5, 7), (0, 2)] {
+        given(history.clone())
+            .when(book(2, from, to))
+            .then_expect_error(WorkerError::Overlap(Uuid::from_u128(1)));
+    }
     given(history.clone())
-        .when(book(2, 5, 7))
-        .then_expect_events(vec![booked(2, 5, 7)]);
+        .when(book(2, 6, 8))
+        .then_expect_events(vec![booked(2, 6, 8)]);
     given(history.clone())
-        .when(book(2, 0, 2))
-        .then_expect_events(vec![booked(2, 0, 2)]);
+        .when(book(2, 0, 1))
+        .then_expect_events(vec![booked(2, 0, 1)]);
     // The same order again is a retry.
     given(history.clone())
         .when(book(1, 2, 5))
@@ -698,6 +805,9 @@ fn kind_index(event: &WorkerEvent) -> usize {
         WorkerEvent::GroupsSet { .. } => 16,
         WorkerEvent::WorkerBooked { .. } => 17,
         WorkerEvent::BookingReleased { .. } => 18,
+        WorkerEvent::WeeklyPlanSet { .. } => 19,
+        WorkerEvent::DayHoursSet { .. } => 20,
+        WorkerEvent::LeaveTaken { .. } => 21,
     }
 }
 
@@ -705,7 +815,7 @@ fn kind_index(event: &WorkerEvent) -> usize {
 fn every_worker_event_survives_a_json_round_trip_under_a_distinct_type() {
     let events = one_of_every_event();
     let kinds: Vec<usize> = events.iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..19).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..22).collect::<Vec<_>>());
     let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(types.len(), events.len());
     for event in events {

@@ -263,7 +263,11 @@ impl Projection for WorkersProjection {
                     .await?;
             }
             // The worker's calendar as a read model comes with booking (issue 4).
-            WorkerEvent::WorkerBooked { .. } | WorkerEvent::BookingReleased { .. } => {}
+            WorkerEvent::WorkerBooked { .. }
+            | WorkerEvent::BookingReleased { .. }
+            | WorkerEvent::WeeklyPlanSet { .. }
+            | WorkerEvent::DayHoursSet { .. }
+            | WorkerEvent::LeaveTaken { .. } => {}
             WorkerEvent::GroupsSet { groups, .. } => {
                 sqlx::query(&set("groups = $2"))
                     .bind(worker_id)

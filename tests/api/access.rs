@@ -29,6 +29,7 @@ async fn every_route_answers_each_role_as_its_access_rule_says() {
             .replace("{session_id}", &Uuid::new_v4().to_string())
             .replace("{address_id}", &Uuid::new_v4().to_string())
             .replace("{customer_id}", &Uuid::new_v4().to_string())
+            .replace("{date}", "2026-12-01")
             .replace("{name}", "orders");
         let method = Method::from_bytes(spec.method.as_str().as_bytes()).expect("method");
         let call = |token: Option<String>| {

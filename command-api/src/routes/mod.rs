@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod availability;
 pub mod health;
 pub mod oauth;
 pub mod onboarding;

@@ -623,6 +623,7 @@ pub async fn assign(
         order_id,
         start,
         end,
+        location: order.location,
         now: context.occurred_at,
     };
     state
