@@ -204,6 +204,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(POST "/api/v1/worker/offline" Access::Roles(WORKER)),
     route!(POST "/api/v1/orders" Access::Roles(CUSTOMER)),
     route!(GET "/api/v1/orders" Access::Roles(SIGNED_IN)),
+    route!(GET "/api/v1/live" Access::Roles(SIGNED_IN)),
     route!(GET "/api/v1/orders/{order_id}" Access::Roles(SIGNED_IN)),
     route!(POST "/api/v1/orders/{order_id}/cancel" Access::Roles(CUSTOMER_OR_ADMIN)),
     route!(POST "/api/v1/orders/{order_id}/dispute" Access::Roles(CUSTOMER_OR_ADMIN)),

@@ -50,6 +50,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::oauth::router())
         .merge(routes::security::router())
         .merge(routes::availability::router())
+        .merge(routes::live::router())
         .merge(notifications::router())
         .merge(routes::admin::router())
         .merge(openapi::router())

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, availability, health, oauth, onboarding, orders, profile, security, sessions,
-    users, verification, workers,
+    accounts, admin, availability, health, live, oauth, onboarding, orders, profile, security,
+    sessions, users, verification, workers,
 };
 use crate::state::AppState;
 
@@ -29,7 +29,7 @@ use crate::state::AppState;
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,
         oauth::authorize, oauth::callback, oauth::link, security::show, security::update,
-        availability::set_plan, availability::set_day, availability::take_leave, availability::slots,
+        availability::set_plan, availability::set_day, availability::take_leave, availability::slots, live::live,
         users::search_customers, users::customer, users::suspend, users::reinstate, users::set_groups, users::search_workers,
         profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,
     ),

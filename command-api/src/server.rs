@@ -118,9 +118,11 @@ pub async fn start(
     settings: &Settings,
     vault: vault::Vault,
 ) -> anyhow::Result<Running> {
-    let state = AppState::new(pool.clone(), settings, vault.clone()).await?;
-    let address = listener.local_addr()?;
     let (shutdown, shutdown_receiver) = watch::channel(false);
+    let state = AppState::new(pool.clone(), settings, vault.clone())
+        .await?
+        .with_shutdown(shutdown_receiver.clone());
+    let address = listener.local_addr()?;
     let mut tasks = Vec::new();
     let mut projector_stats = Vec::new();
     if run_projectors {

@@ -24,6 +24,8 @@ pub struct AppState {
     pub background: std::sync::Arc<dyn crate::background::BackgroundCheck>,
     /// Reverse proxies whose `X-Forwarded-For` we believe.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Turns true when the server shuts down, so long-lived responses (live streams) end.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// WeChat sign-in, when configured.
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
 }
@@ -40,6 +42,7 @@ impl AppState {
             background: settings.background.build(&pool)?,
             oauth: settings.oauth.clone(),
             trusted_proxies: settings.trusted_proxies.clone(),
+            shutdown: tokio::sync::watch::channel(false).1,
             vault,
             notifier: Notifier::new(&pool, notify)?,
             token_key,
@@ -48,5 +51,13 @@ impl AppState {
             customers: Arc::new(CommandBus::new(pool.clone())),
             pool,
         })
+    }
+}
+
+impl AppState {
+    /// Ties long-lived responses to a server's shutdown signal.
+    pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 }

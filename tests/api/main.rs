@@ -7,6 +7,7 @@ mod concurrency;
 mod erasure;
 mod idempotency;
 mod lifecycle;
+mod live;
 mod oauth;
 mod onboarding;
 mod profile;

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod availability;
 pub mod health;
+pub mod live;
 pub mod oauth;
 pub mod onboarding;
 pub mod orders;

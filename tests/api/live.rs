@@ -1,0 +1,133 @@
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tests::spawn_app;
+
+/// One server-sent event: its id, type and data.
+#[derive(Debug, Clone)]
+struct Message {
+    id: String,
+    event: String,
+    data: Value,
+}
+
+/// Opens a live stream. When this returns the server has fixed where the stream starts.
+async fn open(
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client.get(format!("{base}/api/v1/live")).bearer_auth(token);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id);
+    }
+    let response = request.send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    response
+}
+
+/// Reads messages from an open stream until `wanted` arrived, with a deadline.
+async fn read(mut response: reqwest::Response, wanted: usize) -> Vec<Message> {
+    let mut buffer = String::new();
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while messages.len() < wanted {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(remaining, response.chunk())
+            .await
+            .expect("messages in time")
+            .expect("bytes")
+            .expect("the stream stays open");
+        buffer.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block
+                    .lines()
+                    .find_map(|line| line.strip_prefix(name))
+                    .map(|value| value.trim().to_owned())
+            };
+            if let (Some(id), Some(event), Some(data)) =
+                (field("id:"), field("event:"), field("data:"))
+            {
+                messages.push(Message {
+                    id,
+                    event,
+                    data: serde_json::from_str(&data).expect("json data"),
+                });
+            }
+        }
+    }
+    messages
+}
+
+#[tokio::test]
+async fn a_customer_follows_their_order_live_and_resumes_after_a_reconnect_without_gaps_or_repeats()
+{
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let stranger = app.register_customer().await;
+    let admin = app.create_admin().await;
+
+    // Open the stream first, then place the order.
+    let stream = open(&app.client, &app.address, &customer.token, None).await;
+    let order_id = app.place_order(&customer).await;
+    let first = read(stream, 2).await;
+    assert_eq!(first[0].event, "OrderPlaced");
+    assert_eq!(first[1].event, "PaymentRequested");
+    assert_eq!(first[0].data["order_id"], order_id.to_string());
+    assert!(
+        first[0].data.get("booking").is_none(),
+        "no personal data on the live channel"
+    );
+
+    // While the customer is away, the order moves on.
+    let paid = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/payments"),
+            Some(&admin.token),
+            &json!({"reference": "R-9", "amount": 15_000}),
+        )
+        .await;
+    assert_eq!(paid.status(), StatusCode::OK);
+    let resumed = read(
+        open(
+            &app.client,
+            &app.address,
+            &customer.token,
+            Some(&first[1].id),
+        )
+        .await,
+        1,
+    )
+    .await;
+    assert_eq!(resumed[0].event, "PaymentRecorded");
+    assert_eq!(resumed[0].data["sequence"], 3);
+
+    // Someone else's stream never carries this order.
+    let other = app.place_order(&stranger).await;
+    let theirs = read(
+        open(
+            &app.client,
+            &app.address,
+            &stranger.token,
+            Some(&first[1].id),
+        )
+        .await,
+        2,
+    )
+    .await;
+    assert!(
+        theirs
+            .iter()
+            .all(|message| message.data["order_id"] == other.to_string()),
+        "{theirs:?}"
+    );
+    // An open stream does not hold up a graceful shutdown: the server ends it.
+    let _still_open = open(&app.client, &app.address, &customer.token, None).await;
+    tokio::time::timeout(Duration::from_secs(10), app.stop())
+        .await
+        .expect("the server stopped with a live stream open");
+}
