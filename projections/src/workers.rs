@@ -341,6 +341,7 @@ pub struct WorkerFilter {
     pub city: Option<String>,
     pub online_only: bool,
     pub include_suspended: bool,
+    pub level: Option<String>,
     /// Keyset: the last (name, id) of the previous page.
     pub after: Option<(String, Uuid)>,
 }
@@ -360,6 +361,9 @@ pub async fn list(
     }
     if let Some(city) = &filter.city {
         query.push(" AND city = ").push_bind(city.clone());
+    }
+    if let Some(level) = &filter.level {
+        query.push(" AND level = ").push_bind(level.clone());
     }
     if filter.online_only {
         query.push(" AND online");

@@ -243,6 +243,50 @@ async fn the_catalogue_health_and_openapi_document_are_served() {
         names,
         ["日常保洁", "深度保洁", "保姆", "月嫂", "育婴师", "家庭维修"]
     );
+    let codes = |entries: Value| -> Vec<String> {
+        entries
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|entry| entry["code"].as_str().expect("code").to_owned())
+            .collect()
+    };
+    for (query, expected) in [
+        ("q=保洁", vec!["daily_cleaning", "deep_cleaning"]),
+        ("q=Cleaning", vec!["daily_cleaning", "deep_cleaning"]),
+        ("q=月嫂", vec!["maternity_nurse"]),
+        (
+            "max_price=4500&pricing_unit=per_hour",
+            vec!["daily_cleaning", "nanny"],
+        ),
+        ("duration_minutes=37440", vec!["maternity_nurse"]),
+        ("min_price=900000", vec!["maternity_nurse"]),
+    ] {
+        let found: Value = app
+            .get(&format!("/api/v1/catalogue?{query}"), None)
+            .await
+            .json()
+            .await
+            .expect("catalogue");
+        let mut found = codes(found);
+        found.sort();
+        let mut expected: Vec<String> = expected.into_iter().map(str::to_owned).collect();
+        expected.sort();
+        assert_eq!(found, expected, "{query}");
+    }
+    for bad in [
+        "min_price=-1",
+        "pricing_unit=per_minute",
+        "duration_minutes=abc",
+    ] {
+        let response = app.get(&format!("/api/v1/catalogue?{bad}"), None).await;
+        assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        )
+        .await;
+    }
     assert_eq!(app.get("/healthz", None).await.status(), StatusCode::OK);
     let head = app
         .client

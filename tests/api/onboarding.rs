@@ -174,6 +174,21 @@ async fn only_an_approved_certified_worker_with_valid_certificates_can_be_assign
     assert_eq!(levelled.status(), StatusCode::OK);
     let view = admin_view(&app, &admin, &qualified, |view| view["level"] == "gold").await;
     assert_eq!(view["groups"], json!(["浦东组", "金牌保洁"]));
+    let gold: Vec<Value> = app
+        .get("/api/v1/workers?level=gold", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(gold.len(), 1);
+    assert_eq!(gold[0]["worker_id"], qualified.id.to_string());
+    let bad_level = app.get("/api/v1/workers?level=platinum", None).await;
+    assert_problem(
+        bad_level,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
     assert!(notifications(&app, &qualified)
         .await
         .iter()

@@ -10,7 +10,7 @@ use domain::customer::CustomerCommand;
 use domain::worker::{ServiceArea, WorkerCommand, WorkerProfile};
 use domain::{Actor, PhoneNumber, PricingUnit, Role};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{hash_password, Caller};
@@ -306,34 +306,103 @@ pub struct CatalogueEntry {
     pub max_duration_minutes: u32,
 }
 
-/// Every service on offer, in Chinese and English.
-#[utoipa::path(get, path = "/api/v1/catalogue", tag = "catalogue", responses((status = 200, body = [CatalogueEntry])))]
-pub async fn list_catalogue() -> axum::Json<Vec<CatalogueEntry>> {
-    axum::Json(
-        catalogue()
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CatalogueParams {
+    /// Words in the Chinese or English name, category or description, e.g. 保洁 or cleaning.
+    pub q: Option<String>,
+    /// Services whose price range reaches at least this unit price (fen)...
+    pub min_price: Option<i64>,
+    /// ...and starts at or below this one (fen).
+    pub max_price: Option<i64>,
+    /// Services that can be booked for this many minutes.
+    pub duration_minutes: Option<u32>,
+    /// `per_hour`, `per_visit` or `per_term_26_days`.
+    pub pricing_unit: Option<String>,
+}
+
+/// The services on offer, in Chinese and English, filtered.
+#[utoipa::path(get, path = "/api/v1/catalogue", tag = "catalogue", params(CatalogueParams),
+    responses((status = 200, body = [CatalogueEntry]), (status = 422, body = crate::error::Problem)))]
+pub async fn list_catalogue(
+    crate::extract::AppQuery(params): crate::extract::AppQuery<CatalogueParams>,
+) -> Result<axum::Json<Vec<CatalogueEntry>>, ApiError> {
+    if params.min_price.is_some_and(|price| price < 0)
+        || params.max_price.is_some_and(|price| price < 0)
+    {
+        return Err(ApiError::Invalid(
+            "价格不能为负数 / prices must not be negative".into(),
+        ));
+    }
+    if let Some(unit) = &params.pricing_unit {
+        if !["per_hour", "per_visit", "per_term_26_days"].contains(&unit.as_str()) {
+            return Err(ApiError::Invalid(format!(
+                "未知的计价单位 / unknown pricing unit: {unit}"
+            )));
+        }
+    }
+    let text = params
+        .q
+        .as_deref()
+        .map(str::trim)
+        .filter(|text| !text.is_empty())
+        .map(str::to_lowercase);
+    let entries = list_all().into_iter().filter(|entry| {
+        let text_matches = text.as_deref().is_none_or(|text| {
+            [
+                &entry.name_zh,
+                &entry.name_en,
+                &entry.category_zh,
+                &entry.category_en,
+                &entry.description_zh,
+                &entry.description_en,
+            ]
             .iter()
-            .map(|spec| CatalogueEntry {
-                code: spec.code.as_str().into(),
-                category_zh: spec.category_zh.into(),
-                category_en: spec.category_en.into(),
-                name_zh: spec.name_zh.into(),
-                name_en: spec.name_en.into(),
-                description_zh: spec.description_zh.into(),
-                description_en: spec.description_en.into(),
-                min_unit_price: spec.min_unit_price.get(),
-                max_unit_price: spec.max_unit_price.get(),
-                pricing_unit: match spec.pricing_unit {
-                    PricingUnit::PerHour => "per_hour",
-                    PricingUnit::PerVisit => "per_visit",
-                    PricingUnit::PerTerm26Days => "per_term_26_days",
-                }
-                .into(),
-                typical_duration_minutes: spec.typical_duration_minutes,
-                min_duration_minutes: spec.min_duration_minutes,
-                max_duration_minutes: spec.max_duration_minutes,
+            .any(|field| field.to_lowercase().contains(text))
+        });
+        text_matches
+            && params
+                .min_price
+                .is_none_or(|price| entry.max_unit_price >= price)
+            && params
+                .max_price
+                .is_none_or(|price| entry.min_unit_price <= price)
+            && params.duration_minutes.is_none_or(|minutes| {
+                entry.min_duration_minutes <= minutes && minutes <= entry.max_duration_minutes
             })
-            .collect(),
-    )
+            && params
+                .pricing_unit
+                .as_deref()
+                .is_none_or(|unit| entry.pricing_unit == unit)
+    });
+    Ok(axum::Json(entries.collect()))
+}
+
+fn list_all() -> Vec<CatalogueEntry> {
+    catalogue()
+        .iter()
+        .map(|spec| CatalogueEntry {
+            code: spec.code.as_str().into(),
+            category_zh: spec.category_zh.into(),
+            category_en: spec.category_en.into(),
+            name_zh: spec.name_zh.into(),
+            name_en: spec.name_en.into(),
+            description_zh: spec.description_zh.into(),
+            description_en: spec.description_en.into(),
+            min_unit_price: spec.min_unit_price.get(),
+            max_unit_price: spec.max_unit_price.get(),
+            pricing_unit: match spec.pricing_unit {
+                PricingUnit::PerHour => "per_hour",
+                PricingUnit::PerVisit => "per_visit",
+                PricingUnit::PerTerm26Days => "per_term_26_days",
+            }
+            .into(),
+            typical_duration_minutes: spec.typical_duration_minutes,
+            min_duration_minutes: spec.min_duration_minutes,
+            max_duration_minutes: spec.max_duration_minutes,
+        })
+        .collect()
 }
 
 /// Creates an administrator's or analyst's credentials (from the CLI; there is no public route

@@ -74,6 +74,8 @@ pub struct WorkerListParams {
     pub city: Option<String>,
     #[serde(default)]
     pub online_only: bool,
+    /// `standard` (普通), `silver` (银牌) or `gold` (金牌).
+    pub level: Option<String>,
     /// Keyset cursor: the `name` of the last worker of the previous page...
     pub after_name: Option<String>,
     /// ...and its `worker_id`.
@@ -111,7 +113,15 @@ pub async fn list(
             ))
         }
     };
+    if let Some(level) = &params.level {
+        if !["standard", "silver", "gold"].contains(&level.as_str()) {
+            return Err(ApiError::Invalid(format!(
+                "未知的等级 / unknown level: {level}"
+            )));
+        }
+    }
     let filter = WorkerFilter {
+        level: params.level,
         skill: params.skill,
         city: params.city,
         online_only: params.online_only,
