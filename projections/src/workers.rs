@@ -334,57 +334,6 @@ pub async fn get(pool: &PgPool, worker_id: Uuid) -> sqlx::Result<Option<WorkerRo
         .await
 }
 
-/// Which workers to list.
-#[derive(Debug, Clone, Default)]
-pub struct WorkerFilter {
-    pub skill: Option<String>,
-    pub city: Option<String>,
-    pub online_only: bool,
-    pub include_suspended: bool,
-    pub level: Option<String>,
-    /// Keyset: the last (name, id) of the previous page.
-    pub after: Option<(String, Uuid)>,
-}
-
-pub async fn list(
-    pool: &PgPool,
-    filter: &WorkerFilter,
-    limit: u32,
-) -> sqlx::Result<Vec<WorkerRow>> {
-    let mut query: QueryBuilder<Postgres> =
-        QueryBuilder::new("SELECT * FROM read_workers WHERE true");
-    if let Some(skill) = &filter.skill {
-        query
-            .push(" AND skills @> ARRAY[")
-            .push_bind(skill.clone())
-            .push("]::text[]");
-    }
-    if let Some(city) = &filter.city {
-        query.push(" AND city = ").push_bind(city.clone());
-    }
-    if let Some(level) = &filter.level {
-        query.push(" AND level = ").push_bind(level.clone());
-    }
-    if filter.online_only {
-        query.push(" AND online");
-    }
-    if !filter.include_suspended {
-        query.push(" AND NOT suspended");
-    }
-    if let Some((name, worker_id)) = &filter.after {
-        query
-            .push(" AND (name, worker_id) > (")
-            .push_bind(name.clone())
-            .push(", ")
-            .push_bind(*worker_id)
-            .push(")");
-    }
-    query
-        .push(" ORDER BY name, worker_id LIMIT ")
-        .push_bind(i64::from(limit));
-    query.build_query_as().fetch_all(pool).await
-}
-
 /// One certificate of a worker.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct CertificateRow {
@@ -420,9 +369,11 @@ pub async fn due_for_expiry(
     .await
 }
 
-/// What an admin searches workers by.
+/// Which workers to list: the public directory sets a few of these, the admins' search any.
 #[derive(Debug, Clone, Default)]
 pub struct WorkerSearch {
+    pub city: Option<String>,
+    pub online_only: bool,
     pub text: Option<String>,
     pub phone_tail: Option<String>,
     pub review_status: Option<String>,
@@ -456,6 +407,12 @@ pub async fn search(
     }
     if let Some(level) = &search.level {
         query.push(" AND level = ").push_bind(level.clone());
+    }
+    if let Some(city) = &search.city {
+        query.push(" AND city = ").push_bind(city.clone());
+    }
+    if search.online_only {
+        query.push(" AND online");
     }
     crate::personal::push_person_filters(
         &mut query,

@@ -336,6 +336,7 @@ pub async fn search_workers(
         level: params.level,
         group: params.group,
         after: keyset(params.after_name, params.after_id)?,
+        ..WorkerSearch::default()
     };
     let rows =
         projections::workers::search(&state.pool, &search, page_limit(params.limit)?).await?;

@@ -5,7 +5,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::worker::WorkerCommand;
-use projections::workers::{self as worker_views, WorkerFilter, WorkerRow};
+use projections::workers::{self as worker_views, WorkerRow, WorkerSearch};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -120,15 +120,17 @@ pub async fn list(
             )));
         }
     }
-    let filter = WorkerFilter {
+    // The public directory shows active workers only.
+    let search = WorkerSearch {
         level: params.level,
-        skill: params.skill,
+        service: params.skill,
         city: params.city,
         online_only: params.online_only,
-        include_suspended: false,
+        suspended: Some(false),
         after,
+        ..WorkerSearch::default()
     };
-    let rows = worker_views::list(&state.pool, &filter, limit).await?;
+    let rows = worker_views::search(&state.pool, &search, limit).await?;
     Ok(axum::Json(rows.into_iter().map(WorkerView::from).collect()))
 }
 
