@@ -120,12 +120,7 @@ pub async fn purge_expired(pool: &PgPool) -> anyhow::Result<Option<u64>> {
 
 /// A stable advisory-lock key per job name.
 fn job_key(name: &str) -> i64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in b"anjia-job:".iter().chain(name.as_bytes()) {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    hash as i64
+    projections::advisory_key("job", name)
 }
 
 /// Runs `work` only if no other process is running the same job now.

@@ -15,6 +15,7 @@ pub mod workers;
 
 pub use log::StoredEvent;
 pub use projector::{
-    all_projections, ensure_all, projection_by_name, rebuild, status, Projection, ProjectionStatus,
-    Projector, ProjectorStats, RebuildInProgress, RebuildReport, PROJECTION_NAMES,
+    advisory_key, all_projections, ensure_all, projection_by_name, rebuild, status, Projection,
+    ProjectionStatus, Projector, ProjectorStats, RebuildInProgress, RebuildReport,
+    PROJECTION_NAMES,
 };

@@ -85,9 +85,19 @@ fn schema_name(projection: &str, generation: i32) -> String {
 
 /// A stable advisory-lock key per projection, so one process at a time runs its live projector.
 fn lease_key(projection: &str) -> i64 {
-    // FNV-1a: stable across builds and processes, unlike std's hasher.
+    advisory_key("projector", projection)
+}
+
+/// A PostgreSQL advisory-lock key for `name` within `namespace`, the same in every process and
+/// build (FNV-1a; std's hasher is seeded per process).
+pub fn advisory_key(namespace: &str, name: &str) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in b"anjia-projector:".iter().chain(projection.as_bytes()) {
+    let bytes = b"anjia-"
+        .iter()
+        .chain(namespace.as_bytes())
+        .chain(b":")
+        .chain(name.as_bytes());
+    for byte in bytes {
         hash ^= u64::from(*byte);
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
