@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::routes::onboarding::WorkerAdminAck;
+use crate::routes::onboarding::{record, WorkerAdminAck};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -69,21 +69,16 @@ pub async fn set_plan(
     for (slot, day) in plan.days.iter_mut().zip(body.days) {
         *slot = ranges(day)?;
     }
-    let committed = state
-        .workers
-        .execute(
-            worker.id,
-            WorkerCommand::SetWeeklyPlan {
-                plan,
-                now: context.occurred_at,
-            },
-            &context,
-        )
-        .await?;
-    Ok(axum::Json(WorkerAdminAck {
-        worker_id: worker.id,
-        version: committed.version,
-    }))
+    record(
+        &state,
+        worker.id,
+        WorkerCommand::SetWeeklyPlan {
+            plan,
+            now: context.occurred_at,
+        },
+        &context,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,11 +104,7 @@ pub async fn set_day(
         ranges: ranges(body.ranges)?,
         now: context.occurred_at,
     };
-    let committed = state.workers.execute(worker.id, command, &context).await?;
-    Ok(axum::Json(WorkerAdminAck {
-        worker_id: worker.id,
-        version: committed.version,
-    }))
+    record(&state, worker.id, command, &context).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -212,21 +212,16 @@ pub async fn update_profile(
         },
         photo_ref: body.photo_ref,
     };
-    let committed = state
-        .workers
-        .execute(
-            worker.id,
-            WorkerCommand::UpdateProfile {
-                profile,
-                now: context.occurred_at,
-            },
-            &context,
-        )
-        .await?;
-    Ok(axum::Json(WorkerAdminAck {
-        worker_id: worker.id,
-        version: committed.version,
-    }))
+    record(
+        &state,
+        worker.id,
+        WorkerCommand::UpdateProfile {
+            profile,
+            now: context.occurred_at,
+        },
+        &context,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -246,21 +241,16 @@ pub async fn set_skills(
     AppJson(body): AppJson<SkillsBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
-    let committed = state
-        .workers
-        .execute(
-            worker.id,
-            WorkerCommand::SetSkills {
-                skills: body.skills,
-                now: context.occurred_at,
-            },
-            &context,
-        )
-        .await?;
-    Ok(axum::Json(WorkerAdminAck {
-        worker_id: worker.id,
-        version: committed.version,
-    }))
+    record(
+        &state,
+        worker.id,
+        WorkerCommand::SetSkills {
+            skills: body.skills,
+            now: context.occurred_at,
+        },
+        &context,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -336,6 +326,20 @@ pub struct ReviewBody {
 pub struct WorkerAdminAck {
     pub worker_id: Uuid,
     pub version: usize,
+}
+
+/// Executes a command on a worker's stream and answers with the worker's new version.
+pub(crate) async fn record(
+    state: &AppState,
+    worker_id: Uuid,
+    command: WorkerCommand,
+    context: &CommandContext,
+) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
+    let committed = state.workers.execute(worker_id, command, context).await?;
+    Ok(axum::Json(WorkerAdminAck {
+        worker_id,
+        version: committed.version,
+    }))
 }
 
 /// Decide on a worker's qualification (admins). Approval needs a clean background check.
@@ -420,22 +424,17 @@ pub async fn certify_skill(
     AppJson(body): AppJson<CertifyBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
-    let committed = state
-        .workers
-        .execute(
-            worker_id,
-            WorkerCommand::CertifySkill {
-                by,
-                service: body.service,
-                now: context.occurred_at,
-            },
-            &context,
-        )
-        .await?;
-    Ok(axum::Json(WorkerAdminAck {
+    record(
+        &state,
         worker_id,
-        version: committed.version,
-    }))
+        WorkerCommand::CertifySkill {
+            by,
+            service: body.service,
+            now: context.occurred_at,
+        },
+        &context,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -457,22 +456,17 @@ pub async fn set_level(
     AppJson(body): AppJson<LevelBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
-    let committed = state
-        .workers
-        .execute(
-            worker_id,
-            WorkerCommand::SetLevel {
-                by,
-                level: body.level,
-                now: context.occurred_at,
-            },
-            &context,
-        )
-        .await?;
-    Ok(axum::Json(WorkerAdminAck {
+    record(
+        &state,
         worker_id,
-        version: committed.version,
-    }))
+        WorkerCommand::SetLevel {
+            by,
+            level: body.level,
+            now: context.occurred_at,
+        },
+        &context,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -492,22 +486,17 @@ pub async fn set_groups(
     AppJson(body): AppJson<GroupsBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
-    let committed = state
-        .workers
-        .execute(
-            worker_id,
-            WorkerCommand::SetGroups {
-                by,
-                groups: body.groups,
-                now: context.occurred_at,
-            },
-            &context,
-        )
-        .await?;
-    Ok(axum::Json(WorkerAdminAck {
+    record(
+        &state,
         worker_id,
-        version: committed.version,
-    }))
+        WorkerCommand::SetGroups {
+            by,
+            groups: body.groups,
+            now: context.occurred_at,
+        },
+        &context,
+    )
+    .await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
