@@ -138,6 +138,18 @@ where
         return Ok(None);
     }
     let outcome = work.await;
+    // Each run is counted, so operators (and tests) can see the job is alive.
+    let error = outcome.as_ref().err().map(|error| format!("{error:#}"));
+    sqlx::query(
+        "INSERT INTO job_runs (job, runs, failures, last_error) VALUES ($1, 1, $2, $3)
+         ON CONFLICT (job) DO UPDATE SET runs = job_runs.runs + 1, failures = job_runs.failures + $2,
+                last_run_at = now(), last_error = $3",
+    )
+    .bind(name)
+    .bind(i64::from(error.is_some()))
+    .bind(&error)
+    .execute(&mut *lock_connection)
+    .await?;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(job_key(name))
         .execute(&mut *lock_connection)

@@ -293,8 +293,21 @@ async fn an_expired_certificate_takes_the_worker_off_dispatch_on_time_and_tells_
             .contains("有效证书"),
         "{problem}"
     );
-    // Exactly one expiry was recorded, however many ticks ran.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Exactly one expiry was recorded, however many ticks ran: wait for two more runs.
+    let runs = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(MAX(runs), 0) FROM job_runs WHERE job = 'certificate-expiry'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("job runs")
+    };
+    let seen = runs().await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while runs().await < seen + 2 {
+        assert!(Instant::now() < deadline, "the expiry job stopped running");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let expiries: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE event_type = 'CertificateExpired'")
             .fetch_one(&app.pool)
