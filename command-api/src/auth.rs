@@ -160,6 +160,7 @@ const CUSTOMER: &[Role] = &[Role::Customer];
 const WORKER: &[Role] = &[Role::Worker];
 const ADMIN: &[Role] = &[Role::Admin];
 const CUSTOMER_OR_ADMIN: &[Role] = &[Role::Customer, Role::Admin];
+const WORKER_OR_ADMIN: &[Role] = &[Role::Worker, Role::Admin];
 const SIGNED_IN: &[Role] = &[Role::Customer, Role::Worker, Role::Admin];
 const EVERYONE_SIGNED_IN: &[Role] = &[Role::Customer, Role::Worker, Role::Admin, Role::Analyst];
 
@@ -219,6 +220,21 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(POST "/api/v1/orders/{order_id}/start" Access::Roles(WORKER)),
     route!(POST "/api/v1/orders/{order_id}/finish" Access::Roles(WORKER)),
     route!(GET "/api/v1/admin/order-counts" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/orders/{order_id}/grab" Access::Roles(WORKER)),
+    route!(POST "/api/v1/orders/{order_id}/reassign" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/orders/{order_id}/location" Access::Roles(WORKER)),
+    route!(GET "/api/v1/orders/{order_id}/navigation" Access::Roles(WORKER_OR_ADMIN)),
+    route!(GET "/api/v1/orders/{order_id}/tracking" Access::Roles(SIGNED_IN)),
+    route!(GET "/api/v1/offers" Access::Roles(WORKER)),
+    route!(PUT "/api/v1/worker/base" Access::Roles(WORKER)),
+    route!(GET "/api/v1/me/blocked-workers" Access::Roles(CUSTOMER)),
+    route!(POST "/api/v1/me/blocked-workers" Access::Roles(CUSTOMER)),
+    route!(DELETE "/api/v1/me/blocked-workers/{worker_id}" Access::Roles(CUSTOMER)),
+    route!(GET "/api/v1/slots" Access::Public),
+    route!(GET "/api/v1/admin/dispatch/queue" Access::Roles(ADMIN)),
+    route!(GET "/api/v1/admin/dispatch/rounds" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/admin/dispatch/run" Access::Roles(ADMIN)),
+    route!(GET "/api/v1/admin/orders/{order_id}/candidates" Access::Roles(ADMIN)),
     route!(GET "/api/v1/me/notifications" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(POST "/api/v1/worker/identity" Access::Roles(WORKER)),
     route!(POST "/api/v1/worker/certificates" Access::Roles(WORKER)),

@@ -86,6 +86,30 @@ where
     }
 }
 
+impl<A> CommandBus<A>
+where
+    A: Aggregate<Services = ()> + Clone,
+    A::Command: Clone,
+{
+    /// Like `execute`, but when another writer got to the stream first the command is decided
+    /// again on the new state (up to a few times). For commands whose answer should depend on
+    /// who won, such as a grab: the loser then hears "already taken", not "try again".
+    pub async fn execute_deciding_again(
+        &self,
+        aggregate_id: Uuid,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed<A>, AggregateError<A::Error>> {
+        let mut attempts = 0;
+        loop {
+            match self.execute(aggregate_id, command.clone(), context).await {
+                Err(AggregateError::AggregateConflict) if attempts < 5 => attempts += 1,
+                outcome => return outcome,
+            }
+        }
+    }
+}
+
 /// Who, when, from where and why: the metadata written with every event of a command.
 #[derive(Debug, Clone)]
 pub struct CommandContext {

@@ -48,6 +48,12 @@ pub enum ApiError {
     /// 429: too many failed attempts; try again after the given number of seconds.
     #[error("尝试次数过多，请 {retry_after_seconds} 秒后再试 / too many failed attempts; try again in {retry_after_seconds} seconds")]
     LockedOut { retry_after_seconds: i64 },
+    /// 429: the same thing was asked for too soon after the last time.
+    #[error("{detail}")]
+    TooFrequent {
+        detail: String,
+        retry_after_seconds: i64,
+    },
     /// 413: the body is larger than allowed.
     #[error("请求体过大 / request body too large")]
     PayloadTooLarge,
@@ -86,7 +92,9 @@ impl ApiError {
             | ApiError::Conflict(_)
             | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::LockedOut { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::LockedOut { .. } | ApiError::TooFrequent { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_) | ApiError::IdempotencyKeyReused | ApiError::BadCode => {
                 StatusCode::UNPROCESSABLE_ENTITY
@@ -111,6 +119,7 @@ impl ApiError {
             ApiError::IdempotencyInProgress => "/problems/idempotency-in-progress",
             ApiError::PayloadTooLarge => "/problems/payload-too-large",
             ApiError::LockedOut { .. } => "/problems/locked-out",
+            ApiError::TooFrequent { .. } => "/problems/too-frequent",
             ApiError::UnsupportedMediaType => "/problems/unsupported-media-type",
             ApiError::Invalid(_) => "/problems/invalid-input",
             ApiError::IdempotencyKeyReused => "/problems/idempotency-key-reused",
@@ -173,6 +182,10 @@ impl IntoResponse for ApiError {
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let ApiError::LockedOut {
             retry_after_seconds,
+        }
+        | ApiError::TooFrequent {
+            retry_after_seconds,
+            ..
         } = &self
         {
             if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
@@ -184,6 +197,7 @@ impl IntoResponse for ApiError {
             ApiError::ConcurrentModification
                 | ApiError::IdempotencyInProgress
                 | ApiError::LockedOut { .. }
+                | ApiError::TooFrequent { .. }
                 | ApiError::Unavailable(_)
         ) {
             response
@@ -234,7 +248,21 @@ impl DomainErrorKind for domain::order::OrderError {
             E::NotFound => ApiError::NotFound(detail),
             E::IllegalTransition { .. } => ApiError::IllegalState(detail),
             E::NotAssignedWorker | E::NotOwner => ApiError::Forbidden(detail),
-            E::WorkerNotEligible(_) => ApiError::IllegalState(detail),
+            E::WorkerNotEligible(_)
+            | E::AlreadyTaken
+            | E::NotOpenForGrab
+            | E::AlreadyPassed
+            | E::NotDue { .. }
+            | E::StageBackwards
+            | E::NoPreferredWorker
+            | E::SameWorker
+            | E::TooFar { .. }
+            | E::OutsideArrivalWindow { .. } => ApiError::IllegalState(detail),
+            E::PingTooFrequent { seconds } => ApiError::TooFrequent {
+                detail,
+                retry_after_seconds: *seconds,
+            },
+            E::PositionRequired | E::InaccurateFix { .. } => ApiError::Invalid(detail),
             E::PriceOutOfRange { .. }
             | E::BadQuantity { .. }
             | E::BadDuration { .. }
@@ -279,8 +307,16 @@ impl DomainErrorKind for domain::customer::CustomerError {
             E::NotFound | E::NoSuchAddress => ApiError::NotFound(detail),
             E::AlreadyRegistered | E::AddressExists => ApiError::Conflict(detail),
             E::Suspended | E::NotSuspended => ApiError::IllegalState(detail),
-            E::TooManyAddresses | E::BadGroups { .. } | E::Invalid(_) => ApiError::Invalid(detail),
+            E::TooManyAddresses | E::TooManyBlocked | E::BadGroups { .. } | E::Invalid(_) => {
+                ApiError::Invalid(detail)
+            }
         }
+    }
+}
+
+impl From<domain::order::OrderError> for ApiError {
+    fn from(error: domain::order::OrderError) -> Self {
+        error.api_error()
     }
 }
 

@@ -19,6 +19,8 @@ pub struct JobSettings {
     pub certificate_expiry_schedule: String,
     /// `ANJIA_HOUSEKEEPING_SCHEDULE`; by default every hour at minute 17.
     pub housekeeping_schedule: String,
+    /// `ANJIA_REMINDER_SCHEDULE`; by default every five seconds.
+    pub reminder_schedule: String,
 }
 
 impl Default for JobSettings {
@@ -26,6 +28,7 @@ impl Default for JobSettings {
         JobSettings {
             certificate_expiry_schedule: "0 * * * * *".to_owned(),
             housekeeping_schedule: "0 17 * * * *".to_owned(),
+            reminder_schedule: "*/5 * * * * *".to_owned(),
         }
     }
 }
@@ -43,6 +46,9 @@ impl JobSettings {
         }
         if let Some(schedule) = read("ANJIA_HOUSEKEEPING_SCHEDULE") {
             settings.housekeeping_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_REMINDER_SCHEDULE") {
+            settings.reminder_schedule = schedule;
         }
         settings
     }
@@ -88,6 +94,38 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         },
     )?;
     scheduler.add(purge).await?;
+    let job_state = state.clone();
+    let dispatch = Job::new_async(state.dispatch.schedule.as_str(), move |_id, _lock| {
+        let state = job_state.clone();
+        Box::pin(async move {
+            match dispatch_tick(&state, Utc::now()).await {
+                Ok(Some(report))
+                    if report.assigned
+                        + report.escalated
+                        + report.expired_unpaid
+                        + report.released
+                        > 0 =>
+                {
+                    tracing::info!(?report, "dispatch tick")
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "the dispatch job failed")
+                }
+            }
+        })
+    })?;
+    scheduler.add(dispatch).await?;
+    let job_state = state.clone();
+    let reminders = Job::new_async(settings.reminder_schedule.as_str(), move |_id, _lock| {
+        let state = job_state.clone();
+        Box::pin(async move {
+            if let Err(error) = deliver_reminders(&state).await {
+                tracing::error!(error = format!("{error:#}"), "the reminder job failed")
+            }
+        })
+    })?;
+    scheduler.add(reminders).await?;
     scheduler.start().await?;
     Ok(scheduler)
 }
@@ -116,6 +154,27 @@ pub async fn purge_expired(pool: &PgPool) -> anyhow::Result<Option<u64>> {
         anyhow::Ok(removed)
     })
     .await
+}
+
+/// The dispatcher's timers, an automatic round and reconciliation, in one process at a time.
+pub async fn dispatch_tick(
+    state: &AppState,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<crate::dispatch::TickReport>> {
+    exclusively(&state.pool, "dispatch", crate::dispatch::tick(state, now)).await
+}
+
+/// Delivers due reminders until none are left. Several processes may run it at once: each
+/// claims different rows.
+pub async fn deliver_reminders(state: &AppState) -> anyhow::Result<usize> {
+    let mut total = 0;
+    loop {
+        let delivered = crate::reminders::deliver_due(state, 100).await?;
+        total += delivered.reminders;
+        if delivered.reminders < 100 {
+            return Ok(total);
+        }
+    }
 }
 
 /// A stable advisory-lock key per job name.

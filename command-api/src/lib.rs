@@ -9,6 +9,7 @@ pub mod background;
 pub mod bench;
 pub mod client_address;
 pub mod commands;
+pub mod dispatch;
 pub mod erasure;
 pub mod error;
 pub mod extract;
@@ -17,6 +18,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod notify;
 pub mod openapi;
+pub mod reminders;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -44,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::verification::router())
         .merge(routes::workers::router())
         .merge(routes::orders::router())
+        .merge(routes::dispatch::router())
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())

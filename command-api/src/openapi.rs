@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, availability, health, live, oauth, onboarding, orders, profile, security,
-    sessions, users, verification, workers,
+    accounts, admin, availability, dispatch, health, live, oauth, onboarding, orders, profile,
+    security, sessions, users, verification, workers,
 };
 use crate::state::AppState;
 
@@ -23,7 +23,10 @@ use crate::state::AppState;
         workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
         orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::review,
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
-        orders::depart, orders::arrive, orders::start, orders::finish, orders::counts,
+        orders::depart, dispatch::arrive, orders::start, orders::finish, orders::counts,
+        dispatch::grab, dispatch::reassign, dispatch::report_location, dispatch::navigation, dispatch::tracking,
+        dispatch::offers, dispatch::set_base, dispatch::list_blocked, dispatch::block_worker, dispatch::unblock_worker,
+        dispatch::any_worker_slots, dispatch::queue, dispatch::rounds, dispatch::run_now, dispatch::candidates,
         admin::projection_status, admin::rebuild,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,

@@ -67,6 +67,7 @@ pub struct Settings {
     pub jobs: crate::jobs::JobSettings,
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    pub dispatch: crate::dispatch::DispatchSettings,
 }
 
 impl Settings {
@@ -77,6 +78,7 @@ impl Settings {
             background: crate::background::BackgroundCheckSettings::from_environment(),
             jobs: crate::jobs::JobSettings::from_environment(),
             oauth: crate::routes::oauth::OAuthSettings::from_environment(),
+            dispatch: crate::dispatch::DispatchSettings::from_environment()?,
         })
     }
 }

@@ -28,6 +28,7 @@ pub struct AppState {
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// WeChat sign-in, when configured.
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
+    pub dispatch: Arc<crate::dispatch::DispatchSettings>,
 }
 
 impl AppState {
@@ -41,6 +42,7 @@ impl AppState {
         Ok(AppState {
             background: settings.background.build(&pool)?,
             oauth: settings.oauth.clone(),
+            dispatch: Arc::new(settings.dispatch.clone()),
             trusted_proxies: settings.trusted_proxies.clone(),
             shutdown: tokio::sync::watch::channel(false).1,
             vault,

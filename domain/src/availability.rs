@@ -167,14 +167,9 @@ pub fn travel_minutes(from: Option<GeoPoint>, to: Option<GeoPoint>) -> i64 {
     ((minutes / 5.0).ceil() * 5.0) as i64
 }
 
-/// Great-circle distance. Points in different datums differ by at most about 1 km, far below
-/// what a travel estimate can tell apart, so no conversion is made here.
+/// Great-circle distance, with both points brought to WGS-84 first.
 pub fn distance_km(a: GeoPoint, b: GeoPoint) -> f64 {
-    let (lat1, lat2) = (a.latitude.to_radians(), b.latitude.to_radians());
-    let d_lat = lat2 - lat1;
-    let d_lon = (b.longitude - a.longitude).to_radians();
-    let h = (d_lat / 2.0).sin().powi(2) + lat1.cos() * lat2.cos() * (d_lon / 2.0).sin().powi(2);
-    2.0 * 6_371.0 * h.sqrt().asin()
+    a.distance_m(b) / 1000.0
 }
 
 #[cfg(test)]

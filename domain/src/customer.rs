@@ -71,6 +71,16 @@ pub enum CustomerCommand {
         groups: Vec<String>,
         now: DateTime<Utc>,
     },
+    /// The customer never wants this worker again: no offer, grab or assignment of their
+    /// orders will go to them.
+    BlockWorker {
+        worker_id: Uuid,
+        now: DateTime<Utc>,
+    },
+    UnblockWorker {
+        worker_id: Uuid,
+        now: DateTime<Utc>,
+    },
     /// The profile form: name and contact details together, recorded at once.
     UpdateProfile {
         name: Sealed,
@@ -126,6 +136,14 @@ pub enum CustomerEvent {
         groups: Vec<String>,
         at: DateTime<Utc>,
     },
+    WorkerBlocked {
+        worker_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    WorkerUnblocked {
+        worker_id: Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for CustomerEvent {
@@ -140,6 +158,8 @@ impl DomainEvent for CustomerEvent {
             CustomerEvent::CustomerSuspended { .. } => "CustomerSuspended",
             CustomerEvent::CustomerReinstated { .. } => "CustomerReinstated",
             CustomerEvent::CustomerGroupsSet { .. } => "CustomerGroupsSet",
+            CustomerEvent::WorkerBlocked { .. } => "WorkerBlocked",
+            CustomerEvent::WorkerUnblocked { .. } => "WorkerUnblocked",
         };
         name.to_owned()
     }
@@ -167,9 +187,14 @@ pub enum CustomerError {
     NotSuspended,
     #[error("分组最多 {max} 个，每个 1–20 字 / at most {max} groups of 1 to 20 characters")]
     BadGroups { max: usize },
+    #[error("最多屏蔽 {MAX_BLOCKED_WORKERS} 位服务人员 / at most {MAX_BLOCKED_WORKERS} workers can be blocked")]
+    TooManyBlocked,
     #[error("{0}")]
     Invalid(#[from] ValueError),
 }
+
+/// How many workers one customer may block.
+pub const MAX_BLOCKED_WORKERS: usize = 100;
 
 /// The state a customer's events fold into.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -178,6 +203,8 @@ pub struct Customer {
     pub address_ids: Vec<Uuid>,
     pub suspended: bool,
     pub groups: Vec<String>,
+    #[serde(default)]
+    pub blocked_workers: Vec<Uuid>,
 }
 
 impl Customer {
@@ -286,6 +313,22 @@ impl Customer {
                     at: now,
                 }])
             }
+            CustomerCommand::BlockWorker { worker_id, now } => {
+                Ok(if self.blocked_workers.contains(&worker_id) {
+                    vec![]
+                } else if self.blocked_workers.len() >= MAX_BLOCKED_WORKERS {
+                    return Err(CustomerError::TooManyBlocked);
+                } else {
+                    vec![CustomerEvent::WorkerBlocked { worker_id, at: now }]
+                })
+            }
+            CustomerCommand::UnblockWorker { worker_id, now } => {
+                Ok(if self.blocked_workers.contains(&worker_id) {
+                    vec![CustomerEvent::WorkerUnblocked { worker_id, at: now }]
+                } else {
+                    vec![]
+                })
+            }
             CustomerCommand::SetEmergencyContact { contact, now } => {
                 let relation = required_text("关系 relation", &contact.relation, 20)?;
                 Ok(vec![CustomerEvent::EmergencyContactSet {
@@ -329,6 +372,10 @@ impl Aggregate for Customer {
             CustomerEvent::CustomerReinstated { .. } => self.suspended = false,
             CustomerEvent::CustomerGroupsSet { groups, .. } => self.groups = groups,
             CustomerEvent::AddressAdded { address_id, .. } => self.address_ids.push(address_id),
+            CustomerEvent::WorkerBlocked { worker_id, .. } => self.blocked_workers.push(worker_id),
+            CustomerEvent::WorkerUnblocked { worker_id, .. } => {
+                self.blocked_workers.retain(|blocked| *blocked != worker_id)
+            }
             CustomerEvent::AddressRemoved { address_id, .. } => {
                 self.address_ids.retain(|existing| *existing != address_id)
             }

@@ -426,6 +426,14 @@ fn one_of_every_event() -> Vec<CustomerEvent> {
             groups: vec!["高价值客户".into()],
             at: later(60),
         },
+        CustomerEvent::WorkerBlocked {
+            worker_id: Uuid::from_u128(0xa1),
+            at: later(70),
+        },
+        CustomerEvent::WorkerUnblocked {
+            worker_id: Uuid::from_u128(0xa1),
+            at: later(80),
+        },
     ]
 }
 
@@ -515,6 +523,8 @@ fn kind_index(event: &CustomerEvent) -> usize {
         CustomerEvent::CustomerSuspended { .. } => 6,
         CustomerEvent::CustomerReinstated { .. } => 7,
         CustomerEvent::CustomerGroupsSet { .. } => 8,
+        CustomerEvent::WorkerBlocked { .. } => 9,
+        CustomerEvent::WorkerUnblocked { .. } => 10,
     }
 }
 
@@ -522,7 +532,7 @@ fn kind_index(event: &CustomerEvent) -> usize {
 fn every_customer_event_survives_a_json_round_trip_under_a_distinct_type() {
     let events = one_of_every_event();
     let kinds: Vec<usize> = events.iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..9).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..11).collect::<Vec<_>>());
     let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(types.len(), events.len());
     for event in events {

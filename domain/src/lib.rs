@@ -8,6 +8,8 @@
 pub mod availability;
 pub mod catalogue;
 pub mod customer;
+pub mod dispatch;
+pub mod geo;
 pub mod onboarding;
 pub mod order;
 pub mod values;

@@ -14,7 +14,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
-use crate::values::{Actor, Address, Fen, Role};
+use crate::dispatch::{AssignmentScore, DispatchStage};
+use crate::values::{Actor, Address, Fen, GeoPoint, Role};
+
+/// How near the address (metres) a worker must be to check in as arrived.
+pub const ARRIVAL_RADIUS_M: f64 = 300.0;
+/// How early before the start a worker may check in, in minutes.
+pub const ARRIVAL_EARLY_MINUTES: i64 = 60;
+/// The least time between two location reports of one order, in seconds.
+pub const MIN_PING_INTERVAL_SECONDS: i64 = 10;
+/// A fix less precise than this (metres) is refused.
+pub const MAX_FIX_ACCURACY_M: u32 = 500;
 
 /// Where an order is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -135,6 +145,9 @@ pub struct Booking {
     pub duration_minutes: u32,
     pub address: Address,
     pub note: Option<String>,
+    /// The worker the customer chose, if any; their time is held from placement.
+    #[serde(default)]
+    pub preferred_worker: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +155,12 @@ pub enum OrderCommand {
     Place {
         order_id: Uuid,
         booking: Booking,
+        /// Unpaid after this, the order is cancelled and any hold released.
+        pay_by: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    },
+    /// From the hold job: cancels an order whose payment deadline has passed.
+    ExpireUnpaid {
         now: DateTime<Utc>,
     },
     RecordPayment {
@@ -149,12 +168,47 @@ pub enum OrderCommand {
         amount: Fen,
         now: DateTime<Utc>,
     },
+    /// Starts dispatching a paid order at a stage. `Named` assigns the preferred worker, who
+    /// must confirm by `deadline`.
     OpenDispatch {
+        stage: Option<DispatchStage>,
+        deadline: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    },
+    /// Moves dispatch on to a later stage once the current stage's deadline (or an unconfirmed
+    /// assignment's) has passed.
+    Escalate {
+        to: DispatchStage,
+        deadline: Option<DateTime<Utc>>,
+        reason: String,
         now: DateTime<Utc>,
     },
     AssignWorker {
         worker: WorkerFacts,
         by: Actor,
+        /// The worker must accept by then, or the assignment expires.
+        respond_by: Option<DateTime<Utc>>,
+        /// Why the dispatcher chose this worker, when it did.
+        score: Option<AssignmentScore>,
+        now: DateTime<Utc>,
+    },
+    /// A worker takes an order offered for grabbing: assigned and accepted at once.
+    Grab {
+        worker: WorkerFacts,
+        now: DateTime<Utc>,
+    },
+    /// An admin moves an assigned or accepted order to another worker, saying why.
+    Reassign {
+        worker: WorkerFacts,
+        by: Actor,
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    /// Where the worker is while on the way.
+    ReportLocation {
+        worker_id: Uuid,
+        location: GeoPoint,
+        accuracy_m: u32,
         now: DateTime<Utc>,
     },
     Accept {
@@ -170,8 +224,10 @@ pub enum OrderCommand {
         worker_id: Uuid,
         now: DateTime<Utc>,
     },
+    /// Check-in at the address: near it, and not long before the start.
     Arrive {
         worker_id: Uuid,
+        position: Option<GeoPoint>,
         now: DateTime<Utc>,
     },
     StartService {
@@ -208,8 +264,13 @@ impl OrderCommand {
         match self {
             OrderCommand::Place { .. } => ("下单", "place"),
             OrderCommand::RecordPayment { .. } => ("记录支付", "record payment for"),
+            OrderCommand::ExpireUnpaid { .. } => ("超时取消", "expire"),
             OrderCommand::OpenDispatch { .. } => ("开始派单", "open dispatch for"),
+            OrderCommand::Escalate { .. } => ("升级派单", "escalate dispatch of"),
             OrderCommand::AssignWorker { .. } => ("派单", "assign a worker to"),
+            OrderCommand::Grab { .. } => ("抢单", "grab"),
+            OrderCommand::Reassign { .. } => ("改派", "reassign"),
+            OrderCommand::ReportLocation { .. } => ("上报位置", "report a location for"),
             OrderCommand::Accept { .. } => ("接单", "accept"),
             OrderCommand::Decline { .. } => ("拒单", "decline"),
             OrderCommand::Depart { .. } => ("出发", "depart for"),
@@ -234,6 +295,8 @@ pub enum OrderEvent {
     PaymentRequested {
         amount: Fen,
         requested_at: DateTime<Utc>,
+        #[serde(default)]
+        pay_by: Option<DateTime<Utc>>,
     },
     PaymentRecorded {
         payment_reference: String,
@@ -243,10 +306,40 @@ pub enum OrderEvent {
     DispatchOpened {
         opened_at: DateTime<Utc>,
     },
+    DispatchStageEntered {
+        stage: DispatchStage,
+        deadline: Option<DateTime<Utc>>,
+        reason: String,
+        at: DateTime<Utc>,
+    },
     WorkerAssigned {
         worker_id: Uuid,
         assigned_by: Actor,
         assigned_at: DateTime<Utc>,
+        #[serde(default)]
+        respond_by: Option<DateTime<Utc>>,
+        #[serde(default)]
+        score: Option<AssignmentScore>,
+    },
+    /// The worker did not confirm in time.
+    AssignmentExpired {
+        worker_id: Uuid,
+        expired_at: DateTime<Utc>,
+    },
+    /// An admin took the order from a worker.
+    AssignmentWithdrawn {
+        worker_id: Uuid,
+        by: Actor,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    WorkerLocationReported {
+        worker_id: Uuid,
+        location: GeoPoint,
+        accuracy_m: u32,
+        reported_at: DateTime<Utc>,
+        /// Estimated arrival at the address, when it has coordinates.
+        eta: Option<DateTime<Utc>>,
     },
     AssignmentDeclined {
         worker_id: Uuid,
@@ -264,6 +357,9 @@ pub enum OrderEvent {
     WorkerArrived {
         worker_id: Uuid,
         arrived_at: DateTime<Utc>,
+        /// Metres from the address at check-in.
+        #[serde(default)]
+        distance_m: Option<u32>,
     },
     ServiceStarted {
         worker_id: Uuid,
@@ -301,7 +397,11 @@ impl DomainEvent for OrderEvent {
             OrderEvent::PaymentRequested { .. } => "PaymentRequested",
             OrderEvent::PaymentRecorded { .. } => "PaymentRecorded",
             OrderEvent::DispatchOpened { .. } => "DispatchOpened",
+            OrderEvent::DispatchStageEntered { .. } => "DispatchStageEntered",
             OrderEvent::WorkerAssigned { .. } => "WorkerAssigned",
+            OrderEvent::AssignmentExpired { .. } => "AssignmentExpired",
+            OrderEvent::AssignmentWithdrawn { .. } => "AssignmentWithdrawn",
+            OrderEvent::WorkerLocationReported { .. } => "WorkerLocationReported",
             OrderEvent::AssignmentDeclined { .. } => "AssignmentDeclined",
             OrderEvent::OrderAccepted { .. } => "OrderAccepted",
             OrderEvent::WorkerDeparted { .. } => "WorkerDeparted",
@@ -359,6 +459,30 @@ pub enum OrderError {
     BadRating,
     #[error("请填写原因 / a reason is required")]
     ReasonRequired,
+    #[error("订单已被其他服务人员接走 / the order has already been taken by another worker")]
+    AlreadyTaken,
+    #[error("订单当前不在抢单中 / the order is not open for grabbing")]
+    NotOpenForGrab,
+    #[error("您已拒绝或错过此订单 / you declined or missed this order")]
+    AlreadyPassed,
+    #[error("尚未到期限，不能{}/ the deadline to {} has not passed yet", verb.0, verb.1)]
+    NotDue { verb: (&'static str, &'static str) },
+    #[error("派单阶段只能向后推进 / dispatch can only move on to a later stage")]
+    StageBackwards,
+    #[error("订单没有指定服务人员 / the order names no worker")]
+    NoPreferredWorker,
+    #[error("新服务人员与当前服务人员相同 / the new worker is the current one")]
+    SameWorker,
+    #[error("请提供当前位置 / your current position is required to check in")]
+    PositionRequired,
+    #[error("距离服务地址 {distance_m} 米，需在 {radius_m} 米内签到 / you are {distance_m} m from the address; check in within {radius_m} m")]
+    TooFar { distance_m: u32, radius_m: u32 },
+    #[error("不在签到时间内（服务开始前 {early} 分钟至服务结束）/ check-in is open from {early} minutes before the start until the end of the service")]
+    OutsideArrivalWindow { early: i64 },
+    #[error("位置上报过于频繁，请 {seconds} 秒后再试 / locations may be reported every {seconds} seconds")]
+    PingTooFrequent { seconds: i64 },
+    #[error("定位精度 {accuracy_m} 米，超过 {max} 米 / a fix of {accuracy_m} m is less precise than {max} m")]
+    InaccurateFix { accuracy_m: u32, max: u32 },
 }
 
 /// Why a worker cannot take an order.
@@ -398,6 +522,25 @@ pub struct Order {
     pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Where, when the customer gave coordinates.
     pub location: Option<crate::values::GeoPoint>,
+    #[serde(default)]
+    pub preferred_worker: Option<Uuid>,
+    #[serde(default)]
+    pub pay_by: Option<DateTime<Utc>>,
+    /// The dispatch stage while dispatching, and until when it lasts.
+    #[serde(default)]
+    pub stage: Option<DispatchStage>,
+    #[serde(default)]
+    pub stage_deadline: Option<DateTime<Utc>>,
+    /// The assigned worker must accept by then.
+    #[serde(default)]
+    pub respond_by: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_ping_at: Option<DateTime<Utc>>,
+    /// The worker's last reported position and the arrival estimate from it.
+    #[serde(default)]
+    pub last_location: Option<GeoPoint>,
+    #[serde(default)]
+    pub eta: Option<DateTime<Utc>>,
 }
 
 /// The longest booking horizon, in units: a year of hours is plenty for any household.
@@ -431,6 +574,31 @@ impl Order {
         }
     }
 
+    /// What a command would record, without recording it: lets a handler refuse early,
+    /// before it touches any other stream.
+    pub fn decide_only(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
+        self.decide(command)
+    }
+
+    fn require_eligible(&self, worker: &WorkerFacts) -> Result<(), OrderError> {
+        let service = self.service.ok_or(OrderError::NotFound)?;
+        let ineligible = if !worker.registered {
+            Some(WorkerIneligibility::Unknown)
+        } else if !worker.active {
+            Some(WorkerIneligibility::Suspended)
+        } else if !worker.approved {
+            Some(WorkerIneligibility::NotApproved)
+        } else if !worker.skills.contains(&service) {
+            Some(WorkerIneligibility::LacksSkill)
+        } else {
+            None
+        };
+        match ineligible {
+            Some(reason) => Err(OrderError::WorkerNotEligible(reason)),
+            None => Ok(()),
+        }
+    }
+
     fn decide(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {
         use OrderStatus as S;
         let refused = self.refuse(&command);
@@ -440,6 +608,7 @@ impl Order {
                 OrderCommand::Place {
                     order_id,
                     booking,
+                    pay_by,
                     now,
                 },
             ) => {
@@ -454,8 +623,25 @@ impl Order {
                     OrderEvent::PaymentRequested {
                         amount: total,
                         requested_at: now,
+                        pay_by,
                     },
                 ])
+            }
+            (stage @ S::AwaitingPayment, command @ OrderCommand::ExpireUnpaid { .. }) => {
+                let OrderCommand::ExpireUnpaid { now } = command else {
+                    unreachable!()
+                };
+                match self.pay_by {
+                    Some(deadline) if now >= deadline => Ok(vec![OrderEvent::OrderCancelled {
+                        by: Actor::system(),
+                        reason: "未在时限内支付，订单已自动取消 / not paid in time; cancelled automatically".to_owned(),
+                        stage,
+                        cancelled_at: now,
+                    }]),
+                    _ => Err(OrderError::NotDue {
+                        verb: command.verb(),
+                    }),
+                }
             }
             (
                 S::AwaitingPayment,
@@ -475,29 +661,193 @@ impl Order {
                     paid_at: now,
                 }])
             }
-            (S::Paid, OrderCommand::OpenDispatch { now }) => {
-                Ok(vec![OrderEvent::DispatchOpened { opened_at: now }])
-            }
-            (S::Paid | S::Dispatching, OrderCommand::AssignWorker { worker, by, now }) => {
-                let service = self.service.ok_or(OrderError::NotFound)?;
-                let ineligible = if !worker.registered {
-                    Some(WorkerIneligibility::Unknown)
-                } else if !worker.active {
-                    Some(WorkerIneligibility::Suspended)
-                } else if !worker.approved {
-                    Some(WorkerIneligibility::NotApproved)
-                } else if !worker.skills.contains(&service) {
-                    Some(WorkerIneligibility::LacksSkill)
-                } else {
-                    None
-                };
-                if let Some(reason) = ineligible {
-                    return Err(OrderError::WorkerNotEligible(reason));
+            (
+                S::Paid,
+                OrderCommand::OpenDispatch {
+                    stage,
+                    deadline,
+                    now,
+                },
+            ) => {
+                let mut events = vec![OrderEvent::DispatchOpened { opened_at: now }];
+                if let Some(stage) = stage {
+                    events.push(OrderEvent::DispatchStageEntered {
+                        stage,
+                        deadline,
+                        reason: "支付完成 / paid".to_owned(),
+                        at: now,
+                    });
                 }
+                if stage == Some(DispatchStage::Named) {
+                    let worker_id = self.preferred_worker.ok_or(OrderError::NoPreferredWorker)?;
+                    events.push(OrderEvent::WorkerAssigned {
+                        worker_id,
+                        assigned_by: Actor::system(),
+                        assigned_at: now,
+                        respond_by: deadline,
+                        score: None,
+                    });
+                }
+                Ok(events)
+            }
+            (status @ (S::Dispatching | S::Assigned), command @ OrderCommand::Escalate { .. }) => {
+                let verb = command.verb();
+                let OrderCommand::Escalate {
+                    to,
+                    deadline,
+                    reason,
+                    now,
+                } = command
+                else {
+                    unreachable!()
+                };
+                // An unconfirmed assignment may fall back to the stage it came from (another
+                // automatic round, without that worker); otherwise stages only move on.
+                let backwards = self.stage.is_some_and(|current| match status {
+                    S::Assigned => to < current,
+                    _ => to <= current,
+                });
+                if backwards {
+                    return Err(OrderError::StageBackwards);
+                }
+                let due = match status {
+                    S::Assigned => self.respond_by,
+                    _ => self.stage_deadline,
+                };
+                let mut events = Vec::new();
+                match (status, due) {
+                    (_, Some(due)) if now < due => return Err(OrderError::NotDue { verb }),
+                    (S::Assigned, None) => return Err(refused),
+                    (S::Assigned, Some(_)) => events.push(OrderEvent::AssignmentExpired {
+                        worker_id: self.worker_id.ok_or(OrderError::NotFound)?,
+                        expired_at: now,
+                    }),
+                    _ => {}
+                }
+                events.push(OrderEvent::DispatchStageEntered {
+                    stage: to,
+                    deadline,
+                    reason: required_reason(&reason)?,
+                    at: now,
+                });
+                Ok(events)
+            }
+            (
+                S::Paid | S::Dispatching,
+                OrderCommand::AssignWorker {
+                    worker,
+                    by,
+                    respond_by,
+                    score,
+                    now,
+                },
+            ) => {
+                self.require_eligible(&worker)?;
                 Ok(vec![OrderEvent::WorkerAssigned {
                     worker_id: worker.worker_id,
                     assigned_by: by,
                     assigned_at: now,
+                    respond_by,
+                    score,
+                }])
+            }
+            (S::Dispatching, OrderCommand::Grab { worker, now })
+                if self.stage == Some(DispatchStage::Grab) =>
+            {
+                if self.declined_by.contains(&worker.worker_id) {
+                    return Err(OrderError::AlreadyPassed);
+                }
+                self.require_eligible(&worker)?;
+                Ok(vec![
+                    OrderEvent::WorkerAssigned {
+                        worker_id: worker.worker_id,
+                        assigned_by: Actor {
+                            id: worker.worker_id,
+                            role: Role::Worker,
+                        },
+                        assigned_at: now,
+                        respond_by: None,
+                        score: None,
+                    },
+                    OrderEvent::OrderAccepted {
+                        worker_id: worker.worker_id,
+                        accepted_at: now,
+                    },
+                ])
+            }
+            (S::Dispatching, OrderCommand::Grab { .. }) => Err(OrderError::NotOpenForGrab),
+            (
+                S::Assigned
+                | S::Accepted
+                | S::OnTheWay
+                | S::Arrived
+                | S::InService
+                | S::Completed
+                | S::Reviewed,
+                OrderCommand::Grab { .. },
+            ) => Err(OrderError::AlreadyTaken),
+            (
+                S::Assigned | S::Accepted,
+                OrderCommand::Reassign {
+                    worker,
+                    by,
+                    reason,
+                    now,
+                },
+            ) => {
+                let current = self.worker_id.ok_or(OrderError::NotFound)?;
+                if current == worker.worker_id {
+                    return Err(OrderError::SameWorker);
+                }
+                self.require_eligible(&worker)?;
+                Ok(vec![
+                    OrderEvent::AssignmentWithdrawn {
+                        worker_id: current,
+                        by,
+                        reason: required_reason(&reason)?,
+                        at: now,
+                    },
+                    OrderEvent::WorkerAssigned {
+                        worker_id: worker.worker_id,
+                        assigned_by: by,
+                        assigned_at: now,
+                        respond_by: None,
+                        score: None,
+                    },
+                ])
+            }
+            (
+                S::OnTheWay,
+                OrderCommand::ReportLocation {
+                    worker_id,
+                    location,
+                    accuracy_m,
+                    now,
+                },
+            ) => {
+                self.require_assigned(worker_id)?;
+                if accuracy_m > MAX_FIX_ACCURACY_M {
+                    return Err(OrderError::InaccurateFix {
+                        accuracy_m,
+                        max: MAX_FIX_ACCURACY_M,
+                    });
+                }
+                if let Some(last) = self.last_ping_at {
+                    if now < last + chrono::Duration::seconds(MIN_PING_INTERVAL_SECONDS) {
+                        return Err(OrderError::PingTooFrequent {
+                            seconds: MIN_PING_INTERVAL_SECONDS,
+                        });
+                    }
+                }
+                let eta = self
+                    .location
+                    .map(|address| crate::geo::estimated_arrival(location, address, now));
+                Ok(vec![OrderEvent::WorkerLocationReported {
+                    worker_id,
+                    location,
+                    accuracy_m,
+                    reported_at: now,
+                    eta,
                 }])
             }
             (S::Assigned, OrderCommand::Accept { worker_id, now }) => {
@@ -530,11 +880,39 @@ impl Order {
                     departed_at: now,
                 }])
             }
-            (S::OnTheWay, OrderCommand::Arrive { worker_id, now }) => {
+            (
+                S::OnTheWay,
+                OrderCommand::Arrive {
+                    worker_id,
+                    position,
+                    now,
+                },
+            ) => {
                 self.require_assigned(worker_id)?;
+                let (start, end) = self.window.ok_or(OrderError::NotFound)?;
+                if now < start - chrono::Duration::minutes(ARRIVAL_EARLY_MINUTES) || now >= end {
+                    return Err(OrderError::OutsideArrivalWindow {
+                        early: ARRIVAL_EARLY_MINUTES,
+                    });
+                }
+                let distance_m = match (self.location, position) {
+                    (Some(address), Some(position)) => {
+                        let distance = address.distance_m(position);
+                        if distance > ARRIVAL_RADIUS_M {
+                            return Err(OrderError::TooFar {
+                                distance_m: distance.round() as u32,
+                                radius_m: ARRIVAL_RADIUS_M as u32,
+                            });
+                        }
+                        Some(distance.round() as u32)
+                    }
+                    (Some(_), None) => return Err(OrderError::PositionRequired),
+                    (None, _) => None,
+                };
                 Ok(vec![OrderEvent::WorkerArrived {
                     worker_id,
                     arrived_at: now,
+                    distance_m,
                 }])
             }
             (S::Arrived, OrderCommand::StartService { worker_id, now }) => {
@@ -673,20 +1051,54 @@ impl Aggregate for Order {
                     + chrono::Duration::minutes(i64::from(booking.duration_minutes));
                 self.window = Some((booking.scheduled_start, end));
                 self.location = booking.address.location;
+                self.preferred_worker = booking.preferred_worker;
             }
-            OrderEvent::PaymentRequested { .. } => self.status = OrderStatus::AwaitingPayment,
+            OrderEvent::PaymentRequested { pay_by, .. } => {
+                self.status = OrderStatus::AwaitingPayment;
+                self.pay_by = pay_by;
+            }
             OrderEvent::PaymentRecorded { .. } => self.status = OrderStatus::Paid,
             OrderEvent::DispatchOpened { .. } => self.status = OrderStatus::Dispatching,
-            OrderEvent::WorkerAssigned { worker_id, .. } => {
+            OrderEvent::DispatchStageEntered {
+                stage, deadline, ..
+            } => {
+                self.stage = Some(stage);
+                self.stage_deadline = deadline;
+            }
+            OrderEvent::WorkerAssigned {
+                worker_id,
+                respond_by,
+                ..
+            } => {
                 self.status = OrderStatus::Assigned;
                 self.worker_id = Some(worker_id);
+                self.respond_by = respond_by;
             }
-            OrderEvent::AssignmentDeclined { worker_id, .. } => {
+            OrderEvent::AssignmentDeclined { worker_id, .. }
+            | OrderEvent::AssignmentExpired { worker_id, .. } => {
                 self.status = OrderStatus::Dispatching;
+                self.worker_id = None;
+                self.respond_by = None;
+                self.declined_by.push(worker_id);
+            }
+            OrderEvent::AssignmentWithdrawn { worker_id, .. } => {
                 self.worker_id = None;
                 self.declined_by.push(worker_id);
             }
-            OrderEvent::OrderAccepted { .. } => self.status = OrderStatus::Accepted,
+            OrderEvent::WorkerLocationReported {
+                reported_at,
+                location,
+                eta,
+                ..
+            } => {
+                self.last_ping_at = Some(reported_at);
+                self.last_location = Some(location);
+                self.eta = eta;
+            }
+            OrderEvent::OrderAccepted { .. } => {
+                self.status = OrderStatus::Accepted;
+                self.respond_by = None;
+            }
             OrderEvent::WorkerDeparted { .. } => self.status = OrderStatus::OnTheWay,
             OrderEvent::WorkerArrived { .. } => self.status = OrderStatus::Arrived,
             OrderEvent::ServiceStarted { .. } => self.status = OrderStatus::InService,

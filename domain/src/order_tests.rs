@@ -25,6 +25,7 @@ const PAYMENT_REFERENCE: &str = "wx-4200001234202503010001";
 
 // Minutes after placement at which each step of the happy path happens.
 const PAID: i64 = 5;
+const PAY_BY: i64 = 15;
 const DISPATCH_OPENED: i64 = 6;
 const ASSIGNED: i64 = 10;
 const ANSWERED: i64 = 15;
@@ -112,6 +113,7 @@ fn booking() -> Booking {
         duration_minutes: 180,
         address: address(),
         note: Some("家里有猫，请随手关门".to_owned()),
+        preferred_worker: None,
     }
 }
 
@@ -140,6 +142,7 @@ fn place(booking: Booking) -> OrderCommand {
     OrderCommand::Place {
         order_id: ORDER_ID,
         booking,
+        pay_by: Some(later(PAY_BY)),
         now: now(),
     }
 }
@@ -154,6 +157,8 @@ fn record_payment(amount: Fen) -> OrderCommand {
 
 fn open_dispatch() -> OrderCommand {
     OrderCommand::OpenDispatch {
+        stage: Some(DispatchStage::Grab),
+        deadline: Some(later(GRAB_UNTIL)),
         now: later(DISPATCH_OPENED),
     }
 }
@@ -162,6 +167,8 @@ fn assign(worker: WorkerFacts) -> OrderCommand {
     OrderCommand::AssignWorker {
         worker,
         by: admin(),
+        respond_by: None,
+        score: None,
         now: later(ASSIGNED),
     }
 }
@@ -191,6 +198,7 @@ fn depart(worker_id: Uuid) -> OrderCommand {
 fn arrive(worker_id: Uuid) -> OrderCommand {
     OrderCommand::Arrive {
         worker_id,
+        position: address().location,
         now: later(ARRIVED),
     }
 }
@@ -251,6 +259,7 @@ fn payment_requested() -> OrderEvent {
     OrderEvent::PaymentRequested {
         amount: TOTAL,
         requested_at: now(),
+        pay_by: Some(later(PAY_BY)),
     }
 }
 
@@ -273,6 +282,8 @@ fn worker_assigned(worker_id: Uuid) -> OrderEvent {
         worker_id,
         assigned_by: admin(),
         assigned_at: later(ASSIGNED),
+        respond_by: None,
+        score: None,
     }
 }
 
@@ -302,6 +313,7 @@ fn worker_arrived() -> OrderEvent {
     OrderEvent::WorkerArrived {
         worker_id: WORKER_ID,
         arrived_at: later(ARRIVED),
+        distance_m: Some(0),
     }
 }
 
@@ -374,7 +386,76 @@ fn history(status: OrderStatus) -> Vec<OrderEvent> {
     };
     let mut events = history(previous);
     events.push(last);
+    if status == S::Dispatching {
+        // Dispatching orders in these tests are open for grabbing.
+        events.push(stage_entered(DispatchStage::Grab, Some(later(GRAB_UNTIL))));
+    }
     events
+}
+
+const GRAB_UNTIL: i64 = DISPATCH_OPENED + 10;
+const ESCALATED: i64 = GRAB_UNTIL + 1;
+
+fn stage_entered(stage: DispatchStage, deadline: Option<DateTime<Utc>>) -> OrderEvent {
+    OrderEvent::DispatchStageEntered {
+        stage,
+        deadline,
+        reason: "支付完成 / paid".to_owned(),
+        at: later(DISPATCH_OPENED),
+    }
+}
+
+fn expire_unpaid(minutes: i64) -> OrderCommand {
+    OrderCommand::ExpireUnpaid {
+        now: later(minutes),
+    }
+}
+
+fn escalate(to: DispatchStage, minutes: i64) -> OrderCommand {
+    OrderCommand::Escalate {
+        to,
+        deadline: None,
+        reason: "无人抢单 / nobody grabbed it".to_owned(),
+        now: later(minutes),
+    }
+}
+
+fn grab(worker: WorkerFacts) -> OrderCommand {
+    OrderCommand::Grab {
+        worker,
+        now: later(ASSIGNED),
+    }
+}
+
+fn reassign(worker: WorkerFacts, reason: &str) -> OrderCommand {
+    OrderCommand::Reassign {
+        worker,
+        by: admin(),
+        reason: reason.to_owned(),
+        now: later(ANSWERED + 5),
+    }
+}
+
+/// A point about `metres` north of the address.
+fn north_of_address(metres: f64) -> GeoPoint {
+    let home = address()
+        .location
+        .expect("the test address has coordinates");
+    GeoPoint::new(
+        home.latitude + metres / 111_195.0,
+        home.longitude,
+        home.system,
+    )
+    .expect("in range")
+}
+
+fn report_location(minutes: i64, seconds: i64, accuracy_m: u32) -> OrderCommand {
+    OrderCommand::ReportLocation {
+        worker_id: WORKER_ID,
+        location: north_of_address(2_000.0),
+        accuracy_m,
+        now: later(minutes) + TimeDelta::seconds(seconds),
+    }
 }
 
 fn given(status: OrderStatus) -> cqrs_es::test::AggregateTestExecutor<Order> {
@@ -394,6 +475,14 @@ fn one_of_every_command() -> Vec<OrderCommand> {
         assign(eligible_worker(WORKER_ID)),
         accept(WORKER_ID),
         decline(WORKER_ID, "那天不在上海"),
+        expire_unpaid(PAY_BY + 1),
+        escalate(DispatchStage::Auto, ESCALATED),
+        grab(eligible_worker(WORKER_ID)),
+        reassign(
+            eligible_worker(OTHER_WORKER_ID),
+            "客户要求更换 / the customer asked for another",
+        ),
+        report_location(DEPARTED + 1, 0, 30),
         depart(WORKER_ID),
         arrive(WORKER_ID),
         start_service(WORKER_ID),
@@ -415,6 +504,11 @@ fn legal_transitions(command: &OrderCommand) -> (&'static [OrderStatus], OrderSt
         OrderCommand::AssignWorker { .. } => (&[S::Paid, S::Dispatching], S::Assigned),
         OrderCommand::Accept { .. } => (&[S::Assigned], S::Accepted),
         OrderCommand::Decline { .. } => (&[S::Assigned], S::Dispatching),
+        OrderCommand::ExpireUnpaid { .. } => (&[S::AwaitingPayment], S::Cancelled),
+        OrderCommand::Escalate { .. } => (&[S::Dispatching], S::Dispatching),
+        OrderCommand::Grab { .. } => (&[S::Dispatching], S::Accepted),
+        OrderCommand::Reassign { .. } => (&[S::Assigned, S::Accepted], S::Assigned),
+        OrderCommand::ReportLocation { .. } => (&[S::OnTheWay], S::OnTheWay),
         OrderCommand::Depart { .. } => (&[S::Accepted], S::OnTheWay),
         OrderCommand::Arrive { .. } => (&[S::OnTheWay], S::Arrived),
         OrderCommand::StartService { .. } => (&[S::Arrived], S::InService),
@@ -448,7 +542,7 @@ fn every_history_reaches_the_state_it_is_named_after() {
 fn the_command_table_holds_one_command_of_each_kind() {
     let commands = one_of_every_command();
     let verbs: HashSet<_> = commands.iter().map(OrderCommand::verb).collect();
-    assert_eq!(commands.len(), 13);
+    assert_eq!(commands.len(), 18);
     assert_eq!(
         verbs.len(),
         commands.len(),
@@ -481,8 +575,21 @@ fn every_command_in_every_state_is_either_a_legal_transition_or_refused_naming_t
                     mismatches.push(format!("{} in {state:?} was accepted: {events:?}", verb.1))
                 }
                 (false, Err(error)) => {
+                    let taken = matches!(
+                        state,
+                        OrderStatus::Assigned
+                            | OrderStatus::Accepted
+                            | OrderStatus::OnTheWay
+                            | OrderStatus::Arrived
+                            | OrderStatus::InService
+                            | OrderStatus::Completed
+                            | OrderStatus::Reviewed
+                    );
                     let expected = if state == OrderStatus::New {
                         OrderError::NotFound
+                    } else if verb == ("抢单", "grab") && taken {
+                        // A late grab is told the order is gone, whatever became of it.
+                        OrderError::AlreadyTaken
                     } else {
                         OrderError::IllegalTransition { verb, state }
                     };
@@ -504,7 +611,13 @@ fn the_happy_path_runs_from_placement_to_review() {
     let steps = [
         (place(booking()), vec![order_placed(), payment_requested()]),
         (record_payment(TOTAL), vec![payment_recorded()]),
-        (open_dispatch(), vec![dispatch_opened()]),
+        (
+            open_dispatch(),
+            vec![
+                dispatch_opened(),
+                stage_entered(DispatchStage::Grab, Some(later(GRAB_UNTIL))),
+            ],
+        ),
         (
             assign(eligible_worker(WORKER_ID)),
             vec![worker_assigned(WORKER_ID)],
@@ -642,6 +755,7 @@ fn quantities_of_one_and_of_the_maximum_are_accepted() {
                 OrderEvent::PaymentRequested {
                     amount: total,
                     requested_at: now(),
+                    pay_by: Some(later(PAY_BY)),
                 },
             ]);
     }
@@ -748,6 +862,7 @@ fn the_largest_booking_of_every_service_is_totalled_exactly_without_overflow() {
                 OrderEvent::PaymentRequested {
                     amount: total,
                     requested_at: now(),
+                    pay_by: Some(later(PAY_BY)),
                 },
             ]);
     }
@@ -788,7 +903,10 @@ fn recording_a_payment_twice_is_refused() {
 fn opening_dispatch_on_a_paid_order_records_it() {
     given(OrderStatus::Paid)
         .when(open_dispatch())
-        .then_expect_events(vec![dispatch_opened()]);
+        .then_expect_events(vec![
+            dispatch_opened(),
+            stage_entered(DispatchStage::Grab, Some(later(GRAB_UNTIL))),
+        ]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -815,12 +933,16 @@ fn the_system_can_assign_a_worker_and_is_recorded_as_the_assigner() {
         .when(OrderCommand::AssignWorker {
             worker: eligible_worker(WORKER_ID),
             by: system(),
+            respond_by: None,
+            score: None,
             now: later(ASSIGNED),
         })
         .then_expect_events(vec![OrderEvent::WorkerAssigned {
             worker_id: WORKER_ID,
             assigned_by: system(),
             assigned_at: later(ASSIGNED),
+            respond_by: None,
+            score: None,
         }]);
 }
 
@@ -1361,6 +1483,24 @@ fn one_of_every_event() -> Vec<OrderEvent> {
         order_reviewed(5, 4, 3, "阿姨很细心"),
         order_cancelled(customer(), "行程有变", OrderStatus::Accepted),
         order_disputed(admin(), "打碎了花瓶", OrderStatus::Completed),
+        stage_entered(DispatchStage::Auto, None),
+        OrderEvent::AssignmentExpired {
+            worker_id: WORKER_ID,
+            expired_at: later(ESCALATED),
+        },
+        OrderEvent::AssignmentWithdrawn {
+            worker_id: WORKER_ID,
+            by: admin(),
+            reason: "客户要求更换".to_owned(),
+            at: later(ESCALATED),
+        },
+        OrderEvent::WorkerLocationReported {
+            worker_id: WORKER_ID,
+            location: north_of_address(500.0),
+            accuracy_m: 20,
+            reported_at: later(DEPARTED + 1),
+            eta: Some(later(DEPARTED + 3)),
+        },
     ]
 }
 
@@ -1380,13 +1520,17 @@ fn kind_index(event: &OrderEvent) -> usize {
         OrderEvent::OrderReviewed { .. } => 11,
         OrderEvent::OrderCancelled { .. } => 12,
         OrderEvent::OrderDisputed { .. } => 13,
+        OrderEvent::DispatchStageEntered { .. } => 14,
+        OrderEvent::AssignmentExpired { .. } => 15,
+        OrderEvent::AssignmentWithdrawn { .. } => 16,
+        OrderEvent::WorkerLocationReported { .. } => 17,
     }
 }
 
 #[test]
 fn the_sample_events_cover_every_event_kind() {
     let kinds: Vec<usize> = one_of_every_event().iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..14).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..18).collect::<Vec<_>>());
 }
 
 #[test]
@@ -1439,4 +1583,265 @@ fn the_order_state_survives_a_json_round_trip() {
     let json = serde_json::to_string(&order).expect("serialises");
     let back: Order = serde_json::from_str(&json).expect("deserialises");
     assert_eq!(back, order);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holds, dispatch stages, grabbing, reassignment, tracking and check-in
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn an_unpaid_order_is_cancelled_by_the_system_only_after_its_deadline() {
+    given(OrderStatus::AwaitingPayment)
+        .when(expire_unpaid(PAY_BY - 1))
+        .then_expect_error(OrderError::NotDue {
+            verb: ("超时取消", "expire"),
+        });
+    given(OrderStatus::AwaitingPayment)
+        .when(expire_unpaid(PAY_BY))
+        .then_expect_events(vec![OrderEvent::OrderCancelled {
+            by: Actor::system(),
+            reason: "未在时限内支付，订单已自动取消 / not paid in time; cancelled automatically"
+                .to_owned(),
+            stage: OrderStatus::AwaitingPayment,
+            cancelled_at: later(PAY_BY),
+        }]);
+}
+
+fn paid_with_named_worker() -> Vec<OrderEvent> {
+    let mut events = history(OrderStatus::Paid);
+    if let OrderEvent::OrderPlaced { booking, .. } = &mut events[0] {
+        booking.preferred_worker = Some(WORKER_ID);
+    }
+    events
+}
+
+#[test]
+fn a_named_worker_is_assigned_on_payment_and_must_confirm_in_time() {
+    let confirm_by = later(DISPATCH_OPENED + 30);
+    let opened = OrderTester::with(())
+        .given(paid_with_named_worker())
+        .when(OrderCommand::OpenDispatch {
+            stage: Some(DispatchStage::Named),
+            deadline: Some(confirm_by),
+            now: later(DISPATCH_OPENED),
+        })
+        .inspect_result()
+        .expect("opens");
+    assert_eq!(
+        opened,
+        vec![
+            dispatch_opened(),
+            stage_entered(DispatchStage::Named, Some(confirm_by)),
+            OrderEvent::WorkerAssigned {
+                worker_id: WORKER_ID,
+                assigned_by: Actor::system(),
+                assigned_at: later(DISPATCH_OPENED),
+                respond_by: Some(confirm_by),
+                score: None,
+            },
+        ]
+    );
+    let history: Vec<OrderEvent> = paid_with_named_worker().into_iter().chain(opened).collect();
+    // Before the time limit the assignment stands...
+    OrderTester::with(())
+        .given(history.clone())
+        .when(escalate(DispatchStage::Grab, DISPATCH_OPENED + 29))
+        .then_expect_error(OrderError::NotDue {
+            verb: ("升级派单", "escalate dispatch of"),
+        });
+    // ...after it, the order falls back to grabbing and the silent worker is passed over.
+    let expired = OrderTester::with(())
+        .given(history.clone())
+        .when(escalate(DispatchStage::Grab, DISPATCH_OPENED + 30))
+        .inspect_result()
+        .expect("escalates");
+    assert!(matches!(
+        expired[0],
+        OrderEvent::AssignmentExpired { worker_id, .. } if worker_id == WORKER_ID
+    ));
+    let state = fold(history.into_iter().chain(expired.clone()));
+    assert_eq!(state.status, OrderStatus::Dispatching);
+    assert_eq!(state.stage, Some(DispatchStage::Grab));
+    assert_eq!(state.worker_id, None);
+    OrderTester::with(())
+        .given(
+            paid_with_named_worker()
+                .into_iter()
+                .chain(expired.clone())
+                .collect(),
+        )
+        .when(grab(eligible_worker(WORKER_ID)))
+        .then_expect_error(OrderError::AlreadyPassed);
+}
+
+#[test]
+fn naming_no_worker_cannot_open_the_named_stage() {
+    given(OrderStatus::Paid)
+        .when(OrderCommand::OpenDispatch {
+            stage: Some(DispatchStage::Named),
+            deadline: None,
+            now: later(DISPATCH_OPENED),
+        })
+        .then_expect_error(OrderError::NoPreferredWorker);
+}
+
+#[test]
+fn dispatch_stages_only_move_forward_and_only_when_due() {
+    given(OrderStatus::Dispatching)
+        .when(escalate(DispatchStage::Named, ESCALATED))
+        .then_expect_error(OrderError::StageBackwards);
+    given(OrderStatus::Dispatching)
+        .when(escalate(DispatchStage::Grab, ESCALATED))
+        .then_expect_error(OrderError::StageBackwards);
+    given(OrderStatus::Dispatching)
+        .when(escalate(DispatchStage::Admin, GRAB_UNTIL - 1))
+        .then_expect_error(OrderError::NotDue {
+            verb: ("升级派单", "escalate dispatch of"),
+        });
+    given(OrderStatus::Dispatching)
+        .when(escalate(DispatchStage::Admin, GRAB_UNTIL))
+        .then_expect_events(vec![OrderEvent::DispatchStageEntered {
+            stage: DispatchStage::Admin,
+            deadline: None,
+            reason: "无人抢单 / nobody grabbed it".to_owned(),
+            at: later(GRAB_UNTIL),
+        }]);
+}
+
+#[test]
+fn the_first_grab_wins_and_every_later_one_is_told_the_order_is_taken() {
+    let won = given(OrderStatus::Dispatching)
+        .when(grab(eligible_worker(WORKER_ID)))
+        .inspect_result()
+        .expect("the first grab wins");
+    assert_eq!(won.len(), 2, "assigned and accepted at once: {won:?}");
+    let state = fold(
+        history(OrderStatus::Dispatching)
+            .into_iter()
+            .chain(won.clone()),
+    );
+    assert_eq!(state.status, OrderStatus::Accepted);
+    assert_eq!(state.worker_id, Some(WORKER_ID));
+    OrderTester::with(())
+        .given(
+            history(OrderStatus::Dispatching)
+                .into_iter()
+                .chain(won)
+                .collect(),
+        )
+        .when(grab(eligible_worker(OTHER_WORKER_ID)))
+        .then_expect_error(OrderError::AlreadyTaken);
+}
+
+#[test]
+fn grabbing_needs_the_grab_stage_and_an_eligible_worker() {
+    let mut facts = eligible_worker(WORKER_ID);
+    facts.skills = vec![ServiceCode::Nanny];
+    given(OrderStatus::Dispatching)
+        .when(grab(facts))
+        .then_expect_error(OrderError::WorkerNotEligible(
+            WorkerIneligibility::LacksSkill,
+        ));
+    let mut automatic = history(OrderStatus::Dispatching);
+    automatic.push(stage_entered(DispatchStage::Auto, None));
+    OrderTester::with(())
+        .given(automatic)
+        .when(grab(eligible_worker(WORKER_ID)))
+        .then_expect_error(OrderError::NotOpenForGrab);
+}
+
+#[test]
+fn an_admin_reassigns_with_a_reason_and_the_new_worker_must_accept() {
+    let events = given(OrderStatus::Accepted)
+        .when(reassign(
+            eligible_worker(OTHER_WORKER_ID),
+            "客户投诉 / complaint",
+        ))
+        .inspect_result()
+        .expect("reassigned");
+    let state = fold(history(OrderStatus::Accepted).into_iter().chain(events));
+    assert_eq!(state.status, OrderStatus::Assigned);
+    assert_eq!(state.worker_id, Some(OTHER_WORKER_ID));
+    assert!(state.declined_by.contains(&WORKER_ID));
+    given(OrderStatus::Accepted)
+        .when(reassign(eligible_worker(WORKER_ID), "同一个人"))
+        .then_expect_error(OrderError::SameWorker);
+    given(OrderStatus::Accepted)
+        .when(reassign(eligible_worker(OTHER_WORKER_ID), "  "))
+        .then_expect_error(OrderError::ReasonRequired);
+}
+
+#[test]
+fn location_reports_are_rate_limited_checked_and_give_an_arrival_estimate() {
+    let first = given(OrderStatus::OnTheWay)
+        .when(report_location(DEPARTED + 1, 0, 30))
+        .inspect_result()
+        .expect("accepted");
+    let OrderEvent::WorkerLocationReported { eta, .. } = &first[0] else {
+        panic!("{first:?}")
+    };
+    // Two kilometres at 20 km/h with a 1.3 detour factor: 8 minutes.
+    assert_eq!(*eta, Some(later(DEPARTED + 1 + 8)));
+    let after_first: Vec<OrderEvent> = history(OrderStatus::OnTheWay)
+        .into_iter()
+        .chain(first)
+        .collect();
+    OrderTester::with(())
+        .given(after_first.clone())
+        .when(report_location(DEPARTED + 1, 5, 30))
+        .then_expect_error(OrderError::PingTooFrequent {
+            seconds: MIN_PING_INTERVAL_SECONDS,
+        });
+    OrderTester::with(())
+        .given(after_first)
+        .when(report_location(DEPARTED + 1, 10, 30))
+        .inspect_result()
+        .expect("ten seconds later is fine");
+    given(OrderStatus::OnTheWay)
+        .when(report_location(DEPARTED + 1, 0, 800))
+        .then_expect_error(OrderError::InaccurateFix {
+            accuracy_m: 800,
+            max: MAX_FIX_ACCURACY_M,
+        });
+    given(OrderStatus::Accepted)
+        .when(report_location(DEPARTED - 5, 0, 30))
+        .then_expect_error(OrderError::IllegalTransition {
+            verb: ("上报位置", "report a location for"),
+            state: OrderStatus::Accepted,
+        });
+}
+
+#[test]
+fn check_in_needs_a_position_near_the_address_inside_the_window() {
+    let arrive_at = |position: Option<GeoPoint>, minutes: i64| OrderCommand::Arrive {
+        worker_id: WORKER_ID,
+        position,
+        now: later(minutes),
+    };
+    given(OrderStatus::OnTheWay)
+        .when(arrive_at(None, ARRIVED))
+        .then_expect_error(OrderError::PositionRequired);
+    given(OrderStatus::OnTheWay)
+        .when(arrive_at(Some(north_of_address(1_000.0)), ARRIVED))
+        .then_expect_error(OrderError::TooFar {
+            distance_m: 1_000,
+            radius_m: 300,
+        });
+    given(OrderStatus::OnTheWay)
+        .when(arrive_at(
+            Some(north_of_address(100.0)),
+            STARTED - ARRIVAL_EARLY_MINUTES - 1,
+        ))
+        .then_expect_error(OrderError::OutsideArrivalWindow {
+            early: ARRIVAL_EARLY_MINUTES,
+        });
+    // The same place given in GPS coordinates is recognised as near.
+    let gps = north_of_address(100.0).to_system(crate::values::CoordinateSystem::Wgs84);
+    given(OrderStatus::OnTheWay)
+        .when(arrive_at(Some(gps), STARTED - ARRIVAL_EARLY_MINUTES))
+        .then_expect_events(vec![OrderEvent::WorkerArrived {
+            worker_id: WORKER_ID,
+            arrived_at: later(STARTED - ARRIVAL_EARLY_MINUTES),
+            distance_m: Some(100),
+        }]);
 }

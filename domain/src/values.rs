@@ -23,6 +23,12 @@ pub enum ValueError {
     BadDates,
     #[error("坐标超出范围 / coordinate out of range: {0}, {1}")]
     BadCoordinate(String, String),
+    #[error("{field}须在 {min} 到 {max} 之间 / {field} must be between {min} and {max}")]
+    OutOfRange {
+        field: &'static str,
+        min: i64,
+        max: i64,
+    },
 }
 
 /// An amount of money in fen (分), the smallest unit of the renminbi. Never negative.
@@ -351,6 +357,16 @@ impl Role {
 pub struct Actor {
     pub id: Uuid,
     pub role: Role,
+}
+
+impl Actor {
+    /// The platform itself (jobs, the dispatcher).
+    pub fn system() -> Actor {
+        Actor {
+            id: Uuid::nil(),
+            role: Role::System,
+        }
+    }
 }
 
 #[cfg(test)]

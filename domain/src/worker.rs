@@ -162,6 +162,11 @@ pub enum WorkerCommand {
         reason: String,
         now: DateTime<Utc>,
     },
+    /// Where the worker starts from and how far they will travel for a job.
+    SetServiceBase {
+        base: ServiceBase,
+        now: DateTime<Utc>,
+    },
     /// Gives the time back (declined, cancelled, reassigned, or an assignment that failed).
     Release {
         order_id: Uuid,
@@ -273,6 +278,10 @@ pub enum WorkerEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    ServiceBaseSet {
+        base: ServiceBase,
+        at: DateTime<Utc>,
+    },
     BookingReleased {
         order_id: Uuid,
         reason: String,
@@ -302,6 +311,7 @@ impl DomainEvent for WorkerEvent {
             WorkerEvent::GroupsSet { .. } => "GroupsSet",
             WorkerEvent::WorkerBooked { .. } => "WorkerBooked",
             WorkerEvent::BookingReleased { .. } => "BookingReleased",
+            WorkerEvent::ServiceBaseSet { .. } => "ServiceBaseSet",
             WorkerEvent::WeeklyPlanSet { .. } => "WeeklyPlanSet",
             WorkerEvent::DayHoursSet { .. } => "DayHoursSet",
             WorkerEvent::LeaveTaken { .. } => "LeaveTaken",
@@ -352,6 +362,34 @@ pub enum WorkerError {
     Invalid(#[from] ValueError),
 }
 
+/// Where a worker sets off from (home, or a branch office) and the furthest they will go.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ServiceBase {
+    pub location: GeoPoint,
+    /// Straight-line kilometres from the base, 1 to 100.
+    pub radius_km: u32,
+}
+
+impl ServiceBase {
+    pub const MAX_RADIUS_KM: u32 = 100;
+
+    pub fn validated(self) -> Result<Self, ValueError> {
+        if !(1..=Self::MAX_RADIUS_KM).contains(&self.radius_km) {
+            return Err(ValueError::OutOfRange {
+                field: "服务半径 service radius (km)",
+                min: 1,
+                max: i64::from(Self::MAX_RADIUS_KM),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Whether a job at `location` is within the radius.
+    pub fn reaches(&self, location: GeoPoint) -> bool {
+        self.location.distance_m(location) <= f64::from(self.radius_km) * 1000.0
+    }
+}
+
 /// One reserved stretch of a worker's time, `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BookedTime {
@@ -359,6 +397,9 @@ pub struct BookedTime {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub location: Option<GeoPoint>,
+    /// When the time was reserved.
+    #[serde(default)]
+    pub booked_at: Option<DateTime<Utc>>,
 }
 
 impl BookedTime {
@@ -395,6 +436,8 @@ pub struct Worker {
     pub groups: Vec<String>,
     pub bookings: Vec<BookedTime>,
     pub availability: Availability,
+    #[serde(default)]
+    pub base: Option<ServiceBase>,
 }
 
 impl Worker {
@@ -442,18 +485,38 @@ impl Worker {
         let mut start = day_start;
         while start < day_end {
             let end = start + duration;
-            let free = start > not_before
-                && self.availability.covers(start, end)
-                && !self
-                    .bookings
-                    .iter()
-                    .any(|booked| booked.clashes(start, end, location));
-            if free {
+            if start > not_before && self.is_free(start, end, location) {
                 slots.push(start);
             }
             start += step;
         }
         slots
+    }
+
+    /// Whether a job at `[start, end)` in `location` fits the worker's hours and leaves every
+    /// booking its travel time.
+    pub fn is_free(
+        &self,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        location: Option<GeoPoint>,
+    ) -> bool {
+        self.availability.covers(start, end)
+            && !self
+                .bookings
+                .iter()
+                .any(|booked| booked.clashes(start, end, location))
+    }
+
+    /// Where the worker will be just before `start`: the place of their last job that ends
+    /// before it, else their base.
+    pub fn position_before(&self, start: DateTime<Utc>) -> Option<GeoPoint> {
+        self.bookings
+            .iter()
+            .filter(|booked| booked.end <= start && booked.location.is_some())
+            .max_by_key(|booked| booked.end)
+            .and_then(|booked| booked.location)
+            .or(self.base.map(|base| base.location))
     }
 
     fn decide(&self, command: WorkerCommand) -> Result<Vec<WorkerEvent>, WorkerError> {
@@ -679,6 +742,10 @@ impl Worker {
                     at: now,
                 }])
             }
+            WorkerCommand::SetServiceBase { base, now } => Ok(vec![WorkerEvent::ServiceBaseSet {
+                base: base.validated()?,
+                at: now,
+            }]),
             WorkerCommand::Release {
                 order_id,
                 reason,
@@ -785,12 +852,13 @@ impl Aggregate for Worker {
                 start,
                 end,
                 location,
-                ..
+                at,
             } => self.bookings.push(BookedTime {
                 order_id,
                 start,
                 end,
                 location,
+                booked_at: Some(at),
             }),
             WorkerEvent::WeeklyPlanSet { plan, .. } => self.availability.plan = Some(plan),
             WorkerEvent::DayHoursSet { date, ranges, .. } => {
@@ -804,6 +872,7 @@ impl Aggregate for Worker {
             WorkerEvent::LeaveTaken {
                 leave_id, from, to, ..
             } => self.availability.leaves.push(Leave { leave_id, from, to }),
+            WorkerEvent::ServiceBaseSet { base, .. } => self.base = Some(base),
             WorkerEvent::BookingReleased { order_id, .. } => {
                 self.bookings.retain(|booked| booked.order_id != order_id)
             }

@@ -624,6 +624,18 @@ fn one_of_every_event() -> Vec<WorkerEvent> {
             reason: "探亲 / family visit".into(),
             at: later(9),
         },
+        WorkerEvent::ServiceBaseSet {
+            base: crate::worker::ServiceBase {
+                location: crate::values::GeoPoint::new(
+                    31.2304,
+                    121.4737,
+                    crate::values::CoordinateSystem::Gcj02,
+                )
+                .expect("in range"),
+                radius_km: 15,
+            },
+            at: later(10),
+        },
     ]
 }
 
@@ -808,6 +820,7 @@ fn kind_index(event: &WorkerEvent) -> usize {
         WorkerEvent::WeeklyPlanSet { .. } => 19,
         WorkerEvent::DayHoursSet { .. } => 20,
         WorkerEvent::LeaveTaken { .. } => 21,
+        WorkerEvent::ServiceBaseSet { .. } => 22,
     }
 }
 
@@ -815,7 +828,7 @@ fn kind_index(event: &WorkerEvent) -> usize {
 fn every_worker_event_survives_a_json_round_trip_under_a_distinct_type() {
     let events = one_of_every_event();
     let kinds: Vec<usize> = events.iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..22).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..23).collect::<Vec<_>>());
     let types: HashSet<String> = events.iter().map(DomainEvent::event_type).collect();
     assert_eq!(types.len(), events.len());
     for event in events {

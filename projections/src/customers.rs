@@ -232,6 +232,8 @@ impl Projection for CustomersProjection {
                 .execute(&mut *connection)
                 .await?;
             }
+            // Blocked workers live in the dispatch read model.
+            CustomerEvent::WorkerBlocked { .. } | CustomerEvent::WorkerUnblocked { .. } => {}
         }
         Ok(())
     }

@@ -7,10 +7,12 @@
 //! views in `public`; a rebuild fills a new generation beside the live one and swaps the views.
 
 pub mod customers;
+pub mod dispatch;
 pub mod log;
 pub mod orders;
 pub mod personal;
 pub mod projector;
+pub mod reminders;
 pub mod workers;
 
 pub use log::StoredEvent;

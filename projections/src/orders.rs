@@ -273,7 +273,9 @@ impl RowChange {
         self.last_sequence = stored.sequence;
         self.updated_at = Some(stored.recorded_at);
         let (status, columns) = effect(event, &mut self.placed);
-        self.status = Some(status);
+        if status.is_some() {
+            self.status = status;
+        }
         for (column, value) in columns {
             match self
                 .columns
@@ -294,7 +296,10 @@ impl RowChange {
     ) -> anyhow::Result<()> {
         let mut statement: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("UPDATE {schema}.orders SET status = "));
-        statement.push_bind(self.status.unwrap_or_default().as_str());
+        match self.status {
+            Some(status) => statement.push_bind(status.as_str()),
+            None => statement.push("status"),
+        };
         statement
             .push(", updated_at = ")
             .push_bind(self.updated_at.unwrap_or_else(Utc::now));
@@ -320,8 +325,8 @@ impl RowChange {
 fn effect(
     event: OrderEvent,
     placed: &mut Option<(Booking, Fen, DateTime<Utc>)>,
-) -> (OrderStatus, Vec<(&'static str, Value)>) {
-    match event {
+) -> (Option<OrderStatus>, Vec<(&'static str, Value)>) {
+    let (status, columns) = match event {
         OrderEvent::OrderPlaced {
             booking,
             total,
@@ -415,7 +420,28 @@ fn effect(
                 ("dispute_reason", Value::Text(reason)),
             ],
         ),
-    }
+        OrderEvent::AssignmentExpired { .. } => (
+            OrderStatus::Dispatching,
+            vec![
+                ("worker_id", Value::Id(None)),
+                ("assigned_at", Value::NoTime),
+            ],
+        ),
+        OrderEvent::AssignmentWithdrawn { .. } => {
+            return (
+                None,
+                vec![
+                    ("worker_id", Value::Id(None)),
+                    ("assigned_at", Value::NoTime),
+                ],
+            )
+        }
+        // Dispatch stages and positions live in the dispatch read model.
+        OrderEvent::DispatchStageEntered { .. } | OrderEvent::WorkerLocationReported { .. } => {
+            return (None, vec![])
+        }
+    };
+    (Some(status), columns)
 }
 
 enum Value {

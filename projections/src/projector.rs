@@ -56,7 +56,7 @@ pub trait Projection: Send + Sync {
 }
 
 /// The names of every projection, in the order they run.
-pub const PROJECTION_NAMES: [&str; 3] = ["orders", "workers", "customers"];
+pub const PROJECTION_NAMES: [&str; 5] = ["orders", "workers", "customers", "dispatch", "reminders"];
 
 /// Every projection the platform runs. They open sealed personal data through the vault.
 pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
@@ -70,6 +70,8 @@ pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
         Arc::new(crate::customers::CustomersProjection {
             vault: vault.clone(),
         }),
+        Arc::new(crate::dispatch::DispatchProjection),
+        Arc::new(crate::reminders::RemindersProjection),
     ]
 }
 

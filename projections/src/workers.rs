@@ -267,7 +267,8 @@ impl Projection for WorkersProjection {
             | WorkerEvent::BookingReleased { .. }
             | WorkerEvent::WeeklyPlanSet { .. }
             | WorkerEvent::DayHoursSet { .. }
-            | WorkerEvent::LeaveTaken { .. } => {}
+            | WorkerEvent::LeaveTaken { .. }
+            | WorkerEvent::ServiceBaseSet { .. } => {}
             WorkerEvent::GroupsSet { groups, .. } => {
                 sqlx::query(&set("groups = $2"))
                     .bind(worker_id)

@@ -91,6 +91,7 @@ async fn placed_event(vault: &vault::Vault, order_id: Uuid, customer_id: Uuid) -
                 location: None,
             },
             note: None,
+            preferred_worker: None,
         },
         total: Fen::new(8_000).expect("fen"),
         placed_at: chrono::Utc::now(),

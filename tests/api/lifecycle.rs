@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tests::{assert_problem, spawn_app};
+use tests::{assert_problem, order_body_starting_in, spawn_app, ORDER_LATITUDE, ORDER_LONGITUDE};
 
 #[tokio::test]
 async fn a_full_order_goes_from_placement_to_completion_and_reads_back_through_the_read_models() {
@@ -11,7 +11,10 @@ async fn a_full_order_goes_from_placement_to_completion_and_reads_back_through_t
         .qualified_worker(&["daily_cleaning", "deep_cleaning"], &admin)
         .await;
 
-    let order_id = app.place_order(&customer).await;
+    // Check-in opens an hour before the start, so this order starts soon.
+    let order_id = app
+        .place_order_with(&customer, &order_body_starting_in(30))
+        .await;
     let placed = app
         .wait_for_order(&customer.token, order_id, |order| {
             order["status"] == "awaiting_payment"
@@ -49,11 +52,17 @@ async fn a_full_order_goes_from_placement_to_completion_and_reads_back_through_t
             let ack: Value = assigned.json().await.expect("ack");
             assert_eq!(ack["status"], "assigned");
         }
+        // Checking in needs the worker's position, near the address.
+        let body = if path == "arrive" {
+            json!({"latitude": ORDER_LATITUDE, "longitude": ORDER_LONGITUDE, "system": "gcj02"})
+        } else {
+            json!({})
+        };
         let response = app
             .post(
                 &format!("/api/v1/orders/{order_id}/{path}"),
                 Some(&who.token),
-                &json!({}),
+                &body,
             )
             .await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
@@ -112,7 +121,9 @@ async fn a_full_order_goes_from_placement_to_completion_and_reads_back_through_t
     .fetch_all(&app.pool)
     .await
     .expect("events");
-    assert_eq!(metadata.len(), 10);
+    // Placed, payment requested, paid, dispatch opened at its first stage, assigned, accepted,
+    // departed, arrived, started, finished.
+    assert_eq!(metadata.len(), 11);
     for entry in &metadata {
         for key in [
             "event_id",

@@ -4,6 +4,7 @@ mod access;
 mod availability;
 mod bad_input;
 mod concurrency;
+mod dispatch;
 mod erasure;
 mod idempotency;
 mod lifecycle;

@@ -131,6 +131,19 @@ pub fn future_start(days: i64) -> String {
     (Utc::now() + chrono::Duration::days(days)).to_rfc3339()
 }
 
+/// Where `order_body` sends the worker: People's Square, Shanghai, in GCJ-02.
+pub const ORDER_LATITUDE: f64 = 31.2304;
+pub const ORDER_LONGITUDE: f64 = 121.4737;
+
+/// An order body starting `minutes` from now.
+pub fn order_body_starting_in(minutes: i64) -> Value {
+    let mut body = order_body();
+    body["scheduled_start"] = (Utc::now() + chrono::Duration::minutes(minutes))
+        .to_rfc3339()
+        .into();
+    body
+}
+
 pub fn order_body() -> Value {
     json!({
         "service": "daily_cleaning",
@@ -362,8 +375,13 @@ impl TestApp {
 
     /// Places an order and returns its id.
     pub async fn place_order(&self, customer: &User) -> Uuid {
+        self.place_order_with(customer, &order_body()).await
+    }
+
+    /// Places an order from a given body and returns its id.
+    pub async fn place_order_with(&self, customer: &User, body: &Value) -> Uuid {
         let response = self
-            .post("/api/v1/orders", Some(&customer.token), &order_body())
+            .post("/api/v1/orders", Some(&customer.token), body)
             .await;
         assert_eq!(
             response.status(),
@@ -377,6 +395,23 @@ impl TestApp {
             .expect("order id")
             .parse()
             .expect("uuid")
+    }
+
+    /// Records the offline payment of an order's ¥150.00; dispatch opens with it.
+    pub async fn pay(&self, order_id: Uuid, admin: &User) {
+        let paid = self
+            .post(
+                &format!("/api/v1/orders/{order_id}/payments"),
+                Some(&admin.token),
+                &json!({"reference": format!("BANK-{}", order_id.simple()), "amount": 15_000}),
+            )
+            .await;
+        assert_eq!(
+            paid.status(),
+            StatusCode::OK,
+            "paying: {}",
+            paid.text().await.unwrap_or_default()
+        );
     }
 
     /// Places, pays and opens an order for dispatch.

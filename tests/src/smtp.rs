@@ -95,6 +95,11 @@ impl SmtpSink {
         }
     }
 
+    /// Every message received so far.
+    pub fn all(&self) -> Vec<ReceivedMail> {
+        self.messages.lock().expect("sink lock").clone()
+    }
+
     pub fn count_to(&self, recipient: &str) -> usize {
         self.messages
             .lock()

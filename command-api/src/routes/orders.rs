@@ -35,7 +35,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orders/{order_id}/accept", post(accept))
         .route("/api/v1/orders/{order_id}/decline", post(decline))
         .route("/api/v1/orders/{order_id}/depart", post(depart))
-        .route("/api/v1/orders/{order_id}/arrive", post(arrive))
         .route("/api/v1/orders/{order_id}/start", post(start))
         .route("/api/v1/orders/{order_id}/finish", post(finish))
         .route("/api/v1/admin/order-counts", get(counts))
@@ -120,6 +119,9 @@ pub struct PlaceOrderBody {
     pub duration_minutes: u32,
     pub address: AddressBody,
     pub note: Option<String>,
+    /// A worker the customer chooses. Their time is held while the order awaits payment, and
+    /// after payment they must confirm in time or the order goes to the next dispatch stage.
+    pub worker_id: Option<Uuid>,
 }
 
 /// The outcome of a command on an order.
@@ -169,20 +171,70 @@ pub async fn place(
         duration_minutes: body.duration_minutes,
         address: body.address.parse_and_seal(&state.vault, actor.id).await?,
         note,
+        preferred_worker: body.worker_id,
     };
     let order_id = context.new_aggregate_id("order");
-    let committed = state
+    // A named worker must be able to take the service, must not be blocked by this customer,
+    // and their time is held first, in their own stream, so two customers cannot both have it.
+    if let Some(worker_id) = body.worker_id {
+        let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+        let facts = worker.facts(worker_id, domain::values::business_day(context.occurred_at));
+        if !facts.registered {
+            return Err(ApiError::not_found("服务人员", "worker"));
+        }
+        if !(facts.active && facts.approved && facts.skills.contains(&booking.service)) {
+            return Err(ApiError::IllegalState(
+                "该服务人员目前不能承接此服务 / this worker cannot take this service at present"
+                    .into(),
+            ));
+        }
+        if customer.blocked_workers.contains(&worker_id) {
+            return Err(ApiError::IllegalState(
+                "您已屏蔽该服务人员 / you have blocked this worker".into(),
+            ));
+        }
+        let end = booking.scheduled_start
+            + chrono::Duration::minutes(i64::from(booking.duration_minutes));
+        let hold = WorkerCommand::Book {
+            order_id,
+            start: booking.scheduled_start,
+            end,
+            location: booking.address.location,
+            now: context.occurred_at,
+        };
+        state
+            .workers
+            .execute_deciding_again(worker_id, hold, &context)
+            .await?;
+    }
+    let placed = state
         .orders
         .execute(
             order_id,
             OrderCommand::Place {
                 order_id,
                 booking,
+                pay_by: Some(state.dispatch.pay_by(context.occurred_at)),
                 now: context.occurred_at,
             },
             &context,
         )
-        .await?;
+        .await;
+    let committed = match (placed, body.worker_id) {
+        (Ok(committed), _) => committed,
+        (Err(refusal), Some(worker_id)) => {
+            crate::dispatch::release(
+                &state,
+                worker_id,
+                order_id,
+                "下单失败 / the order was not placed",
+                &context,
+            )
+            .await;
+            return Err(refusal.into());
+        }
+        (Err(refusal), None) => return Err(refusal.into()),
+    };
     let location = format!("/api/v1/orders/{order_id}");
     Ok((
         StatusCode::CREATED,
@@ -467,15 +519,21 @@ pub async fn cancel(
         now: context.occurred_at,
     };
     let committed = state.orders.execute(order_id, command, &context).await?;
-    if let Some(worker_id) = committed.state.worker_id {
-        release_booking(
-            &state,
-            worker_id,
-            order_id,
-            "订单已取消 / order cancelled",
-            &context,
-        )
-        .await;
+    let holders = [committed.state.worker_id, committed.state.preferred_worker];
+    for (index, worker_id) in holders.iter().enumerate() {
+        if let Some(worker_id) = worker_id {
+            if index == 1 && holders[0] == Some(*worker_id) {
+                continue;
+            }
+            release_booking(
+                &state,
+                *worker_id,
+                order_id,
+                "订单已取消 / order cancelled",
+                &context,
+            )
+            .await;
+        }
     }
     Ok(ack(order_id, committed))
 }
@@ -562,7 +620,27 @@ pub async fn record_payment(
         amount: Fen::new(body.amount)?,
         now: context.occurred_at,
     };
-    run(&state, order_id, command, &context).await
+    let recorded = run(&state, order_id, command, &context).await?;
+    // Paid: dispatch starts now. If this step fails, the dispatcher's timer opens it shortly.
+    match crate::dispatch::open(&state, order_id, &context).await {
+        Ok(()) => current_ack(&state, order_id).await,
+        Err(error) => {
+            tracing::warn!(order_id = %order_id, error = %error, "dispatch did not open on payment; the timer will");
+            Ok(recorded)
+        }
+    }
+}
+
+async fn current_ack(state: &AppState, order_id: Uuid) -> Result<axum::Json<OrderAck>, ApiError> {
+    let (order, version): (Order, usize) = state.orders.load(order_id).await?;
+    if order.status == OrderStatus::New {
+        return Err(ApiError::not_found("订单", "order"));
+    }
+    Ok(axum::Json(OrderAck {
+        order_id,
+        status: order.status.as_str().to_owned(),
+        version,
+    }))
 }
 
 /// Open a paid order for dispatch (admins).
@@ -574,15 +652,21 @@ pub async fn open_dispatch(
     context: CommandContext,
     AppPath(order_id): AppPath<Uuid>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
-    run(
-        &state,
-        order_id,
-        OrderCommand::OpenDispatch {
-            now: context.occurred_at,
-        },
-        &context,
-    )
-    .await
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    match order.status {
+        OrderStatus::New => return Err(ApiError::not_found("订单", "order")),
+        // Payment normally opens dispatch already; asking again is answered with the state.
+        OrderStatus::Paid | OrderStatus::Dispatching => {}
+        _ => {
+            return Err(domain::order::OrderError::IllegalTransition {
+                verb: ("开始派单", "open dispatch for"),
+                state: order.status,
+            }
+            .into())
+        }
+    }
+    crate::dispatch::open(&state, order_id, &context).await?;
+    current_ack(&state, order_id).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -601,53 +685,10 @@ pub async fn assign(
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<AssignBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
-    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
-    // The worker's own stream, not a read model: the decision must see the latest standing.
-    let (worker, _): (Worker, usize) = state.workers.load(body.worker_id).await?;
-    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
-    let (start, end) = order
-        .window
-        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
-    let command = OrderCommand::AssignWorker {
-        worker: worker.facts(
-            body.worker_id,
-            domain::values::business_day(context.occurred_at),
-        ),
-        by,
-        now: context.occurred_at,
-    };
-    // Two steps across two streams. First the worker's time is reserved in the worker's own
-    // stream, where any overlapping reservation (from any process) is refused; then the order
-    // takes the worker. If the order refuses, the reservation is given back.
-    let booking = WorkerCommand::Book {
-        order_id,
-        start,
-        end,
-        location: order.location,
-        now: context.occurred_at,
-    };
-    state
-        .workers
-        .execute(body.worker_id, booking, &context)
-        .await?;
-    match run(&state, order_id, command, &context).await {
-        Ok(ack) => Ok(ack),
-        Err(refusal) => {
-            release_booking(
-                &state,
-                body.worker_id,
-                order_id,
-                "派单失败 / assignment failed",
-                &context,
-            )
-            .await;
-            Err(refusal)
-        }
-    }
+    crate::dispatch::assign(&state, order_id, body.worker_id, None, &context).await?;
+    current_ack(&state, order_id).await
 }
 
-/// Gives a worker's reserved time for an order back. A failure here leaves a reservation that
-/// blocks nobody else's order but this worker's; it is logged for the admins.
 async fn release_booking(
     state: &AppState,
     worker_id: Uuid,
@@ -655,14 +696,7 @@ async fn release_booking(
     reason: &str,
     context: &CommandContext,
 ) {
-    let release = WorkerCommand::Release {
-        order_id,
-        reason: reason.to_owned(),
-        now: context.occurred_at,
-    };
-    if let Err(error) = state.workers.execute(worker_id, release, context).await {
-        tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not release a booking");
-    }
+    crate::dispatch::release(state, worker_id, order_id, reason, context).await
 }
 
 macro_rules! worker_step {
@@ -694,12 +728,6 @@ worker_step!(
     "/api/v1/orders/{order_id}/depart",
     Depart,
     "Set off to the customer (workers)."
-);
-worker_step!(
-    arrive,
-    "/api/v1/orders/{order_id}/arrive",
-    Arrive,
-    "Arrive at the address (workers)."
 );
 worker_step!(
     start,

@@ -1,0 +1,623 @@
+//! The dispatcher: opens paid orders for dispatch at the stage the settings choose, moves them
+//! on when a stage's time runs out (named worker → grab → automatic → admins), runs the
+//! automatic rounds, and gives back time that a failed step left reserved.
+//!
+//! Every step is a command on one stream and safe to repeat, so the timer job may run in any
+//! number of processes (it holds an advisory lock per tick) and pick up after a crash.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, Utc};
+use domain::dispatch::{Candidate, DispatchStage, Method, OpenOrder, Weights};
+use domain::order::{Order, OrderCommand, OrderStatus};
+use domain::worker::{Worker, WorkerCommand};
+use domain::ServiceCode;
+use projections::dispatch::{self as model, DispatchOrderRow};
+use uuid::Uuid;
+
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::notifications::{notify, Recipient};
+use crate::state::AppState;
+
+/// How dispatch behaves, from the environment.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// `ANJIA_HOLD_MINUTES`: how long an unpaid order (and its named worker's time) is held.
+    pub hold: Duration,
+    /// `ANJIA_NAMED_CONFIRM_MINUTES`: how long a named worker has to confirm.
+    pub named_confirm: Duration,
+    /// `ANJIA_GRAB_WINDOW_MINUTES`: how long an order is offered for grabbing.
+    pub grab_window: Duration,
+    /// `ANJIA_AUTO_WINDOW_MINUTES`: how long automatic rounds try before the admins take over.
+    pub auto_window: Duration,
+    /// `ANJIA_ACCEPT_MINUTES`: how long a dispatched worker has to accept.
+    pub accept_within: Duration,
+    /// `ANJIA_DISPATCH_MODES`, e.g. `daily_cleaning=grab,nanny=auto`: the first stage per
+    /// service for orders that name no worker (`grab`, `auto` or `admin`).
+    pub modes: HashMap<ServiceCode, DispatchStage>,
+    /// `ANJIA_DISPATCH_SCHEDULE`: when the timers and automatic rounds run (cron with seconds).
+    pub schedule: String,
+    pub weights: Weights,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        let modes = ServiceCode::ALL
+            .into_iter()
+            .map(|service| {
+                // Quick jobs go to whoever grabs first; live-in care is matched with care.
+                let stage = match service {
+                    ServiceCode::DailyCleaning
+                    | ServiceCode::DeepCleaning
+                    | ServiceCode::HomeRepair => DispatchStage::Grab,
+                    _ => DispatchStage::Auto,
+                };
+                (service, stage)
+            })
+            .collect();
+        DispatchSettings {
+            hold: Duration::minutes(15),
+            named_confirm: Duration::minutes(10),
+            grab_window: Duration::minutes(10),
+            auto_window: Duration::minutes(30),
+            accept_within: Duration::minutes(10),
+            modes,
+            schedule: "*/5 * * * * *".to_owned(),
+            weights: Weights::default(),
+        }
+    }
+}
+
+impl DispatchSettings {
+    pub fn from_environment() -> anyhow::Result<Self> {
+        let mut settings = DispatchSettings::default();
+        let read = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+        };
+        for (name, slot) in [
+            ("ANJIA_HOLD_MINUTES", &mut settings.hold),
+            ("ANJIA_NAMED_CONFIRM_MINUTES", &mut settings.named_confirm),
+            ("ANJIA_GRAB_WINDOW_MINUTES", &mut settings.grab_window),
+            ("ANJIA_AUTO_WINDOW_MINUTES", &mut settings.auto_window),
+            ("ANJIA_ACCEPT_MINUTES", &mut settings.accept_within),
+        ] {
+            if let Some(raw) = read(name) {
+                let minutes: i64 = raw
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("{name} must be a whole number of minutes"))?;
+                anyhow::ensure!(minutes > 0, "{name} must be positive");
+                *slot = Duration::minutes(minutes);
+            }
+        }
+        if let Some(raw) = read("ANJIA_DISPATCH_MODES") {
+            settings.set_modes(&raw)?;
+        }
+        if let Some(schedule) = read("ANJIA_DISPATCH_SCHEDULE") {
+            settings.schedule = schedule;
+        }
+        Ok(settings)
+    }
+
+    /// Reads `service=stage,…`.
+    pub fn set_modes(&mut self, raw: &str) -> anyhow::Result<()> {
+        for pair in raw
+            .split(',')
+            .map(str::trim)
+            .filter(|pair| !pair.is_empty())
+        {
+            let (service, stage) = pair
+                .split_once('=')
+                .with_context(|| format!("ANJIA_DISPATCH_MODES: `{pair}` is not service=stage"))?;
+            let service = ServiceCode::parse(service.trim())
+                .with_context(|| format!("ANJIA_DISPATCH_MODES: unknown service `{service}`"))?;
+            let stage = DispatchStage::parse(stage.trim())
+                .filter(|stage| *stage != DispatchStage::Named)
+                .with_context(|| {
+                    format!("ANJIA_DISPATCH_MODES: `{stage}` is not grab, auto or admin")
+                })?;
+            self.modes.insert(service, stage);
+        }
+        Ok(())
+    }
+
+    fn first_open_stage(&self, service: ServiceCode) -> DispatchStage {
+        self.modes
+            .get(&service)
+            .copied()
+            .unwrap_or(DispatchStage::Auto)
+    }
+
+    fn deadline(&self, stage: DispatchStage, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let window = match stage {
+            DispatchStage::Named => self.named_confirm,
+            DispatchStage::Grab => self.grab_window,
+            DispatchStage::Auto => self.auto_window,
+            DispatchStage::Admin => return None,
+        };
+        Some(now + window)
+    }
+
+    /// The stage after `stage` for a service: grab and auto in the order the service's mode
+    /// implies, then the admins.
+    fn next_stage(&self, stage: Option<DispatchStage>, service: ServiceCode) -> DispatchStage {
+        let first = self.first_open_stage(service);
+        match stage {
+            None | Some(DispatchStage::Named) => first,
+            Some(DispatchStage::Grab) => DispatchStage::Auto,
+            Some(DispatchStage::Auto) | Some(DispatchStage::Admin) => DispatchStage::Admin,
+        }
+    }
+
+    pub fn pay_by(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + self.hold
+    }
+}
+
+/// Opens a paid order for dispatch: at the named worker, else at the service's first stage.
+/// Safe to call again: an order already dispatching is left alone.
+pub async fn open(
+    state: &AppState,
+    order_id: Uuid,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    if order.status != OrderStatus::Paid {
+        return Ok(());
+    }
+    let service = order
+        .service
+        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+    let now = context.occurred_at;
+    let stage = if order.preferred_worker.is_some() {
+        DispatchStage::Named
+    } else {
+        state.dispatch.first_open_stage(service)
+    };
+    let command = OrderCommand::OpenDispatch {
+        stage: Some(stage),
+        deadline: state.dispatch.deadline(stage, now),
+        now,
+    };
+    let committed = state.orders.execute(order_id, command, context).await?;
+    match (stage, committed.state.worker_id) {
+        (DispatchStage::Named, Some(worker_id)) => {
+            tell(
+                state,
+                Recipient::Person(worker_id),
+                "order_offered",
+                "新订单待确认 / A new order for you",
+                &format!(
+                    "客户指定您服务订单 {order_id}，请在 {minutes} 分钟内确认。/ A customer chose you for order {order_id}; please confirm within {minutes} minutes.",
+                    minutes = state.dispatch.named_confirm.num_minutes().max(1)
+                ),
+            )
+            .await;
+        }
+        (DispatchStage::Admin, _) => {
+            tell(
+                state,
+                Recipient::Role("admin"),
+                "dispatch_needed",
+                "订单待人工派单 / An order needs dispatching",
+                &format!("订单 {order_id} 等待人工派单。/ Order {order_id} is waiting for an admin to dispatch it."),
+            )
+            .await;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+async fn tell(state: &AppState, recipient: Recipient, kind: &str, title: &str, body: &str) {
+    if let Err(error) = notify(&state.pool, recipient, kind, title, body).await {
+        tracing::warn!(error = %error, kind, "could not record a notification");
+    }
+}
+
+/// Gives a worker's reserved time for an order back. A failure here leaves a reservation the
+/// reconciliation step gives back later.
+pub async fn release(
+    state: &AppState,
+    worker_id: Uuid,
+    order_id: Uuid,
+    reason: &str,
+    context: &CommandContext,
+) {
+    let release = WorkerCommand::Release {
+        order_id,
+        reason: reason.to_owned(),
+        now: context.occurred_at,
+    };
+    if let Err(error) = state
+        .workers
+        .execute_deciding_again(worker_id, release, context)
+        .await
+    {
+        tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not release a booking");
+    }
+}
+
+/// Reserves a worker's time for an order in the worker's own stream.
+pub async fn hold(
+    state: &AppState,
+    worker_id: Uuid,
+    order: &Order,
+    order_id: Uuid,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let (start, end) = order
+        .window
+        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+    let booking = WorkerCommand::Book {
+        order_id,
+        start,
+        end,
+        location: order.location,
+        now: context.occurred_at,
+    };
+    state
+        .workers
+        .execute_deciding_again(worker_id, booking, context)
+        .await?;
+    Ok(())
+}
+
+/// What one tick of the timers did.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct TickReport {
+    pub expired_unpaid: usize,
+    pub opened: usize,
+    pub escalated: usize,
+    pub assigned: usize,
+    pub released: usize,
+}
+
+/// One tick: due timers, then an automatic round, then reconciliation of reservations.
+pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+    let mut report = TickReport::default();
+    let context = CommandContext {
+        occurred_at: now,
+        ..CommandContext::system()
+    };
+    for row in model::due_orders(&state.pool, now, 5, 500).await? {
+        match run_timer(state, &row, &context).await {
+            Ok(Some(kind)) => match kind {
+                Timer::Unpaid => report.expired_unpaid += 1,
+                Timer::Opened => report.opened += 1,
+                Timer::Escalated => report.escalated += 1,
+            },
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(order_id = %row.order_id, error = %error, "a dispatch timer step was refused")
+            }
+        }
+    }
+    report.assigned = automatic_round(state, &context).await?.assigned;
+    report.released = reconcile(state, &context).await?;
+    Ok(report)
+}
+
+enum Timer {
+    Unpaid,
+    Opened,
+    Escalated,
+}
+
+async fn run_timer(
+    state: &AppState,
+    row: &DispatchOrderRow,
+    context: &CommandContext,
+) -> Result<Option<Timer>, ApiError> {
+    let now = context.occurred_at;
+    // The model may lag; decide on the order's own stream.
+    let (order, _): (Order, usize) = state.orders.load(row.order_id).await?;
+    match order.status {
+        OrderStatus::AwaitingPayment if order.pay_by.is_some_and(|due| due <= now) => {
+            state
+                .orders
+                .execute(row.order_id, OrderCommand::ExpireUnpaid { now }, context)
+                .await?;
+            if let Some(worker_id) = order.preferred_worker {
+                release(
+                    state,
+                    worker_id,
+                    row.order_id,
+                    "未按时支付 / not paid in time",
+                    context,
+                )
+                .await;
+            }
+            if let Some(customer_id) = order.customer_id {
+                tell(
+                    state,
+                    Recipient::Person(customer_id),
+                    "order_expired",
+                    "订单已自动取消 / Order cancelled",
+                    &format!("订单 {} 未在时限内支付，已自动取消。/ Order {} was not paid in time and has been cancelled.", row.order_id, row.order_id),
+                )
+                .await;
+            }
+            Ok(Some(Timer::Unpaid))
+        }
+        OrderStatus::Paid => {
+            open(state, row.order_id, context).await?;
+            Ok(Some(Timer::Opened))
+        }
+        OrderStatus::Dispatching if order.stage_deadline.is_some_and(|due| due <= now) => {
+            escalate(state, row.order_id, &order, context).await?;
+            Ok(Some(Timer::Escalated))
+        }
+        OrderStatus::Assigned if order.respond_by.is_some_and(|due| due <= now) => {
+            escalate(state, row.order_id, &order, context).await?;
+            Ok(Some(Timer::Escalated))
+        }
+        _ => Ok(None),
+    }
+}
+
+async fn escalate(
+    state: &AppState,
+    order_id: Uuid,
+    order: &Order,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let service = order
+        .service
+        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+    let now = context.occurred_at;
+    let expiring_worker = (order.status == OrderStatus::Assigned)
+        .then_some(order.worker_id)
+        .flatten();
+    let to = match (expiring_worker, order.stage) {
+        // A dispatched worker who did not accept: another automatic round without them.
+        (Some(_), Some(DispatchStage::Auto)) => DispatchStage::Auto,
+        (Some(_), Some(DispatchStage::Admin)) => DispatchStage::Admin,
+        (_, stage) => state.dispatch.next_stage(stage, service),
+    };
+    let reason = match expiring_worker {
+        Some(_) => "服务人员未在时限内确认 / the worker did not confirm in time",
+        None => "本阶段无人接单 / nobody took it in this stage",
+    };
+    let command = OrderCommand::Escalate {
+        to,
+        deadline: state.dispatch.deadline(to, now),
+        reason: reason.to_owned(),
+        now,
+    };
+    state.orders.execute(order_id, command, context).await?;
+    if let Some(worker_id) = expiring_worker {
+        release(state, worker_id, order_id, reason, context).await;
+    }
+    if to == DispatchStage::Admin {
+        tell(
+            state,
+            Recipient::Role("admin"),
+            "dispatch_needed",
+            "订单待人工派单 / An order needs dispatching",
+            &format!("订单 {order_id} 自动派单未成功，等待人工派单。/ Order {order_id} could not be dispatched automatically and waits for an admin."),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// What an automatic round did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct RoundReport {
+    pub orders: usize,
+    pub workers: usize,
+    pub assigned: usize,
+    pub unassigned: usize,
+    pub refused: usize,
+    pub total_cost: i64,
+    pub millis: u128,
+}
+
+/// The open order as the domain's matcher sees it, from the model row and the customer's
+/// blocks and history.
+pub async fn open_order(state: &AppState, row: &DispatchOrderRow) -> anyhow::Result<OpenOrder> {
+    let service = ServiceCode::parse(&row.service).context("the order's service")?;
+    Ok(OpenOrder {
+        order_id: row.order_id,
+        customer_id: row.customer_id,
+        service,
+        city: row.city.clone(),
+        start: row.starts_at,
+        end: row.ends_at,
+        location: row.state.location,
+        declined_by: row.state.declined_by.clone(),
+        blocked: model::blocked_by(&state.pool, row.customer_id).await?,
+        previous_workers: model::previous_workers(&state.pool, row.customer_id).await?,
+        waiting_since: row.waiting_since.unwrap_or(row.placed_at),
+    })
+}
+
+pub fn candidate(row: model::DispatchWorkerRow) -> Candidate {
+    Candidate {
+        worker_id: row.worker_id,
+        worker: row.state,
+        city: row.city,
+        rating: row.rating,
+        recent_earnings_fen: row.recent_earnings_fen,
+    }
+}
+
+/// Matches every order waiting in the automatic stage to the available workers at once, then
+/// books and assigns each pairing. A pairing a newer booking overtook is refused by the
+/// worker's stream and waits for the next round.
+pub async fn automatic_round(
+    state: &AppState,
+    context: &CommandContext,
+) -> anyhow::Result<RoundReport> {
+    let started = std::time::Instant::now();
+    let rows = model::orders_in_stage(&state.pool, DispatchStage::Auto.as_str(), 2_000).await?;
+    if rows.is_empty() {
+        return Ok(RoundReport::default());
+    }
+    let mut orders = Vec::with_capacity(rows.len());
+    for row in &rows {
+        orders.push(open_order(state, row).await?);
+    }
+    let mut cities: Vec<String> = orders.iter().map(|order| order.city.clone()).collect();
+    cities.sort();
+    cities.dedup();
+    let candidates: Vec<Candidate> =
+        model::dispatchable_workers(&state.pool, Some(&cities), context.occurred_at)
+            .await?
+            .into_iter()
+            .map(candidate)
+            .collect();
+    let today = domain::values::business_day(context.occurred_at);
+    let round = domain::dispatch::plan_round(
+        &orders,
+        &candidates,
+        &state.dispatch.weights,
+        Method::Optimal,
+        today,
+    );
+    let mut report = RoundReport {
+        orders: orders.len(),
+        workers: candidates.len(),
+        unassigned: round.unassigned.len(),
+        total_cost: round.total_cost,
+        ..RoundReport::default()
+    };
+    for proposal in round.proposals {
+        let order = &orders[proposal.order_index];
+        let worker = &candidates[proposal.worker_index];
+        match assign(
+            state,
+            order.order_id,
+            worker.worker_id,
+            Some(proposal.score),
+            context,
+        )
+        .await
+        {
+            Ok(()) => report.assigned += 1,
+            Err(error) => {
+                report.refused += 1;
+                tracing::info!(order_id = %order.order_id, worker_id = %worker.worker_id, error = %error, "an automatic assignment was overtaken");
+            }
+        }
+    }
+    report.millis = started.elapsed().as_millis();
+    sqlx::query(
+        "INSERT INTO dispatch_rounds (orders, workers, assigned, unassigned, refused, total_cost, millis)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(report.orders as i32)
+    .bind(report.workers as i32)
+    .bind(report.assigned as i32)
+    .bind(report.unassigned as i32)
+    .bind(report.refused as i32)
+    .bind(report.total_cost)
+    .bind(report.millis as i64)
+    .execute(&state.pool)
+    .await?;
+    Ok(report)
+}
+
+/// Books a worker and assigns them an order (by the dispatcher or an admin); gives the time
+/// back if the order refuses.
+pub async fn assign(
+    state: &AppState,
+    order_id: Uuid,
+    worker_id: Uuid,
+    score: Option<domain::dispatch::AssignmentScore>,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    if order.status == OrderStatus::New {
+        return Err(ApiError::not_found("订单", "order"));
+    }
+    let now = context.occurred_at;
+    let by = context.actor.unwrap_or_else(domain::Actor::system);
+    let command = OrderCommand::AssignWorker {
+        worker: worker.facts(worker_id, domain::values::business_day(now)),
+        by,
+        respond_by: Some(now + state.dispatch.accept_within),
+        score,
+        now,
+    };
+    hold(state, worker_id, &order, order_id, context).await?;
+    if let Err(refusal) = state.orders.execute(order_id, command, context).await {
+        release(
+            state,
+            worker_id,
+            order_id,
+            "派单失败 / assignment failed",
+            context,
+        )
+        .await;
+        return Err(refusal.into());
+    }
+    tell(
+        state,
+        Recipient::Person(worker_id),
+        "order_offered",
+        "新订单待确认 / A new order for you",
+        &format!(
+            "您有新的派单 {order_id}，请在 {minutes} 分钟内确认。/ Order {order_id} was dispatched to you; please accept within {minutes} minutes.",
+            minutes = state.dispatch.accept_within.num_minutes().max(1)
+        ),
+    )
+    .await;
+    Ok(())
+}
+
+/// How old a reservation must be before reconciliation may judge it: every step that books
+/// a worker and then commits the order finishes well inside this.
+const RESERVATION_GRACE_SECONDS: i64 = 60;
+
+/// Gives back reservations that no order holds: left by a process that stopped between
+/// booking a worker and committing the order. Judged on the order's own stream.
+pub async fn reconcile(state: &AppState, context: &CommandContext) -> anyhow::Result<usize> {
+    let now = context.occurred_at;
+    let rows = sqlx::query_as::<_, (Uuid, serde_json::Value)>(
+        "SELECT worker_id, state FROM read_dispatch_workers
+          WHERE jsonb_array_length(state->'bookings') > 0",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut released = 0;
+    for (worker_id, worker_state) in rows {
+        let worker: Worker = serde_json::from_value(worker_state)?;
+        for booked in worker.bookings {
+            let old_enough = booked
+                .booked_at
+                .is_some_and(|at| at + Duration::seconds(RESERVATION_GRACE_SECONDS) <= now);
+            if !old_enough || booked.end < now - Duration::days(1) {
+                continue;
+            }
+            let (order, _): (Order, usize) = state.orders.load(booked.order_id).await?;
+            let held = match order.status {
+                OrderStatus::AwaitingPayment | OrderStatus::Paid => {
+                    order.preferred_worker == Some(worker_id)
+                }
+                OrderStatus::Dispatching => false,
+                OrderStatus::New | OrderStatus::Placed => false,
+                OrderStatus::Cancelled => false,
+                _ => order.worker_id == Some(worker_id),
+            };
+            if !held {
+                release(
+                    state,
+                    worker_id,
+                    booked.order_id,
+                    "对账：订单未占用此时段 / reconciliation: no order holds this time",
+                    context,
+                )
+                .await;
+                released += 1;
+            }
+        }
+    }
+    Ok(released)
+}
