@@ -39,6 +39,9 @@ pub struct DispatchSettings {
     pub modes: HashMap<ServiceCode, DispatchStage>,
     /// `ANJIA_DISPATCH_SCHEDULE`: when the timers and automatic rounds run (cron with seconds).
     pub schedule: String,
+    /// How old a reservation must be before reconciliation may give it back: every step that
+    /// books a worker and then commits the order finishes well inside it. One minute.
+    pub reservation_grace: Duration,
     pub weights: Weights,
 }
 
@@ -65,6 +68,7 @@ impl Default for DispatchSettings {
             accept_within: Duration::minutes(10),
             modes,
             schedule: "*/5 * * * * *".to_owned(),
+            reservation_grace: Duration::minutes(1),
             weights: Weights::default(),
         }
     }
@@ -572,51 +576,51 @@ pub async fn assign(
     Ok(())
 }
 
-/// How old a reservation must be before reconciliation may judge it: every step that books
-/// a worker and then commits the order finishes well inside this.
-const RESERVATION_GRACE_SECONDS: i64 = 60;
-
 /// Gives back reservations that no order holds: left by a process that stopped between
 /// booking a worker and committing the order. Judged on the order's own stream.
 pub async fn reconcile(state: &AppState, context: &CommandContext) -> anyhow::Result<usize> {
     let now = context.occurred_at;
-    let rows = sqlx::query_as::<_, (Uuid, serde_json::Value)>(
-        "SELECT worker_id, state FROM read_dispatch_workers
-          WHERE jsonb_array_length(state->'bookings') > 0",
+    // The read model names the suspects (reservations it cannot match to an order that holds
+    // them); each is then judged on the order's own stream.
+    let suspects = sqlx::query_as::<_, (Uuid, Uuid)>(
+        "SELECT w.worker_id, (b->>'order_id')::uuid
+           FROM read_dispatch_workers w
+          CROSS JOIN LATERAL jsonb_array_elements(w.state->'bookings') b
+           LEFT JOIN read_dispatch_orders o ON o.order_id = (b->>'order_id')::uuid
+          WHERE (b->>'booked_at')::timestamptz <= $1
+            AND (b->>'end')::timestamptz > $2
+            AND NOT COALESCE(o.worker_id = w.worker_id
+                  OR (o.status IN ('awaiting_payment', 'paid')
+                      AND o.state->>'preferred_worker' = w.worker_id::text), false)
+          LIMIT 500",
     )
+    .bind(now - state.dispatch.reservation_grace)
+    .bind(now - Duration::days(1))
     .fetch_all(&state.pool)
     .await?;
     let mut released = 0;
-    for (worker_id, worker_state) in rows {
-        let worker: Worker = serde_json::from_value(worker_state)?;
-        for booked in worker.bookings {
-            let old_enough = booked
-                .booked_at
-                .is_some_and(|at| at + Duration::seconds(RESERVATION_GRACE_SECONDS) <= now);
-            if !old_enough || booked.end < now - Duration::days(1) {
-                continue;
+    for (worker_id, order_id) in suspects {
+        let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+        let held = match order.status {
+            OrderStatus::AwaitingPayment | OrderStatus::Paid => {
+                order.preferred_worker == Some(worker_id)
             }
-            let (order, _): (Order, usize) = state.orders.load(booked.order_id).await?;
-            let held = match order.status {
-                OrderStatus::AwaitingPayment | OrderStatus::Paid => {
-                    order.preferred_worker == Some(worker_id)
-                }
-                OrderStatus::Dispatching => false,
-                OrderStatus::New | OrderStatus::Placed => false,
-                OrderStatus::Cancelled => false,
-                _ => order.worker_id == Some(worker_id),
-            };
-            if !held {
-                release(
-                    state,
-                    worker_id,
-                    booked.order_id,
-                    "对账：订单未占用此时段 / reconciliation: no order holds this time",
-                    context,
-                )
-                .await;
-                released += 1;
-            }
+            OrderStatus::New
+            | OrderStatus::Placed
+            | OrderStatus::Dispatching
+            | OrderStatus::Cancelled => false,
+            _ => order.worker_id == Some(worker_id),
+        };
+        if !held {
+            release(
+                state,
+                worker_id,
+                order_id,
+                "对账：订单未占用此时段 / reconciliation: no order holds this time",
+                context,
+            )
+            .await;
+            released += 1;
         }
     }
     Ok(released)

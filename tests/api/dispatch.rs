@@ -26,6 +26,7 @@ fn quick_windows(settings: &mut command_api::server::Settings) {
     dispatch.grab_window = chrono::Duration::seconds(1);
     dispatch.auto_window = chrono::Duration::seconds(2);
     dispatch.accept_within = chrono::Duration::seconds(1);
+    dispatch.reservation_grace = chrono::Duration::seconds(1);
     // New Year's midnight only: in a test, ticks come from the admin endpoint.
     dispatch.schedule = "0 0 0 1 1 *".to_owned();
 }
@@ -870,6 +871,74 @@ async fn a_worker_sets_a_base_within_limits() {
             .await
             .expect("base");
         assert_eq!(response.status(), status, "{body}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reservation_left_by_a_crash_between_booking_and_assigning_is_given_back() {
+    let app = spawn_app_with(quick_windows).await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let order_id = app.place_order(&customer).await;
+    app.pay(order_id, &admin).await;
+    // A process books the worker for the order and dies before the order takes the worker.
+    let (order, _): (Order, usize) =
+        command_api::commands::CommandBus::<Order>::new(app.pool.clone())
+            .load(order_id)
+            .await
+            .expect("order");
+    let (start, end) = order.window.expect("window");
+    command_api::commands::CommandBus::<Worker>::new(app.pool.clone())
+        .execute(
+            worker.id,
+            domain::worker::WorkerCommand::Book {
+                order_id,
+                start,
+                end,
+                location: order.location,
+                now: Utc::now(),
+            },
+            &command_api::commands::CommandContext::system(),
+        )
+        .await
+        .expect("booked");
+    // A held reservation (the worker really has the order) must survive the same check.
+    let held_order = app
+        .place_order_with(&customer, &order_body_starting_in(3 * 24 * 60))
+        .await;
+    app.pay(held_order, &admin).await;
+    let grabbed = app
+        .post(
+            &format!("/api/v1/orders/{held_order}/grab"),
+            Some(&worker.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(grabbed.status(), StatusCode::OK);
+
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        app.wait_for_projections().await;
+        app.post("/api/v1/admin/dispatch/run", Some(&admin.token), &json!({}))
+            .await;
+        let calendar = events_of(&app, worker.id).await;
+        if calendar.iter().any(|(kind, payload)| {
+            kind == "BookingReleased" && payload["order_id"] == order_id.to_string()
+        }) {
+            assert!(!calendar
+                .iter()
+                .any(|(kind, payload)| kind == "BookingReleased"
+                    && payload["order_id"] == held_order.to_string()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the orphan reservation was never given back"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     app.stop().await;
 }

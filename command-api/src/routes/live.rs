@@ -36,6 +36,9 @@ struct LiveMessage {
     event_type: String,
     sequence: i64,
     recorded_at: chrono::DateTime<chrono::Utc>,
+    /// For a location report: where the worker is and when they should arrive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<serde_json::Value>,
 }
 
 fn parse_last_event_id(headers: &HeaderMap) -> Result<Option<Checkpoint>, ApiError> {
@@ -140,9 +143,26 @@ pub async fn live(
                         continue;
                     }
                     // A person joins an order's story when it is placed for them or they are
-                    // assigned to it.
+                    // assigned to it, and a worker leaves it when it is taken from them.
+                    let mut position = None;
+                    let mut leaving = false;
                     if let Ok(decoded) = stored.decode::<OrderEvent>() {
                         match decoded {
+                            OrderEvent::WorkerLocationReported { location, eta, .. } => {
+                                position = Some(serde_json::json!({
+                                    "latitude": location.latitude,
+                                    "longitude": location.longitude,
+                                    "system": location.system.as_str(),
+                                    "eta": eta,
+                                }));
+                            }
+                            OrderEvent::AssignmentDeclined { worker_id, .. }
+                            | OrderEvent::AssignmentExpired { worker_id, .. }
+                            | OrderEvent::AssignmentWithdrawn { worker_id, .. }
+                                if worker_id == actor.id =>
+                            {
+                                leaving = true;
+                            }
                             OrderEvent::OrderPlaced { booking, .. }
                                 if booking.customer_id == actor.id =>
                             {
@@ -159,11 +179,16 @@ pub async fn live(
                     if actor.role != Role::Admin && !orders.contains(&stored.aggregate_id) {
                         continue;
                     }
+                    if leaving {
+                        // The worker hears that it was taken from them, and nothing after.
+                        orders.remove(&stored.aggregate_id);
+                    }
                     let message = LiveMessage {
                         order_id: stored.aggregate_id.clone(),
                         event_type: stored.event_type.clone(),
                         sequence: stored.sequence,
                         recorded_at: stored.recorded_at,
+                        position,
                     };
                     let data = serde_json::to_string(&message).unwrap_or_default();
                     ready.push(
