@@ -21,6 +21,7 @@ pub mod openapi;
 pub mod reminders;
 pub mod routes;
 pub mod server;
+pub mod simulate;
 pub mod state;
 
 use axum::extract::{DefaultBodyLimit, Request};

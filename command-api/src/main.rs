@@ -57,8 +57,23 @@ enum Command {
     /// Erase a person: destroy their data key, so their personal data becomes unreadable
     /// everywhere (the event log included), scrub their sign-in data, and rebuild read models.
     ErasePerson { person_id: uuid::Uuid },
-    /// Benchmark place-order over HTTP against the raw insert limit (use a release build).
-    Bench(command_api::bench::BenchOptions),
+    /// Benchmark place-order over HTTP against the raw insert limit (use a release build);
+    /// `anjia bench dispatch` times one automatic dispatch round instead.
+    Bench {
+        #[command(subcommand)]
+        what: Option<BenchWhat>,
+        #[command(flatten)]
+        options: command_api::bench::BenchOptions,
+    },
+    /// Replay a day of orders and workers under dispatch policies and print what each did.
+    Simulate(command_api::simulate::SimulateOptions),
+}
+
+#[derive(Subcommand)]
+enum BenchWhat {
+    /// One automatic round of open orders against workers: time, and total cost against the
+    /// certified optimum of the same cost matrix. Needs no database.
+    Dispatch(command_api::simulate::DispatchBenchOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -172,8 +187,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 serde_json::to_string_pretty(&report)?
             )?;
         }
-        Command::Bench(options) => {
+        Command::Bench {
+            what: Some(BenchWhat::Dispatch(options)),
+            ..
+        } => {
+            let report = tokio::task::spawn_blocking(move || {
+                command_api::simulate::bench_dispatch(&options)
+            })
+            .await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
+        Command::Bench {
+            what: None,
+            options,
+        } => {
             let report = command_api::bench::run(url, &cli.var_dir, master_key, options).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
+        Command::Simulate(options) => {
+            let (day, source) = match options.date {
+                Some(date) => {
+                    let pool = server::connect(url, &cli.var_dir, 2).await?;
+                    server::prepare(&pool, master_key).await?;
+                    (
+                        command_api::simulate::day_from_log(&pool, date).await?,
+                        format!("event log, orders placed on {date}"),
+                    )
+                }
+                None => {
+                    let date = domain::values::business_day(chrono::Utc::now());
+                    (
+                        command_api::simulate::generated_day(
+                            options.seed,
+                            options.orders,
+                            options.workers,
+                            date,
+                        ),
+                        format!(
+                            "generated: {} orders, {} workers, seed {}",
+                            options.orders, options.workers, options.seed
+                        ),
+                    )
+                }
+            };
+            let report = tokio::task::spawn_blocking(move || {
+                command_api::simulate::simulate(&day, &options, source)
+            })
+            .await?;
             writeln!(
                 std::io::stdout().lock(),
                 "{}",

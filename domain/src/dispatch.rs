@@ -10,8 +10,6 @@
 //! Costs are integers (hundredths of a minute of travel), so the optimum is exact and the
 //! solver's dual potentials certify it.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -469,22 +467,24 @@ pub fn plan_round(
     method: Method,
     today: NaiveDate,
 ) -> Round {
-    let (matrix, scores) = price(orders, candidates, weights, today);
+    let prepared = prepare(candidates, today);
+    let matrix = price_prepared(orders, &prepared, weights);
     let solution = match method {
         Method::Optimal => optimal(&matrix),
         Method::Greedy => greedy(&matrix),
     };
-    let mut eligible = vec![0u32; orders.len()];
-    for (row, _) in scores.keys() {
-        eligible[*row] += 1;
-    }
     let mut proposals = Vec::new();
     let mut unassigned = Vec::new();
     for (row, column) in solution.assignment.iter().enumerate() {
         match column {
             Some(column) => {
-                let mut score = scores[&(row, *column)].clone();
-                score.eligible_workers = eligible[row];
+                // The explanation is recomputed for the chosen pairs only.
+                let Ok(mut score) = score(&orders[row], &prepared[*column], weights) else {
+                    unreachable!("a priced cell is eligible");
+                };
+                score.eligible_workers = (0..matrix.columns)
+                    .filter(|other| matrix.get(row, *other).is_some())
+                    .count() as u32;
                 score.method = method.as_str().to_owned();
                 proposals.push(Proposal {
                     order_index: row,
@@ -503,16 +503,8 @@ pub fn plan_round(
     }
 }
 
-type Scores = HashMap<(usize, usize), AssignmentScore>;
-
-/// The cost matrix of a round and the explanation behind every feasible cell.
-pub fn price(
-    orders: &[OpenOrder],
-    candidates: &[Candidate],
-    weights: &Weights,
-    today: NaiveDate,
-) -> (CostMatrix, Scores) {
-    let prepared: Vec<Prepared<'_>> = candidates
+fn prepare(candidates: &[Candidate], today: NaiveDate) -> Vec<Prepared<'_>> {
+    candidates
         .iter()
         .map(|candidate| {
             let facts = candidate.worker.facts(candidate.worker_id, today);
@@ -522,24 +514,48 @@ pub fn price(
                 active: facts.active && facts.approved,
             }
         })
-        .collect();
-    let mut costs = Vec::with_capacity(orders.len() * candidates.len());
-    let mut scores = HashMap::new();
-    for (row, order) in orders.iter().enumerate() {
-        for (column, worker) in prepared.iter().enumerate() {
-            match score(order, worker, weights) {
-                Ok(score) => {
-                    costs.push(Some(score.total));
-                    scores.insert((row, column), score);
+        .collect()
+}
+
+/// The cost matrix of a round: every order against every worker, `None` where ineligible.
+/// Rows are priced on every core.
+pub fn price(
+    orders: &[OpenOrder],
+    candidates: &[Candidate],
+    weights: &Weights,
+    today: NaiveDate,
+) -> CostMatrix {
+    price_prepared(orders, &prepare(candidates, today), weights)
+}
+
+fn price_prepared(
+    orders: &[OpenOrder],
+    prepared: &[Prepared<'_>],
+    weights: &Weights,
+) -> CostMatrix {
+    let columns = prepared.len();
+    let mut costs = vec![None; orders.len() * columns];
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |count| count.get())
+        .clamp(1, 16);
+    let rows_per_thread = orders.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        for (chunk, cells) in costs
+            .chunks_mut(rows_per_thread * columns.max(1))
+            .enumerate()
+        {
+            let first_row = chunk * rows_per_thread;
+            scope.spawn(move || {
+                for (offset, row_cells) in cells.chunks_mut(columns.max(1)).enumerate() {
+                    let order = &orders[first_row + offset];
+                    for (cell, worker) in row_cells.iter_mut().zip(prepared) {
+                        *cell = score(order, worker, weights).ok().map(|score| score.total);
+                    }
                 }
-                Err(_) => costs.push(None),
-            }
+            });
         }
-    }
-    (
-        CostMatrix::new(orders.len(), candidates.len(), costs),
-        scores,
-    )
+    });
+    CostMatrix::new(orders.len(), columns, costs)
 }
 
 /// Why a worker was not eligible, for an admin asking "why not this worker?".
