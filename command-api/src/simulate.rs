@@ -392,20 +392,16 @@ pub fn replay(
                 let matrix = price(&open, &workers, weights, today);
                 let mut taken = vec![false; workers.len()];
                 let mut pairs = Vec::new();
-                for row in 0..open.len() {
+                for (row, order) in open.iter().enumerate() {
                     let quickest = (0..matrix.columns)
                         .filter(|column| !taken[*column] && matrix.get(row, *column).is_some())
                         .map(|column| (random.below(1_000), column))
                         .min();
                     if let Some((_, column)) = quickest {
                         taken[column] = true;
-                        let travel = domain::dispatch::eligibility(
-                            &open[row],
-                            &workers[column],
-                            weights,
-                            today,
-                        )
-                        .map_or(0, |score| score.travel_minutes);
+                        let travel =
+                            domain::dispatch::eligibility(order, &workers[column], weights, today)
+                                .map_or(0, |score| score.travel_minutes);
                         pairs.push((row, column, travel));
                     }
                 }
