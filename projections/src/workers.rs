@@ -383,6 +383,20 @@ pub struct WorkerSearch {
     pub level: Option<String>,
     pub group: Option<String>,
     pub after: Option<(String, Uuid)>,
+    /// Only workers whose average rating (all dimensions) is at least this.
+    pub min_rating: Option<f64>,
+    /// Only workers whose service base is near this place: the point in each datum (WGS-84,
+    /// GCJ-02, BD-09, so each base is compared in its own) and the most kilometres, or, when
+    /// `None`, each worker's own service radius.
+    pub near: Option<Near>,
+}
+
+/// A place to measure workers' bases from.
+#[derive(Debug, Clone)]
+pub struct Near {
+    /// (latitude, longitude) in WGS-84, GCJ-02 and BD-09.
+    pub points: [(f64, f64); 3],
+    pub within_km: Option<f64>,
 }
 
 pub async fn search(
@@ -414,6 +428,51 @@ pub async fn search(
     }
     if search.online_only {
         query.push(" AND online");
+    }
+    if let Some(min_rating) = search.min_rating {
+        query
+            .push(
+                " AND worker_id IN (SELECT worker_id FROM read_worker_ratings
+                   WHERE reviews > 0
+                     AND (quality_sum + attitude_sum + skill_sum)::float8 / (reviews * 3) >= ",
+            )
+            .push_bind(min_rating)
+            .push(")");
+    }
+    if let Some(near) = &search.near {
+        // The base in its own datum, against the place converted into that datum.
+        query.push(
+            " AND worker_id IN (SELECT worker_id FROM (
+                SELECT worker_id,
+                       (state->'base'->>'radius_km')::float8 AS radius_km,
+                       radians((state->'base'->'location'->>'latitude')::float8) AS phi,
+                       radians((state->'base'->'location'->>'longitude')::float8) AS lambda,
+                       state->'base'->'location'->>'system' AS system
+                  FROM read_dispatch_workers WHERE state->'base' IS NOT NULL AND state->'base' <> 'null') b
+                CROSS JOIN LATERAL (SELECT CASE b.system WHEN 'wgs84' THEN ",
+        );
+        let [(wgs_lat, wgs_lon), (gcj_lat, gcj_lon), (bd_lat, bd_lon)] = near.points;
+        query
+            .push_bind(wgs_lat)
+            .push(" WHEN 'gcj02' THEN ")
+            .push_bind(gcj_lat)
+            .push(" ELSE ")
+            .push_bind(bd_lat)
+            .push(" END AS lat, CASE b.system WHEN 'wgs84' THEN ")
+            .push_bind(wgs_lon)
+            .push(" WHEN 'gcj02' THEN ")
+            .push_bind(gcj_lon)
+            .push(" ELSE ")
+            .push_bind(bd_lon)
+            .push(
+                " END AS lon) p
+                WHERE 2 * 6371.0088 * asin(least(1, sqrt(
+                        sin((radians(p.lat) - b.phi) / 2) ^ 2
+                        + cos(b.phi) * cos(radians(p.lat)) * sin((radians(p.lon) - b.lambda) / 2) ^ 2)))
+                      <= COALESCE(",
+            )
+            .push_bind(near.within_km)
+            .push("::float8, b.radius_km))");
     }
     crate::personal::push_person_filters(
         &mut query,

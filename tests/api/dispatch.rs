@@ -942,3 +942,160 @@ async fn a_reservation_left_by_a_crash_between_booking_and_assigning_is_given_ba
     }
     app.stop().await;
 }
+
+/// Sets a worker's base `metres` north of the order address.
+async fn set_base(app: &TestApp, worker: &User, metres: f64, radius_km: u32) {
+    let set = app
+        .client
+        .put(app.url("/api/v1/worker/base"))
+        .bearer_auth(&worker.token)
+        .json(&json!({"latitude": north(metres), "longitude": ORDER_LONGITUDE, "system": "gcj02", "radius_km": radius_km}))
+        .send()
+        .await
+        .expect("base");
+    assert_eq!(set.status(), StatusCode::NO_CONTENT);
+}
+
+/// Takes an order from grab to a review with the given stars.
+async fn serve_and_review(app: &TestApp, admin: &User, customer: &User, worker: &User, stars: u8) {
+    let order_id = app
+        .place_order_with(customer, &order_body_starting_in(30))
+        .await;
+    app.pay(order_id, admin).await;
+    let door = json!({"latitude": ORDER_LATITUDE, "longitude": ORDER_LONGITUDE, "system": "gcj02"});
+    for (path, body) in [
+        ("grab", json!({})),
+        ("depart", json!({})),
+        ("arrive", door),
+        ("start", json!({})),
+        ("finish", json!({})),
+    ] {
+        let response = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/{path}"),
+                Some(&worker.token),
+                &body,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let reviewed = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/review"),
+            Some(&customer.token),
+            &json!({"quality": stars, "attitude": stars, "skill": stars}),
+        )
+        .await;
+    assert_eq!(reviewed.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_directory_filters_by_rating_distance_from_an_address_and_availability_on_a_date() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let liked = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let disliked = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let far = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    set_base(&app, &liked, 1_000.0, 10).await;
+    set_base(&app, &disliked, -2_000.0, 10).await;
+    set_base(&app, &far, 30_000.0, 10).await;
+    serve_and_review(&app, &admin, &customer, &liked, 5).await;
+    serve_and_review(&app, &admin, &customer, &disliked, 2).await;
+    let date = (Utc::now() + chrono::Duration::days(5)).date_naive();
+    let leave = app
+        .post(
+            "/api/v1/worker/leave",
+            Some(&far.token),
+            &json!({"from": date, "to": date, "reason": "探亲 / family visit"}),
+        )
+        .await;
+    assert_eq!(leave.status(), StatusCode::CREATED);
+    app.wait_for_projections().await;
+
+    let names = |query: &'static str| {
+        let app = &app;
+        async move {
+            let response = app
+                .get(
+                    &format!("/api/v1/workers?skill=daily_cleaning{query}"),
+                    None,
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK, "{query}");
+            let workers: Vec<Value> = response.json().await.expect("workers");
+            workers
+        }
+    };
+    let ids = |workers: &[Value]| -> Vec<String> {
+        let mut ids: Vec<String> = workers
+            .iter()
+            .map(|worker| worker["worker_id"].as_str().expect("id").to_owned())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut list: Vec<Uuid>| -> Vec<String> {
+        list.sort();
+        list.into_iter().map(|id| id.to_string()).collect()
+    };
+    let near = "&near_latitude=31.2304&near_longitude=121.4737&near_system=gcj02";
+    let nearby = names(near).await;
+    assert_eq!(ids(&nearby), sorted(vec![liked.id, disliked.id]));
+    let liked_view = nearby
+        .iter()
+        .find(|worker| worker["worker_id"] == liked.id.to_string())
+        .expect("liked");
+    assert_eq!(liked_view["rating"], 5.0);
+    assert_eq!(liked_view["reviews"], 1);
+    assert_eq!(liked_view["distance_km"], 1.0);
+    assert_eq!(ids(&names("&min_rating=4").await), sorted(vec![liked.id]));
+    let everyone =
+        names("&near_latitude=31.2304&near_longitude=121.4737&near_system=gcj02&within_km=50")
+            .await;
+    assert_eq!(ids(&everyone), sorted(vec![liked.id, disliked.id, far.id]));
+    // The same place given in Baidu's datum finds the same workers.
+    let point = domain::GeoPoint::new(
+        ORDER_LATITUDE,
+        ORDER_LONGITUDE,
+        domain::CoordinateSystem::Gcj02,
+    )
+    .expect("point")
+    .to_system(domain::CoordinateSystem::Bd09);
+    let baidu = app
+        .get(
+            &format!(
+                "/api/v1/workers?skill=daily_cleaning&near_latitude={}&near_longitude={}&near_system=bd09",
+                point.latitude, point.longitude
+            ),
+            None,
+        )
+        .await
+        .json::<Vec<Value>>()
+        .await
+        .expect("workers");
+    assert_eq!(ids(&baidu), sorted(vec![liked.id, disliked.id]));
+    let query = format!("&within_km=50{near}&available_on={date}");
+    let available = app
+        .get(
+            &format!("/api/v1/workers?skill=daily_cleaning{query}"),
+            None,
+        )
+        .await
+        .json::<Vec<Value>>()
+        .await
+        .expect("workers");
+    assert_eq!(ids(&available), sorted(vec![liked.id, disliked.id]));
+    for bad in [
+        "&min_rating=6",
+        "&within_km=5",
+        "&near_latitude=31.2",
+        "&available_on=tomorrow",
+    ] {
+        let response = app
+            .get(&format!("/api/v1/workers?skill=daily_cleaning{bad}"), None)
+            .await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    app.stop().await;
+}

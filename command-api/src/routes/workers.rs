@@ -44,6 +44,11 @@ pub struct WorkerView {
     pub online: bool,
     pub suspended: bool,
     pub registered_at: DateTime<Utc>,
+    /// Average stars over quality, attitude and skill; absent before the first review.
+    pub rating: Option<f64>,
+    pub reviews: i32,
+    /// Kilometres from the `near_*` place to the worker's base, when both are known.
+    pub distance_km: Option<f64>,
 }
 
 impl From<WorkerRow> for WorkerView {
@@ -61,6 +66,9 @@ impl From<WorkerRow> for WorkerView {
             online: row.online,
             suspended: row.suspended,
             registered_at: row.registered_at,
+            rating: None,
+            reviews: 0,
+            distance_km: None,
         }
     }
 }
@@ -82,6 +90,21 @@ pub struct WorkerListParams {
     pub after_id: Option<Uuid>,
     /// 1 to 200, default 50.
     pub limit: Option<u32>,
+    /// Only workers rated at least this (1 to 5, average over all dimensions).
+    pub min_rating: Option<f64>,
+    /// A place (for example the service address): only workers whose base is near it.
+    pub near_latitude: Option<f64>,
+    pub near_longitude: Option<f64>,
+    /// `wgs84`, `gcj02` or `bd09`.
+    #[param(value_type = Option<String>)]
+    pub near_system: Option<domain::CoordinateSystem>,
+    /// How near, in km (0.1 to 100); by default each worker's own service radius.
+    pub within_km: Option<f64>,
+    /// Only workers with a free start time on this local date (hours, leave and bookings,
+    /// with travel time to the `near_*` place).
+    pub available_on: Option<chrono::NaiveDate>,
+    /// The job length for `available_on`, 30 to 720 minutes; default 120.
+    pub duration_minutes: Option<u32>,
 }
 
 /// The worker directory: active workers, filtered by skill, city and availability.
@@ -120,18 +143,145 @@ pub async fn list(
             )));
         }
     }
+    if params
+        .min_rating
+        .is_some_and(|rating| !(1.0..=5.0).contains(&rating))
+    {
+        return Err(ApiError::Invalid(
+            "min_rating 须在 1–5 之间 / min_rating must be between 1 and 5".into(),
+        ));
+    }
+    if params
+        .within_km
+        .is_some_and(|km| !(0.1..=100.0).contains(&km))
+    {
+        return Err(ApiError::Invalid(
+            "within_km 须在 0.1–100 之间 / within_km must be between 0.1 and 100".into(),
+        ));
+    }
+    let duration = params.duration_minutes.unwrap_or(120);
+    if !(30..=720).contains(&duration) {
+        return Err(ApiError::Invalid(
+            "duration_minutes 须在 30–720 之间 / duration_minutes must be between 30 and 720"
+                .into(),
+        ));
+    }
+    let near_point = crate::routes::dispatch::optional_point(
+        params.near_latitude,
+        params.near_longitude,
+        params.near_system,
+    )?;
+    if params.within_km.is_some() && near_point.is_none() {
+        return Err(ApiError::Invalid(
+            "within_km 需要 near_latitude、near_longitude、near_system / within_km needs a near_* place".into(),
+        ));
+    }
+    let near = near_point.map(|point| {
+        let in_system = |system| {
+            let converted = point.to_system(system);
+            (converted.latitude, converted.longitude)
+        };
+        projections::workers::Near {
+            points: [
+                in_system(domain::CoordinateSystem::Wgs84),
+                in_system(domain::CoordinateSystem::Gcj02),
+                in_system(domain::CoordinateSystem::Bd09),
+            ],
+            within_km: params.within_km,
+        }
+    });
     // The public directory shows active workers only.
-    let search = WorkerSearch {
+    let mut search = WorkerSearch {
         level: params.level,
         service: params.skill,
         city: params.city,
         online_only: params.online_only,
         suspended: Some(false),
         after,
+        min_rating: params.min_rating,
+        near,
         ..WorkerSearch::default()
     };
-    let rows = worker_views::search(&state.pool, &search, limit).await?;
-    Ok(axum::Json(rows.into_iter().map(WorkerView::from).collect()))
+    let now = Utc::now();
+    let mut found: Vec<WorkerRow> = Vec::new();
+    // Availability is judged on each worker's calendar, after the database's filters; pages
+    // are fetched until this one is full.
+    loop {
+        let rows = worker_views::search(&state.pool, &search, limit).await?;
+        let exhausted = rows.len() < limit as usize;
+        search.after = rows.last().map(|row| (row.name.clone(), row.worker_id));
+        let mut rows = rows;
+        if let Some(date) = params.available_on {
+            let ids: Vec<Uuid> = rows.iter().map(|row| row.worker_id).collect();
+            let calendars: std::collections::HashMap<Uuid, domain::worker::Worker> =
+                sqlx::query_as::<_, (Uuid, serde_json::Value)>(
+                    "SELECT worker_id, state FROM read_dispatch_workers WHERE worker_id = ANY($1)",
+                )
+                .bind(&ids)
+                .fetch_all(&state.pool)
+                .await?
+                .into_iter()
+                .filter_map(|(id, state)| Some((id, serde_json::from_value(state).ok()?)))
+                .collect();
+            rows.retain(|row| {
+                calendars.get(&row.worker_id).is_some_and(|worker| {
+                    !worker
+                        .free_slots(
+                            date,
+                            chrono::Duration::minutes(i64::from(duration)),
+                            30,
+                            near_point,
+                            now,
+                        )
+                        .is_empty()
+                })
+            });
+        }
+        found.extend(rows);
+        if exhausted || found.len() >= limit as usize {
+            break;
+        }
+    }
+    found.truncate(limit as usize);
+    let ids: Vec<Uuid> = found.iter().map(|row| row.worker_id).collect();
+    let facts: std::collections::HashMap<Uuid, (Option<f64>, i32, Option<serde_json::Value>)> =
+        sqlx::query_as::<_, (Uuid, Option<f64>, Option<i32>, Option<serde_json::Value>)>(
+            "SELECT w.worker_id,
+                    (r.quality_sum + r.attitude_sum + r.skill_sum)::float8 / NULLIF(r.reviews * 3, 0),
+                    r.reviews, d.state->'base'
+               FROM unnest($1::uuid[]) AS w(worker_id)
+               LEFT JOIN read_worker_ratings r ON r.worker_id = w.worker_id
+               LEFT JOIN read_dispatch_workers d ON d.worker_id = w.worker_id",
+        )
+        .bind(&ids)
+        .fetch_all(&state.pool)
+        .await?
+        .into_iter()
+        .map(|(id, rating, reviews, base)| (id, (rating, reviews.unwrap_or(0), base)))
+        .collect();
+    Ok(axum::Json(
+        found
+            .into_iter()
+            .map(|row| {
+                let worker_id = row.worker_id;
+                let mut view = WorkerView::from(row);
+                if let Some((rating, reviews, base)) = facts.get(&worker_id) {
+                    view.rating = rating.map(|rating| (rating * 100.0).round() / 100.0);
+                    view.reviews = *reviews;
+                    let base: Option<domain::worker::ServiceBase> = base
+                        .clone()
+                        .and_then(|base| serde_json::from_value(base).ok());
+                    view.distance_km = match (near_point, base) {
+                        (Some(point), Some(base)) => {
+                            Some((point.distance_m(base.location) / 10.0).round() / 100.0)
+                        }
+                        _ => None,
+                    };
+                }
+                view
+            })
+            .collect(),
+    ))
 }
 
 /// One worker's directory entry.
