@@ -1099,3 +1099,76 @@ async fn the_directory_filters_by_rating_distance_from_an_address_and_availabili
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn reminders_reach_a_phone_login_by_sms_and_an_email_login_by_mail() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let phone = format!("139{:08}", Uuid::new_v4().as_u128() % 100_000_000);
+    let registered = app
+        .register(json!({"kind": "customer", "login": phone, "password": "a-good-password", "name": "王先生", "phone": phone}))
+        .await;
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let customer = app.sign_in(&phone, "a-good-password").await;
+    let order_id = app
+        .place_order_with(&customer, &order_body_starting_in(120))
+        .await;
+    app.pay(order_id, &admin).await;
+    let assigned = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/assignment"),
+            Some(&admin.token),
+            &json!({"worker_id": worker.id}),
+        )
+        .await;
+    assert_eq!(assigned.status(), StatusCode::OK);
+    let accepted = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/accept"),
+            Some(&worker.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let sms = loop {
+        let sms: Option<String> = sqlx::query_scalar(
+            "SELECT body FROM outbox_messages WHERE channel = 'sms' AND destination = $1 AND body LIKE '%已接单%'",
+        )
+        .bind(&phone)
+        .fetch_optional(&app.pool)
+        .await
+        .expect("outbox");
+        let offered_mail = app
+            .mail
+            .all()
+            .iter()
+            .any(|mail| mail.text().contains("waiting for you to accept"));
+        if let (Some(sms), true) = (sms, offered_mail) {
+            break sms;
+        }
+        assert!(Instant::now() < deadline, "reminders did not go out");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(sms.starts_with("【安家】"), "{sms}");
+    // The start reminders wait for their time: an hour and a quarter of an hour before.
+    let pending = command_api::reminders::of_order(&app.pool, order_id)
+        .await
+        .expect("reminders");
+    let waiting: Vec<&str> = pending
+        .iter()
+        .filter(|(_, _, delivered, cancelled)| !delivered && !cancelled)
+        .map(|(kind, ..)| kind.as_str())
+        .collect();
+    assert_eq!(
+        waiting,
+        [
+            "starts_in_60",
+            "starts_in_60",
+            "starts_in_15",
+            "starts_in_15"
+        ]
+    );
+    app.stop().await;
+}

@@ -131,3 +131,68 @@ async fn a_customer_follows_their_order_live_and_resumes_after_a_reconnect_witho
         .await
         .expect("the server stopped with a live stream open");
 }
+
+#[tokio::test]
+async fn the_customer_sees_the_workers_position_live_and_a_passed_over_worker_hears_no_more() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let admin = app.create_admin().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let first_choice = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let order_id = app
+        .place_order_with(&customer, &tests::order_body_starting_in(40))
+        .await;
+    app.pay(order_id, &admin).await;
+    // An admin gives it to one worker, then moves it to another.
+    for (path, body) in [
+        ("assignment", json!({"worker_id": first_choice.id})),
+        (
+            "reassign",
+            json!({"worker_id": worker.id, "reason": "离得更近 / nearer"}),
+        ),
+    ] {
+        let response = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/{path}"),
+                Some(&admin.token),
+                &body,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let customer_stream = open(&app.client, &app.address, &customer.token, None).await;
+    // The first worker's stream from the start: they hear the order until it is taken from them.
+    let passed_over = open(&app.client, &app.address, &first_choice.token, Some("0-0")).await;
+    for path in ["accept", "depart"] {
+        let response = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/{path}"),
+                Some(&worker.token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let ping = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/location"),
+            Some(&worker.token),
+            &json!({"latitude": tests::ORDER_LATITUDE + 0.01, "longitude": tests::ORDER_LONGITUDE, "system": "gcj02", "accuracy_m": 15}),
+        )
+        .await;
+    assert_eq!(ping.status(), StatusCode::OK);
+    let seen = read(customer_stream, 3).await;
+    let kinds: Vec<&str> = seen.iter().map(|message| message.event.as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["OrderAccepted", "WorkerDeparted", "WorkerLocationReported"]
+    );
+    let position = &seen[2].data["position"];
+    assert_eq!(position["system"], "gcj02");
+    assert!(position["eta"].is_string());
+    // The passed-over worker's stream: their assignment, the withdrawal, then nothing of the rest.
+    let theirs = read(passed_over, 2).await;
+    assert_eq!(theirs[0].event, "WorkerAssigned");
+    assert_eq!(theirs[1].event, "AssignmentWithdrawn");
+    app.stop().await;
+}
