@@ -160,6 +160,8 @@ async fn the_customer_sees_the_workers_position_live_and_a_passed_over_worker_he
             .await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
+    // The streams start from what the read models know now.
+    app.wait_for_projections().await;
     let customer_stream = open(&app.client, &app.address, &customer.token, None).await;
     // The first worker's stream from the start: they hear the order until it is taken from them.
     let passed_over = open(&app.client, &app.address, &first_choice.token, Some("0-0")).await;
