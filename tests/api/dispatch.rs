@@ -540,6 +540,19 @@ async fn a_worker_on_the_way_is_tracked_checks_in_near_the_address_and_reminders
         .as_str()
         .unwrap_or("")
         .contains("already been taken"));
+    app.wait_for_projections().await;
+    let offers: Vec<Value> = app
+        .get("/api/v1/offers", Some(&stranger.token))
+        .await
+        .json()
+        .await
+        .expect("offers");
+    assert!(
+        offers
+            .iter()
+            .all(|offer| offer["order_id"] != order_id.to_string()),
+        "a taken order disappears from everyone's offers"
+    );
 
     let post = |path: &str, body: Value| {
         let app = &app;
