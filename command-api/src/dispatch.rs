@@ -279,6 +279,7 @@ pub struct TickReport {
     pub escalated: usize,
     pub assigned: usize,
     pub released: usize,
+    pub offers_sent: usize,
 }
 
 /// One tick: due timers, then an automatic round, then reconciliation of reservations.
@@ -303,6 +304,7 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<TickRe
     }
     report.assigned = automatic_round(state, &context).await?.assigned;
     report.released = reconcile(state, &context).await?;
+    report.offers_sent = broadcast_grab_offers(state, now).await?;
     Ok(report)
 }
 
@@ -408,6 +410,86 @@ async fn escalate(
         .await;
     }
     Ok(())
+}
+
+/// How many of the cheapest eligible workers hear of an order offered for grabbing.
+const GRAB_BROADCAST_LIMIT: usize = 50;
+
+/// Tells the eligible workers (the nearest and best first, at most fifty) of each order newly
+/// offered for grabbing, through the reminder outbox. The reminders and the order's broadcast
+/// mark are written in one transaction, so each order is announced once.
+pub async fn broadcast_grab_offers(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let rows = model::orders_in_stage(&state.pool, DispatchStage::Grab.as_str(), 200).await?;
+    let mut sent = 0;
+    for row in rows {
+        let announced: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM grab_broadcasts WHERE order_id = $1)")
+                .bind(row.order_id)
+                .fetch_one(&state.pool)
+                .await?;
+        if announced {
+            continue;
+        }
+        let order = open_order(state, &row).await?;
+        let today = domain::values::business_day(now);
+        let mut eligible: Vec<(i64, Uuid)> =
+            model::dispatchable_workers(&state.pool, Some(std::slice::from_ref(&row.city)), now)
+                .await?
+                .into_iter()
+                .map(candidate)
+                .filter_map(|candidate| {
+                    domain::dispatch::eligibility(
+                        &order,
+                        &candidate,
+                        &state.dispatch.weights,
+                        today,
+                    )
+                    .ok()
+                    .map(|score| (score.total, candidate.worker_id))
+                })
+                .collect();
+        eligible.sort();
+        eligible.truncate(GRAB_BROADCAST_LIMIT);
+        let service = order.service.spec();
+        let local = order
+            .start
+            .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+            .format("%Y-%m-%d %H:%M");
+        let mut transaction = state.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO grab_broadcasts (order_id, workers) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(row.order_id)
+        .bind(eligible.len() as i32)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        if inserted == 0 {
+            continue;
+        }
+        for (_, worker_id) in &eligible {
+            sqlx::query(
+                "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role,
+                                        due_at, title, body)
+                 VALUES ($1, $2, 'grab_offered', $3, 'worker', $4, $5, $6)
+                 ON CONFLICT (reminder_key) DO NOTHING",
+            )
+            .bind(format!("{}:grab_offered:{worker_id}", row.order_id))
+            .bind(row.order_id)
+            .bind(worker_id)
+            .bind(now)
+            .bind("可抢订单 / An order you can grab")
+            .bind(format!(
+                "{}{}（{}）可抢，先到先得。/ A {} order in {} ({}) is open for grabbing: first come, first served.",
+                row.city, service.name_zh, local, service.name_en, row.city, local
+            ))
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        sent += 1;
+    }
+    Ok(sent)
 }
 
 /// What an automatic round did.

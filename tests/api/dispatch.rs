@@ -77,7 +77,12 @@ async fn events_of(app: &TestApp, aggregate_id: Uuid) -> Vec<(String, Value)> {
 
 #[tokio::test]
 async fn a_named_worker_who_does_not_confirm_is_passed_over_through_grab_automatic_and_admin() {
-    let app = spawn_app_with(quick_windows).await;
+    let app = spawn_app_with(|settings| {
+        quick_windows(settings);
+        // Long enough to look at the offers before the automatic rounds take over.
+        settings.dispatch.grab_window = chrono::Duration::seconds(3);
+    })
+    .await;
     let admin = app.create_admin().await;
     let customer = app.register_customer().await;
     let named = app.qualified_worker(&["daily_cleaning"], &admin).await;
@@ -115,6 +120,30 @@ async fn a_named_worker_who_does_not_confirm_is_passed_over_through_grab_automat
         }
     };
     assert!(offers_for(&other).await, "offered to an eligible worker");
+    // The eligible workers heard of it, once; the worker who let it pass did not.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let announced = loop {
+        app.post("/api/v1/admin/dispatch/run", Some(&admin.token), &json!({}))
+            .await;
+        let announced: Vec<Uuid> = sqlx::query_scalar(
+            "SELECT recipient_id FROM reminders WHERE order_id = $1 AND kind = 'grab_offered' ORDER BY recipient_id",
+        )
+        .bind(order_id)
+        .fetch_all(&app.pool)
+        .await
+        .expect("reminders");
+        if !announced.is_empty() {
+            break announced;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the grab offer was never announced"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut expected = vec![other.id, third.id];
+    expected.sort();
+    assert_eq!(announced, expected);
     assert!(
         !offers_for(&named).await,
         "not offered to the worker who let it pass"
@@ -129,7 +158,7 @@ async fn a_named_worker_who_does_not_confirm_is_passed_over_through_grab_automat
     assert_problem(refused, StatusCode::CONFLICT, "/problems/illegal-state").await;
 
     // Nobody grabs: the automatic round gives it to an eligible worker, with its reasons.
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
     let automatic = dispatch_until(&app, &admin, order_id, |order| {
         order["dispatch_stage"] == "auto" && order["status"] == "assigned"
     })
