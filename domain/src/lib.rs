@@ -10,10 +10,16 @@ pub mod catalogue;
 pub mod customer;
 pub mod dispatch;
 pub mod geo;
+pub mod ledger;
 pub mod onboarding;
 pub mod order;
+pub mod payment;
 pub mod values;
+pub mod wallet;
 pub mod worker;
+
+#[cfg(test)]
+mod money_tests;
 
 pub use catalogue::{PricingUnit, ServiceCode, ServiceSpec};
 pub use values::{

@@ -1,0 +1,588 @@
+//! The `Payment` aggregate: one payment intent for one order, from creation through the
+//! provider's confirmation, escrow, release at completion, and refunds.
+//!
+//! ```text
+//! created → captured → released (commission to revenue, the rest to the worker's pending income)
+//!        ↘ failed      ↘ refunds (from escrow, back through the original provider)
+//! ```
+//! A confirmation is accepted once: the same provider transaction again changes nothing, and one
+//! that disagrees with the intent (amount, currency, another transaction) is refused.
+
+use chrono::{DateTime, Utc};
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::{Aggregate, DomainEvent};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ledger::{Account, Leg, Posting};
+use crate::values::{Actor, Fen};
+
+/// How the customer pays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    Alipay,
+    WechatPay,
+    BankCard,
+}
+
+impl PaymentMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentMethod::Alipay => "alipay",
+            PaymentMethod::WechatPay => "wechat_pay",
+            PaymentMethod::BankCard => "bank_card",
+        }
+    }
+}
+
+/// The only currency the platform takes.
+pub const CURRENCY: &str = "CNY";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentStatus {
+    #[default]
+    New,
+    Pending,
+    Captured,
+    Failed,
+    /// The escrow went to commission and the worker.
+    Released,
+}
+
+impl PaymentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PaymentStatus::New => "new",
+            PaymentStatus::Pending => "pending",
+            PaymentStatus::Captured => "captured",
+            PaymentStatus::Failed => "failed",
+            PaymentStatus::Released => "released",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaymentCommand {
+    Create {
+        payment_id: Uuid,
+        order_id: Uuid,
+        customer_id: Uuid,
+        amount: Fen,
+        method: PaymentMethod,
+        provider: String,
+        now: DateTime<Utc>,
+    },
+    /// A verified notification (or query answer) that the customer paid.
+    Capture {
+        provider_transaction: String,
+        amount: Fen,
+        currency: String,
+        now: DateTime<Utc>,
+    },
+    Fail {
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    /// Part or all of the escrow goes back to the customer; `fee` of it stays as revenue.
+    Refund {
+        refund_id: Uuid,
+        amount: Fen,
+        fee: Fen,
+        reason: String,
+        by: Actor,
+        now: DateTime<Utc>,
+    },
+    /// The provider paid a refund back.
+    CompleteRefund {
+        refund_id: Uuid,
+        provider_refund: String,
+        now: DateTime<Utc>,
+    },
+    /// The service was completed: commission to revenue, the rest to the worker.
+    Release {
+        worker_id: Uuid,
+        /// Basis points (1/100 of a percent) of what is left in escrow.
+        commission_bp: u32,
+        now: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PaymentEvent {
+    PaymentCreated {
+        payment_id: Uuid,
+        order_id: Uuid,
+        customer_id: Uuid,
+        amount: Fen,
+        method: PaymentMethod,
+        provider: String,
+        created_at: DateTime<Utc>,
+    },
+    PaymentCaptured {
+        provider_transaction: String,
+        amount: Fen,
+        captured_at: DateTime<Utc>,
+    },
+    PaymentFailed {
+        reason: String,
+        failed_at: DateTime<Utc>,
+    },
+    RefundIssued {
+        refund_id: Uuid,
+        amount: Fen,
+        fee: Fen,
+        reason: String,
+        by: Actor,
+        issued_at: DateTime<Utc>,
+    },
+    RefundCompleted {
+        refund_id: Uuid,
+        amount: Fen,
+        provider_refund: String,
+        completed_at: DateTime<Utc>,
+    },
+    EscrowReleased {
+        worker_id: Uuid,
+        commission: Fen,
+        worker_share: Fen,
+        released_at: DateTime<Utc>,
+    },
+}
+
+impl DomainEvent for PaymentEvent {
+    fn event_type(&self) -> String {
+        match self {
+            PaymentEvent::PaymentCreated { .. } => "PaymentCreated",
+            PaymentEvent::PaymentCaptured { .. } => "PaymentCaptured",
+            PaymentEvent::PaymentFailed { .. } => "PaymentFailed",
+            PaymentEvent::RefundIssued { .. } => "RefundIssued",
+            PaymentEvent::RefundCompleted { .. } => "RefundCompleted",
+            PaymentEvent::EscrowReleased { .. } => "EscrowReleased",
+        }
+        .to_owned()
+    }
+
+    fn event_version(&self) -> String {
+        crate::EVENT_VERSION.to_owned()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PaymentError {
+    #[error("支付单不存在 / no such payment")]
+    NotFound,
+    #[error("支付单已存在 / the payment already exists")]
+    AlreadyExists,
+    #[error("支付单状态为 {0}，不能执行此操作 / not possible while the payment is {0}")]
+    IllegalState(&'static str),
+    #[error("金额 {got} 与支付单金额 {expected} 不符 / amount {got} does not match {expected}")]
+    AmountMismatch { expected: Fen, got: Fen },
+    #[error("币种 {0} 不受支持，仅支持 CNY / currency {0} is not accepted, only CNY")]
+    Currency(String),
+    #[error("支付单已由另一笔交易确认 / the payment was confirmed by another transaction")]
+    OtherTransaction,
+    #[error("退款金额 {requested} 超过可退金额 {refundable} / a refund of {requested} exceeds the {refundable} left in escrow")]
+    RefundTooLarge { requested: Fen, refundable: Fen },
+    #[error("退款金额必须大于零 / a refund must be more than zero")]
+    EmptyRefund,
+    #[error("退款不存在或已完成 / no such pending refund")]
+    NoSuchRefund,
+    #[error("佣金比例须在 0 到 10000 个基点之间 / commission must be 0 to 10,000 basis points")]
+    BadCommission,
+    #[error("请填写原因 / a reason is required")]
+    ReasonRequired,
+}
+
+/// The state a payment's events fold into.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    pub status: PaymentStatus,
+    pub payment_id: Option<Uuid>,
+    pub order_id: Option<Uuid>,
+    pub customer_id: Option<Uuid>,
+    pub amount: i64,
+    pub method: Option<PaymentMethod>,
+    pub provider: String,
+    pub provider_transaction: Option<String>,
+    /// Still held for the order: captured, less refunds issued, until released.
+    pub in_escrow: i64,
+    /// Refunds issued and not yet paid back: (refund id, amount).
+    pub pending_refunds: Vec<(Uuid, i64)>,
+    pub refunded: i64,
+}
+
+impl Payment {
+    pub(crate) fn decide(
+        &self,
+        command: PaymentCommand,
+    ) -> Result<Vec<PaymentEvent>, PaymentError> {
+        use PaymentStatus as S;
+        match (self.status, command) {
+            (
+                S::New,
+                PaymentCommand::Create {
+                    payment_id,
+                    order_id,
+                    customer_id,
+                    amount,
+                    method,
+                    provider,
+                    now,
+                },
+            ) => Ok(vec![PaymentEvent::PaymentCreated {
+                payment_id,
+                order_id,
+                customer_id,
+                amount,
+                method,
+                provider,
+                created_at: now,
+            }]),
+            (S::New, _) => Err(PaymentError::NotFound),
+            (_, PaymentCommand::Create { .. }) => Err(PaymentError::AlreadyExists),
+            (
+                status,
+                PaymentCommand::Capture {
+                    provider_transaction,
+                    amount,
+                    currency,
+                    now,
+                },
+            ) => {
+                if currency != CURRENCY {
+                    return Err(PaymentError::Currency(currency));
+                }
+                if amount.get() != self.amount {
+                    return Err(PaymentError::AmountMismatch {
+                        expected: Fen::literal(self.amount),
+                        got: amount,
+                    });
+                }
+                match (status, &self.provider_transaction) {
+                    (S::Pending | S::Failed, _) => Ok(vec![PaymentEvent::PaymentCaptured {
+                        provider_transaction,
+                        amount,
+                        captured_at: now,
+                    }]),
+                    // The same confirmation again: already done.
+                    (_, Some(known)) if *known == provider_transaction => Ok(vec![]),
+                    _ => Err(PaymentError::OtherTransaction),
+                }
+            }
+            (S::Pending, PaymentCommand::Fail { reason, now }) => {
+                Ok(vec![PaymentEvent::PaymentFailed {
+                    reason: required(&reason)?,
+                    failed_at: now,
+                }])
+            }
+            (
+                S::Captured,
+                PaymentCommand::Refund {
+                    refund_id,
+                    amount,
+                    fee,
+                    reason,
+                    by,
+                    now,
+                },
+            ) => {
+                if amount.get() + fee.get() == 0 {
+                    return Err(PaymentError::EmptyRefund);
+                }
+                let requested = amount.get() + fee.get();
+                if requested > self.in_escrow {
+                    return Err(PaymentError::RefundTooLarge {
+                        requested: Fen::literal(requested),
+                        refundable: Fen::literal(self.in_escrow),
+                    });
+                }
+                if self
+                    .pending_refunds
+                    .iter()
+                    .any(|(pending, _)| *pending == refund_id)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![PaymentEvent::RefundIssued {
+                    refund_id,
+                    amount,
+                    fee,
+                    reason: required(&reason)?,
+                    by,
+                    issued_at: now,
+                }])
+            }
+            (
+                _,
+                PaymentCommand::CompleteRefund {
+                    refund_id,
+                    provider_refund,
+                    now,
+                },
+            ) => {
+                let (_, amount) = self
+                    .pending_refunds
+                    .iter()
+                    .find(|(pending, _)| *pending == refund_id)
+                    .ok_or(PaymentError::NoSuchRefund)?;
+                Ok(vec![PaymentEvent::RefundCompleted {
+                    refund_id,
+                    amount: Fen::literal(*amount),
+                    provider_refund,
+                    completed_at: now,
+                }])
+            }
+            (
+                S::Captured,
+                PaymentCommand::Release {
+                    worker_id,
+                    commission_bp,
+                    now,
+                },
+            ) => {
+                if commission_bp > 10_000 {
+                    return Err(PaymentError::BadCommission);
+                }
+                // Rounded down in the worker's favour: the platform never takes a part of a fen.
+                let commission = self.in_escrow * i64::from(commission_bp) / 10_000;
+                Ok(vec![PaymentEvent::EscrowReleased {
+                    worker_id,
+                    commission: Fen::literal(commission),
+                    worker_share: Fen::literal(self.in_escrow - commission),
+                    released_at: now,
+                }])
+            }
+            (status, _) => Err(PaymentError::IllegalState(status.as_str())),
+        }
+    }
+
+    /// What a payment event does to the ledger.
+    pub fn postings(event: &PaymentEvent) -> Vec<Posting> {
+        match event {
+            PaymentEvent::PaymentCreated { .. } | PaymentEvent::PaymentFailed { .. } => vec![],
+            PaymentEvent::PaymentCaptured { amount, .. } => vec![Posting::transfer(
+                "payment_captured",
+                Account::CustomerPaymentsClearing,
+                Account::PlatformEscrow,
+                amount.get(),
+            )],
+            PaymentEvent::RefundIssued { amount, fee, .. } => {
+                let mut legs = vec![Leg {
+                    account: Account::PlatformEscrow,
+                    amount: amount.get() + fee.get(),
+                }];
+                if amount.get() > 0 {
+                    legs.push(Leg {
+                        account: Account::RefundsPayable,
+                        amount: -amount.get(),
+                    });
+                }
+                if fee.get() > 0 {
+                    legs.push(Leg {
+                        account: Account::CommissionRevenue,
+                        amount: -fee.get(),
+                    });
+                }
+                vec![Posting {
+                    kind: "refund_issued",
+                    legs,
+                }]
+            }
+            PaymentEvent::RefundCompleted { amount, .. } => vec![Posting::transfer(
+                "refund_paid",
+                Account::RefundsPayable,
+                Account::CustomerPaymentsClearing,
+                amount.get(),
+            )],
+            PaymentEvent::EscrowReleased {
+                worker_id,
+                commission,
+                worker_share,
+                ..
+            } => vec![Posting {
+                kind: "escrow_released",
+                legs: vec![
+                    Leg {
+                        account: Account::PlatformEscrow,
+                        amount: commission.get() + worker_share.get(),
+                    },
+                    Leg {
+                        account: Account::CommissionRevenue,
+                        amount: -commission.get(),
+                    },
+                    Leg {
+                        account: Account::WorkerPending(*worker_id),
+                        amount: -worker_share.get(),
+                    },
+                ],
+            }],
+        }
+    }
+}
+
+fn required(reason: &str) -> Result<String, PaymentError> {
+    let trimmed = reason.trim();
+    if trimmed.is_empty() {
+        return Err(PaymentError::ReasonRequired);
+    }
+    Ok(trimmed.chars().take(500).collect())
+}
+
+impl Aggregate for Payment {
+    const TYPE: &'static str = "payment";
+    type Command = PaymentCommand;
+    type Event = PaymentEvent;
+    type Error = PaymentError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            PaymentEvent::PaymentCreated {
+                payment_id,
+                order_id,
+                customer_id,
+                amount,
+                method,
+                provider,
+                ..
+            } => {
+                self.status = PaymentStatus::Pending;
+                self.payment_id = Some(payment_id);
+                self.order_id = Some(order_id);
+                self.customer_id = Some(customer_id);
+                self.amount = amount.get();
+                self.method = Some(method);
+                self.provider = provider;
+            }
+            PaymentEvent::PaymentCaptured {
+                provider_transaction,
+                amount,
+                ..
+            } => {
+                self.status = PaymentStatus::Captured;
+                self.provider_transaction = Some(provider_transaction);
+                self.in_escrow = amount.get();
+            }
+            PaymentEvent::PaymentFailed { .. } => self.status = PaymentStatus::Failed,
+            PaymentEvent::RefundIssued {
+                refund_id,
+                amount,
+                fee,
+                ..
+            } => {
+                self.in_escrow -= amount.get() + fee.get();
+                if amount.get() > 0 {
+                    self.pending_refunds.push((refund_id, amount.get()));
+                }
+            }
+            PaymentEvent::RefundCompleted {
+                refund_id, amount, ..
+            } => {
+                self.pending_refunds
+                    .retain(|(pending, _)| *pending != refund_id);
+                self.refunded += amount.get();
+            }
+            PaymentEvent::EscrowReleased { .. } => {
+                self.status = PaymentStatus::Released;
+                self.in_escrow = 0;
+            }
+        }
+    }
+}
+
+/// How much of a cancelled order's payment goes back, from the platform's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefundPolicy {
+    /// Inside this many hours before the start, a fee is kept.
+    pub fee_window_hours: i64,
+    /// The fee, in basis points of the amount paid.
+    pub late_fee_bp: u32,
+}
+
+impl Default for RefundPolicy {
+    fn default() -> Self {
+        RefundPolicy {
+            fee_window_hours: 24,
+            late_fee_bp: 2_000,
+        }
+    }
+}
+
+/// What a cancellation gives back: the refund and the fee kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationTerms {
+    pub refund: Fen,
+    pub fee: Fen,
+}
+
+impl RefundPolicy {
+    /// Full refund before a worker is assigned; a fee inside the window before the start; no
+    /// refund once the service has started.
+    pub fn terms(
+        &self,
+        paid: Fen,
+        worker_assigned: bool,
+        start: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> CancellationTerms {
+        let paid = paid.get();
+        let (refund, fee) = if now >= start {
+            (0, 0)
+        } else if !worker_assigned || start - now > chrono::Duration::hours(self.fee_window_hours) {
+            (paid, 0)
+        } else {
+            let fee = paid * i64::from(self.late_fee_bp.min(10_000)) / 10_000;
+            (paid - fee, fee)
+        };
+        CancellationTerms {
+            refund: Fen::literal(refund),
+            fee: Fen::literal(fee),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn cancellation_terms_follow_the_policy() {
+        let policy = RefundPolicy::default();
+        let start = Utc
+            .with_ymd_and_hms(2026, 5, 1, 9, 0, 0)
+            .single()
+            .expect("time");
+        let paid = Fen::literal(15_000);
+        let at = |hours_before: i64| start - chrono::Duration::hours(hours_before);
+        let terms = |assigned, now| policy.terms(paid, assigned, start, now);
+        assert_eq!(terms(false, at(2)).refund, paid, "no worker yet: all of it");
+        assert_eq!(terms(true, at(48)).refund, paid, "well ahead: all of it");
+        assert_eq!(
+            terms(true, at(3)),
+            CancellationTerms {
+                refund: Fen::literal(12_000),
+                fee: Fen::literal(3_000)
+            }
+        );
+        assert_eq!(
+            terms(true, start).refund,
+            Fen::ZERO,
+            "after the start: nothing"
+        );
+    }
+}
