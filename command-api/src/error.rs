@@ -314,6 +314,38 @@ impl DomainErrorKind for domain::customer::CustomerError {
     }
 }
 
+impl DomainErrorKind for domain::payment::PaymentError {
+    fn api_error(&self) -> ApiError {
+        use domain::payment::PaymentError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound | E::NoSuchRefund => ApiError::NotFound(detail),
+            E::AlreadyExists | E::OtherTransaction => ApiError::Conflict(detail),
+            E::IllegalState(_) => ApiError::IllegalState(detail),
+            E::AmountMismatch { .. }
+            | E::Currency(_)
+            | E::RefundTooLarge { .. }
+            | E::EmptyRefund
+            | E::BadCommission
+            | E::ReasonRequired => ApiError::Invalid(detail),
+        }
+    }
+}
+
+impl DomainErrorKind for domain::wallet::WalletError {
+    fn api_error(&self) -> ApiError {
+        use domain::wallet::WalletError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound | E::NoSuchWithdrawal => ApiError::NotFound(detail),
+            E::WithdrawalState(_) => ApiError::IllegalState(detail),
+            E::InsufficientFunds { .. } | E::EmptyWithdrawal | E::ReasonRequired => {
+                ApiError::Invalid(detail)
+            }
+        }
+    }
+}
+
 impl From<domain::order::OrderError> for ApiError {
     fn from(error: domain::order::OrderError) -> Self {
         error.api_error()

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod notifications;
 pub mod notify;
 pub mod openapi;
+pub mod payments;
 pub mod reminders;
 pub mod routes;
 pub mod server;
@@ -48,6 +49,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::workers::router())
         .merge(routes::orders::router())
         .merge(routes::dispatch::router())
+        .merge(routes::payments::router())
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())

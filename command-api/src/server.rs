@@ -68,6 +68,9 @@ pub struct Settings {
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub dispatch: crate::dispatch::DispatchSettings,
+    /// `ANJIA_PUBLIC_URL`: where this platform is reached from outside (payment providers'
+    /// notifications come back there); by default the address it listens on.
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -79,6 +82,10 @@ impl Settings {
             jobs: crate::jobs::JobSettings::from_environment(),
             oauth: crate::routes::oauth::OAuthSettings::from_environment(),
             dispatch: crate::dispatch::DispatchSettings::from_environment()?,
+            public_url: std::env::var("ANJIA_PUBLIC_URL")
+                .ok()
+                .map(|url| url.trim().trim_end_matches('/').to_owned())
+                .filter(|url| !url.is_empty()),
         })
     }
 }
@@ -121,10 +128,14 @@ pub async fn start(
     vault: vault::Vault,
 ) -> anyhow::Result<Running> {
     let (shutdown, shutdown_receiver) = watch::channel(false);
-    let state = AppState::new(pool.clone(), settings, vault.clone())
+    let address = listener.local_addr()?;
+    let base_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let state = AppState::new(pool.clone(), settings, vault.clone(), &base_url)
         .await?
         .with_shutdown(shutdown_receiver.clone());
-    let address = listener.local_addr()?;
     let mut tasks = Vec::new();
     let mut projector_stats = Vec::new();
     if run_projectors {

@@ -29,20 +29,35 @@ pub struct AppState {
     /// WeChat sign-in, when configured.
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
     pub dispatch: Arc<crate::dispatch::DispatchSettings>,
+    pub payments: Arc<CommandBus<domain::payment::Payment>>,
+    pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
+    pub payment_providers: crate::payments::Providers,
 }
 
 impl AppState {
+    /// `base_url` is where this platform is reached: providers send their notifications there.
     pub async fn new(
         pool: PgPool,
         settings: &crate::server::Settings,
         vault: vault::Vault,
+        base_url: &str,
     ) -> anyhow::Result<Self> {
+        let sandbox = crate::payments::SandboxProvider::new(
+            pool.clone(),
+            crate::payments::sandbox_key(&pool).await?,
+            format!("{base_url}/api/v1/payments/notifications/sandbox"),
+        );
         let token_key = TokenKey::load_or_create(&pool).await?;
         let notify: &NotifySettings = &settings.notify;
         Ok(AppState {
             background: settings.background.build(&pool)?,
             oauth: settings.oauth.clone(),
             dispatch: Arc::new(settings.dispatch.clone()),
+            payments: Arc::new(CommandBus::new(pool.clone())),
+            wallets: Arc::new(CommandBus::new(pool.clone())),
+            payment_providers: crate::payments::Providers {
+                sandbox: Arc::new(sandbox),
+            },
             trusted_proxies: settings.trusted_proxies.clone(),
             shutdown: tokio::sync::watch::channel(false).1,
             vault,

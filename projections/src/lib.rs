@@ -8,6 +8,7 @@
 
 pub mod customers;
 pub mod dispatch;
+pub mod ledger;
 pub mod log;
 pub mod orders;
 pub mod personal;

@@ -72,6 +72,7 @@ pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
         }),
         Arc::new(crate::dispatch::DispatchProjection),
         Arc::new(crate::reminders::RemindersProjection),
+        Arc::new(crate::ledger::LedgerProjection),
     ]
 }
 

@@ -11,6 +11,7 @@ mod lifecycle;
 mod live;
 mod oauth;
 mod onboarding;
+mod payments;
 mod profile;
 mod projections;
 mod sessions;

@@ -9,6 +9,7 @@ pub mod live;
 pub mod oauth;
 pub mod onboarding;
 pub mod orders;
+pub mod payments;
 pub mod profile;
 pub mod security;
 pub mod sessions;

@@ -1,0 +1,426 @@
+//! Paying for orders: the `PaymentProvider` port, the built-in sandbox provider, and the
+//! handling of providers' notifications.
+//!
+//! The sandbox behaves like the real providers: it answers a new intent with checkout details
+//! and later, asynchronously, posts a signed notification to our callback endpoint (HMAC-SHA256
+//! over the timestamp and body, with a key only the platform's processes share). It can be told
+//! to fail, to time out (never notify) or to notify twice. A notification is verified (signature,
+//! age, amount, currency, payment) before anything changes; one that fails any check changes
+//! nothing and is logged for the admins.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use domain::order::{Order, OrderCommand, OrderStatus};
+use domain::payment::{Payment, PaymentCommand, PaymentMethod, PaymentStatus, CURRENCY};
+use domain::Fen;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// How the sandbox should behave for one payment (ignored by real providers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxBehaviour {
+    /// Notify success once.
+    #[default]
+    Succeed,
+    /// Notify failure.
+    Fail,
+    /// Never notify: the query job has to ask.
+    Timeout,
+    /// Notify success twice.
+    NotifyTwice,
+}
+
+impl SandboxBehaviour {
+    fn as_str(self) -> &'static str {
+        match self {
+            SandboxBehaviour::Succeed => "succeed",
+            SandboxBehaviour::Fail => "fail",
+            SandboxBehaviour::Timeout => "timeout",
+            SandboxBehaviour::NotifyTwice => "notify_twice",
+        }
+    }
+}
+
+/// What a provider hands the customer's app to complete the payment.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Checkout {
+    pub provider: String,
+    /// The provider's transaction number for this payment.
+    pub provider_transaction: String,
+    /// Where the app sends the customer (a cashier page or a deep link).
+    pub pay_url: String,
+}
+
+/// A notification that passed the provider's signature check, before our own checks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Notification {
+    pub notification_id: String,
+    pub payment_id: Uuid,
+    pub provider_transaction: String,
+    /// Fen.
+    pub amount: i64,
+    pub currency: String,
+    /// `success` or `failed`.
+    pub status: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A payment provider as the platform uses it.
+#[async_trait::async_trait]
+pub trait PaymentProvider: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Opens a payment with the provider.
+    async fn create(
+        &self,
+        payment_id: Uuid,
+        amount: Fen,
+        method: PaymentMethod,
+        behaviour: SandboxBehaviour,
+    ) -> anyhow::Result<Checkout>;
+
+    /// Checks a notification's signature and reads it. `Err` carries why it was refused.
+    fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String>;
+}
+
+/// The sandbox's signing key: shared by every process through `server_secrets`.
+pub async fn sandbox_key(pool: &PgPool) -> anyhow::Result<Vec<u8>> {
+    let fresh: [u8; 32] = rand::random();
+    sqlx::query(
+        "INSERT INTO server_secrets (name, value) VALUES ('sandbox_payment_key', $1) ON CONFLICT DO NOTHING",
+    )
+    .bind(fresh.as_slice())
+    .execute(pool)
+    .await?;
+    Ok(
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'sandbox_payment_key'")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Notifications older than this are refused as replays.
+const MAX_NOTIFICATION_AGE_SECONDS: i64 = 300;
+
+pub const SANDBOX_SIGNATURE: &str = "x-sandbox-signature";
+pub const SANDBOX_TIMESTAMP: &str = "x-sandbox-timestamp";
+
+/// The built-in sandbox provider, running in-process.
+pub struct SandboxProvider {
+    pool: PgPool,
+    key: Vec<u8>,
+    /// Where notifications go: this platform's own callback.
+    callback_url: String,
+    client: reqwest::Client,
+}
+
+impl SandboxProvider {
+    pub fn new(pool: PgPool, key: Vec<u8>, callback_url: String) -> Self {
+        SandboxProvider {
+            pool,
+            key,
+            callback_url,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// The signature over `timestamp.body`, hex.
+    pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Posts a notification to the callback, as a provider's server would.
+    async fn notify(&self, notification: &Notification) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(notification)?;
+        let timestamp = Utc::now().timestamp();
+        let signature = Self::sign(&self.key, timestamp, &body);
+        let response = self
+            .client
+            .post(&self.callback_url)
+            .header(SANDBOX_SIGNATURE, signature)
+            .header(SANDBOX_TIMESTAMP, timestamp.to_string())
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .context("delivering a sandbox notification")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "the platform answered {}",
+            response.status()
+        );
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl PaymentProvider for SandboxProvider {
+    fn name(&self) -> &'static str {
+        "sandbox"
+    }
+
+    async fn create(
+        &self,
+        payment_id: Uuid,
+        amount: Fen,
+        method: PaymentMethod,
+        behaviour: SandboxBehaviour,
+    ) -> anyhow::Result<Checkout> {
+        let provider_transaction = format!("SBX{}", payment_id.simple());
+        sqlx::query(
+            "INSERT INTO sandbox_transactions (payment_id, provider_transaction, amount, behaviour, status)
+             VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (payment_id) DO NOTHING",
+        )
+        .bind(payment_id)
+        .bind(&provider_transaction)
+        .bind(amount.get())
+        .bind(behaviour.as_str())
+        .execute(&self.pool)
+        .await?;
+        if behaviour != SandboxBehaviour::Timeout {
+            let status = if behaviour == SandboxBehaviour::Fail {
+                "failed"
+            } else {
+                "success"
+            };
+            let notification = Notification {
+                notification_id: Uuid::now_v7().to_string(),
+                payment_id,
+                provider_transaction: provider_transaction.clone(),
+                amount: amount.get(),
+                currency: CURRENCY.to_owned(),
+                status: status.to_owned(),
+                occurred_at: Utc::now(),
+            };
+            let sandbox = SandboxProvider {
+                pool: self.pool.clone(),
+                key: self.key.clone(),
+                callback_url: self.callback_url.clone(),
+                client: self.client.clone(),
+            };
+            let times = if behaviour == SandboxBehaviour::NotifyTwice {
+                2
+            } else {
+                1
+            };
+            // Asynchronously, as a provider does once the customer has paid.
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                let _ = sqlx::query(
+                    "UPDATE sandbox_transactions SET status = $2, settled_at = now() WHERE payment_id = $1",
+                )
+                .bind(payment_id)
+                .bind(&notification.status)
+                .execute(&sandbox.pool)
+                .await;
+                for attempt in 0..times {
+                    let mut sent = notification.clone();
+                    if attempt > 0 {
+                        sent.notification_id = Uuid::now_v7().to_string();
+                    }
+                    if let Err(error) = sandbox.notify(&sent).await {
+                        tracing::warn!(error = %error, "a sandbox notification was not accepted");
+                    }
+                }
+            });
+        }
+        Ok(Checkout {
+            provider: "sandbox".into(),
+            pay_url: format!(
+                "https://sandbox.anjia.invalid/cashier/{provider_transaction}?method={}",
+                method.as_str()
+            ),
+            provider_transaction,
+        })
+    }
+
+    fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String> {
+        let header = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("missing {name}"))
+        };
+        let signature = header(SANDBOX_SIGNATURE)?;
+        let timestamp: i64 = header(SANDBOX_TIMESTAMP)?
+            .parse()
+            .map_err(|_| "malformed timestamp".to_owned())?;
+        if (Utc::now().timestamp() - timestamp).abs() > MAX_NOTIFICATION_AGE_SECONDS {
+            return Err("stale timestamp".into());
+        }
+        let given = hex::decode(signature).map_err(|_| "malformed signature".to_owned())?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(&given)
+            .map_err(|_| "bad signature".to_owned())?;
+        serde_json::from_slice(body).map_err(|error| format!("unreadable body: {error}"))
+    }
+}
+
+/// The providers by name.
+#[derive(Clone)]
+pub struct Providers {
+    pub sandbox: Arc<dyn PaymentProvider>,
+}
+
+impl Providers {
+    pub fn get(&self, name: &str) -> Option<Arc<dyn PaymentProvider>> {
+        match name {
+            "sandbox" => Some(self.sandbox.clone()),
+            _ => None,
+        }
+    }
+}
+
+/// What became of a notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Accepted,
+    Duplicate,
+    Rejected(String),
+}
+
+/// Verifies and applies one notification: the payment is captured (or failed), then the order
+/// is marked paid and dispatch opens. Every outcome is logged.
+pub async fn handle_notification(
+    state: &AppState,
+    provider_name: &str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    context: &CommandContext,
+) -> Result<Handled, ApiError> {
+    let Some(provider) = state.payment_providers.get(provider_name) else {
+        return Err(ApiError::not_found("支付渠道", "payment provider"));
+    };
+    let verified = provider.verify(headers, body);
+    let (outcome, notification) = match verified {
+        Err(reason) => (Handled::Rejected(reason), None),
+        Ok(notification) => {
+            let outcome = apply(state, provider_name, &notification, context).await?;
+            (outcome, Some(notification))
+        }
+    };
+    let (label, reason) = match &outcome {
+        Handled::Accepted => ("accepted", None),
+        Handled::Duplicate => ("duplicate", None),
+        Handled::Rejected(reason) => ("rejected", Some(reason.clone())),
+    };
+    if let Handled::Rejected(reason) = &outcome {
+        tracing::warn!(provider = provider_name, reason = %reason, "a payment notification was refused");
+    }
+    sqlx::query(
+        "INSERT INTO payment_notifications (log_id, provider, notification_id, payment_id, outcome, reason, client_ip, body)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(provider_name)
+    .bind(notification.as_ref().map(|n| n.notification_id.clone()))
+    .bind(notification.as_ref().map(|n| n.payment_id))
+    .bind(label)
+    .bind(reason)
+    .bind(&context.client_ip)
+    .bind(String::from_utf8_lossy(&body[..body.len().min(4_000)]).into_owned())
+    .execute(&state.pool)
+    .await?;
+    Ok(outcome)
+}
+
+async fn apply(
+    state: &AppState,
+    provider_name: &str,
+    notification: &Notification,
+    context: &CommandContext,
+) -> Result<Handled, ApiError> {
+    let (payment, _): (Payment, usize) = state.payments.load(notification.payment_id).await?;
+    if payment.status == PaymentStatus::New {
+        return Ok(Handled::Rejected("unknown payment".into()));
+    }
+    if payment.provider != provider_name {
+        return Ok(Handled::Rejected(
+            "payment belongs to another provider".into(),
+        ));
+    }
+    let Ok(amount) = Fen::new(notification.amount) else {
+        return Ok(Handled::Rejected("negative amount".into()));
+    };
+    let command = match notification.status.as_str() {
+        "success" => PaymentCommand::Capture {
+            provider_transaction: notification.provider_transaction.clone(),
+            amount,
+            currency: notification.currency.clone(),
+            now: context.occurred_at,
+        },
+        "failed" if payment.status == PaymentStatus::Pending => PaymentCommand::Fail {
+            reason: "渠道通知支付失败 / the provider reported a failed payment".into(),
+            now: context.occurred_at,
+        },
+        "failed" => return Ok(Handled::Duplicate),
+        other => return Ok(Handled::Rejected(format!("unknown status {other}"))),
+    };
+    let committed = match state
+        .payments
+        .execute_deciding_again(notification.payment_id, command, context)
+        .await
+    {
+        Ok(committed) => committed,
+        Err(cqrs_es::AggregateError::UserError(refusal)) => {
+            return Ok(Handled::Rejected(refusal.to_string()))
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if committed.events == 0 {
+        return Ok(Handled::Duplicate);
+    }
+    if committed.state.status == PaymentStatus::Captured {
+        if let Some(order_id) = committed.state.order_id {
+            mark_order_paid(state, order_id, &committed.state, context).await?;
+        }
+    }
+    Ok(Handled::Accepted)
+}
+
+/// The order side of a capture: recorded as paid, then dispatch opens. Both steps are safe to
+/// repeat; if this process stops in between, the dispatcher's timer opens dispatch.
+pub async fn mark_order_paid(
+    state: &AppState,
+    order_id: Uuid,
+    payment: &Payment,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    if order.status == OrderStatus::AwaitingPayment {
+        let command = OrderCommand::RecordPayment {
+            payment_reference: payment.provider_transaction.clone().unwrap_or_default(),
+            amount: Fen::literal(payment.amount),
+            now: context.occurred_at,
+        };
+        if let Err(error) = state
+            .orders
+            .execute_deciding_again(order_id, command, context)
+            .await
+        {
+            // Paid for an order that can no longer take it (cancelled meanwhile): the money
+            // stays in escrow for a refund; the admins see it in the log.
+            tracing::warn!(order_id = %order_id, error = %error, "a captured payment could not mark its order paid");
+            return Ok(());
+        }
+    }
+    crate::dispatch::open(state, order_id, context).await
+}

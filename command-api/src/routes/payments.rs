@@ -1,0 +1,296 @@
+//! Paying for orders over HTTP: payment intents, providers' notifications, and what admins see
+//! of them.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use domain::order::{Order, OrderStatus};
+use domain::payment::{Payment, PaymentCommand, PaymentMethod, PaymentStatus};
+use domain::{Fen, Role};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::payments::{Checkout, Handled, SandboxBehaviour};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/orders/{order_id}/payment-intents",
+            post(create_intent),
+        )
+        .route(
+            "/api/v1/payments/notifications/{provider}",
+            post(notification),
+        )
+        .route("/api/v1/payments/{payment_id}", get(show))
+        .route(
+            "/api/v1/admin/payment-notifications",
+            get(notifications_log),
+        )
+        .route("/api/v1/admin/ledger", get(ledger))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IntentBody {
+    /// `alipay`, `wechat_pay` or `bank_card`.
+    #[schema(value_type = String)]
+    pub method: PaymentMethod,
+    /// Sandbox only: `succeed` (default), `fail`, `timeout` or `notify_twice`.
+    #[serde(default)]
+    pub sandbox: SandboxBehaviour,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IntentView {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    /// Fen.
+    pub amount: i64,
+    pub status: String,
+    pub checkout: Checkout,
+}
+
+/// Start paying for an order awaiting payment (its customer). The provider then confirms
+/// asynchronously; the order becomes paid when it does.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/payment-intents", tag = "payments", request_body = IntentBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 201, body = IntentView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn create_intent(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<IntentBody>,
+) -> Result<Response, ApiError> {
+    let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    if order.status == OrderStatus::New || order.customer_id != Some(customer.id) {
+        return Err(ApiError::not_found("订单", "order"));
+    }
+    if order.status != OrderStatus::AwaitingPayment {
+        return Err(domain::order::OrderError::IllegalTransition {
+            verb: ("支付", "pay for"),
+            state: order.status,
+        }
+        .into());
+    }
+    let amount = order.total.unwrap_or(Fen::ZERO);
+    let payment_id = context.new_aggregate_id("payment");
+    let provider = state.payment_providers.sandbox.clone();
+    let command = PaymentCommand::Create {
+        payment_id,
+        order_id,
+        customer_id: customer.id,
+        amount,
+        method: body.method,
+        provider: provider.name().to_owned(),
+        now: context.occurred_at,
+    };
+    match state.payments.execute(payment_id, command, &context).await {
+        Ok(_) => {}
+        // A retry of the same request: the intent exists; ask the provider again.
+        Err(cqrs_es::AggregateError::UserError(domain::payment::PaymentError::AlreadyExists)) => {}
+        Err(other) => return Err(other.into()),
+    }
+    let checkout = provider
+        .create(payment_id, amount, body.method, body.sandbox)
+        .await
+        .map_err(ApiError::Unavailable)?;
+    let view = IntentView {
+        payment_id,
+        order_id,
+        amount: amount.get(),
+        status: PaymentStatus::Pending.as_str().to_owned(),
+        checkout,
+    };
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/v1/payments/{payment_id}"))],
+        axum::Json(view),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationAnswer {
+    /// `accepted` or `duplicate`.
+    pub result: String,
+}
+
+/// Where payment providers send their signed notifications. A notification that fails a
+/// check (signature, age, amount, currency, payment) changes nothing, is logged for the
+/// admins and is answered 400.
+#[utoipa::path(post, path = "/api/v1/payments/notifications/{provider}", tag = "payments",
+    params(("provider" = String, Path)),
+    responses((status = 200, body = NotificationAnswer), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn notification(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(provider): AppPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<NotificationAnswer>, ApiError> {
+    match crate::payments::handle_notification(&state, &provider, &headers, &body, &context).await?
+    {
+        Handled::Accepted => Ok(axum::Json(NotificationAnswer {
+            result: "accepted".into(),
+        })),
+        Handled::Duplicate => Ok(axum::Json(NotificationAnswer {
+            result: "duplicate".into(),
+        })),
+        Handled::Rejected(reason) => Err(ApiError::BadRequest(format!(
+            "通知未通过校验 / notification refused: {reason}"
+        ))),
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentView {
+    pub payment_id: Uuid,
+    pub order_id: Option<Uuid>,
+    pub status: String,
+    pub method: Option<String>,
+    pub provider: String,
+    pub provider_transaction: Option<String>,
+    /// Fen.
+    pub amount: i64,
+    pub in_escrow: i64,
+    pub refunded: i64,
+}
+
+/// One payment (its customer or admins).
+#[utoipa::path(get, path = "/api/v1/payments/{payment_id}", tag = "payments", security(("bearer" = [])),
+    params(("payment_id" = Uuid, Path)),
+    responses((status = 200, body = PaymentView), (status = 404, body = crate::error::Problem)))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppPath(payment_id): AppPath<Uuid>,
+) -> Result<axum::Json<PaymentView>, ApiError> {
+    let actor = caller.actor()?;
+    let (payment, _): (Payment, usize) = state.payments.load(payment_id).await?;
+    let visible = payment.status != PaymentStatus::New
+        && (actor.role == Role::Admin || payment.customer_id == Some(actor.id));
+    if !visible {
+        return Err(ApiError::not_found("支付单", "payment"));
+    }
+    Ok(axum::Json(PaymentView {
+        payment_id,
+        order_id: payment.order_id,
+        status: payment.status.as_str().to_owned(),
+        method: payment.method.map(|method| method.as_str().to_owned()),
+        provider: payment.provider,
+        provider_transaction: payment.provider_transaction,
+        amount: payment.amount,
+        in_escrow: payment.in_escrow,
+        refunded: payment.refunded,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    /// `accepted`, `duplicate` or `rejected`; all when absent.
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoggedNotification {
+    pub provider: String,
+    pub notification_id: Option<String>,
+    pub payment_id: Option<Uuid>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub client_ip: Option<String>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Payment notifications as they arrived, newest first (admins): forged, replayed or
+/// mismatched ones show why they were refused.
+#[utoipa::path(get, path = "/api/v1/admin/payment-notifications", tag = "payments", security(("bearer" = [])), params(LogParams),
+    responses((status = 200, body = [LoggedNotification]), (status = 422, body = crate::error::Problem)))]
+pub async fn notifications_log(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<LogParams>,
+) -> Result<axum::Json<Vec<LoggedNotification>>, ApiError> {
+    if let Some(outcome) = &params.outcome {
+        if !["accepted", "duplicate", "rejected"].contains(&outcome.as_str()) {
+            return Err(ApiError::Invalid(format!(
+                "未知的结果 / unknown outcome: {outcome}"
+            )));
+        }
+    }
+    let rows = sqlx::query_as::<
+        _,
+        (
+            String,
+            Option<String>,
+            Option<Uuid>,
+            String,
+            Option<String>,
+            Option<String>,
+            DateTime<Utc>,
+        ),
+    >(
+        "SELECT provider, notification_id, payment_id, outcome, reason, client_ip, received_at
+           FROM payment_notifications WHERE ($1::text IS NULL OR outcome = $1)
+          ORDER BY received_at DESC LIMIT 200",
+    )
+    .bind(&params.outcome)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|row| LoggedNotification {
+                provider: row.0,
+                notification_id: row.1,
+                payment_id: row.2,
+                outcome: row.3,
+                reason: row.4,
+                client_ip: row.5,
+                received_at: row.6,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountBalance {
+    /// e.g. `platform_escrow`, `worker_pending:<worker id>`.
+    pub account: String,
+    /// Fen, on the account's normal side.
+    pub balance: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LedgerView {
+    pub accounts: Vec<AccountBalance>,
+    /// The signed sum of every leg ever posted: 0 when the books balance.
+    pub trial_balance: i64,
+}
+
+/// Every ledger account's balance (admins).
+#[utoipa::path(get, path = "/api/v1/admin/ledger", tag = "payments", security(("bearer" = [])),
+    responses((status = 200, body = LedgerView)))]
+pub async fn ledger(State(state): State<AppState>) -> Result<axum::Json<LedgerView>, ApiError> {
+    let accounts = projections::ledger::balances(&state.pool)
+        .await?
+        .into_iter()
+        .map(|(account, balance)| AccountBalance { account, balance })
+        .collect();
+    Ok(axum::Json(LedgerView {
+        accounts,
+        trial_balance: projections::ledger::trial_balance(&state.pool).await?,
+    }))
+}

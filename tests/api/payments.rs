@@ -1,0 +1,264 @@
+//! Paying through the sandbox provider end to end: signed asynchronous notifications, a
+//! duplicated notification, forged and mismatched ones refused and logged, and the ledger.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tests::{assert_problem, spawn_app, TestApp, User};
+use uuid::Uuid;
+
+async fn intent(app: &TestApp, customer: &User, order_id: Uuid, sandbox: &str) -> Value {
+    let response = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/payment-intents"),
+            Some(&customer.token),
+            &json!({"method": "alipay", "sandbox": sandbox}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    response.json().await.expect("intent")
+}
+
+async fn ledger(app: &TestApp, admin: &User) -> Value {
+    app.wait_for_projections().await;
+    app.get("/api/v1/admin/ledger", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("ledger")
+}
+
+fn balance(ledger: &Value, account: &str) -> i64 {
+    ledger["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .find(|entry| entry["account"] == account)
+        .and_then(|entry| entry["balance"].as_i64())
+        .unwrap_or(0)
+}
+
+async fn events_named(app: &TestApp, aggregate_id: Uuid, event_type: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_id = $1 AND event_type = $2")
+        .bind(aggregate_id.to_string())
+        .bind(event_type)
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn a_sandbox_payment_notified_twice_pays_the_order_once_and_fills_escrow() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let created = intent(&app, &customer, order_id, "notify_twice").await;
+    assert_eq!(created["amount"], 15_000);
+    let payment_id: Uuid = created["payment_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    assert!(created["checkout"]["pay_url"]
+        .as_str()
+        .expect("url")
+        .starts_with("https://"));
+
+    // The provider confirms asynchronously; the order moves on to dispatch.
+    let paid = app
+        .wait_for_order(&customer.token, order_id, |order| {
+            order["status"] == "dispatching"
+        })
+        .await;
+    assert!(paid["paid_at"].is_string());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log: Vec<Value> = app
+            .get("/api/v1/admin/payment-notifications", Some(&admin.token))
+            .await
+            .json()
+            .await
+            .expect("log");
+        let outcomes: Vec<&str> = log
+            .iter()
+            .filter_map(|entry| entry["outcome"].as_str())
+            .collect();
+        if outcomes.len() >= 2 {
+            assert!(
+                outcomes.contains(&"accepted") && outcomes.contains(&"duplicate"),
+                "{outcomes:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second notification never came: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(events_named(&app, payment_id, "PaymentCaptured").await, 1);
+    assert_eq!(events_named(&app, order_id, "PaymentRecorded").await, 1);
+
+    let payment: Value = app
+        .get(
+            &format!("/api/v1/payments/{payment_id}"),
+            Some(&customer.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("payment");
+    assert_eq!(payment["status"], "captured");
+    assert_eq!(payment["in_escrow"], 15_000);
+    let books = ledger(&app, &admin).await;
+    assert_eq!(balance(&books, "customer_payments_clearing"), 15_000);
+    assert_eq!(balance(&books, "platform_escrow"), 15_000);
+    assert_eq!(books["trial_balance"], 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forged_replayed_and_mismatched_notifications_change_nothing_and_are_logged() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let created = intent(&app, &customer, order_id, "timeout").await;
+    let payment_id: Uuid = created["payment_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let transaction = created["checkout"]["provider_transaction"]
+        .as_str()
+        .expect("txn")
+        .to_owned();
+    let key: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'sandbox_payment_key'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("key");
+    let post = |body: Value, key: Vec<u8>, timestamp: i64| {
+        let app = &app;
+        async move {
+            let bytes = serde_json::to_vec(&body).expect("json");
+            let signature = command_api::payments::SandboxProvider::sign(&key, timestamp, &bytes);
+            app.client
+                .post(app.url("/api/v1/payments/notifications/sandbox"))
+                .header("x-sandbox-signature", signature)
+                .header("x-sandbox-timestamp", timestamp.to_string())
+                .header("content-type", "application/json")
+                .body(bytes)
+                .send()
+                .await
+                .expect("posted")
+        }
+    };
+    let genuine = |amount: i64, currency: &str| {
+        json!({"notification_id": Uuid::new_v4().to_string(), "payment_id": payment_id, "provider_transaction": transaction,
+               "amount": amount, "currency": currency, "status": "success", "occurred_at": Utc::now()})
+    };
+    let now = Utc::now().timestamp();
+    // Signed with another key.
+    let forged = post(genuine(15_000, "CNY"), b"not the key".to_vec(), now).await;
+    assert_problem(forged, StatusCode::BAD_REQUEST, "/problems/bad-request").await;
+    // Genuinely signed, but an hour old: a replay.
+    let stale = post(genuine(15_000, "CNY"), key.clone(), now - 3_600).await;
+    assert_problem(stale, StatusCode::BAD_REQUEST, "/problems/bad-request").await;
+    // Signed, but for another amount or currency.
+    let short = post(genuine(1, "CNY"), key.clone(), now).await;
+    assert_problem(short, StatusCode::BAD_REQUEST, "/problems/bad-request").await;
+    let dollars = post(genuine(15_000, "USD"), key.clone(), now).await;
+    assert_problem(dollars, StatusCode::BAD_REQUEST, "/problems/bad-request").await;
+    // Nothing changed.
+    assert_eq!(events_named(&app, payment_id, "PaymentCaptured").await, 0);
+    let order: Value = app
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(order["status"], "awaiting_payment");
+    let rejected: Vec<Value> = app
+        .get(
+            "/api/v1/admin/payment-notifications?outcome=rejected",
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("log");
+    let reasons: Vec<&str> = rejected
+        .iter()
+        .filter_map(|entry| entry["reason"].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons
+        .iter()
+        .any(|reason| reason.contains("bad signature")));
+    assert!(reasons.iter().any(|reason| reason.contains("stale")));
+    assert!(reasons
+        .iter()
+        .any(|reason| reason.contains("does not match")));
+    assert!(reasons.iter().any(|reason| reason.contains("USD")));
+    // The genuine one, late because the provider timed out, still pays the order.
+    let accepted = post(genuine(15_000, "CNY"), key, now).await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    // Only its customer sees the payment.
+    let stranger = app.register_customer().await;
+    let hidden = app
+        .get(
+            &format!("/api/v1/payments/{payment_id}"),
+            Some(&stranger.token),
+        )
+        .await;
+    assert_problem(hidden, StatusCode::NOT_FOUND, "/problems/not-found").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_sandbox_payment_leaves_the_order_awaiting_payment() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let created = intent(&app, &customer, order_id, "fail").await;
+    let payment_id = created["payment_id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let payment: Value = app
+            .get(
+                &format!("/api/v1/payments/{payment_id}"),
+                Some(&customer.token),
+            )
+            .await
+            .json()
+            .await
+            .expect("payment");
+        if payment["status"] == "failed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{payment}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let order: Value = app
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(order["status"], "awaiting_payment");
+    // Paying again, another way, works.
+    intent(&app, &customer, order_id, "succeed").await;
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    app.stop().await;
+}
