@@ -240,6 +240,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/v1/payments/{payment_id}" Access::Roles(CUSTOMER_OR_ADMIN)),
     route!(GET "/api/v1/admin/payment-notifications" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/ledger" Access::Roles(ADMIN)),
+    route!(GET "/api/v1/worker/income" Access::Roles(WORKER)),
     route!(GET "/api/v1/me/notifications" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(POST "/api/v1/worker/identity" Access::Roles(WORKER)),
     route!(POST "/api/v1/worker/certificates" Access::Roles(WORKER)),

@@ -126,6 +126,22 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(reminders).await?;
+    let job_state = state.clone();
+    let money = Job::new_async(state.money.schedule.as_str(), move |_id, _lock| {
+        let state = job_state.clone();
+        Box::pin(async move {
+            match exclusively(&state.pool, "money", crate::money::tick(&state, Utc::now())).await {
+                Ok(Some(report)) if report.released + report.settled_wallets > 0 => {
+                    tracing::info!(?report, "money tick")
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), "the money job failed")
+                }
+            }
+        })
+    })?;
+    scheduler.add(money).await?;
     scheduler.start().await?;
     Ok(scheduler)
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod jobs;
+pub mod money;
 pub mod notifications;
 pub mod notify;
 pub mod openapi;

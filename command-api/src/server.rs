@@ -71,6 +71,7 @@ pub struct Settings {
     /// `ANJIA_PUBLIC_URL`: where this platform is reached from outside (payment providers'
     /// notifications come back there); by default the address it listens on.
     pub public_url: Option<String>,
+    pub money: crate::money::MoneySettings,
 }
 
 impl Settings {
@@ -82,6 +83,7 @@ impl Settings {
             jobs: crate::jobs::JobSettings::from_environment(),
             oauth: crate::routes::oauth::OAuthSettings::from_environment(),
             dispatch: crate::dispatch::DispatchSettings::from_environment()?,
+            money: crate::money::MoneySettings::from_environment()?,
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())

@@ -32,6 +32,7 @@ pub struct AppState {
     pub payments: Arc<CommandBus<domain::payment::Payment>>,
     pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
     pub payment_providers: crate::payments::Providers,
+    pub money: Arc<crate::money::MoneySettings>,
 }
 
 impl AppState {
@@ -53,6 +54,7 @@ impl AppState {
             background: settings.background.build(&pool)?,
             oauth: settings.oauth.clone(),
             dispatch: Arc::new(settings.dispatch.clone()),
+            money: Arc::new(settings.money.clone()),
             payments: Arc::new(CommandBus::new(pool.clone())),
             wallets: Arc::new(CommandBus::new(pool.clone())),
             payment_providers: crate::payments::Providers {

@@ -211,6 +211,9 @@ pub struct Payment {
     /// Refunds issued and not yet paid back: (refund id, amount).
     pub pending_refunds: Vec<(Uuid, i64)>,
     pub refunded: i64,
+    /// At release: the worker and their share.
+    #[serde(default)]
+    pub released_to: Option<(Uuid, i64)>,
 }
 
 impl Payment {
@@ -496,9 +499,14 @@ impl Aggregate for Payment {
                     .retain(|(pending, _)| *pending != refund_id);
                 self.refunded += amount.get();
             }
-            PaymentEvent::EscrowReleased { .. } => {
+            PaymentEvent::EscrowReleased {
+                worker_id,
+                worker_share,
+                ..
+            } => {
                 self.status = PaymentStatus::Released;
                 self.in_escrow = 0;
+                self.released_to = Some((worker_id, worker_share.get()));
             }
         }
     }
@@ -585,4 +593,22 @@ mod tests {
             "after the start: nothing"
         );
     }
+}
+
+/// The platform's commission in basis points for a service and a worker's level, before any
+/// admin override: care work carries less than cleaning, and higher levels keep more.
+pub fn default_commission_bp(service: crate::ServiceCode, level: crate::onboarding::Level) -> u32 {
+    use crate::onboarding::Level;
+    use crate::ServiceCode as S;
+    let base: u32 = match service {
+        S::DailyCleaning | S::DeepCleaning | S::HomeRepair => 2_000,
+        S::Nanny | S::InfantCarer => 1_500,
+        S::MaternityNurse => 1_200,
+    };
+    let discount = match level {
+        Level::Gold => 300,
+        Level::Silver => 150,
+        Level::Standard => 0,
+    };
+    base - discount
 }

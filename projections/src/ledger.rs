@@ -1,6 +1,7 @@
-//! The ledger read model: every posting's legs and each account's balance, folded from payment
-//! and wallet events by the same functions the domain defines, so rebuilding this projection
-//! from position zero is rebuilding the ledger.
+//! The money read model: every posting's legs and each account's balance, folded from payment
+//! and wallet events by the same functions the domain defines (so rebuilding this projection
+//! from position zero is rebuilding the ledger), plus payments by order and workers' incomes
+//! for the settlement job and the income views.
 
 use anyhow::Context;
 use domain::ledger::Posting;
@@ -21,7 +22,12 @@ impl Projection for LedgerProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["ledger_legs", "account_balances"]
+        &[
+            "ledger_legs",
+            "account_balances",
+            "payments",
+            "wallet_incomes",
+        ]
     }
 
     fn create_tables(&self, schema: &str) -> String {
@@ -43,7 +49,31 @@ impl Projection for LedgerProjection {
                 debit_normal boolean NOT NULL,
                 -- Debit-positive sum of every leg.
                 signed_sum   bigint  NOT NULL
-            );"
+            );
+            CREATE TABLE {schema}.payments (
+                payment_id    uuid PRIMARY KEY,
+                order_id      uuid        NOT NULL,
+                customer_id   uuid        NOT NULL,
+                status        text        NOT NULL,
+                method        text        NOT NULL,
+                provider      text        NOT NULL,
+                amount        bigint      NOT NULL,
+                provider_transaction text,
+                created_at    timestamptz NOT NULL,
+                updated_at    timestamptz NOT NULL
+            );
+            CREATE INDEX ON {schema}.payments (order_id);
+            CREATE INDEX ON {schema}.payments (status, updated_at);
+            CREATE TABLE {schema}.wallet_incomes (
+                worker_id   uuid        NOT NULL,
+                order_id    uuid        NOT NULL,
+                amount      bigint      NOT NULL,
+                recorded_at timestamptz NOT NULL,
+                settles_at  timestamptz NOT NULL,
+                settled_at  timestamptz,
+                PRIMARY KEY (worker_id, order_id)
+            );
+            CREATE INDEX ON {schema}.wallet_incomes (settles_at) WHERE settled_at IS NULL;"
         )
     }
 
@@ -54,10 +84,16 @@ impl Projection for LedgerProjection {
         event: &StoredEvent,
     ) -> anyhow::Result<()> {
         let postings: Vec<Posting> = match event.aggregate_type.as_str() {
-            "payment" => Payment::postings(&event.decode::<PaymentEvent>()?),
+            "payment" => {
+                let decoded = event.decode::<PaymentEvent>()?;
+                track_payment(connection, schema, event, &decoded).await?;
+                Payment::postings(&decoded)
+            }
             "wallet" => {
                 let worker_id: Uuid = event.aggregate_id.parse().context("wallet id")?;
-                Wallet::postings(worker_id, &event.decode::<WalletEvent>()?)
+                let decoded = event.decode::<WalletEvent>()?;
+                track_income(connection, schema, worker_id, &decoded).await?;
+                Wallet::postings(worker_id, &decoded)
             }
             _ => return Ok(()),
         };
@@ -101,6 +137,108 @@ impl Projection for LedgerProjection {
         }
         Ok(())
     }
+}
+
+async fn track_payment(
+    connection: &mut PgConnection,
+    schema: &str,
+    event: &StoredEvent,
+    decoded: &PaymentEvent,
+) -> anyhow::Result<()> {
+    let payment_id: Uuid = event.aggregate_id.parse().context("payment id")?;
+    if let PaymentEvent::PaymentCreated {
+        order_id,
+        customer_id,
+        amount,
+        method,
+        provider,
+        created_at,
+        ..
+    } = decoded
+    {
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.payments (payment_id, order_id, customer_id, status, method,
+                 provider, amount, created_at, updated_at)
+             VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $7) ON CONFLICT DO NOTHING"
+        ))
+        .bind(payment_id)
+        .bind(order_id)
+        .bind(customer_id)
+        .bind(method.as_str())
+        .bind(provider)
+        .bind(amount.get())
+        .bind(created_at)
+        .execute(&mut *connection)
+        .await?;
+        return Ok(());
+    }
+    let (status, transaction) = match decoded {
+        PaymentEvent::PaymentCaptured {
+            provider_transaction,
+            ..
+        } => ("captured", Some(provider_transaction.clone())),
+        PaymentEvent::PaymentFailed { .. } => ("failed", None),
+        PaymentEvent::EscrowReleased { .. } => ("released", None),
+        _ => return Ok(()),
+    };
+    sqlx::query(&format!(
+        "UPDATE {schema}.payments SET status = $2,
+             provider_transaction = COALESCE($3, provider_transaction), updated_at = $4
+         WHERE payment_id = $1"
+    ))
+    .bind(payment_id)
+    .bind(status)
+    .bind(transaction)
+    .bind(event.recorded_at)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+async fn track_income(
+    connection: &mut PgConnection,
+    schema: &str,
+    worker_id: Uuid,
+    decoded: &WalletEvent,
+) -> anyhow::Result<()> {
+    match decoded {
+        WalletEvent::IncomeRecorded {
+            order_id,
+            amount,
+            settles_at,
+            recorded_at,
+            ..
+        } => {
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.wallet_incomes (worker_id, order_id, amount, recorded_at, settles_at)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            ))
+            .bind(worker_id)
+            .bind(order_id)
+            .bind(amount.get())
+            .bind(recorded_at)
+            .bind(settles_at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        WalletEvent::IncomeSettled {
+            order_id,
+            settled_at,
+            ..
+        } => {
+            sqlx::query(&format!(
+                "UPDATE {schema}.wallet_incomes SET settled_at = $3
+                  WHERE worker_id = $1 AND order_id = $2"
+            ))
+            .bind(worker_id)
+            .bind(order_id)
+            .bind(settled_at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Every account's balance on its normal side, by account code.

@@ -262,3 +262,94 @@ async fn a_failed_sandbox_payment_leaves_the_order_awaiting_payment() {
     .await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_completed_order_releases_escrow_to_commission_and_the_workers_income_which_settles() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.settlement_period = chrono::Duration::zero();
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    // Approved at the silver level: 20% commission on cleaning, less 1.5 points.
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let order_id = app
+        .place_order_with(&customer, &tests::order_body_starting_in(30))
+        .await;
+    intent(&app, &customer, order_id, "succeed").await;
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    app.wait_for_projections().await;
+    let door = json!({"latitude": tests::ORDER_LATITUDE, "longitude": tests::ORDER_LONGITUDE, "system": "gcj02"});
+    for (path, body) in [
+        ("grab", json!({})),
+        ("depart", json!({})),
+        ("arrive", door),
+        ("start", json!({})),
+        ("finish", json!({})),
+    ] {
+        let response = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/{path}"),
+                Some(&worker.token),
+                &body,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let income = loop {
+        app.wait_for_projections().await;
+        let income: Value = app
+            .get("/api/v1/worker/income?group=month", Some(&worker.token))
+            .await
+            .json()
+            .await
+            .expect("income");
+        if income["available"] == 12_225 {
+            break income;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the income never settled: {income}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(income["pending"], 0);
+    assert_eq!(income["incomes"][0]["order_id"], order_id.to_string());
+    assert_eq!(income["series"][0]["amount"], 12_225);
+    assert_eq!(income["series"][0]["settled"], 12_225);
+    let books = ledger(&app, &admin).await;
+    assert_eq!(balance(&books, "customer_payments_clearing"), 15_000);
+    assert_eq!(balance(&books, "platform_escrow"), 0);
+    assert_eq!(balance(&books, "commission_revenue"), 2_775);
+    assert_eq!(
+        balance(&books, &format!("worker_available:{}", worker.id)),
+        12_225
+    );
+    assert_eq!(balance(&books, &format!("worker_pending:{}", worker.id)), 0);
+    assert_eq!(books["trial_balance"], 0);
+    // Rebuilt from position zero, the ledger is the same.
+    let rebuilt = app
+        .post(
+            "/api/v1/admin/projections/ledger/rebuild",
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    assert!(rebuilt.status().is_success(), "{}", rebuilt.status());
+    assert_eq!(ledger(&app, &admin).await["accounts"], books["accounts"]);
+    let bad = app
+        .get("/api/v1/worker/income?group=year", Some(&worker.token))
+        .await;
+    assert_problem(
+        bad,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    app.stop().await;
+}

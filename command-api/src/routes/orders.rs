@@ -735,12 +735,28 @@ worker_step!(
     StartService,
     "Start the service (workers)."
 );
-worker_step!(
-    finish,
-    "/api/v1/orders/{order_id}/finish",
-    FinishService,
-    "Finish the service (workers)."
-);
+/// Finish the service (workers). The customer's payment leaves escrow: the commission to the
+/// platform, the rest to the worker's pending income.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/finish", tag = "orders", security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn finish(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let command = OrderCommand::FinishService {
+        worker_id: worker.id,
+        now: context.occurred_at,
+    };
+    let finished = run(&state, order_id, command, &context).await?;
+    // If this step fails, the money job finishes it.
+    if let Err(error) = crate::money::release_for_order(&state, order_id, &context).await {
+        tracing::warn!(order_id = %order_id, error = %error, "the escrow was not released at once; the money job will");
+    }
+    Ok(finished)
+}
 
 /// Decline an order assigned to you; it goes back to dispatch (workers).
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/decline", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),

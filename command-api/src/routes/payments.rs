@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
             get(notifications_log),
         )
         .route("/api/v1/admin/ledger", get(ledger))
+        .route("/api/v1/worker/income", get(income))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -292,5 +293,113 @@ pub async fn ledger(State(state): State<AppState>) -> Result<axum::Json<LedgerVi
     Ok(axum::Json(LedgerView {
         accounts,
         trial_balance: projections::ledger::trial_balance(&state.pool).await?,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct IncomeParams {
+    /// `day` (default), `week` or `month`: how the chart series is grouped (Asia/Shanghai).
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncomeItem {
+    pub order_id: Uuid,
+    /// Fen, after the platform's commission.
+    pub amount: i64,
+    pub recorded_at: DateTime<Utc>,
+    pub settles_at: DateTime<Utc>,
+    pub settled_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncomePoint {
+    /// The first local date of the day, week (Monday) or month.
+    pub period_start: chrono::NaiveDate,
+    /// Fen earned in the period.
+    pub amount: i64,
+    /// Of which already settled.
+    pub settled: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct IncomeView {
+    /// Fen not yet settled.
+    pub pending: i64,
+    /// Fen that may be withdrawn.
+    pub available: i64,
+    /// Fen in withdrawals under way.
+    pub in_transit: i64,
+    pub incomes: Vec<IncomeItem>,
+    pub series: Vec<IncomePoint>,
+}
+
+/// Your income (workers): balances, each completed order's share, and totals by day, week or
+/// month ready for a chart.
+#[utoipa::path(get, path = "/api/v1/worker/income", tag = "payments", security(("bearer" = [])), params(IncomeParams),
+    responses((status = 200, body = IncomeView), (status = 422, body = crate::error::Problem)))]
+pub async fn income(
+    State(state): State<AppState>,
+    caller: Caller,
+    AppQuery(params): AppQuery<IncomeParams>,
+) -> Result<axum::Json<IncomeView>, ApiError> {
+    let worker_id = caller.actor()?.id;
+    let group = params.group.unwrap_or_else(|| "day".to_owned());
+    if !["day", "week", "month"].contains(&group.as_str()) {
+        return Err(ApiError::Invalid(format!(
+            "group 须为 day、week 或 month / group must be day, week or month: {group}"
+        )));
+    }
+    let (wallet, _): (domain::wallet::Wallet, usize) = state.wallets.load(worker_id).await?;
+    let incomes = sqlx::query_as::<
+        _,
+        (
+            Uuid,
+            i64,
+            DateTime<Utc>,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+        ),
+    >(
+        "SELECT order_id, amount, recorded_at, settles_at, settled_at FROM read_wallet_incomes
+          WHERE worker_id = $1 ORDER BY recorded_at DESC LIMIT 500",
+    )
+    .bind(worker_id)
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .map(|row| IncomeItem {
+        order_id: row.0,
+        amount: row.1,
+        recorded_at: row.2,
+        settles_at: row.3,
+        settled_at: row.4,
+    })
+    .collect();
+    let series = sqlx::query_as::<_, (chrono::NaiveDate, i64, i64)>(
+        "SELECT date_trunc($2, recorded_at AT TIME ZONE 'Asia/Shanghai')::date AS period,
+                sum(amount)::bigint, COALESCE(sum(amount) FILTER (WHERE settled_at IS NOT NULL), 0)::bigint
+           FROM read_wallet_incomes WHERE worker_id = $1
+          GROUP BY period ORDER BY period",
+    )
+    .bind(worker_id)
+    .bind(&group)
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .map(|(period_start, amount, settled)| IncomePoint {
+        period_start,
+        amount,
+        settled,
+    })
+    .collect();
+    Ok(axum::Json(IncomeView {
+        pending: wallet.pending_total(),
+        available: wallet.available,
+        in_transit: wallet.in_transit,
+        incomes,
+        series,
     }))
 }

@@ -1,0 +1,164 @@
+//! From a finished service to a worker's available balance: the escrow is released (commission
+//! to revenue, the rest to the worker's pending income), and after the settlement period the
+//! settlement job makes it available. Each step is a command on one stream and safe to repeat;
+//! the job also finishes any release a stopped process left undone.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::order::{Order, OrderStatus};
+use domain::payment::{default_commission_bp, Payment, PaymentCommand, PaymentStatus};
+use domain::wallet::WalletCommand;
+use domain::worker::Worker;
+use domain::Fen;
+use uuid::Uuid;
+
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Money settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct MoneySettings {
+    /// `ANJIA_SETTLEMENT_DAYS`: how long income stays pending (T+7 by default).
+    pub settlement_period: Duration,
+    /// `ANJIA_MONEY_SCHEDULE`: when releases and settlements run (cron with seconds).
+    pub schedule: String,
+}
+
+impl Default for MoneySettings {
+    fn default() -> Self {
+        MoneySettings {
+            settlement_period: Duration::days(7),
+            schedule: "*/10 * * * * *".to_owned(),
+        }
+    }
+}
+
+impl MoneySettings {
+    pub fn from_environment() -> anyhow::Result<Self> {
+        let mut settings = MoneySettings::default();
+        if let Some(days) = std::env::var("ANJIA_SETTLEMENT_DAYS")
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+        {
+            let days: i64 = days
+                .trim()
+                .parse()
+                .map_err(|_| anyhow::anyhow!("ANJIA_SETTLEMENT_DAYS must be a whole number"))?;
+            anyhow::ensure!(days >= 0, "ANJIA_SETTLEMENT_DAYS must not be negative");
+            settings.settlement_period = Duration::days(days);
+        }
+        if let Some(schedule) = std::env::var("ANJIA_MONEY_SCHEDULE")
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+        {
+            settings.schedule = schedule;
+        }
+        Ok(settings)
+    }
+}
+
+/// Releases a completed order's escrow to its worker and records their pending income.
+/// Does nothing for an order not completed or not paid through a provider.
+pub async fn release_for_order(
+    state: &AppState,
+    order_id: Uuid,
+    context: &CommandContext,
+) -> Result<bool, ApiError> {
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    if !matches!(order.status, OrderStatus::Completed | OrderStatus::Reviewed) {
+        return Ok(false);
+    }
+    let (Some(worker_id), Some(service)) = (order.worker_id, order.service) else {
+        return Ok(false);
+    };
+    let payment_id: Option<Uuid> = sqlx::query_scalar(
+        "SELECT payment_id FROM read_payments
+          WHERE order_id = $1 AND status IN ('captured', 'released')
+          ORDER BY created_at LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(payment_id) = payment_id else {
+        return Ok(false);
+    };
+    let (payment, _): (Payment, usize) = state.payments.load(payment_id).await?;
+    let released = match payment.status {
+        PaymentStatus::Released => payment,
+        PaymentStatus::Captured => {
+            let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+            let command = PaymentCommand::Release {
+                worker_id,
+                commission_bp: default_commission_bp(service, worker.level),
+                now: context.occurred_at,
+            };
+            state
+                .payments
+                .execute_deciding_again(payment_id, command, context)
+                .await?
+                .state
+        }
+        _ => return Ok(false),
+    };
+    let Some((to, share)) = released.released_to else {
+        return Ok(false);
+    };
+    let income = WalletCommand::RecordIncome {
+        worker_id: to,
+        order_id,
+        amount: Fen::literal(share),
+        settles_at: context.occurred_at + state.money.settlement_period,
+        now: context.occurred_at,
+    };
+    state
+        .wallets
+        .execute_deciding_again(to, income, context)
+        .await?;
+    Ok(true)
+}
+
+/// What a money tick did.
+#[derive(Debug, Default, Clone, Copy, serde::Serialize)]
+pub struct MoneyReport {
+    pub released: usize,
+    pub settled_wallets: usize,
+}
+
+/// Finishes releases left undone, then settles every wallet with income past its date.
+pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyReport> {
+    let context = CommandContext {
+        occurred_at: now,
+        ..CommandContext::system()
+    };
+    let mut report = MoneyReport::default();
+    let unreleased: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT o.order_id FROM read_orders o
+           JOIN read_payments p ON p.order_id = o.order_id AND p.status = 'captured'
+          WHERE o.status IN ('completed', 'reviewed') LIMIT 500",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    for order_id in unreleased {
+        if release_for_order(state, order_id, &context).await? {
+            report.released += 1;
+        }
+    }
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT DISTINCT worker_id FROM read_wallet_incomes
+          WHERE settled_at IS NULL AND settles_at <= $1 LIMIT 1000",
+    )
+    .bind(now)
+    .fetch_all(&state.pool)
+    .await?;
+    for worker_id in due {
+        let settled = state
+            .wallets
+            .execute_deciding_again(worker_id, WalletCommand::Settle { now }, &context)
+            .await
+            .map_err(|error| anyhow::anyhow!("settling {worker_id}: {error}"))?;
+        if settled.events > 0 {
+            report.settled_wallets += 1;
+        }
+    }
+    Ok(report)
+}
