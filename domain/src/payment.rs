@@ -563,6 +563,24 @@ impl RefundPolicy {
     }
 }
 
+/// The platform's commission in basis points for a service and a worker's level, before any
+/// admin override: care work carries less than cleaning, and higher levels keep more.
+pub fn default_commission_bp(service: crate::ServiceCode, level: crate::onboarding::Level) -> u32 {
+    use crate::onboarding::Level;
+    use crate::ServiceCode as S;
+    let base: u32 = match service {
+        S::DailyCleaning | S::DeepCleaning | S::HomeRepair => 2_000,
+        S::Nanny | S::InfantCarer => 1_500,
+        S::MaternityNurse => 1_200,
+    };
+    let discount = match level {
+        Level::Gold => 300,
+        Level::Silver => 150,
+        Level::Standard => 0,
+    };
+    base - discount
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -593,22 +611,4 @@ mod tests {
             "after the start: nothing"
         );
     }
-}
-
-/// The platform's commission in basis points for a service and a worker's level, before any
-/// admin override: care work carries less than cleaning, and higher levels keep more.
-pub fn default_commission_bp(service: crate::ServiceCode, level: crate::onboarding::Level) -> u32 {
-    use crate::onboarding::Level;
-    use crate::ServiceCode as S;
-    let base: u32 = match service {
-        S::DailyCleaning | S::DeepCleaning | S::HomeRepair => 2_000,
-        S::Nanny | S::InfantCarer => 1_500,
-        S::MaternityNurse => 1_200,
-    };
-    let discount = match level {
-        Level::Gold => 300,
-        Level::Silver => 150,
-        Level::Standard => 0,
-    };
-    base - discount
 }
