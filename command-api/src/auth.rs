@@ -241,6 +241,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/v1/admin/payment-notifications" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/ledger" Access::Roles(ADMIN)),
     route!(GET "/api/v1/worker/income" Access::Roles(WORKER)),
+    route!(POST "/api/v1/admin/payments/{payment_id}/refunds" Access::Roles(ADMIN)),
     route!(GET "/api/v1/me/notifications" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(POST "/api/v1/worker/identity" Access::Roles(WORKER)),
     route!(POST "/api/v1/worker/certificates" Access::Roles(WORKER)),

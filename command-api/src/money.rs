@@ -22,6 +22,8 @@ pub struct MoneySettings {
     pub settlement_period: Duration,
     /// `ANJIA_MONEY_SCHEDULE`: when releases and settlements run (cron with seconds).
     pub schedule: String,
+    /// `ANJIA_REFUND_FEE_WINDOW_HOURS` and `ANJIA_REFUND_LATE_FEE_BP`: the cancellation policy.
+    pub refunds: domain::payment::RefundPolicy,
 }
 
 impl Default for MoneySettings {
@@ -29,6 +31,7 @@ impl Default for MoneySettings {
         MoneySettings {
             settlement_period: Duration::days(7),
             schedule: "*/10 * * * * *".to_owned(),
+            refunds: domain::payment::RefundPolicy::default(),
         }
     }
 }
@@ -46,6 +49,33 @@ impl MoneySettings {
                 .map_err(|_| anyhow::anyhow!("ANJIA_SETTLEMENT_DAYS must be a whole number"))?;
             anyhow::ensure!(days >= 0, "ANJIA_SETTLEMENT_DAYS must not be negative");
             settings.settlement_period = Duration::days(days);
+        }
+        let number = |name: &str| -> anyhow::Result<Option<i64>> {
+            match std::env::var(name)
+                .ok()
+                .filter(|value| !value.trim().is_empty())
+            {
+                Some(raw) => {
+                    Ok(Some(raw.trim().parse().map_err(|_| {
+                        anyhow::anyhow!("{name} must be a whole number")
+                    })?))
+                }
+                None => Ok(None),
+            }
+        };
+        if let Some(hours) = number("ANJIA_REFUND_FEE_WINDOW_HOURS")? {
+            anyhow::ensure!(
+                hours >= 0,
+                "ANJIA_REFUND_FEE_WINDOW_HOURS must not be negative"
+            );
+            settings.refunds.fee_window_hours = hours;
+        }
+        if let Some(bp) = number("ANJIA_REFUND_LATE_FEE_BP")? {
+            anyhow::ensure!(
+                (0..=10_000).contains(&bp),
+                "ANJIA_REFUND_LATE_FEE_BP must be 0 to 10000"
+            );
+            settings.refunds.late_fee_bp = bp as u32;
         }
         if let Some(schedule) = std::env::var("ANJIA_MONEY_SCHEDULE")
             .ok()

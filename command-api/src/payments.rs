@@ -91,6 +91,15 @@ pub trait PaymentProvider: Send + Sync {
 
     /// Checks a notification's signature and reads it. `Err` carries why it was refused.
     fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String>;
+
+    /// Pays `amount` back to the customer through the original payment; returns the
+    /// provider's refund number. Asking again with the same `refund_id` pays nothing more.
+    async fn refund(
+        &self,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        amount: Fen,
+    ) -> anyhow::Result<String>;
 }
 
 /// The sandbox's signing key: shared by every process through `server_secrets`.
@@ -246,6 +255,26 @@ impl PaymentProvider for SandboxProvider {
             ),
             provider_transaction,
         })
+    }
+
+    async fn refund(
+        &self,
+        payment_id: Uuid,
+        refund_id: Uuid,
+        amount: Fen,
+    ) -> anyhow::Result<String> {
+        let provider_refund = format!("SBXR{}", refund_id.simple());
+        sqlx::query(
+            "INSERT INTO sandbox_refunds (refund_id, payment_id, provider_refund, amount)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (refund_id) DO NOTHING",
+        )
+        .bind(refund_id)
+        .bind(payment_id)
+        .bind(&provider_refund)
+        .bind(amount.get())
+        .execute(&self.pool)
+        .await?;
+        Ok(provider_refund)
     }
 
     fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String> {
@@ -423,4 +452,77 @@ pub async fn mark_order_paid(
         }
     }
     crate::dispatch::open(state, order_id, context).await
+}
+
+/// Gives money back from a payment's escrow: records the refund (and any fee kept), has the
+/// original provider pay it, and records that it was paid. A provider that fails leaves the
+/// refund issued and owed (refunds payable) for the admins to retry.
+pub async fn refund(
+    state: &AppState,
+    payment_id: Uuid,
+    refund: Fen,
+    fee: Fen,
+    reason: &str,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    if refund.get() + fee.get() == 0 {
+        return Ok(());
+    }
+    let by = context.actor.unwrap_or_else(domain::Actor::system);
+    let refund_id = Uuid::new_v5(
+        &payment_id,
+        format!("refund:{}", context.command_id).as_bytes(),
+    );
+    let command = PaymentCommand::Refund {
+        refund_id,
+        amount: refund,
+        fee,
+        reason: reason.to_owned(),
+        by,
+        now: context.occurred_at,
+    };
+    let issued = state
+        .payments
+        .execute_deciding_again(payment_id, command, context)
+        .await?;
+    if refund.get() == 0 {
+        return Ok(());
+    }
+    let Some(provider) = state.payment_providers.get(&issued.state.provider) else {
+        return Err(ApiError::not_found("支付渠道", "payment provider"));
+    };
+    match provider.refund(payment_id, refund_id, refund).await {
+        Ok(provider_refund) => {
+            state
+                .payments
+                .execute_deciding_again(
+                    payment_id,
+                    PaymentCommand::CompleteRefund {
+                        refund_id,
+                        provider_refund,
+                        now: context.occurred_at,
+                    },
+                    context,
+                )
+                .await?;
+        }
+        Err(error) => {
+            tracing::error!(payment_id = %payment_id, refund_id = %refund_id, error = %format!("{error:#}"), "the provider did not pay a refund; it stays owed");
+        }
+    }
+    Ok(())
+}
+
+/// The captured payment holding an order's money, if any.
+pub async fn captured_payment_of(
+    state: &AppState,
+    order_id: Uuid,
+) -> Result<Option<Uuid>, ApiError> {
+    Ok(sqlx::query_scalar(
+        "SELECT payment_id FROM read_payments WHERE order_id = $1 AND status = 'captured'
+          ORDER BY created_at LIMIT 1",
+    )
+    .bind(order_id)
+    .fetch_optional(&state.pool)
+    .await?)
 }

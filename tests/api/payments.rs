@@ -353,3 +353,135 @@ async fn a_completed_order_releases_escrow_to_commission_and_the_workers_income_
     .await;
     app.stop().await;
 }
+
+async fn paid_order(app: &TestApp, customer: &User, body: &Value) -> (Uuid, Uuid) {
+    let order_id = app.place_order_with(customer, body).await;
+    let created = intent(app, customer, order_id, "succeed").await;
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    app.wait_for_projections().await;
+    (
+        order_id,
+        created["payment_id"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("uuid"),
+    )
+}
+
+async fn payment(app: &TestApp, token: &str, payment_id: Uuid) -> Value {
+    app.get(&format!("/api/v1/payments/{payment_id}"), Some(token))
+        .await
+        .json()
+        .await
+        .expect("payment")
+}
+
+#[tokio::test]
+async fn cancellations_refund_by_the_policy_and_admins_refund_part_of_a_disputed_payment() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let cancel = |order_id: Uuid| {
+        let app = &app;
+        let token = customer.token.clone();
+        async move {
+            let response = app
+                .post(
+                    &format!("/api/v1/orders/{order_id}/cancel"),
+                    Some(&token),
+                    &json!({"reason": "行程有变 / plans changed"}),
+                )
+                .await;
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+
+    // Before any worker is assigned: everything back.
+    let (early, early_payment) = paid_order(&app, &customer, &tests::order_body()).await;
+    cancel(early).await;
+    let refunded = payment(&app, &customer.token, early_payment).await;
+    assert_eq!(refunded["refunded"], 15_000);
+    assert_eq!(refunded["in_escrow"], 0);
+
+    // Three hours before the start with a worker assigned: a 20% fee is kept.
+    let (late, late_payment) =
+        paid_order(&app, &customer, &tests::order_body_starting_in(180)).await;
+    let assigned = app
+        .post(
+            &format!("/api/v1/orders/{late}/assignment"),
+            Some(&admin.token),
+            &json!({"worker_id": worker.id}),
+        )
+        .await;
+    assert_eq!(assigned.status(), StatusCode::OK);
+    cancel(late).await;
+    let partly = payment(&app, &customer.token, late_payment).await;
+    assert_eq!(partly["refunded"], 12_000);
+
+    // A dispute settled by hand: part of what is still in escrow.
+    let (_, disputed) = paid_order(&app, &customer, &tests::order_body()).await;
+    let path = format!("/api/v1/admin/payments/{disputed}/refunds");
+    let too_much = app
+        .post(
+            &path,
+            Some(&admin.token),
+            &json!({"amount": 20_000, "reason": "争议 / dispute"}),
+        )
+        .await;
+    assert_problem(
+        too_much,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let no_reason = app
+        .post(
+            &path,
+            Some(&admin.token),
+            &json!({"amount": 5_000, "reason": ""}),
+        )
+        .await;
+    assert_problem(
+        no_reason,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let part = app
+        .post(
+            &path,
+            Some(&admin.token),
+            &json!({"amount": 5_000, "reason": "服务不到位 / partly done"}),
+        )
+        .await;
+    assert_eq!(part.status(), StatusCode::OK);
+    let after: Value = part.json().await.expect("payment");
+    assert_eq!(after["in_escrow"], 10_000);
+    assert_eq!(after["refunded"], 5_000);
+
+    let books = ledger(&app, &admin).await;
+    // In: 3 × 150.00; back: 150.00 + 120.00 + 50.00; kept as fee: 30.00; still held: 100.00.
+    assert_eq!(
+        balance(&books, "customer_payments_clearing"),
+        45_000 - 32_000
+    );
+    assert_eq!(balance(&books, "commission_revenue"), 3_000);
+    assert_eq!(balance(&books, "platform_escrow"), 10_000);
+    assert_eq!(balance(&books, "refunds_payable"), 0);
+    assert_eq!(books["trial_balance"], 0);
+    let sandbox_refunds: i64 =
+        sqlx::query_scalar("SELECT COALESCE(sum(amount), 0)::bigint FROM sandbox_refunds")
+            .fetch_one(&app.pool)
+            .await
+            .expect("refunds");
+    assert_eq!(
+        sandbox_refunds, 32_000,
+        "every refund went back through the provider"
+    );
+    app.stop().await;
+}

@@ -513,12 +513,41 @@ pub async fn cancel(
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let (before, _): (Order, usize) = state.orders.load(order_id).await?;
     let command = OrderCommand::Cancel {
         by,
         reason: body.reason,
         now: context.occurred_at,
     };
     let committed = state.orders.execute(order_id, command, &context).await?;
+    // The money goes back by the cancellation policy, through the provider it came from.
+    if let Some(payment_id) = crate::payments::captured_payment_of(&state, order_id).await? {
+        let (payment, _): (domain::payment::Payment, usize) =
+            state.payments.load(payment_id).await?;
+        let start = before
+            .window
+            .map_or(context.occurred_at, |(start, _)| start);
+        let terms = state.money.refunds.terms(
+            Fen::literal(payment.in_escrow),
+            before.worker_id.is_some(),
+            start,
+            context.occurred_at,
+        );
+        // After the start nothing is refunded; the escrow is kept as the fee.
+        let fee = Fen::literal(payment.in_escrow - terms.refund.get());
+        if let Err(error) = crate::payments::refund(
+            &state,
+            payment_id,
+            terms.refund,
+            fee,
+            "订单取消 / order cancelled",
+            &context,
+        )
+        .await
+        {
+            tracing::error!(order_id = %order_id, error = %error, "the cancellation refund was not recorded");
+        }
+    }
     let holders = [committed.state.worker_id, committed.state.preferred_worker];
     for (index, worker_id) in holders.iter().enumerate() {
         if let Some(worker_id) = worker_id {

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::commands::CommandContext;
-use crate::error::ApiError;
+use crate::error::{ApiError, DomainErrorKind};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::payments::{Checkout, Handled, SandboxBehaviour};
 use crate::state::AppState;
@@ -39,6 +39,10 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/admin/ledger", get(ledger))
         .route("/api/v1/worker/income", get(income))
+        .route(
+            "/api/v1/admin/payments/{payment_id}/refunds",
+            post(admin_refund),
+        )
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -402,4 +406,33 @@ pub async fn income(
         incomes,
         series,
     }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefundBody {
+    /// Fen, at most what is still in escrow.
+    pub amount: i64,
+    pub reason: String,
+}
+
+/// Refund part of a payment still in escrow, to settle a dispute (admins). The money goes back
+/// through the original provider; the reason is recorded with who gave it.
+#[utoipa::path(post, path = "/api/v1/admin/payments/{payment_id}/refunds", tag = "payments", request_body = RefundBody, security(("bearer" = [])),
+    params(("payment_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = PaymentView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn admin_refund(
+    State(state): State<AppState>,
+    context: CommandContext,
+    caller: Caller,
+    AppPath(payment_id): AppPath<Uuid>,
+    AppJson(body): AppJson<RefundBody>,
+) -> Result<axum::Json<PaymentView>, ApiError> {
+    let amount = Fen::new(body.amount)?;
+    if amount.get() == 0 {
+        return Err(domain::payment::PaymentError::EmptyRefund.api_error());
+    }
+    let reason = domain::values::required_text("原因 reason", &body.reason, 500)?;
+    crate::payments::refund(&state, payment_id, amount, Fen::ZERO, &reason, &context).await?;
+    show(State(state), caller, AppPath(payment_id)).await
 }
