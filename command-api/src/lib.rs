@@ -25,6 +25,7 @@ pub mod routes;
 pub mod server;
 pub mod simulate;
 pub mod state;
+pub mod withdrawals;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;
@@ -51,6 +52,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::orders::router())
         .merge(routes::dispatch::router())
         .merge(routes::payments::router())
+        .merge(routes::wallet::router())
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())

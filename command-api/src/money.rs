@@ -24,6 +24,7 @@ pub struct MoneySettings {
     pub schedule: String,
     /// `ANJIA_REFUND_FEE_WINDOW_HOURS` and `ANJIA_REFUND_LATE_FEE_BP`: the cancellation policy.
     pub refunds: domain::payment::RefundPolicy,
+    pub withdrawals: domain::wallet::WithdrawalRules,
 }
 
 impl Default for MoneySettings {
@@ -32,6 +33,7 @@ impl Default for MoneySettings {
             settlement_period: Duration::days(7),
             schedule: "*/10 * * * * *".to_owned(),
             refunds: domain::payment::RefundPolicy::default(),
+            withdrawals: domain::wallet::WithdrawalRules::default(),
         }
     }
 }
@@ -76,6 +78,13 @@ impl MoneySettings {
                 "ANJIA_REFUND_LATE_FEE_BP must be 0 to 10000"
             );
             settings.refunds.late_fee_bp = bp as u32;
+        }
+        if let Some(hours) = number("ANJIA_WITHDRAWAL_ACCOUNT_AGE_HOURS")? {
+            anyhow::ensure!(
+                hours >= 0,
+                "ANJIA_WITHDRAWAL_ACCOUNT_AGE_HOURS must not be negative"
+            );
+            settings.withdrawals.account_age_hours = hours;
         }
         if let Some(schedule) = std::env::var("ANJIA_MONEY_SCHEDULE")
             .ok()
@@ -152,6 +161,7 @@ pub async fn release_for_order(
 pub struct MoneyReport {
     pub released: usize,
     pub settled_wallets: usize,
+    pub payouts: usize,
 }
 
 /// Finishes releases left undone, then settles every wallet with income past its date.
@@ -189,6 +199,20 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
         if settled.events > 0 {
             report.settled_wallets += 1;
         }
+    }
+    // Approved withdrawals whose payout a stopped process left undone.
+    let approved: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT worker_id, withdrawal_id FROM read_withdrawals
+          WHERE status = 'approved' AND updated_at < $1 - interval '30 seconds' LIMIT 200",
+    )
+    .bind(now)
+    .fetch_all(&state.pool)
+    .await?;
+    for (worker_id, withdrawal_id) in approved {
+        crate::withdrawals::pay_out(state, worker_id, withdrawal_id, &context)
+            .await
+            .map_err(|error| anyhow::anyhow!("paying out {withdrawal_id}: {error}"))?;
+        report.payouts += 1;
     }
     Ok(report)
 }

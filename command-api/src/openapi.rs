@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::notifications;
 use crate::routes::{
     accounts, admin, availability, dispatch, health, live, oauth, onboarding, orders, payments,
-    profile, security, sessions, users, verification, workers,
+    profile, security, sessions, users, verification, wallet, workers,
 };
 use crate::state::AppState;
 
@@ -28,6 +28,7 @@ use crate::state::AppState;
         dispatch::offers, dispatch::set_base, dispatch::list_blocked, dispatch::block_worker, dispatch::unblock_worker,
         dispatch::any_worker_slots, dispatch::queue, dispatch::rounds, dispatch::run_now, dispatch::candidates,
         payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund,
+        wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
         admin::projection_status, admin::rebuild,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,

@@ -33,6 +33,7 @@ pub struct AppState {
     pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
     pub payment_providers: crate::payments::Providers,
     pub money: Arc<crate::money::MoneySettings>,
+    pub bank: Arc<dyn crate::withdrawals::BankTransfer>,
 }
 
 impl AppState {
@@ -55,6 +56,7 @@ impl AppState {
             oauth: settings.oauth.clone(),
             dispatch: Arc::new(settings.dispatch.clone()),
             money: Arc::new(settings.money.clone()),
+            bank: Arc::new(crate::withdrawals::SandboxBank { pool: pool.clone() }),
             payments: Arc::new(CommandBus::new(pool.clone())),
             wallets: Arc::new(CommandBus::new(pool.clone())),
             payment_providers: crate::payments::Providers {

@@ -12,7 +12,17 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ledger::{Account, Posting};
-use crate::values::{Actor, Fen};
+use crate::values::{Actor, Fen, Sealed};
+
+/// Where a worker's withdrawals are paid: the card number is sealed under the worker's key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BankAccount {
+    pub holder_name: String,
+    pub bank: String,
+    pub number: Sealed,
+    /// e.g. `6222 **** **** 1234`.
+    pub masked: String,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WalletCommand {
@@ -22,6 +32,11 @@ pub enum WalletCommand {
         order_id: Uuid,
         amount: Fen,
         settles_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    },
+    SetBankAccount {
+        worker_id: Uuid,
+        account: BankAccount,
         now: DateTime<Utc>,
     },
     /// From the settlement job: every income whose date has passed becomes available.
@@ -52,6 +67,11 @@ pub enum WalletCommand {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum WalletEvent {
+    BankAccountSet {
+        worker_id: Uuid,
+        account: BankAccount,
+        set_at: DateTime<Utc>,
+    },
     IncomeRecorded {
         worker_id: Uuid,
         order_id: Uuid,
@@ -98,6 +118,7 @@ pub enum WalletEvent {
 impl DomainEvent for WalletEvent {
     fn event_type(&self) -> String {
         match self {
+            WalletEvent::BankAccountSet { .. } => "BankAccountSet",
             WalletEvent::IncomeRecorded { .. } => "IncomeRecorded",
             WalletEvent::IncomeSettled { .. } => "IncomeSettled",
             WalletEvent::WithdrawalRequested { .. } => "WithdrawalRequested",
@@ -172,6 +193,8 @@ pub struct Wallet {
     pub available: i64,
     pub in_transit: i64,
     pub withdrawals: Vec<Withdrawal>,
+    #[serde(default)]
+    pub bank_account: Option<(BankAccount, DateTime<Utc>)>,
 }
 
 impl Wallet {
@@ -205,6 +228,15 @@ impl Wallet {
                     recorded_at: now,
                 }]
             }),
+            WalletCommand::SetBankAccount {
+                worker_id,
+                account,
+                now,
+            } => Ok(vec![WalletEvent::BankAccountSet {
+                worker_id,
+                account,
+                set_at: now,
+            }]),
             _ if self.worker_id.is_none() => Err(WalletError::NotFound),
             WalletCommand::Settle { now } => Ok(self
                 .pending
@@ -250,8 +282,11 @@ impl Wallet {
                     by,
                     approved_at: now,
                 }]),
-                WithdrawalStatus::Approved => Ok(vec![]),
-                other => Err(WalletError::WithdrawalState(other.as_str())),
+                // Approved already (and perhaps paid out): a retried approval.
+                WithdrawalStatus::Approved | WithdrawalStatus::Paid | WithdrawalStatus::Failed => {
+                    Ok(vec![])
+                }
+                WithdrawalStatus::Rejected => Err(WalletError::WithdrawalState("rejected")),
             },
             WalletCommand::RejectWithdrawal {
                 withdrawal_id,
@@ -315,7 +350,9 @@ impl Wallet {
         let transit = Account::WithdrawalsInTransit(worker_id);
         match event {
             // The escrow release already credited pending income.
-            WalletEvent::IncomeRecorded { .. } | WalletEvent::WithdrawalApproved { .. } => vec![],
+            WalletEvent::IncomeRecorded { .. }
+            | WalletEvent::WithdrawalApproved { .. }
+            | WalletEvent::BankAccountSet { .. } => vec![],
             WalletEvent::IncomeSettled { amount, .. } => vec![Posting::transfer(
                 "income_settled",
                 pending,
@@ -378,6 +415,14 @@ impl Aggregate for Wallet {
             }
         };
         match event {
+            WalletEvent::BankAccountSet {
+                worker_id,
+                account,
+                set_at,
+            } => {
+                self.worker_id = Some(worker_id);
+                self.bank_account = Some((account, set_at));
+            }
             WalletEvent::IncomeRecorded {
                 worker_id,
                 order_id,
@@ -439,5 +484,171 @@ impl Aggregate for Wallet {
                 set(self, withdrawal_id, WithdrawalStatus::Failed);
             }
         }
+    }
+}
+
+/// The limits a withdrawal request is checked against before any money is reserved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WithdrawalRules {
+    pub minimum: i64,
+    pub daily_maximum: i64,
+    /// Requests in any 24 hours.
+    pub daily_requests: usize,
+    /// How long a bank account must have been on file, in hours.
+    pub account_age_hours: i64,
+}
+
+impl Default for WithdrawalRules {
+    fn default() -> Self {
+        WithdrawalRules {
+            minimum: 1_000,
+            daily_maximum: 500_000,
+            daily_requests: 3,
+            account_age_hours: 24,
+        }
+    }
+}
+
+/// Why a withdrawal request was refused by the risk checks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WithdrawalRisk {
+    #[error("请先绑定银行卡 / add a bank account first")]
+    NoBankAccount,
+    #[error("单笔提现至少 {0} / at least {0} per withdrawal")]
+    BelowMinimum(Fen),
+    #[error("24 小时内提现合计不能超过 {0} / at most {0} in any 24 hours")]
+    OverDailyMaximum(Fen),
+    #[error("24 小时内最多提现 {0} 次 / at most {0} withdrawals in any 24 hours")]
+    TooFrequent(usize),
+    #[error("开户名与实名认证姓名不一致 / the account holder is not the verified worker")]
+    NameMismatch,
+    #[error("银行卡绑定未满 {0} 小时 / the bank account was added less than {0} hours ago")]
+    AccountTooNew(i64),
+    #[error("您有未解决的订单争议 / you have an open order dispute")]
+    OpenDispute,
+}
+
+impl Wallet {
+    /// The risk checks of a new withdrawal: amount limits, velocity, the account holder against
+    /// the verified name, the account's age, and open disputes.
+    pub fn check_withdrawal(
+        &self,
+        amount: Fen,
+        verified_name: &str,
+        open_dispute: bool,
+        rules: &WithdrawalRules,
+        now: DateTime<Utc>,
+    ) -> Result<(), WithdrawalRisk> {
+        let (account, since) = self
+            .bank_account
+            .as_ref()
+            .ok_or(WithdrawalRisk::NoBankAccount)?;
+        if amount.get() < rules.minimum {
+            return Err(WithdrawalRisk::BelowMinimum(Fen::literal(rules.minimum)));
+        }
+        let day_ago = now - chrono::Duration::hours(24);
+        let recent: Vec<&Withdrawal> = self
+            .withdrawals
+            .iter()
+            .filter(|withdrawal| {
+                withdrawal.requested_at > day_ago && withdrawal.status != WithdrawalStatus::Rejected
+            })
+            .collect();
+        if recent.len() >= rules.daily_requests {
+            return Err(WithdrawalRisk::TooFrequent(rules.daily_requests));
+        }
+        let total: i64 = recent.iter().map(|withdrawal| withdrawal.amount).sum();
+        if total + amount.get() > rules.daily_maximum {
+            return Err(WithdrawalRisk::OverDailyMaximum(Fen::literal(
+                rules.daily_maximum,
+            )));
+        }
+        if account.holder_name.trim() != verified_name.trim() {
+            return Err(WithdrawalRisk::NameMismatch);
+        }
+        if now - *since < chrono::Duration::hours(rules.account_age_hours) {
+            return Err(WithdrawalRisk::AccountTooNew(rules.account_age_hours));
+        }
+        if open_dispute {
+            return Err(WithdrawalRisk::OpenDispute);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 1, 10, 0, 0)
+            .single()
+            .expect("time")
+    }
+
+    fn wallet_with(available: i64, account_set: DateTime<Utc>) -> Wallet {
+        Wallet {
+            worker_id: Some(Uuid::from_u128(1)),
+            available,
+            bank_account: Some((
+                BankAccount {
+                    holder_name: "张阿姨".into(),
+                    bank: "中国银行".into(),
+                    number: Sealed::from_ciphertext("v1.x.y".into()),
+                    masked: "6222 **** **** 1234".into(),
+                },
+                account_set,
+            )),
+            ..Wallet::default()
+        }
+    }
+
+    #[test]
+    fn withdrawals_are_checked_for_limits_velocity_name_account_age_and_disputes() {
+        let rules = WithdrawalRules::default();
+        let old = now() - chrono::Duration::days(3);
+        let wallet = wallet_with(1_000_000, old);
+        let check = |wallet: &Wallet, amount: i64, name: &str, dispute: bool| {
+            wallet.check_withdrawal(Fen::literal(amount), name, dispute, &rules, now())
+        };
+        assert_eq!(check(&wallet, 50_000, "张阿姨", false), Ok(()));
+        assert_eq!(
+            check(&Wallet::default(), 50_000, "张阿姨", false),
+            Err(WithdrawalRisk::NoBankAccount)
+        );
+        assert!(matches!(
+            check(&wallet, 999, "张阿姨", false),
+            Err(WithdrawalRisk::BelowMinimum(_))
+        ));
+        assert!(matches!(
+            check(&wallet, 500_001, "张阿姨", false),
+            Err(WithdrawalRisk::OverDailyMaximum(_))
+        ));
+        assert_eq!(
+            check(&wallet, 50_000, "李四", false),
+            Err(WithdrawalRisk::NameMismatch)
+        );
+        assert_eq!(
+            check(&wallet_with(1_000_000, now()), 50_000, "张阿姨", false),
+            Err(WithdrawalRisk::AccountTooNew(24))
+        );
+        assert_eq!(
+            check(&wallet, 50_000, "张阿姨", true),
+            Err(WithdrawalRisk::OpenDispute)
+        );
+        let mut busy = wallet.clone();
+        for index in 0..3 {
+            busy.withdrawals.push(Withdrawal {
+                withdrawal_id: Uuid::from_u128(index),
+                amount: 2_000,
+                status: WithdrawalStatus::Paid,
+                requested_at: now() - chrono::Duration::hours(2),
+            });
+        }
+        assert_eq!(
+            check(&busy, 2_000, "张阿姨", false),
+            Err(WithdrawalRisk::TooFrequent(3))
+        );
     }
 }

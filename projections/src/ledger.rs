@@ -27,6 +27,7 @@ impl Projection for LedgerProjection {
             "account_balances",
             "payments",
             "wallet_incomes",
+            "withdrawals",
         ]
     }
 
@@ -73,7 +74,18 @@ impl Projection for LedgerProjection {
                 settled_at  timestamptz,
                 PRIMARY KEY (worker_id, order_id)
             );
-            CREATE INDEX ON {schema}.wallet_incomes (settles_at) WHERE settled_at IS NULL;"
+            CREATE INDEX ON {schema}.wallet_incomes (settles_at) WHERE settled_at IS NULL;
+            CREATE TABLE {schema}.withdrawals (
+                withdrawal_id uuid PRIMARY KEY,
+                worker_id     uuid        NOT NULL,
+                amount        bigint      NOT NULL,
+                status        text        NOT NULL,
+                reason        text,
+                bank_reference text,
+                requested_at  timestamptz NOT NULL,
+                updated_at    timestamptz NOT NULL
+            );
+            CREATE INDEX ON {schema}.withdrawals (status, requested_at);"
         )
     }
 
@@ -236,8 +248,116 @@ async fn track_income(
             .execute(&mut *connection)
             .await?;
         }
+        WalletEvent::WithdrawalRequested {
+            withdrawal_id,
+            amount,
+            requested_at,
+        } => {
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.withdrawals (withdrawal_id, worker_id, amount, status, requested_at, updated_at)
+                 VALUES ($1, $2, $3, 'requested', $4, $4) ON CONFLICT DO NOTHING"
+            ))
+            .bind(withdrawal_id)
+            .bind(worker_id)
+            .bind(amount.get())
+            .bind(requested_at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        WalletEvent::WithdrawalApproved {
+            withdrawal_id,
+            approved_at,
+            ..
+        } => {
+            withdrawal_status(
+                connection,
+                schema,
+                *withdrawal_id,
+                "approved",
+                None,
+                None,
+                *approved_at,
+            )
+            .await?
+        }
+        WalletEvent::WithdrawalRejected {
+            withdrawal_id,
+            reason,
+            rejected_at,
+            ..
+        } => {
+            withdrawal_status(
+                connection,
+                schema,
+                *withdrawal_id,
+                "rejected",
+                Some(reason),
+                None,
+                *rejected_at,
+            )
+            .await?
+        }
+        WalletEvent::PayoutSucceeded {
+            withdrawal_id,
+            bank_reference,
+            paid_at,
+            ..
+        } => {
+            withdrawal_status(
+                connection,
+                schema,
+                *withdrawal_id,
+                "paid",
+                None,
+                Some(bank_reference),
+                *paid_at,
+            )
+            .await?
+        }
+        WalletEvent::PayoutFailed {
+            withdrawal_id,
+            bank_reference,
+            failed_at,
+            ..
+        } => {
+            withdrawal_status(
+                connection,
+                schema,
+                *withdrawal_id,
+                "failed",
+                None,
+                Some(bank_reference),
+                *failed_at,
+            )
+            .await?
+        }
         _ => {}
     }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn withdrawal_status(
+    connection: &mut PgConnection,
+    schema: &str,
+    withdrawal_id: Uuid,
+    status: &str,
+    reason: Option<&String>,
+    bank_reference: Option<&String>,
+    at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query(&format!(
+        "UPDATE {schema}.withdrawals SET status = $2, reason = COALESCE($3, reason),
+             bank_reference = COALESCE($4, bank_reference), updated_at = $5
+         WHERE withdrawal_id = $1"
+    ))
+    .bind(withdrawal_id)
+    .bind(status)
+    .bind(reason)
+    .bind(bank_reference)
+    .bind(at)
+    .execute(&mut *connection)
+    .await?;
     Ok(())
 }
 

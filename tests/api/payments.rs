@@ -485,3 +485,226 @@ async fn cancellations_refund_by_the_policy_and_admins_refund_part_of_a_disputed
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn withdrawals_pass_risk_checks_and_review_a_failed_payout_returns_the_money_and_nothing_pays_twice(
+) {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.settlement_period = chrono::Duration::zero();
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+        settings.money.withdrawals.account_age_hours = 0;
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let (order_id, _) = paid_order(&app, &customer, &tests::order_body_starting_in(30)).await;
+    let door = json!({"latitude": tests::ORDER_LATITUDE, "longitude": tests::ORDER_LONGITUDE, "system": "gcj02"});
+    for (path, body) in [
+        ("grab", json!({})),
+        ("depart", json!({})),
+        ("arrive", door),
+        ("start", json!({})),
+        ("finish", json!({})),
+    ] {
+        let response = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/{path}"),
+                Some(&worker.token),
+                &body,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    let mine = |app: &TestApp| {
+        let request = app
+            .client
+            .get(app.url("/api/v1/worker/withdrawals"))
+            .bearer_auth(worker.token.clone());
+        async move {
+            request
+                .send()
+                .await
+                .expect("withdrawals")
+                .json::<Value>()
+                .await
+                .expect("withdrawals")
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mine(&app).await["available"] != 12_225 {
+        assert!(
+            Instant::now() < deadline,
+            "the income never became available"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let withdraw = |amount: i64, key: &str| {
+        let app = &app;
+        let token = worker.token.clone();
+        let key = key.to_owned();
+        async move {
+            app.client
+                .post(app.url("/api/v1/worker/withdrawals"))
+                .bearer_auth(token)
+                .header("idempotency-key", key)
+                .json(&json!({"amount": amount}))
+                .send()
+                .await
+                .expect("withdrawal")
+        }
+    };
+    let set_account = |holder: &str, number: &str| {
+        let app = &app;
+        let token = worker.token.clone();
+        let body = json!({"holder_name": holder, "bank": "中国银行", "number": number});
+        async move {
+            let response = app
+                .client
+                .put(app.url("/api/v1/worker/bank-account"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("account");
+            assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        }
+    };
+    assert_problem(
+        withdraw(5_000, "w0").await,
+        StatusCode::CONFLICT,
+        "/problems/illegal-state",
+    )
+    .await;
+    set_account("李四", "6222021234567890000").await;
+    let stranger = assert_problem(
+        withdraw(5_000, "w1").await,
+        StatusCode::CONFLICT,
+        "/problems/illegal-state",
+    )
+    .await;
+    assert!(stranger["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("verified worker"));
+    // The sandbox bank refuses cards ending in 0000: this payout will fail.
+    set_account("张阿姨", "6222021234567890000").await;
+    assert_problem(
+        withdraw(500, "w2").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    assert_problem(
+        withdraw(50_000, "w3").await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let first = withdraw(5_000, "w4").await;
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first: Value = first.json().await.expect("withdrawal");
+    let again: Value = withdraw(5_000, "w4").await.json().await.expect("replay");
+    assert_eq!(again["withdrawal_id"], first["withdrawal_id"]);
+    assert_eq!(mine(&app).await["available"], 7_225, "reserved once");
+    app.wait_for_projections().await;
+    let queue: Value = app
+        .get("/api/v1/admin/withdrawals", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("queue");
+    assert_eq!(queue.as_array().map(Vec::len), Some(1), "{queue}");
+    let failed: Value = app
+        .post(
+            &format!(
+                "/api/v1/admin/withdrawals/{}/approve",
+                first["withdrawal_id"].as_str().expect("id")
+            ),
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("approved");
+    assert_eq!(failed["status"], "failed");
+    assert_eq!(
+        mine(&app).await["available"],
+        12_225,
+        "a failed payout returns the money"
+    );
+
+    set_account("张阿姨", "6222021234567891234").await;
+    let second: Value = withdraw(5_000, "w5")
+        .await
+        .json()
+        .await
+        .expect("withdrawal");
+    let approve_path = format!(
+        "/api/v1/admin/withdrawals/{}/approve",
+        second["withdrawal_id"].as_str().expect("id")
+    );
+    app.wait_for_projections().await;
+    let paid: Value = app
+        .post(&approve_path, Some(&admin.token), &json!({}))
+        .await
+        .json()
+        .await
+        .expect("paid");
+    assert_eq!(paid["status"], "paid");
+    let twice = app
+        .post(&approve_path, Some(&admin.token), &json!({}))
+        .await;
+    assert_eq!(twice.status(), StatusCode::OK);
+    let transfers: i64 = sqlx::query_scalar("SELECT count(*) FROM sandbox_payouts WHERE succeeded")
+        .fetch_one(&app.pool)
+        .await
+        .expect("payouts");
+    assert_eq!(transfers, 1, "approving twice pays once");
+
+    let third: Value = withdraw(2_000, "w6")
+        .await
+        .json()
+        .await
+        .expect("withdrawal");
+    app.wait_for_projections().await;
+    let reject_path = format!(
+        "/api/v1/admin/withdrawals/{}/reject",
+        third["withdrawal_id"].as_str().expect("id")
+    );
+    let no_reason = app
+        .post(&reject_path, Some(&admin.token), &json!({"reason": " "}))
+        .await;
+    assert_problem(
+        no_reason,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let rejected: Value = app
+        .post(
+            &reject_path,
+            Some(&admin.token),
+            &json!({"reason": "请核对开户行 / check the bank"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("rejected");
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(mine(&app).await["available"], 7_225);
+
+    let books = ledger(&app, &admin).await;
+    assert_eq!(
+        balance(&books, &format!("worker_available:{}", worker.id)),
+        7_225
+    );
+    assert_eq!(
+        balance(&books, &format!("withdrawals_in_transit:{}", worker.id)),
+        0
+    );
+    assert_eq!(balance(&books, "customer_payments_clearing"), 10_000);
+    assert_eq!(books["trial_balance"], 0);
+    app.stop().await;
+}

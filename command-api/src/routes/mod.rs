@@ -15,4 +15,5 @@ pub mod security;
 pub mod sessions;
 pub mod users;
 pub mod verification;
+pub mod wallet;
 pub mod workers;

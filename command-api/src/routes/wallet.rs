@@ -1,0 +1,357 @@
+//! Workers' bank accounts and withdrawals, and the admins' review of withdrawals.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use chrono::{DateTime, Utc};
+use domain::wallet::{BankAccount, Wallet, WalletCommand, WithdrawalRisk};
+use domain::worker::Worker;
+use domain::Fen;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::commands::CommandContext;
+use crate::error::ApiError;
+use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/worker/bank-account", put(set_bank_account))
+        .route(
+            "/api/v1/worker/withdrawals",
+            post(request_withdrawal).get(my_withdrawals),
+        )
+        .route("/api/v1/admin/withdrawals", get(admin_withdrawals))
+        .route(
+            "/api/v1/admin/withdrawals/{withdrawal_id}/approve",
+            post(approve),
+        )
+        .route(
+            "/api/v1/admin/withdrawals/{withdrawal_id}/reject",
+            post(reject),
+        )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BankAccountBody {
+    /// Must be the worker's verified name.
+    pub holder_name: String,
+    pub bank: String,
+    /// 12 to 19 digits.
+    pub number: String,
+}
+
+/// Set the bank account withdrawals are paid to (workers). The number is sealed under the
+/// worker's own key; only its last four digits are shown.
+#[utoipa::path(put, path = "/api/v1/worker/bank-account", tag = "wallet", request_body = BankAccountBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 204), (status = 422, body = crate::error::Problem)))]
+pub async fn set_bank_account(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<BankAccountBody>,
+) -> Result<StatusCode, ApiError> {
+    let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
+    let digits: String = body.number.chars().filter(|c| !c.is_whitespace()).collect();
+    if !(12..=19).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return Err(ApiError::Invalid(
+            "银行卡号须为 12–19 位数字 / a card number has 12 to 19 digits".into(),
+        ));
+    }
+    let holder_name = domain::values::required_text("开户名 holder name", &body.holder_name, 40)?;
+    let bank = domain::values::required_text("开户行 bank", &body.bank, 60)?;
+    let number = state
+        .vault
+        .seal(worker_id, &digits)
+        .await
+        .map_err(crate::error::vault_error)?;
+    let masked = format!("{} **** **** {}", &digits[..4], &digits[digits.len() - 4..]);
+    let command = WalletCommand::SetBankAccount {
+        worker_id,
+        account: BankAccount {
+            holder_name,
+            bank,
+            number,
+            masked,
+        },
+        now: context.occurred_at,
+    };
+    state
+        .wallets
+        .execute_deciding_again(worker_id, command, &context)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawalBody {
+    /// Fen.
+    pub amount: i64,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WithdrawalView {
+    pub withdrawal_id: Uuid,
+    pub worker_id: Uuid,
+    /// Fen.
+    pub amount: i64,
+    /// `requested`, `approved`, `rejected`, `paid` or `failed`.
+    pub status: String,
+    pub requested_at: DateTime<Utc>,
+}
+
+fn risk(refusal: WithdrawalRisk) -> ApiError {
+    match refusal {
+        WithdrawalRisk::BelowMinimum(_) | WithdrawalRisk::OverDailyMaximum(_) => {
+            ApiError::Invalid(refusal.to_string())
+        }
+        _ => ApiError::IllegalState(refusal.to_string()),
+    }
+}
+
+/// Ask to withdraw available income to your bank account (workers). Checked first: minimum and
+/// daily maximum, how many requests today, the account holder against your verified name, the
+/// account's age, and open disputes. The amount is reserved at once.
+#[utoipa::path(post, path = "/api/v1/worker/withdrawals", tag = "wallet", request_body = WithdrawalBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry key: the same key never withdraws twice")),
+    responses((status = 201, body = WithdrawalView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn request_withdrawal(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppJson(body): AppJson<WithdrawalBody>,
+) -> Result<Response, ApiError> {
+    let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
+    let amount = Fen::new(body.amount)?;
+    let withdrawal_id = context.new_aggregate_id("withdrawal");
+    let (wallet, _): (Wallet, usize) = state.wallets.load(worker_id).await?;
+    let retry = wallet
+        .withdrawals
+        .iter()
+        .any(|withdrawal| withdrawal.withdrawal_id == withdrawal_id);
+    if !retry {
+        let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+        let verified_name: Option<String> = if worker.identity_submitted {
+            sqlx::query_scalar("SELECT name FROM read_workers WHERE worker_id = $1")
+                .bind(worker_id)
+                .fetch_optional(&state.pool)
+                .await?
+        } else {
+            None
+        };
+        let open_dispute: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM read_orders WHERE worker_id = $1 AND status = 'disputed')",
+        )
+        .bind(worker_id)
+        .fetch_one(&state.pool)
+        .await?;
+        wallet
+            .check_withdrawal(
+                amount,
+                verified_name.as_deref().unwrap_or(""),
+                open_dispute,
+                &state.money.withdrawals,
+                context.occurred_at,
+            )
+            .map_err(risk)?;
+    }
+    let command = WalletCommand::RequestWithdrawal {
+        withdrawal_id,
+        amount,
+        now: context.occurred_at,
+    };
+    let committed = state
+        .wallets
+        .execute_deciding_again(worker_id, command, &context)
+        .await?;
+    let withdrawal = committed
+        .state
+        .withdrawals
+        .iter()
+        .find(|withdrawal| withdrawal.withdrawal_id == withdrawal_id)
+        .ok_or_else(|| ApiError::not_found("提现申请", "withdrawal"))?;
+    Ok((
+        StatusCode::CREATED,
+        [(
+            header::LOCATION,
+            format!("/api/v1/worker/withdrawals#{withdrawal_id}"),
+        )],
+        axum::Json(WithdrawalView {
+            withdrawal_id,
+            worker_id,
+            amount: withdrawal.amount,
+            status: withdrawal.status.as_str().to_owned(),
+            requested_at: withdrawal.requested_at,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MyWithdrawals {
+    /// e.g. `6222 **** **** 1234`.
+    pub bank_account: Option<String>,
+    pub available: i64,
+    pub withdrawals: Vec<WithdrawalView>,
+}
+
+/// Your bank account and withdrawals (workers).
+#[utoipa::path(get, path = "/api/v1/worker/withdrawals", tag = "wallet", security(("bearer" = [])),
+    responses((status = 200, body = MyWithdrawals)))]
+pub async fn my_withdrawals(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<MyWithdrawals>, ApiError> {
+    let worker_id = caller.actor()?.id;
+    let (wallet, _): (Wallet, usize) = state.wallets.load(worker_id).await?;
+    Ok(axum::Json(MyWithdrawals {
+        bank_account: wallet
+            .bank_account
+            .as_ref()
+            .map(|(account, _)| account.masked.clone()),
+        available: wallet.available,
+        withdrawals: wallet
+            .withdrawals
+            .iter()
+            .rev()
+            .map(|withdrawal| WithdrawalView {
+                withdrawal_id: withdrawal.withdrawal_id,
+                worker_id,
+                amount: withdrawal.amount,
+                status: withdrawal.status.as_str().to_owned(),
+                requested_at: withdrawal.requested_at,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdminWithdrawalParams {
+    /// `requested` (default), `approved`, `rejected`, `paid` or `failed`.
+    pub status: Option<String>,
+}
+
+/// Withdrawals by status, oldest first (admins): `requested` is the review queue.
+#[utoipa::path(get, path = "/api/v1/admin/withdrawals", tag = "wallet", security(("bearer" = [])), params(AdminWithdrawalParams),
+    responses((status = 200, body = [WithdrawalView]), (status = 422, body = crate::error::Problem)))]
+pub async fn admin_withdrawals(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<AdminWithdrawalParams>,
+) -> Result<axum::Json<Vec<WithdrawalView>>, ApiError> {
+    let status = params.status.unwrap_or_else(|| "requested".to_owned());
+    if !["requested", "approved", "rejected", "paid", "failed"].contains(&status.as_str()) {
+        return Err(ApiError::Invalid(format!(
+            "未知的状态 / unknown status: {status}"
+        )));
+    }
+    let rows = sqlx::query_as::<_, (Uuid, Uuid, i64, String, DateTime<Utc>)>(
+        "SELECT withdrawal_id, worker_id, amount, status, requested_at FROM read_withdrawals
+          WHERE status = $1 ORDER BY requested_at LIMIT 500",
+    )
+    .bind(&status)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|row| WithdrawalView {
+                withdrawal_id: row.0,
+                worker_id: row.1,
+                amount: row.2,
+                status: row.3,
+                requested_at: row.4,
+            })
+            .collect(),
+    ))
+}
+
+async fn owner(state: &AppState, withdrawal_id: Uuid) -> Result<Uuid, ApiError> {
+    sqlx::query_scalar("SELECT worker_id FROM read_withdrawals WHERE withdrawal_id = $1")
+        .bind(withdrawal_id)
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or_else(|| ApiError::not_found("提现申请", "withdrawal"))
+}
+
+async fn view(
+    state: &AppState,
+    worker_id: Uuid,
+    withdrawal_id: Uuid,
+) -> Result<axum::Json<WithdrawalView>, ApiError> {
+    let (wallet, _): (Wallet, usize) = state.wallets.load(worker_id).await?;
+    let withdrawal = wallet
+        .withdrawals
+        .iter()
+        .find(|withdrawal| withdrawal.withdrawal_id == withdrawal_id)
+        .ok_or_else(|| ApiError::not_found("提现申请", "withdrawal"))?;
+    Ok(axum::Json(WithdrawalView {
+        withdrawal_id,
+        worker_id,
+        amount: withdrawal.amount,
+        status: withdrawal.status.as_str().to_owned(),
+        requested_at: withdrawal.requested_at,
+    }))
+}
+
+/// Approve a withdrawal and pay it out through the bank (admins). Approving again pays nothing
+/// more; a refused transfer returns the money to the worker's available balance.
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{withdrawal_id}/approve", tag = "wallet", security(("bearer" = [])),
+    params(("withdrawal_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WithdrawalView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(withdrawal_id): AppPath<Uuid>,
+) -> Result<axum::Json<WithdrawalView>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let worker_id = owner(&state, withdrawal_id).await?;
+    let command = WalletCommand::ApproveWithdrawal {
+        withdrawal_id,
+        by,
+        now: context.occurred_at,
+    };
+    state
+        .wallets
+        .execute_deciding_again(worker_id, command, &context)
+        .await?;
+    crate::withdrawals::pay_out(&state, worker_id, withdrawal_id, &context).await?;
+    view(&state, worker_id, withdrawal_id).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RejectBody {
+    pub reason: String,
+}
+
+/// Reject a withdrawal with a reason (admins); the money returns to available.
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{withdrawal_id}/reject", tag = "wallet", request_body = RejectBody, security(("bearer" = [])),
+    params(("withdrawal_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = WithdrawalView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(withdrawal_id): AppPath<Uuid>,
+    AppJson(body): AppJson<RejectBody>,
+) -> Result<axum::Json<WithdrawalView>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let worker_id = owner(&state, withdrawal_id).await?;
+    let command = WalletCommand::RejectWithdrawal {
+        withdrawal_id,
+        by,
+        reason: body.reason,
+        now: context.occurred_at,
+    };
+    state
+        .wallets
+        .execute_deciding_again(worker_id, command, &context)
+        .await?;
+    view(&state, worker_id, withdrawal_id).await
+}
