@@ -131,7 +131,13 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         let state = job_state.clone();
         Box::pin(async move {
             match exclusively(&state.pool, "money", crate::money::tick(&state, Utc::now())).await {
-                Ok(Some(report)) if report.released + report.settled_wallets > 0 => {
+                Ok(Some(report))
+                    if report.queried
+                        + report.released
+                        + report.settled_wallets
+                        + report.payouts
+                        > 0 =>
+                {
                     tracing::info!(?report, "money tick")
                 }
                 Ok(_) => {}

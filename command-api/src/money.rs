@@ -25,6 +25,8 @@ pub struct MoneySettings {
     /// `ANJIA_REFUND_FEE_WINDOW_HOURS` and `ANJIA_REFUND_LATE_FEE_BP`: the cancellation policy.
     pub refunds: domain::payment::RefundPolicy,
     pub withdrawals: domain::wallet::WithdrawalRules,
+    /// How long a payment waits for its notification before the provider is asked.
+    pub query_after: Duration,
 }
 
 impl Default for MoneySettings {
@@ -34,6 +36,7 @@ impl Default for MoneySettings {
             schedule: "*/10 * * * * *".to_owned(),
             refunds: domain::payment::RefundPolicy::default(),
             withdrawals: domain::wallet::WithdrawalRules::default(),
+            query_after: Duration::minutes(2),
         }
     }
 }
@@ -159,6 +162,7 @@ pub async fn release_for_order(
 /// What a money tick did.
 #[derive(Debug, Default, Clone, Copy, serde::Serialize)]
 pub struct MoneyReport {
+    pub queried: usize,
     pub released: usize,
     pub settled_wallets: usize,
     pub payouts: usize,
@@ -170,7 +174,10 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
         occurred_at: now,
         ..CommandContext::system()
     };
-    let mut report = MoneyReport::default();
+    let mut report = MoneyReport {
+        queried: crate::payments::query_pending(state, state.money.query_after, &context).await?,
+        ..MoneyReport::default()
+    };
     let unreleased: Vec<Uuid> = sqlx::query_scalar(
         "SELECT o.order_id FROM read_orders o
            JOIN read_payments p ON p.order_id = o.order_id AND p.status = 'captured'

@@ -92,6 +92,10 @@ pub trait PaymentProvider: Send + Sync {
     /// Checks a notification's signature and reads it. `Err` carries why it was refused.
     fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String>;
 
+    /// Asks the provider what became of a payment whose notification never came. `None` while
+    /// the customer has not paid.
+    async fn query(&self, payment_id: Uuid) -> anyhow::Result<Option<Notification>>;
+
     /// Pays `amount` back to the customer through the original payment; returns the
     /// provider's refund number. Asking again with the same `refund_id` pays nothing more.
     async fn refund(
@@ -200,7 +204,15 @@ impl PaymentProvider for SandboxProvider {
         .bind(behaviour.as_str())
         .execute(&self.pool)
         .await?;
-        if behaviour != SandboxBehaviour::Timeout {
+        if behaviour == SandboxBehaviour::Timeout {
+            // The customer pays, but the notification is lost: only a query finds out.
+            sqlx::query(
+                "UPDATE sandbox_transactions SET status = 'success', settled_at = now() WHERE payment_id = $1",
+            )
+            .bind(payment_id)
+            .execute(&self.pool)
+            .await?;
+        } else {
             let status = if behaviour == SandboxBehaviour::Fail {
                 "failed"
             } else {
@@ -255,6 +267,28 @@ impl PaymentProvider for SandboxProvider {
             ),
             provider_transaction,
         })
+    }
+
+    async fn query(&self, payment_id: Uuid) -> anyhow::Result<Option<Notification>> {
+        let row: Option<(String, i64, String, Option<DateTime<Utc>>)> = sqlx::query_as(
+            "SELECT provider_transaction, amount, status, settled_at FROM sandbox_transactions WHERE payment_id = $1",
+        )
+        .bind(payment_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(
+            row.and_then(|(provider_transaction, amount, status, settled_at)| {
+                (status != "pending").then(|| Notification {
+                    notification_id: format!("query-{}", Uuid::now_v7()),
+                    payment_id,
+                    provider_transaction,
+                    amount,
+                    currency: CURRENCY.to_owned(),
+                    status,
+                    occurred_at: settled_at.unwrap_or_else(Utc::now),
+                })
+            }),
+        )
     }
 
     async fn refund(
@@ -369,6 +403,37 @@ pub async fn handle_notification(
     .execute(&state.pool)
     .await?;
     Ok(outcome)
+}
+
+/// Asks the providers about payments still pending after `after`: the notification may have
+/// been lost. An answer is applied exactly as a notification would be.
+pub async fn query_pending(
+    state: &AppState,
+    after: chrono::Duration,
+    context: &CommandContext,
+) -> anyhow::Result<usize> {
+    let pending: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT payment_id, provider FROM read_payments
+          WHERE status = 'pending' AND created_at <= $1 ORDER BY created_at LIMIT 200",
+    )
+    .bind(context.occurred_at - after)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut settled = 0;
+    for (payment_id, provider_name) in pending {
+        let Some(provider) = state.payment_providers.get(&provider_name) else {
+            continue;
+        };
+        if let Some(answer) = provider.query(payment_id).await? {
+            let outcome = apply(state, &provider_name, &answer, context)
+                .await
+                .map_err(|error| anyhow::anyhow!("applying a query answer: {error}"))?;
+            if outcome == Handled::Accepted {
+                settled += 1;
+            }
+        }
+    }
+    Ok(settled)
 }
 
 async fn apply(

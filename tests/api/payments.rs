@@ -708,3 +708,34 @@ async fn withdrawals_pass_risk_checks_and_review_a_failed_payout_returns_the_mon
     assert_eq!(books["trial_balance"], 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_payment_whose_notification_never_came_is_found_by_the_query_job() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.query_after = chrono::Duration::zero();
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let created = intent(&app, &customer, order_id, "timeout").await;
+    let payment_id: Uuid = created["payment_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    assert_eq!(events_named(&app, payment_id, "PaymentCaptured").await, 1);
+    let log: Vec<Value> = app
+        .get("/api/v1/admin/payment-notifications", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("log");
+    assert!(log.is_empty(), "no notification came: {log:?}");
+    app.stop().await;
+}
