@@ -242,6 +242,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/v1/admin/ledger" Access::Roles(ADMIN)),
     route!(GET "/api/v1/worker/income" Access::Roles(WORKER)),
     route!(POST "/api/v1/admin/payments/{payment_id}/refunds" Access::Roles(ADMIN)),
+    route!(GET "/api/v1/admin/reconciliations" Access::Roles(ADMIN)),
     route!(PUT "/api/v1/worker/bank-account" Access::Roles(WORKER)),
     route!(POST "/api/v1/worker/withdrawals" Access::Roles(WORKER)),
     route!(GET "/api/v1/worker/withdrawals" Access::Roles(WORKER)),

@@ -21,6 +21,8 @@ pub struct JobSettings {
     pub housekeeping_schedule: String,
     /// `ANJIA_REMINDER_SCHEDULE`; by default every five seconds.
     pub reminder_schedule: String,
+    /// `ANJIA_RECONCILE_SCHEDULE`; by default 16:30 UTC (00:30 in Beijing), for the day before.
+    pub reconcile_schedule: String,
 }
 
 impl Default for JobSettings {
@@ -29,6 +31,7 @@ impl Default for JobSettings {
             certificate_expiry_schedule: "0 * * * * *".to_owned(),
             housekeeping_schedule: "0 17 * * * *".to_owned(),
             reminder_schedule: "*/5 * * * * *".to_owned(),
+            reconcile_schedule: "0 30 16 * * *".to_owned(),
         }
     }
 }
@@ -49,6 +52,9 @@ impl JobSettings {
         }
         if let Some(schedule) = read("ANJIA_REMINDER_SCHEDULE") {
             settings.reminder_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_RECONCILE_SCHEDULE") {
+            settings.reconcile_schedule = schedule;
         }
         settings
     }
@@ -148,6 +154,26 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(money).await?;
+    let job_state = state.clone();
+    let reconcile = Job::new_async(settings.reconcile_schedule.as_str(), move |_id, _lock| {
+        let state = job_state.clone();
+        Box::pin(async move {
+            let yesterday = domain::values::business_day(Utc::now()) - chrono::Duration::days(1);
+            if let Err(error) = exclusively(
+                &state.pool,
+                "reconcile",
+                crate::payments::reconcile(&state, yesterday),
+            )
+            .await
+            {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "the reconciliation job failed"
+                )
+            }
+        })
+    })?;
+    scheduler.add(reconcile).await?;
     scheduler.start().await?;
     Ok(scheduler)
 }

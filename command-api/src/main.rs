@@ -65,6 +65,9 @@ enum Command {
         #[command(flatten)]
         options: command_api::bench::BenchOptions,
     },
+    /// Compare each payment provider's statement of a local date with the ledger and list
+    /// every difference.
+    Reconcile { date: chrono::NaiveDate },
     /// Replay a day of orders and workers under dispatch policies and print what each did.
     Simulate(command_api::simulate::SimulateOptions),
 }
@@ -210,6 +213,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::io::stdout().lock(),
                 "{}",
                 serde_json::to_string_pretty(&report)?
+            )?;
+        }
+        Command::Reconcile { date } => {
+            let pool = server::connect(url, &cli.var_dir, 4).await?;
+            let vault = server::prepare(&pool, master_key).await?;
+            let settings = server::Settings::from_environment()?;
+            let base_url = settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+            let state =
+                command_api::state::AppState::new(pool, &settings, vault, &base_url).await?;
+            let reports = command_api::payments::reconcile(&state, date).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&reports)?
             )?;
         }
         Command::Simulate(options) => {

@@ -27,7 +27,7 @@ use crate::state::AppState;
         dispatch::grab, dispatch::reassign, dispatch::report_location, dispatch::navigation, dispatch::tracking,
         dispatch::offers, dispatch::set_base, dispatch::list_blocked, dispatch::block_worker, dispatch::unblock_worker,
         dispatch::any_worker_slots, dispatch::queue, dispatch::rounds, dispatch::run_now, dispatch::candidates,
-        payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund,
+        payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund, payments::reconciliations,
         wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
         admin::projection_status, admin::rebuild,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,

@@ -75,6 +75,17 @@ pub struct Notification {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// One line of a provider's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementLine {
+    /// `payment` or `refund`.
+    pub kind: String,
+    /// The provider's transaction or refund number.
+    pub reference: String,
+    /// Fen.
+    pub amount: i64,
+}
+
 /// A payment provider as the platform uses it.
 #[async_trait::async_trait]
 pub trait PaymentProvider: Send + Sync {
@@ -91,6 +102,9 @@ pub trait PaymentProvider: Send + Sync {
 
     /// Checks a notification's signature and reads it. `Err` carries why it was refused.
     fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String>;
+
+    /// The provider's statement of one local day: every payment it collected and refund it paid.
+    async fn statement(&self, day: chrono::NaiveDate) -> anyhow::Result<Vec<StatementLine>>;
 
     /// Asks the provider what became of a payment whose notification never came. `None` while
     /// the customer has not paid.
@@ -267,6 +281,31 @@ impl PaymentProvider for SandboxProvider {
             ),
             provider_transaction,
         })
+    }
+
+    async fn statement(&self, day: chrono::NaiveDate) -> anyhow::Result<Vec<StatementLine>> {
+        let from = domain::availability::local_instant(day, chrono::NaiveTime::MIN);
+        let to = from + chrono::Duration::days(1);
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT 'payment', provider_transaction, amount FROM sandbox_transactions
+              WHERE status = 'success' AND settled_at >= $1 AND settled_at < $2
+             UNION ALL
+             SELECT 'refund', provider_refund, amount FROM sandbox_refunds
+              WHERE created_at >= $1 AND created_at < $2
+             ORDER BY 2",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, reference, amount)| StatementLine {
+                kind,
+                reference,
+                amount,
+            })
+            .collect())
     }
 
     async fn query(&self, payment_id: Uuid) -> anyhow::Result<Option<Notification>> {
@@ -590,4 +629,121 @@ pub async fn captured_payment_of(
     .bind(order_id)
     .fetch_optional(&state.pool)
     .await?)
+}
+
+/// One disagreement between a provider's statement and the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Difference {
+    pub kind: String,
+    pub reference: String,
+    pub statement_amount: Option<i64>,
+    pub ledger_amount: Option<i64>,
+    /// `missing_in_ledger`, `missing_in_statement` or `amount_differs`.
+    pub problem: String,
+}
+
+/// A day's reconciliation of one provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reconciliation {
+    pub provider: String,
+    pub day: chrono::NaiveDate,
+    pub statement_lines: usize,
+    pub ledger_lines: usize,
+    pub matched: usize,
+    pub differences: Vec<Difference>,
+}
+
+/// Compares each provider's statement of a local day with what the event log recorded that
+/// day (captures and completed refunds, by provider reference) and lists every difference.
+/// Each run is kept for the admins.
+pub async fn reconcile(
+    state: &AppState,
+    day: chrono::NaiveDate,
+) -> anyhow::Result<Vec<Reconciliation>> {
+    let from = domain::availability::local_instant(day, chrono::NaiveTime::MIN);
+    let to = from + chrono::Duration::days(1);
+    let mut reports = Vec::new();
+    for provider in [state.payment_providers.sandbox.clone()] {
+        let statement = provider.statement(day).await?;
+        let ledger: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT CASE e.event_type WHEN 'PaymentCaptured' THEN 'payment' ELSE 'refund' END,
+                    CASE e.event_type
+                        WHEN 'PaymentCaptured' THEN e.payload->'PaymentCaptured'->>'provider_transaction'
+                        ELSE e.payload->'RefundCompleted'->>'provider_refund' END,
+                    CASE e.event_type
+                        WHEN 'PaymentCaptured' THEN (e.payload->'PaymentCaptured'->>'amount')::bigint
+                        ELSE (e.payload->'RefundCompleted'->>'amount')::bigint END
+               FROM events e
+               JOIN events created ON created.aggregate_type = 'payment'
+                    AND created.aggregate_id = e.aggregate_id AND created.sequence = 1
+              WHERE e.aggregate_type = 'payment'
+                AND e.event_type IN ('PaymentCaptured', 'RefundCompleted')
+                AND e.recorded_at >= $1 AND e.recorded_at < $2
+                AND created.payload->'PaymentCreated'->>'provider' = $3",
+        )
+        .bind(from)
+        .bind(to)
+        .bind(provider.name())
+        .fetch_all(&state.pool)
+        .await?;
+        let mut theirs: std::collections::BTreeMap<(String, String), i64> = statement
+            .iter()
+            .map(|line| ((line.kind.clone(), line.reference.clone()), line.amount))
+            .collect();
+        let mut differences = Vec::new();
+        let mut matched = 0;
+        for (kind, reference, amount) in &ledger {
+            match theirs.remove(&(kind.clone(), reference.clone())) {
+                Some(statement_amount) if statement_amount == *amount => matched += 1,
+                Some(statement_amount) => differences.push(Difference {
+                    kind: kind.clone(),
+                    reference: reference.clone(),
+                    statement_amount: Some(statement_amount),
+                    ledger_amount: Some(*amount),
+                    problem: "amount_differs".into(),
+                }),
+                None => differences.push(Difference {
+                    kind: kind.clone(),
+                    reference: reference.clone(),
+                    statement_amount: None,
+                    ledger_amount: Some(*amount),
+                    problem: "missing_in_statement".into(),
+                }),
+            }
+        }
+        for ((kind, reference), amount) in theirs {
+            differences.push(Difference {
+                kind,
+                reference,
+                statement_amount: Some(amount),
+                ledger_amount: None,
+                problem: "missing_in_ledger".into(),
+            });
+        }
+        let report = Reconciliation {
+            provider: provider.name().to_owned(),
+            day,
+            statement_lines: statement.len(),
+            ledger_lines: ledger.len(),
+            matched,
+            differences,
+        };
+        sqlx::query(
+            "INSERT INTO reconciliation_runs (run_id, provider, day, matched, differences, report)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(&report.provider)
+        .bind(day)
+        .bind(report.matched as i32)
+        .bind(report.differences.len() as i32)
+        .bind(serde_json::to_value(&report)?)
+        .execute(&state.pool)
+        .await?;
+        if !report.differences.is_empty() {
+            tracing::warn!(provider = %report.provider, %day, differences = report.differences.len(), "the provider's statement and the ledger differ");
+        }
+        reports.push(report);
+    }
+    Ok(reports)
 }

@@ -739,3 +739,83 @@ async fn a_payment_whose_notification_never_came_is_found_by_the_query_job() {
     assert!(log.is_empty(), "no notification came: {log:?}");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn reconciliation_lists_every_difference_between_the_providers_statement_and_the_ledger() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    // Paid and then cancelled: a capture and a refund, both on the provider's statement.
+    let (refunded, refunded_payment) = paid_order(&app, &customer, &tests::order_body()).await;
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{refunded}/cancel"),
+            Some(&customer.token),
+            &json!({"reason": "不需要了 / no longer needed"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    // Paid at the provider, but the notification was lost and nobody has asked yet.
+    let lost_order = app.place_order(&customer).await;
+    let lost = intent(&app, &customer, lost_order, "timeout").await;
+    let day = domain::values::business_day(Utc::now()).to_string();
+    // The command runs as its own process, off the test's runtime.
+    let run = |app: &TestApp| {
+        let database_url = app.database_url.clone();
+        let day = day.clone();
+        async move {
+            let output = tokio::task::spawn_blocking(move || {
+                tests::run_anjia(&database_url, &["reconcile", &day])
+            })
+            .await
+            .expect("anjia reconcile");
+            serde_json::from_str::<Value>(&output).expect("json report")
+        }
+    };
+    let first = run(&app).await;
+    let sandbox = &first[0];
+    assert_eq!(sandbox["provider"], "sandbox");
+    assert_eq!(sandbox["matched"], 2, "{sandbox}");
+    let differences = sandbox["differences"].as_array().expect("differences");
+    assert_eq!(differences.len(), 1, "{sandbox}");
+    assert_eq!(differences[0]["problem"], "missing_in_ledger");
+    assert_eq!(
+        differences[0]["reference"],
+        lost["checkout"]["provider_transaction"]
+    );
+
+    // The provider's books say something else for the first payment.
+    let payment: Value = app
+        .get(
+            &format!("/api/v1/payments/{refunded_payment}"),
+            Some(&customer.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("payment");
+    sqlx::query(
+        "UPDATE sandbox_transactions SET amount = amount + 1 WHERE provider_transaction = $1",
+    )
+    .bind(payment["provider_transaction"].as_str().expect("txn"))
+    .execute(&app.pool)
+    .await
+    .expect("tampered");
+    let second = run(&app).await;
+    let problems: Vec<&str> = second[0]["differences"]
+        .as_array()
+        .expect("differences")
+        .iter()
+        .filter_map(|difference| difference["problem"].as_str())
+        .collect();
+    assert_eq!(problems.len(), 2, "{second}");
+    assert!(problems.contains(&"amount_differs"));
+    let runs: Vec<Value> = app
+        .get("/api/v1/admin/reconciliations", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("runs");
+    assert_eq!(runs.len(), 2);
+    app.stop().await;
+}

@@ -43,6 +43,7 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/payments/{payment_id}/refunds",
             post(admin_refund),
         )
+        .route("/api/v1/admin/reconciliations", get(reconciliations))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -435,4 +436,20 @@ pub async fn admin_refund(
     let reason = domain::values::required_text("原因 reason", &body.reason, 500)?;
     crate::payments::refund(&state, payment_id, amount, Fen::ZERO, &reason, &context).await?;
     show(State(state), caller, AppPath(payment_id)).await
+}
+
+/// The latest reconciliations of providers' statements against the ledger, newest first
+/// (admins); each lists its differences.
+#[utoipa::path(get, path = "/api/v1/admin/reconciliations", tag = "payments", security(("bearer" = [])),
+    responses((status = 200, body = [Object])))]
+pub async fn reconciliations(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<serde_json::Value>>, ApiError> {
+    let reports: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT report || jsonb_build_object('ran_at', ran_at) FROM reconciliation_runs
+          ORDER BY ran_at DESC LIMIT 30",
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(reports))
 }
