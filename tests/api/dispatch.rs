@@ -1004,23 +1004,7 @@ async fn serve_and_review(app: &TestApp, admin: &User, customer: &User, worker: 
         .place_order_with(customer, &order_body_starting_in(30))
         .await;
     app.pay(order_id, admin).await;
-    let door = json!({"latitude": ORDER_LATITUDE, "longitude": ORDER_LONGITUDE, "system": "gcj02"});
-    for (path, body) in [
-        ("grab", json!({})),
-        ("depart", json!({})),
-        ("arrive", door),
-        ("start", json!({})),
-        ("finish", json!({})),
-    ] {
-        let response = app
-            .post(
-                &format!("/api/v1/orders/{order_id}/{path}"),
-                Some(&worker.token),
-                &body,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-    }
+    app.grab_and_serve(order_id, worker).await;
     let reviewed = app
         .post(
             &format!("/api/v1/orders/{order_id}/review"),

@@ -283,23 +283,7 @@ async fn a_completed_order_releases_escrow_to_commission_and_the_workers_income_
     })
     .await;
     app.wait_for_projections().await;
-    let door = json!({"latitude": tests::ORDER_LATITUDE, "longitude": tests::ORDER_LONGITUDE, "system": "gcj02"});
-    for (path, body) in [
-        ("grab", json!({})),
-        ("depart", json!({})),
-        ("arrive", door),
-        ("start", json!({})),
-        ("finish", json!({})),
-    ] {
-        let response = app
-            .post(
-                &format!("/api/v1/orders/{order_id}/{path}"),
-                Some(&worker.token),
-                &body,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-    }
+    app.grab_and_serve(order_id, &worker).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     let income = loop {
         app.wait_for_projections().await;
@@ -499,23 +483,7 @@ async fn withdrawals_pass_risk_checks_and_review_a_failed_payout_returns_the_mon
     let customer = app.register_customer().await;
     let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
     let (order_id, _) = paid_order(&app, &customer, &tests::order_body_starting_in(30)).await;
-    let door = json!({"latitude": tests::ORDER_LATITUDE, "longitude": tests::ORDER_LONGITUDE, "system": "gcj02"});
-    for (path, body) in [
-        ("grab", json!({})),
-        ("depart", json!({})),
-        ("arrive", door),
-        ("start", json!({})),
-        ("finish", json!({})),
-    ] {
-        let response = app
-            .post(
-                &format!("/api/v1/orders/{order_id}/{path}"),
-                Some(&worker.token),
-                &body,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK, "{path}");
-    }
+    app.grab_and_serve(order_id, &worker).await;
     let mine = |app: &TestApp| {
         let request = app
             .client

@@ -397,6 +397,34 @@ impl TestApp {
             .expect("uuid")
     }
 
+    /// A worker grabs an order open for grabbing and serves it to the end: sets off, checks in
+    /// at the door of `order_body`'s address, starts and finishes.
+    pub async fn grab_and_serve(&self, order_id: Uuid, worker: &User) {
+        let door =
+            json!({"latitude": ORDER_LATITUDE, "longitude": ORDER_LONGITUDE, "system": "gcj02"});
+        for (step, body) in [
+            ("grab", json!({})),
+            ("depart", json!({})),
+            ("arrive", door),
+            ("start", json!({})),
+            ("finish", json!({})),
+        ] {
+            let response = self
+                .post(
+                    &format!("/api/v1/orders/{order_id}/{step}"),
+                    Some(&worker.token),
+                    &body,
+                )
+                .await;
+            assert_eq!(
+                response.status(),
+                StatusCode::OK,
+                "{step}: {}",
+                response.text().await.unwrap_or_default()
+            );
+        }
+    }
+
     /// Records the offline payment of an order's ¥150.00; dispatch opens with it.
     pub async fn pay(&self, order_id: Uuid, admin: &User) {
         let paid = self
