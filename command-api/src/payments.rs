@@ -538,7 +538,28 @@ pub async fn mark_order_paid(
     context: &CommandContext,
 ) -> Result<(), ApiError> {
     let (order, _): (Order, usize) = state.orders.load(order_id).await?;
-    if order.status == OrderStatus::AwaitingPayment {
+    // Paid after the order was cancelled (its payment deadline passed first), or paid twice
+    // through two intents: the money goes straight back through the provider.
+    let needs_it = order.status == OrderStatus::AwaitingPayment;
+    let already_paid_by_other =
+        !needs_it && order.status != OrderStatus::Cancelled && order.status != OrderStatus::New;
+    if order.status == OrderStatus::Cancelled
+        || (already_paid_by_other && !paid_by(state, order_id, payment).await?)
+    {
+        if let Some(payment_id) = payment.payment_id {
+            return refund(
+                state,
+                payment_id,
+                Fen::literal(payment.in_escrow),
+                Fen::ZERO,
+                "订单已取消或已由另一笔支付付清，自动退款 / the order was cancelled or already paid; refunded automatically",
+                context,
+            )
+            .await;
+        }
+        return Ok(());
+    }
+    if needs_it {
         let command = OrderCommand::RecordPayment {
             payment_reference: payment.provider_transaction.clone().unwrap_or_default(),
             amount: Fen::literal(payment.amount),
@@ -549,8 +570,8 @@ pub async fn mark_order_paid(
             .execute_deciding_again(order_id, command, context)
             .await
         {
-            // Paid for an order that can no longer take it (cancelled meanwhile): the money
-            // stays in escrow for a refund; the admins see it in the log.
+            // Refused by the order (for example cancelled a moment ago): the next money tick
+            // does not retry this; the admins see it in the log and the payment in escrow.
             tracing::warn!(order_id = %order_id, error = %error, "a captured payment could not mark its order paid");
             return Ok(());
         }
@@ -615,6 +636,18 @@ pub async fn refund(
         }
     }
     Ok(())
+}
+
+/// Whether `payment` is the one the order recorded as its payment.
+async fn paid_by(state: &AppState, order_id: Uuid, payment: &Payment) -> Result<bool, ApiError> {
+    let recorded: Option<String> = sqlx::query_scalar(
+        "SELECT payload->'PaymentRecorded'->>'payment_reference' FROM events
+          WHERE aggregate_type = 'order' AND aggregate_id = $1 AND event_type = 'PaymentRecorded'",
+    )
+    .bind(order_id.to_string())
+    .fetch_optional(&state.pool)
+    .await?;
+    Ok(recorded.is_none() || recorded == payment.provider_transaction)
 }
 
 /// The captured payment holding an order's money, if any.

@@ -787,3 +787,60 @@ async fn reconciliation_lists_every_difference_between_the_providers_statement_a
     assert_eq!(runs.len(), 2);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_payment_that_arrives_after_the_order_was_cancelled_goes_straight_back() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.dispatch.hold = chrono::Duration::seconds(1);
+        settings.dispatch.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let created = intent(&app, &customer, order_id, "timeout").await;
+    let payment_id: Uuid = created["payment_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "cancelled"
+    })
+    .await;
+    // The customer did pay; the provider's notification comes late.
+    let key: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'sandbox_payment_key'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("key");
+    let body = serde_json::to_vec(&json!({"notification_id": Uuid::new_v4().to_string(), "payment_id": payment_id,
+        "provider_transaction": created["checkout"]["provider_transaction"], "amount": 15_000, "currency": "CNY",
+        "status": "success", "occurred_at": Utc::now()}))
+    .expect("json");
+    let timestamp = Utc::now().timestamp();
+    let accepted = app
+        .client
+        .post(app.url("/api/v1/payments/notifications/sandbox"))
+        .header(
+            "x-sandbox-signature",
+            command_api::payments::SandboxProvider::sign(&key, timestamp, &body),
+        )
+        .header("x-sandbox-timestamp", timestamp.to_string())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("notified");
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let refunded = payment(&app, &customer.token, payment_id).await;
+    assert_eq!(refunded["refunded"], 15_000, "{refunded}");
+    assert_eq!(refunded["in_escrow"], 0);
+    let order: Value = app
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(order["status"], "cancelled");
+    app.stop().await;
+}
