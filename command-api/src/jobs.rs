@@ -215,14 +215,40 @@ pub async fn dispatch_tick(
 /// Delivers due reminders until none are left. Several processes may run it at once: each
 /// claims different rows.
 pub async fn deliver_reminders(state: &AppState) -> anyhow::Result<usize> {
-    let mut total = 0;
-    loop {
-        let delivered = crate::reminders::deliver_due(state, 100).await?;
-        total += delivered.reminders;
-        if delivered.reminders < 100 {
-            return Ok(total);
+    let outcome = async {
+        let mut total = 0;
+        loop {
+            let delivered = crate::reminders::deliver_due(state, 100).await?;
+            total += delivered.reminders;
+            if delivered.reminders < 100 {
+                return anyhow::Ok(total);
+            }
         }
     }
+    .await;
+    count_run(&state.pool, "reminders", &outcome).await?;
+    outcome
+}
+
+/// Counts a run of a job in `job_runs` (runs, failures, the last error), so operators and
+/// tests can see the job is alive.
+async fn count_run<T>(
+    executor: impl sqlx::PgExecutor<'_>,
+    name: &str,
+    outcome: &anyhow::Result<T>,
+) -> anyhow::Result<()> {
+    let error = outcome.as_ref().err().map(|error| format!("{error:#}"));
+    sqlx::query(
+        "INSERT INTO job_runs (job, runs, failures, last_error) VALUES ($1, 1, $2, $3)
+         ON CONFLICT (job) DO UPDATE SET runs = job_runs.runs + 1, failures = job_runs.failures + $2,
+                last_run_at = now(), last_error = $3",
+    )
+    .bind(name)
+    .bind(i64::from(error.is_some()))
+    .bind(&error)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 /// A stable advisory-lock key per job name.
@@ -245,18 +271,7 @@ where
         return Ok(None);
     }
     let outcome = work.await;
-    // Each run is counted, so operators (and tests) can see the job is alive.
-    let error = outcome.as_ref().err().map(|error| format!("{error:#}"));
-    sqlx::query(
-        "INSERT INTO job_runs (job, runs, failures, last_error) VALUES ($1, 1, $2, $3)
-         ON CONFLICT (job) DO UPDATE SET runs = job_runs.runs + 1, failures = job_runs.failures + $2,
-                last_run_at = now(), last_error = $3",
-    )
-    .bind(name)
-    .bind(i64::from(error.is_some()))
-    .bind(&error)
-    .execute(&mut *lock_connection)
-    .await?;
+    count_run(&mut *lock_connection, name, &outcome).await?;
     sqlx::query("SELECT pg_advisory_unlock($1)")
         .bind(job_key(name))
         .execute(&mut *lock_connection)

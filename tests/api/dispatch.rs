@@ -718,7 +718,25 @@ async fn a_worker_on_the_way_is_tracked_checks_in_near_the_address_and_reminders
         assert!(Instant::now() < deadline, "reminders stuck: {reminders:?}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Both processes run the reminder job every five seconds; wait until it has run several more
+    // times (in either) before counting deliveries.
+    let runs = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT COALESCE(max(runs), 0) FROM job_runs WHERE job = 'reminders'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("job runs")
+    };
+    let seen = runs().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while runs().await < seen + 4 {
+        assert!(
+            Instant::now() < deadline,
+            "the reminder job stopped running"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
     let inbox: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM notifications WHERE recipient_id = $1 AND kind = 'order_accepted'",
     )
