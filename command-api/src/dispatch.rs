@@ -507,20 +507,39 @@ pub struct RoundReport {
 /// The open order as the domain's matcher sees it, from the model row and the customer's
 /// blocks and history.
 pub async fn open_order(state: &AppState, row: &DispatchOrderRow) -> anyhow::Result<OpenOrder> {
-    let service = ServiceCode::parse(&row.service).context("the order's service")?;
-    Ok(OpenOrder {
-        order_id: row.order_id,
-        customer_id: row.customer_id,
-        service,
-        city: row.city.clone(),
-        start: row.starts_at,
-        end: row.ends_at,
-        location: row.state.location,
-        declined_by: row.state.declined_by.clone(),
-        blocked: model::blocked_by(&state.pool, row.customer_id).await?,
-        previous_workers: model::previous_workers(&state.pool, row.customer_id).await?,
-        waiting_since: row.waiting_since.unwrap_or(row.placed_at),
-    })
+    let mut orders = open_orders(state, std::slice::from_ref(row)).await?;
+    Ok(orders.pop().expect("one row, one order"))
+}
+
+/// Many open orders at once: the customers' blocks and histories are read in one go.
+pub async fn open_orders(
+    state: &AppState,
+    rows: &[DispatchOrderRow],
+) -> anyhow::Result<Vec<OpenOrder>> {
+    let mut customers: Vec<Uuid> = rows.iter().map(|row| row.customer_id).collect();
+    customers.sort();
+    customers.dedup();
+    let mut known = model::customers_workers(&state.pool, &customers).await?;
+    rows.iter()
+        .map(|row| {
+            let (blocked, previous_workers) = known.remove(&row.customer_id).unwrap_or_default();
+            // Another order of the same customer in this batch needs the same lists.
+            known.insert(row.customer_id, (blocked.clone(), previous_workers.clone()));
+            Ok(OpenOrder {
+                order_id: row.order_id,
+                customer_id: row.customer_id,
+                service: ServiceCode::parse(&row.service).context("the order's service")?,
+                city: row.city.clone(),
+                start: row.starts_at,
+                end: row.ends_at,
+                location: row.state.location,
+                declined_by: row.state.declined_by.clone(),
+                blocked,
+                previous_workers,
+                waiting_since: row.waiting_since.unwrap_or(row.placed_at),
+            })
+        })
+        .collect()
 }
 
 pub fn candidate(row: model::DispatchWorkerRow) -> Candidate {
@@ -545,10 +564,7 @@ pub async fn automatic_round(
     if rows.is_empty() {
         return Ok(RoundReport::default());
     }
-    let mut orders = Vec::with_capacity(rows.len());
-    for row in &rows {
-        orders.push(open_order(state, row).await?);
-    }
+    let orders = open_orders(state, &rows).await?;
     let mut cities: Vec<String> = orders.iter().map(|order| order.city.clone()).collect();
     cities.sort();
     cities.dedup();

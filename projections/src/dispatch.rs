@@ -524,12 +524,31 @@ pub async fn blocked_by(pool: &PgPool, customer_id: Uuid) -> anyhow::Result<Vec<
     .await?)
 }
 
-/// Workers who served a customer before.
-pub async fn previous_workers(pool: &PgPool, customer_id: Uuid) -> anyhow::Result<Vec<Uuid>> {
-    Ok(
-        sqlx::query_scalar("SELECT worker_id FROM read_customer_workers WHERE customer_id = $1")
-            .bind(customer_id)
-            .fetch_all(pool)
-            .await?,
+/// For each of `customers`, the workers they blocked and the workers who served them before:
+/// two queries for a whole round, however many orders it has.
+pub async fn customers_workers(
+    pool: &PgPool,
+    customers: &[Uuid],
+) -> anyhow::Result<std::collections::HashMap<Uuid, (Vec<Uuid>, Vec<Uuid>)>> {
+    let mut found: std::collections::HashMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> =
+        std::collections::HashMap::new();
+    let blocked: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT customer_id, worker_id FROM read_customer_blocks WHERE customer_id = ANY($1)",
     )
+    .bind(customers)
+    .fetch_all(pool)
+    .await?;
+    for (customer_id, worker_id) in blocked {
+        found.entry(customer_id).or_default().0.push(worker_id);
+    }
+    let served: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT customer_id, worker_id FROM read_customer_workers WHERE customer_id = ANY($1)",
+    )
+    .bind(customers)
+    .fetch_all(pool)
+    .await?;
+    for (customer_id, worker_id) in served {
+        found.entry(customer_id).or_default().1.push(worker_id);
+    }
+    Ok(found)
 }

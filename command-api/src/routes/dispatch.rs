@@ -88,15 +88,6 @@ pub fn optional_point(
     }
 }
 
-async fn ack(state: &AppState, order_id: Uuid) -> Result<axum::Json<OrderAck>, ApiError> {
-    let (order, version): (Order, usize) = state.orders.load(order_id).await?;
-    Ok(axum::Json(OrderAck {
-        order_id,
-        status: order.status.as_str().to_owned(),
-        version,
-    }))
-}
-
 /// Take an order offered for grabbing (workers). The first valid grab wins; every later one
 /// gets 409 `illegal-state` saying the order is taken.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/grab", tag = "dispatch", security(("bearer" = [])),
@@ -114,7 +105,7 @@ pub async fn grab(
     }
     if order.worker_id == Some(worker_id) && order.status == OrderStatus::Accepted {
         // Already this worker's: a retried grab.
-        return ack(&state, order_id).await;
+        return crate::routes::orders::current_ack(&state, order_id).await;
     }
     // Refused early, with the order's own answer, before any time is reserved.
     let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
@@ -147,7 +138,7 @@ pub async fn grab(
         .execute_deciding_again(order_id, command, &context)
         .await
     {
-        Ok(_) => ack(&state, order_id).await,
+        Ok(_) => crate::routes::orders::current_ack(&state, order_id).await,
         Err(refusal) => {
             crate::dispatch::release(
                 &state,
@@ -195,8 +186,9 @@ pub async fn offers(
     };
     let today = domain::values::business_day(Utc::now());
     let mut views = Vec::new();
-    for row in model::orders_in_stage(&state.pool, DispatchStage::Grab.as_str(), 500).await? {
-        let open = crate::dispatch::open_order(&state, &row).await?;
+    let rows = model::orders_in_stage(&state.pool, DispatchStage::Grab.as_str(), 500).await?;
+    let opens = crate::dispatch::open_orders(&state, &rows).await?;
+    for (row, open) in rows.iter().zip(opens) {
         let Ok(score) =
             domain::dispatch::eligibility(&open, &candidate, &state.dispatch.weights, today)
         else {
@@ -286,7 +278,7 @@ pub async fn reassign(
         )
         .await;
     }
-    ack(&state, order_id).await
+    crate::routes::orders::current_ack(&state, order_id).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -554,7 +554,7 @@ pub async fn cancel(
             if index == 1 && holders[0] == Some(*worker_id) {
                 continue;
             }
-            release_booking(
+            crate::dispatch::release(
                 &state,
                 *worker_id,
                 order_id,
@@ -660,7 +660,10 @@ pub async fn record_payment(
     }
 }
 
-async fn current_ack(state: &AppState, order_id: Uuid) -> Result<axum::Json<OrderAck>, ApiError> {
+pub(crate) async fn current_ack(
+    state: &AppState,
+    order_id: Uuid,
+) -> Result<axum::Json<OrderAck>, ApiError> {
     let (order, version): (Order, usize) = state.orders.load(order_id).await?;
     if order.status == OrderStatus::New {
         return Err(ApiError::not_found("订单", "order"));
@@ -716,16 +719,6 @@ pub async fn assign(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     crate::dispatch::assign(&state, order_id, body.worker_id, None, &context).await?;
     current_ack(&state, order_id).await
-}
-
-async fn release_booking(
-    state: &AppState,
-    worker_id: Uuid,
-    order_id: Uuid,
-    reason: &str,
-    context: &CommandContext,
-) {
-    crate::dispatch::release(state, worker_id, order_id, reason, context).await
 }
 
 macro_rules! worker_step {
@@ -804,7 +797,7 @@ pub async fn decline(
         now: context.occurred_at,
     };
     let acknowledged = run(&state, order_id, command, &context).await?;
-    release_booking(
+    crate::dispatch::release(
         &state,
         worker.id,
         order_id,
