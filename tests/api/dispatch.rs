@@ -221,13 +221,7 @@ async fn a_named_worker_who_does_not_confirm_is_passed_over_through_grab_automat
 
     // An admin dispatches by hand, then reassigns with a reason; the first worker's time is
     // given back.
-    let by_hand = app
-        .post(
-            &format!("/api/v1/orders/{order_id}/assignment"),
-            Some(&admin.token),
-            &json!({"worker_id": other.id}),
-        )
-        .await;
+    let by_hand = app.assign(order_id, other.id, &admin).await;
     assert_eq!(by_hand.status(), StatusCode::OK);
     let no_reason = app
         .post(
@@ -1159,13 +1153,7 @@ async fn reminders_reach_a_phone_login_by_sms_and_an_email_login_by_mail() {
         .place_order_with(&customer, &order_body_starting_in(120))
         .await;
     app.pay(order_id, &admin).await;
-    let assigned = app
-        .post(
-            &format!("/api/v1/orders/{order_id}/assignment"),
-            Some(&admin.token),
-            &json!({"worker_id": worker.id}),
-        )
-        .await;
+    let assigned = app.assign(order_id, worker.id, &admin).await;
     assert_eq!(assigned.status(), StatusCode::OK);
     let accepted = app
         .post(

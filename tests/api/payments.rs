@@ -395,13 +395,7 @@ async fn cancellations_refund_by_the_policy_and_admins_refund_part_of_a_disputed
     // Three hours before the start with a worker assigned: a 20% fee is kept.
     let (late, late_payment) =
         paid_order(&app, &customer, &tests::order_body_starting_in(180)).await;
-    let assigned = app
-        .post(
-            &format!("/api/v1/orders/{late}/assignment"),
-            Some(&admin.token),
-            &json!({"worker_id": worker.id}),
-        )
-        .await;
+    let assigned = app.assign(late, worker.id, &admin).await;
     assert_eq!(assigned.status(), StatusCode::OK);
     cancel(late).await;
     let partly = payment(&app, &customer.token, late_payment).await;

@@ -397,6 +397,16 @@ impl TestApp {
             .expect("uuid")
     }
 
+    /// An admin assigns a worker to an order by hand; the response is the test's to judge.
+    pub async fn assign(&self, order_id: Uuid, worker_id: Uuid, admin: &User) -> Response {
+        self.post(
+            &format!("/api/v1/orders/{order_id}/assignment"),
+            Some(&admin.token),
+            &json!({"worker_id": worker_id}),
+        )
+        .await
+    }
+
     /// A worker grabs an order open for grabbing and serves it to the end: sets off, checks in
     /// at the door of `order_body`'s address, starts and finishes.
     pub async fn grab_and_serve(&self, order_id: Uuid, worker: &User) {
