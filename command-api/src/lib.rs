@@ -4,6 +4,7 @@
 //!
 //! Only this crate knows HTTP and JSON DTOs.
 
+pub mod alipay;
 pub mod auth;
 pub mod background;
 pub mod bench;
@@ -23,8 +24,10 @@ pub mod payments;
 pub mod reminders;
 pub mod routes;
 pub mod server;
+pub mod signing;
 pub mod simulate;
 pub mod state;
+pub mod wechat_pay;
 pub mod withdrawals;
 
 use axum::extract::{DefaultBodyLimit, Request};

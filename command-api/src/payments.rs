@@ -104,19 +104,28 @@ pub trait PaymentProvider: Send + Sync {
     fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String>;
 
     /// The provider's statement of one local day: every payment it collected and refund it paid.
-    async fn statement(&self, day: chrono::NaiveDate) -> anyhow::Result<Vec<StatementLine>>;
+    /// `None` when statements are not fetched from this provider.
+    async fn statement(&self, day: chrono::NaiveDate)
+        -> anyhow::Result<Option<Vec<StatementLine>>>;
+
+    /// The plain-text body a provider wants for an accepted notification (Alipay wants
+    /// `success`); `None` answers with JSON.
+    fn acknowledgement(&self) -> Option<&'static str> {
+        None
+    }
 
     /// Asks the provider what became of a payment whose notification never came. `None` while
     /// the customer has not paid.
     async fn query(&self, payment_id: Uuid) -> anyhow::Result<Option<Notification>>;
 
-    /// Pays `amount` back to the customer through the original payment; returns the
-    /// provider's refund number. Asking again with the same `refund_id` pays nothing more.
+    /// Pays `amount` back to the customer through the original payment of `original`; returns
+    /// the provider's refund number. Asking again with the same `refund_id` pays nothing more.
     async fn refund(
         &self,
         payment_id: Uuid,
         refund_id: Uuid,
         amount: Fen,
+        original: Fen,
     ) -> anyhow::Result<String>;
 }
 
@@ -283,7 +292,10 @@ impl PaymentProvider for SandboxProvider {
         })
     }
 
-    async fn statement(&self, day: chrono::NaiveDate) -> anyhow::Result<Vec<StatementLine>> {
+    async fn statement(
+        &self,
+        day: chrono::NaiveDate,
+    ) -> anyhow::Result<Option<Vec<StatementLine>>> {
         let from = domain::availability::local_instant(day, chrono::NaiveTime::MIN);
         let to = from + chrono::Duration::days(1);
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
@@ -298,14 +310,15 @@ impl PaymentProvider for SandboxProvider {
         .bind(to)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(kind, reference, amount)| StatementLine {
-                kind,
-                reference,
-                amount,
-            })
-            .collect())
+        Ok(Some(
+            rows.into_iter()
+                .map(|(kind, reference, amount)| StatementLine {
+                    kind,
+                    reference,
+                    amount,
+                })
+                .collect(),
+        ))
     }
 
     async fn query(&self, payment_id: Uuid) -> anyhow::Result<Option<Notification>> {
@@ -335,6 +348,7 @@ impl PaymentProvider for SandboxProvider {
         payment_id: Uuid,
         refund_id: Uuid,
         amount: Fen,
+        _original: Fen,
     ) -> anyhow::Result<String> {
         let provider_refund = format!("SBXR{}", refund_id.simple());
         sqlx::query(
@@ -376,18 +390,82 @@ impl PaymentProvider for SandboxProvider {
     }
 }
 
+/// Which real providers are configured; the sandbox always is.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderSettings {
+    pub alipay: Option<crate::alipay::AlipaySettings>,
+    pub wechat_pay: Option<crate::wechat_pay::WechatPaySettings>,
+}
+
+impl ProviderSettings {
+    pub fn from_environment() -> anyhow::Result<Self> {
+        Ok(ProviderSettings {
+            alipay: crate::alipay::AlipaySettings::from_environment()?,
+            wechat_pay: crate::wechat_pay::WechatPaySettings::from_environment()?,
+        })
+    }
+}
+
 /// The providers by name.
 #[derive(Clone)]
 pub struct Providers {
     pub sandbox: Arc<dyn PaymentProvider>,
+    pub alipay: Option<Arc<dyn PaymentProvider>>,
+    pub wechat_pay: Option<Arc<dyn PaymentProvider>>,
 }
 
 impl Providers {
+    /// The sandbox, plus every real provider configured. Notifications come back to
+    /// `{base_url}/api/v1/payments/notifications/{provider}`.
+    pub fn new(
+        sandbox: SandboxProvider,
+        settings: &ProviderSettings,
+        base_url: &str,
+    ) -> anyhow::Result<Self> {
+        let notify_url = |name: &str| format!("{base_url}/api/v1/payments/notifications/{name}");
+        let alipay = match &settings.alipay {
+            Some(alipay) => Some(Arc::new(crate::alipay::AlipayProvider::new(
+                alipay.clone(),
+                notify_url("alipay"),
+            )?) as Arc<dyn PaymentProvider>),
+            None => None,
+        };
+        let wechat_pay = match &settings.wechat_pay {
+            Some(wechat) => Some(Arc::new(crate::wechat_pay::WechatPayProvider::new(
+                wechat.clone(),
+                notify_url("wechat_pay"),
+            )?) as Arc<dyn PaymentProvider>),
+            None => None,
+        };
+        Ok(Providers {
+            sandbox: Arc::new(sandbox),
+            alipay,
+            wechat_pay,
+        })
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<dyn PaymentProvider>> {
-        match name {
-            "sandbox" => Some(self.sandbox.clone()),
-            _ => None,
-        }
+        self.all()
+            .into_iter()
+            .find(|provider| provider.name() == name)
+    }
+
+    /// Who takes a payment by `method`: Alipay and WeChat Pay when configured, the sandbox
+    /// otherwise (and for bank cards, which have no acquirer adapter yet).
+    pub fn for_method(&self, method: PaymentMethod) -> Arc<dyn PaymentProvider> {
+        let real = match method {
+            PaymentMethod::Alipay => self.alipay.clone(),
+            PaymentMethod::WechatPay => self.wechat_pay.clone(),
+            PaymentMethod::BankCard => None,
+        };
+        real.unwrap_or_else(|| self.sandbox.clone())
+    }
+
+    pub fn all(&self) -> Vec<Arc<dyn PaymentProvider>> {
+        std::iter::once(self.sandbox.clone())
+            .chain(self.alipay.clone())
+            .chain(self.wechat_pay.clone())
+            .collect()
     }
 }
 
@@ -396,6 +474,8 @@ impl Providers {
 pub enum Handled {
     Accepted,
     Duplicate,
+    /// Genuine, but nothing to do yet (a provider telling us the customer has not paid).
+    Ignored,
     Rejected(String),
 }
 
@@ -422,6 +502,7 @@ pub async fn handle_notification(
     let (label, reason) = match &outcome {
         Handled::Accepted => ("accepted", None),
         Handled::Duplicate => ("duplicate", None),
+        Handled::Ignored => ("ignored", None),
         Handled::Rejected(reason) => ("rejected", Some(reason.clone())),
     };
     if let Handled::Rejected(reason) = &outcome {
@@ -505,6 +586,7 @@ async fn apply(
             now: context.occurred_at,
         },
         "failed" => return Ok(Handled::Duplicate),
+        "pending" => return Ok(Handled::Ignored),
         other => return Ok(Handled::Rejected(format!("unknown status {other}"))),
     };
     let committed = match state
@@ -616,7 +698,15 @@ pub async fn refund(
     let Some(provider) = state.payment_providers.get(&issued.state.provider) else {
         return Err(ApiError::not_found("支付渠道", "payment provider"));
     };
-    match provider.refund(payment_id, refund_id, refund).await {
+    match provider
+        .refund(
+            payment_id,
+            refund_id,
+            refund,
+            Fen::literal(issued.state.amount),
+        )
+        .await
+    {
         Ok(provider_refund) => {
             state
                 .payments
@@ -696,8 +786,11 @@ pub async fn reconcile(
     let from = domain::availability::local_instant(day, chrono::NaiveTime::MIN);
     let to = from + chrono::Duration::days(1);
     let mut reports = Vec::new();
-    for provider in [state.payment_providers.sandbox.clone()] {
-        let statement = provider.statement(day).await?;
+    for provider in state.payment_providers.all() {
+        let Some(statement) = provider.statement(day).await? else {
+            tracing::info!(provider = provider.name(), %day, "this provider's statements are not fetched; not reconciled");
+            continue;
+        };
         let ledger: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT CASE e.event_type WHEN 'PaymentCaptured' THEN 'payment' ELSE 'refund' END,
                     CASE e.event_type

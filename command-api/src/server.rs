@@ -72,6 +72,8 @@ pub struct Settings {
     /// notifications come back there); by default the address it listens on.
     pub public_url: Option<String>,
     pub money: crate::money::MoneySettings,
+    /// Alipay and WeChat Pay, when configured.
+    pub payment_providers: crate::payments::ProviderSettings,
 }
 
 impl Settings {
@@ -84,6 +86,7 @@ impl Settings {
             oauth: crate::routes::oauth::OAuthSettings::from_environment(),
             dispatch: crate::dispatch::DispatchSettings::from_environment()?,
             money: crate::money::MoneySettings::from_environment()?,
+            payment_providers: crate::payments::ProviderSettings::from_environment()?,
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())
@@ -194,4 +197,12 @@ pub async fn termination() {
         _ = interrupt => {}
         _ = terminate => {}
     }
+}
+
+/// An environment setting, trimmed; `None` when unset or blank.
+pub fn setting(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|value| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
 }

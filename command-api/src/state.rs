@@ -59,9 +59,11 @@ impl AppState {
             bank: Arc::new(crate::withdrawals::SandboxBank { pool: pool.clone() }),
             payments: Arc::new(CommandBus::new(pool.clone())),
             wallets: Arc::new(CommandBus::new(pool.clone())),
-            payment_providers: crate::payments::Providers {
-                sandbox: Arc::new(sandbox),
-            },
+            payment_providers: crate::payments::Providers::new(
+                sandbox,
+                &settings.payment_providers,
+                base_url,
+            )?,
             trusted_proxies: settings.trusted_proxies.clone(),
             shutdown: tokio::sync::watch::channel(false).1,
             vault,

@@ -14,6 +14,7 @@ mod onboarding;
 mod payments;
 mod profile;
 mod projections;
+mod providers;
 mod sessions;
 mod store;
 mod users;

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub mod providers;
 pub mod smtp;
 
 /// One cluster per test process; it stops and vanishes when the process exits.

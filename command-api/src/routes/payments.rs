@@ -92,7 +92,7 @@ pub async fn create_intent(
     }
     let amount = order.total.unwrap_or(Fen::ZERO);
     let payment_id = context.new_aggregate_id("payment");
-    let provider = state.payment_providers.sandbox.clone();
+    let mut provider = state.payment_providers.for_method(body.method);
     let command = PaymentCommand::Create {
         payment_id,
         order_id,
@@ -104,8 +104,14 @@ pub async fn create_intent(
     };
     match state.payments.execute(payment_id, command, &context).await {
         Ok(_) => {}
-        // A retry of the same request: the intent exists; ask the provider again.
-        Err(cqrs_es::AggregateError::UserError(domain::payment::PaymentError::AlreadyExists)) => {}
+        // A retry of the same request: the intent exists; ask its provider again.
+        Err(cqrs_es::AggregateError::UserError(domain::payment::PaymentError::AlreadyExists)) => {
+            let (existing, _): (domain::payment::Payment, usize) =
+                state.payments.load(payment_id).await?;
+            if let Some(recorded) = state.payment_providers.get(&existing.provider) {
+                provider = recorded;
+            }
+        }
         Err(other) => return Err(other.into()),
     }
     let checkout = provider
@@ -145,19 +151,32 @@ pub async fn notification(
     AppPath(provider): AppPath<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<axum::Json<NotificationAnswer>, ApiError> {
-    match crate::payments::handle_notification(&state, &provider, &headers, &body, &context).await?
+) -> Result<Response, ApiError> {
+    let result =
+        match crate::payments::handle_notification(&state, &provider, &headers, &body, &context)
+            .await?
+        {
+            Handled::Accepted => "accepted",
+            Handled::Duplicate => "duplicate",
+            Handled::Ignored => "ignored",
+            Handled::Rejected(reason) => {
+                return Err(ApiError::BadRequest(format!(
+                    "通知未通过校验 / notification refused: {reason}"
+                )))
+            }
+        };
+    // Alipay keeps notifying until it reads exactly `success`.
+    if let Some(plain) = state
+        .payment_providers
+        .get(&provider)
+        .and_then(|known| known.acknowledgement())
     {
-        Handled::Accepted => Ok(axum::Json(NotificationAnswer {
-            result: "accepted".into(),
-        })),
-        Handled::Duplicate => Ok(axum::Json(NotificationAnswer {
-            result: "duplicate".into(),
-        })),
-        Handled::Rejected(reason) => Err(ApiError::BadRequest(format!(
-            "通知未通过校验 / notification refused: {reason}"
-        ))),
+        return Ok(([(header::CONTENT_TYPE, "text/plain")], plain).into_response());
     }
+    Ok(axum::Json(NotificationAnswer {
+        result: result.into(),
+    })
+    .into_response())
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
