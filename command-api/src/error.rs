@@ -346,6 +346,12 @@ impl DomainErrorKind for domain::wallet::WalletError {
     }
 }
 
+impl DomainErrorKind for domain::commission::CommissionError {
+    fn api_error(&self) -> ApiError {
+        ApiError::Invalid(self.to_string())
+    }
+}
+
 impl From<domain::order::OrderError> for ApiError {
     fn from(error: domain::order::OrderError) -> Self {
         error.api_error()

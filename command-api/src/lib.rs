@@ -56,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::dispatch::router())
         .merge(routes::payments::router())
         .merge(routes::wallet::router())
+        .merge(routes::commission::router())
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())

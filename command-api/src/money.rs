@@ -4,8 +4,9 @@
 //! the job also finishes any release a stopped process left undone.
 
 use chrono::{DateTime, Duration, Utc};
+use domain::commission::{CommissionSchedule, SCHEDULE_ID};
 use domain::order::{Order, OrderStatus};
-use domain::payment::{default_commission_bp, Payment, PaymentCommand, PaymentStatus};
+use domain::payment::{Payment, PaymentCommand, PaymentStatus};
 use domain::wallet::WalletCommand;
 use domain::worker::Worker;
 use domain::Fen;
@@ -129,9 +130,12 @@ pub async fn release_for_order(
         PaymentStatus::Released => payment,
         PaymentStatus::Captured => {
             let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+            let (schedule, _): (CommissionSchedule, usize) =
+                state.commissions.load(SCHEDULE_ID).await?;
+            let booked_at = order.placed_at.unwrap_or(context.occurred_at);
             let command = PaymentCommand::Release {
                 worker_id,
-                commission_bp: default_commission_bp(service, worker.level),
+                commission_bp: schedule.rate_at(service, worker.level, booked_at),
                 now: context.occurred_at,
             };
             state

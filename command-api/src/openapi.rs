@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, availability, dispatch, health, live, oauth, onboarding, orders, payments,
-    profile, security, sessions, users, verification, wallet, workers,
+    accounts, admin, availability, commission, dispatch, health, live, oauth, onboarding, orders,
+    payments, profile, security, sessions, users, verification, wallet, workers,
 };
 use crate::state::AppState;
 
@@ -29,6 +29,7 @@ use crate::state::AppState;
         dispatch::any_worker_slots, dispatch::queue, dispatch::rounds, dispatch::run_now, dispatch::candidates,
         payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund, payments::reconciliations,
         wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
+        commission::rates, commission::set_rate,
         admin::projection_status, admin::rebuild,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,

@@ -31,6 +31,7 @@ pub struct AppState {
     pub dispatch: Arc<crate::dispatch::DispatchSettings>,
     pub payments: Arc<CommandBus<domain::payment::Payment>>,
     pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
+    pub commissions: Arc<CommandBus<domain::commission::CommissionSchedule>>,
     pub payment_providers: crate::payments::Providers,
     pub money: Arc<crate::money::MoneySettings>,
     pub bank: Arc<dyn crate::withdrawals::BankTransfer>,
@@ -59,6 +60,7 @@ impl AppState {
             bank: Arc::new(crate::withdrawals::SandboxBank { pool: pool.clone() }),
             payments: Arc::new(CommandBus::new(pool.clone())),
             wallets: Arc::new(CommandBus::new(pool.clone())),
+            commissions: Arc::new(CommandBus::new(pool.clone())),
             payment_providers: crate::payments::Providers::new(
                 sandbox,
                 &settings.payment_providers,

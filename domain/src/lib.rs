@@ -7,6 +7,7 @@
 
 pub mod availability;
 pub mod catalogue;
+pub mod commission;
 pub mod customer;
 pub mod dispatch;
 pub mod geo;

@@ -541,6 +541,9 @@ pub struct Order {
     pub last_location: Option<GeoPoint>,
     #[serde(default)]
     pub eta: Option<DateTime<Utc>>,
+    /// When the order was booked: its commission is the rate in force then.
+    #[serde(default)]
+    pub placed_at: Option<DateTime<Utc>>,
 }
 
 /// The longest booking horizon, in units: a year of hours is plenty for any household.
@@ -1042,8 +1045,14 @@ impl Aggregate for Order {
 
     fn apply(&mut self, event: Self::Event) {
         match event {
-            OrderEvent::OrderPlaced { booking, total, .. } => {
+            OrderEvent::OrderPlaced {
+                booking,
+                total,
+                placed_at,
+                ..
+            } => {
                 self.status = OrderStatus::Placed;
+                self.placed_at = Some(placed_at);
                 self.customer_id = Some(booking.customer_id);
                 self.service = Some(booking.service);
                 self.total = Some(total);

@@ -838,3 +838,115 @@ async fn a_payment_that_arrives_after_the_order_was_cancelled_goes_straight_back
     assert_eq!(order["status"], "cancelled");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn admins_set_commission_by_service_and_level_and_an_order_keeps_the_rate_it_was_booked_at() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.settlement_period = chrono::Duration::zero();
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    // Both approved at the silver level: 18.5% on cleaning by default.
+    let before_worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let after_worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let booked_before = app
+        .place_order_with(&customer, &tests::order_body_starting_in(30))
+        .await;
+
+    let path = "/api/v1/admin/commission-rates/daily_cleaning/silver";
+    let put = |path: &'static str, token: String, body: Value| {
+        let app = &app;
+        async move {
+            app.client
+                .put(app.url(path))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .expect("put")
+        }
+    };
+    for (body, why) in [
+        (
+            json!({"basis_points": 6_000, "reason": "过高 / too high"}),
+            "over half",
+        ),
+        (json!({"basis_points": 1_000, "reason": " "}), "no reason"),
+        (
+            json!({"basis_points": -1, "reason": "负数 / negative"}),
+            "negative",
+        ),
+    ] {
+        let refused = put(path, admin.token.clone(), body).await;
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+    }
+    let unknown = put(
+        "/api/v1/admin/commission-rates/window_washing/silver",
+        admin.token.clone(),
+        json!({"basis_points": 1_000, "reason": "x"}),
+    )
+    .await;
+    assert_problem(unknown, StatusCode::NOT_FOUND, "/problems/not-found").await;
+    let not_admin = put(
+        path,
+        customer.token.clone(),
+        json!({"basis_points": 0, "reason": "x"}),
+    )
+    .await;
+    assert_eq!(not_admin.status(), StatusCode::FORBIDDEN);
+    let set = put(
+        path,
+        admin.token.clone(),
+        json!({"basis_points": 1_000, "reason": "冬季促销 / winter promotion"}),
+    )
+    .await;
+    assert_eq!(set.status(), StatusCode::OK);
+    let schedule: Value = set.json().await.expect("rates");
+    let silver_cleaning = schedule["rates"]
+        .as_array()
+        .expect("rates")
+        .iter()
+        .find(|rate| rate["service"] == "daily_cleaning" && rate["level"] == "silver")
+        .expect("the rate")
+        .clone();
+    assert_eq!(silver_cleaning["basis_points"], 1_000);
+    assert_eq!(silver_cleaning["default_basis_points"], 1_850);
+    assert_eq!(silver_cleaning["set_by_admin"], true);
+    assert_eq!(schedule["rates"].as_array().expect("rates").len(), 18);
+    assert_eq!(schedule["changes"][0]["previous"], 1_850);
+    assert_eq!(schedule["changes"][0]["set_by"], admin.id.to_string());
+
+    let booked_after = app
+        .place_order_with(&customer, &tests::order_body_starting_in(30))
+        .await;
+    for (order_id, worker) in [
+        (booked_before, &before_worker),
+        (booked_after, &after_worker),
+    ] {
+        intent(&app, &customer, order_id, "succeed").await;
+        app.wait_for_order(&customer.token, order_id, |order| {
+            order["status"] == "dispatching"
+        })
+        .await;
+        app.wait_for_projections().await;
+        app.grab_and_serve(order_id, worker).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let books = ledger(&app, &admin).await;
+        let before = balance(&books, &format!("worker_available:{}", before_worker.id));
+        let after = balance(&books, &format!("worker_available:{}", after_worker.id));
+        if (before, after) == (12_225, 13_500) {
+            assert_eq!(balance(&books, "commission_revenue"), 2_775 + 1_500);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected 122.25 at the old rate and 135.00 at the new: {before} and {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.stop().await;
+}

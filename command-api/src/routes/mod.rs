@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod availability;
+pub mod commission;
 pub mod dispatch;
 pub mod health;
 pub mod live;
