@@ -248,6 +248,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/v1/worker/withdrawals" Access::Roles(WORKER)),
     route!(GET "/api/v1/admin/withdrawals" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/commission-rates" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/admin/orders/{order_id}/resolve-dispute" Access::Roles(ADMIN)),
     route!(PUT "/api/v1/admin/commission-rates/{service}/{level}" Access::Roles(ADMIN)),
     route!(POST "/api/v1/admin/withdrawals/{withdrawal_id}/approve" Access::Roles(ADMIN)),
     route!(POST "/api/v1/admin/withdrawals/{withdrawal_id}/reject" Access::Roles(ADMIN)),

@@ -339,9 +339,10 @@ impl DomainErrorKind for domain::wallet::WalletError {
         match self {
             E::NotFound | E::NoSuchWithdrawal => ApiError::NotFound(detail),
             E::WithdrawalState(_) => ApiError::IllegalState(detail),
-            E::InsufficientFunds { .. } | E::EmptyWithdrawal | E::ReasonRequired => {
-                ApiError::Invalid(detail)
-            }
+            E::InsufficientFunds { .. }
+            | E::EmptyWithdrawal
+            | E::ReasonRequired
+            | E::CannotRecover { .. } => ApiError::Invalid(detail),
         }
     }
 }

@@ -170,6 +170,7 @@ pub struct MoneyReport {
     pub released: usize,
     pub settled_wallets: usize,
     pub payouts: usize,
+    pub recovered: usize,
 }
 
 /// Finishes releases left undone, then settles every wallet with income past its date.
@@ -209,6 +210,23 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
             .map_err(|error| anyhow::anyhow!("settling {worker_id}: {error}"))?;
         if settled.events > 0 {
             report.settled_wallets += 1;
+        }
+    }
+    // Workers' shares of dispute refunds not yet taken back (a stopped process, or too little
+    // income at the time).
+    let owed: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT payment_id, refund_id FROM read_dispute_recoveries
+          WHERE recovered_at IS NULL AND issued_at < $1 - interval '30 seconds' LIMIT 200",
+    )
+    .bind(now)
+    .fetch_all(&state.pool)
+    .await?;
+    for (payment_id, refund_id) in owed {
+        match crate::payments::recover_from_worker(state, payment_id, refund_id, &context).await {
+            Ok(()) => report.recovered += 1,
+            Err(error) => {
+                tracing::warn!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "a dispute refund is still owed by the worker")
+            }
         }
     }
     // Approved withdrawals whose payout a stopped process left undone.

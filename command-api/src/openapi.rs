@@ -21,7 +21,7 @@ use crate::state::AppState;
         sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password,
         verification::request_code, verification::sign_in_with_code, verification::reset_password, accounts::list_catalogue,
         workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
-        orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::review,
+        orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::resolve_dispute, orders::review,
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
         orders::depart, dispatch::arrive, orders::start, orders::finish, orders::counts,
         dispatch::grab, dispatch::reassign, dispatch::report_location, dispatch::navigation, dispatch::tracking,

@@ -680,18 +680,46 @@ pub async fn refund(
         &payment_id,
         format!("refund:{}", context.command_id).as_bytes(),
     );
-    let command = PaymentCommand::Refund {
-        refund_id,
-        amount: refund,
-        fee,
-        reason: reason.to_owned(),
-        by,
-        now: context.occurred_at,
+    let (current, _): (Payment, usize) = state.payments.load(payment_id).await?;
+    let after_release = current.status == PaymentStatus::Released;
+    let command = if after_release {
+        // The worker has been credited: only an open dispute justifies taking it back.
+        let order_id = current
+            .order_id
+            .ok_or_else(|| ApiError::not_found("支付单", "payment"))?;
+        let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+        if order.status != OrderStatus::Disputed || fee.get() > 0 {
+            return Err(ApiError::IllegalState(
+                "款项已结算给服务人员，只能为争议中的订单退款 / the money was released to the worker; only a disputed order can be refunded now".into(),
+            ));
+        }
+        PaymentCommand::RefundAfterRelease {
+            refund_id,
+            amount: refund,
+            reason: reason.to_owned(),
+            by,
+            now: context.occurred_at,
+        }
+    } else {
+        PaymentCommand::Refund {
+            refund_id,
+            amount: refund,
+            fee,
+            reason: reason.to_owned(),
+            by,
+            now: context.occurred_at,
+        }
     };
     let issued = state
         .payments
         .execute_deciding_again(payment_id, command, context)
         .await?;
+    if after_release {
+        if let Err(error) = recover_from_worker(state, payment_id, refund_id, context).await {
+            // Owed by the worker (dispute recoveries) until the money job manages it.
+            tracing::warn!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "the worker's share of a dispute refund could not be recovered yet");
+        }
+    }
     if refund.get() == 0 {
         return Ok(());
     }
@@ -725,6 +753,52 @@ pub async fn refund(
             tracing::error!(payment_id = %payment_id, refund_id = %refund_id, error = %format!("{error:#}"), "the provider did not pay a refund; it stays owed");
         }
     }
+    Ok(())
+}
+
+/// Takes the worker's share of a dispute refund back from their wallet: from that order's
+/// pending income first, then from their available balance. Safe to repeat.
+pub async fn recover_from_worker(
+    state: &AppState,
+    payment_id: Uuid,
+    refund_id: Uuid,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let payload: Option<serde_json::Value> = sqlx::query_scalar(
+        "SELECT payload->'RefundClawedBack' FROM events
+          WHERE aggregate_type = 'payment' AND aggregate_id = $1 AND event_type = 'RefundClawedBack'
+            AND payload->'RefundClawedBack'->>'refund_id' = $2",
+    )
+    .bind(payment_id.to_string())
+    .bind(refund_id.to_string())
+    .fetch_optional(&state.pool)
+    .await?;
+    let Some(payload) = payload else {
+        return Err(ApiError::not_found("退款", "refund"));
+    };
+    let worker_id: Uuid = serde_json::from_value(payload["worker_id"].clone())
+        .map_err(|error| ApiError::Unavailable(anyhow::anyhow!("a stored refund: {error}")))?;
+    let amount = payload["from_worker"].as_i64().unwrap_or_default();
+    if amount == 0 {
+        return Ok(());
+    }
+    let (payment, _): (Payment, usize) = state.payments.load(payment_id).await?;
+    let order_id = payment
+        .order_id
+        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+    state
+        .wallets
+        .execute_deciding_again(
+            worker_id,
+            domain::wallet::WalletCommand::Recover {
+                refund_id,
+                order_id,
+                amount: Fen::literal(amount),
+                now: context.occurred_at,
+            },
+            context,
+        )
+        .await?;
     Ok(())
 }
 

@@ -29,12 +29,18 @@ pub enum Account {
     WorkerAvailable(Uuid),
     /// Withdrawals approved and on their way to a worker's bank.
     WithdrawalsInTransit(Uuid),
+    /// A worker's share of a dispute refund, refunded to the customer and not yet taken back
+    /// from the worker's income (an asset: debit-normal).
+    DisputeRecoveries,
 }
 
 impl Account {
     /// Assets grow with debits; everything else here grows with credits.
     pub fn debit_normal(self) -> bool {
-        matches!(self, Account::CustomerPaymentsClearing)
+        matches!(
+            self,
+            Account::CustomerPaymentsClearing | Account::DisputeRecoveries
+        )
     }
 
     /// The stable name used in the read model and reports.
@@ -47,6 +53,7 @@ impl Account {
             Account::WorkerPending(worker) => format!("worker_pending:{worker}"),
             Account::WorkerAvailable(worker) => format!("worker_available:{worker}"),
             Account::WithdrawalsInTransit(worker) => format!("withdrawals_in_transit:{worker}"),
+            Account::DisputeRecoveries => "dispute_recoveries".to_owned(),
         }
     }
 }

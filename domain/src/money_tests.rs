@@ -57,6 +57,12 @@ enum Step {
         worker: usize,
         succeeded: bool,
     },
+    /// An admin settles a dispute after release: part goes back, the worker's share of it is
+    /// taken back from their wallet if they hold enough.
+    DisputeRefund {
+        order: usize,
+        amount: i64,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -82,6 +88,8 @@ fn step() -> impl Strategy<Value = Step> {
         (0..WORKERS, any::<bool>()).prop_map(|(worker, approve)| Step::Review { worker, approve }),
         (0..WORKERS, any::<bool>())
             .prop_map(|(worker, succeeded)| Step::Payout { worker, succeeded }),
+        (0..ORDERS, 1i64..120_000)
+            .prop_map(|(order, amount)| Step::DisputeRefund { order, amount }),
     ]
 }
 
@@ -350,6 +358,44 @@ impl World {
                     assert!(self.wallet(worker, command));
                 }
             }
+            Step::DisputeRefund { order, amount } => {
+                let refund_id = self.next_id();
+                let refunded = self.pay(
+                    order,
+                    PaymentCommand::RefundAfterRelease {
+                        refund_id,
+                        amount: Fen::literal(amount),
+                        reason: "争议 / dispute".into(),
+                        by: admin(),
+                        now,
+                    },
+                );
+                if refunded {
+                    let Some(Logged::Payment(PaymentEvent::RefundClawedBack {
+                        worker_id: owed_by,
+                        from_worker,
+                        from_commission,
+                        ..
+                    })) = self.log.last().cloned()
+                    else {
+                        panic!("a dispute refund records its split")
+                    };
+                    assert_eq!(from_worker.get() + from_commission.get(), amount);
+                    let worker = (owed_by.as_u128() - 0xA000) as usize;
+                    let recover = WalletCommand::Recover {
+                        refund_id,
+                        order_id: Uuid::from_u128(order as u128),
+                        amount: from_worker,
+                        now,
+                    };
+                    // Too little income: the debt stays in dispute recoveries.
+                    if self.wallet(worker, recover.clone()) {
+                        let before = self.log.len();
+                        assert!(self.wallet(worker, recover), "a repeat is accepted");
+                        assert_eq!(self.log.len(), before, "and takes nothing more");
+                    }
+                }
+            }
             Step::Payout { worker, succeeded } => {
                 let approved = self.wallets[worker]
                     .withdrawals
@@ -411,6 +457,24 @@ impl World {
                 wallet.in_transit
             );
         }
+        let mut still_owed = 0;
+        for logged in &self.log {
+            match logged {
+                Logged::Payment(PaymentEvent::RefundClawedBack { from_worker, .. }) => {
+                    still_owed += from_worker.get()
+                }
+                Logged::Wallet(
+                    _,
+                    WalletEvent::DisputeRecovered {
+                        from_pending,
+                        from_available,
+                        ..
+                    },
+                ) => still_owed -= from_pending.get() + from_available.get(),
+                _ => {}
+            }
+        }
+        assert_eq!(self.ledger.balance(Account::DisputeRecoveries), still_owed);
         // Money in equals money held plus money out.
         let captured: i64 = self
             .payments
@@ -509,7 +573,7 @@ fn the_random_sequences_reach_every_kind_of_money_movement() {
     let mut runner = TestRunner::deterministic();
     let strategy = prop::collection::vec(step(), 1..120);
     let mut seen = std::collections::BTreeSet::new();
-    for _ in 0..300 {
+    for _ in 0..1_000 {
         let steps = strategy
             .new_tree(&mut runner)
             .expect("a sequence")
@@ -535,6 +599,8 @@ fn the_random_sequences_reach_every_kind_of_money_movement() {
         "WithdrawalRejected",
         "PayoutSucceeded",
         "PayoutFailed",
+        "RefundClawedBack",
+        "DisputeRecovered",
     ] {
         assert!(seen.contains(kind), "no sequence reached {kind}: {seen:?}");
     }

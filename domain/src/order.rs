@@ -256,6 +256,13 @@ pub enum OrderCommand {
         reason: String,
         now: DateTime<Utc>,
     },
+    /// An admin settles a dispute (any refund is made on the payment); the order is then
+    /// completed, and its money is released if it was not already.
+    ResolveDispute {
+        by: Actor,
+        resolution: String,
+        now: DateTime<Utc>,
+    },
 }
 
 impl OrderCommand {
@@ -280,6 +287,7 @@ impl OrderCommand {
             OrderCommand::Review { .. } => ("评价", "review"),
             OrderCommand::Cancel { .. } => ("取消", "cancel"),
             OrderCommand::Dispute { .. } => ("发起争议", "dispute"),
+            OrderCommand::ResolveDispute { .. } => ("处理争议", "resolve a dispute on"),
         }
     }
 }
@@ -388,6 +396,11 @@ pub enum OrderEvent {
         stage: OrderStatus,
         disputed_at: DateTime<Utc>,
     },
+    DisputeResolved {
+        by: Actor,
+        resolution: String,
+        resolved_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for OrderEvent {
@@ -411,6 +424,7 @@ impl DomainEvent for OrderEvent {
             OrderEvent::OrderReviewed { .. } => "OrderReviewed",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderDisputed { .. } => "OrderDisputed",
+            OrderEvent::DisputeResolved { .. } => "DisputeResolved",
         };
         name.to_owned()
     }
@@ -980,6 +994,23 @@ impl Order {
                     disputed_at: now,
                 }])
             }
+            (
+                S::Disputed,
+                OrderCommand::ResolveDispute {
+                    by,
+                    resolution,
+                    now,
+                },
+            ) => {
+                if !matches!(by.role, Role::Admin | Role::System) {
+                    return Err(OrderError::NotOwner);
+                }
+                Ok(vec![OrderEvent::DisputeResolved {
+                    by,
+                    resolution: required_reason(&resolution)?,
+                    resolved_at: now,
+                }])
+            }
             _ => Err(refused),
         }
     }
@@ -1115,6 +1146,7 @@ impl Aggregate for Order {
             OrderEvent::OrderReviewed { .. } => self.status = OrderStatus::Reviewed,
             OrderEvent::OrderCancelled { .. } => self.status = OrderStatus::Cancelled,
             OrderEvent::OrderDisputed { .. } => self.status = OrderStatus::Disputed,
+            OrderEvent::DisputeResolved { .. } => self.status = OrderStatus::Completed,
         }
     }
 }

@@ -244,6 +244,14 @@ fn dispute(by: Actor, reason: &str) -> OrderCommand {
     }
 }
 
+fn resolve_dispute(resolution: &str) -> OrderCommand {
+    OrderCommand::ResolveDispute {
+        by: admin(),
+        resolution: resolution.to_owned(),
+        now: later(DISPUTED + 1),
+    }
+}
+
 // Events --------------------------------------------------------------------------------------
 
 fn order_placed() -> OrderEvent {
@@ -490,6 +498,7 @@ fn one_of_every_command() -> Vec<OrderCommand> {
         review(CUSTOMER_ID, 5, 5, 5, "很满意"),
         cancel(customer(), "行程有变"),
         dispute(customer(), "打碎了花瓶"),
+        resolve_dispute("退还部分费用 / part refunded"),
     ]
 }
 
@@ -528,6 +537,7 @@ fn legal_transitions(command: &OrderCommand) -> (&'static [OrderStatus], OrderSt
             S::Cancelled,
         ),
         OrderCommand::Dispute { .. } => (&[S::InService, S::Completed], S::Disputed),
+        OrderCommand::ResolveDispute { .. } => (&[S::Disputed], S::Completed),
     }
 }
 
@@ -542,7 +552,7 @@ fn every_history_reaches_the_state_it_is_named_after() {
 fn the_command_table_holds_one_command_of_each_kind() {
     let commands = one_of_every_command();
     let verbs: HashSet<_> = commands.iter().map(OrderCommand::verb).collect();
-    assert_eq!(commands.len(), 18);
+    assert_eq!(commands.len(), 19);
     assert_eq!(
         verbs.len(),
         commands.len(),
@@ -1469,6 +1479,11 @@ fn every_command_but_place_on_an_unplaced_order_is_not_found() {
 /// compile until it is added here.
 fn one_of_every_event() -> Vec<OrderEvent> {
     vec![
+        OrderEvent::DisputeResolved {
+            by: admin(),
+            resolution: "退还部分费用 / part refunded".into(),
+            resolved_at: later(DISPUTED + 1),
+        },
         order_placed(),
         payment_requested(),
         payment_recorded(),
@@ -1524,13 +1539,15 @@ fn kind_index(event: &OrderEvent) -> usize {
         OrderEvent::AssignmentExpired { .. } => 15,
         OrderEvent::AssignmentWithdrawn { .. } => 16,
         OrderEvent::WorkerLocationReported { .. } => 17,
+        OrderEvent::DisputeResolved { .. } => 18,
     }
 }
 
 #[test]
 fn the_sample_events_cover_every_event_kind() {
-    let kinds: Vec<usize> = one_of_every_event().iter().map(kind_index).collect();
-    assert_eq!(kinds, (0..18).collect::<Vec<_>>());
+    let mut kinds: Vec<usize> = one_of_every_event().iter().map(kind_index).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, (0..19).collect::<Vec<_>>());
 }
 
 #[test]

@@ -100,6 +100,15 @@ pub enum PaymentCommand {
         provider_refund: String,
         now: DateTime<Utc>,
     },
+    /// After the escrow was released, part of the payment goes back to settle a dispute: the
+    /// commission returns in proportion, and the worker's share is to be recovered from them.
+    RefundAfterRelease {
+        refund_id: Uuid,
+        amount: Fen,
+        reason: String,
+        by: Actor,
+        now: DateTime<Utc>,
+    },
     /// The service was completed: commission to revenue, the rest to the worker.
     Release {
         worker_id: Uuid,
@@ -149,6 +158,18 @@ pub enum PaymentEvent {
         worker_share: Fen,
         released_at: DateTime<Utc>,
     },
+    /// A dispute refund after release: `from_commission` comes back from revenue and
+    /// `from_worker` is owed by the worker until their wallet gives it back.
+    RefundClawedBack {
+        refund_id: Uuid,
+        worker_id: Uuid,
+        amount: Fen,
+        from_commission: Fen,
+        from_worker: Fen,
+        reason: String,
+        by: Actor,
+        issued_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for PaymentEvent {
@@ -160,6 +181,7 @@ impl DomainEvent for PaymentEvent {
             PaymentEvent::RefundIssued { .. } => "RefundIssued",
             PaymentEvent::RefundCompleted { .. } => "RefundCompleted",
             PaymentEvent::EscrowReleased { .. } => "EscrowReleased",
+            PaymentEvent::RefundClawedBack { .. } => "RefundClawedBack",
         }
         .to_owned()
     }
@@ -214,6 +236,17 @@ pub struct Payment {
     /// At release: the worker and their share.
     #[serde(default)]
     pub released_to: Option<(Uuid, i64)>,
+    /// At release: the commission taken.
+    #[serde(default)]
+    pub released_commission: i64,
+    /// Refunded after release, from the commission and from the worker's share.
+    #[serde(default)]
+    pub clawed_from_commission: i64,
+    #[serde(default)]
+    pub clawed_from_worker: i64,
+    /// Every refund ever issued, so a repeated request issues nothing more.
+    #[serde(default)]
+    pub issued_refunds: Vec<Uuid>,
 }
 
 impl Payment {
@@ -291,6 +324,9 @@ impl Payment {
                     now,
                 },
             ) => {
+                if self.issued_refunds.contains(&refund_id) {
+                    return Ok(vec![]);
+                }
                 if amount.get() + fee.get() == 0 {
                     return Err(PaymentError::EmptyRefund);
                 }
@@ -312,6 +348,43 @@ impl Payment {
                     refund_id,
                     amount,
                     fee,
+                    reason: required(&reason)?,
+                    by,
+                    issued_at: now,
+                }])
+            }
+            (
+                S::Released,
+                PaymentCommand::RefundAfterRelease {
+                    refund_id,
+                    amount,
+                    reason,
+                    by,
+                    now,
+                },
+            ) => {
+                if self.issued_refunds.contains(&refund_id) {
+                    return Ok(vec![]);
+                }
+                if amount.get() == 0 {
+                    return Err(PaymentError::EmptyRefund);
+                }
+                let Some((worker_id, worker_share)) = self.released_to else {
+                    return Err(PaymentError::IllegalState(self.status.as_str()));
+                };
+                let (from_commission, from_worker) = clawback_split(
+                    self.released_commission,
+                    worker_share,
+                    self.clawed_from_commission,
+                    self.clawed_from_worker,
+                    amount.get(),
+                )?;
+                Ok(vec![PaymentEvent::RefundClawedBack {
+                    refund_id,
+                    worker_id,
+                    amount,
+                    from_commission: Fen::literal(from_commission),
+                    from_worker: Fen::literal(from_worker),
                     reason: required(&reason)?,
                     by,
                     issued_at: now,
@@ -399,6 +472,28 @@ impl Payment {
                 Account::CustomerPaymentsClearing,
                 amount.get(),
             )],
+            PaymentEvent::RefundClawedBack {
+                amount,
+                from_commission,
+                from_worker,
+                ..
+            } => vec![Posting {
+                kind: "dispute_refund_issued",
+                legs: vec![
+                    Leg {
+                        account: Account::CommissionRevenue,
+                        amount: from_commission.get(),
+                    },
+                    Leg {
+                        account: Account::DisputeRecoveries,
+                        amount: from_worker.get(),
+                    },
+                    Leg {
+                        account: Account::RefundsPayable,
+                        amount: -amount.get(),
+                    },
+                ],
+            }],
             PaymentEvent::EscrowReleased {
                 worker_id,
                 commission,
@@ -423,6 +518,32 @@ impl Payment {
             }],
         }
     }
+}
+
+/// How a refund of `amount` after release divides between the commission and the worker's
+/// share: in proportion to what was released, counted on the running total so that rounding
+/// never takes more than either part held.
+fn clawback_split(
+    commission: i64,
+    worker_share: i64,
+    clawed_from_commission: i64,
+    clawed_from_worker: i64,
+    amount: i64,
+) -> Result<(i64, i64), PaymentError> {
+    let released = commission + worker_share;
+    let clawed = clawed_from_commission + clawed_from_worker;
+    let refundable = released - clawed;
+    if amount > refundable {
+        return Err(PaymentError::RefundTooLarge {
+            requested: Fen::literal(amount),
+            refundable: Fen::literal(refundable),
+        });
+    }
+    let total_after = i128::from(clawed + amount);
+    let commission_after =
+        (total_after * i128::from(commission) / i128::from(released.max(1))) as i64;
+    let from_commission = commission_after - clawed_from_commission;
+    Ok((from_commission, amount - from_commission))
 }
 
 fn required(reason: &str) -> Result<String, PaymentError> {
@@ -491,6 +612,19 @@ impl Aggregate for Payment {
                 if amount.get() > 0 {
                     self.pending_refunds.push((refund_id, amount.get()));
                 }
+                self.issued_refunds.push(refund_id);
+            }
+            PaymentEvent::RefundClawedBack {
+                refund_id,
+                amount,
+                from_commission,
+                from_worker,
+                ..
+            } => {
+                self.pending_refunds.push((refund_id, amount.get()));
+                self.clawed_from_commission += from_commission.get();
+                self.clawed_from_worker += from_worker.get();
+                self.issued_refunds.push(refund_id);
             }
             PaymentEvent::RefundCompleted {
                 refund_id, amount, ..
@@ -501,12 +635,14 @@ impl Aggregate for Payment {
             }
             PaymentEvent::EscrowReleased {
                 worker_id,
+                commission,
                 worker_share,
                 ..
             } => {
                 self.status = PaymentStatus::Released;
                 self.in_escrow = 0;
                 self.released_to = Some((worker_id, worker_share.get()));
+                self.released_commission = commission.get();
             }
         }
     }

@@ -11,7 +11,7 @@ use cqrs_es::{Aggregate, DomainEvent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ledger::{Account, Posting};
+use crate::ledger::{Account, Leg, Posting};
 use crate::values::{Actor, Fen, Sealed};
 
 /// Where a worker's withdrawals are paid: the card number is sealed under the worker's key.
@@ -61,6 +61,14 @@ pub enum WalletCommand {
         withdrawal_id: Uuid,
         succeeded: bool,
         bank_reference: String,
+        now: DateTime<Utc>,
+    },
+    /// Takes back the worker's share of a dispute refund: from that order's pending income
+    /// first, then from the available balance.
+    Recover {
+        refund_id: Uuid,
+        order_id: Uuid,
+        amount: Fen,
         now: DateTime<Utc>,
     },
 }
@@ -113,6 +121,13 @@ pub enum WalletEvent {
         bank_reference: String,
         failed_at: DateTime<Utc>,
     },
+    DisputeRecovered {
+        refund_id: Uuid,
+        order_id: Uuid,
+        from_pending: Fen,
+        from_available: Fen,
+        recovered_at: DateTime<Utc>,
+    },
 }
 
 impl DomainEvent for WalletEvent {
@@ -126,6 +141,7 @@ impl DomainEvent for WalletEvent {
             WalletEvent::WithdrawalRejected { .. } => "WithdrawalRejected",
             WalletEvent::PayoutSucceeded { .. } => "PayoutSucceeded",
             WalletEvent::PayoutFailed { .. } => "PayoutFailed",
+            WalletEvent::DisputeRecovered { .. } => "DisputeRecovered",
         }
         .to_owned()
     }
@@ -149,6 +165,8 @@ pub enum WalletError {
     NotFound,
     #[error("请填写原因 / a reason is required")]
     ReasonRequired,
+    #[error("工人收入 {held} 不足以扣回 {requested} / the worker's {held} does not cover the {requested} to recover")]
+    CannotRecover { requested: Fen, held: Fen },
 }
 
 /// Where a withdrawal stands.
@@ -195,6 +213,9 @@ pub struct Wallet {
     pub withdrawals: Vec<Withdrawal>,
     #[serde(default)]
     pub bank_account: Option<(BankAccount, DateTime<Utc>)>,
+    /// Dispute refunds already recovered, so a repeat takes nothing more.
+    #[serde(default)]
+    pub recovered: Vec<Uuid>,
 }
 
 impl Wallet {
@@ -310,6 +331,37 @@ impl Wallet {
                     rejected_at: now,
                 }])
             }
+            WalletCommand::Recover {
+                refund_id,
+                order_id,
+                amount,
+                now,
+            } => {
+                if self.recovered.contains(&refund_id) {
+                    return Ok(vec![]);
+                }
+                let pending: i64 = self
+                    .pending
+                    .iter()
+                    .filter(|(pending, _, _)| *pending == order_id)
+                    .map(|(_, held, _)| held)
+                    .sum();
+                let from_pending = pending.min(amount.get());
+                let from_available = amount.get() - from_pending;
+                if from_available > self.available {
+                    return Err(WalletError::CannotRecover {
+                        requested: amount,
+                        held: Fen::literal(pending + self.available),
+                    });
+                }
+                Ok(vec![WalletEvent::DisputeRecovered {
+                    refund_id,
+                    order_id,
+                    from_pending: Fen::literal(from_pending),
+                    from_available: Fen::literal(from_available),
+                    recovered_at: now,
+                }])
+            }
             WalletCommand::RecordPayout {
                 withdrawal_id,
                 succeeded,
@@ -383,6 +435,27 @@ impl Wallet {
                 available,
                 amount.get(),
             )],
+            WalletEvent::DisputeRecovered {
+                from_pending,
+                from_available,
+                ..
+            } => vec![Posting {
+                kind: "dispute_recovered",
+                legs: vec![
+                    Leg {
+                        account: pending,
+                        amount: from_pending.get(),
+                    },
+                    Leg {
+                        account: available,
+                        amount: from_available.get(),
+                    },
+                    Leg {
+                        account: Account::DisputeRecoveries,
+                        amount: -(from_pending.get() + from_available.get()),
+                    },
+                ],
+            }],
         }
     }
 }
@@ -439,6 +512,23 @@ impl Aggregate for Wallet {
             } => {
                 self.pending.retain(|(pending, _, _)| *pending != order_id);
                 self.available += amount.get();
+            }
+            WalletEvent::DisputeRecovered {
+                refund_id,
+                order_id,
+                from_pending,
+                from_available,
+                ..
+            } => {
+                for (pending, held, _) in &mut self.pending {
+                    if *pending == order_id {
+                        *held -= from_pending.get();
+                    }
+                }
+                self.pending
+                    .retain(|(pending, held, _)| *pending != order_id || *held > 0);
+                self.available -= from_available.get();
+                self.recovered.push(refund_id);
             }
             WalletEvent::WithdrawalRequested {
                 withdrawal_id,

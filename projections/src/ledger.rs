@@ -28,6 +28,7 @@ impl Projection for LedgerProjection {
             "payments",
             "wallet_incomes",
             "withdrawals",
+            "dispute_recoveries",
         ]
     }
 
@@ -85,7 +86,17 @@ impl Projection for LedgerProjection {
                 requested_at  timestamptz NOT NULL,
                 updated_at    timestamptz NOT NULL
             );
-            CREATE INDEX ON {schema}.withdrawals (status, requested_at);"
+            CREATE INDEX ON {schema}.withdrawals (status, requested_at);
+            CREATE TABLE {schema}.dispute_recoveries (
+                refund_id    uuid PRIMARY KEY,
+                payment_id   uuid        NOT NULL,
+                order_id     uuid        NOT NULL,
+                worker_id    uuid        NOT NULL,
+                amount       bigint      NOT NULL,
+                issued_at    timestamptz NOT NULL,
+                recovered_at timestamptz
+            );
+            CREATE INDEX ON {schema}.dispute_recoveries (issued_at) WHERE recovered_at IS NULL;"
         )
     }
 
@@ -180,6 +191,29 @@ async fn track_payment(
         .bind(provider)
         .bind(amount.get())
         .bind(created_at)
+        .execute(&mut *connection)
+        .await?;
+        return Ok(());
+    }
+    if let PaymentEvent::RefundClawedBack {
+        refund_id,
+        worker_id,
+        from_worker,
+        issued_at,
+        ..
+    } = decoded
+    {
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.dispute_recoveries
+                 (refund_id, payment_id, order_id, worker_id, amount, issued_at)
+             SELECT $1, payment_id, order_id, $2, $3, $4 FROM {schema}.payments WHERE payment_id = $5
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(refund_id)
+        .bind(worker_id)
+        .bind(from_worker.get())
+        .bind(issued_at)
+        .bind(payment_id)
         .execute(&mut *connection)
         .await?;
         return Ok(());
@@ -313,6 +347,31 @@ async fn track_income(
                 *paid_at,
             )
             .await?
+        }
+        WalletEvent::DisputeRecovered {
+            refund_id,
+            order_id,
+            from_pending,
+            from_available,
+            recovered_at,
+        } => {
+            sqlx::query(&format!(
+                "UPDATE {schema}.dispute_recoveries SET recovered_at = $2 WHERE refund_id = $1"
+            ))
+            .bind(refund_id)
+            .bind(recovered_at)
+            .execute(&mut *connection)
+            .await?;
+            // The worker's income from that order is less by what was taken back.
+            sqlx::query(&format!(
+                "UPDATE {schema}.wallet_incomes SET amount = amount - $3
+                  WHERE worker_id = $1 AND order_id = $2"
+            ))
+            .bind(worker_id)
+            .bind(order_id)
+            .bind(from_pending.get() + from_available.get())
+            .execute(&mut *connection)
+            .await?;
         }
         WalletEvent::PayoutFailed {
             withdrawal_id,

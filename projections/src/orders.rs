@@ -409,6 +409,7 @@ fn effect(
                 ("cancel_stage", Value::Text(stage.as_str().to_owned())),
             ],
         ),
+        OrderEvent::DisputeResolved { .. } => (OrderStatus::Completed, vec![]),
         OrderEvent::OrderDisputed {
             reason,
             disputed_at,

@@ -950,3 +950,103 @@ async fn admins_set_commission_by_service_and_level_and_an_order_keeps_the_rate_
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_dispute_after_completion_refunds_part_and_takes_the_workers_share_back_in_proportion() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let (order_id, payment_id) =
+        paid_order(&app, &customer, &tests::order_body_starting_in(30)).await;
+    app.wait_for_projections().await;
+    app.grab_and_serve(order_id, &worker).await;
+    // Released at completion: 27.75 commission, 122.25 pending for the worker (T+7).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while payment(&app, &customer.token, payment_id).await["status"] != "released" {
+        assert!(Instant::now() < deadline, "the escrow was never released");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let refund_path = format!("/api/v1/admin/payments/{payment_id}/refunds");
+    let refund = |amount: i64| {
+        let app = &app;
+        let path = refund_path.clone();
+        let token = admin.token.clone();
+        async move {
+            app.post(
+                &path,
+                Some(&token),
+                &json!({"amount": amount, "reason": "打碎花瓶，协商退款 / a broken vase, refund agreed"}),
+            )
+            .await
+        }
+    };
+    // Without a dispute the worker's money is not touched.
+    assert_problem(
+        refund(5_000).await,
+        StatusCode::CONFLICT,
+        "/problems/illegal-state",
+    )
+    .await;
+    let disputed = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/dispute"),
+            Some(&customer.token),
+            &json!({"reason": "打碎了花瓶 / broke a vase"}),
+        )
+        .await;
+    assert_eq!(disputed.status(), StatusCode::OK);
+    assert_problem(
+        refund(15_001).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    let refunded = refund(5_000).await;
+    assert_eq!(refunded.status(), StatusCode::OK);
+    let after: Value = refunded.json().await.expect("payment");
+    assert_eq!(after["refunded"], 5_000, "paid back through the provider");
+    // 5,000 × 2,775 / 15,000 = 925 from the commission, 4,075 from the worker's pending income.
+    let books = ledger(&app, &admin).await;
+    assert_eq!(balance(&books, "commission_revenue"), 2_775 - 925);
+    assert_eq!(
+        balance(&books, &format!("worker_pending:{}", worker.id)),
+        12_225 - 4_075
+    );
+    assert_eq!(balance(&books, "dispute_recoveries"), 0);
+    assert_eq!(balance(&books, "refunds_payable"), 0);
+    assert_eq!(books["trial_balance"], 0);
+    let income: Value = app
+        .get("/api/v1/worker/income", Some(&worker.token))
+        .await
+        .json()
+        .await
+        .expect("income");
+    assert_eq!(income["pending"], 8_150, "{income}");
+    // Only admins close a dispute; the order is completed again.
+    let path = format!("/api/v1/admin/orders/{order_id}/resolve-dispute");
+    let by_customer = app
+        .post(&path, Some(&customer.token), &json!({"resolution": "x"}))
+        .await;
+    assert_eq!(by_customer.status(), StatusCode::FORBIDDEN);
+    let resolved = app
+        .post(
+            &path,
+            Some(&admin.token),
+            &json!({"resolution": "退款 50 元，双方同意 / ¥50 refunded, both agreed"}),
+        )
+        .await;
+    assert_eq!(resolved.status(), StatusCode::OK);
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "completed"
+    })
+    .await;
+    let again = app
+        .post(&path, Some(&admin.token), &json!({"resolution": "again"}))
+        .await;
+    assert_problem(again, StatusCode::CONFLICT, "/problems/illegal-state").await;
+    app.stop().await;
+}

@@ -28,6 +28,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orders/{order_id}", get(show))
         .route("/api/v1/orders/{order_id}/cancel", post(cancel))
         .route("/api/v1/orders/{order_id}/dispute", post(dispute))
+        .route(
+            "/api/v1/admin/orders/{order_id}/resolve-dispute",
+            post(resolve_dispute),
+        )
         .route("/api/v1/orders/{order_id}/review", post(review))
         .route("/api/v1/orders/{order_id}/payments", post(record_payment))
         .route("/api/v1/orders/{order_id}/dispatch", post(open_dispatch))
@@ -584,6 +588,38 @@ pub async fn dispute(
         now: context.occurred_at,
     };
     run(&state, order_id, command, &context).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolutionBody {
+    /// How the dispute was settled, for the record.
+    pub resolution: String,
+}
+
+/// Close a dispute (admins), after any refund was made on the payment. The order is completed;
+/// if its money was still in escrow (disputed during the service) it is released now.
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/resolve-dispute", tag = "orders", request_body = ResolutionBody, security(("bearer" = [])),
+    params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
+    responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn resolve_dispute(
+    State(state): State<AppState>,
+    context: CommandContext,
+    AppPath(order_id): AppPath<Uuid>,
+    AppJson(body): AppJson<ResolutionBody>,
+) -> Result<axum::Json<OrderAck>, ApiError> {
+    let by = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let command = OrderCommand::ResolveDispute {
+        by,
+        resolution: body.resolution,
+        now: context.occurred_at,
+    };
+    let acknowledged = run(&state, order_id, command, &context).await?;
+    // If this fails the money job releases it on its next run.
+    if let Err(error) = crate::money::release_for_order(&state, order_id, &context).await {
+        tracing::warn!(order_id = %order_id, error = ?error, "releasing a resolved order's escrow failed; the money job will retry");
+    }
+    Ok(acknowledged)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

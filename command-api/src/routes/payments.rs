@@ -431,13 +431,15 @@ pub async fn income(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefundBody {
-    /// Fen, at most what is still in escrow.
+    /// Fen, at most what is still in escrow (or, after release, not yet refunded).
     pub amount: i64,
     pub reason: String,
 }
 
-/// Refund part of a payment still in escrow, to settle a dispute (admins). The money goes back
-/// through the original provider; the reason is recorded with who gave it.
+/// Refund part of a payment to settle a dispute (admins). From escrow while the service is
+/// unfinished; after release only for a disputed order, the commission returning in proportion
+/// and the worker's share taken back from their income. The money goes back through the
+/// original provider; the reason is recorded with who gave it.
 #[utoipa::path(post, path = "/api/v1/admin/payments/{payment_id}/refunds", tag = "payments", request_body = RefundBody, security(("bearer" = [])),
     params(("payment_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = PaymentView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
