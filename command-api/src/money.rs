@@ -171,6 +171,7 @@ pub struct MoneyReport {
     pub settled_wallets: usize,
     pub payouts: usize,
     pub recovered: usize,
+    pub refunds_paid: usize,
 }
 
 /// Finishes releases left undone, then settles every wallet with income past its date.
@@ -212,6 +213,8 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
             report.settled_wallets += 1;
         }
     }
+    report.refunds_paid =
+        crate::payments::retry_refunds(state, state.money.query_after, &context).await?;
     // Workers' shares of dispute refunds not yet taken back (a stopped process, or too little
     // income at the time).
     let owed: Vec<(Uuid, Uuid)> = sqlx::query_as(

@@ -38,6 +38,8 @@ pub enum SandboxBehaviour {
     Timeout,
     /// Notify success twice.
     NotifyTwice,
+    /// Notify success once; the first refund asked for then fails.
+    RefundFailsOnce,
 }
 
 impl SandboxBehaviour {
@@ -47,6 +49,7 @@ impl SandboxBehaviour {
             SandboxBehaviour::Fail => "fail",
             SandboxBehaviour::Timeout => "timeout",
             SandboxBehaviour::NotifyTwice => "notify_twice",
+            SandboxBehaviour::RefundFailsOnce => "refund_fails_once",
         }
     }
 }
@@ -350,6 +353,19 @@ impl PaymentProvider for SandboxProvider {
         amount: Fen,
         _original: Fen,
     ) -> anyhow::Result<String> {
+        let fails_now = sqlx::query(
+            "UPDATE sandbox_transactions SET behaviour = 'succeed'
+              WHERE payment_id = $1 AND behaviour = 'refund_fails_once'",
+        )
+        .bind(payment_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        anyhow::ensure!(
+            !fails_now,
+            "the sandbox refused this refund, as it was told to"
+        );
         let provider_refund = format!("SBXR{}", refund_id.simple());
         sqlx::query(
             "INSERT INTO sandbox_refunds (refund_id, payment_id, provider_refund, amount)
@@ -723,37 +739,88 @@ pub async fn refund(
     if refund.get() == 0 {
         return Ok(());
     }
-    let Some(provider) = state.payment_providers.get(&issued.state.provider) else {
-        return Err(ApiError::not_found("支付渠道", "payment provider"));
+    if let Err(error) = pay_refund(state, &issued.state, refund_id, context).await {
+        tracing::error!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "the provider did not pay a refund; it stays owed and the money job retries");
+    }
+    Ok(())
+}
+
+/// Has the payment's provider pay an issued refund and records that it did. Asking the
+/// provider again for the same refund pays nothing more, so this is safe to repeat; a refund
+/// already completed is left alone.
+pub async fn pay_refund(
+    state: &AppState,
+    payment: &Payment,
+    refund_id: Uuid,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let payment_id = payment
+        .payment_id
+        .ok_or_else(|| ApiError::not_found("支付单", "payment"))?;
+    let Some((_, amount)) = payment
+        .pending_refunds
+        .iter()
+        .find(|(pending, _)| *pending == refund_id)
+    else {
+        return Ok(());
     };
-    match provider
+    let provider = state
+        .payment_providers
+        .get(&payment.provider)
+        .ok_or_else(|| ApiError::not_found("支付渠道", "payment provider"))?;
+    let provider_refund = provider
         .refund(
             payment_id,
             refund_id,
-            refund,
-            Fen::literal(issued.state.amount),
+            Fen::literal(*amount),
+            Fen::literal(payment.amount),
         )
         .await
-    {
-        Ok(provider_refund) => {
-            state
-                .payments
-                .execute_deciding_again(
-                    payment_id,
-                    PaymentCommand::CompleteRefund {
-                        refund_id,
-                        provider_refund,
-                        now: context.occurred_at,
-                    },
-                    context,
-                )
-                .await?;
-        }
-        Err(error) => {
-            tracing::error!(payment_id = %payment_id, refund_id = %refund_id, error = %format!("{error:#}"), "the provider did not pay a refund; it stays owed");
+        .map_err(ApiError::Unavailable)?;
+    state
+        .payments
+        .execute_deciding_again(
+            payment_id,
+            PaymentCommand::CompleteRefund {
+                refund_id,
+                provider_refund,
+                now: context.occurred_at,
+            },
+            context,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Retries refunds the provider has not paid (it failed or timed out, or a process stopped)
+/// once they are `after` old.
+pub async fn retry_refunds(
+    state: &AppState,
+    after: chrono::Duration,
+    context: &CommandContext,
+) -> anyhow::Result<usize> {
+    let owed: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "SELECT payment_id, refund_id FROM read_refunds
+          WHERE completed_at IS NULL AND issued_at < $1 ORDER BY issued_at LIMIT 200",
+    )
+    .bind(context.occurred_at - after)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut paid = 0;
+    for (payment_id, refund_id) in owed {
+        let (payment, _): (Payment, usize) = state
+            .payments
+            .load(payment_id)
+            .await
+            .map_err(|error| anyhow::anyhow!("loading {payment_id}: {error}"))?;
+        match pay_refund(state, &payment, refund_id, context).await {
+            Ok(()) => paid += 1,
+            Err(error) => {
+                tracing::warn!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "a refund is still unpaid")
+            }
         }
     }
-    Ok(())
+    Ok(paid)
 }
 
 /// Takes the worker's share of a dispute refund back from their wallet: from that order's

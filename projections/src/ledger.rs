@@ -29,6 +29,7 @@ impl Projection for LedgerProjection {
             "wallet_incomes",
             "withdrawals",
             "dispute_recoveries",
+            "refunds",
         ]
     }
 
@@ -96,7 +97,17 @@ impl Projection for LedgerProjection {
                 issued_at    timestamptz NOT NULL,
                 recovered_at timestamptz
             );
-            CREATE INDEX ON {schema}.dispute_recoveries (issued_at) WHERE recovered_at IS NULL;"
+            CREATE INDEX ON {schema}.dispute_recoveries (issued_at) WHERE recovered_at IS NULL;
+            CREATE TABLE {schema}.refunds (
+                refund_id       uuid PRIMARY KEY,
+                payment_id      uuid        NOT NULL,
+                amount          bigint      NOT NULL,
+                issued_at       timestamptz NOT NULL,
+                provider_refund text,
+                completed_at    timestamptz
+            );
+            CREATE INDEX ON {schema}.refunds (issued_at) WHERE completed_at IS NULL;
+            CREATE INDEX ON {schema}.refunds (payment_id);"
         )
     }
 
@@ -194,6 +205,48 @@ async fn track_payment(
         .execute(&mut *connection)
         .await?;
         return Ok(());
+    }
+    match decoded {
+        PaymentEvent::RefundIssued {
+            refund_id,
+            amount,
+            issued_at,
+            ..
+        }
+        | PaymentEvent::RefundClawedBack {
+            refund_id,
+            amount,
+            issued_at,
+            ..
+        } if amount.get() > 0 => {
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.refunds (refund_id, payment_id, amount, issued_at)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+            ))
+            .bind(refund_id)
+            .bind(payment_id)
+            .bind(amount.get())
+            .bind(issued_at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        PaymentEvent::RefundCompleted {
+            refund_id,
+            provider_refund,
+            completed_at,
+            ..
+        } => {
+            sqlx::query(&format!(
+                "UPDATE {schema}.refunds SET provider_refund = $2, completed_at = $3
+                  WHERE refund_id = $1"
+            ))
+            .bind(refund_id)
+            .bind(provider_refund)
+            .bind(completed_at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        _ => {}
     }
     if let PaymentEvent::RefundClawedBack {
         refund_id,

@@ -1050,3 +1050,61 @@ async fn a_dispute_after_completion_refunds_part_and_takes_the_workers_share_bac
     assert_problem(again, StatusCode::CONFLICT, "/problems/illegal-state").await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_refund_the_provider_fails_stays_owed_and_the_money_job_pays_it_later() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.query_after = chrono::Duration::zero();
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let created = intent(&app, &customer, order_id, "refund_fails_once").await;
+    let payment_id: Uuid = created["payment_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&customer.token),
+            &json!({"reason": "行程有变 / plans changed"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    // The provider refused the first time: the refund is owed, not lost.
+    let owed = payment(&app, &customer.token, payment_id).await;
+    assert_eq!(owed["in_escrow"], 0);
+    assert_eq!(owed["refunded"], 0, "{owed}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let paid = payment(&app, &customer.token, payment_id).await;
+        if paid["refunded"] == 15_000 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the money job never paid the refund: {paid}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(events_named(&app, payment_id, "RefundCompleted").await, 1);
+    let books = ledger(&app, &admin).await;
+    assert_eq!(balance(&books, "refunds_payable"), 0);
+    assert_eq!(books["trial_balance"], 0);
+    let paid_by_sandbox: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM sandbox_refunds WHERE payment_id = $1")
+            .bind(payment_id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("refunds");
+    assert_eq!(paid_by_sandbox, 1, "paid once");
+    app.stop().await;
+}

@@ -52,7 +52,8 @@ pub struct IntentBody {
     /// `alipay`, `wechat_pay` or `bank_card`.
     #[schema(value_type = String)]
     pub method: PaymentMethod,
-    /// Sandbox only: `succeed` (default), `fail`, `timeout` or `notify_twice`.
+    /// Sandbox only: `succeed` (default), `fail`, `timeout`, `notify_twice` or
+    /// `refund_fails_once`.
     #[serde(default)]
     pub sandbox: SandboxBehaviour,
 }
