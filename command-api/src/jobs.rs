@@ -23,6 +23,9 @@ pub struct JobSettings {
     pub reminder_schedule: String,
     /// `ANJIA_RECONCILE_SCHEDULE`; by default 16:30 UTC (00:30 in Beijing), for the day before.
     pub reconcile_schedule: String,
+    /// `ANJIA_AUDIT_SCHEDULE`: when the event log's hash chains are verified; by default 18:00
+    /// UTC (02:00 in Beijing).
+    pub audit_schedule: String,
 }
 
 impl Default for JobSettings {
@@ -32,6 +35,7 @@ impl Default for JobSettings {
             housekeeping_schedule: "0 17 * * * *".to_owned(),
             reminder_schedule: "*/5 * * * * *".to_owned(),
             reconcile_schedule: "0 30 16 * * *".to_owned(),
+            audit_schedule: "0 0 18 * * *".to_owned(),
         }
     }
 }
@@ -55,6 +59,9 @@ impl JobSettings {
         }
         if let Some(schedule) = read("ANJIA_RECONCILE_SCHEDULE") {
             settings.reconcile_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_AUDIT_SCHEDULE") {
+            settings.audit_schedule = schedule;
         }
         settings
     }
@@ -174,6 +181,21 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(reconcile).await?;
+    let job_state = state.clone();
+    let audit = Job::new_async(settings.audit_schedule.as_str(), move |_id, _lock| {
+        let state = job_state.clone();
+        Box::pin(async move {
+            if let Err(error) =
+                exclusively(&state.pool, "audit", crate::audit::verify(&state.pool)).await
+            {
+                tracing::error!(
+                    error = format!("{error:#}"),
+                    "the audit verification job failed"
+                )
+            }
+        })
+    })?;
+    scheduler.add(audit).await?;
     scheduler.start().await?;
     Ok(scheduler)
 }

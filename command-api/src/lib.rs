@@ -5,6 +5,7 @@
 //! Only this crate knows HTTP and JSON DTOs.
 
 pub mod alipay;
+pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod bench;
@@ -57,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::payments::router())
         .merge(routes::wallet::router())
         .merge(routes::commission::router())
+        .merge(routes::audit::router())
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())

@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, availability, commission, dispatch, health, live, oauth, onboarding, orders,
-    payments, profile, security, sessions, users, verification, wallet, workers,
+    accounts, admin, audit, availability, commission, dispatch, health, live, oauth, onboarding,
+    orders, payments, profile, security, sessions, users, verification, wallet, workers,
 };
 use crate::state::AppState;
 
@@ -30,6 +30,7 @@ use crate::state::AppState;
         payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund, payments::reconciliations,
         wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
         commission::rates, commission::set_rate,
+        audit::events, audit::stream, audit::state_as_of, audit::verification,
         admin::projection_status, admin::rebuild,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
