@@ -176,6 +176,8 @@ macro_rules! route {
 
 pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/healthz" Access::Public),
+    route!(GET "/metrics" Access::Public),
+    route!(GET "/api/v1/admin/logs" Access::Roles(ADMIN)),
     route!(GET "/readyz" Access::Public),
     route!(GET "/api/openapi.json" Access::Public),
     route!(POST "/api/v1/accounts" Access::Public),

@@ -63,6 +63,23 @@ where
         command: A::Command,
         context: &CommandContext,
     ) -> Result<Committed<A>, AggregateError<A::Error>> {
+        let outcome = self.decide_and_commit(aggregate_id, command, context).await;
+        let label = match &outcome {
+            Ok(_) => "committed",
+            Err(AggregateError::UserError(_)) => "refused",
+            Err(AggregateError::AggregateConflict) => "conflict",
+            Err(_) => "failed",
+        };
+        crate::metrics::global().count_command(A::TYPE, label);
+        outcome
+    }
+
+    async fn decide_and_commit(
+        &self,
+        aggregate_id: Uuid,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed<A>, AggregateError<A::Error>> {
         let id = aggregate_id.to_string();
         let mut aggregate_context = self.store.load_aggregate(&id).await?;
         let aggregate = aggregate_context.aggregate();

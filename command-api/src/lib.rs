@@ -17,6 +17,8 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod jobs;
+pub mod logs;
+pub mod metrics;
 pub mod money;
 pub mod notifications;
 pub mod notify;
@@ -59,6 +61,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::wallet::router())
         .merge(routes::commission::router())
         .merge(routes::audit::router())
+        .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())
@@ -95,6 +98,7 @@ pub fn app(state: AppState) -> Router {
             client_address::settle,
         ))
         .layer(middleware::from_fn(log_failures))
+        .layer(middleware::from_fn(metrics::track))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let request_id = request

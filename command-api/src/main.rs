@@ -112,13 +112,22 @@ enum BenchWhat {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // JSON lines on standard error, each with its request's id, actor and the aggregate a
+    // command touched; warnings and errors are also kept for the admins' view.
+    use tracing_subscriber::Layer;
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,sqlx=warn".into()),
+                ),
         )
-        .with_writer(std::io::stderr)
+        .with(command_api::logs::CaptureLayer::filtered())
         .init();
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;

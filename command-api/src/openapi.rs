@@ -31,7 +31,7 @@ use crate::state::AppState;
         wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
         commission::rates, commission::set_rate,
         audit::events, audit::stream, audit::state_as_of, audit::verification,
-        admin::projection_status, admin::rebuild,
+        admin::projection_status, admin::rebuild, admin::logs, crate::metrics::endpoint,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,

@@ -74,6 +74,8 @@ pub struct Settings {
     pub money: crate::money::MoneySettings,
     /// Alipay and WeChat Pay, when configured.
     pub payment_providers: crate::payments::ProviderSettings,
+    /// `ANJIA_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
+    pub metrics_token: Option<String>,
 }
 
 impl Settings {
@@ -87,6 +89,7 @@ impl Settings {
             dispatch: crate::dispatch::DispatchSettings::from_environment()?,
             money: crate::money::MoneySettings::from_environment()?,
             payment_providers: crate::payments::ProviderSettings::from_environment()?,
+            metrics_token: setting("ANJIA_METRICS_TOKEN"),
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())
@@ -141,7 +144,10 @@ pub async fn start(
     let state = AppState::new(pool.clone(), settings, vault.clone(), &base_url)
         .await?
         .with_shutdown(shutdown_receiver.clone());
-    let mut tasks = Vec::new();
+    let mut tasks = vec![crate::logs::start_writer(
+        pool.clone(),
+        shutdown_receiver.clone(),
+    )];
     let mut projector_stats = Vec::new();
     if run_projectors {
         for projection in projections::all_projections(&vault) {

@@ -35,6 +35,8 @@ pub struct AppState {
     pub payment_providers: crate::payments::Providers,
     pub money: Arc<crate::money::MoneySettings>,
     pub bank: Arc<dyn crate::withdrawals::BankTransfer>,
+    /// `ANJIA_METRICS_TOKEN`: the bearer token `/metrics` asks for, if any.
+    pub metrics_token: Option<String>,
 }
 
 impl AppState {
@@ -67,6 +69,7 @@ impl AppState {
                 base_url,
             )?,
             trusted_proxies: settings.trusted_proxies.clone(),
+            metrics_token: settings.metrics_token.clone(),
             shutdown: tokio::sync::watch::channel(false).1,
             vault,
             notifier: Notifier::new(&pool, notify)?,

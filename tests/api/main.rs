@@ -12,6 +12,7 @@ mod lifecycle;
 mod live;
 mod oauth;
 mod onboarding;
+mod operations;
 mod payments;
 mod profile;
 mod projections;

@@ -60,9 +60,16 @@ fn init_logging() {
     LOGGING.get_or_init(|| {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| "warn,sqlx=error".into());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_test_writer()
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        use tracing_subscriber::Layer;
+        let _ = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_test_writer()
+                    .with_filter(filter),
+            )
+            .with(command_api::logs::CaptureLayer::filtered())
             .try_init();
     });
 }
@@ -602,6 +609,33 @@ impl ServerProcess {
             .unwrap_or_else(|| panic!("unexpected first line from anjia serve: {line:?}"))
             .to_owned();
         ServerProcess { address, child }
+    }
+}
+
+impl ServerProcess {
+    /// Sends SIGTERM, as a service manager would, and waits for the process to exit.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        tokio::task::spawn_blocking(move || {
+            let sent = Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("running kill");
+            assert!(sent.success(), "kill -TERM {pid}");
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                if let Some(status) = self.child.try_wait().expect("waiting") {
+                    return status;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "anjia did not stop within 30 s of SIGTERM"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+        .await
+        .expect("terminating")
     }
 }
 

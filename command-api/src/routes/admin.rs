@@ -1,4 +1,4 @@
-//! Operating the platform: projection status, lag and rebuilds.
+//! Operating the platform: projection status, lag and rebuilds, and recent warnings and errors.
 
 use axum::extract::State;
 use axum::routing::{get, post};
@@ -15,6 +15,55 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/admin/projections", get(projection_status))
         .route("/api/v1/admin/projections/{name}/rebuild", post(rebuild))
+        .route("/api/v1/admin/logs", get(logs))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct LogParams {
+    /// `warn` (warnings and errors, the default) or `error`.
+    pub level: Option<String>,
+    /// Keyset: entries older than this id (the previous page's last).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LogEntryView {
+    pub id: i64,
+    #[serde(flatten)]
+    pub record: crate::logs::LogRecord,
+}
+
+/// Recent warnings and errors from every process, newest first (admins), each with its request
+/// id, actor and aggregate where it had them.
+#[utoipa::path(get, path = "/api/v1/admin/logs", tag = "admin", security(("bearer" = [])), params(LogParams),
+    responses((status = 200, body = [LogEntryView]), (status = 422, body = crate::error::Problem)))]
+pub async fn logs(
+    State(state): State<AppState>,
+    crate::extract::AppQuery(params): crate::extract::AppQuery<LogParams>,
+) -> Result<axum::Json<Vec<LogEntryView>>, ApiError> {
+    let errors_only = match params.level.as_deref() {
+        None | Some("warn") => false,
+        Some("error") => true,
+        Some(_) => {
+            return Err(ApiError::Invalid(
+                "level 须为 warn 或 error / level must be warn or error".into(),
+            ))
+        }
+    };
+    let entries = crate::logs::recent(
+        &state.pool,
+        errors_only,
+        params.before,
+        params.limit.unwrap_or(100).clamp(1, 500),
+    )
+    .await?;
+    Ok(axum::Json(
+        entries
+            .into_iter()
+            .map(|(id, record)| LogEntryView { id, record })
+            .collect(),
+    ))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -1,0 +1,278 @@
+//! Prometheus metrics, in the text exposition format, at `/metrics`.
+//!
+//! Counted in each process: requests and their latency per route (the route's template, not the
+//! raw path, so ids do not explode the series), and commands by aggregate and outcome. Read
+//! from the database at each scrape, so every process reports the same: projector lag per
+//! projection, timed-job runs and failures, the log's head. The process's own connection pool
+//! use is reported as gauges.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, OnceLock};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sqlx::PgPool;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    /// Per bucket (not cumulative), plus the overflow.
+    counts: [u64; BUCKETS.len() + 1],
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, seconds: f64) {
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.counts[bucket] += 1;
+        self.sum += seconds;
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    /// (method, route, status) → count.
+    requests: BTreeMap<(String, String, u16), u64>,
+    /// (method, route) → latency.
+    latency: BTreeMap<(String, String), Histogram>,
+    /// (aggregate, outcome) → count.
+    commands: BTreeMap<(&'static str, &'static str), u64>,
+}
+
+/// This process's counters.
+pub struct Metrics {
+    counters: Mutex<Counters>,
+}
+
+pub fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| Metrics {
+        counters: Mutex::new(Counters::default()),
+    })
+}
+
+impl Metrics {
+    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        let mut counters = self.counters.lock().expect("metrics lock");
+        *counters
+            .requests
+            .entry((method.to_owned(), route.to_owned(), status))
+            .or_default() += 1;
+        counters
+            .latency
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default()
+            .observe(seconds);
+    }
+
+    /// `outcome`: `committed`, `refused` (the domain said no), `conflict` or `failed`.
+    pub fn count_command(&self, aggregate: &'static str, outcome: &'static str) {
+        *self
+            .counters
+            .lock()
+            .expect("metrics lock")
+            .commands
+            .entry((aggregate, outcome))
+            .or_default() += 1;
+    }
+
+    fn render_counters(&self, out: &mut String) {
+        let counters = self.counters.lock().expect("metrics lock");
+        out.push_str(
+            "# HELP anjia_http_requests_total HTTP requests by method, route and status.\n",
+        );
+        out.push_str("# TYPE anjia_http_requests_total counter\n");
+        for ((method, route, status), count) in &counters.requests {
+            let _ = writeln!(
+                out,
+                "anjia_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
+                escape(route)
+            );
+        }
+        out.push_str("# HELP anjia_http_request_duration_seconds HTTP request latency by method and route.\n");
+        out.push_str("# TYPE anjia_http_request_duration_seconds histogram\n");
+        for ((method, route), histogram) in &counters.latency {
+            let route = escape(route);
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "anjia_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            cumulative += histogram.counts[BUCKETS.len()];
+            let _ = writeln!(
+                out,
+                "anjia_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let _ = writeln!(
+                out,
+                "anjia_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}",
+                histogram.sum
+            );
+            let _ = writeln!(
+                out,
+                "anjia_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {cumulative}"
+            );
+        }
+        out.push_str("# HELP anjia_commands_total Commands by aggregate and outcome.\n");
+        out.push_str("# TYPE anjia_commands_total counter\n");
+        for ((aggregate, outcome), count) in &counters.commands {
+            let _ = writeln!(
+                out,
+                "anjia_commands_total{{aggregate=\"{aggregate}\",outcome=\"{outcome}\"}} {count}"
+            );
+        }
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Times every request and counts it under its route template.
+pub async fn track(request: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    global().observe_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Everything, as Prometheus reads it.
+pub async fn render(pool: &PgPool) -> anyhow::Result<String> {
+    let mut out = String::new();
+    global().render_counters(&mut out);
+    out.push_str("# HELP anjia_projection_pending_events Events in the log a projection has not applied yet.\n");
+    out.push_str("# TYPE anjia_projection_pending_events gauge\n");
+    let statuses = projections::status(pool).await?;
+    for status in &statuses {
+        let _ = writeln!(
+            out,
+            "anjia_projection_pending_events{{projection=\"{}\"}} {}",
+            status.name, status.pending_events
+        );
+    }
+    out.push_str("# HELP anjia_projection_lag_seconds How far behind the log's newest event a projection is.\n");
+    out.push_str("# TYPE anjia_projection_lag_seconds gauge\n");
+    for status in &statuses {
+        let _ = writeln!(
+            out,
+            "anjia_projection_lag_seconds{{projection=\"{}\"}} {}",
+            status.name, status.lag_seconds
+        );
+    }
+    let failing = statuses
+        .iter()
+        .filter(|status| status.last_error.is_some())
+        .count();
+    out.push_str(
+        "# HELP anjia_projections_failing Projections stopped at an event they cannot apply.\n",
+    );
+    out.push_str("# TYPE anjia_projections_failing gauge\n");
+    let _ = writeln!(out, "anjia_projections_failing {failing}");
+    let jobs: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT job, runs, failures FROM job_runs ORDER BY job")
+            .fetch_all(pool)
+            .await?;
+    out.push_str("# HELP anjia_job_runs_total Timed-job runs, in whichever process ran them.\n");
+    out.push_str("# TYPE anjia_job_runs_total counter\n");
+    for (job, runs, _) in &jobs {
+        let _ = writeln!(out, "anjia_job_runs_total{{job=\"{job}\"}} {runs}");
+    }
+    out.push_str("# HELP anjia_job_failures_total Timed-job runs that failed.\n");
+    out.push_str("# TYPE anjia_job_failures_total counter\n");
+    for (job, _, failures) in &jobs {
+        let _ = writeln!(out, "anjia_job_failures_total{{job=\"{job}\"}} {failures}");
+    }
+    let head: Option<i64> = sqlx::query_scalar("SELECT max(position) FROM events")
+        .fetch_one(pool)
+        .await?;
+    out.push_str("# HELP anjia_event_log_position The newest event's position in the log.\n");
+    out.push_str("# TYPE anjia_event_log_position gauge\n");
+    let _ = writeln!(out, "anjia_event_log_position {}", head.unwrap_or(0));
+    out.push_str(
+        "# HELP anjia_db_pool_connections This process's database connections by state.\n",
+    );
+    out.push_str("# TYPE anjia_db_pool_connections gauge\n");
+    let size = pool.size() as usize;
+    let idle = pool.num_idle();
+    let _ = writeln!(out, "anjia_db_pool_connections{{state=\"idle\"}} {idle}");
+    let _ = writeln!(
+        out,
+        "anjia_db_pool_connections{{state=\"in_use\"}} {}",
+        size.saturating_sub(idle)
+    );
+    out.push_str("# HELP anjia_db_pool_max_connections This process's connection limit.\n");
+    out.push_str("# TYPE anjia_db_pool_max_connections gauge\n");
+    let _ = writeln!(
+        out,
+        "anjia_db_pool_max_connections {}",
+        pool.options().get_max_connections()
+    );
+    Ok(out)
+}
+
+/// Prometheus metrics in the text format. With `ANJIA_METRICS_TOKEN` set, the scraper must
+/// present it as a bearer token; without, the endpoint is open (keep it on an internal network).
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"), (status = 401, body = crate::error::Problem)))]
+pub async fn endpoint(State(state): State<crate::state::AppState>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &state.metrics_token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        let matches = given.is_some_and(|given| equal(given.as_bytes(), expected.as_bytes()));
+        if !matches {
+            return crate::error::ApiError::Unauthenticated.into_response();
+        }
+    }
+    match render(&state.pool).await {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(error) => crate::error::ApiError::Unavailable(error).into_response(),
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn equal(left: &[u8], right: &[u8]) -> bool {
+    if left.len() != right.len() {
+        return false;
+    }
+    left.iter()
+        .zip(right)
+        .fold(0u8, |difference, (a, b)| difference | (a ^ b))
+        == 0
+}
