@@ -177,6 +177,11 @@ macro_rules! route {
 pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/healthz" Access::Public),
     route!(GET "/metrics" Access::Public),
+    route!(GET "/api/v1/review-tags" Access::Public),
+    route!(GET "/api/v1/workers/{worker_id}/reviews" Access::Public),
+    route!(GET "/api/v1/workers/{worker_id}/ratings" Access::Public),
+    route!(POST "/api/v1/orders/{order_id}/review/reply" Access::Roles(WORKER)),
+    route!(POST "/api/v1/admin/orders/{order_id}/review/hide" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/logs" Access::Roles(ADMIN)),
     route!(GET "/readyz" Access::Public),
     route!(GET "/api/openapi.json" Access::Public),

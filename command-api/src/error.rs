@@ -270,7 +270,11 @@ impl DomainErrorKind for domain::order::OrderError {
             | E::TotalOverflow
             | E::AmountMismatch { .. }
             | E::BadRating
+            | E::UnknownTag(_)
             | E::ReasonRequired => ApiError::Invalid(detail),
+            E::ReviewWindowClosed | E::ReviewWindowOpen | E::AlreadyReplied | E::AlreadyHidden => {
+                ApiError::IllegalState(detail)
+            }
         }
     }
 }

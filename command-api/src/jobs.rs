@@ -196,6 +196,29 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(audit).await?;
+    let job_state = state.clone();
+    let reviews = Job::new_async(state.reviews.schedule.as_str(), move |_id, _lock| {
+        let state = job_state.clone();
+        Box::pin(async move {
+            match exclusively(
+                &state.pool,
+                "reviews",
+                crate::reviews::record_defaults(&state, Utc::now()),
+            )
+            .await
+            {
+                Ok(Some(recorded)) if recorded > 0 => {
+                    tracing::info!(recorded, "default reviews recorded")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::error!(
+                    error = format!("{error:#}"),
+                    "the default review job failed"
+                ),
+            }
+        })
+    })?;
+    scheduler.add(reviews).await?;
     scheduler.start().await?;
     Ok(scheduler)
 }

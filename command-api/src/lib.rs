@@ -25,6 +25,7 @@ pub mod notify;
 pub mod openapi;
 pub mod payments;
 pub mod reminders;
+pub mod reviews;
 pub mod routes;
 pub mod server;
 pub mod signing;
@@ -61,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::wallet::router())
         .merge(routes::commission::router())
         .merge(routes::audit::router())
+        .merge(routes::reviews::router())
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())

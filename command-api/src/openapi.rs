@@ -8,7 +8,7 @@ use utoipa::{Modify, OpenApi};
 use crate::notifications;
 use crate::routes::{
     accounts, admin, audit, availability, commission, dispatch, health, live, oauth, onboarding,
-    orders, payments, profile, security, sessions, users, verification, wallet, workers,
+    orders, payments, profile, reviews, security, sessions, users, verification, wallet, workers,
 };
 use crate::state::AppState;
 
@@ -30,6 +30,7 @@ use crate::state::AppState;
         payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund, payments::reconciliations,
         wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
         commission::rates, commission::set_rate,
+        reviews::tags, reviews::reply, reviews::hide, reviews::list, reviews::ratings,
         audit::events, audit::stream, audit::state_as_of, audit::verification,
         admin::projection_status, admin::rebuild, admin::logs, crate::metrics::endpoint,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,

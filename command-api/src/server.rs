@@ -76,6 +76,7 @@ pub struct Settings {
     pub payment_providers: crate::payments::ProviderSettings,
     /// `ANJIA_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
     pub metrics_token: Option<String>,
+    pub reviews: crate::reviews::ReviewSettings,
 }
 
 impl Settings {
@@ -90,6 +91,7 @@ impl Settings {
             money: crate::money::MoneySettings::from_environment()?,
             payment_providers: crate::payments::ProviderSettings::from_environment()?,
             metrics_token: setting("ANJIA_METRICS_TOKEN"),
+            reviews: crate::reviews::ReviewSettings::from_environment()?,
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())

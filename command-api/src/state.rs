@@ -37,6 +37,7 @@ pub struct AppState {
     pub bank: Arc<dyn crate::withdrawals::BankTransfer>,
     /// `ANJIA_METRICS_TOKEN`: the bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<String>,
+    pub reviews: Arc<crate::reviews::ReviewSettings>,
 }
 
 impl AppState {
@@ -70,6 +71,7 @@ impl AppState {
             )?,
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics_token: settings.metrics_token.clone(),
+            reviews: Arc::new(settings.reviews.clone()),
             shutdown: tokio::sync::watch::channel(false).1,
             vault,
             notifier: Notifier::new(&pool, notify)?,

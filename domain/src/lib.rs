@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod onboarding;
 pub mod order;
 pub mod payment;
+pub mod review;
 pub mod values;
 pub mod wallet;
 pub mod worker;

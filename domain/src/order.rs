@@ -244,6 +244,27 @@ pub enum OrderCommand {
         attitude: u8,
         skill: u8,
         comment: String,
+        /// Codes from [`crate::review::TAGS`].
+        tags: Vec<String>,
+        /// How long after the service a review may be given.
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    },
+    /// The review window closed without a review: the configured default is recorded.
+    DefaultReview {
+        window: chrono::Duration,
+        now: DateTime<Utc>,
+    },
+    /// The worker answers a review, once.
+    ReplyToReview {
+        worker_id: Uuid,
+        reply: String,
+        now: DateTime<Utc>,
+    },
+    /// An admin hides a review from the public and from the ratings, with a reason.
+    HideReview {
+        by: Actor,
+        reason: String,
         now: DateTime<Utc>,
     },
     Cancel {
@@ -285,6 +306,9 @@ impl OrderCommand {
             OrderCommand::StartService { .. } => ("开始服务", "start"),
             OrderCommand::FinishService { .. } => ("完成服务", "finish"),
             OrderCommand::Review { .. } => ("评价", "review"),
+            OrderCommand::DefaultReview { .. } => ("默认评价", "record a default review of"),
+            OrderCommand::ReplyToReview { .. } => ("回复评价", "reply to the review of"),
+            OrderCommand::HideReview { .. } => ("隐藏评价", "hide the review of"),
             OrderCommand::Cancel { .. } => ("取消", "cancel"),
             OrderCommand::Dispute { .. } => ("发起争议", "dispute"),
             OrderCommand::ResolveDispute { .. } => ("处理争议", "resolve a dispute on"),
@@ -383,6 +407,27 @@ pub enum OrderEvent {
         skill: u8,
         comment: String,
         reviewed_at: DateTime<Utc>,
+        #[serde(default)]
+        tags: Vec<String>,
+        /// Recorded by the platform when the customer gave none in time.
+        #[serde(default)]
+        by_default: bool,
+    },
+    ReviewReplied {
+        worker_id: Uuid,
+        reply: String,
+        replied_at: DateTime<Utc>,
+    },
+    /// The hidden review's worker and stars, so ratings can take them out again.
+    ReviewHidden {
+        by: Actor,
+        reason: String,
+        #[serde(default)]
+        worker_id: Option<Uuid>,
+        quality: u8,
+        attitude: u8,
+        skill: u8,
+        hidden_at: DateTime<Utc>,
     },
     OrderCancelled {
         by: Actor,
@@ -422,6 +467,8 @@ impl DomainEvent for OrderEvent {
             OrderEvent::ServiceStarted { .. } => "ServiceStarted",
             OrderEvent::ServiceFinished { .. } => "ServiceFinished",
             OrderEvent::OrderReviewed { .. } => "OrderReviewed",
+            OrderEvent::ReviewReplied { .. } => "ReviewReplied",
+            OrderEvent::ReviewHidden { .. } => "ReviewHidden",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderDisputed { .. } => "OrderDisputed",
             OrderEvent::DisputeResolved { .. } => "DisputeResolved",
@@ -471,6 +518,16 @@ pub enum OrderError {
     NotOwner,
     #[error("评分必须在 1 到 5 之间 / ratings must be between 1 and 5")]
     BadRating,
+    #[error("评价期已过 / the time to review this order has passed")]
+    ReviewWindowClosed,
+    #[error("评价期尚未结束 / the review window is still open")]
+    ReviewWindowOpen,
+    #[error("未知的评价标签：{0} / unknown review tag {0}")]
+    UnknownTag(String),
+    #[error("评价已回复过 / the review has already been answered")]
+    AlreadyReplied,
+    #[error("评价已被隐藏 / the review is already hidden")]
+    AlreadyHidden,
     #[error("请填写原因 / a reason is required")]
     ReasonRequired,
     #[error("订单已被其他服务人员接走 / the order has already been taken by another worker")]
@@ -558,6 +615,16 @@ pub struct Order {
     /// When the order was booked: its commission is the rate in force then.
     #[serde(default)]
     pub placed_at: Option<DateTime<Utc>>,
+    /// When the service finished: the review window runs from then.
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The review's stars (quality, attitude, skill), once given.
+    #[serde(default)]
+    pub review: Option<(u8, u8, u8)>,
+    #[serde(default)]
+    pub review_replied: bool,
+    #[serde(default)]
+    pub review_hidden: bool,
 }
 
 /// The longest booking horizon, in units: a year of hours is plenty for any household.
@@ -954,6 +1021,8 @@ impl Order {
                     attitude,
                     skill,
                     comment,
+                    tags,
+                    window,
                     now,
                 },
             ) => {
@@ -966,12 +1035,78 @@ impl Order {
                 {
                     return Err(OrderError::BadRating);
                 }
+                if self
+                    .finished_at
+                    .is_some_and(|finished| now > finished + window)
+                {
+                    return Err(OrderError::ReviewWindowClosed);
+                }
+                let mut tags = tags;
+                tags.sort();
+                tags.dedup();
+                if let Some(unknown) = tags.iter().find(|tag| crate::review::tag(tag).is_none()) {
+                    return Err(OrderError::UnknownTag(unknown.clone()));
+                }
                 Ok(vec![OrderEvent::OrderReviewed {
                     quality,
                     attitude,
                     skill,
                     comment: comment.trim().to_owned(),
                     reviewed_at: now,
+                    tags,
+                    by_default: false,
+                }])
+            }
+            (S::Completed, OrderCommand::DefaultReview { window, now }) => {
+                let finished = self.finished_at.unwrap_or(now);
+                if now <= finished + window {
+                    return Err(OrderError::ReviewWindowOpen);
+                }
+                let (quality, attitude, skill) = crate::review::DEFAULT_STARS;
+                Ok(vec![OrderEvent::OrderReviewed {
+                    quality,
+                    attitude,
+                    skill,
+                    comment: crate::review::DEFAULT_COMMENT.to_owned(),
+                    reviewed_at: now,
+                    tags: Vec::new(),
+                    by_default: true,
+                }])
+            }
+            (
+                S::Reviewed,
+                OrderCommand::ReplyToReview {
+                    worker_id,
+                    reply,
+                    now,
+                },
+            ) => {
+                self.require_assigned(worker_id)?;
+                if self.review_replied {
+                    return Err(OrderError::AlreadyReplied);
+                }
+                Ok(vec![OrderEvent::ReviewReplied {
+                    worker_id,
+                    reply: required_reason(&reply)?,
+                    replied_at: now,
+                }])
+            }
+            (S::Reviewed, OrderCommand::HideReview { by, reason, now }) => {
+                if !matches!(by.role, Role::Admin | Role::System) {
+                    return Err(OrderError::NotOwner);
+                }
+                if self.review_hidden {
+                    return Err(OrderError::AlreadyHidden);
+                }
+                let (quality, attitude, skill) = self.review.unwrap_or((0, 0, 0));
+                Ok(vec![OrderEvent::ReviewHidden {
+                    by,
+                    reason: required_reason(&reason)?,
+                    worker_id: self.worker_id,
+                    quality,
+                    attitude,
+                    skill,
+                    hidden_at: now,
                 }])
             }
             (stage, OrderCommand::Cancel { by, reason, now }) if stage.cancellable() => {
@@ -1142,8 +1277,21 @@ impl Aggregate for Order {
             OrderEvent::WorkerDeparted { .. } => self.status = OrderStatus::OnTheWay,
             OrderEvent::WorkerArrived { .. } => self.status = OrderStatus::Arrived,
             OrderEvent::ServiceStarted { .. } => self.status = OrderStatus::InService,
-            OrderEvent::ServiceFinished { .. } => self.status = OrderStatus::Completed,
-            OrderEvent::OrderReviewed { .. } => self.status = OrderStatus::Reviewed,
+            OrderEvent::ServiceFinished { finished_at, .. } => {
+                self.status = OrderStatus::Completed;
+                self.finished_at = Some(finished_at);
+            }
+            OrderEvent::OrderReviewed {
+                quality,
+                attitude,
+                skill,
+                ..
+            } => {
+                self.status = OrderStatus::Reviewed;
+                self.review = Some((quality, attitude, skill));
+            }
+            OrderEvent::ReviewReplied { .. } => self.review_replied = true,
+            OrderEvent::ReviewHidden { .. } => self.review_hidden = true,
             OrderEvent::OrderCancelled { .. } => self.status = OrderStatus::Cancelled,
             OrderEvent::OrderDisputed { .. } => self.status = OrderStatus::Disputed,
             OrderEvent::DisputeResolved { .. } => self.status = OrderStatus::Completed,

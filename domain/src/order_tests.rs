@@ -224,7 +224,34 @@ fn review(customer_id: Uuid, quality: u8, attitude: u8, skill: u8, comment: &str
         attitude,
         skill,
         comment: comment.to_owned(),
+        tags: vec!["punctual".into()],
+        window: REVIEW_WINDOW,
         now: later(REVIEWED),
+    }
+}
+
+const REVIEW_WINDOW: TimeDelta = TimeDelta::days(7);
+
+fn default_review() -> OrderCommand {
+    OrderCommand::DefaultReview {
+        window: REVIEW_WINDOW,
+        now: later(FINISHED) + REVIEW_WINDOW + TimeDelta::minutes(1),
+    }
+}
+
+fn reply_to_review(worker_id: Uuid) -> OrderCommand {
+    OrderCommand::ReplyToReview {
+        worker_id,
+        reply: "谢谢您的认可 / thank you".into(),
+        now: later(REVIEWED + 60),
+    }
+}
+
+fn hide_review() -> OrderCommand {
+    OrderCommand::HideReview {
+        by: admin(),
+        reason: "含辱骂内容 / abusive".into(),
+        now: later(REVIEWED + 120),
     }
 }
 
@@ -346,6 +373,8 @@ fn order_reviewed(quality: u8, attitude: u8, skill: u8, comment: &str) -> OrderE
         skill,
         comment: comment.to_owned(),
         reviewed_at: later(REVIEWED),
+        tags: vec!["punctual".into()],
+        by_default: false,
     }
 }
 
@@ -499,6 +528,9 @@ fn one_of_every_command() -> Vec<OrderCommand> {
         cancel(customer(), "行程有变"),
         dispute(customer(), "打碎了花瓶"),
         resolve_dispute("退还部分费用 / part refunded"),
+        default_review(),
+        reply_to_review(WORKER_ID),
+        hide_review(),
     ]
 }
 
@@ -538,6 +570,9 @@ fn legal_transitions(command: &OrderCommand) -> (&'static [OrderStatus], OrderSt
         ),
         OrderCommand::Dispute { .. } => (&[S::InService, S::Completed], S::Disputed),
         OrderCommand::ResolveDispute { .. } => (&[S::Disputed], S::Completed),
+        OrderCommand::DefaultReview { .. } => (&[S::Completed], S::Reviewed),
+        OrderCommand::ReplyToReview { .. } => (&[S::Reviewed], S::Reviewed),
+        OrderCommand::HideReview { .. } => (&[S::Reviewed], S::Reviewed),
     }
 }
 
@@ -552,7 +587,7 @@ fn every_history_reaches_the_state_it_is_named_after() {
 fn the_command_table_holds_one_command_of_each_kind() {
     let commands = one_of_every_command();
     let verbs: HashSet<_> = commands.iter().map(OrderCommand::verb).collect();
-    assert_eq!(commands.len(), 19);
+    assert_eq!(commands.len(), 22);
     assert_eq!(
         verbs.len(),
         commands.len(),
@@ -1484,6 +1519,20 @@ fn one_of_every_event() -> Vec<OrderEvent> {
             resolution: "退还部分费用 / part refunded".into(),
             resolved_at: later(DISPUTED + 1),
         },
+        OrderEvent::ReviewReplied {
+            worker_id: WORKER_ID,
+            reply: "谢谢 / thanks".into(),
+            replied_at: later(REVIEWED + 60),
+        },
+        OrderEvent::ReviewHidden {
+            by: admin(),
+            reason: "含辱骂内容 / abusive".into(),
+            worker_id: Some(WORKER_ID),
+            quality: 5,
+            attitude: 5,
+            skill: 5,
+            hidden_at: later(REVIEWED + 120),
+        },
         order_placed(),
         payment_requested(),
         payment_recorded(),
@@ -1540,6 +1589,8 @@ fn kind_index(event: &OrderEvent) -> usize {
         OrderEvent::AssignmentWithdrawn { .. } => 16,
         OrderEvent::WorkerLocationReported { .. } => 17,
         OrderEvent::DisputeResolved { .. } => 18,
+        OrderEvent::ReviewReplied { .. } => 19,
+        OrderEvent::ReviewHidden { .. } => 20,
     }
 }
 
@@ -1547,7 +1598,7 @@ fn kind_index(event: &OrderEvent) -> usize {
 fn the_sample_events_cover_every_event_kind() {
     let mut kinds: Vec<usize> = one_of_every_event().iter().map(kind_index).collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, (0..19).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..21).collect::<Vec<_>>());
 }
 
 #[test]

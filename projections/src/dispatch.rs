@@ -128,6 +128,30 @@ async fn apply_order(
 ) -> anyhow::Result<()> {
     let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
     let decoded: OrderEvent = event.decode()?;
+    // A hidden review comes out of its worker's ratings; the order has long left this read
+    // model, so the event names the worker.
+    if let OrderEvent::ReviewHidden {
+        worker_id: Some(worker_id),
+        quality,
+        attitude,
+        skill,
+        ..
+    } = &decoded
+    {
+        sqlx::query(&format!(
+            "UPDATE {schema}.worker_ratings SET reviews = reviews - 1,
+                 quality_sum = quality_sum - $2, attitude_sum = attitude_sum - $3,
+                 skill_sum = skill_sum - $4
+              WHERE worker_id = $1"
+        ))
+        .bind(worker_id)
+        .bind(i32::from(*quality))
+        .bind(i32::from(*attitude))
+        .bind(i32::from(*skill))
+        .execute(&mut *connection)
+        .await?;
+        return Ok(());
+    }
     let existing = sqlx::query(&format!(
         "SELECT state, last_sequence FROM {schema}.dispatch_orders WHERE order_id = $1"
     ))
@@ -165,7 +189,12 @@ async fn apply_order(
             attitude,
             skill,
             ..
-        } => Some((i32::from(*quality), i32::from(*attitude), i32::from(*skill))),
+        } => Some((
+            1,
+            i32::from(*quality),
+            i32::from(*attitude),
+            i32::from(*skill),
+        )),
         _ => None,
     };
     let waiting_from = match &decoded {
@@ -199,13 +228,13 @@ async fn apply_order(
             .await?;
         }
     }
-    if let (Some((quality, attitude, skill)), Some(worker_id)) = (review, order.worker_id) {
+    if let (Some((count, quality, attitude, skill)), Some(worker_id)) = (review, order.worker_id) {
         sqlx::query(&format!(
             "INSERT INTO {schema}.worker_ratings
                  (worker_id, reviews, quality_sum, attitude_sum, skill_sum)
-             VALUES ($1, 1, $2, $3, $4)
+             VALUES ($1, $5, $2, $3, $4)
              ON CONFLICT (worker_id) DO UPDATE SET
-                 reviews = {schema}.worker_ratings.reviews + 1,
+                 reviews = {schema}.worker_ratings.reviews + $5,
                  quality_sum = {schema}.worker_ratings.quality_sum + $2,
                  attitude_sum = {schema}.worker_ratings.attitude_sum + $3,
                  skill_sum = {schema}.worker_ratings.skill_sum + $4"
@@ -214,6 +243,7 @@ async fn apply_order(
         .bind(quality)
         .bind(attitude)
         .bind(skill)
+        .bind(count)
         .execute(&mut *connection)
         .await?;
     }

@@ -14,6 +14,7 @@ pub mod orders;
 pub mod personal;
 pub mod projector;
 pub mod reminders;
+pub mod reviews;
 pub mod workers;
 
 pub use log::StoredEvent;

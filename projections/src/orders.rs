@@ -437,10 +437,12 @@ fn effect(
                 ],
             )
         }
-        // Dispatch stages and positions live in the dispatch read model.
-        OrderEvent::DispatchStageEntered { .. } | OrderEvent::WorkerLocationReported { .. } => {
-            return (None, vec![])
-        }
+        // Dispatch stages and positions live in the dispatch read model, replies and hidden
+        // reviews in the reviews read model.
+        OrderEvent::DispatchStageEntered { .. }
+        | OrderEvent::WorkerLocationReported { .. }
+        | OrderEvent::ReviewReplied { .. }
+        | OrderEvent::ReviewHidden { .. } => return (None, vec![]),
     };
     (Some(status), columns)
 }

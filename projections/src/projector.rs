@@ -56,7 +56,15 @@ pub trait Projection: Send + Sync {
 }
 
 /// The names of every projection, in the order they run.
-pub const PROJECTION_NAMES: [&str; 5] = ["orders", "workers", "customers", "dispatch", "reminders"];
+pub const PROJECTION_NAMES: [&str; 7] = [
+    "orders",
+    "workers",
+    "customers",
+    "dispatch",
+    "reminders",
+    "ledger",
+    "reviews",
+];
 
 /// Every projection the platform runs. They open sealed personal data through the vault.
 pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
@@ -73,6 +81,7 @@ pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
         Arc::new(crate::dispatch::DispatchProjection),
         Arc::new(crate::reminders::RemindersProjection),
         Arc::new(crate::ledger::LedgerProjection),
+        Arc::new(crate::reviews::ReviewsProjection),
     ]
 }
 

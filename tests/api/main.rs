@@ -17,6 +17,7 @@ mod payments;
 mod profile;
 mod projections;
 mod providers;
+mod reviews;
 mod sessions;
 mod store;
 mod users;

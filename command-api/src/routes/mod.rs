@@ -13,6 +13,7 @@ pub mod onboarding;
 pub mod orders;
 pub mod payments;
 pub mod profile;
+pub mod reviews;
 pub mod security;
 pub mod sessions;
 pub mod users;

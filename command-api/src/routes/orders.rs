@@ -496,7 +496,7 @@ pub struct ReasonBody {
     pub reason: String,
 }
 
-async fn run(
+pub(crate) async fn run(
     state: &AppState,
     order_id: Uuid,
     command: OrderCommand,
@@ -625,14 +625,18 @@ pub async fn resolve_dispute(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
+    /// Service quality, 1 to 5 stars.
     pub quality: u8,
     pub attitude: u8,
     pub skill: u8,
     #[serde(default)]
     pub comment: String,
+    /// Codes from `GET /api/v1/review-tags`.
+    #[serde(default)]
+    pub tags: Vec<String>,
 }
 
-/// Review a completed order (its customer).
+/// Review a completed order, once, within the review window (its customer).
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/review", tag = "orders", request_body = ReviewBody, security(("bearer" = [])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
@@ -654,6 +658,8 @@ pub async fn review(
         attitude: body.attitude,
         skill: body.skill,
         comment: body.comment,
+        tags: body.tags,
+        window: state.reviews.window,
         now: context.occurred_at,
     };
     run(&state, order_id, command, &context).await

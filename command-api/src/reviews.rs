@@ -1,0 +1,92 @@
+//! The review window and the default review recorded when a customer gives none in time.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::order::OrderCommand;
+use uuid::Uuid;
+
+use crate::commands::CommandContext;
+use crate::state::AppState;
+
+/// Review settings, from the environment.
+#[derive(Debug, Clone)]
+pub struct ReviewSettings {
+    /// `ANJIA_REVIEW_DAYS`: how long after the service a customer may review (15 by default).
+    pub window: Duration,
+    /// `ANJIA_DEFAULT_REVIEW`: `on` (default) records a five-star default when the window
+    /// closes without a review; `off` records nothing.
+    pub default_positive: bool,
+    /// `ANJIA_REVIEW_SCHEDULE`: when closed windows are looked for (cron with seconds).
+    pub schedule: String,
+}
+
+impl Default for ReviewSettings {
+    fn default() -> Self {
+        ReviewSettings {
+            window: Duration::days(15),
+            default_positive: true,
+            schedule: "30 * * * * *".to_owned(),
+        }
+    }
+}
+
+impl ReviewSettings {
+    pub fn from_environment() -> anyhow::Result<Self> {
+        let mut settings = ReviewSettings::default();
+        if let Some(days) = crate::server::setting("ANJIA_REVIEW_DAYS") {
+            let days: i64 = days
+                .parse()
+                .map_err(|_| anyhow::anyhow!("ANJIA_REVIEW_DAYS must be a whole number"))?;
+            anyhow::ensure!(days >= 1, "ANJIA_REVIEW_DAYS must be at least 1");
+            settings.window = Duration::days(days);
+        }
+        if let Some(default) = crate::server::setting("ANJIA_DEFAULT_REVIEW") {
+            settings.default_positive = match default.as_str() {
+                "on" | "true" | "1" => true,
+                "off" | "false" | "0" => false,
+                other => anyhow::bail!("ANJIA_DEFAULT_REVIEW must be on or off, not {other}"),
+            };
+        }
+        if let Some(schedule) = crate::server::setting("ANJIA_REVIEW_SCHEDULE") {
+            settings.schedule = schedule;
+        }
+        Ok(settings)
+    }
+}
+
+/// Records the default review of every completed order whose window has closed. Returns how
+/// many were recorded; does nothing when defaults are off.
+pub async fn record_defaults(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    if !state.reviews.default_positive {
+        return Ok(0);
+    }
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM read_orders
+          WHERE status = 'completed' AND finished_at < $1
+          ORDER BY finished_at LIMIT 500",
+    )
+    .bind(now - state.reviews.window)
+    .fetch_all(&state.pool)
+    .await?;
+    let context = CommandContext {
+        occurred_at: now,
+        ..CommandContext::system()
+    };
+    let mut recorded = 0;
+    for order_id in due {
+        let command = OrderCommand::DefaultReview {
+            window: state.reviews.window,
+            now,
+        };
+        match state
+            .orders
+            .execute_deciding_again(order_id, command, &context)
+            .await
+        {
+            Ok(_) => recorded += 1,
+            // Reviewed or disputed a moment ago: nothing to do.
+            Err(cqrs_es::AggregateError::UserError(_)) => {}
+            Err(error) => anyhow::bail!("recording the default review of {order_id}: {error}"),
+        }
+    }
+    Ok(recorded)
+}
