@@ -41,9 +41,13 @@ impl Projection for CustomersProjection {
                 groups                 text[]      NOT NULL DEFAULT '{{}}',
                 registered_at          timestamptz NOT NULL,
                 updated_at             timestamptz NOT NULL,
+                search_terms           text[]      GENERATED ALWAYS AS (public.anjia_search_terms(
+                                           name || ' ' || coalesce(phone_masked, '') || ' '
+                                           || coalesce(email_masked, ''))) STORED,
                 last_sequence          bigint      NOT NULL
             );
             CREATE INDEX ON {schema}.customers (name, customer_id);
+            CREATE INDEX ON {schema}.customers USING gin (search_terms);
             CREATE TABLE {schema}.customer_addresses (
                 address_id           uuid PRIMARY KEY,
                 customer_id          uuid        NOT NULL,

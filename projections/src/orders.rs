@@ -67,8 +67,12 @@ impl Projection for OrdersProjection {
                 rating_attitude      smallint,
                 rating_skill         smallint,
                 updated_at           timestamptz NOT NULL,
-                last_sequence        bigint      NOT NULL
+                last_sequence        bigint      NOT NULL,
+                -- The service's names, the place, the contact's name and masked phone.
+                search_text          text        NOT NULL DEFAULT '',
+                search_terms         text[]      GENERATED ALWAYS AS (public.anjia_search_terms(search_text)) STORED
             );
+            CREATE INDEX ON {schema}.orders USING gin (search_terms);
             CREATE INDEX ON {schema}.orders (placed_at DESC, order_id DESC);
             CREATE INDEX ON {schema}.orders (scheduled_start, order_id);
             CREATE INDEX ON {schema}.orders (customer_id, placed_at DESC, order_id DESC);
@@ -170,7 +174,7 @@ impl Projection for OrdersProjection {
 }
 
 /// The columns every new order row is inserted with, after `order_id`, in binding order.
-const INSERTED_COLUMNS: [&str; 17] = [
+const INSERTED_COLUMNS: [&str; 18] = [
     "customer_id",
     "service",
     "unit_price",
@@ -188,6 +192,7 @@ const INSERTED_COLUMNS: [&str; 17] = [
     "status",
     "updated_at",
     "last_sequence",
+    "search_text",
 ];
 
 /// Rows per multi-row insert: well under PostgreSQL's 65,535 bind parameters.
@@ -212,6 +217,7 @@ async fn insert_new_orders(
         else {
             unreachable!("only placed orders, with their address opened, are inserted")
         };
+        let search_text = search_text(&booking, &opened);
         values
             .push_bind(order_id)
             .push_bind(booking.customer_id)
@@ -230,7 +236,8 @@ async fn insert_new_orders(
             .push_bind(placed_at)
             .push_bind(change.status.unwrap_or_default().as_str())
             .push_bind(change.updated_at.unwrap_or_else(Utc::now))
-            .push_bind(change.last_sequence);
+            .push_bind(change.last_sequence)
+            .push_bind(search_text);
         for (_, value) in change.columns {
             value.push_to(&mut values);
         }
@@ -248,6 +255,25 @@ async fn insert_new_orders(
     ));
     statement.build().execute(&mut *connection).await?;
     Ok(())
+}
+
+/// What the admins' search finds an order by: the service's names in both languages, the
+/// place, and the contact's name and masked phone.
+fn search_text(booking: &Booking, opened: &OpenedAddress) -> String {
+    let (name_zh, name_en) = domain::catalogue::catalogue()
+        .iter()
+        .find(|spec| spec.code == booking.service)
+        .map_or(("", ""), |spec| (spec.name_zh, spec.name_en));
+    [
+        name_zh,
+        name_en,
+        &booking.address.city,
+        &booking.address.district,
+        &opened.detail,
+        &opened.contact_name,
+        &opened.contact_phone_masked,
+    ]
+    .join(" ")
 }
 
 /// The personal parts of a new order's address, as the read model shows them.
@@ -543,6 +569,8 @@ pub struct OrderFilter {
     pub placed_to: Option<DateTime<Utc>>,
     pub scheduled_from: Option<DateTime<Utc>>,
     pub scheduled_to: Option<DateTime<Utc>>,
+    /// Free text, Chinese included: the service, the place, the contact's name or phone tail.
+    pub text: Option<String>,
 }
 
 /// Where the next page starts: the sort value and id of the last row seen.
@@ -589,29 +617,8 @@ fn decode_cursor(raw: &str, sort: SortKey, direction: Direction) -> Result<Curso
     Ok(cursor)
 }
 
-/// Lists orders with keyset pagination: a page costs the same wherever it is in the list.
-pub async fn list(
-    pool: &PgPool,
-    filter: &OrderFilter,
-    sort: SortKey,
-    direction: Direction,
-    cursor: Option<&str>,
-    limit: u32,
-) -> Result<Page, ListError> {
-    let cursor = cursor
-        .map(|raw| decode_cursor(raw, sort, direction))
-        .transpose()?;
-    let column = match sort {
-        SortKey::PlacedAt => "placed_at",
-        SortKey::ScheduledStart => "scheduled_start",
-        SortKey::Total => "total",
-    };
-    let (comparison, order) = match direction {
-        Direction::Asc => (">", "ASC"),
-        Direction::Desc => ("<", "DESC"),
-    };
-    let mut query: QueryBuilder<Postgres> =
-        QueryBuilder::new("SELECT * FROM read_orders WHERE true");
+/// Narrows a query over `read_orders` by every field of `filter`.
+fn push_filters(query: &mut QueryBuilder<'_, Postgres>, filter: &OrderFilter) {
     if let Some(customer_id) = filter.customer_id {
         query.push(" AND customer_id = ").push_bind(customer_id);
     }
@@ -644,6 +651,39 @@ pub async fn list(
     if let Some(to) = filter.scheduled_to {
         query.push(" AND scheduled_start < ").push_bind(to);
     }
+    if let Some(text) = &filter.text {
+        // Every term of the query must be among the order's (GIN-indexed) terms.
+        query
+            .push(" AND search_terms @> public.anjia_query_terms(")
+            .push_bind(text.clone())
+            .push(")");
+    }
+}
+
+/// Lists orders with keyset pagination: a page costs the same wherever it is in the list.
+pub async fn list(
+    pool: &PgPool,
+    filter: &OrderFilter,
+    sort: SortKey,
+    direction: Direction,
+    cursor: Option<&str>,
+    limit: u32,
+) -> Result<Page, ListError> {
+    let cursor = cursor
+        .map(|raw| decode_cursor(raw, sort, direction))
+        .transpose()?;
+    let column = match sort {
+        SortKey::PlacedAt => "placed_at",
+        SortKey::ScheduledStart => "scheduled_start",
+        SortKey::Total => "total",
+    };
+    let (comparison, order) = match direction {
+        Direction::Asc => (">", "ASC"),
+        Direction::Desc => ("<", "DESC"),
+    };
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT * FROM read_orders WHERE true");
+    push_filters(&mut query, filter);
     if let Some(cursor) = &cursor {
         query.push(format!(" AND ({column}, order_id) {comparison} ("));
         match sort {
@@ -679,12 +719,15 @@ pub async fn list(
 }
 
 /// How many orders are in each status, for the admin list's tabs.
-pub async fn counts_by_status(pool: &PgPool) -> sqlx::Result<Vec<(String, i64)>> {
-    let rows = sqlx::query(
-        "SELECT status, COUNT(*) AS count FROM read_orders GROUP BY status ORDER BY status",
-    )
-    .fetch_all(pool)
-    .await?;
+pub async fn counts_by_status(
+    pool: &PgPool,
+    filter: &OrderFilter,
+) -> sqlx::Result<Vec<(String, i64)>> {
+    let mut query: QueryBuilder<Postgres> =
+        QueryBuilder::new("SELECT status, COUNT(*) AS count FROM read_orders WHERE true");
+    push_filters(&mut query, filter);
+    query.push(" GROUP BY status ORDER BY status");
+    let rows = query.build().fetch_all(pool).await?;
     rows.iter()
         .map(|row| Ok((row.try_get("status")?, row.try_get("count")?)))
         .collect()

@@ -46,10 +46,12 @@ pub fn push_person_filters(
     id_column: &str,
 ) {
     if let Some(text) = text {
+        // Every term of the query, from the GIN-indexed terms (see migration 0019); the exact
+        // substring check then drops rows whose terms match only in another order.
         query
-            .push(" AND strpos(name, ")
+            .push(" AND search_terms @> public.anjia_query_terms(")
             .push_bind(text.to_owned())
-            .push(") > 0");
+            .push(")");
     }
     if let Some(tail) = phone_tail {
         query

@@ -50,9 +50,12 @@ impl Projection for WorkersProjection {
                 background_hits       text[]      NOT NULL DEFAULT '{{}}',
                 registered_at         timestamptz NOT NULL,
                 updated_at            timestamptz NOT NULL,
-                last_sequence         bigint      NOT NULL
+                last_sequence         bigint      NOT NULL,
+                search_terms          text[]      GENERATED ALWAYS AS (public.anjia_search_terms(
+                                          name || ' ' || phone_masked || ' ' || city)) STORED
             );
             CREATE INDEX ON {schema}.workers USING gin (skills);
+            CREATE INDEX ON {schema}.workers USING gin (search_terms);
             CREATE INDEX ON {schema}.workers (city, name, worker_id);
             CREATE TABLE {schema}.worker_certificates (
                 certificate_id uuid PRIMARY KEY,

@@ -18,6 +18,7 @@ mod profile;
 mod projections;
 mod providers;
 mod reviews;
+mod search;
 mod sessions;
 mod store;
 mod users;

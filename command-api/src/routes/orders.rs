@@ -380,6 +380,9 @@ pub struct ListParams {
     pub placed_to: Option<DateTime<Utc>>,
     pub scheduled_from: Option<DateTime<Utc>>,
     pub scheduled_to: Option<DateTime<Utc>>,
+    /// Free text, Chinese included (保洁 finds 日常保洁 and 深度保洁): the service, the city,
+    /// district or street, the contact's name, or the last four digits of their phone.
+    pub q: Option<String>,
     /// `placed_at` (default), `scheduled_start` or `total`.
     #[param(value_type = Option<String>)]
     pub sort: Option<SortKey>,
@@ -443,6 +446,7 @@ pub async fn list(
         placed_to: params.placed_to,
         scheduled_from: params.scheduled_from,
         scheduled_to: params.scheduled_to,
+        text: params.q.filter(|text| !text.trim().is_empty()),
     };
     match actor.role {
         Role::Admin => {}
@@ -475,13 +479,32 @@ pub struct StatusCount {
     pub count: i64,
 }
 
-/// How many orders are in each status (admins).
-#[utoipa::path(get, path = "/api/v1/admin/order-counts", tag = "admin", security(("bearer" = [])),
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CountParams {
+    /// The same free text as the order list's `q`.
+    pub q: Option<String>,
+    pub service: Option<String>,
+    pub placed_from: Option<DateTime<Utc>>,
+    pub placed_to: Option<DateTime<Utc>>,
+}
+
+/// How many orders are in each status, optionally of a search (admins).
+#[utoipa::path(get, path = "/api/v1/admin/order-counts", tag = "admin", security(("bearer" = [])), params(CountParams),
     responses((status = 200, body = [StatusCount])))]
 pub async fn counts(
     State(state): State<AppState>,
+    AppQuery(params): AppQuery<CountParams>,
 ) -> Result<axum::Json<Vec<StatusCount>>, ApiError> {
-    let counts = order_views::counts_by_status(&state.pool).await?;
+    let filter = OrderFilter {
+        service: params.service,
+        placed_from: params.placed_from,
+        placed_to: params.placed_to,
+        text: params.q.filter(|text| !text.trim().is_empty()),
+        ..OrderFilter::default()
+    };
+    let counts = order_views::counts_by_status(&state.pool, &filter).await?;
     Ok(axum::Json(
         counts
             .into_iter()
