@@ -142,10 +142,44 @@ async fn active_generation(connection: &mut PgConnection, name: &str) -> anyhow:
     Ok(generation)
 }
 
-/// Creates generation 1 of every projection that has none yet. Safe to run from several
-/// processes at once: the work is serialised by a transaction-scoped advisory lock.
+/// A projection's table definitions, as a fingerprint: what `create_tables` writes for a
+/// placeholder schema.
+fn definition(projection: &dyn Projection) -> String {
+    let text = projection.create_tables("generation");
+    format!(
+        "{:016x}:{}",
+        advisory_key("projection-definition", &text),
+        text.len()
+    )
+}
+
+/// Creates generation 1 of every projection that has none yet, and rebuilds every projection
+/// whose live generation was built from other table definitions than the code's. Safe to run
+/// from several processes at once: creation is serialised by a transaction-scoped advisory
+/// lock, and a rebuild by its own lock.
 pub async fn ensure_all(pool: &PgPool, vault: &vault::Vault) -> anyhow::Result<()> {
     for projection in all_projections(vault) {
+        let recorded: Option<Option<String>> =
+            sqlx::query_scalar("SELECT definition FROM projections WHERE name = $1")
+                .bind(projection.name())
+                .fetch_optional(pool)
+                .await?;
+        if let Some(recorded) = recorded {
+            let current = definition(projection.as_ref());
+            if recorded.as_deref() != Some(current.as_str()) {
+                tracing::warn!(
+                    projection = projection.name(),
+                    "the projection's tables changed; rebuilding it"
+                );
+                match rebuild(pool, projection.as_ref()).await {
+                    Ok(_) => {}
+                    // Another process is rebuilding it already.
+                    Err(error) if error.downcast_ref::<RebuildInProgress>().is_some() => {}
+                    Err(error) => return Err(error),
+                }
+            }
+            continue;
+        }
         let mut transaction = pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(swap_key(projection.name()))
@@ -159,10 +193,13 @@ pub async fn ensure_all(pool: &PgPool, vault: &vault::Vault) -> anyhow::Result<(
         if !exists {
             create_generation(&mut transaction, projection.as_ref(), 1).await?;
             swap_views(&mut transaction, projection.as_ref(), 1).await?;
-            sqlx::query("INSERT INTO projections (name, active_generation) VALUES ($1, 1)")
-                .bind(projection.name())
-                .execute(&mut *transaction)
-                .await?;
+            sqlx::query(
+                "INSERT INTO projections (name, active_generation, definition) VALUES ($1, 1, $2)",
+            )
+            .bind(projection.name())
+            .bind(definition(projection.as_ref()))
+            .execute(&mut *transaction)
+            .await?;
         }
         transaction.commit().await?;
     }
@@ -488,10 +525,11 @@ async fn rebuild_exclusively(
     }
     swap_views(&mut transaction, projection, generation).await?;
     sqlx::query(
-        "UPDATE projections SET active_generation = $2, updated_at = now() WHERE name = $1",
+        "UPDATE projections SET active_generation = $2, definition = $3, updated_at = now() WHERE name = $1",
     )
     .bind(name)
     .bind(generation)
+    .bind(definition(projection))
     .execute(&mut *transaction)
     .await?;
     transaction.commit().await?;

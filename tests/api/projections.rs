@@ -196,3 +196,48 @@ async fn an_event_the_projector_cannot_read_stops_it_at_that_event_with_its_erro
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_projection_built_from_older_table_definitions_is_rebuilt_at_start_up() {
+    let app = tests::spawn_app().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    app.wait_for_order(&customer.token, order_id, |_| true)
+        .await;
+    // As if the live generation had been built by an older program.
+    sqlx::query("UPDATE projections SET definition = 'an older shape' WHERE name = 'orders'")
+        .execute(&app.pool)
+        .await
+        .expect("aging");
+    let before: i32 =
+        sqlx::query_scalar("SELECT active_generation FROM projections WHERE name = 'orders'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("generation");
+    projections::ensure_all(&app.pool, &app.vault)
+        .await
+        .expect("start-up");
+    let (after, definition): (i32, Option<String>) = sqlx::query_as(
+        "SELECT active_generation, definition FROM projections WHERE name = 'orders'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("generation");
+    assert!(after > before, "rebuilt into a new generation");
+    assert_ne!(definition.as_deref(), Some("an older shape"));
+    let untouched: i32 =
+        sqlx::query_scalar("SELECT active_generation FROM projections WHERE name = 'workers'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("generation");
+    assert_eq!(
+        untouched, 1,
+        "projections whose tables did not change are left alone"
+    );
+    // The order is still there, read from the new generation.
+    let shown = app
+        .get(&format!("/api/v1/orders/{order_id}"), Some(&customer.token))
+        .await;
+    assert_eq!(shown.status(), reqwest::StatusCode::OK);
+    app.stop().await;
+}
