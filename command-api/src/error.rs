@@ -271,7 +271,9 @@ impl DomainErrorKind for domain::order::OrderError {
             | E::AmountMismatch { .. }
             | E::BadRating
             | E::UnknownTag(_)
+            | E::SamePrice
             | E::ReasonRequired => ApiError::Invalid(detail),
+            E::PriceRiseAfterPayment => ApiError::IllegalState(detail),
             E::ReviewWindowClosed | E::ReviewWindowOpen | E::AlreadyReplied | E::AlreadyHidden => {
                 ApiError::IllegalState(detail)
             }

@@ -63,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::commission::router())
         .merge(routes::audit::router())
         .merge(routes::reviews::router())
+        .merge(routes::corrections::router())
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())

@@ -7,8 +7,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, audit, availability, commission, dispatch, health, live, oauth, onboarding,
-    orders, payments, profile, reviews, security, sessions, users, verification, wallet, workers,
+    accounts, admin, audit, availability, commission, corrections, dispatch, health, live, oauth,
+    onboarding, orders, payments, profile, reviews, security, sessions, users, verification,
+    wallet, workers,
 };
 use crate::state::AppState;
 
@@ -23,13 +24,14 @@ use crate::state::AppState;
         workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
         orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::resolve_dispute, orders::review,
         orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
-        orders::depart, dispatch::arrive, orders::start, orders::finish, orders::counts,
+        orders::depart, dispatch::arrive, orders::start, orders::finish, orders::counts, orders::stats,
         dispatch::grab, dispatch::reassign, dispatch::report_location, dispatch::navigation, dispatch::tracking,
         dispatch::offers, dispatch::set_base, dispatch::list_blocked, dispatch::block_worker, dispatch::unblock_worker,
         dispatch::any_worker_slots, dispatch::queue, dispatch::rounds, dispatch::run_now, dispatch::candidates,
         payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund, payments::reconciliations,
         wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
         commission::rates, commission::set_rate,
+        corrections::reschedule, corrections::change_address, corrections::adjust_price, corrections::cancel,
         reviews::tags, reviews::reply, reviews::hide, reviews::list, reviews::ratings,
         audit::events, audit::stream, audit::state_as_of, audit::verification,
         admin::projection_status, admin::rebuild, admin::logs, crate::metrics::endpoint,

@@ -255,6 +255,28 @@ pub enum OrderCommand {
         window: chrono::Duration,
         now: DateTime<Utc>,
     },
+    /// An admin moves the service to another start (same duration), with a reason.
+    Reschedule {
+        by: Actor,
+        start: DateTime<Utc>,
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    /// An admin corrects where the service takes place, with a reason.
+    ChangeAddress {
+        by: Actor,
+        address: Address,
+        reason: String,
+        now: DateTime<Utc>,
+    },
+    /// An admin corrects the price, with a reason: freely before payment, only downwards after
+    /// (the difference is refunded).
+    AdjustPrice {
+        by: Actor,
+        total: Fen,
+        reason: String,
+        now: DateTime<Utc>,
+    },
     /// The worker answers a review, once.
     ReplyToReview {
         worker_id: Uuid,
@@ -306,6 +328,9 @@ impl OrderCommand {
             OrderCommand::StartService { .. } => ("开始服务", "start"),
             OrderCommand::FinishService { .. } => ("完成服务", "finish"),
             OrderCommand::Review { .. } => ("评价", "review"),
+            OrderCommand::Reschedule { .. } => ("改期", "reschedule"),
+            OrderCommand::ChangeAddress { .. } => ("修改地址", "change the address of"),
+            OrderCommand::AdjustPrice { .. } => ("调整价格", "adjust the price of"),
             OrderCommand::DefaultReview { .. } => ("默认评价", "record a default review of"),
             OrderCommand::ReplyToReview { .. } => ("回复评价", "reply to the review of"),
             OrderCommand::HideReview { .. } => ("隐藏评价", "hide the review of"),
@@ -418,6 +443,27 @@ pub enum OrderEvent {
         reply: String,
         replied_at: DateTime<Utc>,
     },
+    OrderRescheduled {
+        by: Actor,
+        from: DateTime<Utc>,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    AddressChanged {
+        by: Actor,
+        address: Address,
+        reason: String,
+        at: DateTime<Utc>,
+    },
+    PriceAdjusted {
+        by: Actor,
+        from: Fen,
+        to: Fen,
+        reason: String,
+        at: DateTime<Utc>,
+    },
     /// The hidden review's worker and stars, so ratings can take them out again.
     ReviewHidden {
         by: Actor,
@@ -468,6 +514,9 @@ impl DomainEvent for OrderEvent {
             OrderEvent::ServiceFinished { .. } => "ServiceFinished",
             OrderEvent::OrderReviewed { .. } => "OrderReviewed",
             OrderEvent::ReviewReplied { .. } => "ReviewReplied",
+            OrderEvent::OrderRescheduled { .. } => "OrderRescheduled",
+            OrderEvent::AddressChanged { .. } => "AddressChanged",
+            OrderEvent::PriceAdjusted { .. } => "PriceAdjusted",
             OrderEvent::ReviewHidden { .. } => "ReviewHidden",
             OrderEvent::OrderCancelled { .. } => "OrderCancelled",
             OrderEvent::OrderDisputed { .. } => "OrderDisputed",
@@ -528,6 +577,10 @@ pub enum OrderError {
     AlreadyReplied,
     #[error("评价已被隐藏 / the review is already hidden")]
     AlreadyHidden,
+    #[error("付款后只能降价，差额退回客户 / after payment a price can only go down, the difference refunded")]
+    PriceRiseAfterPayment,
+    #[error("新价格与原价相同 / the new price is the current one")]
+    SamePrice,
     #[error("请填写原因 / a reason is required")]
     ReasonRequired,
     #[error("订单已被其他服务人员接走 / the order has already been taken by another worker")]
@@ -1057,6 +1110,98 @@ impl Order {
                     by_default: false,
                 }])
             }
+            (
+                S::Placed
+                | S::AwaitingPayment
+                | S::Paid
+                | S::Dispatching
+                | S::Assigned
+                | S::Accepted,
+                OrderCommand::Reschedule {
+                    by,
+                    start,
+                    reason,
+                    now,
+                },
+            ) => {
+                if !matches!(by.role, Role::Admin | Role::System) {
+                    return Err(OrderError::NotOwner);
+                }
+                if start <= now {
+                    return Err(OrderError::StartInPast);
+                }
+                let Some((from, end)) = self.window else {
+                    return Err(OrderError::NotFound);
+                };
+                Ok(vec![OrderEvent::OrderRescheduled {
+                    by,
+                    from,
+                    start,
+                    end: start + (end - from),
+                    reason: required_reason(&reason)?,
+                    at: now,
+                }])
+            }
+            (
+                S::Placed
+                | S::AwaitingPayment
+                | S::Paid
+                | S::Dispatching
+                | S::Assigned
+                | S::Accepted,
+                OrderCommand::ChangeAddress {
+                    by,
+                    address,
+                    reason,
+                    now,
+                },
+            ) => {
+                if !matches!(by.role, Role::Admin | Role::System) {
+                    return Err(OrderError::NotOwner);
+                }
+                Ok(vec![OrderEvent::AddressChanged {
+                    by,
+                    address,
+                    reason: required_reason(&reason)?,
+                    at: now,
+                }])
+            }
+            (
+                status @ (S::Placed
+                | S::AwaitingPayment
+                | S::Paid
+                | S::Dispatching
+                | S::Assigned
+                | S::Accepted
+                | S::OnTheWay
+                | S::Arrived
+                | S::InService),
+                OrderCommand::AdjustPrice {
+                    by,
+                    total,
+                    reason,
+                    now,
+                },
+            ) => {
+                if !matches!(by.role, Role::Admin | Role::System) {
+                    return Err(OrderError::NotOwner);
+                }
+                let from = self.total.unwrap_or(Fen::ZERO);
+                if total == from {
+                    return Err(OrderError::SamePrice);
+                }
+                let paid = !matches!(status, S::Placed | S::AwaitingPayment);
+                if paid && total.get() > from.get() {
+                    return Err(OrderError::PriceRiseAfterPayment);
+                }
+                Ok(vec![OrderEvent::PriceAdjusted {
+                    by,
+                    from,
+                    to: total,
+                    reason: required_reason(&reason)?,
+                    at: now,
+                }])
+            }
             (S::Completed, OrderCommand::DefaultReview { window, now }) => {
                 let finished = self.finished_at.unwrap_or(now);
                 if now <= finished + window {
@@ -1291,6 +1436,9 @@ impl Aggregate for Order {
                 self.review = Some((quality, attitude, skill));
             }
             OrderEvent::ReviewReplied { .. } => self.review_replied = true,
+            OrderEvent::OrderRescheduled { start, end, .. } => self.window = Some((start, end)),
+            OrderEvent::AddressChanged { address, .. } => self.location = address.location,
+            OrderEvent::PriceAdjusted { to, .. } => self.total = Some(to),
             OrderEvent::ReviewHidden { .. } => self.review_hidden = true,
             OrderEvent::OrderCancelled { .. } => self.status = OrderStatus::Cancelled,
             OrderEvent::OrderDisputed { .. } => self.status = OrderStatus::Disputed,

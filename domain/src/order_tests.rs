@@ -531,8 +531,29 @@ fn one_of_every_command() -> Vec<OrderCommand> {
         default_review(),
         reply_to_review(WORKER_ID),
         hide_review(),
+        OrderCommand::Reschedule {
+            by: admin(),
+            start: later(2 * 24 * 60 + 30),
+            reason: "客户要求改到下午 / the customer asked for the afternoon".into(),
+            now: later(1),
+        },
+        OrderCommand::ChangeAddress {
+            by: admin(),
+            address: booking().address,
+            reason: "客户搬家 / the customer moved".into(),
+            now: later(1),
+        },
+        OrderCommand::AdjustPrice {
+            by: admin(),
+            total: Fen::literal(TOTAL.get() - 1_000),
+            reason: "少做一小时 / one hour less".into(),
+            now: later(1),
+        },
     ]
 }
+
+/// In `legal_transitions`: the order stays in the state it was in (no command leads to `New`).
+const STAYS: OrderStatus = OrderStatus::New;
 
 /// The transitions the module documentation promises: the states a command is accepted in,
 /// and the state it leads to.
@@ -573,6 +594,31 @@ fn legal_transitions(command: &OrderCommand) -> (&'static [OrderStatus], OrderSt
         OrderCommand::DefaultReview { .. } => (&[S::Completed], S::Reviewed),
         OrderCommand::ReplyToReview { .. } => (&[S::Reviewed], S::Reviewed),
         OrderCommand::HideReview { .. } => (&[S::Reviewed], S::Reviewed),
+        OrderCommand::Reschedule { .. } | OrderCommand::ChangeAddress { .. } => (
+            &[
+                S::Placed,
+                S::AwaitingPayment,
+                S::Paid,
+                S::Dispatching,
+                S::Assigned,
+                S::Accepted,
+            ],
+            STAYS,
+        ),
+        OrderCommand::AdjustPrice { .. } => (
+            &[
+                S::Placed,
+                S::AwaitingPayment,
+                S::Paid,
+                S::Dispatching,
+                S::Assigned,
+                S::Accepted,
+                S::OnTheWay,
+                S::Arrived,
+                S::InService,
+            ],
+            STAYS,
+        ),
     }
 }
 
@@ -587,7 +633,7 @@ fn every_history_reaches_the_state_it_is_named_after() {
 fn the_command_table_holds_one_command_of_each_kind() {
     let commands = one_of_every_command();
     let verbs: HashSet<_> = commands.iter().map(OrderCommand::verb).collect();
-    assert_eq!(commands.len(), 22);
+    assert_eq!(commands.len(), 25);
     assert_eq!(
         verbs.len(),
         commands.len(),
@@ -606,7 +652,8 @@ fn every_command_in_every_state_is_either_a_legal_transition_or_refused_naming_t
             match (sources.contains(&state), result) {
                 (true, Ok(events)) => {
                     let reached = fold(history(state).into_iter().chain(events)).status;
-                    if reached != target {
+                    let expected = if target == STAYS { state } else { target };
+                    if reached != expected {
                         mismatches.push(format!(
                             "{} in {state:?} led to {reached:?}, not {target:?}",
                             verb.1
@@ -1524,6 +1571,27 @@ fn one_of_every_event() -> Vec<OrderEvent> {
             reply: "谢谢 / thanks".into(),
             replied_at: later(REVIEWED + 60),
         },
+        OrderEvent::OrderRescheduled {
+            by: admin(),
+            from: later(2 * 24 * 60),
+            start: later(2 * 24 * 60 + 30),
+            end: later(2 * 24 * 60 + 210),
+            reason: "改期 / moved".into(),
+            at: later(1),
+        },
+        OrderEvent::AddressChanged {
+            by: admin(),
+            address: booking().address,
+            reason: "搬家 / moved house".into(),
+            at: later(1),
+        },
+        OrderEvent::PriceAdjusted {
+            by: admin(),
+            from: TOTAL,
+            to: Fen::literal(14_000),
+            reason: "少做一小时 / one hour less".into(),
+            at: later(1),
+        },
         OrderEvent::ReviewHidden {
             by: admin(),
             reason: "含辱骂内容 / abusive".into(),
@@ -1591,6 +1659,9 @@ fn kind_index(event: &OrderEvent) -> usize {
         OrderEvent::DisputeResolved { .. } => 18,
         OrderEvent::ReviewReplied { .. } => 19,
         OrderEvent::ReviewHidden { .. } => 20,
+        OrderEvent::OrderRescheduled { .. } => 21,
+        OrderEvent::AddressChanged { .. } => 22,
+        OrderEvent::PriceAdjusted { .. } => 23,
     }
 }
 
@@ -1598,7 +1669,7 @@ fn kind_index(event: &OrderEvent) -> usize {
 fn the_sample_events_cover_every_event_kind() {
     let mut kinds: Vec<usize> = one_of_every_event().iter().map(kind_index).collect();
     kinds.sort_unstable();
-    assert_eq!(kinds, (0..21).collect::<Vec<_>>());
+    assert_eq!(kinds, (0..24).collect::<Vec<_>>());
 }
 
 #[test]

@@ -167,6 +167,15 @@ pub enum WorkerCommand {
         base: ServiceBase,
         now: DateTime<Utc>,
     },
+    /// Moves an order's booked time (the order was rescheduled or its place changed): checked
+    /// like a new booking against every other job.
+    MoveBooking {
+        order_id: Uuid,
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+        location: Option<GeoPoint>,
+        now: DateTime<Utc>,
+    },
     /// Gives the time back (declined, cancelled, reassigned, or an assignment that failed).
     Release {
         order_id: Uuid,
@@ -712,6 +721,49 @@ impl Worker {
                     location,
                     at: now,
                 }])
+            }
+            WorkerCommand::MoveBooking {
+                order_id,
+                start,
+                end,
+                location,
+                now,
+            } => {
+                if end <= start {
+                    return Err(WorkerError::EmptyWindow);
+                }
+                let Some(current) = self
+                    .bookings
+                    .iter()
+                    .find(|booked| booked.order_id == order_id)
+                else {
+                    return Err(WorkerError::NotFound);
+                };
+                if current.start == start && current.end == end && current.location == location {
+                    return Ok(vec![]);
+                }
+                if !self.availability.covers(start, end) {
+                    return Err(WorkerError::Unavailable);
+                }
+                if let Some(clash) = self.bookings.iter().find(|booked| {
+                    booked.order_id != order_id && booked.clashes(start, end, location)
+                }) {
+                    return Err(WorkerError::Overlap(clash.order_id));
+                }
+                Ok(vec![
+                    WorkerEvent::BookingReleased {
+                        order_id,
+                        reason: "订单改期或改址 / the order was rescheduled or moved".into(),
+                        at: now,
+                    },
+                    WorkerEvent::WorkerBooked {
+                        order_id,
+                        start,
+                        end,
+                        location,
+                        at: now,
+                    },
+                ])
             }
             WorkerCommand::SetWeeklyPlan { plan, now } => Ok(vec![WorkerEvent::WeeklyPlanSet {
                 plan: plan.validated()?,

@@ -166,7 +166,45 @@ impl Projection for OrdersProjection {
                 insert_new_orders(connection, schema, &columns, chunk).await?;
             }
         }
-        for (order_id, change) in updates {
+        for (order_id, mut change) in updates {
+            if let Some(address) = change.moved_to.take() {
+                let mut opened = self
+                    .vault
+                    .open_all(&[
+                        &address.detail,
+                        &address.contact_name,
+                        &address.contact_phone,
+                    ])
+                    .await?
+                    .into_iter();
+                let opened = OpenedAddress {
+                    detail: personal::readable(opened.next().flatten()),
+                    contact_name: personal::readable(opened.next().flatten()),
+                    contact_phone_masked: personal::masked_phone(opened.next().flatten()),
+                };
+                let service: Option<String> = sqlx::query_scalar(&format!(
+                    "SELECT service FROM {schema}.orders WHERE order_id = $1"
+                ))
+                .bind(order_id)
+                .fetch_optional(&mut *connection)
+                .await?;
+                let service = service
+                    .as_deref()
+                    .and_then(domain::ServiceCode::parse)
+                    .unwrap_or(domain::ServiceCode::DailyCleaning);
+                let text = search_text_of(service, &address, &opened);
+                change.columns.extend([
+                    ("city", Value::Text(address.city.clone())),
+                    ("district", Value::Text(address.district.clone())),
+                    ("address_detail", Value::Text(opened.detail)),
+                    ("contact_name", Value::Text(opened.contact_name)),
+                    (
+                        "contact_phone_masked",
+                        Value::Text(opened.contact_phone_masked),
+                    ),
+                    ("search_text", Value::Text(text)),
+                ]);
+            }
             change.update(connection, schema, order_id).await?;
         }
         Ok(())
@@ -260,15 +298,20 @@ async fn insert_new_orders(
 /// What the admins' search finds an order by: the service's names in both languages, the
 /// place, and the contact's name and masked phone.
 fn search_text(booking: &Booking, opened: &OpenedAddress) -> String {
-    let (name_zh, name_en) = domain::catalogue::catalogue()
-        .iter()
-        .find(|spec| spec.code == booking.service)
-        .map_or(("", ""), |spec| (spec.name_zh, spec.name_en));
+    search_text_of(booking.service, &booking.address, opened)
+}
+
+fn search_text_of(
+    service: domain::ServiceCode,
+    address: &domain::Address,
+    opened: &OpenedAddress,
+) -> String {
+    let spec = service.spec();
     [
-        name_zh,
-        name_en,
-        &booking.address.city,
-        &booking.address.district,
+        spec.name_zh,
+        spec.name_en,
+        &address.city,
+        &address.district,
         &opened.detail,
         &opened.contact_name,
         &opened.contact_phone_masked,
@@ -287,6 +330,8 @@ struct OpenedAddress {
 #[derive(Default)]
 struct RowChange {
     opened: Option<OpenedAddress>,
+    /// An existing order's new address, to open before the update.
+    moved_to: Option<domain::Address>,
     placed: Option<(Booking, Fen, DateTime<Utc>)>,
     status: Option<OrderStatus>,
     columns: Vec<(&'static str, Value)>,
@@ -296,6 +341,13 @@ struct RowChange {
 
 impl RowChange {
     fn absorb(&mut self, event: OrderEvent, stored: &StoredEvent) {
+        if let OrderEvent::AddressChanged { address, .. } = &event {
+            match &mut self.placed {
+                // Placed in the same batch: the row goes in with the new address.
+                Some((booking, _, _)) => booking.address = address.clone(),
+                None => self.moved_to = Some(address.clone()),
+            }
+        }
         self.last_sequence = stored.sequence;
         self.updated_at = Some(stored.recorded_at);
         let (status, columns) = effect(event, &mut self.placed);
@@ -463,6 +515,14 @@ fn effect(
                 ],
             )
         }
+        OrderEvent::OrderRescheduled { start, .. } => {
+            return (None, vec![("scheduled_start", Value::Time(start))])
+        }
+        OrderEvent::PriceAdjusted { to, .. } => {
+            return (None, vec![("total", Value::Amount(to.get()))])
+        }
+        // Opened and written by the batch (it needs the vault).
+        OrderEvent::AddressChanged { .. } => return (None, vec![]),
         // Dispatch stages and positions live in the dispatch read model, replies and hidden
         // reviews in the reviews read model.
         OrderEvent::DispatchStageEntered { .. }
@@ -479,6 +539,7 @@ enum Value {
     Id(Option<Uuid>),
     Text(String),
     Small(i16),
+    Amount(i64),
 }
 
 impl Value {
@@ -489,6 +550,7 @@ impl Value {
             Value::Id(id) => values.push_bind(id),
             Value::Text(text) => values.push_bind(text),
             Value::Small(number) => values.push_bind(number),
+            Value::Amount(number) => values.push_bind(number),
         };
     }
 }

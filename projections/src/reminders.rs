@@ -186,6 +186,37 @@ impl Projection for RemindersProjection {
             OrderEvent::OrderReviewed { .. } => {
                 cancel(connection, order_id, None, Some("review_invitation"), at).await?;
             }
+            // The start reminders move with the start, and say the new time.
+            OrderEvent::OrderRescheduled { start, .. } => {
+                let before = order.local_start();
+                let after = OrderFacts {
+                    starts_at: start,
+                    ..order
+                }
+                .local_start();
+                sqlx::query(&format!(
+                    "UPDATE {schema}.reminder_orders SET starts_at = $2 WHERE order_id = $1"
+                ))
+                .bind(order_id)
+                .bind(start)
+                .execute(&mut *connection)
+                .await?;
+                for (kind, minutes) in [("starts_in_60", 60), ("starts_in_15", 15)] {
+                    sqlx::query(
+                        "UPDATE reminders SET due_at = $3, title = replace(title, $4, $5),
+                                body = replace(body, $4, $5)
+                          WHERE order_id = $1 AND kind = $2
+                            AND delivered_at IS NULL AND cancelled_at IS NULL",
+                    )
+                    .bind(order_id)
+                    .bind(kind)
+                    .bind(start - Duration::minutes(minutes))
+                    .bind(&before)
+                    .bind(&after)
+                    .execute(&mut *connection)
+                    .await?;
+                }
+            }
             OrderEvent::OrderCancelled { .. } | OrderEvent::OrderDisputed { .. } => {
                 cancel(connection, order_id, None, None, at).await?;
             }

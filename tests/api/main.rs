@@ -5,6 +5,7 @@ mod audit;
 mod availability;
 mod bad_input;
 mod concurrency;
+mod corrections;
 mod dispatch;
 mod erasure;
 mod idempotency;

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod audit;
 pub mod availability;
 pub mod commission;
+pub mod corrections;
 pub mod dispatch;
 pub mod health;
 pub mod live;

@@ -42,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/orders/{order_id}/start", post(start))
         .route("/api/v1/orders/{order_id}/finish", post(finish))
         .route("/api/v1/admin/order-counts", get(counts))
+        .route("/api/v1/admin/order-stats", get(stats))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,7 +138,7 @@ pub struct OrderAck {
     pub version: usize,
 }
 
-fn ack(order_id: Uuid, committed: Committed<Order>) -> axum::Json<OrderAck> {
+pub(crate) fn ack(order_id: Uuid, committed: Committed<Order>) -> axum::Json<OrderAck> {
     axum::Json(OrderAck {
         order_id,
         status: committed.state.status.as_str().to_owned(),
@@ -513,6 +514,70 @@ pub async fn counts(
     ))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StatsParams {
+    /// First day (Beijing), default 29 days before `to`.
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day (Beijing), default today.
+    pub to: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DayStat {
+    /// The day the orders were placed, Beijing time.
+    pub day: chrono::NaiveDate,
+    pub service: String,
+    pub status: String,
+    pub orders: i64,
+    /// Sum of the orders' totals, fen.
+    pub total: i64,
+}
+
+/// Orders placed per day, service and status, with their value, for the dashboard (admins).
+/// At most 366 days at a time.
+#[utoipa::path(get, path = "/api/v1/admin/order-stats", tag = "admin", security(("bearer" = [])), params(StatsParams),
+    responses((status = 200, body = [DayStat]), (status = 422, body = crate::error::Problem)))]
+pub async fn stats(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<StatsParams>,
+) -> Result<axum::Json<Vec<DayStat>>, ApiError> {
+    let to = params
+        .to
+        .unwrap_or_else(|| domain::values::business_day(chrono::Utc::now()));
+    let from = params.from.unwrap_or(to - chrono::Duration::days(29));
+    if from > to || (to - from).num_days() > 365 {
+        return Err(ApiError::Invalid(
+            "日期范围须在一年以内且开始不晚于结束 / the range must start before it ends and span at most a year".into(),
+        ));
+    }
+    let start = domain::availability::local_instant(from, chrono::NaiveTime::MIN);
+    let end =
+        domain::availability::local_instant(to + chrono::Duration::days(1), chrono::NaiveTime::MIN);
+    let rows: Vec<(chrono::NaiveDate, String, String, i64, i64)> = sqlx::query_as(
+        "SELECT (placed_at AT TIME ZONE 'Asia/Shanghai')::date AS day, service, status,
+                count(*), coalesce(sum(total), 0)::bigint
+           FROM read_orders WHERE placed_at >= $1 AND placed_at < $2
+          GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    )
+    .bind(start)
+    .bind(end)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|(day, service, status, orders, total)| DayStat {
+                day,
+                service,
+                status,
+                orders,
+                total,
+            })
+            .collect(),
+    ))
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
@@ -539,36 +604,50 @@ pub async fn cancel(
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
+    cancel_order(&state, &context, order_id, body.reason, false).await
+}
+
+/// Cancels an order, refunds by the policy (or in full), and gives the workers' time back.
+pub(crate) async fn cancel_order(
+    state: &AppState,
+    context: &CommandContext,
+    order_id: Uuid,
+    reason: String,
+    full_refund: bool,
+) -> Result<axum::Json<OrderAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let (before, _): (Order, usize) = state.orders.load(order_id).await?;
     let command = OrderCommand::Cancel {
         by,
-        reason: body.reason,
+        reason,
         now: context.occurred_at,
     };
-    let committed = state.orders.execute(order_id, command, &context).await?;
+    let committed = state.orders.execute(order_id, command, context).await?;
     // The money goes back by the cancellation policy, through the provider it came from.
-    if let Some(payment_id) = crate::payments::captured_payment_of(&state, order_id).await? {
+    if let Some(payment_id) = crate::payments::captured_payment_of(state, order_id).await? {
         let (payment, _): (domain::payment::Payment, usize) =
             state.payments.load(payment_id).await?;
         let start = before
             .window
             .map_or(context.occurred_at, |(start, _)| start);
-        let terms = state.money.refunds.terms(
+        let mut terms = state.money.refunds.terms(
             Fen::literal(payment.in_escrow),
             before.worker_id.is_some(),
             start,
             context.occurred_at,
         );
+        if full_refund {
+            terms.refund = Fen::literal(payment.in_escrow);
+        }
         // After the start nothing is refunded; the escrow is kept as the fee.
         let fee = Fen::literal(payment.in_escrow - terms.refund.get());
         if let Err(error) = crate::payments::refund(
-            &state,
+            state,
             payment_id,
             terms.refund,
             fee,
             "订单取消 / order cancelled",
-            &context,
+            context,
         )
         .await
         {
@@ -582,11 +661,11 @@ pub async fn cancel(
                 continue;
             }
             crate::dispatch::release(
-                &state,
+                state,
                 *worker_id,
                 order_id,
                 "订单已取消 / order cancelled",
-                &context,
+                context,
             )
             .await;
         }
