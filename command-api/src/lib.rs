@@ -27,6 +27,7 @@ pub mod payments;
 pub mod reminders;
 pub mod reviews;
 pub mod routes;
+pub mod search_bench;
 pub mod server;
 pub mod signing;
 pub mod simulate;

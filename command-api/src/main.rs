@@ -109,6 +109,9 @@ enum BenchWhat {
     /// One automatic round of open orders against workers: time, and total cost against the
     /// certified optimum of the same cost matrix. Needs no database.
     Dispatch(command_api::simulate::DispatchBenchOptions),
+    /// The admins' order search on a large generated table: GIN-indexed terms against a
+    /// substring scan.
+    Search(command_api::search_bench::SearchBenchOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -225,6 +228,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             let vault = server::prepare(&pool, master_key).await?;
             let report = command_api::erasure::erase_person(&pool, &vault, person_id).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
+        Command::Bench {
+            what: Some(BenchWhat::Search(options)),
+            ..
+        } => {
+            let pool = server::connect(url, &cli.var_dir, 4).await?;
+            server::prepare(&pool, master_key).await?;
+            let report = command_api::search_bench::run(&pool, &options).await?;
             writeln!(
                 std::io::stdout().lock(),
                 "{}",

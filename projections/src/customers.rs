@@ -41,9 +41,7 @@ impl Projection for CustomersProjection {
                 groups                 text[]      NOT NULL DEFAULT '{{}}',
                 registered_at          timestamptz NOT NULL,
                 updated_at             timestamptz NOT NULL,
-                search_terms           text[]      GENERATED ALWAYS AS (public.anjia_search_terms(
-                                           name || ' ' || coalesce(phone_masked, '') || ' '
-                                           || coalesce(email_masked, ''))) STORED,
+                search_terms           text[]      NOT NULL DEFAULT '{{}}',
                 last_sequence          bigint      NOT NULL
             );
             CREATE INDEX ON {schema}.customers (name, customer_id);
@@ -102,6 +100,7 @@ impl Projection for CustomersProjection {
             .bind(event.sequence)
             .execute(&mut *connection)
             .await?;
+            refresh_terms(connection, schema, customer_id).await?;
             return Ok(());
         }
         // Every later event first moves the customer's sequence; an event already applied
@@ -119,6 +118,43 @@ impl Projection for CustomersProjection {
         if fresh == 0 {
             return Ok(());
         }
+        let searched_by = matches!(
+            decoded,
+            CustomerEvent::CustomerRenamed { .. } | CustomerEvent::ContactDetailsChanged { .. }
+        );
+        self.apply_change(connection, schema, customer_id, decoded)
+            .await?;
+        if searched_by {
+            refresh_terms(connection, schema, customer_id).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What the admins' customer search finds a customer by.
+async fn refresh_terms(
+    connection: &mut PgConnection,
+    schema: &str,
+    customer_id: Uuid,
+) -> anyhow::Result<()> {
+    crate::search::refresh(
+        connection,
+        &format!("{schema}.customers"),
+        "customer_id",
+        customer_id,
+        "name || ' ' || coalesce(phone_masked, '') || ' ' || coalesce(email_masked, '')",
+    )
+    .await
+}
+
+impl CustomersProjection {
+    async fn apply_change(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        customer_id: Uuid,
+        decoded: CustomerEvent,
+    ) -> anyhow::Result<()> {
         match &decoded {
             CustomerEvent::CustomerRegistered { .. } => {}
             CustomerEvent::CustomerRenamed { name, .. } => {

@@ -15,6 +15,7 @@ pub mod personal;
 pub mod projector;
 pub mod reminders;
 pub mod reviews;
+pub mod search;
 pub mod workers;
 
 pub use log::StoredEvent;

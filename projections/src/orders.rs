@@ -70,7 +70,7 @@ impl Projection for OrdersProjection {
                 last_sequence        bigint      NOT NULL,
                 -- The service's names, the place, the contact's name and masked phone.
                 search_text          text        NOT NULL DEFAULT '',
-                search_terms         text[]      GENERATED ALWAYS AS (public.anjia_search_terms(search_text)) STORED
+                search_terms         text[]      NOT NULL DEFAULT '{{}}'
             );
             CREATE INDEX ON {schema}.orders USING gin (search_terms);
             CREATE INDEX ON {schema}.orders (placed_at DESC, order_id DESC);
@@ -202,6 +202,10 @@ impl Projection for OrdersProjection {
                         "contact_phone_masked",
                         Value::Text(opened.contact_phone_masked),
                     ),
+                    (
+                        "search_terms",
+                        Value::Terms(crate::search::index_terms(&text)),
+                    ),
                     ("search_text", Value::Text(text)),
                 ]);
             }
@@ -212,7 +216,7 @@ impl Projection for OrdersProjection {
 }
 
 /// The columns every new order row is inserted with, after `order_id`, in binding order.
-const INSERTED_COLUMNS: [&str; 18] = [
+const INSERTED_COLUMNS: [&str; 19] = [
     "customer_id",
     "service",
     "unit_price",
@@ -231,6 +235,7 @@ const INSERTED_COLUMNS: [&str; 18] = [
     "updated_at",
     "last_sequence",
     "search_text",
+    "search_terms",
 ];
 
 /// Rows per multi-row insert: well under PostgreSQL's 65,535 bind parameters.
@@ -275,7 +280,8 @@ async fn insert_new_orders(
             .push_bind(change.status.unwrap_or_default().as_str())
             .push_bind(change.updated_at.unwrap_or_else(Utc::now))
             .push_bind(change.last_sequence)
-            .push_bind(search_text);
+            .push_bind(search_text.clone())
+            .push_bind(crate::search::index_terms(&search_text));
         for (_, value) in change.columns {
             value.push_to(&mut values);
         }
@@ -540,6 +546,7 @@ enum Value {
     Text(String),
     Small(i16),
     Amount(i64),
+    Terms(Vec<String>),
 }
 
 impl Value {
@@ -551,6 +558,7 @@ impl Value {
             Value::Text(text) => values.push_bind(text),
             Value::Small(number) => values.push_bind(number),
             Value::Amount(number) => values.push_bind(number),
+            Value::Terms(terms) => values.push_bind(terms),
         };
     }
 }
@@ -716,9 +724,9 @@ fn push_filters(query: &mut QueryBuilder<'_, Postgres>, filter: &OrderFilter) {
     if let Some(text) = &filter.text {
         // Every term of the query must be among the order's (GIN-indexed) terms.
         query
-            .push(" AND search_terms @> public.anjia_query_terms(")
-            .push_bind(text.clone())
-            .push(")");
+            .push(" AND search_terms @> ")
+            .push_bind(crate::search::query_terms(text))
+            .push("::text[]");
     }
 }
 

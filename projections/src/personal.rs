@@ -46,12 +46,11 @@ pub fn push_person_filters(
     id_column: &str,
 ) {
     if let Some(text) = text {
-        // Every term of the query, from the GIN-indexed terms (see migration 0019); the exact
-        // substring check then drops rows whose terms match only in another order.
+        // Every term of the query among the row's GIN-indexed terms (see `search`).
         query
-            .push(" AND search_terms @> public.anjia_query_terms(")
-            .push_bind(text.to_owned())
-            .push(")");
+            .push(" AND search_terms @> ")
+            .push_bind(crate::search::query_terms(text))
+            .push("::text[]");
     }
     if let Some(tail) = phone_tail {
         query

@@ -51,8 +51,7 @@ impl Projection for WorkersProjection {
                 registered_at         timestamptz NOT NULL,
                 updated_at            timestamptz NOT NULL,
                 last_sequence         bigint      NOT NULL,
-                search_terms          text[]      GENERATED ALWAYS AS (public.anjia_search_terms(
-                                          name || ' ' || phone_masked || ' ' || city)) STORED
+                search_terms          text[]      NOT NULL DEFAULT '{{}}'
             );
             CREATE INDEX ON {schema}.workers USING gin (skills);
             CREATE INDEX ON {schema}.workers USING gin (search_terms);
@@ -111,6 +110,7 @@ impl Projection for WorkersProjection {
             .bind(&profile.photo_ref)
             .execute(&mut *connection)
             .await?;
+            refresh_terms(connection, schema, worker_id).await?;
             return Ok(());
         }
         // Every later event first moves the worker's sequence; an event already applied moves
@@ -128,10 +128,44 @@ impl Projection for WorkersProjection {
         if fresh == 0 {
             return Ok(());
         }
+        if matches!(decoded, WorkerEvent::WorkerProfileUpdated { .. }) {
+            self.apply_change(connection, schema, worker_id, &decoded)
+                .await?;
+            return refresh_terms(connection, schema, worker_id).await;
+        }
+        self.apply_change(connection, schema, worker_id, &decoded)
+            .await
+    }
+}
+
+/// What the admins' worker search finds a worker by.
+async fn refresh_terms(
+    connection: &mut PgConnection,
+    schema: &str,
+    worker_id: Uuid,
+) -> anyhow::Result<()> {
+    crate::search::refresh(
+        connection,
+        &format!("{schema}.workers"),
+        "worker_id",
+        worker_id,
+        "name || ' ' || phone_masked || ' ' || city",
+    )
+    .await
+}
+
+impl WorkersProjection {
+    async fn apply_change(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        worker_id: Uuid,
+        decoded: &WorkerEvent,
+    ) -> anyhow::Result<()> {
         let set = |assignments: &str| {
             format!("UPDATE {schema}.workers SET {assignments} WHERE worker_id = $1")
         };
-        match &decoded {
+        match decoded {
             WorkerEvent::WorkerRegistered { .. } => {}
             WorkerEvent::WorkerProfileUpdated { profile, .. } => {
                 let (name, phone_masked) = self.open_profile(profile).await?;
