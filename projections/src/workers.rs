@@ -522,5 +522,10 @@ pub async fn search(
     query
         .push(" ORDER BY name, worker_id LIMIT ")
         .push_bind(i64::from(limit));
-    query.build_query_as().fetch_all(pool).await
+    // Planned for the searched terms each time (see `orders::list`).
+    query
+        .build_query_as()
+        .persistent(false)
+        .fetch_all(pool)
+        .await
 }
