@@ -262,6 +262,17 @@ async fn a_named_worker_who_does_not_confirm_is_passed_over_through_grab_automat
         withdrawn["reason"],
         "客户要求更换 / the customer asked for another worker"
     );
+    // The worker it was taken from is told.
+    let told: Vec<Value> = app
+        .get("/api/v1/me/notifications", Some(&other.token))
+        .await
+        .json()
+        .await
+        .expect("notifications");
+    assert!(
+        told.iter().any(|note| note["kind"] == "order_reassigned"),
+        "{told:?}"
+    );
     app.stop().await;
 }
 

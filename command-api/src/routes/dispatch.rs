@@ -251,9 +251,10 @@ pub async fn reassign(
             domain::values::business_day(context.occurred_at),
         ),
         by,
-        reason: body.reason,
+        reason: body.reason.clone(),
         now: context.occurred_at,
     };
+    let reason = body.reason;
     order.decide_only(command.clone())?;
     let previous = order.worker_id;
     crate::dispatch::hold(&state, body.worker_id, &order, order_id, &context).await?;
@@ -277,6 +278,33 @@ pub async fn reassign(
             &context,
         )
         .await;
+    }
+    // The new worker hears of it through the reminder outbox; the customer and the worker
+    // it was taken from are told here.
+    let told = [
+        (
+            order.customer_id,
+            "您的订单已更换服务人员 / Another worker will serve your order",
+        ),
+        (
+            previous,
+            "订单已改派给其他服务人员 / The order was given to another worker",
+        ),
+    ];
+    for (person, title) in told {
+        if let Some(person) = person {
+            if let Err(error) = crate::notifications::notify(
+                &state.pool,
+                crate::notifications::Recipient::Person(person),
+                "order_reassigned",
+                title,
+                &format!("原因：{reason} / Reason: {reason}", reason = reason.trim()),
+            )
+            .await
+            {
+                tracing::warn!(error = %error, "a reassignment notice was not written");
+            }
+        }
     }
     crate::routes::orders::current_ack(&state, order_id).await
 }
