@@ -147,7 +147,13 @@ fn escape(value: &str) -> String {
 /// Times every request and counts it under its route template.
 pub async fn track(request: Request, next: Next) -> Response {
     let started = std::time::Instant::now();
-    let method = request.method().as_str().to_owned();
+    // Only the standard methods become labels: any other token a client sends would make a
+    // new series.
+    let method = match request.method().as_str() {
+        known @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => known,
+        _ => "other",
+    }
+    .to_owned();
     let route = request
         .extensions()
         .get::<MatchedPath>()

@@ -219,7 +219,8 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
     // income at the time).
     let owed: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT payment_id, refund_id FROM read_dispute_recoveries
-          WHERE recovered_at IS NULL AND issued_at < $1 - interval '30 seconds' LIMIT 200",
+          WHERE recovered_at IS NULL AND issued_at < $1 - interval '30 seconds'
+          ORDER BY issued_at LIMIT 200",
     )
     .bind(now)
     .fetch_all(&state.pool)

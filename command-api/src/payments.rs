@@ -406,18 +406,38 @@ impl PaymentProvider for SandboxProvider {
     }
 }
 
-/// Which real providers are configured; the sandbox always is.
-#[derive(Debug, Clone, Default)]
+/// Which real providers are configured, and whether the sandbox takes the rest.
+#[derive(Debug, Clone)]
 pub struct ProviderSettings {
     pub alipay: Option<crate::alipay::AlipaySettings>,
     pub wechat_pay: Option<crate::wechat_pay::WechatPaySettings>,
+    /// `ANJIA_PAYMENT_SANDBOX`: `on` (default) lets the in-process sandbox take every method
+    /// without a real provider; `off` (production) refuses those methods, so no payment can
+    /// confirm itself.
+    pub sandbox: bool,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        ProviderSettings {
+            alipay: None,
+            wechat_pay: None,
+            sandbox: true,
+        }
+    }
 }
 
 impl ProviderSettings {
     pub fn from_environment() -> anyhow::Result<Self> {
+        let sandbox = match crate::server::setting("ANJIA_PAYMENT_SANDBOX").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => anyhow::bail!("ANJIA_PAYMENT_SANDBOX must be on or off, not {other}"),
+        };
         Ok(ProviderSettings {
             alipay: crate::alipay::AlipaySettings::from_environment()?,
             wechat_pay: crate::wechat_pay::WechatPaySettings::from_environment()?,
+            sandbox,
         })
     }
 }
@@ -425,7 +445,7 @@ impl ProviderSettings {
 /// The providers by name.
 #[derive(Clone)]
 pub struct Providers {
-    pub sandbox: Arc<dyn PaymentProvider>,
+    sandbox: Option<Arc<dyn PaymentProvider>>,
     pub alipay: Option<Arc<dyn PaymentProvider>>,
     pub wechat_pay: Option<Arc<dyn PaymentProvider>>,
 }
@@ -454,7 +474,9 @@ impl Providers {
             None => None,
         };
         Ok(Providers {
-            sandbox: Arc::new(sandbox),
+            sandbox: settings
+                .sandbox
+                .then(|| Arc::new(sandbox) as Arc<dyn PaymentProvider>),
             alipay,
             wechat_pay,
         })
@@ -467,18 +489,21 @@ impl Providers {
     }
 
     /// Who takes a payment by `method`: Alipay and WeChat Pay when configured, the sandbox
-    /// otherwise (and for bank cards, which have no acquirer adapter yet).
-    pub fn for_method(&self, method: PaymentMethod) -> Arc<dyn PaymentProvider> {
+    /// otherwise (and for bank cards, which have no acquirer adapter yet) when it is on;
+    /// `None` when nobody does.
+    pub fn for_method(&self, method: PaymentMethod) -> Option<Arc<dyn PaymentProvider>> {
         let real = match method {
             PaymentMethod::Alipay => self.alipay.clone(),
             PaymentMethod::WechatPay => self.wechat_pay.clone(),
             PaymentMethod::BankCard => None,
         };
-        real.unwrap_or_else(|| self.sandbox.clone())
+        real.or_else(|| self.sandbox.clone())
     }
 
     pub fn all(&self) -> Vec<Arc<dyn PaymentProvider>> {
-        std::iter::once(self.sandbox.clone())
+        self.sandbox
+            .clone()
+            .into_iter()
             .chain(self.alipay.clone())
             .chain(self.wechat_pay.clone())
             .collect()
@@ -560,7 +585,16 @@ pub async fn query_pending(
         let Some(provider) = state.payment_providers.get(&provider_name) else {
             continue;
         };
-        if let Some(answer) = provider.query(payment_id).await? {
+        // One provider that cannot answer (down, or an answer that fails its checks) must not
+        // hold up the other payments, nor the rest of the money job.
+        let answer = match provider.query(payment_id).await {
+            Ok(answer) => answer,
+            Err(error) => {
+                tracing::warn!(payment_id = %payment_id, provider = %provider_name, error = %format!("{error:#}"), "a payment query failed; asking again next time");
+                continue;
+            }
+        };
+        if let Some(answer) = answer {
             let outcome = apply(state, &provider_name, &answer, context)
                 .await
                 .map_err(|error| anyhow::anyhow!("applying a query answer: {error}"))?;
@@ -692,9 +726,14 @@ pub async fn refund(
         return Ok(());
     }
     let by = context.actor.unwrap_or_else(domain::Actor::system);
+    // A retry of the same request (its Idempotency-Key) issues the same refund, not a second.
     let refund_id = Uuid::new_v5(
         &payment_id,
-        format!("refund:{}", context.command_id).as_bytes(),
+        format!(
+            "refund:{}",
+            context.new_aggregate_id(&format!("refund:{payment_id}:{reason}"))
+        )
+        .as_bytes(),
     );
     let (current, _): (Payment, usize) = state.payments.load(payment_id).await?;
     let after_release = current.status == PaymentStatus::Released;

@@ -61,7 +61,7 @@ pub async fn record_defaults(state: &AppState, now: DateTime<Utc>) -> anyhow::Re
     }
     let due: Vec<Uuid> = sqlx::query_scalar(
         "SELECT order_id FROM read_orders
-          WHERE status = 'completed' AND finished_at < $1
+          WHERE status = 'completed' AND finished_at < $1 AND disputed_at IS NULL
           ORDER BY finished_at LIMIT 500",
     )
     .bind(now - state.reviews.window)

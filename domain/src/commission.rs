@@ -81,21 +81,12 @@ pub struct RateChange {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CommissionSchedule {
-    /// Each service and level's changes, oldest first.
-    changes: BTreeMap<(u8, u8), Vec<RateChange>>,
+    /// Each service and level's changes (keyed `service/level`), oldest first.
+    changes: BTreeMap<String, Vec<RateChange>>,
 }
 
-fn key(service: ServiceCode, level: Level) -> (u8, u8) {
-    let service = ServiceCode::ALL
-        .iter()
-        .position(|known| *known == service)
-        .expect("every service is in ALL");
-    let level = match level {
-        Level::Standard => 0,
-        Level::Silver => 1,
-        Level::Gold => 2,
-    };
-    (service as u8, level)
+fn key(service: ServiceCode, level: Level) -> String {
+    format!("{}/{}", service.as_str(), level.as_str())
 }
 
 impl CommissionSchedule {

@@ -437,6 +437,9 @@ pub enum OrderEvent {
         /// Recorded by the platform when the customer gave none in time.
         #[serde(default)]
         by_default: bool,
+        /// The reviewed worker, so ratings need no other record of the order.
+        #[serde(default)]
+        worker_id: Option<Uuid>,
     },
     ReviewReplied {
         worker_id: Uuid,
@@ -1108,6 +1111,7 @@ impl Order {
                     reviewed_at: now,
                     tags,
                     by_default: false,
+                    worker_id: self.worker_id,
                 }])
             }
             (
@@ -1216,6 +1220,7 @@ impl Order {
                     reviewed_at: now,
                     tags: Vec::new(),
                     by_default: true,
+                    worker_id: self.worker_id,
                 }])
             }
             (

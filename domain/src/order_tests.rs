@@ -375,6 +375,7 @@ fn order_reviewed(quality: u8, attitude: u8, skill: u8, comment: &str) -> OrderE
         reviewed_at: later(REVIEWED),
         tags: vec!["punctual".into()],
         by_default: false,
+        worker_id: Some(WORKER_ID),
     }
 }
 

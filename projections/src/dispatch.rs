@@ -130,27 +130,46 @@ async fn apply_order(
     let decoded: OrderEvent = event.decode()?;
     // A hidden review comes out of its worker's ratings; the order has long left this read
     // model, so the event names the worker.
-    if let OrderEvent::ReviewHidden {
-        worker_id: Some(worker_id),
-        quality,
-        attitude,
-        skill,
-        ..
-    } = &decoded
-    {
+    // Reviews move the worker's ratings by the worker the event names: the order may have left
+    // this read model already (a resolved dispute, or long since reviewed when hidden).
+    let rated = match &decoded {
+        OrderEvent::OrderReviewed {
+            worker_id: Some(worker_id),
+            quality,
+            attitude,
+            skill,
+            ..
+        } => Some((*worker_id, 1, *quality, *attitude, *skill)),
+        OrderEvent::ReviewHidden {
+            worker_id: Some(worker_id),
+            quality,
+            attitude,
+            skill,
+            ..
+        } => Some((*worker_id, -1, *quality, *attitude, *skill)),
+        _ => None,
+    };
+    if let Some((worker_id, sign, quality, attitude, skill)) = rated {
         sqlx::query(&format!(
-            "UPDATE {schema}.worker_ratings SET reviews = reviews - 1,
-                 quality_sum = quality_sum - $2, attitude_sum = attitude_sum - $3,
-                 skill_sum = skill_sum - $4
-              WHERE worker_id = $1"
+            "INSERT INTO {schema}.worker_ratings
+                 (worker_id, reviews, quality_sum, attitude_sum, skill_sum)
+             VALUES ($1, $5, $2 * $5, $3 * $5, $4 * $5)
+             ON CONFLICT (worker_id) DO UPDATE SET
+                 reviews = {schema}.worker_ratings.reviews + $5,
+                 quality_sum = {schema}.worker_ratings.quality_sum + $2 * $5,
+                 attitude_sum = {schema}.worker_ratings.attitude_sum + $3 * $5,
+                 skill_sum = {schema}.worker_ratings.skill_sum + $4 * $5"
         ))
         .bind(worker_id)
-        .bind(i32::from(*quality))
-        .bind(i32::from(*attitude))
-        .bind(i32::from(*skill))
+        .bind(i32::from(quality))
+        .bind(i32::from(attitude))
+        .bind(i32::from(skill))
+        .bind(sign)
         .execute(&mut *connection)
         .await?;
-        return Ok(());
+        if matches!(decoded, OrderEvent::ReviewHidden { .. }) {
+            return Ok(());
+        }
     }
     let existing = sqlx::query(&format!(
         "SELECT state, last_sequence FROM {schema}.dispatch_orders WHERE order_id = $1"
@@ -170,6 +189,10 @@ async fn apply_order(
         None if matches!(decoded, OrderEvent::OrderPlaced { .. }) => Order::default(),
         None => return Ok(()),
     };
+    let moved_to_city = match &decoded {
+        OrderEvent::AddressChanged { address, .. } => Some(address.city.clone()),
+        _ => None,
+    };
     let placed = match &decoded {
         OrderEvent::OrderPlaced {
             booking, placed_at, ..
@@ -183,11 +206,13 @@ async fn apply_order(
         } => Some((*worker_id, *finished_at)),
         _ => None,
     };
+    // Reviews recorded before events named their worker count by the order's state.
     let review = match &decoded {
         OrderEvent::OrderReviewed {
             quality,
             attitude,
             skill,
+            worker_id: None,
             ..
         } => Some((
             1,
@@ -286,7 +311,9 @@ async fn apply_order(
         "UPDATE {schema}.dispatch_orders SET
              status = $2, stage = $3, stage_deadline = $4, respond_by = $5, pay_by = $6,
              worker_id = $7, waiting_since = COALESCE($8, waiting_since), state = $9,
-             last_sequence = $10, updated_at = $11
+             last_sequence = $10, updated_at = $11,
+             starts_at = COALESCE($12, starts_at), ends_at = COALESCE($13, ends_at),
+             city = COALESCE($14, city)
          WHERE order_id = $1"
     ))
     .bind(order_id)
@@ -300,6 +327,10 @@ async fn apply_order(
     .bind(state)
     .bind(event.sequence)
     .bind(event.recorded_at)
+    // A rescheduled or moved order is matched at its new time and place.
+    .bind(order.window.map(|(start, _)| start))
+    .bind(order.window.map(|(_, end)| end))
+    .bind(moved_to_city)
     .execute(&mut *connection)
     .await?;
     Ok(())

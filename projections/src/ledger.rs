@@ -256,6 +256,10 @@ async fn track_payment(
         ..
     } = decoded
     {
+        if from_worker.get() == 0 {
+            // All of it came back from the commission: nothing to take from the worker.
+            return Ok(());
+        }
         sqlx::query(&format!(
             "INSERT INTO {schema}.dispute_recoveries
                  (refund_id, payment_id, order_id, worker_id, amount, issued_at)

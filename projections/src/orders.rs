@@ -725,10 +725,15 @@ fn push_filters(query: &mut QueryBuilder<'_, Postgres>, filter: &OrderFilter) {
         query.push(" AND scheduled_start < ").push_bind(to);
     }
     if let Some(text) = &filter.text {
-        // Every term of the query must be among the order's (GIN-indexed) terms.
+        // Every term of the query must be among the order's (GIN-indexed) terms; a query with
+        // nothing to search by (punctuation only) finds nothing.
+        let terms = crate::search::query_terms(text);
+        if terms.is_empty() {
+            query.push(" AND false");
+        }
         query
             .push(" AND search_terms @> ")
-            .push_bind(crate::search::query_terms(text))
+            .push_bind(terms)
             .push("::text[]");
     }
 }

@@ -47,9 +47,13 @@ pub fn push_person_filters(
 ) {
     if let Some(text) = text {
         // Every term of the query among the row's GIN-indexed terms (see `search`).
+        let terms = crate::search::query_terms(text);
+        if terms.is_empty() {
+            query.push(" AND false");
+        }
         query
             .push(" AND search_terms @> ")
-            .push_bind(crate::search::query_terms(text))
+            .push_bind(terms)
             .push("::text[]");
     }
     if let Some(tail) = phone_tail {

@@ -173,8 +173,20 @@ pub async fn ensure_all(pool: &PgPool, vault: &vault::Vault) -> anyhow::Result<(
                 );
                 match rebuild(pool, projection.as_ref()).await {
                     Ok(_) => {}
-                    // Another process is rebuilding it already.
-                    Err(error) if error.downcast_ref::<RebuildInProgress>().is_some() => {}
+                    // Another process is rebuilding it already: wait for its swap, so this
+                    // process never serves from tables of the old shape.
+                    Err(error) if error.downcast_ref::<RebuildInProgress>().is_some() => loop {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        let now: Option<String> = sqlx::query_scalar(
+                            "SELECT definition FROM projections WHERE name = $1",
+                        )
+                        .bind(projection.name())
+                        .fetch_one(pool)
+                        .await?;
+                        if now.as_deref() == Some(current.as_str()) {
+                            break;
+                        }
+                    },
                     Err(error) => return Err(error),
                 }
             }

@@ -74,6 +74,7 @@ impl Projection for ReviewsProjection {
                 reviewed_at,
                 tags,
                 by_default,
+                ..
             } => {
                 let order = order_before(connection, event).await?;
                 let (Some(worker_id), Some(customer_id), Some(service)) =

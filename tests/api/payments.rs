@@ -917,6 +917,23 @@ async fn admins_set_commission_by_service_and_level_and_an_order_keeps_the_rate_
     assert_eq!(schedule["rates"].as_array().expect("rates").len(), 18);
     assert_eq!(schedule["changes"][0]["previous"], 1_850);
     assert_eq!(schedule["changes"][0]["set_by"], admin.id.to_string());
+    // The audit trail replays the schedule like any other stream.
+    let replayed: Value = app
+        .get(
+            &format!(
+                "/api/v1/admin/audit/streams/commission_schedule/{}/state",
+                domain::commission::SCHEDULE_ID
+            ),
+            Some(&admin.token),
+        )
+        .await
+        .json()
+        .await
+        .expect("replayed");
+    assert_eq!(
+        replayed["state"]["changes"]["daily_cleaning/silver"][0]["basis_points"],
+        1_000
+    );
 
     let booked_after = app
         .place_order_with(&customer, &tests::order_body_starting_in(30))

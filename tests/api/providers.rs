@@ -425,3 +425,44 @@ async fn wechat_pay_requests_are_signed_notifications_decrypted_and_verified_and
     assert_eq!(recorded, refund_id);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_the_sandbox_off_a_method_without_a_real_provider_is_refused() {
+    let _ = keys();
+    let alipay = FakeAlipay::start().await;
+    let settings = alipay.settings();
+    let app = tests::spawn_app_with(move |config| {
+        config.payment_providers.alipay = Some(settings);
+        config.payment_providers.sandbox = false;
+    })
+    .await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    for method in ["bank_card", "wechat_pay"] {
+        let refused = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/payment-intents"),
+                Some(&customer.token),
+                &json!({ "method": method }),
+            )
+            .await;
+        tests::assert_problem(
+            refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        )
+        .await;
+    }
+    // Nobody can confirm a payment through the sandbox's endpoint either.
+    let forged = app
+        .client
+        .post(app.url("/api/v1/payments/notifications/sandbox"))
+        .body("{}")
+        .send()
+        .await
+        .expect("posted");
+    assert_eq!(forged.status(), StatusCode::NOT_FOUND);
+    let alipay_intent = intent(&app, &customer, order_id, "alipay").await;
+    assert_eq!(alipay_intent["checkout"]["provider"], "alipay");
+    app.stop().await;
+}

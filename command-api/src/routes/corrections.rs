@@ -107,7 +107,11 @@ async fn correct(
         cqrs_es::Aggregate::apply(&mut after, event);
     }
     if after.window != before.window || after.location != before.location {
-        move_bookings(state, order_id, &after, context).await?;
+        if let Err(refusal) = move_bookings(state, order_id, &after, context).await {
+            // A second holder refused: the first one's time goes back where it was.
+            let _ = move_bookings(state, order_id, &before, context).await;
+            return Err(refusal);
+        }
     }
     match state.orders.execute(order_id, command, context).await {
         Ok(committed) => Ok((before, committed)),
@@ -236,6 +240,18 @@ pub async fn adjust_price(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let total = Fen::new(body.total)?;
+    // A payment already opened with the provider would be charged the old amount.
+    let open_intent: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM read_payments WHERE order_id = $1 AND status = 'pending')",
+    )
+    .bind(order_id)
+    .fetch_one(&state.pool)
+    .await?;
+    if open_intent {
+        return Err(ApiError::IllegalState(
+            "客户正在付款，不能改价 / the customer is paying; the price cannot change now".into(),
+        ));
+    }
     let command = OrderCommand::AdjustPrice {
         by,
         total,

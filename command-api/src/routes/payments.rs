@@ -91,9 +91,14 @@ pub async fn create_intent(
         }
         .into());
     }
-    let amount = order.total.unwrap_or(Fen::ZERO);
+    let mut amount = order.total.unwrap_or(Fen::ZERO);
     let payment_id = context.new_aggregate_id("payment");
-    let mut provider = state.payment_providers.for_method(body.method);
+    let mut provider = state
+        .payment_providers
+        .for_method(body.method)
+        .ok_or_else(|| {
+            ApiError::Invalid("该支付方式暂未开通 / this payment method is not available".into())
+        })?;
     let command = PaymentCommand::Create {
         payment_id,
         order_id,
@@ -112,6 +117,8 @@ pub async fn create_intent(
             if let Some(recorded) = state.payment_providers.get(&existing.provider) {
                 provider = recorded;
             }
+            // The provider is asked for what the intent was opened for.
+            amount = Fen::literal(existing.amount);
         }
         Err(other) => return Err(other.into()),
     }
