@@ -311,7 +311,7 @@ impl PaymentProvider for AlipayProvider {
         refund_id: Uuid,
         amount: Fen,
         _original: Fen,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<Option<String>> {
         // `out_request_no` makes a repeated request for the same refund pay nothing more.
         let request_number = refund_id.simple().to_string();
         let response = self
@@ -329,7 +329,8 @@ impl PaymentProvider for AlipayProvider {
             response.get("code").and_then(Value::as_str) == Some("10000"),
             "alipay.trade.refund answered {response}"
         );
-        Ok(request_number)
+        // Alipay answers a refund synchronously: code 10000 means it is paid.
+        Ok(Some(request_number))
     }
 }
 

@@ -122,14 +122,16 @@ pub trait PaymentProvider: Send + Sync {
     async fn query(&self, payment_id: Uuid) -> anyhow::Result<Option<Notification>>;
 
     /// Pays `amount` back to the customer through the original payment of `original`; returns
-    /// the provider's refund number. Asking again with the same `refund_id` pays nothing more.
+    /// the provider's refund number once the money is on its way back, `None` while the
+    /// provider is still processing it (the money job asks again). Asking again with the same
+    /// `refund_id` pays nothing more.
     async fn refund(
         &self,
         payment_id: Uuid,
         refund_id: Uuid,
         amount: Fen,
         original: Fen,
-    ) -> anyhow::Result<String>;
+    ) -> anyhow::Result<Option<String>>;
 }
 
 /// The sandbox's signing key: shared by every process through `server_secrets`.
@@ -352,7 +354,7 @@ impl PaymentProvider for SandboxProvider {
         refund_id: Uuid,
         amount: Fen,
         _original: Fen,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<Option<String>> {
         let fails_now = sqlx::query(
             "UPDATE sandbox_transactions SET behaviour = 'succeed'
               WHERE payment_id = $1 AND behaviour = 'refund_fails_once'",
@@ -377,7 +379,7 @@ impl PaymentProvider for SandboxProvider {
         .bind(amount.get())
         .execute(&self.pool)
         .await?;
-        Ok(provider_refund)
+        Ok(Some(provider_refund))
     }
 
     fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String> {
@@ -807,7 +809,7 @@ pub async fn pay_refund(
         .payment_providers
         .get(&payment.provider)
         .ok_or_else(|| ApiError::not_found("支付渠道", "payment provider"))?;
-    let provider_refund = provider
+    let Some(provider_refund) = provider
         .refund(
             payment_id,
             refund_id,
@@ -815,7 +817,11 @@ pub async fn pay_refund(
             Fen::literal(payment.amount),
         )
         .await
-        .map_err(ApiError::Unavailable)?;
+        .map_err(ApiError::Unavailable)?
+    else {
+        // Accepted and still being processed: owed until the provider says it is paid.
+        return Ok(());
+    };
     state
         .payments
         .execute_deciding_again(

@@ -399,7 +399,7 @@ impl PaymentProvider for WechatPayProvider {
         refund_id: Uuid,
         amount: Fen,
         original: Fen,
-    ) -> anyhow::Result<String> {
+    ) -> anyhow::Result<Option<String>> {
         // `out_refund_no` makes a repeated request for the same refund pay nothing more.
         let body = json!({
             "out_trade_no": payment_id.simple().to_string(),
@@ -415,19 +415,21 @@ impl PaymentProvider for WechatPayProvider {
             )
             .await?
             .context("WeChat Pay answered 404 to a refund")?;
-        let status = answer
+        // Asking again with the same out_refund_no answers the refund's current status, so the
+        // money job's retries double as status queries.
+        match answer
             .get("status")
             .and_then(Value::as_str)
-            .unwrap_or_default();
-        anyhow::ensure!(
-            matches!(status, "SUCCESS" | "PROCESSING"),
-            "WeChat Pay refused the refund: {answer}"
-        );
-        answer
-            .get("refund_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .context("WeChat Pay's refund answer has no refund_id")
+            .unwrap_or_default()
+        {
+            "SUCCESS" => answer
+                .get("refund_id")
+                .and_then(Value::as_str)
+                .map(|id| Some(id.to_owned()))
+                .context("WeChat Pay's refund answer has no refund_id"),
+            "PROCESSING" => Ok(None),
+            _ => anyhow::bail!("WeChat Pay did not pay the refund: {answer}"),
+        }
     }
 }
 

@@ -406,10 +406,23 @@ async fn wechat_pay_requests_are_signed_notifications_decrypted_and_verified_and
     .await;
     assert_eq!(captures(&app, second_payment).await, 1);
 
-    // Cancelled before any worker: the whole amount back through WeChat Pay.
+    // Cancelled before any worker: the whole amount back through WeChat Pay, which first
+    // answers PROCESSING; the refund stays owed until the money job hears it has succeeded.
     cancel(&app, &customer, order_id).await;
-    let refunded = payment(&app, &customer, payment_id).await;
-    assert_eq!(refunded["refunded"], 15_000, "{refunded}");
+    let owed = payment(&app, &customer, payment_id).await;
+    assert_eq!(owed["refunded"], 0, "{owed}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let refunded = payment(&app, &customer, payment_id).await;
+        if refunded["refunded"] == 15_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never paid: {refunded}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let refunds = wechat.refunds();
     assert_eq!(refunds.len(), 1, "{refunds:?}");
     let (_, (refund_id, amount, of)) = refunds.into_iter().next().expect("refund");

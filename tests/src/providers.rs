@@ -784,6 +784,12 @@ async fn wechat_refund(
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // As WeChat Pay does: a new refund is PROCESSING; asked again, it has succeeded.
+    let status = if book.refunds.contains_key(&out_refund_no) {
+        "SUCCESS"
+    } else {
+        "PROCESSING"
+    };
     let (refund_id, _, _) = book
         .refunds
         .entry(out_refund_no.clone())
@@ -796,7 +802,7 @@ async fn wechat_refund(
     wechat_answer(
         StatusCode::OK,
         json!({"refund_id": refund_id, "out_refund_no": out_refund_no, "out_trade_no": out_trade_no,
-               "transaction_id": paid.transaction_id, "channel": "ORIGINAL", "status": "PROCESSING",
+               "transaction_id": paid.transaction_id, "channel": "ORIGINAL", "status": status,
                "amount": {"refund": refund, "total": paid.total, "currency": "CNY"}}),
     )
 }
