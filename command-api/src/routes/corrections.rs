@@ -258,20 +258,24 @@ pub async fn adjust_price(
         reason: body.reason.clone(),
         now: context.occurred_at,
     };
-    let (before, committed) = correct(&state, order_id, command, &context).await?;
-    let from = before.total.unwrap_or(Fen::ZERO);
+    // The difference goes back first, then the price changes: if the second step fails, a
+    // retry with the same Idempotency-Key issues the same refund (nothing more) and then
+    // records the price; the other order could leave a lower price with nothing refunded.
+    let (current, _): (Order, usize) = state.orders.load(order_id).await?;
+    current.decide_only(command.clone())?;
+    let from = current.total.unwrap_or(Fen::ZERO);
     if let Some(payment_id) = crate::payments::captured_payment_of(&state, order_id).await? {
-        let difference = Fen::literal(from.get() - total.get());
         crate::payments::refund(
             &state,
             payment_id,
-            difference,
+            Fen::literal(from.get() - total.get()),
             Fen::ZERO,
             &format!("价格调整 / price adjusted: {}", body.reason.trim()),
             &context,
         )
         .await?;
     }
+    let (_, committed) = correct(&state, order_id, command, &context).await?;
     tell(
         &state,
         &committed.state,
