@@ -32,28 +32,7 @@ async fn order(app: &TestApp, user: &User, order_id: Uuid) -> Value {
 
 /// Paid through the sandbox provider: captured, in escrow.
 async fn paid_order(app: &TestApp, customer: &User, body: &Value) -> (Uuid, Uuid) {
-    let order_id = app.place_order_with(customer, body).await;
-    let response = app
-        .post(
-            &format!("/api/v1/orders/{order_id}/payment-intents"),
-            Some(&customer.token),
-            &json!({"method": "wechat_pay"}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::CREATED);
-    let created: Value = response.json().await.expect("intent");
-    app.wait_for_order(&customer.token, order_id, |order| {
-        order["status"] == "dispatching"
-    })
-    .await;
-    (
-        order_id,
-        created["payment_id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-    )
+    app.paid_through_sandbox(customer, body, "succeed").await
 }
 
 fn starting_in_days(days: i64) -> Value {

@@ -293,7 +293,8 @@ async fn a_completed_order_releases_escrow_to_commission_and_the_workers_income_
             .json()
             .await
             .expect("income");
-        if income["available"] == 12_225 {
+        // The balance comes from the wallet, the series from the read model: wait for both.
+        if income["available"] == 12_225 && income["series"][0]["settled"] == 12_225 {
             break income;
         }
         assert!(
@@ -339,21 +340,7 @@ async fn a_completed_order_releases_escrow_to_commission_and_the_workers_income_
 }
 
 async fn paid_order(app: &TestApp, customer: &User, body: &Value) -> (Uuid, Uuid) {
-    let order_id = app.place_order_with(customer, body).await;
-    let created = intent(app, customer, order_id, "succeed").await;
-    app.wait_for_order(&customer.token, order_id, |order| {
-        order["status"] == "dispatching"
-    })
-    .await;
-    app.wait_for_projections().await;
-    (
-        order_id,
-        created["payment_id"]
-            .as_str()
-            .expect("id")
-            .parse()
-            .expect("uuid"),
-    )
+    app.paid_through_sandbox(customer, body, "succeed").await
 }
 
 async fn payment(app: &TestApp, token: &str, payment_id: Uuid) -> Value {
@@ -680,17 +667,9 @@ async fn a_payment_whose_notification_never_came_is_found_by_the_query_job() {
     .await;
     let admin = app.create_admin().await;
     let customer = app.register_customer().await;
-    let order_id = app.place_order(&customer).await;
-    let created = intent(&app, &customer, order_id, "timeout").await;
-    let payment_id: Uuid = created["payment_id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
-    app.wait_for_order(&customer.token, order_id, |order| {
-        order["status"] == "dispatching"
-    })
-    .await;
+    let (_, payment_id) = app
+        .paid_through_sandbox(&customer, &tests::order_body(), "timeout")
+        .await;
     assert_eq!(events_named(&app, payment_id, "PaymentCaptured").await, 1);
     let log: Vec<Value> = app
         .get("/api/v1/admin/payment-notifications", Some(&admin.token))
@@ -1077,17 +1056,9 @@ async fn a_refund_the_provider_fails_stays_owed_and_the_money_job_pays_it_later(
     .await;
     let admin = app.create_admin().await;
     let customer = app.register_customer().await;
-    let order_id = app.place_order(&customer).await;
-    let created = intent(&app, &customer, order_id, "refund_fails_once").await;
-    let payment_id: Uuid = created["payment_id"]
-        .as_str()
-        .expect("id")
-        .parse()
-        .expect("uuid");
-    app.wait_for_order(&customer.token, order_id, |order| {
-        order["status"] == "dispatching"
-    })
-    .await;
+    let (order_id, payment_id) = app
+        .paid_through_sandbox(&customer, &tests::order_body(), "refund_fails_once")
+        .await;
     let cancelled = app
         .post(
             &format!("/api/v1/orders/{order_id}/cancel"),

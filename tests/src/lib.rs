@@ -460,6 +460,42 @@ impl TestApp {
         );
     }
 
+    /// Places an order and pays it through the sandbox provider, which behaves as `behaviour`
+    /// says (`succeed`, `timeout`, `refund_fails_once`, ...), until dispatch opens; answers the
+    /// order's and the payment's ids.
+    pub async fn paid_through_sandbox(
+        &self,
+        customer: &User,
+        body: &Value,
+        behaviour: &str,
+    ) -> (Uuid, Uuid) {
+        let order_id = self.place_order_with(customer, body).await;
+        let response = self
+            .post(
+                &format!("/api/v1/orders/{order_id}/payment-intents"),
+                Some(&customer.token),
+                &json!({"method": "alipay", "sandbox": behaviour}),
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::CREATED,
+            "opening the payment"
+        );
+        let created: Value = response.json().await.expect("intent");
+        self.wait_for_order(&customer.token, order_id, |order| {
+            order["status"] == "dispatching"
+        })
+        .await;
+        self.wait_for_projections().await;
+        let payment_id = created["payment_id"]
+            .as_str()
+            .expect("payment id")
+            .parse()
+            .expect("uuid");
+        (order_id, payment_id)
+    }
+
     /// Places, pays and opens an order for dispatch.
     pub async fn dispatchable_order(&self, customer: &User, admin: &User) -> Uuid {
         let order_id = self.place_order(customer).await;
