@@ -353,6 +353,24 @@ impl DomainErrorKind for domain::wallet::WalletError {
     }
 }
 
+impl DomainErrorKind for domain::interview::InterviewError {
+    fn api_error(&self) -> ApiError {
+        use domain::interview::InterviewError as E;
+        let detail = self.to_string();
+        match self {
+            E::NotFound => ApiError::NotFound(detail),
+            E::AlreadyExists => ApiError::Conflict(detail),
+            E::NotParticipant => ApiError::Forbidden(detail),
+            E::IllegalState(_) | E::OwnProposal | E::NotTheTime | E::TooEarlyForOutcome => {
+                ApiError::IllegalState(detail)
+            }
+            E::NoInterviewForService | E::StartInPast | E::ReasonRequired => {
+                ApiError::Invalid(detail)
+            }
+        }
+    }
+}
+
 impl DomainErrorKind for domain::commission::CommissionError {
     fn api_error(&self) -> ApiError {
         ApiError::Invalid(self.to_string())

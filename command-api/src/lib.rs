@@ -16,6 +16,7 @@ pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod interviews;
 pub mod jobs;
 pub mod logs;
 pub mod metrics;
@@ -65,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::audit::router())
         .merge(routes::reviews::router())
         .merge(routes::corrections::router())
+        .merge(routes::interviews::router())
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())

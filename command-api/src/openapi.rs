@@ -7,9 +7,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, audit, availability, commission, corrections, dispatch, health, live, oauth,
-    onboarding, orders, payments, profile, reviews, security, sessions, users, verification,
-    wallet, workers,
+    accounts, admin, audit, availability, commission, corrections, dispatch, health, interviews,
+    live, oauth, onboarding, orders, payments, profile, reviews, security, sessions, users,
+    verification, wallet, workers,
 };
 use crate::state::AppState;
 
@@ -32,6 +32,8 @@ use crate::state::AppState;
         wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
         commission::rates, commission::set_rate,
         corrections::reschedule, corrections::change_address, corrections::adjust_price, corrections::cancel,
+        interviews::request, interviews::show, interviews::accept, interviews::decline, interviews::propose,
+        interviews::cancel, interviews::join, interviews::outcome,
         reviews::tags, reviews::reply, reviews::hide, reviews::list, reviews::ratings,
         audit::events, audit::stream, audit::state_as_of, audit::verification,
         admin::projection_status, admin::rebuild, admin::logs, crate::metrics::endpoint,

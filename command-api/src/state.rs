@@ -32,6 +32,7 @@ pub struct AppState {
     pub payments: Arc<CommandBus<domain::payment::Payment>>,
     pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
     pub commissions: Arc<CommandBus<domain::commission::CommissionSchedule>>,
+    pub interviews: Arc<CommandBus<domain::interview::Interview>>,
     pub payment_providers: crate::payments::Providers,
     pub money: Arc<crate::money::MoneySettings>,
     pub bank: Arc<dyn crate::withdrawals::BankTransfer>,
@@ -64,6 +65,7 @@ impl AppState {
             payments: Arc::new(CommandBus::new(pool.clone())),
             wallets: Arc::new(CommandBus::new(pool.clone())),
             commissions: Arc::new(CommandBus::new(pool.clone())),
+            interviews: Arc::new(CommandBus::new(pool.clone())),
             payment_providers: crate::payments::Providers::new(
                 sandbox,
                 &settings.payment_providers,

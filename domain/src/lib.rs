@@ -11,6 +11,7 @@ pub mod commission;
 pub mod customer;
 pub mod dispatch;
 pub mod geo;
+pub mod interview;
 pub mod ledger;
 pub mod onboarding;
 pub mod order;

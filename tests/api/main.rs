@@ -9,6 +9,7 @@ mod corrections;
 mod dispatch;
 mod erasure;
 mod idempotency;
+mod interviews;
 mod lifecycle;
 mod live;
 mod oauth;

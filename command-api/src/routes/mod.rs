@@ -8,6 +8,7 @@ pub mod commission;
 pub mod corrections;
 pub mod dispatch;
 pub mod health;
+pub mod interviews;
 pub mod live;
 pub mod oauth;
 pub mod onboarding;
