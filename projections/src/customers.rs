@@ -313,18 +313,32 @@ pub struct AddressRow {
     pub added_at: DateTime<Utc>,
 }
 
-pub async fn get(pool: &PgPool, customer_id: Uuid) -> sqlx::Result<Option<CustomerRow>> {
-    sqlx::query_as("SELECT * FROM read_customers WHERE customer_id = $1")
-        .bind(customer_id)
-        .fetch_optional(pool)
-        .await
-}
-
-pub async fn addresses(pool: &PgPool, customer_id: Uuid) -> sqlx::Result<Vec<AddressRow>> {
-    sqlx::query_as("SELECT * FROM read_customer_addresses WHERE customer_id = $1 ORDER BY added_at, address_id")
-        .bind(customer_id)
-        .fetch_all(pool)
-        .await
+/// A customer's profile row and addresses, read from one snapshot: the projector may commit a
+/// batch between two separate reads, and the profile would then show half of it.
+pub async fn profile(
+    pool: &PgPool,
+    customer_id: Uuid,
+) -> sqlx::Result<Option<(CustomerRow, Vec<AddressRow>)>> {
+    let mut snapshot = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *snapshot)
+        .await?;
+    let row: Option<CustomerRow> =
+        sqlx::query_as("SELECT * FROM read_customers WHERE customer_id = $1")
+            .bind(customer_id)
+            .fetch_optional(&mut *snapshot)
+            .await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let addresses = sqlx::query_as(
+        "SELECT * FROM read_customer_addresses WHERE customer_id = $1 ORDER BY added_at, address_id",
+    )
+    .bind(customer_id)
+    .fetch_all(&mut *snapshot)
+    .await?;
+    snapshot.commit().await?;
+    Ok(Some((row, addresses)))
 }
 
 /// What an admin searches customers by. Text matches anywhere in the name (Chinese works);

@@ -92,10 +92,9 @@ pub async fn show(
     context: CommandContext,
 ) -> Result<axum::Json<ProfileView>, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
-    let row = projections::customers::get(&state.pool, customer.id)
+    let (row, addresses) = projections::customers::profile(&state.pool, customer.id)
         .await?
         .ok_or_else(|| ApiError::not_found("客户资料", "profile"))?;
-    let addresses = projections::customers::addresses(&state.pool, customer.id).await?;
     let emergency_contact = match (
         row.emergency_name,
         row.emergency_phone_masked,

@@ -160,10 +160,9 @@ pub async fn customer(
     State(state): State<AppState>,
     AppPath(customer_id): AppPath<Uuid>,
 ) -> Result<axum::Json<CustomerDetail>, ApiError> {
-    let row = projections::customers::get(&state.pool, customer_id)
+    let (row, addresses) = projections::customers::profile(&state.pool, customer_id)
         .await?
         .ok_or_else(|| ApiError::not_found("客户", "customer"))?;
-    let addresses = projections::customers::addresses(&state.pool, customer_id).await?;
     Ok(axum::Json(CustomerDetail {
         customer: row.into(),
         addresses: addresses.into_iter().map(AddressView::from).collect(),
