@@ -177,6 +177,8 @@ macro_rules! route {
 pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/healthz" Access::Public),
     route!(GET "/metrics" Access::Public),
+    // Admitted by the room token in its query, not by a session.
+    route!(GET "/api/v1/signaling" Access::Public),
     route!(GET "/api/v1/review-tags" Access::Public),
     route!(GET "/api/v1/workers/{worker_id}/reviews" Access::Public),
     route!(GET "/api/v1/workers/{worker_id}/ratings" Access::Public),

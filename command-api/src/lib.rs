@@ -67,6 +67,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::reviews::router())
         .merge(routes::corrections::router())
         .merge(routes::interviews::router())
+        .merge(signaling::router(state.signaling.clone()))
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(routes::profile::router())
         .merge(routes::onboarding::router())

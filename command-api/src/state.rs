@@ -33,6 +33,8 @@ pub struct AppState {
     pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
     pub commissions: Arc<CommandBus<domain::commission::CommissionSchedule>>,
     pub interviews: Arc<CommandBus<domain::interview::Interview>>,
+    /// The interview calls' signaling rooms of this process.
+    pub signaling: signaling::Hub,
     pub payment_providers: crate::payments::Providers,
     pub money: Arc<crate::money::MoneySettings>,
     pub bank: Arc<dyn crate::withdrawals::BankTransfer>,
@@ -66,6 +68,10 @@ impl AppState {
             wallets: Arc::new(CommandBus::new(pool.clone())),
             commissions: Arc::new(CommandBus::new(pool.clone())),
             interviews: Arc::new(CommandBus::new(pool.clone())),
+            signaling: signaling::Hub::new(
+                crate::payments::server_secret(&pool, "room_token_key").await?,
+                signaling::Settings::default(),
+            ),
             payment_providers: crate::payments::Providers::new(
                 sandbox,
                 &settings.payment_providers,

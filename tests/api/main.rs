@@ -22,6 +22,7 @@ mod providers;
 mod reviews;
 mod search;
 mod sessions;
+mod signaling;
 mod store;
 mod users;
 mod verification;

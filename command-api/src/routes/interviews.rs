@@ -395,6 +395,16 @@ pub async fn join(
     }))
 }
 
+/// The signaling WebSocket (served by the `signaling` member): connect with `?token=` from
+/// `…/join`; JSON messages `offer`/`answer` (`sdp`), `candidate` (`candidate`, `sdpMid`,
+/// `sdpMLineIndex`), `ping` and `leave`; the server sends `joined`, `peer-joined`, `peer-left`,
+/// the relayed messages with the sender it knows (`from`), `pong` and `error`.
+#[utoipa::path(get, path = "/api/v1/signaling", tag = "interviews",
+    params(("token" = String, Query, description = "Room token from /join")),
+    responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+#[allow(dead_code)]
+fn signaling_socket() {}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutcomeBody {

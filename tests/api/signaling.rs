@@ -1,0 +1,211 @@
+//! The signaling service over real WebSockets: admission by room token, relaying with the
+//! sender set by the server, checks on every message, and resuming after a dropped connection
+//! without the other side noticing.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tests::{TestApp, User};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const SDP: &str = "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n";
+const CANDIDATE: &str = "candidate:1 1 udp 2130706431 127.0.0.1 54321 typ host";
+
+fn socket_url(app: &TestApp, token: &str) -> String {
+    format!(
+        "{}/api/v1/signaling?token={token}",
+        app.address.replace("http://", "ws://")
+    )
+}
+
+async fn connect(app: &TestApp, token: &str) -> Result<Socket, u16> {
+    match tokio_tungstenite::connect_async(socket_url(app, token)).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            Err(response.status().as_u16())
+        }
+        Err(other) => panic!("connecting: {other}"),
+    }
+}
+
+async fn send(socket: &mut Socket, message: Value) {
+    socket
+        .send(Message::Text(message.to_string().into()))
+        .await
+        .expect("sent");
+}
+
+/// The next JSON message, skipping pings; fails after five seconds.
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("a message in time")
+            .expect("the socket is open")
+            .expect("a frame");
+        if let Message::Text(text) = frame {
+            return serde_json::from_str(&text).expect("json");
+        }
+    }
+}
+
+async fn admitted(app: &TestApp, interview: Uuid, user: &User) -> String {
+    let response = app
+        .post(
+            &format!("/api/v1/interviews/{interview}/join"),
+            Some(&user.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let admission: Value = response.json().await.expect("admission");
+    admission["room_token"].as_str().expect("token").to_owned()
+}
+
+#[tokio::test]
+async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in() {
+    let app = tests::spawn_app().await;
+    let customer = app.register_customer().await;
+    let worker = app.register_worker(&["maternity_nurse"]).await;
+    let start = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
+    let requested: Value = app
+        .post(
+            "/api/v1/interviews",
+            Some(&customer.token),
+            &json!({"worker_id": worker.id, "service": "maternity_nurse", "start": start}),
+        )
+        .await
+        .json()
+        .await
+        .expect("interview");
+    let interview: Uuid = requested["interview_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let accepted = app
+        .post(
+            &format!("/api/v1/interviews/{interview}/accept"),
+            Some(&worker.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let customer_token = admitted(&app, interview, &customer).await;
+    let worker_token = admitted(&app, interview, &worker).await;
+
+    // Refusals before the upgrade: no token, a forged one, an expired one, a third party.
+    assert_eq!(connect(&app, "").await.err(), Some(401));
+    assert_eq!(connect(&app, "forged.token").await.err(), Some(401));
+    let key: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'room_token_key'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("key");
+    let mint = |sub: Uuid, seconds: i64| {
+        signaling::token::room_token(
+            &key,
+            &signaling::token::RoomClaims {
+                room: interview,
+                sub,
+                role: "customer".into(),
+                exp: (chrono::Utc::now() + chrono::Duration::seconds(seconds)).timestamp(),
+            },
+        )
+    };
+    assert_eq!(connect(&app, &mint(customer.id, -5)).await.err(), Some(401));
+
+    let mut first = connect(&app, &customer_token).await.expect("customer in");
+    let joined = next(&mut first).await;
+    assert_eq!(joined["type"], "joined");
+    assert_eq!(joined["peer_present"], false);
+    // The same participant twice at once is refused.
+    assert_eq!(connect(&app, &customer_token).await.err(), Some(409));
+    let mut second = connect(&app, &worker_token).await.expect("worker in");
+    assert_eq!(next(&mut second).await["peer_present"], true);
+    assert_eq!(
+        next(&mut first).await,
+        json!({"type": "peer-joined", "peer": worker.id})
+    );
+    assert_eq!(
+        connect(&app, &mint(Uuid::new_v4(), 60)).await.err(),
+        Some(409),
+        "a third party finds the room full"
+    );
+
+    // Relayed with the sender the server knows; a claimed sender is refused.
+    send(&mut first, json!({"type": "offer", "sdp": SDP})).await;
+    assert_eq!(
+        next(&mut second).await,
+        json!({"type": "offer", "from": customer.id, "sdp": SDP})
+    );
+    send(
+        &mut first,
+        json!({"type": "offer", "sdp": SDP, "from": worker.id}),
+    )
+    .await;
+    assert_eq!(next(&mut first).await["code"], "bad-message");
+    send(&mut second, json!({"type": "answer", "sdp": SDP})).await;
+    assert_eq!(next(&mut first).await["from"], worker.id.to_string());
+    send(
+        &mut second,
+        json!({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}),
+    )
+    .await;
+    let candidate = next(&mut first).await;
+    assert_eq!(
+        (candidate["candidate"].as_str(), candidate["from"].as_str()),
+        (Some(CANDIDATE), Some(worker.id.to_string().as_str()))
+    );
+    // Bad messages get an error and go nowhere.
+    for (bad, code) in [
+        (json!({"type": "offer", "sdp": "hello"}), "bad-sdp"),
+        (
+            json!({"type": "candidate", "candidate": "candidate:1 1 udp 1 999.1.1.1 5 typ host"}),
+            "bad-candidate",
+        ),
+        (json!({"type": "shout"}), "bad-message"),
+    ] {
+        send(&mut first, bad).await;
+        assert_eq!(next(&mut first).await["code"], code);
+    }
+    send(&mut second, json!({"type": "ping"})).await;
+    assert_eq!(
+        next(&mut second).await["type"],
+        "pong",
+        "nothing bad reached the worker"
+    );
+
+    // The customer's connection drops; what the worker sends meanwhile waits, and coming back
+    // with the same token goes unnoticed.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send(
+        &mut second,
+        json!({"type": "candidate", "candidate": CANDIDATE}),
+    )
+    .await;
+    let mut again = connect(&app, &customer_token).await.expect("back in");
+    assert_eq!(next(&mut again).await["peer_present"], true);
+    assert_eq!(next(&mut again).await["type"], "candidate");
+    send(&mut second, json!({"type": "ping"})).await;
+    assert_eq!(
+        next(&mut second).await["type"],
+        "pong",
+        "the worker heard no leave and no join"
+    );
+
+    // Leaving on purpose tells the other side at once.
+    send(&mut again, json!({"type": "leave"})).await;
+    assert_eq!(
+        next(&mut second).await,
+        json!({"type": "peer-left", "peer": customer.id})
+    );
+    app.stop().await;
+}
