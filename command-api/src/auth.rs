@@ -72,16 +72,7 @@ pub struct Verified {
 impl TokenKey {
     /// Reads the shared key, creating it on first start. Concurrent first starts agree on one.
     pub async fn load_or_create(pool: &sqlx::PgPool) -> anyhow::Result<Self> {
-        let fresh: [u8; 32] = rand::random();
-        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ('access_token_key', $1) ON CONFLICT DO NOTHING")
-            .bind(fresh.as_slice())
-            .execute(pool)
-            .await?;
-        let key: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'access_token_key'")
-                .fetch_one(pool)
-                .await?;
-        Ok(TokenKey(key))
+        Ok(TokenKey(server_secret(pool, "access_token_key").await?))
     }
 
     /// A keyed hash for one-time codes, separated from token signatures by its label.
@@ -421,6 +412,21 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
             .copied()
             .unwrap_or(Caller(None)))
     }
+}
+
+/// A random 32-byte secret of the platform's (token keys, the sandbox's signing key, the room
+/// token key), made once and shared by every process through `server_secrets`.
+pub async fn server_secret(pool: &sqlx::PgPool, name: &str) -> Result<Vec<u8>, sqlx::Error> {
+    let fresh: [u8; 32] = rand::random();
+    sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(name)
+        .bind(fresh.as_slice())
+        .execute(pool)
+        .await?;
+    sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+        .bind(name)
+        .fetch_one(pool)
+        .await
 }
 
 #[cfg(test)]

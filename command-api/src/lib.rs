@@ -16,7 +16,6 @@ pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
-pub mod interviews;
 pub mod jobs;
 pub mod logs;
 pub mod metrics;

@@ -134,24 +134,9 @@ pub trait PaymentProvider: Send + Sync {
     ) -> anyhow::Result<Option<String>>;
 }
 
-/// A random 32-byte secret of the platform's, made once and shared by every process through
-/// `server_secrets`.
-pub async fn server_secret(pool: &PgPool, name: &str) -> Result<Vec<u8>, sqlx::Error> {
-    let fresh: [u8; 32] = rand::random();
-    sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(name)
-        .bind(fresh.as_slice())
-        .execute(pool)
-        .await?;
-    sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-        .bind(name)
-        .fetch_one(pool)
-        .await
-}
-
 /// The sandbox's signing key.
 pub async fn sandbox_key(pool: &PgPool) -> anyhow::Result<Vec<u8>> {
-    Ok(server_secret(pool, "sandbox_payment_key").await?)
+    Ok(crate::auth::server_secret(pool, "sandbox_payment_key").await?)
 }
 
 /// Notifications older than this are refused as replays.

@@ -69,7 +69,7 @@ impl AppState {
             commissions: Arc::new(CommandBus::new(pool.clone())),
             interviews: Arc::new(CommandBus::new(pool.clone())),
             signaling: signaling::Hub::new(
-                crate::payments::server_secret(&pool, "room_token_key").await?,
+                crate::auth::server_secret(&pool, "room_token_key").await?,
                 signaling::Settings::default(),
             ),
             payment_providers: crate::payments::Providers::new(

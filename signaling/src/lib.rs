@@ -96,6 +96,11 @@ impl Hub {
         }
     }
 
+    /// A room token this hub will admit.
+    pub fn room_token(&self, claims: &token::RoomClaims) -> String {
+        token::room_token(&self.key, claims)
+    }
+
     /// Whether the participant could take their seat now.
     fn can_seat(&self, room: Uuid, participant: Uuid) -> Result<(), &'static str> {
         let rooms = self.rooms.lock().expect("rooms");

@@ -98,7 +98,7 @@ async fn a_customer_interviews_a_worker_who_proposes_another_time_then_both_are_
                 .fetch_one(&app.pool)
                 .await
                 .expect("key");
-        let claims = command_api::interviews::verify_room_token(
+        let claims = signaling::token::verify_room_token(
             &key,
             admission["room_token"].as_str().expect("token"),
             chrono::Utc::now(),

@@ -354,16 +354,12 @@ pub async fn join(
     } else {
         "worker"
     };
-    let key = crate::payments::server_secret(&state.pool, "room_token_key").await?;
-    let room_token = crate::interviews::room_token(
-        &key,
-        &crate::interviews::RoomClaims {
-            room: interview_id,
-            sub: by.id,
-            role: role.to_owned(),
-            exp: expires_at.timestamp(),
-        },
-    );
+    let room_token = state.signaling.room_token(&signaling::token::RoomClaims {
+        room: interview_id,
+        sub: by.id,
+        role: role.to_owned(),
+        exp: expires_at.timestamp(),
+    });
     let mut ice_servers = Vec::new();
     if let Some(stun) = crate::server::setting("ANJIA_STUN_URLS") {
         ice_servers.push(IceServer {
@@ -376,7 +372,7 @@ pub async fn join(
         crate::server::setting("ANJIA_TURN_URLS"),
         crate::server::setting("ANJIA_TURN_SECRET"),
     ) {
-        let (username, credential) = crate::interviews::turn_credentials(
+        let (username, credential) = signaling::token::turn_credentials(
             secret.as_bytes(),
             by.id,
             expires_at - context.occurred_at,
