@@ -60,12 +60,29 @@ impl Default for Settings {
     }
 }
 
+/// What waits for a participant: their channel, and a message taken from it that their last
+/// connection could not deliver (it dropped mid-send), to go first when they come back.
+struct Inbox {
+    receiver: mpsc::UnboundedReceiver<ServerMessage>,
+    held: Option<ServerMessage>,
+}
+
+impl Inbox {
+    /// The next message; cancel-safe, as `select!` needs.
+    async fn next(&mut self) -> Option<ServerMessage> {
+        if let Some(held) = self.held.take() {
+            return Some(held);
+        }
+        self.receiver.recv().await
+    }
+}
+
 struct Seat {
     /// Which connection holds the seat; `None` while the participant is away (in grace).
     connection: Option<u64>,
     outbox: mpsc::UnboundedSender<ServerMessage>,
     /// Taken by the connection that holds the seat, given back when it drops.
-    inbox: Option<mpsc::UnboundedReceiver<ServerMessage>>,
+    inbox: Option<Inbox>,
 }
 
 #[derive(Default)]
@@ -121,7 +138,7 @@ impl Hub {
         &self,
         room: Uuid,
         participant: Uuid,
-    ) -> Result<(u64, mpsc::UnboundedReceiver<ServerMessage>, Admitted, bool), &'static str> {
+    ) -> Result<(u64, Inbox, Admitted, bool), &'static str> {
         let mut rooms = self.rooms.lock().expect("rooms");
         rooms.next_connection += 1;
         let connection = rooms.next_connection;
@@ -140,7 +157,11 @@ impl Hub {
         if seats.len() >= 2 {
             return Err("room-full");
         }
-        let (outbox, inbox) = mpsc::unbounded_channel();
+        let (outbox, receiver) = mpsc::unbounded_channel();
+        let inbox = Inbox {
+            receiver,
+            held: None,
+        };
         seats.insert(
             participant,
             Seat {
@@ -168,14 +189,7 @@ impl Hub {
 
     /// A connection ended: the seat waits for the participant (unless they left), and the peer
     /// hears of it only if they do not come back in time.
-    fn dropped(
-        &self,
-        room: Uuid,
-        participant: Uuid,
-        connection: u64,
-        inbox: mpsc::UnboundedReceiver<ServerMessage>,
-        left: bool,
-    ) {
+    fn dropped(&self, room: Uuid, participant: Uuid, connection: u64, inbox: Inbox, left: bool) {
         {
             let mut rooms = self.rooms.lock().expect("rooms");
             let Some(seats) = rooms.seats.get_mut(&room) else {
@@ -333,10 +347,10 @@ async fn serve(
     socket: WebSocket,
     room: Uuid,
     me: Uuid,
-    mut inbox: mpsc::UnboundedReceiver<ServerMessage>,
+    mut inbox: Inbox,
     admitted: Admitted,
     peer_present: bool,
-) -> (mpsc::UnboundedReceiver<ServerMessage>, bool) {
+) -> (Inbox, bool) {
     let (mut outgoing, mut incoming) = socket.split();
     let send = |message: &ServerMessage| {
         Message::Text(serde_json::to_string(message).expect("serialises").into())
@@ -360,9 +374,11 @@ async fn serve(
     let mut window = (tokio::time::Instant::now(), 0u32);
     loop {
         tokio::select! {
-            relayed = inbox.recv() => {
+            relayed = inbox.next() => {
                 let Some(message) = relayed else { return (inbox, false) };
                 if outgoing.send(send(&message)).await.is_err() {
+                    // Not delivered: it waits for the participant's next connection.
+                    inbox.held = Some(message);
                     return (inbox, false);
                 }
             }
