@@ -77,6 +77,8 @@ pub struct Settings {
     /// `ANJIA_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
     pub metrics_token: Option<String>,
     pub reviews: crate::reviews::ReviewSettings,
+    /// The signaling rooms' grace period, pings and time-outs.
+    pub signaling: signaling::Settings,
 }
 
 impl Settings {
@@ -92,6 +94,7 @@ impl Settings {
             payment_providers: crate::payments::ProviderSettings::from_environment()?,
             metrics_token: setting("ANJIA_METRICS_TOKEN"),
             reviews: crate::reviews::ReviewSettings::from_environment()?,
+            signaling: signaling::Settings::default(),
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())

@@ -33,7 +33,7 @@ pub struct AppState {
     pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
     pub commissions: Arc<CommandBus<domain::commission::CommissionSchedule>>,
     pub interviews: Arc<CommandBus<domain::interview::Interview>>,
-    /// The interview calls' signaling rooms of this process.
+    /// The interview calls' signaling rooms, shared with every process through PostgreSQL.
     pub signaling: signaling::Hub,
     pub payment_providers: crate::payments::Providers,
     pub money: Arc<crate::money::MoneySettings>,
@@ -68,10 +68,12 @@ impl AppState {
             wallets: Arc::new(CommandBus::new(pool.clone())),
             commissions: Arc::new(CommandBus::new(pool.clone())),
             interviews: Arc::new(CommandBus::new(pool.clone())),
-            signaling: signaling::Hub::new(
+            signaling: signaling::Hub::start(
+                pool.clone(),
                 crate::auth::server_secret(&pool, "room_token_key").await?,
-                signaling::Settings::default(),
-            ),
+                settings.signaling.clone(),
+            )
+            .await?,
             payment_providers: crate::payments::Providers::new(
                 sandbox,
                 &settings.payment_providers,

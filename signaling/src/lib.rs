@@ -12,13 +12,14 @@
 //!   `leave`, or the grace period running out, tells the peer they left.
 //! - The server pings every connection and closes one that has been silent too long.
 //!
-//! One process holds a room; sharing rooms across processes is left for later (see the note).
+//! One process holds a participant's connection; the rooms themselves are shared by every
+//! process through PostgreSQL (see [`hub`]), so the two parties may be connected to different
+//! processes.
 
+pub mod hub;
 pub mod protocol;
 pub mod token;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -29,225 +30,13 @@ use axum::routing::get;
 use axum::Router;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
+pub use crate::hub::{Hub, Settings};
+use crate::hub::{Inbox, Seated};
 use crate::protocol::{
     check_candidate, check_sdp, ClientMessage, ServerMessage, MAX_MESSAGE_BYTES,
 };
-
-/// How the hub behaves.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    /// How long a dropped participant's seat is kept for them.
-    pub grace: Duration,
-    /// How often the server pings.
-    pub ping_every: Duration,
-    /// A connection silent this long is closed.
-    pub idle_timeout: Duration,
-    /// Messages a connection may send per second.
-    pub rate_per_second: u32,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            grace: Duration::from_secs(15),
-            ping_every: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-            rate_per_second: 50,
-        }
-    }
-}
-
-/// What waits for a participant: their channel, and a message taken from it that their last
-/// connection could not deliver (it dropped mid-send), to go first when they come back.
-struct Inbox {
-    receiver: mpsc::UnboundedReceiver<ServerMessage>,
-    held: Option<ServerMessage>,
-}
-
-impl Inbox {
-    /// The next message; cancel-safe, as `select!` needs.
-    async fn next(&mut self) -> Option<ServerMessage> {
-        if let Some(held) = self.held.take() {
-            return Some(held);
-        }
-        self.receiver.recv().await
-    }
-}
-
-struct Seat {
-    /// Which connection holds the seat; `None` while the participant is away (in grace).
-    connection: Option<u64>,
-    outbox: mpsc::UnboundedSender<ServerMessage>,
-    /// Taken by the connection that holds the seat, given back when it drops.
-    inbox: Option<Inbox>,
-}
-
-#[derive(Default)]
-struct Rooms {
-    next_connection: u64,
-    seats: HashMap<Uuid, HashMap<Uuid, Seat>>,
-}
-
-/// The rooms of this process.
-#[derive(Clone)]
-pub struct Hub {
-    key: Arc<Vec<u8>>,
-    settings: Settings,
-    rooms: Arc<Mutex<Rooms>>,
-}
-
-enum Admitted {
-    Fresh,
-    Resumed,
-}
-
-impl Hub {
-    pub fn new(key: Vec<u8>, settings: Settings) -> Self {
-        Hub {
-            key: Arc::new(key),
-            settings,
-            rooms: Arc::default(),
-        }
-    }
-
-    /// A room token this hub will admit.
-    pub fn room_token(&self, claims: &token::RoomClaims) -> String {
-        token::room_token(&self.key, claims)
-    }
-
-    /// Whether the participant could take their seat now.
-    fn can_seat(&self, room: Uuid, participant: Uuid) -> Result<(), &'static str> {
-        let rooms = self.rooms.lock().expect("rooms");
-        let Some(seats) = rooms.seats.get(&room) else {
-            return Ok(());
-        };
-        match seats.get(&participant) {
-            Some(seat) if seat.connection.is_some() => Err("already-connected"),
-            Some(_) => Ok(()),
-            None if seats.len() >= 2 => Err("room-full"),
-            None => Ok(()),
-        }
-    }
-
-    /// Takes the participant's seat for a new connection, or refuses.
-    #[allow(clippy::type_complexity)]
-    fn seat(
-        &self,
-        room: Uuid,
-        participant: Uuid,
-    ) -> Result<(u64, Inbox, Admitted, bool), &'static str> {
-        let mut rooms = self.rooms.lock().expect("rooms");
-        rooms.next_connection += 1;
-        let connection = rooms.next_connection;
-        let seats = rooms.seats.entry(room).or_default();
-        let peer_present = seats
-            .iter()
-            .any(|(who, seat)| *who != participant && seat.connection.is_some());
-        if let Some(seat) = seats.get_mut(&participant) {
-            if seat.connection.is_some() {
-                return Err("already-connected");
-            }
-            seat.connection = Some(connection);
-            let inbox = seat.inbox.take().ok_or("already-connected")?;
-            return Ok((connection, inbox, Admitted::Resumed, peer_present));
-        }
-        if seats.len() >= 2 {
-            return Err("room-full");
-        }
-        let (outbox, receiver) = mpsc::unbounded_channel();
-        let inbox = Inbox {
-            receiver,
-            held: None,
-        };
-        seats.insert(
-            participant,
-            Seat {
-                connection: Some(connection),
-                outbox,
-                inbox: None,
-            },
-        );
-        Ok((connection, inbox, Admitted::Fresh, peer_present))
-    }
-
-    /// Sends to everyone in the room but `from`; false when nobody else has a seat.
-    fn to_peer(&self, room: Uuid, from: Uuid, message: ServerMessage) -> bool {
-        let rooms = self.rooms.lock().expect("rooms");
-        let mut sent = false;
-        if let Some(seats) = rooms.seats.get(&room) {
-            for (who, seat) in seats {
-                if *who != from {
-                    sent |= seat.outbox.send(message.clone()).is_ok();
-                }
-            }
-        }
-        sent
-    }
-
-    /// A connection ended: the seat waits for the participant (unless they left), and the peer
-    /// hears of it only if they do not come back in time.
-    fn dropped(&self, room: Uuid, participant: Uuid, connection: u64, inbox: Inbox, left: bool) {
-        {
-            let mut rooms = self.rooms.lock().expect("rooms");
-            let Some(seats) = rooms.seats.get_mut(&room) else {
-                return;
-            };
-            let Some(seat) = seats.get_mut(&participant) else {
-                return;
-            };
-            if seat.connection != Some(connection) {
-                return;
-            }
-            if left {
-                seats.remove(&participant);
-                if seats.is_empty() {
-                    rooms.seats.remove(&room);
-                }
-            } else {
-                seat.connection = None;
-                seat.inbox = Some(inbox);
-            }
-        }
-        if left {
-            self.to_peer(
-                room,
-                participant,
-                ServerMessage::PeerLeft { peer: participant },
-            );
-            return;
-        }
-        let hub = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(hub.settings.grace).await;
-            let gone = {
-                let mut rooms = hub.rooms.lock().expect("rooms");
-                let Some(seats) = rooms.seats.get_mut(&room) else {
-                    return;
-                };
-                let away = seats
-                    .get(&participant)
-                    .is_some_and(|seat| seat.connection.is_none());
-                if away {
-                    seats.remove(&participant);
-                    if seats.is_empty() {
-                        rooms.seats.remove(&room);
-                    }
-                }
-                away
-            };
-            if gone {
-                hub.to_peer(
-                    room,
-                    participant,
-                    ServerMessage::PeerLeft { peer: participant },
-                );
-            }
-        });
-    }
-}
 
 #[derive(Debug, Deserialize)]
 pub struct Admission {
@@ -290,7 +79,7 @@ async fn connect(
             "需要入场凭证 / a room token is required",
         );
     };
-    let claims = match token::verify_room_token(&hub.key, &admission.token, chrono::Utc::now()) {
+    let claims = match token::verify_room_token(hub.key(), &admission.token, chrono::Utc::now()) {
         Ok(claims) => claims,
         Err(error) => {
             return refuse(
@@ -300,44 +89,46 @@ async fn connect(
             )
         }
     };
-    if let Err(code) = hub.can_seat(claims.room, claims.sub) {
-        return refuse(
-            StatusCode::CONFLICT,
-            "conflict",
-            &format!("无法进入房间（{code}）/ the room cannot be entered ({code})"),
-        );
+    match hub.can_seat(claims.room, claims.sub).await {
+        Ok(()) => {}
+        Err("unavailable") => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "信令服务暂不可用 / signaling is unavailable, try again",
+            )
+        }
+        Err(code) => {
+            return refuse(
+                StatusCode::CONFLICT,
+                "conflict",
+                &format!("无法进入房间（{code}）/ the room cannot be entered ({code})"),
+            )
+        }
     }
     upgrade
         .max_message_size(MAX_MESSAGE_BYTES)
         .on_upgrade(move |mut socket| async move {
             // The seat is taken only once the connection is up, so an upgrade that never
             // completes holds nothing; a race lost since the check above is told and closed.
-            let (connection, inbox, admitted, peer_present) =
-                match hub.seat(claims.room, claims.sub) {
-                    Ok(seated) => seated,
-                    Err(code) => {
-                        let refusal =
-                            ServerMessage::error(code, "无法进入房间 / the room cannot be entered");
-                        let _ = socket
-                            .send(Message::Text(
-                                serde_json::to_string(&refusal).expect("serialises").into(),
-                            ))
-                            .await;
-                        let _ = socket.send(Message::Close(None)).await;
-                        return;
-                    }
-                };
-            let (inbox, left) = serve(
-                &hub,
-                socket,
-                claims.room,
-                claims.sub,
-                inbox,
-                admitted,
-                peer_present,
-            )
-            .await;
-            hub.dropped(claims.room, claims.sub, connection, inbox, left);
+            let seated = match hub.seat(claims.room, claims.sub).await {
+                Ok(seated) => seated,
+                Err(code) => {
+                    let refusal =
+                        ServerMessage::error(code, "无法进入房间 / the room cannot be entered");
+                    let _ = socket
+                        .send(Message::Text(
+                            serde_json::to_string(&refusal).expect("serialises").into(),
+                        ))
+                        .await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            };
+            let connection = seated.connection;
+            let (inbox, left) = serve(&hub, socket, claims.room, claims.sub, seated).await;
+            hub.dropped(claims.room, claims.sub, connection, inbox, left)
+                .await;
         })
 }
 
@@ -347,10 +138,13 @@ async fn serve(
     socket: WebSocket,
     room: Uuid,
     me: Uuid,
-    mut inbox: Inbox,
-    admitted: Admitted,
-    peer_present: bool,
+    seated: Seated,
 ) -> (Inbox, bool) {
+    let Seated {
+        mut inbox,
+        mut peer_present,
+        ..
+    } = seated;
     let (mut outgoing, mut incoming) = socket.split();
     let send = |message: &ServerMessage| {
         Message::Text(serde_json::to_string(message).expect("serialises").into())
@@ -366,16 +160,19 @@ async fn serve(
     {
         return (inbox, false);
     }
-    if matches!(admitted, Admitted::Fresh) {
-        hub.to_peer(room, me, ServerMessage::PeerJoined { peer: me });
-    }
-    let mut ping = tokio::time::interval(hub.settings.ping_every);
+    let settings = hub.settings();
+    let mut ping = tokio::time::interval(settings.ping_every);
     let mut last_heard = tokio::time::Instant::now();
     let mut window = (tokio::time::Instant::now(), 0u32);
     loop {
         tokio::select! {
             relayed = inbox.next() => {
                 let Some(message) = relayed else { return (inbox, false) };
+                match message {
+                    ServerMessage::PeerJoined { .. } => peer_present = true,
+                    ServerMessage::PeerLeft { .. } => peer_present = false,
+                    _ => {}
+                }
                 if outgoing.send(send(&message)).await.is_err() {
                     // Not delivered: it waits for the participant's next connection.
                     inbox.held = Some(message);
@@ -383,7 +180,7 @@ async fn serve(
                 }
             }
             _ = ping.tick() => {
-                if last_heard.elapsed() > hub.settings.idle_timeout {
+                if last_heard.elapsed() > settings.idle_timeout {
                     let _ = outgoing.send(Message::Close(None)).await;
                     return (inbox, false);
                 }
@@ -407,14 +204,24 @@ async fn serve(
                     window = (tokio::time::Instant::now(), 0);
                 }
                 window.1 += 1;
-                if window.1 > hub.settings.rate_per_second {
+                if window.1 > settings.rate_per_second {
                     let _ = outgoing.send(send(&ServerMessage::error("rate-limited", "消息过于频繁 / too many messages"))).await;
                     continue;
                 }
-                let reply = match handle(hub, room, me, text.as_str()) {
-                    Handled::Relayed => continue,
-                    Handled::Leave => return (inbox, true),
-                    Handled::Reply(reply) => reply,
+                let reply = match check(me, text.as_str()) {
+                    Checked::Relay(_) if !peer_present => ServerMessage::error(
+                        "no-peer",
+                        "对方尚未进入房间 / the other party has not joined yet",
+                    ),
+                    Checked::Relay(message) => match hub.relay(room, me, message).await {
+                        Ok(()) => continue,
+                        Err(error) => {
+                            tracing::error!(%error, "信令转发失败 / relaying failed");
+                            ServerMessage::error("unavailable", "转发失败，请重试 / relaying failed, try again")
+                        }
+                    },
+                    Checked::Leave => return (inbox, true),
+                    Checked::Reply(reply) => reply,
                 };
                 if outgoing.send(send(&reply)).await.is_err() {
                     return (inbox, false);
@@ -424,61 +231,52 @@ async fn serve(
     }
 }
 
-enum Handled {
-    Relayed,
+enum Checked {
+    Relay(ServerMessage),
     Leave,
     Reply(ServerMessage),
 }
 
-fn handle(hub: &Hub, room: Uuid, me: Uuid, text: &str) -> Handled {
+/// Reads and checks one client message; what may be relayed carries the sender the server knows.
+fn check(me: Uuid, text: &str) -> Checked {
     let message: ClientMessage = match serde_json::from_str(text) {
         Ok(message) => message,
         Err(error) => {
-            return Handled::Reply(ServerMessage::error(
+            return Checked::Reply(ServerMessage::error(
                 "bad-message",
                 &format!("无法识别的消息 / unreadable message: {error}"),
             ))
         }
     };
-    let relayed = match message {
-        ClientMessage::Ping => return Handled::Reply(ServerMessage::Pong),
-        ClientMessage::Leave => return Handled::Leave,
+    match message {
+        ClientMessage::Ping => Checked::Reply(ServerMessage::Pong),
+        ClientMessage::Leave => Checked::Leave,
         ClientMessage::Offer { sdp } | ClientMessage::Answer { sdp }
             if check_sdp(&sdp).is_err() =>
         {
             let why = check_sdp(&sdp).err().unwrap_or_default();
-            return Handled::Reply(ServerMessage::error(
+            Checked::Reply(ServerMessage::error(
                 "bad-sdp",
                 &format!("会话描述无效 / invalid session description: {why}"),
-            ));
+            ))
         }
-        ClientMessage::Offer { sdp } => ServerMessage::Offer { from: me, sdp },
-        ClientMessage::Answer { sdp } => ServerMessage::Answer { from: me, sdp },
+        ClientMessage::Offer { sdp } => Checked::Relay(ServerMessage::Offer { from: me, sdp }),
+        ClientMessage::Answer { sdp } => Checked::Relay(ServerMessage::Answer { from: me, sdp }),
         ClientMessage::Candidate {
             candidate,
             sdp_mid,
             sdp_mline_index,
-        } => {
-            if let Err(why) = check_candidate(&candidate) {
-                return Handled::Reply(ServerMessage::error(
-                    "bad-candidate",
-                    &format!("候选地址无效 / invalid candidate: {why}"),
-                ));
-            }
-            ServerMessage::Candidate {
+        } => match check_candidate(&candidate) {
+            Err(why) => Checked::Reply(ServerMessage::error(
+                "bad-candidate",
+                &format!("候选地址无效 / invalid candidate: {why}"),
+            )),
+            Ok(()) => Checked::Relay(ServerMessage::Candidate {
                 from: me,
                 candidate,
                 sdp_mid,
                 sdp_mline_index,
-            }
-        }
-    };
-    if hub.to_peer(room, me, relayed) {
-        Handled::Relayed
-    } else {
-        Handled::Reply(ServerMessage::error(
-            "no-peer",
-            "对方尚未进入房间 / the other party has not joined yet",
-        ))
+            }),
+        },
     }
 }

@@ -77,38 +77,23 @@ impl ServerMessage {
     }
 }
 
-/// Checks a session description's form: the lines RFC 8866 requires, in order (`v=0`, then
-/// `o=` with six fields, `s=`, and `t=`), every line `x=value`, and at least one media section.
+/// Checks a session description with the webrtc crate's own parser (RFC 8866 grammar: `v=`,
+/// `o=`, `s=`, `t=` in order, every line known to it), and that it describes some media: a
+/// call with none has nothing to negotiate.
 pub fn check_sdp(sdp: &str) -> Result<(), String> {
-    let lines: Vec<&str> = sdp
-        .split('\n')
-        .map(|line| line.trim_end_matches('\r'))
-        .filter(|line| !line.is_empty())
-        .collect();
-    if lines.first() != Some(&"v=0") {
-        return Err("a session description starts with v=0".into());
-    }
-    for line in &lines {
-        let bytes = line.as_bytes();
-        if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
-            return Err(format!("not a description line: {line}"));
-        }
-    }
-    let origin = lines
-        .get(1)
-        .and_then(|line| line.strip_prefix("o="))
-        .ok_or("the second line must be o=")?;
-    if origin.split(' ').count() != 6 {
-        return Err("o= has six fields".into());
-    }
-    if lines.get(2).is_none_or(|line| !line.starts_with("s=")) {
-        return Err("the third line must be s=".into());
-    }
-    if !lines.iter().any(|line| line.starts_with("t=")) {
-        return Err("a t= line is required".into());
-    }
-    if !lines.iter().any(|line| line.starts_with("m=")) {
+    let mut reader = std::io::Cursor::new(sdp.as_bytes());
+    let parsed = webrtc::sdp::SessionDescription::unmarshal(&mut reader)
+        .map_err(|error| error.to_string())?;
+    if parsed.media_descriptions.is_empty() {
         return Err("no media section".into());
+    }
+    for media in &parsed.media_descriptions {
+        if media.media_name.protos.is_empty() || media.media_name.formats.is_empty() {
+            return Err(format!(
+                "media {} has no transport or formats",
+                media.media_name.media
+            ));
+        }
     }
     Ok(())
 }

@@ -17,15 +17,15 @@ type Socket =
 const SDP: &str = "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\n";
 const CANDIDATE: &str = "candidate:1 1 udp 2130706431 127.0.0.1 54321 typ host";
 
-fn socket_url(app: &TestApp, token: &str) -> String {
+fn socket_url(address: &str, token: &str) -> String {
     format!(
         "{}/api/v1/signaling?token={token}",
-        app.address.replace("http://", "ws://")
+        address.replace("http://", "ws://")
     )
 }
 
-async fn connect(app: &TestApp, token: &str) -> Result<Socket, u16> {
-    match tokio_tungstenite::connect_async(socket_url(app, token)).await {
+async fn connect(address: &str, token: &str) -> Result<Socket, u16> {
+    match tokio_tungstenite::connect_async(socket_url(address, token)).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             Err(response.status().as_u16())
@@ -68,9 +68,16 @@ async fn admitted(app: &TestApp, interview: Uuid, user: &User) -> String {
     admission["room_token"].as_str().expect("token").to_owned()
 }
 
-#[tokio::test]
-async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in() {
-    let app = tests::spawn_app().await;
+/// An accepted interview starting in five minutes, and both parties' room tokens.
+struct Room {
+    interview: Uuid,
+    customer: User,
+    worker: User,
+    customer_token: String,
+    worker_token: String,
+}
+
+async fn interview_room(app: &TestApp) -> Room {
     let customer = app.register_customer().await;
     let worker = app.register_worker(&["maternity_nurse"]).await;
     let start = (chrono::Utc::now() + chrono::Duration::minutes(5)).to_rfc3339();
@@ -97,12 +104,31 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
         )
         .await;
     assert_eq!(accepted.status(), StatusCode::OK);
-    let customer_token = admitted(&app, interview, &customer).await;
-    let worker_token = admitted(&app, interview, &worker).await;
+    let customer_token = admitted(app, interview, &customer).await;
+    let worker_token = admitted(app, interview, &worker).await;
+    Room {
+        interview,
+        customer,
+        worker,
+        customer_token,
+        worker_token,
+    }
+}
+
+#[tokio::test]
+async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in() {
+    let app = tests::spawn_app().await;
+    let Room {
+        interview,
+        customer,
+        worker,
+        customer_token,
+        worker_token,
+    } = interview_room(&app).await;
 
     // Refusals before the upgrade: no token, a forged one, an expired one, a third party.
-    assert_eq!(connect(&app, "").await.err(), Some(401));
-    assert_eq!(connect(&app, "forged.token").await.err(), Some(401));
+    assert_eq!(connect(&app.address, "").await.err(), Some(401));
+    assert_eq!(connect(&app.address, "forged.token").await.err(), Some(401));
     let key: Vec<u8> =
         sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'room_token_key'")
             .fetch_one(&app.pool)
@@ -119,22 +145,32 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
             },
         )
     };
-    assert_eq!(connect(&app, &mint(customer.id, -5)).await.err(), Some(401));
+    assert_eq!(
+        connect(&app.address, &mint(customer.id, -5)).await.err(),
+        Some(401)
+    );
 
-    let mut first = connect(&app, &customer_token).await.expect("customer in");
+    let mut first = connect(&app.address, &customer_token)
+        .await
+        .expect("customer in");
     let joined = next(&mut first).await;
     assert_eq!(joined["type"], "joined");
     assert_eq!(joined["peer_present"], false);
     // The same participant twice at once is refused.
-    assert_eq!(connect(&app, &customer_token).await.err(), Some(409));
-    let mut second = connect(&app, &worker_token).await.expect("worker in");
+    assert_eq!(
+        connect(&app.address, &customer_token).await.err(),
+        Some(409)
+    );
+    let mut second = connect(&app.address, &worker_token)
+        .await
+        .expect("worker in");
     assert_eq!(next(&mut second).await["peer_present"], true);
     assert_eq!(
         next(&mut first).await,
         json!({"type": "peer-joined", "peer": worker.id})
     );
     assert_eq!(
-        connect(&app, &mint(Uuid::new_v4(), 60)).await.err(),
+        connect(&app.address, &mint(Uuid::new_v4(), 60)).await.err(),
         Some(409),
         "a third party finds the room full"
     );
@@ -193,17 +229,7 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
         json!({"type": "candidate", "candidate": CANDIDATE}),
     )
     .await;
-    // Should the server not have seen the drop yet, the seat is still taken (409): ask again.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut again = loop {
-        match connect(&app, &customer_token).await {
-            Ok(socket) => break socket,
-            Err(409) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(status) => panic!("coming back was refused with {status}"),
-        }
-    };
+    let mut again = reconnect(&app.address, &customer_token).await;
     assert_eq!(next(&mut again).await["peer_present"], true);
     assert_eq!(next(&mut again).await["type"], "candidate");
     send(&mut second, json!({"type": "ping"})).await;
@@ -220,4 +246,164 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
         json!({"type": "peer-left", "peer": customer.id})
     );
     app.stop().await;
+}
+
+/// Comes back with `token` through `address`, asking again while the server has not yet seen
+/// the old connection drop (the seat is still taken then).
+async fn reconnect(address: &str, token: &str) -> Socket {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match connect(address, token).await {
+            Ok(socket) => return socket,
+            Err(409) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(status) => panic!("coming back was refused with {status}"),
+        }
+    }
+}
+
+/// A session description larger than PostgreSQL's 8000-byte notification limit, as a video
+/// offer with many codecs can be.
+fn large_sdp() -> String {
+    let mut sdp = String::from(
+        "v=0\r\no=- 4215775240449105457 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n",
+    );
+    for i in 0..200 {
+        sdp.push_str(&format!(
+            "a=ssrc:{} cname:anjia-interview-{i:04}\r\n",
+            1000 + i
+        ));
+    }
+    assert!(sdp.len() > 8_000);
+    sdp
+}
+
+#[tokio::test]
+async fn the_parties_meet_across_two_signaling_processes_and_resume_on_either() {
+    let app = tests::spawn_app().await;
+    let other = tests::ServerProcess::start(&app.database_url).await;
+    let room = interview_room(&app).await;
+
+    let mut customer = connect(&app.address, &room.customer_token)
+        .await
+        .expect("customer in on the first process");
+    assert_eq!(next(&mut customer).await["peer_present"], false);
+    // The rooms are shared: the same participant twice is refused by the other process too.
+    assert_eq!(
+        connect(&other.address, &room.customer_token).await.err(),
+        Some(409)
+    );
+    let mut worker = connect(&other.address, &room.worker_token)
+        .await
+        .expect("worker in on the second process");
+    assert_eq!(next(&mut worker).await["peer_present"], true);
+    assert_eq!(
+        next(&mut customer).await,
+        json!({"type": "peer-joined", "peer": room.worker.id})
+    );
+
+    // Relayed both ways, with the server's sender, a large description included.
+    let sdp = large_sdp();
+    send(&mut customer, json!({"type": "offer", "sdp": sdp})).await;
+    assert_eq!(
+        next(&mut worker).await,
+        json!({"type": "offer", "from": room.customer.id, "sdp": sdp})
+    );
+    send(&mut worker, json!({"type": "answer", "sdp": SDP})).await;
+    assert_eq!(
+        next(&mut customer).await,
+        json!({"type": "answer", "from": room.worker.id, "sdp": SDP})
+    );
+
+    // The customer drops from the first process and comes back through the second: what the
+    // worker sent meanwhile arrives first and in order, then what followed the return.
+    drop(customer);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for port in [1001, 1002] {
+        let candidate = CANDIDATE.replace("54321", &port.to_string());
+        send(
+            &mut worker,
+            json!({"type": "candidate", "candidate": candidate}),
+        )
+        .await;
+    }
+    let mut customer = reconnect(&other.address, &room.customer_token).await;
+    assert_eq!(next(&mut customer).await["peer_present"], true);
+    send(
+        &mut worker,
+        json!({"type": "candidate", "candidate": CANDIDATE.replace("54321", "1003")}),
+    )
+    .await;
+    for port in ["1001", "1002", "1003"] {
+        let candidate = next(&mut customer).await;
+        assert_eq!(candidate["type"], "candidate");
+        assert!(
+            candidate["candidate"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(port),
+            "expected port {port} next, got {candidate}"
+        );
+    }
+    send(&mut worker, json!({"type": "ping"})).await;
+    assert_eq!(
+        next(&mut worker).await["type"],
+        "pong",
+        "the worker heard no leave and no join"
+    );
+
+    // A drop that is not followed by a return within the grace period is told to the peer.
+    send(&mut customer, json!({"type": "leave"})).await;
+    assert_eq!(
+        next(&mut worker).await,
+        json!({"type": "peer-left", "peer": room.customer.id})
+    );
+    drop(other);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_webrtc_peers_meet_only_through_signaling_and_exchange_data_and_video() {
+    let app = tests::spawn_app().await;
+    let room = interview_room(&app).await;
+    let caller_url = socket_url(&app.address, &room.customer_token);
+    let callee_url = socket_url(&app.address, &room.worker_token);
+    let (caller, callee) = tokio::join!(
+        tests::peer::call(&caller_url, tests::peer::Side::Caller),
+        tests::peer::call(&callee_url, tests::peer::Side::Callee),
+    );
+    check_call(caller.expect("caller"), callee.expect("callee"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn two_webrtc_peers_meet_through_two_signaling_processes() {
+    let app = tests::spawn_app().await;
+    let other = tests::ServerProcess::start(&app.database_url).await;
+    let room = interview_room(&app).await;
+    let caller_url = socket_url(&app.address, &room.customer_token);
+    let callee_url = socket_url(&other.address, &room.worker_token);
+    let (caller, callee) = tokio::join!(
+        tests::peer::call(&caller_url, tests::peer::Side::Caller),
+        tests::peer::call(&callee_url, tests::peer::Side::Callee),
+    );
+    check_call(caller.expect("caller"), callee.expect("callee"));
+    drop(other);
+    app.stop().await;
+}
+
+fn check_call(caller: tests::peer::CallReport, callee: tests::peer::CallReport) {
+    assert!(caller.connected && callee.connected);
+    assert_eq!(
+        callee.messages.first().map(String::as_str),
+        Some("你好，我是客户 / hello from the customer")
+    );
+    assert_eq!(
+        caller.messages.first().map(String::as_str),
+        Some("你好，我是阿姨 / hello from the worker")
+    );
+    assert!(caller.messages.iter().any(|m| m.starts_with("视频已收到")));
+    assert!(callee.video_packets >= tests::peer::VIDEO_PACKETS);
+    assert_eq!(callee.video_codec.as_deref(), Some("video/VP8"));
 }

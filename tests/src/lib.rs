@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+pub mod peer;
 pub mod providers;
 pub mod smtp;
 

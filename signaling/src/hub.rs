@@ -1,0 +1,712 @@
+//! Rooms shared by every signaling process through PostgreSQL.
+//!
+//! - Seats live in `signaling_seats`, taken and given up in transactions that hold the room's
+//!   advisory lock, so two processes never seat a third party or the same participant twice.
+//! - Every relayed message is a `NOTIFY` on one channel. Every process listens and hands each
+//!   message to the seats it holds. PostgreSQL delivers notifications in commit order, so all
+//!   processes see one order of relays, joins and moves.
+//! - A participant away within the grace period keeps a seat on the process they left; what is
+//!   sent to them waits there. Coming back through another process *moves* the seat: the old
+//!   process forwards what waited, then says it has handed over; the new one holds back newer
+//!   messages until then, so nothing is lost or reordered.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::protocol::ServerMessage;
+use crate::token;
+
+/// The channel every process listens on.
+const CHANNEL: &str = "anjia_signaling";
+/// Larger notifications go through `signaling_mail` (PostgreSQL's limit is 8000 bytes).
+const MAX_NOTIFY_BYTES: usize = 7_900;
+
+/// How the hub behaves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How long a dropped participant's seat is kept for them.
+    pub grace: Duration,
+    /// How often the server pings.
+    pub ping_every: Duration,
+    /// A connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Messages a connection may send per second.
+    pub rate_per_second: u32,
+    /// How often a process renews its claim on its seats.
+    pub heartbeat_every: Duration,
+    /// A process not heard from this long holds no seats.
+    pub node_timeout: Duration,
+    /// How long a moved seat waits for its old process to hand over what waited there.
+    pub handover_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            grace: Duration::from_secs(15),
+            ping_every: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            rate_per_second: 50,
+            heartbeat_every: Duration::from_secs(5),
+            node_timeout: Duration::from_secs(20),
+            handover_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What travels between processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "bus", rename_all = "kebab-case")]
+enum Bus {
+    /// For every seat of the room but the sender's.
+    Relay {
+        room: Uuid,
+        from: Uuid,
+        message: ServerMessage,
+    },
+    /// A participant came back through `connection`.
+    Moved {
+        room: Uuid,
+        participant: Uuid,
+        connection: Uuid,
+    },
+    /// A message that waited on the old process, for the participant's new connection.
+    Forward {
+        room: Uuid,
+        to: Uuid,
+        connection: Uuid,
+        message: ServerMessage,
+    },
+    /// The old process has forwarded everything that waited.
+    HandedOver {
+        room: Uuid,
+        participant: Uuid,
+        connection: Uuid,
+    },
+    /// A notification too large for `NOTIFY`, stored in `signaling_mail`.
+    Mail { id: i64 },
+}
+
+/// What waits for a participant: their channel, and a message taken from it that their last
+/// connection could not deliver (it dropped mid-send), to go first when they come back.
+pub(crate) struct Inbox {
+    receiver: mpsc::UnboundedReceiver<ServerMessage>,
+    pub(crate) held: Option<ServerMessage>,
+}
+
+impl Inbox {
+    /// The next message; cancel-safe, as `select!` needs.
+    pub(crate) async fn next(&mut self) -> Option<ServerMessage> {
+        if let Some(held) = self.held.take() {
+            return Some(held);
+        }
+        self.receiver.recv().await
+    }
+
+    fn drain(mut self) -> Vec<ServerMessage> {
+        let mut waiting: Vec<ServerMessage> = self.held.take().into_iter().collect();
+        while let Ok(message) = self.receiver.try_recv() {
+            waiting.push(message);
+        }
+        waiting
+    }
+}
+
+enum Phase {
+    Connected,
+    /// Dropped, within the grace period; messages wait in `inbox`.
+    Away,
+    /// Came back through this process; waiting for our own `Moved` to go by, before which
+    /// messages are the old process's to keep.
+    AwaitingMove,
+    /// Waiting for the old process to forward what it kept; newer messages wait here.
+    AwaitingHandover(Vec<ServerMessage>),
+}
+
+struct Seat {
+    connection: Uuid,
+    phase: Phase,
+    outbox: mpsc::UnboundedSender<ServerMessage>,
+    /// Parked here while the participant is away.
+    inbox: Option<Inbox>,
+}
+
+/// A seat taken for a new connection.
+pub(crate) struct Seated {
+    pub(crate) connection: Uuid,
+    pub(crate) inbox: Inbox,
+    /// Whether the other party holds a seat (connected or within grace).
+    pub(crate) peer_present: bool,
+}
+
+/// The signaling rooms, as this process sees them.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    key: Vec<u8>,
+    pub(crate) settings: Settings,
+    node: Uuid,
+    pool: PgPool,
+    seats: Mutex<HashMap<(Uuid, Uuid), Seat>>,
+}
+
+enum Claim {
+    Fresh,
+    ResumeHere,
+    ResumeFromElsewhere,
+}
+
+impl Hub {
+    /// Registers this process, starts listening and starts the heartbeat.
+    pub async fn start(pool: PgPool, key: Vec<u8>, settings: Settings) -> sqlx::Result<Hub> {
+        let node = Uuid::new_v4();
+        sqlx::query("INSERT INTO signaling_nodes (node) VALUES ($1)")
+            .bind(node)
+            .execute(&pool)
+            .await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                key,
+                settings,
+                node,
+                pool,
+                seats: Mutex::default(),
+            }),
+        };
+        let weak = Arc::downgrade(&hub.inner);
+        tokio::spawn(async move {
+            loop {
+                let notification = listener.recv().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let hub = Hub { inner };
+                match notification {
+                    Ok(notification) => hub.received(notification.payload()).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "信令监听中断 / the signaling listener failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        let weak = Arc::downgrade(&hub.inner);
+        let every = hub.inner.settings.heartbeat_every;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                let hub = Hub { inner };
+                if let Err(error) = hub.heartbeat().await {
+                    tracing::warn!(%error, "信令心跳失败 / the signaling heartbeat failed");
+                }
+            }
+        });
+        Ok(hub)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn key(&self) -> &[u8] {
+        &self.inner.key
+    }
+
+    /// A room token this hub will admit.
+    pub fn room_token(&self, claims: &token::RoomClaims) -> String {
+        token::room_token(&self.inner.key, claims)
+    }
+
+    /// How many connections this process holds (for the benchmark and metrics).
+    pub fn local_seats(&self) -> usize {
+        self.inner.seats.lock().expect("seats").len()
+    }
+
+    async fn heartbeat(&self) -> sqlx::Result<()> {
+        sqlx::query("UPDATE signaling_nodes SET seen_at = now() WHERE node = $1")
+            .bind(self.inner.node)
+            .execute(&self.inner.pool)
+            .await?;
+        sqlx::query("DELETE FROM signaling_mail WHERE created_at < now() - interval '1 minute'")
+            .execute(&self.inner.pool)
+            .await?;
+        sqlx::query("DELETE FROM signaling_nodes WHERE seen_at < now() - interval '1 hour'")
+            .execute(&self.inner.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn node_timeout_seconds(&self) -> f64 {
+        self.inner.settings.node_timeout.as_secs_f64()
+    }
+
+    /// Whether the participant could take their seat now (checked before the upgrade).
+    pub(crate) async fn can_seat(&self, room: Uuid, participant: Uuid) -> Result<(), &'static str> {
+        let rows: Vec<(Uuid, bool)> = sqlx::query_as(
+            "SELECT s.participant, s.away_since IS NOT NULL
+               FROM signaling_seats s JOIN signaling_nodes n USING (node)
+              WHERE s.room = $1 AND n.seen_at > now() - make_interval(secs => $2)",
+        )
+        .bind(room)
+        .bind(self.node_timeout_seconds())
+        .fetch_all(&self.inner.pool)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "信令座位查询失败 / reading the seats failed");
+            "unavailable"
+        })?;
+        match rows.iter().find(|(who, _)| *who == participant) {
+            Some((_, false)) => Err("already-connected"),
+            Some((_, true)) => Ok(()),
+            None if rows.len() >= 2 => Err("room-full"),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the participant's seat for a new connection, or refuses.
+    pub(crate) async fn seat(&self, room: Uuid, participant: Uuid) -> Result<Seated, &'static str> {
+        let connection = Uuid::new_v4();
+        let unavailable = |error: sqlx::Error| {
+            tracing::error!(%error, "信令入座失败 / taking a seat failed");
+            "unavailable"
+        };
+        let mut tx = self.inner.pool.begin().await.map_err(unavailable)?;
+        lock_room(&mut tx, room).await.map_err(unavailable)?;
+        sqlx::query(
+            "DELETE FROM signaling_seats s WHERE s.room = $1 AND NOT EXISTS (
+                 SELECT 1 FROM signaling_nodes n
+                  WHERE n.node = s.node AND n.seen_at > now() - make_interval(secs => $2))",
+        )
+        .bind(room)
+        .bind(self.node_timeout_seconds())
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let rows: Vec<(Uuid, Uuid, bool)> = sqlx::query_as(
+            "SELECT participant, node, away_since IS NOT NULL FROM signaling_seats
+              WHERE room = $1 FOR UPDATE",
+        )
+        .bind(room)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(unavailable)?;
+        let peer_present = rows.iter().any(|(who, _, _)| *who != participant);
+        let claim = match rows.iter().find(|(who, _, _)| *who == participant) {
+            Some((_, _, false)) => return Err("already-connected"),
+            Some((_, node, true)) if *node == self.inner.node => Claim::ResumeHere,
+            Some(_) => Claim::ResumeFromElsewhere,
+            None if rows.len() >= 2 => return Err("room-full"),
+            None => Claim::Fresh,
+        };
+        if matches!(claim, Claim::Fresh) {
+            sqlx::query(
+                "INSERT INTO signaling_seats (room, participant, node, connection)
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(room)
+            .bind(participant)
+            .bind(self.inner.node)
+            .bind(connection)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            let joined = Bus::Relay {
+                room,
+                from: participant,
+                message: ServerMessage::PeerJoined { peer: participant },
+            };
+            publish(&mut tx, &joined).await.map_err(unavailable)?;
+        } else {
+            sqlx::query(
+                "UPDATE signaling_seats SET node = $3, connection = $4, away_since = NULL
+                  WHERE room = $1 AND participant = $2",
+            )
+            .bind(room)
+            .bind(participant)
+            .bind(self.inner.node)
+            .bind(connection)
+            .execute(&mut *tx)
+            .await
+            .map_err(unavailable)?;
+            if matches!(claim, Claim::ResumeFromElsewhere) {
+                let moved = Bus::Moved {
+                    room,
+                    participant,
+                    connection,
+                };
+                publish(&mut tx, &moved).await.map_err(unavailable)?;
+            }
+        }
+        // The local seat exists before the commit, so nothing that follows it is missed.
+        let inbox = {
+            let mut seats = self.inner.seats.lock().expect("seats");
+            let parked = match claim {
+                Claim::ResumeHere => seats
+                    .get_mut(&(room, participant))
+                    .filter(|seat| matches!(seat.phase, Phase::Away))
+                    .and_then(|seat| {
+                        seat.connection = connection;
+                        seat.phase = Phase::Connected;
+                        seat.inbox.take()
+                    }),
+                _ => None,
+            };
+            match parked {
+                Some(inbox) => inbox,
+                None => {
+                    let (outbox, receiver) = mpsc::unbounded_channel();
+                    let phase = match claim {
+                        Claim::ResumeFromElsewhere => Phase::AwaitingMove,
+                        _ => Phase::Connected,
+                    };
+                    seats.insert(
+                        (room, participant),
+                        Seat {
+                            connection,
+                            phase,
+                            outbox,
+                            inbox: None,
+                        },
+                    );
+                    Inbox {
+                        receiver,
+                        held: None,
+                    }
+                }
+            }
+        };
+        if let Err(error) = tx.commit().await {
+            self.forget(room, participant, connection);
+            return Err(unavailable(error));
+        }
+        Ok(Seated {
+            connection,
+            inbox,
+            peer_present,
+        })
+    }
+
+    /// Removes the local seat if `connection` still holds it.
+    fn forget(&self, room: Uuid, participant: Uuid, connection: Uuid) {
+        let mut seats = self.inner.seats.lock().expect("seats");
+        if seats
+            .get(&(room, participant))
+            .is_some_and(|seat| seat.connection == connection)
+        {
+            seats.remove(&(room, participant));
+        }
+    }
+
+    /// Sends to the other party of the room, wherever they are connected.
+    pub(crate) async fn relay(
+        &self,
+        room: Uuid,
+        from: Uuid,
+        message: ServerMessage,
+    ) -> sqlx::Result<()> {
+        let mut connection = self.inner.pool.acquire().await?;
+        publish(
+            &mut connection,
+            &Bus::Relay {
+                room,
+                from,
+                message,
+            },
+        )
+        .await
+    }
+
+    /// A connection ended: the seat waits for the participant (unless they left), and the peer
+    /// hears of it only if they do not come back in time.
+    pub(crate) async fn dropped(
+        &self,
+        room: Uuid,
+        participant: Uuid,
+        connection: Uuid,
+        inbox: Inbox,
+        left: bool,
+    ) {
+        {
+            let mut seats = self.inner.seats.lock().expect("seats");
+            match seats.get_mut(&(room, participant)) {
+                Some(seat) if seat.connection == connection => {
+                    if left {
+                        seats.remove(&(room, participant));
+                    } else {
+                        // What was held back for a handover still in progress waits too.
+                        if let Phase::AwaitingHandover(later) = &mut seat.phase {
+                            for message in std::mem::take(later) {
+                                let _ = seat.outbox.send(message);
+                            }
+                        }
+                        seat.phase = Phase::Away;
+                        seat.inbox = Some(inbox);
+                    }
+                }
+                _ => return,
+            }
+        }
+        if left {
+            if let Err(error) = self.give_up(room, participant, connection, false).await {
+                tracing::warn!(%error, "离开房间未能记录 / recording a leave failed");
+            }
+            return;
+        }
+        if let Err(error) = sqlx::query(
+            "UPDATE signaling_seats SET away_since = now()
+              WHERE room = $1 AND participant = $2 AND connection = $3",
+        )
+        .bind(room)
+        .bind(participant)
+        .bind(connection)
+        .execute(&self.inner.pool)
+        .await
+        {
+            tracing::warn!(%error, "掉线未能记录 / recording a drop failed");
+        }
+        let hub = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hub.inner.settings.grace).await;
+            match hub.give_up(room, participant, connection, true).await {
+                Ok(true) => hub.forget(room, participant, connection),
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "宽限期结束未能记录 / ending a grace period failed");
+                }
+            }
+        });
+    }
+
+    /// Frees the seat `connection` holds (only while away, if `only_away`) and tells the peer.
+    async fn give_up(
+        &self,
+        room: Uuid,
+        participant: Uuid,
+        connection: Uuid,
+        only_away: bool,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.inner.pool.begin().await?;
+        lock_room(&mut tx, room).await?;
+        let freed = sqlx::query(
+            "DELETE FROM signaling_seats
+              WHERE room = $1 AND participant = $2 AND connection = $3
+                AND (NOT $4 OR away_since IS NOT NULL)",
+        )
+        .bind(room)
+        .bind(participant)
+        .bind(connection)
+        .bind(only_away)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            > 0;
+        if freed {
+            let left = Bus::Relay {
+                room,
+                from: participant,
+                message: ServerMessage::PeerLeft { peer: participant },
+            };
+            publish(&mut tx, &left).await?;
+        }
+        tx.commit().await?;
+        Ok(freed)
+    }
+
+    /// One notification from any process, this one included.
+    async fn received(&self, payload: &str) {
+        let bus = match serde_json::from_str::<Bus>(payload) {
+            Ok(Bus::Mail { id }) => {
+                let body: Option<String> = match sqlx::query_scalar(
+                    "SELECT body FROM signaling_mail WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.inner.pool)
+                .await
+                {
+                    Ok(body) => body,
+                    Err(error) => {
+                        tracing::warn!(%error, id, "信令邮件读取失败 / reading signaling mail failed");
+                        return;
+                    }
+                };
+                match body.map(|body| serde_json::from_str::<Bus>(&body)) {
+                    Some(Ok(bus)) => bus,
+                    _ => {
+                        tracing::warn!(id, "信令邮件无效 / signaling mail missing or unreadable");
+                        return;
+                    }
+                }
+            }
+            Ok(bus) => bus,
+            Err(error) => {
+                tracing::warn!(%error, "信令通知无效 / unreadable signaling notification");
+                return;
+            }
+        };
+        self.deliver(bus);
+    }
+
+    fn deliver(&self, bus: Bus) {
+        let mut seats = self.inner.seats.lock().expect("seats");
+        match bus {
+            Bus::Relay {
+                room,
+                from,
+                message,
+            } => {
+                for ((seat_room, who), seat) in seats.iter_mut() {
+                    if *seat_room != room || *who == from {
+                        continue;
+                    }
+                    match &mut seat.phase {
+                        Phase::Connected | Phase::Away => {
+                            let _ = seat.outbox.send(message.clone());
+                        }
+                        Phase::AwaitingMove => {}
+                        Phase::AwaitingHandover(later) => later.push(message.clone()),
+                    }
+                }
+            }
+            Bus::Moved {
+                room,
+                participant,
+                connection,
+            } => {
+                let Some(seat) = seats.get_mut(&(room, participant)) else {
+                    return;
+                };
+                if seat.connection == connection {
+                    // Ours: from here on, messages are for us; what came before is forwarded.
+                    if matches!(seat.phase, Phase::AwaitingMove) {
+                        seat.phase = Phase::AwaitingHandover(Vec::new());
+                        let hub = self.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(hub.inner.settings.handover_timeout).await;
+                            hub.handed_over(room, participant, connection);
+                        });
+                    }
+                    return;
+                }
+                // Theirs now: forward what waited here, in order, then say so.
+                let Some(seat) = seats.remove(&(room, participant)) else {
+                    return;
+                };
+                let waiting = seat.inbox.map(Inbox::drain).unwrap_or_default();
+                let hub = self.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = hub.hand_over(room, participant, connection, waiting).await
+                    {
+                        tracing::warn!(%error, "座位交接失败 / handing a seat over failed");
+                    }
+                });
+            }
+            Bus::Forward {
+                room,
+                to,
+                connection,
+                message,
+            } => {
+                if let Some(seat) = seats.get(&(room, to)) {
+                    if seat.connection == connection {
+                        let _ = seat.outbox.send(message);
+                    }
+                }
+            }
+            Bus::HandedOver {
+                room,
+                participant,
+                connection,
+            } => {
+                drop(seats);
+                self.handed_over(room, participant, connection);
+            }
+            Bus::Mail { .. } => {}
+        }
+    }
+
+    async fn hand_over(
+        &self,
+        room: Uuid,
+        participant: Uuid,
+        connection: Uuid,
+        waiting: Vec<ServerMessage>,
+    ) -> sqlx::Result<()> {
+        let mut db = self.inner.pool.acquire().await?;
+        for message in waiting {
+            let forward = Bus::Forward {
+                room,
+                to: participant,
+                connection,
+                message,
+            };
+            publish(&mut db, &forward).await?;
+        }
+        let done = Bus::HandedOver {
+            room,
+            participant,
+            connection,
+        };
+        publish(&mut db, &done).await
+    }
+
+    /// The moved seat's older messages are all delivered (or their process is gone): the ones
+    /// held back follow.
+    fn handed_over(&self, room: Uuid, participant: Uuid, connection: Uuid) {
+        let mut seats = self.inner.seats.lock().expect("seats");
+        let Some(seat) = seats.get_mut(&(room, participant)) else {
+            return;
+        };
+        if seat.connection != connection {
+            return;
+        }
+        if let Phase::AwaitingHandover(later) = &mut seat.phase {
+            let later = std::mem::take(later);
+            seat.phase = Phase::Connected;
+            for message in later {
+                let _ = seat.outbox.send(message);
+            }
+        }
+    }
+}
+
+/// Serialises seat changes of one room across processes.
+async fn lock_room(connection: &mut PgConnection, room: Uuid) -> sqlx::Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 7))")
+        .bind(room)
+        .execute(connection)
+        .await
+        .map(drop)
+}
+
+/// Sends a notification to every process (at commit, inside a transaction).
+async fn publish(connection: &mut PgConnection, bus: &Bus) -> sqlx::Result<()> {
+    let payload = serde_json::to_string(bus).expect("serialises");
+    let payload = if payload.len() > MAX_NOTIFY_BYTES {
+        let id: i64 =
+            sqlx::query_scalar("INSERT INTO signaling_mail (body) VALUES ($1) RETURNING id")
+                .bind(&payload)
+                .fetch_one(&mut *connection)
+                .await?;
+        serde_json::to_string(&Bus::Mail { id }).expect("serialises")
+    } else {
+        payload
+    };
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload)
+        .execute(connection)
+        .await
+        .map(drop)
+}
