@@ -170,6 +170,8 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/metrics" Access::Public),
     // Admitted by the room token in its query, not by a session.
     route!(GET "/api/v1/signaling" Access::Public),
+    route!(GET "/call" Access::Public),
+    route!(GET "/call.js" Access::Public),
     route!(GET "/api/v1/review-tags" Access::Public),
     route!(GET "/api/v1/workers/{worker_id}/reviews" Access::Public),
     route!(GET "/api/v1/workers/{worker_id}/ratings" Access::Public),

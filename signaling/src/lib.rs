@@ -49,7 +49,41 @@ where
 {
     Router::new()
         .route("/api/v1/signaling", get(connect))
+        .route("/call", get(call_page))
+        .route("/call.js", get(call_script))
         .with_state(hub)
+}
+
+/// What the call page may load and talk to: its own script, its own signaling socket, and
+/// media from the camera; nothing from elsewhere.
+const CALL_PAGE_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+    connect-src 'self'; media-src 'self' blob: mediastream:; img-src 'self' data:; \
+    base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+/// The page that runs an interview call in the browser (`/call#interview=ID` for a signed-in
+/// user, or `/call#token=ROOM_TOKEN`).
+async fn call_page() -> Response {
+    (
+        [
+            ("content-type", "text/html; charset=utf-8"),
+            ("content-security-policy", CALL_PAGE_POLICY),
+            ("cache-control", "no-cache"),
+            ("permissions-policy", "camera=(self), microphone=(self)"),
+        ],
+        include_str!("../assets/call.html"),
+    )
+        .into_response()
+}
+
+async fn call_script() -> Response {
+    (
+        [
+            ("content-type", "text/javascript; charset=utf-8"),
+            ("cache-control", "no-cache"),
+        ],
+        include_str!("../assets/call.js"),
+    )
+        .into_response()
 }
 
 fn refuse(status: StatusCode, code: &str, message: &str) -> Response {

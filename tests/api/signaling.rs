@@ -407,3 +407,67 @@ fn check_call(caller: tests::peer::CallReport, callee: tests::peer::CallReport) 
     assert!(callee.video_packets >= tests::peer::VIDEO_PACKETS);
     assert_eq!(callee.video_codec.as_deref(), Some("video/VP8"));
 }
+
+/// The platform's call page in two headless Chromium browsers (Debian's, driven by
+/// playwright-core; `scripts/ensure-browser` installs both), each with a fake camera and
+/// microphone, through a whole call: both decode video, and hanging up tells the other side.
+#[tokio::test]
+async fn an_interview_call_runs_in_two_headless_chromium_browsers() {
+    let app = tests::spawn_app().await;
+    let room = interview_room(&app).await;
+    let page = app
+        .client
+        .get(format!("{}/call", app.address))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page
+        .headers()
+        .get("content-security-policy")
+        .is_some_and(|policy| policy
+            .to_str()
+            .unwrap_or_default()
+            .contains("script-src 'self'")));
+    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    assert!(
+        browser_dir.join("node_modules/playwright-core").exists()
+            && std::path::Path::new("/usr/bin/chromium").exists(),
+        "the browser test needs Chromium and playwright-core: run scripts/ensure-browser"
+    );
+    let run = tokio::process::Command::new("node")
+        .arg(browser_dir.join("call.mjs"))
+        .arg(&app.address)
+        .arg(room.interview.to_string())
+        .arg(&room.customer.token)
+        .arg(&room.worker.token)
+        .current_dir(&browser_dir)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the browser call finished within three minutes")
+        .expect("node ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the browser call failed: {}\n{stderr}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|error| panic!("no result line ({error}): {stdout}\n{stderr}"));
+    for side in ["customer", "worker"] {
+        assert!(
+            result[side]["frames"].as_u64().unwrap_or(0) >= 10,
+            "{side} decoded too few frames: {result}"
+        );
+    }
+    assert_eq!(result["customer_status"], "通话中 / In the call");
+    assert_eq!(
+        result["worker_status_after"],
+        "对方已离开 / The other party left"
+    );
+    assert_eq!(result["errors"], json!({"customer": [], "worker": []}));
+    app.stop().await;
+}
