@@ -26,7 +26,7 @@ impl Projection for RemindersProjection {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["reminder_orders"]
+        &["reminder_orders", "reminder_interviews"]
     }
 
     fn create_tables(&self, schema: &str) -> String {
@@ -36,6 +36,12 @@ impl Projection for RemindersProjection {
                 customer_id uuid        NOT NULL,
                 service     text        NOT NULL,
                 starts_at   timestamptz NOT NULL
+            );
+            CREATE TABLE {schema}.reminder_interviews (
+                interview_id uuid PRIMARY KEY,
+                customer_id  uuid NOT NULL,
+                worker_id    uuid NOT NULL,
+                service      text NOT NULL
             );"
         )
     }
@@ -46,6 +52,9 @@ impl Projection for RemindersProjection {
         schema: &str,
         event: &StoredEvent,
     ) -> anyhow::Result<()> {
+        if event.aggregate_type == "interview" {
+            return interview_reminders(connection, schema, event).await;
+        }
         if event.aggregate_type != "order" {
             return Ok(());
         }
@@ -244,12 +253,16 @@ struct OrderFacts {
 impl OrderFacts {
     /// The start in Beijing time, as people read it.
     fn local_start(&self) -> String {
-        let offset = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
-        self.starts_at
-            .with_timezone(&offset)
-            .format("%Y-%m-%d %H:%M")
-            .to_string()
+        beijing_time(self.starts_at)
     }
+}
+
+/// A moment in Beijing time, as people read it.
+fn beijing_time(at: DateTime<Utc>) -> String {
+    let offset = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+    at.with_timezone(&offset)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 struct Reminder {
@@ -308,5 +321,116 @@ async fn cancel(
     .bind(at)
     .execute(&mut *connection)
     .await?;
+    Ok(())
+}
+
+/// Interview reminders: both parties an hour before, and when the call opens (ten minutes
+/// before). A new time proposed, a decline, a cancellation or an outcome cancels those not yet
+/// sent; accepting a new time writes new ones (the key carries the start).
+async fn interview_reminders(
+    connection: &mut PgConnection,
+    schema: &str,
+    event: &StoredEvent,
+) -> anyhow::Result<()> {
+    use domain::interview::InterviewEvent;
+    let interview_id: Uuid = event.aggregate_id.parse().context("interview id")?;
+    let decoded: InterviewEvent = event.decode()?;
+    let at = event.recorded_at;
+    match decoded {
+        InterviewEvent::InterviewRequested {
+            customer_id,
+            worker_id,
+            service,
+            ..
+        } => {
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.reminder_interviews (interview_id, customer_id, worker_id, service)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+            ))
+            .bind(interview_id)
+            .bind(customer_id)
+            .bind(worker_id)
+            .bind(service.as_str())
+            .execute(&mut *connection)
+            .await?;
+        }
+        InterviewEvent::InterviewAccepted { start, .. } => {
+            let Some(row) = sqlx::query(&format!(
+                "SELECT customer_id, worker_id, service FROM {schema}.reminder_interviews
+                  WHERE interview_id = $1"
+            ))
+            .bind(interview_id)
+            .fetch_optional(&mut *connection)
+            .await?
+            else {
+                return Ok(());
+            };
+            let service = domain::ServiceCode::parse(row.get::<&str, _>("service"));
+            let (zh, en) = service
+                .map(|service| (service.spec().name_zh, service.spec().name_en))
+                .unwrap_or(("服务", "service"));
+            let local = beijing_time(start);
+            let recipients = [
+                (row.get::<Uuid, _>("customer_id"), "customer"),
+                (row.get::<Uuid, _>("worker_id"), "worker"),
+            ];
+            for (kind, minutes) in [("interview_in_60", 60), ("interview_open", 10)] {
+                let due_at = start - Duration::minutes(minutes);
+                if due_at < at {
+                    continue;
+                }
+                let (title, body) = if minutes == 60 {
+                    (
+                        "视频面试将在 1 小时后开始 / Video interview in one hour".to_owned(),
+                        format!(
+                            "{zh}视频面试将于 {local} 开始。/ The {en} video interview starts at {local}."
+                        ),
+                    )
+                } else {
+                    (
+                        "视频面试可以进入了 / Your video interview is open".to_owned(),
+                        format!(
+                            "{zh}视频面试将于 {local} 开始，现在可以进入通话。/ The {en} video interview starts at {local}; you can join the call now."
+                        ),
+                    )
+                };
+                for (recipient, role) in recipients {
+                    sqlx::query(
+                        "INSERT INTO reminders (reminder_key, interview_id, kind, recipient_id,
+                                                recipient_role, due_at, title, body)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (reminder_key) DO NOTHING",
+                    )
+                    .bind(format!(
+                        "interview:{interview_id}:{kind}:{recipient}:{}",
+                        start.timestamp()
+                    ))
+                    .bind(interview_id)
+                    .bind(kind)
+                    .bind(recipient)
+                    .bind(role)
+                    .bind(due_at)
+                    .bind(&title)
+                    .bind(&body)
+                    .execute(&mut *connection)
+                    .await?;
+                }
+            }
+        }
+        InterviewEvent::InterviewTimeProposed { .. }
+        | InterviewEvent::InterviewDeclined { .. }
+        | InterviewEvent::InterviewCancelled { .. }
+        | InterviewEvent::InterviewConcluded { .. } => {
+            sqlx::query(
+                "UPDATE reminders SET cancelled_at = $2
+                  WHERE interview_id = $1 AND delivered_at IS NULL AND cancelled_at IS NULL",
+            )
+            .bind(interview_id)
+            .bind(at)
+            .execute(&mut *connection)
+            .await?;
+        }
+        InterviewEvent::ParticipantJoined { .. } => {}
+    }
     Ok(())
 }

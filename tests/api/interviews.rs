@@ -144,3 +144,139 @@ async fn a_customer_interviews_a_worker_who_proposes_another_time_then_both_are_
     assert_problem(late, StatusCode::CONFLICT, "/problems/illegal-state").await;
     app.stop().await;
 }
+
+/// The reminders of an interview: (kind, recipient, due, delivered, cancelled), by due time.
+async fn interview_reminders(
+    app: &tests::TestApp,
+    interview: Uuid,
+) -> Vec<(String, Uuid, chrono::DateTime<chrono::Utc>, bool, bool)> {
+    app.wait_for_projections().await;
+    sqlx::query_as(
+        "SELECT kind, recipient_id, due_at, delivered_at IS NOT NULL, cancelled_at IS NOT NULL
+           FROM reminders WHERE interview_id = $1 ORDER BY due_at, kind, recipient_id",
+    )
+    .bind(interview)
+    .fetch_all(&app.pool)
+    .await
+    .expect("reminders")
+}
+
+#[tokio::test]
+async fn both_parties_are_reminded_of_an_interview_and_a_new_time_moves_the_reminders() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let worker = app.register_worker(&["infant_carer"]).await;
+    let at = |seconds: i64| chrono::Utc::now() + chrono::Duration::seconds(seconds);
+    let whole = |time: chrono::DateTime<chrono::Utc>| time.timestamp();
+
+    let start = at(3 * 3_600);
+    let requested: Value = app
+        .post(
+            "/api/v1/interviews",
+            Some(&customer.token),
+            &json!({"worker_id": worker.id, "service": "infant_carer", "start": start.to_rfc3339()}),
+        )
+        .await
+        .json()
+        .await
+        .expect("interview");
+    let id: Uuid = requested["interview_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let path = |action: &str| format!("/api/v1/interviews/{id}/{action}");
+    assert!(
+        interview_reminders(&app, id).await.is_empty(),
+        "nothing before it is accepted"
+    );
+    let accepted = app
+        .post(&path("accept"), Some(&worker.token), &json!({}))
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let reminders = interview_reminders(&app, id).await;
+    let mut expected = vec![
+        ("interview_in_60", customer.id, whole(start) - 3_600),
+        ("interview_in_60", worker.id, whole(start) - 3_600),
+        ("interview_open", customer.id, whole(start) - 600),
+        ("interview_open", worker.id, whole(start) - 600),
+    ];
+    expected.sort_by_key(|(kind, who, due)| (*due, *kind, *who));
+    assert_eq!(
+        reminders
+            .iter()
+            .map(|(kind, who, due, delivered, cancelled)| {
+                assert!(!delivered && !cancelled);
+                (kind.as_str(), *who, whole(*due))
+            })
+            .collect::<Vec<_>>(),
+        expected
+    );
+
+    // The customer proposes a time ten minutes and a few seconds away: the old reminders are
+    // cancelled; once the worker accepts, the call-open reminder is due almost at once (the
+    // hour-before one has passed) and reaches both inboxes.
+    let soon = at(600 + 4);
+    let proposed = app
+        .post(
+            &path("propose"),
+            Some(&customer.token),
+            &json!({"start": soon.to_rfc3339()}),
+        )
+        .await;
+    assert_eq!(proposed.status(), StatusCode::OK);
+    let reminders = interview_reminders(&app, id).await;
+    assert!(reminders
+        .iter()
+        .all(|(_, _, _, delivered, cancelled)| *cancelled && !*delivered));
+    let accepted = app
+        .post(&path("accept"), Some(&worker.token), &json!({}))
+        .await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let live: Vec<_> = interview_reminders(&app, id)
+            .await
+            .into_iter()
+            .filter(|(_, _, _, _, cancelled)| !cancelled)
+            .collect();
+        assert!(live.iter().all(|(kind, ..)| kind == "interview_open"));
+        assert_eq!(live.len(), 2, "one call-open reminder each: {live:?}");
+        if live.iter().all(|(_, _, _, delivered, _)| *delivered) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "reminders not delivered: {live:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    for person in [&customer, &worker] {
+        let inbox: Vec<Value> = app
+            .get("/api/v1/me/notifications", Some(&person.token))
+            .await
+            .json()
+            .await
+            .expect("notifications");
+        let opened: Vec<&Value> = inbox
+            .iter()
+            .filter(|note| note["kind"] == "interview_open")
+            .collect();
+        assert_eq!(opened.len(), 1, "{inbox:?}");
+        assert_eq!(
+            opened[0]["title"],
+            "视频面试可以进入了 / Your video interview is open"
+        );
+    }
+
+    // A cancellation cancels what is still waiting (nothing, here) and sends nothing more.
+    let cancelled = app
+        .post(
+            &path("cancel"),
+            Some(&customer.token),
+            &json!({"reason": "已找到 / found someone"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    app.stop().await;
+}
