@@ -29,6 +29,7 @@ pub mod reviews;
 pub mod routes;
 pub mod search_bench;
 pub mod server;
+pub mod signaling_bench;
 pub mod signing;
 pub mod simulate;
 pub mod state;

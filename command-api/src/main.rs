@@ -112,6 +112,9 @@ enum BenchWhat {
     /// The admins' order search on a large generated table: GIN-indexed terms against a
     /// substring scan.
     Search(command_api::search_bench::SearchBenchOptions),
+    /// Signaling: idle connections one server process holds and their memory, and relay
+    /// latency of offers, answers and candidates across many rooms, on one and two processes.
+    Signaling(command_api::signaling_bench::SignalingBenchOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -145,7 +148,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             no_projectors,
         } => {
-            let pool = server::connect(url, &cli.var_dir, 64).await?;
+            let pool_size = match std::env::var("ANJIA_DB_POOL") {
+                Ok(size) => size
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|size| *size >= 4)
+                    .with_context(|| {
+                        format!("ANJIA_DB_POOL must be a whole number of at least 4, not {size:?}")
+                    })?,
+                Err(_) => 64,
+            };
+            let pool = server::connect(url, &cli.var_dir, pool_size).await?;
             let vault = server::prepare(&pool, master_key).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -241,6 +255,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             server::prepare(&pool, master_key).await?;
             let report = command_api::search_bench::run(&pool, &options).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
+        Command::Bench {
+            what: Some(BenchWhat::Signaling(options)),
+            ..
+        } => {
+            let report =
+                command_api::signaling_bench::run(url, &cli.var_dir, master_key, &options).await?;
             writeln!(
                 std::io::stdout().lock(),
                 "{}",

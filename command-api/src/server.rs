@@ -24,19 +24,7 @@ pub async fn connect(
     var_dir: &Path,
     max_connections: u32,
 ) -> anyhow::Result<PgPool> {
-    let url = match database_url {
-        Some(url) => url.to_owned(),
-        None => {
-            let data_dir =
-                std::path::absolute(var_dir.join("pg")).context("resolving the data directory")?;
-            let cluster =
-                tokio::task::spawn_blocking(move || localpg::ensure_persistent(&data_dir))
-                    .await
-                    .context("starting the embedded PostgreSQL")??;
-            tracing::info!("using the embedded PostgreSQL under {}", var_dir.display());
-            cluster.url("anjia")
-        }
-    };
+    let url = resolve_database_url(database_url, var_dir).await?;
     let options = PgConnectOptions::from_str(&url).context("parsing DATABASE_URL")?;
     PgPoolOptions::new()
         .max_connections(max_connections)
@@ -44,6 +32,24 @@ pub async fn connect(
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")
+}
+
+/// `DATABASE_URL` when given, or else the embedded PostgreSQL's under `var_dir` (started if
+/// it is not running).
+pub async fn resolve_database_url(
+    database_url: Option<&str>,
+    var_dir: &Path,
+) -> anyhow::Result<String> {
+    if let Some(url) = database_url {
+        return Ok(url.to_owned());
+    }
+    let data_dir =
+        std::path::absolute(var_dir.join("pg")).context("resolving the data directory")?;
+    let cluster = tokio::task::spawn_blocking(move || localpg::ensure_persistent(&data_dir))
+        .await
+        .context("starting the embedded PostgreSQL")??;
+    tracing::info!("using the embedded PostgreSQL under {}", var_dir.display());
+    Ok(cluster.url("anjia"))
 }
 
 /// Applies migrations, opens the vault of personal-data keys and sets up every projection's

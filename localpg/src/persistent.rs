@@ -288,10 +288,14 @@ fn initialise(
         .with_context(|| format!("could not remove {}", initdb_password_path.display()))?;
 
     // The unix socket is disabled because its default directory is often not writable for us;
-    // everything talks TCP on loopback.
+    // everything talks TCP on loopback. Room for several server processes' pools (64 each by
+    // default) beside the tools.
     append_settings(
         &layout.data_dir,
-        &format!("listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = ''\n"),
+        &format!(
+            "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = ''\n\
+             max_connections = 300\n"
+        ),
     )?;
     tracing::info!(port, data_dir = %layout.data_dir.display(), "created a persistent PostgreSQL cluster");
     Ok(())

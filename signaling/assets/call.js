@@ -76,7 +76,8 @@
 
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const socket = new WebSocket(
-      `${scheme}//${location.host}/api/v1/signaling?token=${encodeURIComponent(admitted.room_token)}`,
+      `${scheme}//${location.host}/api/v1/signaling?token=${encodeURIComponent(admitted.room_token)}` +
+        (params.get('interview') ? `&room=${encodeURIComponent(params.get('interview'))}` : ''),
     );
     const send = (message) => {
       if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));

@@ -41,6 +41,8 @@ use crate::protocol::{
 #[derive(Debug, Deserialize)]
 pub struct Admission {
     pub token: String,
+    /// The room the client means to enter; a token for another room is refused.
+    pub room: Option<Uuid>,
 }
 
 pub fn router<S>(hub: Hub) -> Router<S>
@@ -53,6 +55,9 @@ where
         .route("/call.js", get(call_script))
         .with_state(hub)
 }
+
+/// Each connection's WebSocket read buffer.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// What the call page may load and talk to: its own script, its own signaling socket, and
 /// media from the camera; nothing from elsewhere.
@@ -123,6 +128,13 @@ async fn connect(
             )
         }
     };
+    if admission.room.is_some_and(|room| room != claims.room) {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "入场凭证属于另一个房间 / the room token is for another room",
+        );
+    }
     match hub.can_seat(claims.room, claims.sub).await {
         Ok(()) => {}
         Err("unavailable") => {
@@ -141,7 +153,12 @@ async fn connect(
         }
     }
     upgrade
-        .max_message_size(MAX_MESSAGE_BYTES)
+        // Frames up to four times the limit are read and answered with an error; larger ones
+        // end the connection.
+        .max_message_size(4 * MAX_MESSAGE_BYTES)
+        // Signaling messages are small and mostly idle connections are many: a 4 KiB read
+        // buffer instead of the default 128 KiB (larger messages still arrive whole).
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |mut socket| async move {
             // The seat is taken only once the connection is up, so an upgrade that never
             // completes holds nothing; a race lost since the check above is told and closed.
@@ -234,6 +251,10 @@ async fn serve(
                         continue;
                     }
                 };
+                if text.len() > MAX_MESSAGE_BYTES {
+                    let _ = outgoing.send(send(&ServerMessage::error("too-large", &format!("消息超过 {MAX_MESSAGE_BYTES} 字节 / a message is at most {MAX_MESSAGE_BYTES} bytes")))).await;
+                    continue;
+                }
                 if window.0.elapsed() >= Duration::from_secs(1) {
                     window = (tokio::time::Instant::now(), 0);
                 }

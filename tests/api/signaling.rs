@@ -149,6 +149,16 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
         connect(&app.address, &mint(customer.id, -5)).await.err(),
         Some(401)
     );
+    // A token used for another room than its own is refused.
+    assert_eq!(
+        connect(
+            &app.address,
+            &format!("{customer_token}&room={}", Uuid::new_v4())
+        )
+        .await
+        .err(),
+        Some(403)
+    );
 
     let mut first = connect(&app.address, &customer_token)
         .await
@@ -469,5 +479,113 @@ async fn an_interview_call_runs_in_two_headless_chromium_browsers() {
         "对方已离开 / The other party left"
     );
     assert_eq!(result["errors"], json!({"customer": [], "worker": []}));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn every_malformed_message_gets_an_error_and_goes_nowhere() {
+    let app = tests::spawn_app().await;
+    let room = interview_room(&app).await;
+    let mut customer = connect(
+        &app.address,
+        &format!("{}&room={}", room.customer_token, room.interview),
+    )
+    .await
+    .expect("customer in, naming the token's own room");
+    assert_eq!(next(&mut customer).await["type"], "joined");
+    // Alone in the room, even a good offer has nobody to go to.
+    send(&mut customer, json!({"type": "offer", "sdp": SDP})).await;
+    assert_eq!(next(&mut customer).await["code"], "no-peer");
+    let mut worker = connect(&app.address, &room.worker_token)
+        .await
+        .expect("worker in");
+    assert_eq!(next(&mut worker).await["type"], "joined");
+    assert_eq!(next(&mut customer).await["type"], "peer-joined");
+
+    let text = |value: Value| Message::Text(value.to_string().into());
+    let without_media = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::Text("hello".into()), "bad-message"),
+        (Message::Text("{}".into()), "bad-message"),
+        (text(json!({"type": "shout"})), "bad-message"),
+        (text(json!({"type": "offer"})), "bad-message"),
+        (
+            text(json!({"type": "offer", "sdp": SDP, "from": room.worker.id})),
+            "bad-message",
+        ),
+        (Message::Binary(vec![1, 2, 3].into()), "bad-message"),
+        (text(json!({"type": "offer", "sdp": "hello"})), "bad-sdp"),
+        (
+            text(json!({"type": "offer", "sdp": without_media})),
+            "bad-sdp",
+        ),
+        (
+            text(json!({"type": "answer",
+                "sdp": SDP.replace("o=- 4215775240449105457 2 IN IP4 127.0.0.1", "o=- x")})),
+            "bad-sdp",
+        ),
+        (
+            text(json!({"type": "answer",
+                "sdp": SDP.replace("m=application 9", "m=application nine")})),
+            "bad-sdp",
+        ),
+        (
+            text(json!({"type": "offer", "sdp": format!("{SDP}{}", "a=x\r\n".repeat(4_000))})),
+            "too-large",
+        ),
+    ];
+    for (frame, code) in cases {
+        let shown: String = format!("{frame:?}").chars().take(120).collect();
+        customer.send(frame).await.expect("sent");
+        let reply = next(&mut customer).await;
+        assert_eq!(reply["type"], "error", "{shown}");
+        assert_eq!(reply["code"], code, "{shown}: {reply}");
+        assert!(
+            reply["message"]
+                .as_str()
+                .is_some_and(|message| message.contains(" / ")),
+            "bilingual: {reply}"
+        );
+    }
+    for bad in [
+        "1 1 udp 2130706431 127.0.0.1 54321 typ host",
+        "candidate:1 1 sctp 2130706431 127.0.0.1 54321 typ host",
+        "candidate:1 1 udp 2130706431 300.0.0.1 54321 typ host",
+        "candidate:1 1 udp 2130706431 127.0.0.1 99999 typ host",
+        "candidate:1 1 udp 2130706431 127.0.0.1 54321 typ bogus",
+        "candidate:1 0 udp 2130706431 127.0.0.1 54321 typ host",
+        "candidate:1 1 udp",
+    ] {
+        send(
+            &mut customer,
+            json!({"type": "candidate", "candidate": bad}),
+        )
+        .await;
+        assert_eq!(next(&mut customer).await["code"], "bad-candidate", "{bad}");
+    }
+    // A new second for the rate window, then more than 50 messages in it (pings, which the
+    // server answers itself, so the burst is read well within the second): the rest are refused.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for _ in 0..60 {
+        send(&mut customer, json!({"type": "ping"})).await;
+    }
+    let (mut limited, mut pongs) = (0, 0);
+    while limited + pongs < 60 {
+        let reply = next(&mut customer).await;
+        match reply["type"].as_str() {
+            Some("pong") => pongs += 1,
+            _ => {
+                assert_eq!(reply["code"], "rate-limited", "{reply}");
+                limited += 1;
+            }
+        }
+    }
+    assert!(
+        limited >= 10,
+        "at most 50 of the 60 are answered: {pongs} pongs"
+    );
+    // None of the bad messages reached the worker: the next thing it hears is its own pong.
+    send(&mut worker, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut worker).await["type"], "pong");
     app.stop().await;
 }
