@@ -589,3 +589,53 @@ async fn every_malformed_message_gets_an_error_and_goes_nowhere() {
     assert_eq!(next(&mut worker).await["type"], "pong");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_and_the_peer_told_once_the_grace_period_ends() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.signaling.ping_every = Duration::from_millis(200);
+        settings.signaling.idle_timeout = Duration::from_secs(1);
+        settings.signaling.grace = Duration::from_secs(1);
+    })
+    .await;
+    let room = interview_room(&app).await;
+    let mut worker = connect(&app.address, &room.worker_token)
+        .await
+        .expect("worker in");
+    assert_eq!(next(&mut worker).await["type"], "joined");
+    // The customer connects and then never reads, so never answers a ping.
+    let mut customer = connect(&app.address, &room.customer_token)
+        .await
+        .expect("customer in");
+    assert_eq!(next(&mut customer).await["type"], "joined");
+    assert_eq!(next(&mut worker).await["type"], "peer-joined");
+    let started = std::time::Instant::now();
+    // The worker, who answers pings (reading does), stays; the silent customer is closed
+    // after the idle time-out and, not back within the grace period, leaves.
+    assert_eq!(
+        next(&mut worker).await,
+        json!({"type": "peer-left", "peer": room.customer.id})
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "not before the time-out and the grace period"
+    );
+    // The customer's socket was closed by the server.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match customer.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true));
+    // The seat is free again: the customer may come back with the same token.
+    let mut again = connect(&app.address, &room.customer_token)
+        .await
+        .expect("back in");
+    assert_eq!(next(&mut again).await["peer_present"], true);
+    assert_eq!(next(&mut worker).await["type"], "peer-joined");
+    app.stop().await;
+}
