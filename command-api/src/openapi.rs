@@ -33,7 +33,7 @@ use crate::state::AppState;
         commission::rates, commission::set_rate,
         corrections::reschedule, corrections::change_address, corrections::adjust_price, corrections::cancel,
         interviews::request, interviews::show, interviews::accept, interviews::decline, interviews::propose,
-        interviews::cancel, interviews::join, interviews::outcome, interviews::signaling_socket,
+        interviews::cancel, interviews::join, interviews::outcome, interviews::signaling_socket, interviews::call_page, interviews::call_script,
         reviews::tags, reviews::reply, reviews::hide, reviews::list, reviews::ratings,
         audit::events, audit::stream, audit::state_as_of, audit::verification,
         admin::projection_status, admin::rebuild, admin::logs, crate::metrics::endpoint,
