@@ -6,7 +6,18 @@
 (() => {
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.hash.slice(1));
-  const call = { status: 'starting', pc: null, you: null, peerLeft: false, errors: [] };
+  const call = {
+    status: 'starting',
+    pc: null,
+    you: null,
+    peerLeft: false,
+    errors: [],
+    socket: null,
+    // The number of the last relayed message received: a reconnection resumes after it.
+    lastSeq: null,
+    reconnects: 0,
+    ended: false,
+  };
   window.anjiaCall = call;
 
   const STATUS = {
@@ -75,12 +86,20 @@
     };
 
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
-    const socket = new WebSocket(
-      `${scheme}//${location.host}/api/v1/signaling?token=${encodeURIComponent(admitted.room_token)}` +
-        (params.get('interview') ? `&room=${encodeURIComponent(params.get('interview'))}` : ''),
-    );
+    const address = () => {
+      let url = `${scheme}//${location.host}/api/v1/signaling?token=${encodeURIComponent(admitted.room_token)}`;
+      if (params.get('interview')) url += `&room=${encodeURIComponent(params.get('interview'))}`;
+      if (call.lastSeq !== null) url += `&resume=${call.lastSeq}`;
+      return url;
+    };
+    // What is said while the socket is down waits for the next one.
+    const unsent = [];
     const send = (message) => {
-      if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+      if (call.socket && call.socket.readyState === WebSocket.OPEN) {
+        call.socket.send(JSON.stringify(message));
+      } else {
+        unsent.push(message);
+      }
     };
     pc.onicecandidate = (event) => {
       const candidate = event.candidate;
@@ -146,26 +165,53 @@
     };
     // One message at a time, in the order they came.
     let queue = Promise.resolve();
-    socket.onmessage = (event) => {
+    const receive = (event) => {
+      const message = JSON.parse(event.data);
+      if (typeof message.seq === 'number') call.lastSeq = message.seq;
       queue = queue
         .then(() => {
-          const message = JSON.parse(event.data);
           const handler = handlers[message.type];
           return handler ? handler(message) : undefined;
         })
         .catch(fail);
     };
-    socket.onclose = () => {
-      if (call.status !== 'closed' && call.status !== 'connected') show('disconnected');
+    // A dropped signaling connection comes back within the grace period (15 s), resuming after
+    // the last message received; the call itself goes on meanwhile.
+    const open = (attempt) => {
+      const socket = new WebSocket(address());
+      call.socket = socket;
+      socket.onopen = () => {
+        while (unsent.length && socket.readyState === WebSocket.OPEN) {
+          socket.send(JSON.stringify(unsent.shift()));
+        }
+      };
+      socket.onmessage = receive;
+      socket.onclose = () => {
+        if (call.ended) return;
+        if (attempt >= 10) {
+          show('disconnected');
+          return;
+        }
+        call.reconnects += 1;
+        setTimeout(() => open(attempt + 1), Math.min(250 * 2 ** attempt, 2000));
+      };
     };
+    let resumed = false;
+    handlers.joined = ((first) => async (message) => {
+      if (resumed) return;
+      resumed = true;
+      await first(message);
+    })(handlers.joined);
+    open(0);
 
     $('hangup').disabled = false;
     $('mute').disabled = false;
     $('hangup').onclick = () => {
       send({ type: 'leave' });
+      call.ended = true;
       pc.close();
       for (const track of media.getTracks()) track.stop();
-      socket.close();
+      call.socket.close();
       $('hangup').disabled = true;
       $('mute').disabled = true;
       show('closed');

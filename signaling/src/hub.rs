@@ -5,6 +5,9 @@
 //! - Every relayed message is a `NOTIFY` on one channel. Every process listens and hands each
 //!   message to the seats it holds. PostgreSQL delivers notifications in commit order, so all
 //!   processes see one order of relays, joins and moves.
+//! - Messages sent to a participant are numbered across connections and processes, and the
+//!   last [`REPLAY_MESSAGES`] are kept, so a participant who comes back saying what they last
+//!   received gets everything after it, even what was written into a connection already dead.
 //! - A participant away within the grace period keeps a seat on the process they left; what is
 //!   sent to them waits there. Coming back through another process *moves* the seat: the old
 //!   process forwards what waited, then says it has handed over; the new one holds back newer
@@ -77,12 +80,12 @@ enum Bus {
         participant: Uuid,
         connection: Uuid,
     },
-    /// A message that waited on the old process, for the participant's new connection.
+    /// What waited on the old process, for the participant's new connection.
     Forward {
         room: Uuid,
         to: Uuid,
         connection: Uuid,
-        message: ServerMessage,
+        item: Item,
     },
     /// The old process has forwarded everything that waited.
     HandedOver {
@@ -94,28 +97,74 @@ enum Bus {
     Mail { id: i64 },
 }
 
-/// What waits for a participant: their channel, and a message taken from it that their last
-/// connection could not deliver (it dropped mid-send), to go first when they come back.
+/// How many sent messages a seat keeps for a participant who resumes after them.
+pub const REPLAY_MESSAGES: usize = 256;
+
+/// What travels through a seat's channel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "item", rename_all = "kebab-case")]
+pub(crate) enum Item {
+    /// A message not yet sent to the participant.
+    Fresh { message: ServerMessage },
+    /// A message already numbered and sent by the process the seat moved from, kept for replay.
+    Sent { seq: u64, message: ServerMessage },
+    /// Where the numbering stood on the process the seat moved from.
+    Numbering {
+        next_seq: u64,
+        unsent_from: Option<u64>,
+    },
+}
+
+/// What is kept for a participant across connections: their channel, the messages last sent
+/// to them (numbered, for a connection that resumes after a given number), and the numbering.
 pub(crate) struct Inbox {
-    receiver: mpsc::UnboundedReceiver<ServerMessage>,
-    pub(crate) held: Option<ServerMessage>,
+    receiver: mpsc::UnboundedReceiver<Item>,
+    pub(crate) recent: std::collections::VecDeque<(u64, ServerMessage)>,
+    /// The number the next message sent gets (from 1).
+    pub(crate) next_seq: u64,
+    /// The first number whose write to the last connection's socket failed, if one did.
+    pub(crate) unsent_from: Option<u64>,
 }
 
 impl Inbox {
-    /// The next message; cancel-safe, as `select!` needs.
-    pub(crate) async fn next(&mut self) -> Option<ServerMessage> {
-        if let Some(held) = self.held.take() {
-            return Some(held);
+    fn new(receiver: mpsc::UnboundedReceiver<Item>) -> Inbox {
+        Inbox {
+            receiver,
+            recent: std::collections::VecDeque::new(),
+            next_seq: 1,
+            unsent_from: None,
         }
+    }
+
+    /// The next item; cancel-safe, as `select!` needs.
+    pub(crate) async fn next(&mut self) -> Option<Item> {
         self.receiver.recv().await
     }
 
-    fn drain(mut self) -> Vec<ServerMessage> {
-        let mut waiting: Vec<ServerMessage> = self.held.take().into_iter().collect();
-        while let Ok(message) = self.receiver.try_recv() {
-            waiting.push(message);
+    /// Keeps a sent message for replay under its number.
+    pub(crate) fn keep(&mut self, seq: u64, message: ServerMessage) {
+        if self.recent.len() == REPLAY_MESSAGES {
+            self.recent.pop_front();
         }
-        waiting
+        self.recent.push_back((seq, message));
+        self.next_seq = self.next_seq.max(seq + 1);
+    }
+
+    /// Everything, in order, for the process the seat moves to.
+    fn drain(mut self) -> Vec<Item> {
+        let mut items = vec![Item::Numbering {
+            next_seq: self.next_seq,
+            unsent_from: self.unsent_from,
+        }];
+        items.extend(
+            self.recent
+                .drain(..)
+                .map(|(seq, message)| Item::Sent { seq, message }),
+        );
+        while let Ok(item) = self.receiver.try_recv() {
+            items.push(item);
+        }
+        items
     }
 }
 
@@ -133,7 +182,7 @@ enum Phase {
 struct Seat {
     connection: Uuid,
     phase: Phase,
-    outbox: mpsc::UnboundedSender<ServerMessage>,
+    outbox: mpsc::UnboundedSender<Item>,
     /// Parked here while the participant is away.
     inbox: Option<Inbox>,
 }
@@ -380,10 +429,7 @@ impl Hub {
                             inbox: None,
                         },
                     );
-                    Inbox {
-                        receiver,
-                        held: None,
-                    }
+                    Inbox::new(receiver)
                 }
             }
         };
@@ -448,7 +494,7 @@ impl Hub {
                         // What was held back for a handover still in progress waits too.
                         if let Phase::AwaitingHandover(later) = &mut seat.phase {
                             for message in std::mem::take(later) {
-                                let _ = seat.outbox.send(message);
+                                let _ = seat.outbox.send(Item::Fresh { message });
                             }
                         }
                         seat.phase = Phase::Away;
@@ -572,7 +618,9 @@ impl Hub {
                     }
                     match &mut seat.phase {
                         Phase::Connected | Phase::Away => {
-                            let _ = seat.outbox.send(message.clone());
+                            let _ = seat.outbox.send(Item::Fresh {
+                                message: message.clone(),
+                            });
                         }
                         Phase::AwaitingMove => {}
                         Phase::AwaitingHandover(later) => later.push(message.clone()),
@@ -616,11 +664,11 @@ impl Hub {
                 room,
                 to,
                 connection,
-                message,
+                item,
             } => {
                 if let Some(seat) = seats.get(&(room, to)) {
                     if seat.connection == connection {
-                        let _ = seat.outbox.send(message);
+                        let _ = seat.outbox.send(item);
                     }
                 }
             }
@@ -641,15 +689,15 @@ impl Hub {
         room: Uuid,
         participant: Uuid,
         connection: Uuid,
-        waiting: Vec<ServerMessage>,
+        waiting: Vec<Item>,
     ) -> sqlx::Result<()> {
         let mut db = self.inner.pool.acquire().await?;
-        for message in waiting {
+        for item in waiting {
             let forward = Bus::Forward {
                 room,
                 to: participant,
                 connection,
-                message,
+                item,
             };
             publish(&mut db, &forward).await?;
         }
@@ -675,7 +723,7 @@ impl Hub {
             let later = std::mem::take(later);
             seat.phase = Phase::Connected;
             for message in later {
-                let _ = seat.outbox.send(message);
+                let _ = seat.outbox.send(Item::Fresh { message });
             }
         }
     }

@@ -8,7 +8,8 @@
 //!   candidate (see [`protocol`]), and limits message size and rate; a bad message gets an
 //!   error back and is not relayed.
 //! - A participant whose connection drops may come back within the grace period with the same
-//!   token: messages sent meanwhile wait for them, and the other side is told nothing. Only a
+//!   token (and `resume`, the number of the last message received): messages sent meanwhile,
+//!   and those after that number, reach them, and the other side is told nothing. Only a
 //!   `leave`, or the grace period running out, tells the peer they left.
 //! - The server pings every connection and closes one that has been silent too long.
 //!
@@ -33,7 +34,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 pub use crate::hub::{Hub, Settings};
-use crate::hub::{Inbox, Seated};
+use crate::hub::{Inbox, Item, Seated};
 use crate::protocol::{
     check_candidate, check_sdp, ClientMessage, ServerMessage, MAX_MESSAGE_BYTES,
 };
@@ -43,6 +44,9 @@ pub struct Admission {
     pub token: String,
     /// The room the client means to enter; a token for another room is refused.
     pub room: Option<Uuid>,
+    /// On coming back: the number (`seq`) of the last relayed message received, so that
+    /// everything after it is sent again (what the old connection wrote may never have arrived).
+    pub resume: Option<u64>,
 }
 
 pub fn router<S>(hub: Hub) -> Router<S>
@@ -177,19 +181,33 @@ async fn connect(
                 }
             };
             let connection = seated.connection;
-            let (inbox, left) = serve(&hub, socket, claims.room, claims.sub, seated).await;
+            let (inbox, left) = serve(
+                &hub,
+                socket,
+                claims.room,
+                claims.sub,
+                seated,
+                admission.resume,
+            )
+            .await;
             hub.dropped(claims.room, claims.sub, connection, inbox, left)
                 .await;
         })
 }
 
 /// Runs one connection; answers the seat's inbox and whether the participant left on purpose.
+///
+/// Relayed messages carry a number (`seq`), counted per participant across connections and
+/// processes. A connection that resumes after number N is sent again everything after N that
+/// the seat still keeps; one that names no number is sent again what the last connection failed
+/// to write.
 async fn serve(
     hub: &Hub,
     socket: WebSocket,
     room: Uuid,
     me: Uuid,
     seated: Seated,
+    resume: Option<u64>,
 ) -> (Inbox, bool) {
     let Seated {
         mut inbox,
@@ -199,6 +217,11 @@ async fn serve(
     let (mut outgoing, mut incoming) = socket.split();
     let send = |message: &ServerMessage| {
         Message::Text(serde_json::to_string(message).expect("serialises").into())
+    };
+    let numbered = |seq: u64, message: &ServerMessage| {
+        let mut value = serde_json::to_value(message).expect("serialises");
+        value["seq"] = seq.into();
+        Message::Text(value.to_string().into())
     };
     if outgoing
         .send(send(&ServerMessage::Joined {
@@ -211,22 +234,54 @@ async fn serve(
     {
         return (inbox, false);
     }
+    let mut replay_from = resume
+        .map(|last| last + 1)
+        .or(inbox.unsent_from)
+        .unwrap_or(inbox.next_seq);
+    inbox.unsent_from = None;
+    let again: Vec<(u64, ServerMessage)> = inbox
+        .recent
+        .iter()
+        .filter(|(seq, _)| *seq >= replay_from)
+        .cloned()
+        .collect();
+    for (seq, message) in again {
+        if outgoing.send(numbered(seq, &message)).await.is_err() {
+            inbox.unsent_from = Some(seq);
+            return (inbox, false);
+        }
+    }
     let settings = hub.settings();
     let mut ping = tokio::time::interval(settings.ping_every);
     let mut last_heard = tokio::time::Instant::now();
     let mut window = (tokio::time::Instant::now(), 0u32);
     loop {
         tokio::select! {
-            relayed = inbox.next() => {
-                let Some(message) = relayed else { return (inbox, false) };
+            item = inbox.next() => {
+                let Some(item) = item else { return (inbox, false) };
+                let (seq, message) = match item {
+                    Item::Fresh { message } => (inbox.next_seq, message),
+                    Item::Sent { seq, message } => (seq, message),
+                    Item::Numbering { next_seq, unsent_from } => {
+                        inbox.next_seq = inbox.next_seq.max(next_seq);
+                        if resume.is_none() {
+                            replay_from = unsent_from.unwrap_or(next_seq);
+                        }
+                        continue;
+                    }
+                };
                 match message {
                     ServerMessage::PeerJoined { .. } => peer_present = true,
                     ServerMessage::PeerLeft { .. } => peer_present = false,
                     _ => {}
                 }
-                if outgoing.send(send(&message)).await.is_err() {
-                    // Not delivered: it waits for the participant's next connection.
-                    inbox.held = Some(message);
+                inbox.keep(seq, message.clone());
+                if seq < replay_from {
+                    // Sent by an earlier connection and received, as the client said.
+                    continue;
+                }
+                if outgoing.send(numbered(seq, &message)).await.is_err() {
+                    inbox.unsent_from = Some(seq);
                     return (inbox, false);
                 }
             }

@@ -41,8 +41,14 @@ async fn send(socket: &mut Socket, message: Value) {
         .expect("sent");
 }
 
-/// The next JSON message, skipping pings; fails after five seconds.
+/// The next JSON message, skipping pings; fails after five seconds. Relayed messages' numbers
+/// (`seq`) are taken off (see `numbered`).
 async fn next(socket: &mut Socket) -> Value {
+    numbered(socket).await.0
+}
+
+/// The next JSON message and its number, if it is a relayed one.
+async fn numbered(socket: &mut Socket) -> (Value, Option<u64>) {
     loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
             .await
@@ -50,7 +56,12 @@ async fn next(socket: &mut Socket) -> Value {
             .expect("the socket is open")
             .expect("a frame");
         if let Message::Text(text) = frame {
-            return serde_json::from_str(&text).expect("json");
+            let mut message: Value = serde_json::from_str(&text).expect("json");
+            let seq = message
+                .as_object_mut()
+                .and_then(|fields| fields.remove("seq"))
+                .and_then(|seq| seq.as_u64());
+            return (message, seq);
         }
     }
 }
@@ -273,6 +284,11 @@ async fn reconnect(address: &str, token: &str) -> Socket {
     }
 }
 
+/// Comes back through `address` saying the last message received was number `last`.
+async fn resume(address: &str, token: &str, last: u64) -> Socket {
+    reconnect(address, &format!("{token}&resume={last}")).await
+}
+
 /// A session description larger than PostgreSQL's 8000-byte notification limit, as a video
 /// offer with many codecs can be.
 fn large_sdp() -> String {
@@ -474,6 +490,8 @@ async fn an_interview_call_runs_in_two_headless_chromium_browsers() {
         );
     }
     assert_eq!(result["customer_status"], "通话中 / In the call");
+    assert_eq!(result["customer_reconnects"], 1, "{result}");
+    assert_eq!(result["worker_heard_leave_on_drop"], false, "{result}");
     assert_eq!(
         result["worker_status_after"],
         "对方已离开 / The other party left"
@@ -637,5 +655,72 @@ async fn a_silent_connection_is_closed_and_the_peer_told_once_the_grace_period_e
         .expect("back in");
     assert_eq!(next(&mut again).await["peer_present"], true);
     assert_eq!(next(&mut worker).await["type"], "peer-joined");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_participant_who_resumes_after_the_last_number_received_misses_nothing_on_either_process()
+{
+    let app = tests::spawn_app().await;
+    let other = tests::ServerProcess::start(&app.database_url).await;
+    let room = interview_room(&app).await;
+    let candidate = |port: u16| CANDIDATE.replace("54321", &port.to_string());
+    let mut worker = connect(&app.address, &room.worker_token)
+        .await
+        .expect("worker in");
+    assert_eq!(next(&mut worker).await["type"], "joined");
+    let mut customer = connect(&app.address, &room.customer_token)
+        .await
+        .expect("customer in");
+    assert_eq!(next(&mut customer).await["type"], "joined");
+    assert_eq!(next(&mut worker).await["type"], "peer-joined");
+
+    send(
+        &mut worker,
+        json!({"type": "candidate", "candidate": candidate(2001)}),
+    )
+    .await;
+    let (first, last) = numbered(&mut customer).await;
+    assert_eq!(first["candidate"], candidate(2001));
+    let mut last = last.expect("relayed messages are numbered");
+
+    // Twice: back on the same process, then on the other one. The worker sends at once after
+    // the drop, so the server may well write into the dead socket; whatever it did, the
+    // participant who says what they last received gets everything after it, once, in order.
+    let mut port = 2001;
+    for address in [app.address.clone(), other.address.clone()] {
+        drop(customer);
+        for _ in 0..2 {
+            port += 1;
+            send(
+                &mut worker,
+                json!({"type": "candidate", "candidate": candidate(port)}),
+            )
+            .await;
+        }
+        customer = resume(&address, &room.customer_token, last).await;
+        assert_eq!(next(&mut customer).await["type"], "joined");
+        port += 1;
+        send(
+            &mut worker,
+            json!({"type": "candidate", "candidate": candidate(port)}),
+        )
+        .await;
+        for expected in port - 2..=port {
+            let (message, seq) = numbered(&mut customer).await;
+            assert_eq!(message["candidate"], candidate(expected), "{message}");
+            assert_eq!(seq, Some(last + 1), "numbers follow on without gaps");
+            last += 1;
+        }
+        send(&mut worker, json!({"type": "ping"})).await;
+        assert_eq!(
+            next(&mut worker).await["type"],
+            "pong",
+            "the worker heard no leave and no join"
+        );
+    }
+    send(&mut customer, json!({"type": "ping"})).await;
+    assert_eq!(next(&mut customer).await["type"], "pong", "no duplicates");
+    drop(other);
     app.stop().await;
 }

@@ -68,6 +68,15 @@ try {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   const statusBefore = await customer.textContent('#status');
+  // The customer's signaling connection drops mid-call: the page comes back, resuming after
+  // the last message it received, and the worker's page hears no leave.
+  await customer.evaluate(() => window.anjiaCall.socket.close());
+  await customer.waitForFunction(
+    () => window.anjiaCall.reconnects >= 1 && window.anjiaCall.socket.readyState === WebSocket.OPEN,
+    null,
+    { timeout: 20000 },
+  );
+  const workerHeardLeave = await worker.evaluate(() => window.anjiaCall.peerLeft);
   // The customer hangs up; the worker's page says the other party left.
   await customer.click('#hangup');
   await worker.waitForFunction(() => window.anjiaCall.peerLeft === true, null, { timeout: 20000 });
@@ -75,6 +84,8 @@ try {
     customer: seen.customer,
     worker: seen.worker,
     customer_status: statusBefore,
+    customer_reconnects: await customer.evaluate(() => window.anjiaCall.reconnects),
+    worker_heard_leave_on_drop: workerHeardLeave,
     worker_status_after: await worker.textContent('#status'),
     errors: {
       customer: await customer.evaluate(() => window.anjiaCall.errors),
