@@ -150,6 +150,7 @@ pub struct RouteSpec {
 const CUSTOMER: &[Role] = &[Role::Customer];
 const WORKER: &[Role] = &[Role::Worker];
 const ADMIN: &[Role] = &[Role::Admin];
+const REPORT_READERS: &[Role] = &[Role::Admin, Role::Analyst];
 const CUSTOMER_OR_ADMIN: &[Role] = &[Role::Customer, Role::Admin];
 const WORKER_OR_ADMIN: &[Role] = &[Role::Worker, Role::Admin];
 const SIGNED_IN: &[Role] = &[Role::Customer, Role::Worker, Role::Admin];
@@ -171,6 +172,8 @@ pub static ROUTES: &[RouteSpec] = &[
     // Admitted by the room token in its query, not by a session.
     route!(GET "/api/v1/signaling" Access::Public),
     route!(GET "/call" Access::Public),
+    route!(GET "/api/v1/reports/revenue" Access::Roles(REPORT_READERS)),
+    route!(POST "/api/v1/admin/analytics/refresh" Access::Roles(ADMIN)),
     route!(GET "/call.js" Access::Public),
     route!(GET "/api/v1/review-tags" Access::Public),
     route!(GET "/api/v1/workers/{worker_id}/reviews" Access::Public),

@@ -26,6 +26,8 @@ pub struct JobSettings {
     /// `ANJIA_AUDIT_SCHEDULE`: when the event log's hash chains are verified; by default 18:00
     /// UTC (02:00 in Beijing).
     pub audit_schedule: String,
+    /// `ANJIA_ANALYTICS_SCHEDULE`: when the analytics warehouse is refreshed; every five minutes.
+    pub analytics_schedule: String,
 }
 
 impl Default for JobSettings {
@@ -36,6 +38,7 @@ impl Default for JobSettings {
             reminder_schedule: "*/5 * * * * *".to_owned(),
             reconcile_schedule: "0 30 16 * * *".to_owned(),
             audit_schedule: "0 0 18 * * *".to_owned(),
+            analytics_schedule: "0 */5 * * * *".to_owned(),
         }
     }
 }
@@ -62,6 +65,9 @@ impl JobSettings {
         }
         if let Some(schedule) = read("ANJIA_AUDIT_SCHEDULE") {
             settings.audit_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_ANALYTICS_SCHEDULE") {
+            settings.analytics_schedule = schedule;
         }
         settings
     }
@@ -219,6 +225,32 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(reviews).await?;
+    let job_state = state.clone();
+    let analytics = Job::new_async(settings.analytics_schedule.as_str(), move |_id, _lock| {
+        let state = job_state.clone();
+        Box::pin(async move {
+            let warehouse = state.warehouse.clone();
+            match exclusively(
+                &state.pool,
+                "analytics-refresh",
+                warehouse.refresh(&state.pool),
+            )
+            .await
+            {
+                Ok(Some(report)) if report.events > 0 => tracing::info!(
+                    events = report.events,
+                    seconds = report.seconds,
+                    "数据仓库已刷新 / the analytics warehouse was refreshed"
+                ),
+                Ok(_) => {}
+                Err(error) => tracing::error!(
+                    error = format!("{error:#}"),
+                    "the analytics refresh job failed"
+                ),
+            }
+        })
+    })?;
+    scheduler.add(analytics).await?;
     scheduler.start().await?;
     Ok(scheduler)
 }

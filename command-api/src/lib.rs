@@ -33,6 +33,7 @@ pub mod signaling_bench;
 pub mod signing;
 pub mod simulate;
 pub mod state;
+pub mod warehouse;
 pub mod wechat_pay;
 pub mod withdrawals;
 
@@ -67,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::reviews::router())
         .merge(routes::corrections::router())
         .merge(routes::interviews::router())
+        .merge(routes::reports::router())
         .merge(signaling::router(state.signaling.clone()))
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(routes::profile::router())

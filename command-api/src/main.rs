@@ -75,6 +75,34 @@ enum Command {
         #[command(subcommand)]
         what: AuditWhat,
     },
+    /// The analytics warehouse (DuckDB, `ANJIA_WAREHOUSE` or var/warehouse.duckdb).
+    Analytics {
+        #[command(subcommand)]
+        what: AnalyticsWhat,
+    },
+    /// Print a report from the warehouse: `revenue`.
+    Report {
+        name: String,
+        /// First day (Beijing), YYYY-MM-DD.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last day (Beijing), YYYY-MM-DD.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        city: Option<String>,
+        /// CSV instead of JSON.
+        #[arg(long)]
+        csv: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AnalyticsWhat {
+    /// Load every event committed since the last refresh, now.
+    Refresh,
 }
 
 #[derive(Subcommand)]
@@ -164,7 +192,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
-            let settings = server::Settings::from_environment()?;
+            let mut settings = server::Settings::from_environment()?;
+            settings.warehouse.path = Some(settings.warehouse.file(&cli.var_dir));
             let running = server::start(pool, listener, !no_projectors, &settings, vault).await?;
             // Machine-readable, so scripts and tests learn the port when asked for port 0.
             let mut stdout = std::io::stdout().lock();
@@ -297,6 +326,51 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 serde_json::to_string_pretty(&report)?
             )?;
+        }
+        Command::Analytics {
+            what: AnalyticsWhat::Refresh,
+        } => {
+            let pool = server::connect(url, &cli.var_dir, 4).await?;
+            server::prepare(&pool, master_key).await?;
+            let warehouse = command_api::warehouse::WarehouseHandle::new(
+                command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
+            );
+            let report = warehouse.refresh(&pool).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
+        Command::Report {
+            name,
+            from,
+            to,
+            service,
+            city,
+            csv,
+        } => {
+            let warehouse = command_api::warehouse::WarehouseHandle::new(
+                command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
+            );
+            let filters = analytics::reports::Filters {
+                from,
+                to,
+                service,
+                city,
+            };
+            let text = match name.as_str() {
+                "revenue" => {
+                    let report = warehouse.revenue(filters).await?;
+                    if csv {
+                        report.csv()
+                    } else {
+                        serde_json::to_string_pretty(&report)?
+                    }
+                }
+                other => anyhow::bail!("no report named {other}; reports: revenue"),
+            };
+            writeln!(std::io::stdout().lock(), "{text}")?;
         }
         Command::Audit { what } => {
             let pool = server::connect(url, &cli.var_dir, 2).await?;

@@ -85,6 +85,8 @@ pub struct Settings {
     pub reviews: crate::reviews::ReviewSettings,
     /// The signaling rooms' grace period, pings and time-outs.
     pub signaling: signaling::Settings,
+    /// The analytics warehouse's file and refresh schedule.
+    pub warehouse: crate::warehouse::WarehouseSettings,
 }
 
 impl Settings {
@@ -101,6 +103,7 @@ impl Settings {
             metrics_token: setting("ANJIA_METRICS_TOKEN"),
             reviews: crate::reviews::ReviewSettings::from_environment()?,
             signaling: signaling::Settings::default(),
+            warehouse: crate::warehouse::WarehouseSettings::from_environment(),
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())

@@ -41,6 +41,8 @@ pub struct AppState {
     /// `ANJIA_METRICS_TOKEN`: the bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<String>,
     pub reviews: Arc<crate::reviews::ReviewSettings>,
+    /// The analytics warehouse (DuckDB) and its refresh/report lock.
+    pub warehouse: crate::warehouse::WarehouseHandle,
 }
 
 impl AppState {
@@ -82,6 +84,11 @@ impl AppState {
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics_token: settings.metrics_token.clone(),
             reviews: Arc::new(settings.reviews.clone()),
+            // Without a setting (tests) each state gets a file of its own.
+            warehouse: match &settings.warehouse.path {
+                Some(path) => crate::warehouse::WarehouseHandle::new(path.clone()),
+                None => crate::warehouse::WarehouseHandle::scratch(),
+            },
             shutdown: tokio::sync::watch::channel(false).1,
             vault,
             notifier: Notifier::new(&pool, notify)?,

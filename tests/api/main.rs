@@ -1,6 +1,7 @@
 //! Integration tests over real HTTP against a real PostgreSQL started by the suite itself.
 
 mod access;
+mod analytics;
 mod audit;
 mod availability;
 mod bad_input;

@@ -15,6 +15,7 @@ pub mod onboarding;
 pub mod orders;
 pub mod payments;
 pub mod profile;
+pub mod reports;
 pub mod reviews;
 pub mod security;
 pub mod sessions;

@@ -1,0 +1,119 @@
+//! The analytics warehouse: a DuckDB file loaded incrementally from the event log.
+//!
+//! - The load follows the log by (transaction id, position) checkpoint, as the projectors do
+//!   (`projections::log::read_after`), and writes each batch's rows with DuckDB's appender in one
+//!   DuckDB transaction with the new checkpoint, so a crash never loads an event twice or skips
+//!   one.
+//! - Fact tables are append-only, one row per event of interest, each with its UTC time and its
+//!   precomputed Asia/Shanghai date (`day`).
+//! - Only this member links DuckDB. Extensions are never installed or loaded at run time:
+//!   Parquet, JSON and ICU are built into the library (see `scripts/ensure-duckdb`).
+
+pub mod load;
+pub mod reports;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use duckdb::Connection;
+
+/// The warehouse's tables, created when missing.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS load_state (
+    id             INTEGER PRIMARY KEY,
+    transaction_id UBIGINT NOT NULL,
+    position       BIGINT NOT NULL,
+    events         BIGINT NOT NULL,
+    refreshed_at   TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS order_facts (
+    order_id    UUID NOT NULL,
+    customer_id UUID NOT NULL,
+    service     VARCHAR NOT NULL,
+    city        VARCHAR NOT NULL,
+    district    VARCHAR NOT NULL,
+    total_fen   BIGINT NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    day         DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS order_milestones (
+    order_id  UUID NOT NULL,
+    milestone VARCHAR NOT NULL,
+    worker_id UUID,
+    -- how a worker was assigned (grab, auto, admin, named); the stage a cancellation came at
+    detail    VARCHAR,
+    reason    VARCHAR,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    day       DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payment_dim (
+    payment_id  UUID NOT NULL,
+    order_id    UUID NOT NULL,
+    customer_id UUID NOT NULL,
+    method      VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS money_facts (
+    payment_id       UUID NOT NULL,
+    order_id         UUID,
+    kind             VARCHAR NOT NULL,
+    method           VARCHAR,
+    amount_fen       BIGINT NOT NULL,
+    commission_fen   BIGINT NOT NULL,
+    worker_share_fen BIGINT NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    day              DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS review_facts (
+    order_id   UUID NOT NULL,
+    worker_id  UUID,
+    quality    TINYINT NOT NULL,
+    attitude   TINYINT NOT NULL,
+    skill      TINYINT NOT NULL,
+    by_default BOOLEAN NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    day        DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS worker_status_facts (
+    worker_id UUID NOT NULL,
+    status    VARCHAR NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    day       DATE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS activity_facts (
+    user_id UUID NOT NULL,
+    role    VARCHAR NOT NULL,
+    kind    VARCHAR NOT NULL,
+    occurred_at TIMESTAMPTZ NOT NULL,
+    day     DATE NOT NULL
+);
+";
+
+/// The warehouse file.
+pub struct Warehouse {
+    path: PathBuf,
+}
+
+impl Warehouse {
+    /// `ANJIA_WAREHOUSE`, or `warehouse.duckdb` in the var directory.
+    pub fn at(path: impl Into<PathBuf>) -> Warehouse {
+        Warehouse { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens the file for writing (the loader), creating it and its tables when missing.
+    pub fn open_for_load(&self) -> anyhow::Result<Connection> {
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        // Nothing is ever downloaded or loaded at run time.
+        let config = duckdb::Config::default().enable_autoload_extension(false)?;
+        let connection = Connection::open_with_flags(&self.path, config)
+            .with_context(|| format!("opening the warehouse {}", self.path.display()))?;
+        connection.execute_batch(SCHEMA)?;
+        Ok(connection)
+    }
+}

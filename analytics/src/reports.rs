@@ -1,0 +1,205 @@
+//! Reports computed in the warehouse. Every report takes a date range (Asia/Shanghai dates,
+//! inclusive) and filters, and says how fresh the warehouse was when it ran.
+
+use anyhow::Context;
+use chrono::{DateTime, NaiveDate, Utc};
+use duckdb::{params, AccessMode, Config, Connection};
+use serde::{Deserialize, Serialize};
+
+use crate::Warehouse;
+
+/// What every report is asked.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Filters {
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub service: Option<String>,
+    pub city: Option<String>,
+}
+
+/// The warehouse's freshness.
+#[derive(Debug, Clone, Serialize)]
+pub struct Freshness {
+    /// When the last refresh finished (`None` before the first).
+    pub refreshed_at: Option<DateTime<Utc>>,
+    /// Events loaded so far.
+    pub events: i64,
+}
+
+/// One day, service and area of the revenue report; money in fen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevenueRow {
+    pub day: NaiveDate,
+    pub service: String,
+    pub city: String,
+    pub district: String,
+    /// Payments captured (gross merchandise value).
+    pub gmv_fen: i64,
+    pub refunds_fen: i64,
+    /// GMV less refunds.
+    pub net_fen: i64,
+    /// Commission the platform kept at release, less commission given back in disputes.
+    pub commission_fen: i64,
+    /// Workers' shares at release, less what disputes took back.
+    pub worker_payouts_fen: i64,
+    /// Orders whose payment was captured.
+    pub paid_orders: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RevenueReport {
+    pub filters: Filters,
+    pub freshness: Freshness,
+    pub rows: Vec<RevenueRow>,
+    pub total_gmv_fen: i64,
+    pub total_refunds_fen: i64,
+    pub total_net_fen: i64,
+    pub total_commission_fen: i64,
+    pub total_worker_payouts_fen: i64,
+    pub paid_orders: i64,
+    /// GMV per paid order, rounded down to the fen.
+    pub average_order_fen: i64,
+}
+
+impl Warehouse {
+    /// Opens the file read-only (reports, analysts).
+    pub fn open_read_only(&self) -> anyhow::Result<Connection> {
+        anyhow::ensure!(
+            self.path().exists(),
+            "数据仓库尚未建立，请先刷新 / the warehouse has not been loaded yet: refresh it first"
+        );
+        let config = Config::default()
+            .access_mode(AccessMode::ReadOnly)?
+            .enable_autoload_extension(false)?;
+        Connection::open_with_flags(self.path(), config)
+            .with_context(|| format!("opening the warehouse {}", self.path().display()))
+    }
+}
+
+impl Warehouse {
+    /// The revenue report, on a read-only connection of its own.
+    pub fn revenue(&self, filters: &Filters) -> anyhow::Result<RevenueReport> {
+        revenue(&self.open_read_only()?, filters)
+    }
+}
+
+fn freshness(connection: &Connection) -> anyhow::Result<Freshness> {
+    let mut statement =
+        connection.prepare("SELECT refreshed_at, events FROM load_state WHERE id = 1")?;
+    let mut rows = statement.query([])?;
+    Ok(match rows.next()? {
+        Some(row) => Freshness {
+            refreshed_at: Some(row.get(0)?),
+            events: row.get(1)?,
+        },
+        None => Freshness {
+            refreshed_at: None,
+            events: 0,
+        },
+    })
+}
+
+/// GMV, refunds, net revenue, commission and worker payouts by day (of the money's movement),
+/// service and area.
+pub fn revenue(connection: &Connection, filters: &Filters) -> anyhow::Result<RevenueReport> {
+    let mut statement = connection.prepare(
+        "SELECT m.day, o.service, o.city, o.district,
+                sum(CASE WHEN m.kind = 'captured' THEN m.amount_fen ELSE 0 END)::BIGINT,
+                sum(CASE WHEN m.kind = 'refunded' THEN m.amount_fen ELSE 0 END)::BIGINT,
+                sum(CASE WHEN m.kind = 'released' THEN m.commission_fen
+                         WHEN m.kind = 'clawed_back' THEN -m.commission_fen ELSE 0 END)::BIGINT,
+                sum(CASE WHEN m.kind = 'released' THEN m.worker_share_fen
+                         WHEN m.kind = 'clawed_back' THEN -m.worker_share_fen ELSE 0 END)::BIGINT,
+                count(DISTINCT CASE WHEN m.kind = 'captured' THEN m.order_id END)::BIGINT
+           FROM money_facts m JOIN order_facts o USING (order_id)
+          WHERE (?::DATE IS NULL OR m.day >= ?::DATE)
+            AND (?::DATE IS NULL OR m.day <= ?::DATE)
+            AND (?::VARCHAR IS NULL OR o.service = ?::VARCHAR)
+            AND (?::VARCHAR IS NULL OR o.city = ?::VARCHAR)
+          GROUP BY ALL
+          ORDER BY m.day, o.service, o.city, o.district",
+    )?;
+    let rows = statement
+        .query_map(
+            params![
+                filters.from,
+                filters.from,
+                filters.to,
+                filters.to,
+                filters.service,
+                filters.service,
+                filters.city,
+                filters.city
+            ],
+            |row| {
+                let gmv: i64 = row.get(4)?;
+                let refunds: i64 = row.get(5)?;
+                Ok(RevenueRow {
+                    day: row.get(0)?,
+                    service: row.get(1)?,
+                    city: row.get(2)?,
+                    district: row.get(3)?,
+                    gmv_fen: gmv,
+                    refunds_fen: refunds,
+                    net_fen: gmv - refunds,
+                    commission_fen: row.get(6)?,
+                    worker_payouts_fen: row.get(7)?,
+                    paid_orders: row.get(8)?,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    let sum = |field: fn(&RevenueRow) -> i64| rows.iter().map(field).sum::<i64>();
+    let (gmv, refunds) = (sum(|row| row.gmv_fen), sum(|row| row.refunds_fen));
+    let paid_orders = sum(|row| row.paid_orders);
+    Ok(RevenueReport {
+        filters: filters.clone(),
+        freshness: freshness(connection)?,
+        total_gmv_fen: gmv,
+        total_refunds_fen: refunds,
+        total_net_fen: gmv - refunds,
+        total_commission_fen: sum(|row| row.commission_fen),
+        total_worker_payouts_fen: sum(|row| row.worker_payouts_fen),
+        paid_orders,
+        average_order_fen: if paid_orders > 0 {
+            gmv / paid_orders
+        } else {
+            0
+        },
+        rows,
+    })
+}
+
+impl RevenueReport {
+    /// The rows as CSV, with a header, money in fen.
+    pub fn csv(&self) -> String {
+        let mut out = String::from(
+            "day,service,city,district,gmv_fen,refunds_fen,net_fen,commission_fen,worker_payouts_fen,paid_orders\n",
+        );
+        for row in &self.rows {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{}\n",
+                row.day,
+                csv_field(&row.service),
+                csv_field(&row.city),
+                csv_field(&row.district),
+                row.gmv_fen,
+                row.refunds_fen,
+                row.net_fen,
+                row.commission_fen,
+                row.worker_payouts_fen,
+                row.paid_orders
+            ));
+        }
+        out
+    }
+}
+
+/// A CSV field, quoted when it must be.
+pub fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_owned()
+    }
+}

@@ -1,0 +1,124 @@
+//! Reports from the analytics warehouse, for admins and analysts, as JSON or CSV, and the
+//! admins' on-demand refresh.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+use crate::extract::AppQuery;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/reports/revenue", get(revenue))
+        .route("/api/v1/admin/analytics/refresh", post(refresh))
+}
+
+/// A report's date range (Asia/Shanghai dates, inclusive), filters and format.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// First day, `YYYY-MM-DD` (Beijing).
+    #[param(value_type = Option<String>)]
+    pub from: Option<NaiveDate>,
+    /// Last day, `YYYY-MM-DD` (Beijing).
+    #[param(value_type = Option<String>)]
+    pub to: Option<NaiveDate>,
+    /// A service code, e.g. `daily_cleaning`.
+    pub service: Option<String>,
+    /// A city, e.g. `上海`.
+    pub city: Option<String>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+impl ReportQuery {
+    fn filters(&self) -> Result<analytics::reports::Filters, ApiError> {
+        if let (Some(from), Some(to)) = (self.from, self.to) {
+            if from > to {
+                return Err(ApiError::Invalid(
+                    "起始日期晚于结束日期 / from is after to".into(),
+                ));
+            }
+        }
+        if let Some(service) = &self.service {
+            if domain::ServiceCode::parse(service).is_none() {
+                return Err(ApiError::Invalid(format!(
+                    "未知的服务：{service} / unknown service: {service}"
+                )));
+            }
+        }
+        Ok(analytics::reports::Filters {
+            from: self.from,
+            to: self.to,
+            service: self.service.clone(),
+            city: self.city.clone(),
+        })
+    }
+
+    fn csv(&self) -> Result<bool, ApiError> {
+        match self.format.as_deref() {
+            None | Some("json") => Ok(false),
+            Some("csv") => Ok(true),
+            Some(other) => Err(ApiError::Invalid(format!(
+                "格式只能是 json 或 csv / format is json or csv, not {other}"
+            ))),
+        }
+    }
+}
+
+/// Revenue (admins and analysts): GMV, refunds, net revenue, platform commission and worker
+/// payouts by day, service and area, with the average order value and how fresh the warehouse
+/// is. `format=csv` answers the rows as CSV.
+#[utoipa::path(get, path = "/api/v1/reports/revenue", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+pub async fn revenue(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let filters = query.filters()?;
+    let csv = query.csv()?;
+    let report = state
+        .warehouse
+        .revenue(filters)
+        .await
+        .map_err(ApiError::Internal)?;
+    if csv {
+        let fresh = report
+            .freshness
+            .refreshed_at
+            .map(|at| at.to_rfc3339())
+            .unwrap_or_default();
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                (
+                    header::HeaderName::from_static("x-warehouse-refreshed-at"),
+                    fresh,
+                ),
+            ],
+            report.csv(),
+        )
+            .into_response());
+    }
+    Ok(axum::Json(report).into_response())
+}
+
+/// Refresh the warehouse now (admins): loads every event since the last refresh and says how
+/// many, how fast, and up to where.
+#[utoipa::path(post, path = "/api/v1/admin/analytics/refresh", tag = "reports", security(("bearer" = [])),
+    responses((status = 200, description = "What the refresh loaded")))]
+pub async fn refresh(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let report = state
+        .warehouse
+        .refresh(&state.pool)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(axum::Json(report).into_response())
+}

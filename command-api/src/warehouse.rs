@@ -1,0 +1,134 @@
+//! The analytics warehouse as the platform runs it: refreshed on a schedule (one process at a
+//! time, under the job's advisory lock) and on demand, and read by the reports.
+//!
+//! DuckDB lets one process write a file and others read it only while nobody writes, so the
+//! file is open only while a refresh or a report runs. Within a process a lock keeps reports out
+//! while a refresh writes; a report that meets another process's refresh tries again for a few
+//! seconds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use analytics::load::LoadReport;
+use analytics::reports::{Filters, RevenueReport};
+use analytics::Warehouse;
+use sqlx::PgPool;
+
+/// Where the warehouse lives.
+#[derive(Debug, Clone, Default)]
+pub struct WarehouseSettings {
+    /// `ANJIA_WAREHOUSE`: the DuckDB file; by default `warehouse.duckdb` in the var directory.
+    /// (`ANJIA_ANALYTICS_SCHEDULE`, with the other jobs, says when it is refreshed.)
+    pub path: Option<PathBuf>,
+}
+
+impl WarehouseSettings {
+    pub fn from_environment() -> Self {
+        let mut settings = WarehouseSettings::default();
+        if let Some(path) = crate::server::setting("ANJIA_WAREHOUSE") {
+            settings.path = Some(PathBuf::from(path));
+        }
+        settings
+    }
+
+    /// The file: the setting, or `warehouse.duckdb` under `var_dir`.
+    pub fn file(&self, var_dir: &Path) -> PathBuf {
+        self.path
+            .clone()
+            .unwrap_or_else(|| var_dir.join("warehouse.duckdb"))
+    }
+}
+
+/// The warehouse of this process, with the lock between its refreshes and its reports.
+#[derive(Clone)]
+pub struct WarehouseHandle {
+    warehouse: Arc<Warehouse>,
+    gate: Arc<tokio::sync::RwLock<()>>,
+    _scratch: Option<Arc<Scratch>>,
+}
+
+/// A warehouse file of one process's own (no setting given), removed with it.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("duckdb.wal"));
+    }
+}
+
+impl WarehouseHandle {
+    pub fn new(path: PathBuf) -> WarehouseHandle {
+        WarehouseHandle {
+            warehouse: Arc::new(Warehouse::at(path)),
+            gate: Arc::default(),
+            _scratch: None,
+        }
+    }
+
+    /// A warehouse in a file of its own under the system's temporary directory, removed when
+    /// the last handle goes (tests, and a server run without a var directory).
+    pub fn scratch() -> WarehouseHandle {
+        let path =
+            std::env::temp_dir().join(format!("anjia-warehouse-{}.duckdb", uuid::Uuid::new_v4()));
+        WarehouseHandle {
+            _scratch: Some(Arc::new(Scratch(path.clone()))),
+            ..WarehouseHandle::new(path)
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.warehouse.path()
+    }
+
+    /// Loads what the log holds beyond the warehouse's checkpoint, waiting for another
+    /// process's refresh to finish first.
+    pub async fn refresh(&self, pool: &PgPool) -> anyhow::Result<LoadReport> {
+        let mut lock = pool.acquire().await?;
+        lock.close_on_drop();
+        let key = projections::advisory_key("job", "analytics");
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(key)
+            .execute(&mut *lock)
+            .await?;
+        let outcome = {
+            let _writing = self.gate.write().await;
+            analytics::load::refresh(pool, &self.warehouse).await
+        };
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(key)
+            .execute(&mut *lock)
+            .await?;
+        outcome
+    }
+
+    /// The revenue report.
+    pub async fn revenue(&self, filters: Filters) -> anyhow::Result<RevenueReport> {
+        self.read(move |warehouse| warehouse.revenue(&filters))
+            .await
+    }
+
+    async fn read<T, F>(&self, report: F) -> anyhow::Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Warehouse) -> anyhow::Result<T> + Send + Sync + 'static,
+    {
+        let _reading = self.gate.read().await;
+        let report = Arc::new(report);
+        let mut attempt = 0;
+        loop {
+            let warehouse = Arc::clone(&self.warehouse);
+            let run = Arc::clone(&report);
+            let outcome = tokio::task::spawn_blocking(move || run(&warehouse)).await?;
+            match outcome {
+                // Another process is writing the file: it will be done shortly.
+                Err(error) if attempt < 20 && format!("{error:#}").contains("lock") => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                outcome => return outcome,
+            }
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The analytics warehouse (DuckDB): loaded from the event log incrementally, and its reports
+//! agree with the read models.
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tests::{assert_problem, TestApp, User};
+
+async fn refresh(app: &TestApp, admin: &User) -> Value {
+    let response = app
+        .post(
+            "/api/v1/admin/analytics/refresh",
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("refresh report")
+}
+
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar::<_, Option<i64>>(sql)
+        .fetch_one(&app.pool)
+        .await
+        .expect(sql)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_revenue_report_agrees_with_the_read_models_and_refreshes_load_only_what_is_new() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.settlement_period = chrono::Duration::zero();
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let analyst = app.create_analyst().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let body = tests::order_body_starting_in(30);
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(
+            app.paid_through_sandbox(&customer, &body, "succeed")
+                .await
+                .0,
+        );
+    }
+    // One served (escrow released to commission and the worker), one cancelled with a full
+    // refund, one left paid.
+    app.grab_and_serve(orders[0], &worker).await;
+    let cancelled = app
+        .post(
+            &format!("/api/v1/admin/orders/{}/cancel", orders[1]),
+            Some(&admin.token),
+            &json!({"reason": "客户要求 / customer asked"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scalar(&app, "SELECT sum(amount)::bigint FROM read_wallet_incomes").await == 0
+        || scalar(&app, "SELECT sum(amount)::bigint FROM read_refunds").await == 0
+    {
+        assert!(Instant::now() < deadline, "release and refund never came");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        app.wait_for_projections().await;
+    }
+
+    let loaded = refresh(&app, &admin).await;
+    assert!(loaded["events"].as_u64().unwrap_or(0) > 0, "{loaded}");
+    assert_eq!(loaded["events"], loaded["total_events"]);
+
+    // The same figures from the read models.
+    let gmv = scalar(
+        &app,
+        "SELECT sum(amount)::bigint FROM read_payments WHERE status IN ('captured', 'released')",
+    )
+    .await;
+    let refunds = scalar(&app, "SELECT sum(amount)::bigint FROM read_refunds").await;
+    let payouts = scalar(&app, "SELECT sum(amount)::bigint FROM read_wallet_incomes").await;
+    let released = scalar(
+        &app,
+        "SELECT sum(amount)::bigint FROM read_payments WHERE status = 'released'",
+    )
+    .await;
+    let paid_orders = scalar(
+        &app,
+        "SELECT count(DISTINCT order_id) FROM read_payments WHERE status IN ('captured', 'released')",
+    )
+    .await;
+    assert_eq!((gmv, paid_orders), (45_000, 3));
+
+    let report: Value = app
+        .get("/api/v1/reports/revenue", Some(&analyst.token))
+        .await
+        .json()
+        .await
+        .expect("report");
+    assert_eq!(report["total_gmv_fen"], gmv, "{report}");
+    assert_eq!(report["total_refunds_fen"], refunds);
+    assert_eq!(report["total_net_fen"], gmv - refunds);
+    assert_eq!(report["total_worker_payouts_fen"], payouts);
+    assert_eq!(report["total_commission_fen"], released - payouts);
+    assert_eq!(report["paid_orders"], paid_orders);
+    assert_eq!(report["average_order_fen"], gmv / paid_orders);
+    assert!(report["freshness"]["refreshed_at"].is_string());
+    let row = &report["rows"][0];
+    assert_eq!(
+        (row["service"].as_str(), row["city"].as_str()),
+        (Some("daily_cleaning"), body["address"]["city"].as_str())
+    );
+
+    // Filters and formats.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
+        .date_naive();
+    let filtered = |query: String| {
+        let app = &app;
+        let token = analyst.token.clone();
+        async move {
+            app.get(&format!("/api/v1/reports/revenue?{query}"), Some(&token))
+                .await
+                .json::<Value>()
+                .await
+                .expect("report")
+        }
+    };
+    assert_eq!(
+        filtered(format!("from={today}&to={today}&service=daily_cleaning")).await["total_gmv_fen"],
+        gmv
+    );
+    let yesterday = today - chrono::Duration::days(1);
+    assert_eq!(filtered(format!("to={yesterday}")).await["rows"], json!([]));
+    assert_eq!(filtered("city=拉萨".to_owned()).await["total_gmv_fen"], 0);
+    let csv = app
+        .get("/api/v1/reports/revenue?format=csv", Some(&analyst.token))
+        .await;
+    assert_eq!(csv.status(), StatusCode::OK);
+    assert!(csv
+        .headers()
+        .get("content-type")
+        .is_some_and(|value| value.to_str().unwrap_or_default().starts_with("text/csv")));
+    let text = csv.text().await.expect("csv");
+    assert!(text.starts_with("day,service,city,district,gmv_fen,"));
+    assert_eq!(
+        text.lines().count(),
+        1 + report["rows"].as_array().map_or(0, Vec::len)
+    );
+
+    // Bad input changes nothing and says why; customers may not read reports.
+    for query in [
+        "from=2026-02-01&to=2026-01-01",
+        "format=xml",
+        "service=yoga",
+        "from=yesterday",
+    ] {
+        assert_problem(
+            app.get(
+                &format!("/api/v1/reports/revenue?{query}"),
+                Some(&analyst.token),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        )
+        .await;
+    }
+    assert_eq!(
+        app.get("/api/v1/reports/revenue", Some(&customer.token))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // A refresh with nothing new loads nothing; one after a new payment loads only that.
+    let again = refresh(&app, &admin).await;
+    assert_eq!(again["events"], 0, "{again}");
+    assert_eq!(again["total_events"], loaded["total_events"]);
+    app.paid_through_sandbox(&customer, &body, "succeed").await;
+    let more = refresh(&app, &admin).await;
+    let new = more["events"].as_i64().unwrap_or(0);
+    assert!(new > 0);
+    assert_eq!(
+        more["total_events"].as_i64(),
+        loaded["total_events"].as_i64().map(|total| total + new)
+    );
+    let report: Value = app
+        .get("/api/v1/reports/revenue", Some(&admin.token))
+        .await
+        .json()
+        .await
+        .expect("report");
+    assert_eq!(report["total_gmv_fen"], gmv + 15_000);
+    app.stop().await;
+}
