@@ -74,6 +74,13 @@ enum Bus {
         from: Uuid,
         message: ServerMessage,
     },
+    /// A participant took a new seat through `connection`: what was committed before this is
+    /// not for that seat.
+    Seated {
+        room: Uuid,
+        participant: Uuid,
+        connection: Uuid,
+    },
     /// A participant came back through `connection`.
     Moved {
         room: Uuid,
@@ -169,6 +176,9 @@ impl Inbox {
 }
 
 enum Phase {
+    /// A new seat, until its own `Seated` goes by: relays before it were committed before the
+    /// seat existed, for whoever was in the room then, and are not delivered to it.
+    Joining,
     Connected,
     /// Dropped, within the grace period; messages wait in `inbox`.
     Away,
@@ -359,44 +369,43 @@ impl Hub {
             None if rows.len() >= 2 => return Err("room-full"),
             None => Claim::Fresh,
         };
+        // A new seat, or the participant's own taken back by this connection.
+        sqlx::query(
+            "INSERT INTO signaling_seats (room, participant, node, connection)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (room, participant) DO UPDATE
+                SET node = excluded.node, connection = excluded.connection, away_since = NULL",
+        )
+        .bind(room)
+        .bind(participant)
+        .bind(self.inner.node)
+        .bind(connection)
+        .execute(&mut *tx)
+        .await
+        .map_err(unavailable)?;
         if matches!(claim, Claim::Fresh) {
-            sqlx::query(
-                "INSERT INTO signaling_seats (room, participant, node, connection)
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(room)
-            .bind(participant)
-            .bind(self.inner.node)
-            .bind(connection)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            let joined = Bus::Relay {
+            let seated = Bus::Seated {
+                room,
+                participant,
+                connection,
+            };
+            publish(&mut tx, &seated).await.map_err(unavailable)?;
+        }
+        let told = match claim {
+            Claim::Fresh => Some(Bus::Relay {
                 room,
                 from: participant,
                 message: ServerMessage::PeerJoined { peer: participant },
-            };
-            publish(&mut tx, &joined).await.map_err(unavailable)?;
-        } else {
-            sqlx::query(
-                "UPDATE signaling_seats SET node = $3, connection = $4, away_since = NULL
-                  WHERE room = $1 AND participant = $2",
-            )
-            .bind(room)
-            .bind(participant)
-            .bind(self.inner.node)
-            .bind(connection)
-            .execute(&mut *tx)
-            .await
-            .map_err(unavailable)?;
-            if matches!(claim, Claim::ResumeFromElsewhere) {
-                let moved = Bus::Moved {
-                    room,
-                    participant,
-                    connection,
-                };
-                publish(&mut tx, &moved).await.map_err(unavailable)?;
-            }
+            }),
+            Claim::ResumeFromElsewhere => Some(Bus::Moved {
+                room,
+                participant,
+                connection,
+            }),
+            Claim::ResumeHere => None,
+        };
+        if let Some(told) = told {
+            publish(&mut tx, &told).await.map_err(unavailable)?;
         }
         // The local seat exists before the commit, so nothing that follows it is missed.
         let inbox = {
@@ -418,7 +427,7 @@ impl Hub {
                     let (outbox, receiver) = mpsc::unbounded_channel();
                     let phase = match claim {
                         Claim::ResumeFromElsewhere => Phase::AwaitingMove,
-                        _ => Phase::Connected,
+                        _ => Phase::Joining,
                     };
                     seats.insert(
                         (room, participant),
@@ -622,8 +631,19 @@ impl Hub {
                                 message: message.clone(),
                             });
                         }
-                        Phase::AwaitingMove => {}
+                        Phase::Joining | Phase::AwaitingMove => {}
                         Phase::AwaitingHandover(later) => later.push(message.clone()),
+                    }
+                }
+            }
+            Bus::Seated {
+                room,
+                participant,
+                connection,
+            } => {
+                if let Some(seat) = seats.get_mut(&(room, participant)) {
+                    if seat.connection == connection && matches!(seat.phase, Phase::Joining) {
+                        seat.phase = Phase::Connected;
                     }
                 }
             }

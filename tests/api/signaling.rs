@@ -232,12 +232,7 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
         send(&mut first, bad).await;
         assert_eq!(next(&mut first).await["code"], code);
     }
-    send(&mut second, json!({"type": "ping"})).await;
-    assert_eq!(
-        next(&mut second).await["type"],
-        "pong",
-        "nothing bad reached the worker"
-    );
+    heard_nothing_more(&mut second, "nothing bad reached the worker").await;
 
     // The customer's connection drops; what the worker sends meanwhile waits, and coming back
     // with the same token goes unnoticed.
@@ -253,12 +248,7 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
     let mut again = reconnect(&app.address, &customer_token).await;
     assert_eq!(next(&mut again).await["peer_present"], true);
     assert_eq!(next(&mut again).await["type"], "candidate");
-    send(&mut second, json!({"type": "ping"})).await;
-    assert_eq!(
-        next(&mut second).await["type"],
-        "pong",
-        "the worker heard no leave and no join"
-    );
+    heard_nothing_more(&mut second, "the worker heard no leave and no join").await;
 
     // Leaving on purpose tells the other side at once.
     send(&mut again, json!({"type": "leave"})).await;
@@ -282,6 +272,12 @@ async fn reconnect(address: &str, token: &str) -> Socket {
             Err(status) => panic!("coming back was refused with {status}"),
         }
     }
+}
+
+/// Asks for a pong: hearing it next means nothing else was waiting for `socket`.
+async fn heard_nothing_more(socket: &mut Socket, why: &str) {
+    send(socket, json!({"type": "ping"})).await;
+    assert_eq!(next(socket).await["type"], "pong", "{why}");
 }
 
 /// Comes back through `address` saying the last message received was number `last`.
@@ -372,12 +368,7 @@ async fn the_parties_meet_across_two_signaling_processes_and_resume_on_either() 
             "expected port {port} next, got {candidate}"
         );
     }
-    send(&mut worker, json!({"type": "ping"})).await;
-    assert_eq!(
-        next(&mut worker).await["type"],
-        "pong",
-        "the worker heard no leave and no join"
-    );
+    heard_nothing_more(&mut worker, "the worker heard no leave and no join").await;
 
     // A drop that is not followed by a return within the grace period is told to the peer.
     send(&mut customer, json!({"type": "leave"})).await;
@@ -602,9 +593,7 @@ async fn every_malformed_message_gets_an_error_and_goes_nowhere() {
         limited >= 10,
         "at most 50 of the 60 are answered: {pongs} pongs"
     );
-    // None of the bad messages reached the worker: the next thing it hears is its own pong.
-    send(&mut worker, json!({"type": "ping"})).await;
-    assert_eq!(next(&mut worker).await["type"], "pong");
+    heard_nothing_more(&mut worker, "none of the bad messages reached the worker").await;
     app.stop().await;
 }
 
@@ -712,15 +701,9 @@ async fn a_participant_who_resumes_after_the_last_number_received_misses_nothing
             assert_eq!(seq, Some(last + 1), "numbers follow on without gaps");
             last += 1;
         }
-        send(&mut worker, json!({"type": "ping"})).await;
-        assert_eq!(
-            next(&mut worker).await["type"],
-            "pong",
-            "the worker heard no leave and no join"
-        );
+        heard_nothing_more(&mut worker, "the worker heard no leave and no join").await;
     }
-    send(&mut customer, json!({"type": "ping"})).await;
-    assert_eq!(next(&mut customer).await["type"], "pong", "no duplicates");
+    heard_nothing_more(&mut customer, "no duplicates").await;
     drop(other);
     app.stop().await;
 }
