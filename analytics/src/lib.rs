@@ -88,6 +88,23 @@ CREATE TABLE IF NOT EXISTS activity_facts (
 );
 ";
 
+/// The fact tables, each with its Beijing `day`.
+pub const FACT_TABLES: [&str; 6] = [
+    "order_facts",
+    "order_milestones",
+    "money_facts",
+    "review_facts",
+    "worker_status_facts",
+    "activity_facts",
+];
+
+/// What an export wrote: each table's rows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ExportReport {
+    pub directory: PathBuf,
+    pub tables: Vec<(String, i64)>,
+}
+
 /// The warehouse file.
 pub struct Warehouse {
     path: PathBuf,
@@ -115,5 +132,38 @@ impl Warehouse {
             .with_context(|| format!("opening the warehouse {}", self.path.display()))?;
         connection.execute_batch(SCHEMA)?;
         Ok(connection)
+    }
+
+    /// Writes every fact table as Parquet under `directory/<table>/`, partitioned Hive-style by
+    /// month (`month=YYYY-MM/…parquet`), and the payments dimension as one file, so any engine
+    /// that reads Parquet can take them.
+    pub fn export(&self, directory: &Path) -> anyhow::Result<ExportReport> {
+        std::fs::create_dir_all(directory)
+            .with_context(|| format!("creating {}", directory.display()))?;
+        let directory = std::path::absolute(directory)?;
+        let connection = self.open_read_only()?;
+        let quoted = |path: &Path| format!("'{}'", path.display().to_string().replace('\'', "''"));
+        let mut tables = Vec::new();
+        for table in FACT_TABLES {
+            let target = directory.join(table);
+            connection.execute_batch(&format!(
+                "COPY (SELECT *, strftime(day, '%Y-%m') AS month FROM {table})
+                   TO {} (FORMAT parquet, PARTITION_BY (month), OVERWRITE_OR_IGNORE)",
+                quoted(&target)
+            ))?;
+            let rows: i64 =
+                connection.query_row(&format!("SELECT count(*) FROM {table}"), [], |row| {
+                    row.get(0)
+                })?;
+            tables.push((table.to_owned(), rows));
+        }
+        connection.execute_batch(&format!(
+            "COPY payment_dim TO {} (FORMAT parquet)",
+            quoted(&directory.join("payment_dim.parquet"))
+        ))?;
+        let rows: i64 =
+            connection.query_row("SELECT count(*) FROM payment_dim", [], |row| row.get(0))?;
+        tables.push(("payment_dim".to_owned(), rows));
+        Ok(ExportReport { directory, tables })
     }
 }

@@ -103,6 +103,8 @@ enum Command {
 enum AnalyticsWhat {
     /// Load every event committed since the last refresh, now.
     Refresh,
+    /// Write the fact tables as Parquet, partitioned by month (Hive style), under DIR.
+    Export { directory: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -336,6 +338,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
             );
             let report = warehouse.refresh(&pool).await?;
+            writeln!(
+                std::io::stdout().lock(),
+                "{}",
+                serde_json::to_string_pretty(&report)?
+            )?;
+        }
+        Command::Analytics {
+            what: AnalyticsWhat::Export { directory },
+        } => {
+            let warehouse = analytics::Warehouse::at(
+                command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
+            );
+            let report =
+                tokio::task::spawn_blocking(move || warehouse.export(&directory)).await??;
             writeln!(
                 std::io::stdout().lock(),
                 "{}",
