@@ -215,7 +215,8 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
         json!({"type": "candidate", "candidate": CANDIDATE, "sdpMid": "0", "sdpMLineIndex": 0}),
     )
     .await;
-    let candidate = next(&mut first).await;
+    let (candidate, last_seen) = numbered(&mut first).await;
+    let last_seen = last_seen.expect("relayed messages are numbered");
     assert_eq!(
         (candidate["candidate"].as_str(), candidate["from"].as_str()),
         (Some(CANDIDATE), Some(worker.id.to_string().as_str()))
@@ -237,15 +238,12 @@ async fn two_parties_meet_through_the_signaling_service_and_nobody_else_gets_in(
     // The customer's connection drops; what the worker sends meanwhile waits, and coming back
     // with the same token goes unnoticed.
     drop(first);
-    // The absence cannot be watched from outside without ending it (coming back does), so the
-    // test gives the server a moment to see the drop before the worker sends.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     send(
         &mut second,
         json!({"type": "candidate", "candidate": CANDIDATE}),
     )
     .await;
-    let mut again = reconnect(&app.address, &customer_token).await;
+    let mut again = resume(&app.address, &customer_token, last_seen).await;
     assert_eq!(next(&mut again).await["peer_present"], true);
     assert_eq!(next(&mut again).await["type"], "candidate");
     heard_nothing_more(&mut second, "the worker heard no leave and no join").await;
@@ -333,15 +331,16 @@ async fn the_parties_meet_across_two_signaling_processes_and_resume_on_either() 
         json!({"type": "offer", "from": room.customer.id, "sdp": sdp})
     );
     send(&mut worker, json!({"type": "answer", "sdp": SDP})).await;
+    let (answer, last_seen) = numbered(&mut customer).await;
     assert_eq!(
-        next(&mut customer).await,
+        answer,
         json!({"type": "answer", "from": room.worker.id, "sdp": SDP})
     );
+    let last_seen = last_seen.expect("relayed messages are numbered");
 
     // The customer drops from the first process and comes back through the second: what the
     // worker sent meanwhile arrives first and in order, then what followed the return.
     drop(customer);
-    tokio::time::sleep(Duration::from_millis(300)).await;
     for port in [1001, 1002] {
         let candidate = CANDIDATE.replace("54321", &port.to_string());
         send(
@@ -350,7 +349,7 @@ async fn the_parties_meet_across_two_signaling_processes_and_resume_on_either() 
         )
         .await;
     }
-    let mut customer = reconnect(&other.address, &room.customer_token).await;
+    let mut customer = resume(&other.address, &room.customer_token, last_seen).await;
     assert_eq!(next(&mut customer).await["peer_present"], true);
     send(
         &mut worker,
