@@ -203,3 +203,172 @@ pub fn csv_field(value: &str) -> String {
         value.to_owned()
     }
 }
+
+/// One day (of placement), service and city of the orders report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrdersRow {
+    pub day: NaiveDate,
+    pub service: String,
+    pub city: String,
+    pub placed: i64,
+    pub paid: i64,
+    pub assigned: i64,
+    pub completed: i64,
+    pub cancelled: i64,
+}
+
+/// Cancelled orders by the stage they were in and the reason given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cancellations {
+    pub stage: String,
+    pub reason: String,
+    pub orders: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OrdersReport {
+    pub filters: Filters,
+    pub freshness: Freshness,
+    pub rows: Vec<OrdersRow>,
+    /// Orders placed in the range that reached each step: placed → paid → assigned → completed.
+    pub placed: i64,
+    pub paid: i64,
+    pub assigned: i64,
+    pub completed: i64,
+    pub cancelled: i64,
+    pub cancellations: Vec<Cancellations>,
+    /// Minutes from payment to the first assignment, over the orders that had both.
+    pub assign_minutes_median: Option<f64>,
+    pub assign_minutes_average: Option<f64>,
+}
+
+/// The orders of the range (by placement day) and filters, with each one's milestones.
+const ORDERS_IN_RANGE: &str = "
+WITH o AS (
+    SELECT order_id, service, city, day FROM order_facts
+     WHERE (?::DATE IS NULL OR day >= ?::DATE) AND (?::DATE IS NULL OR day <= ?::DATE)
+       AND (?::VARCHAR IS NULL OR service = ?::VARCHAR) AND (?::VARCHAR IS NULL OR city = ?::VARCHAR)
+), m AS (
+    SELECT order_id,
+           bool_or(milestone = 'paid') AS paid,
+           bool_or(milestone = 'assigned') AS assigned,
+           bool_or(milestone = 'completed') AS completed,
+           bool_or(milestone = 'cancelled') AS cancelled,
+           min(occurred_at) FILTER (WHERE milestone = 'paid') AS paid_at,
+           min(occurred_at) FILTER (WHERE milestone = 'assigned') AS assigned_at
+      FROM order_milestones WHERE order_id IN (SELECT order_id FROM o) GROUP BY order_id
+)
+";
+
+fn filter_params(filters: &Filters) -> [Box<dyn duckdb::ToSql>; 8] {
+    [
+        Box::new(filters.from),
+        Box::new(filters.from),
+        Box::new(filters.to),
+        Box::new(filters.to),
+        Box::new(filters.service.clone()),
+        Box::new(filters.service.clone()),
+        Box::new(filters.city.clone()),
+        Box::new(filters.city.clone()),
+    ]
+}
+
+/// Volume and the funnel by day, service and city; cancellations by stage and reason; time to
+/// assign.
+pub fn orders(connection: &Connection, filters: &Filters) -> anyhow::Result<OrdersReport> {
+    let params = filter_params(filters);
+    let params = duckdb::params_from_iter(params.iter());
+    let rows = connection
+        .prepare(&format!(
+            "{ORDERS_IN_RANGE}
+             SELECT o.day, o.service, o.city, count(*),
+                    count(*) FILTER (WHERE m.paid), count(*) FILTER (WHERE m.assigned),
+                    count(*) FILTER (WHERE m.completed), count(*) FILTER (WHERE m.cancelled)
+               FROM o LEFT JOIN m USING (order_id)
+              GROUP BY ALL ORDER BY o.day, o.service, o.city"
+        ))?
+        .query_map(params, |row| {
+            Ok(OrdersRow {
+                day: row.get(0)?,
+                service: row.get(1)?,
+                city: row.get(2)?,
+                placed: row.get(3)?,
+                paid: row.get(4)?,
+                assigned: row.get(5)?,
+                completed: row.get(6)?,
+                cancelled: row.get(7)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let params = filter_params(filters);
+    let cancellations = connection
+        .prepare(&format!(
+            "{ORDERS_IN_RANGE}
+             SELECT coalesce(c.detail, ''), coalesce(c.reason, ''), count(DISTINCT c.order_id)
+               FROM order_milestones c JOIN o USING (order_id)
+              WHERE c.milestone = 'cancelled'
+              GROUP BY ALL ORDER BY 3 DESC, 1, 2"
+        ))?
+        .query_map(duckdb::params_from_iter(params.iter()), |row| {
+            Ok(Cancellations {
+                stage: row.get(0)?,
+                reason: row.get(1)?,
+                orders: row.get(2)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let params = filter_params(filters);
+    let (median, average): (Option<f64>, Option<f64>) = connection.query_row(
+        &format!(
+            "{ORDERS_IN_RANGE}
+             SELECT median(epoch(m.assigned_at - m.paid_at) / 60.0),
+                    avg(epoch(m.assigned_at - m.paid_at) / 60.0)
+               FROM o JOIN m USING (order_id)
+              WHERE m.paid_at IS NOT NULL AND m.assigned_at IS NOT NULL"
+        ),
+        duckdb::params_from_iter(params.iter()),
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    let sum = |field: fn(&OrdersRow) -> i64| rows.iter().map(field).sum::<i64>();
+    Ok(OrdersReport {
+        filters: filters.clone(),
+        freshness: freshness(connection)?,
+        placed: sum(|row| row.placed),
+        paid: sum(|row| row.paid),
+        assigned: sum(|row| row.assigned),
+        completed: sum(|row| row.completed),
+        cancelled: sum(|row| row.cancelled),
+        rows,
+        cancellations,
+        assign_minutes_median: median,
+        assign_minutes_average: average,
+    })
+}
+
+impl OrdersReport {
+    /// The rows as CSV, with a header.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("day,service,city,placed,paid,assigned,completed,cancelled\n");
+        for row in &self.rows {
+            out.push_str(&format!(
+                "{},{},{},{},{},{},{},{}\n",
+                row.day,
+                csv_field(&row.service),
+                csv_field(&row.city),
+                row.placed,
+                row.paid,
+                row.assigned,
+                row.completed,
+                row.cancelled
+            ));
+        }
+        out
+    }
+}
+
+impl Warehouse {
+    /// The orders report, on a read-only connection of its own.
+    pub fn orders(&self, filters: &Filters) -> anyhow::Result<OrdersReport> {
+        orders(&self.open_read_only()?, filters)
+    }
+}

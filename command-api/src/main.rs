@@ -80,7 +80,7 @@ enum Command {
         #[command(subcommand)]
         what: AnalyticsWhat,
     },
-    /// Print a report from the warehouse: `revenue`.
+    /// Print a report from the warehouse: `revenue` or `orders`.
     Report {
         name: String,
         /// First day (Beijing), YYYY-MM-DD.
@@ -384,7 +384,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         serde_json::to_string_pretty(&report)?
                     }
                 }
-                other => anyhow::bail!("no report named {other}; reports: revenue"),
+                "orders" => {
+                    let report = warehouse.orders(filters).await?;
+                    if csv {
+                        report.csv()
+                    } else {
+                        serde_json::to_string_pretty(&report)?
+                    }
+                }
+                other => anyhow::bail!("no report named {other}; reports: revenue, orders"),
             };
             writeln!(std::io::stdout().lock(), "{text}")?;
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::load::LoadReport;
-use analytics::reports::{Filters, RevenueReport};
+use analytics::reports::{Filters, OrdersReport, RevenueReport};
 use analytics::Warehouse;
 use sqlx::PgPool;
 
@@ -107,6 +107,11 @@ impl WarehouseHandle {
     pub async fn revenue(&self, filters: Filters) -> anyhow::Result<RevenueReport> {
         self.read(move |warehouse| warehouse.revenue(&filters))
             .await
+    }
+
+    /// The orders report.
+    pub async fn orders(&self, filters: Filters) -> anyhow::Result<OrdersReport> {
+        self.read(move |warehouse| warehouse.orders(&filters)).await
     }
 
     async fn read<T, F>(&self, report: F) -> anyhow::Result<T>

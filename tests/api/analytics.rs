@@ -28,7 +28,8 @@ async fn scalar(app: &TestApp, sql: &str) -> i64 {
 }
 
 #[tokio::test]
-async fn the_revenue_report_agrees_with_the_read_models_and_refreshes_load_only_what_is_new() {
+async fn the_revenue_and_orders_reports_agree_with_the_read_models_and_refreshes_load_only_what_is_new(
+) {
     let app = tests::spawn_app_with(|settings| {
         settings.money.settlement_period = chrono::Duration::zero();
         settings.money.schedule = "*/1 * * * * *".to_owned();
@@ -109,6 +110,65 @@ async fn the_revenue_report_agrees_with_the_read_models_and_refreshes_load_only_
     assert_eq!(
         (row["service"].as_str(), row["city"].as_str()),
         (Some("daily_cleaning"), body["address"]["city"].as_str())
+    );
+
+    // The orders report against the orders read model.
+    let funnel: Value = app
+        .get("/api/v1/reports/orders", Some(&analyst.token))
+        .await
+        .json()
+        .await
+        .expect("orders report");
+    for (field, sql) in [
+        ("placed", "SELECT count(*) FROM read_orders"),
+        (
+            "paid",
+            "SELECT count(*) FROM read_orders WHERE paid_at IS NOT NULL",
+        ),
+        (
+            "assigned",
+            "SELECT count(*) FROM read_orders WHERE assigned_at IS NOT NULL",
+        ),
+        (
+            "completed",
+            "SELECT count(*) FROM read_orders WHERE finished_at IS NOT NULL",
+        ),
+        (
+            "cancelled",
+            "SELECT count(*) FROM read_orders WHERE cancelled_at IS NOT NULL",
+        ),
+    ] {
+        assert_eq!(
+            funnel[field].as_i64(),
+            Some(scalar(&app, sql).await),
+            "{field}: {funnel}"
+        );
+    }
+    assert_eq!(
+        (funnel["placed"].as_i64(), funnel["completed"].as_i64()),
+        (Some(3), Some(1))
+    );
+    let (stage, reason): (String, String) = sqlx::query_as(
+        "SELECT cancel_stage, cancel_reason FROM read_orders WHERE cancelled_at IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("cancellation");
+    assert_eq!(
+        funnel["cancellations"],
+        json!([{"stage": stage, "reason": reason, "orders": 1}])
+    );
+    let minutes: f64 = sqlx::query_scalar(
+        "SELECT avg(extract(epoch FROM assigned_at - paid_at) / 60.0)::float8 FROM read_orders
+          WHERE assigned_at IS NOT NULL AND paid_at IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("minutes");
+    let reported = funnel["assign_minutes_average"].as_f64().expect("minutes");
+    assert!(
+        (reported - minutes).abs() < 0.001,
+        "{reported} vs {minutes}"
     );
 
     // Filters and formats.

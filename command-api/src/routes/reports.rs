@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/reports/revenue", get(revenue))
+        .route("/api/v1/reports/orders", get(orders))
         .route("/api/v1/admin/analytics/refresh", post(refresh))
 }
 
@@ -90,24 +91,50 @@ pub async fn revenue(
         .await
         .map_err(ApiError::Internal)?;
     if csv {
-        let fresh = report
-            .freshness
-            .refreshed_at
-            .map(|at| at.to_rfc3339())
-            .unwrap_or_default();
-        return Ok((
-            [
-                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
-                (
-                    header::HeaderName::from_static("x-warehouse-refreshed-at"),
-                    fresh,
-                ),
-            ],
-            report.csv(),
-        )
-            .into_response());
+        return Ok(csv_response(&report.freshness, report.csv()));
     }
     Ok(axum::Json(report).into_response())
+}
+
+/// Orders (admins and analysts): volume and the funnel (placed → paid → assigned → completed)
+/// by day of placement, service and city; cancellations by stage and reason; minutes from
+/// payment to assignment. `format=csv` answers the rows as CSV.
+#[utoipa::path(get, path = "/api/v1/reports/orders", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+pub async fn orders(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let filters = query.filters()?;
+    let csv = query.csv()?;
+    let report = state
+        .warehouse
+        .orders(filters)
+        .await
+        .map_err(ApiError::Internal)?;
+    if csv {
+        return Ok(csv_response(&report.freshness, report.csv()));
+    }
+    Ok(axum::Json(report).into_response())
+}
+
+/// CSV, with the warehouse's freshness in a header.
+fn csv_response(freshness: &analytics::reports::Freshness, body: String) -> Response {
+    let fresh = freshness
+        .refreshed_at
+        .map(|at| at.to_rfc3339())
+        .unwrap_or_default();
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::HeaderName::from_static("x-warehouse-refreshed-at"),
+                fresh,
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// Refresh the warehouse now (admins): loads every event since the last refresh and says how
