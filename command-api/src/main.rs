@@ -235,11 +235,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ProjectionStatus => {
             let pool = server::connect(url, &cli.var_dir, 2).await?;
             let statuses = projections::status(&pool).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&statuses)?
-            )?;
+            print_json(&statuses)?;
         }
         Command::CreateAdmin {
             login,
@@ -263,21 +259,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = server::connect(url, &cli.var_dir, 2).await?;
             server::prepare(&pool, master_key).await?;
             let report = command_api::background::import_blacklist(&pool, &text).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::ErasePerson { person_id } => {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             let vault = server::prepare(&pool, master_key).await?;
             let report = command_api::erasure::erase_person(&pool, &vault, person_id).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::Bench {
             what: Some(BenchWhat::Search(options)),
@@ -286,11 +274,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             server::prepare(&pool, master_key).await?;
             let report = command_api::search_bench::run(&pool, &options).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::Bench {
             what: Some(BenchWhat::Signaling(options)),
@@ -298,11 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let report =
                 command_api::signaling_bench::run(url, &cli.var_dir, master_key, &options).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::Bench {
             what: Some(BenchWhat::Dispatch(options)),
@@ -312,22 +292,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 command_api::simulate::bench_dispatch(&options)
             })
             .await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::Bench {
             what: None,
             options,
         } => {
             let report = command_api::bench::run(url, &cli.var_dir, master_key, options).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::Analytics {
             what: AnalyticsWhat::Refresh,
@@ -338,11 +310,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
             );
             let report = warehouse.refresh(&pool).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::Analytics {
             what: AnalyticsWhat::Export { directory },
@@ -352,11 +320,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let report =
                 tokio::task::spawn_blocking(move || warehouse.export(&directory)).await??;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
         Command::Report {
             name,
@@ -402,11 +366,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             match what {
                 AuditWhat::Verify => {
                     let report = command_api::audit::verify(&pool).await?;
-                    writeln!(
-                        std::io::stdout().lock(),
-                        "{}",
-                        serde_json::to_string_pretty(&report)?
-                    )?;
+                    print_json(&report)?;
                     if !report.ok {
                         std::process::exit(2);
                     }
@@ -440,11 +400,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let state =
                 command_api::state::AppState::new(pool, &settings, vault, &base_url).await?;
             let reports = command_api::payments::reconcile(&state, date).await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&reports)?
-            )?;
+            print_json(&reports)?;
         }
         Command::Simulate(options) => {
             let (day, source) = match options.date {
@@ -476,12 +432,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 command_api::simulate::simulate(&day, &options, source)
             })
             .await?;
-            writeln!(
-                std::io::stdout().lock(),
-                "{}",
-                serde_json::to_string_pretty(&report)?
-            )?;
+            print_json(&report)?;
         }
     }
+    Ok(())
+}
+
+/// Prints a report as indented JSON on standard output.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    writeln!(
+        std::io::stdout().lock(),
+        "{}",
+        serde_json::to_string_pretty(value)?
+    )?;
     Ok(())
 }
