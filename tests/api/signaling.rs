@@ -609,13 +609,14 @@ async fn a_silent_connection_is_closed_and_the_peer_told_once_the_grace_period_e
         .await
         .expect("worker in");
     assert_eq!(next(&mut worker).await["type"], "joined");
-    // The customer connects and then never reads, so never answers a ping.
+    // The customer connects and then never reads, so never answers a ping. The server cannot
+    // have heard from them before this moment.
+    let started = std::time::Instant::now();
     let mut customer = connect(&app.address, &room.customer_token)
         .await
         .expect("customer in");
     assert_eq!(next(&mut customer).await["type"], "joined");
     assert_eq!(next(&mut worker).await["type"], "peer-joined");
-    let started = std::time::Instant::now();
     // The worker, who answers pings (reading does), stays; the silent customer is closed
     // after the idle time-out and, not back within the grace period, leaves.
     assert_eq!(
