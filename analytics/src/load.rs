@@ -199,6 +199,14 @@ fn facts(
                         Some(reason),
                         cancelled_at,
                     ),
+                    OrderEvent::ReviewHidden { reason, .. } => milestone(
+                        &mut rows,
+                        "review_hidden",
+                        None,
+                        None,
+                        Some(reason),
+                        event.recorded_at,
+                    ),
                     OrderEvent::OrderDisputed { .. } => {
                         milestone(&mut rows, "disputed", None, None, None, event.recorded_at)
                     }

@@ -372,3 +372,266 @@ impl Warehouse {
         orders(&self.open_read_only()?, filters)
     }
 }
+
+/// Average ratings of a group of reviews.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ratings {
+    /// The group: a service, a worker, a city or a week (its Monday), as the list says.
+    pub key: String,
+    pub reviews: i64,
+    pub quality: f64,
+    pub attitude: f64,
+    pub skill: f64,
+    /// The mean of the three.
+    pub overall: f64,
+}
+
+/// A worker whose ratings are falling: the last 30 days against the 30 before.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Falling {
+    pub worker_id: uuid::Uuid,
+    pub recent_reviews: i64,
+    pub recent_overall: f64,
+    pub earlier_reviews: i64,
+    pub earlier_overall: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SatisfactionReport {
+    pub filters: Filters,
+    pub freshness: Freshness,
+    pub overall: Ratings,
+    /// How many reviews gave 1 to 5 stars, per dimension: `[quality, attitude, skill]` for each
+    /// star count from 1 to 5.
+    pub distribution: Vec<[i64; 3]>,
+    pub by_service: Vec<Ratings>,
+    pub by_city: Vec<Ratings>,
+    pub by_worker: Vec<Ratings>,
+    /// By week of the review (Monday, Beijing), oldest first.
+    pub trend: Vec<Ratings>,
+    /// Workers with at least three reviews in each window whose overall fell by half a star or
+    /// more, the steepest first; the windows end on `to` (or today).
+    pub falling: Vec<Falling>,
+}
+
+/// The reviews of the range (by review day) and filters, hidden ones left out.
+const REVIEWS_IN_RANGE: &str = "
+WITH r AS (
+    SELECT v.order_id, v.worker_id, v.quality, v.attitude, v.skill, v.day, o.service, o.city
+      FROM review_facts v JOIN order_facts o USING (order_id)
+     WHERE (?::DATE IS NULL OR v.day >= ?::DATE) AND (?::DATE IS NULL OR v.day <= ?::DATE)
+       AND (?::VARCHAR IS NULL OR o.service = ?::VARCHAR) AND (?::VARCHAR IS NULL OR o.city = ?::VARCHAR)
+       AND NOT EXISTS (SELECT 1 FROM order_milestones h
+                        WHERE h.order_id = v.order_id AND h.milestone = 'review_hidden')
+)
+";
+
+fn ratings(connection: &Connection, filters: &Filters, key: &str) -> anyhow::Result<Vec<Ratings>> {
+    let params = filter_params(filters);
+    let group = if key.is_empty() {
+        String::new()
+    } else {
+        format!("GROUP BY {key} ORDER BY {key}")
+    };
+    let key = if key.is_empty() {
+        "''".to_owned()
+    } else {
+        format!("{key}::VARCHAR")
+    };
+    let rows = connection
+        .prepare(&format!(
+            "{REVIEWS_IN_RANGE}
+             SELECT {key}, count(*), coalesce(avg(quality), 0), coalesce(avg(attitude), 0),
+                    coalesce(avg(skill), 0), coalesce(avg((quality + attitude + skill) / 3.0), 0)
+               FROM r {group}"
+        ))?
+        .query_map(duckdb::params_from_iter(params.iter()), |row| {
+            Ok(Ratings {
+                key: row.get(0)?,
+                reviews: row.get(1)?,
+                quality: row.get(2)?,
+                attitude: row.get(3)?,
+                skill: row.get(4)?,
+                overall: row.get(5)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Averages per dimension, their distribution, by service, city, worker and week, and the
+/// workers whose ratings are falling.
+pub fn satisfaction(
+    connection: &Connection,
+    filters: &Filters,
+) -> anyhow::Result<SatisfactionReport> {
+    let overall = ratings(connection, filters, "")?
+        .pop()
+        .context("an overall row")?;
+    let params = filter_params(filters);
+    let mut distribution = vec![[0i64; 3]; 5];
+    let mut statement = connection.prepare(&format!(
+        "{REVIEWS_IN_RANGE}
+         SELECT s.stars,
+                count(*) FILTER (WHERE r.quality = s.stars),
+                count(*) FILTER (WHERE r.attitude = s.stars),
+                count(*) FILTER (WHERE r.skill = s.stars)
+           FROM range(1, 6) s(stars), r GROUP BY s.stars"
+    ))?;
+    let mut rows = statement.query(duckdb::params_from_iter(params.iter()))?;
+    while let Some(row) = rows.next()? {
+        let stars: i64 = row.get(0)?;
+        if let Some(slot) = usize::try_from(stars - 1)
+            .ok()
+            .and_then(|at| distribution.get_mut(at))
+        {
+            *slot = [row.get(1)?, row.get(2)?, row.get(3)?];
+        }
+    }
+    let end = filters
+        .to
+        .unwrap_or_else(|| crate::load::beijing_day(Utc::now()));
+    let falling = connection
+        .prepare(
+            "WITH r AS (
+                 SELECT v.worker_id, v.day, (v.quality + v.attitude + v.skill) / 3.0 AS overall
+                   FROM review_facts v
+                  WHERE v.worker_id IS NOT NULL
+                    AND NOT EXISTS (SELECT 1 FROM order_milestones h
+                                     WHERE h.order_id = v.order_id AND h.milestone = 'review_hidden')
+             ), w AS (
+                 SELECT worker_id,
+                        count(*) FILTER (WHERE day > ?::DATE - 30 AND day <= ?::DATE) AS recent_n,
+                        avg(overall) FILTER (WHERE day > ?::DATE - 30 AND day <= ?::DATE) AS recent,
+                        count(*) FILTER (WHERE day > ?::DATE - 60 AND day <= ?::DATE - 30) AS earlier_n,
+                        avg(overall) FILTER (WHERE day > ?::DATE - 60 AND day <= ?::DATE - 30) AS earlier
+                   FROM r GROUP BY worker_id
+             )
+             SELECT worker_id, recent_n, recent, earlier_n, earlier FROM w
+              WHERE recent_n >= 3 AND earlier_n >= 3 AND earlier - recent >= 0.5
+              ORDER BY recent - earlier, worker_id",
+        )?
+        .query_map(params![end, end, end, end, end, end, end, end], |row| {
+            Ok(Falling {
+                worker_id: row.get(0)?,
+                recent_reviews: row.get(1)?,
+                recent_overall: row.get(2)?,
+                earlier_reviews: row.get(3)?,
+                earlier_overall: row.get(4)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SatisfactionReport {
+        filters: filters.clone(),
+        freshness: freshness(connection)?,
+        overall,
+        distribution,
+        by_service: ratings(connection, filters, "service")?,
+        by_city: ratings(connection, filters, "city")?,
+        by_worker: ratings(connection, filters, "worker_id")?,
+        trend: ratings(connection, filters, "date_trunc('week', day)::DATE")?,
+        falling,
+    })
+}
+
+impl SatisfactionReport {
+    /// The per-worker averages as CSV, with a header.
+    pub fn csv(&self) -> String {
+        let mut out = String::from("worker_id,reviews,quality,attitude,skill,overall\n");
+        for row in &self.by_worker {
+            out.push_str(&format!(
+                "{},{},{:.3},{:.3},{:.3},{:.3}\n",
+                row.key, row.reviews, row.quality, row.attitude, row.skill, row.overall
+            ));
+        }
+        out
+    }
+}
+
+impl Warehouse {
+    /// The satisfaction report, on a read-only connection of its own.
+    pub fn satisfaction(&self, filters: &Filters) -> anyhow::Result<SatisfactionReport> {
+        satisfaction(&self.open_read_only()?, filters)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A warehouse file of its own, removed afterwards.
+    struct Scratch(std::path::PathBuf);
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn a_worker_whose_last_thirty_days_rate_half_a_star_lower_is_falling() {
+        let scratch = Scratch(
+            std::env::temp_dir().join(format!("anjia-test-{}.duckdb", uuid::Uuid::new_v4())),
+        );
+        let warehouse = Warehouse::at(scratch.0.clone());
+        let connection = warehouse.open_for_load().expect("warehouse");
+        // Worker 1: four 5-star reviews 31–40 days before the end, then three 3-star ones in
+        // the last 30 days. Worker 2: steady 4s. Worker 3: falling, but one recent review only.
+        let end: NaiveDate = "2026-06-30".parse().expect("date");
+        let review = |worker: u128, days_before: i64, stars: u8| {
+            let order = uuid::Uuid::new_v4();
+            let day = end - chrono::Duration::days(days_before);
+            let at = day.and_hms_opt(4, 0, 0).expect("time").and_utc();
+            connection
+                .execute(
+                    "INSERT INTO order_facts VALUES (?, ?, 'nanny', '上海市', '徐汇区', 100, ?, ?)",
+                    params![order, uuid::Uuid::new_v4(), at, day],
+                )
+                .expect("order");
+            connection
+                .execute(
+                    "INSERT INTO review_facts VALUES (?, ?, ?, ?, ?, false, ?, ?)",
+                    params![
+                        order,
+                        uuid::Uuid::from_u128(worker),
+                        stars,
+                        stars,
+                        stars,
+                        at,
+                        day
+                    ],
+                )
+                .expect("review");
+        };
+        for days in [31, 33, 35, 40] {
+            review(1, days, 5);
+            review(2, days, 4);
+            review(3, days, 5);
+        }
+        for days in [1, 5, 29] {
+            review(1, days, 3);
+            review(2, days, 4);
+        }
+        review(3, 2, 1);
+        let report = satisfaction(
+            &connection,
+            &Filters {
+                to: Some(end),
+                ..Filters::default()
+            },
+        )
+        .expect("report");
+        assert_eq!(
+            report.falling,
+            vec![Falling {
+                worker_id: uuid::Uuid::from_u128(1),
+                recent_reviews: 3,
+                recent_overall: 3.0,
+                earlier_reviews: 4,
+                earlier_overall: 5.0,
+            }]
+        );
+        assert_eq!(report.overall.reviews, 19);
+        assert_eq!(report.by_worker.len(), 3);
+    }
+}

@@ -174,6 +174,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/call" Access::Public),
     route!(GET "/api/v1/reports/revenue" Access::Roles(REPORT_READERS)),
     route!(GET "/api/v1/reports/orders" Access::Roles(REPORT_READERS)),
+    route!(GET "/api/v1/reports/satisfaction" Access::Roles(REPORT_READERS)),
     route!(POST "/api/v1/admin/analytics/refresh" Access::Roles(ADMIN)),
     route!(GET "/call.js" Access::Public),
     route!(GET "/api/v1/review-tags" Access::Public),

@@ -80,7 +80,7 @@ enum Command {
         #[command(subcommand)]
         what: AnalyticsWhat,
     },
-    /// Print a report from the warehouse: `revenue` or `orders`.
+    /// Print a report from the warehouse: `revenue`, `orders` or `satisfaction`.
     Report {
         name: String,
         /// First day (Beijing), YYYY-MM-DD.
@@ -356,7 +356,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                         serde_json::to_string_pretty(&report)?
                     }
                 }
-                other => anyhow::bail!("no report named {other}; reports: revenue, orders"),
+                "satisfaction" => {
+                    let report = warehouse.satisfaction(filters).await?;
+                    if csv {
+                        report.csv()
+                    } else {
+                        serde_json::to_string_pretty(&report)?
+                    }
+                }
+                other => {
+                    anyhow::bail!("no report named {other}; reports: revenue, orders, satisfaction")
+                }
             };
             writeln!(std::io::stdout().lock(), "{text}")?;
         }

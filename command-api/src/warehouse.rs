@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use analytics::load::LoadReport;
-use analytics::reports::{Filters, OrdersReport, RevenueReport};
+use analytics::reports::{Filters, OrdersReport, RevenueReport, SatisfactionReport};
 use analytics::Warehouse;
 use sqlx::PgPool;
 
@@ -112,6 +112,12 @@ impl WarehouseHandle {
     /// The orders report.
     pub async fn orders(&self, filters: Filters) -> anyhow::Result<OrdersReport> {
         self.read(move |warehouse| warehouse.orders(&filters)).await
+    }
+
+    /// The satisfaction report.
+    pub async fn satisfaction(&self, filters: Filters) -> anyhow::Result<SatisfactionReport> {
+        self.read(move |warehouse| warehouse.satisfaction(&filters))
+            .await
     }
 
     async fn read<T, F>(&self, report: F) -> anyhow::Result<T>

@@ -380,3 +380,120 @@ print(json.dumps({"version": duckdb.__version__, "orders": orders, "gmv": gmv, "
     app.stop().await;
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// Places, pays (offline), opens and serves an order with `worker`.
+async fn served_order(app: &TestApp, customer: &User, admin: &User, worker: &User) -> uuid::Uuid {
+    let order_id = app
+        .place_order_with(customer, &tests::order_body_starting_in(30))
+        .await;
+    app.pay(order_id, admin).await;
+    let opened = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/dispatch"),
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(opened.status(), StatusCode::OK);
+    app.wait_for_projections().await;
+    app.grab_and_serve(order_id, worker).await;
+    order_id
+}
+
+#[tokio::test]
+async fn the_satisfaction_report_agrees_with_the_reviews_read_model_and_leaves_hidden_reviews_out()
+{
+    let app = tests::spawn_app().await;
+    let admin = app.create_admin().await;
+    let analyst = app.create_analyst().await;
+    let customer = app.register_customer().await;
+    // One worker per order: a worker's time is held for the whole booking.
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(app.qualified_worker(&["daily_cleaning"], &admin).await);
+    }
+    let mut reviewed = Vec::new();
+    for (worker, stars) in workers.iter().zip([[5, 4, 3], [2, 3, 4], [4, 4, 5]]) {
+        let order = served_order(&app, &customer, &admin, worker).await;
+        let given = app
+            .post(
+                &format!("/api/v1/orders/{order}/review"),
+                Some(&customer.token),
+                &json!({"quality": stars[0], "attitude": stars[1], "skill": stars[2]}),
+            )
+            .await;
+        assert_eq!(given.status(), StatusCode::OK);
+        reviewed.push(order);
+    }
+    let hidden = app
+        .post(
+            &format!("/api/v1/admin/orders/{}/review/hide", reviewed[1]),
+            Some(&admin.token),
+            &json!({"reason": "含有个人信息 / contains personal data"}),
+        )
+        .await;
+    assert_eq!(hidden.status(), StatusCode::OK);
+    app.wait_for_projections().await;
+    refresh(&app, &admin).await;
+
+    let report: Value = app
+        .get("/api/v1/reports/satisfaction", Some(&analyst.token))
+        .await
+        .json()
+        .await
+        .expect("report");
+    let expected: (i64, f64, f64, f64) = sqlx::query_as(
+        "SELECT count(*), avg(quality)::float8, avg(attitude)::float8, avg(skill)::float8
+           FROM read_reviews WHERE NOT hidden",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("read model");
+    let overall = &report["overall"];
+    assert_eq!(overall["reviews"].as_i64(), Some(expected.0), "{report}");
+    assert_eq!(expected.0, 2, "the hidden review is left out");
+    for (field, value) in [
+        ("quality", expected.1),
+        ("attitude", expected.2),
+        ("skill", expected.3),
+    ] {
+        let reported = overall[field].as_f64().expect("average");
+        assert!(
+            (reported - value).abs() < 1e-9,
+            "{field}: {reported} vs {value}"
+        );
+    }
+    // Stars 1 to 5, each [quality, attitude, skill]: quality 5 and 4, attitude 4 twice, skill
+    // 3 and 5.
+    assert_eq!(
+        report["distribution"],
+        json!([[0, 0, 0], [0, 0, 0], [0, 0, 1], [1, 2, 0], [1, 0, 1]])
+    );
+    let per_worker: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT worker_id::text, count(*) FROM read_reviews WHERE NOT hidden
+          GROUP BY worker_id ORDER BY worker_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("per worker");
+    let reported: Vec<(String, i64)> = report["by_worker"]
+        .as_array()
+        .expect("by worker")
+        .iter()
+        .map(|row| {
+            (
+                row["key"].as_str().unwrap_or_default().to_owned(),
+                row["reviews"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(reported, per_worker);
+    assert_eq!(report["by_service"][0]["key"], "daily_cleaning");
+    assert_eq!(report["trend"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        report["falling"],
+        json!([]),
+        "no worker has two windows of reviews"
+    );
+    app.stop().await;
+}

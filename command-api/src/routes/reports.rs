@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/reports/revenue", get(revenue))
         .route("/api/v1/reports/orders", get(orders))
+        .route("/api/v1/reports/satisfaction", get(satisfaction))
         .route("/api/v1/admin/analytics/refresh", post(refresh))
 }
 
@@ -110,6 +111,28 @@ pub async fn orders(
     let report = state
         .warehouse
         .orders(filters)
+        .await
+        .map_err(ApiError::Internal)?;
+    if csv {
+        return Ok(csv_response(&report.freshness, report.csv()));
+    }
+    Ok(axum::Json(report).into_response())
+}
+
+/// Satisfaction (admins and analysts): average quality, attitude and skill, their distribution,
+/// by service, city, worker and week, and the workers whose ratings are falling (the last 30 days
+/// against the 30 before); hidden reviews are left out. `format=csv` answers the per-worker rows.
+#[utoipa::path(get, path = "/api/v1/reports/satisfaction", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+pub async fn satisfaction(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    let filters = query.filters()?;
+    let csv = query.csv()?;
+    let report = state
+        .warehouse
+        .satisfaction(filters)
         .await
         .map_err(ApiError::Internal)?;
     if csv {
