@@ -205,6 +205,60 @@ pub(crate) struct Seated {
     pub(crate) peer_present: bool,
 }
 
+/// The seats this process holds, by room, so a relay finds its room's (at most two) seats
+/// without looking at every other room's.
+#[derive(Default)]
+struct Seats {
+    rooms: HashMap<Uuid, HashMap<Uuid, Seat>>,
+    count: usize,
+}
+
+impl Seats {
+    fn get(&self, (room, participant): &(Uuid, Uuid)) -> Option<&Seat> {
+        self.rooms.get(room)?.get(participant)
+    }
+
+    fn get_mut(&mut self, (room, participant): &(Uuid, Uuid)) -> Option<&mut Seat> {
+        self.rooms.get_mut(room)?.get_mut(participant)
+    }
+
+    fn insert(&mut self, (room, participant): (Uuid, Uuid), seat: Seat) {
+        if self
+            .rooms
+            .entry(room)
+            .or_default()
+            .insert(participant, seat)
+            .is_none()
+        {
+            self.count += 1;
+        }
+    }
+
+    fn remove(&mut self, (room, participant): &(Uuid, Uuid)) -> Option<Seat> {
+        let seats = self.rooms.get_mut(room)?;
+        let seat = seats.remove(participant)?;
+        if seats.is_empty() {
+            self.rooms.remove(room);
+        }
+        self.count -= 1;
+        Some(seat)
+    }
+
+    fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The room's seats but `from`'s.
+    fn others_mut(&mut self, room: Uuid, from: Uuid) -> impl Iterator<Item = &mut Seat> {
+        self.rooms
+            .get_mut(&room)
+            .into_iter()
+            .flat_map(|seats| seats.iter_mut())
+            .filter(move |(who, _)| **who != from)
+            .map(|(_, seat)| seat)
+    }
+}
+
 /// The signaling rooms, as this process sees them.
 #[derive(Clone)]
 pub struct Hub {
@@ -216,7 +270,7 @@ struct Inner {
     pub(crate) settings: Settings,
     node: Uuid,
     pool: PgPool,
-    seats: Mutex<HashMap<(Uuid, Uuid), Seat>>,
+    seats: Mutex<Seats>,
 }
 
 enum Claim {
@@ -621,10 +675,7 @@ impl Hub {
                 from,
                 message,
             } => {
-                for ((seat_room, who), seat) in seats.iter_mut() {
-                    if *seat_room != room || *who == from {
-                        continue;
-                    }
+                for seat in seats.others_mut(room, from) {
                     match &mut seat.phase {
                         Phase::Connected | Phase::Away => {
                             let _ = seat.outbox.send(Item::Fresh {
