@@ -281,9 +281,18 @@ async fn run(url: &str, side: Side) -> anyhow::Result<CallReport> {
     if let Some(sender) = video_sender {
         sender.abort();
     }
-    // The callee lets the caller read its last message before the connection goes.
+    // The callee keeps the connection until the caller, having read its last message, leaves.
     if side == Side::Callee {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let caller_left = async {
+            while let Ok(message) = next_json(&mut stream).await {
+                if message["type"] == "peer-left" {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(20), caller_left)
+            .await
+            .map_err(|_| anyhow!("the caller never left"))?;
     }
     pc.close().await?;
     let _ = writer.await;
