@@ -17,6 +17,14 @@ pub struct Filters {
     pub city: Option<String>,
 }
 
+/// What every report offers besides its own figures.
+pub trait Report: Serialize + Send + 'static {
+    /// How fresh the warehouse was when the report ran.
+    fn freshness(&self) -> &Freshness;
+    /// The report's rows as CSV, with a header.
+    fn csv(&self) -> String;
+}
+
 /// The warehouse's freshness.
 #[derive(Debug, Clone, Serialize)]
 pub struct Freshness {
@@ -170,9 +178,13 @@ pub fn revenue(connection: &Connection, filters: &Filters) -> anyhow::Result<Rev
     })
 }
 
-impl RevenueReport {
+impl Report for RevenueReport {
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
     /// The rows as CSV, with a header, money in fen.
-    pub fn csv(&self) -> String {
+    fn csv(&self) -> String {
         let mut out = String::from(
             "day,service,city,district,gmv_fen,refunds_fen,net_fen,commission_fen,worker_payouts_fen,paid_orders\n",
         );
@@ -345,9 +357,13 @@ pub fn orders(connection: &Connection, filters: &Filters) -> anyhow::Result<Orde
     })
 }
 
-impl OrdersReport {
+impl Report for OrdersReport {
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
     /// The rows as CSV, with a header.
-    pub fn csv(&self) -> String {
+    fn csv(&self) -> String {
         let mut out = String::from("day,service,city,placed,paid,assigned,completed,cancelled\n");
         for row in &self.rows {
             out.push_str(&format!(
@@ -534,9 +550,13 @@ pub fn satisfaction(
     })
 }
 
-impl SatisfactionReport {
+impl Report for SatisfactionReport {
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
     /// The per-worker averages as CSV, with a header.
-    pub fn csv(&self) -> String {
+    fn csv(&self) -> String {
         let mut out = String::from("worker_id,reviews,quality,attitude,skill,overall\n");
         for row in &self.by_worker {
             out.push_str(&format!(

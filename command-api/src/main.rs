@@ -340,30 +340,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 city,
             };
             let text = match name.as_str() {
-                "revenue" => {
-                    let report = warehouse.revenue(filters).await?;
-                    if csv {
-                        report.csv()
-                    } else {
-                        serde_json::to_string_pretty(&report)?
-                    }
-                }
-                "orders" => {
-                    let report = warehouse.orders(filters).await?;
-                    if csv {
-                        report.csv()
-                    } else {
-                        serde_json::to_string_pretty(&report)?
-                    }
-                }
-                "satisfaction" => {
-                    let report = warehouse.satisfaction(filters).await?;
-                    if csv {
-                        report.csv()
-                    } else {
-                        serde_json::to_string_pretty(&report)?
-                    }
-                }
+                "revenue" => render(&warehouse.revenue(filters).await?, csv)?,
+                "orders" => render(&warehouse.orders(filters).await?, csv)?,
+                "satisfaction" => render(&warehouse.satisfaction(filters).await?, csv)?,
                 other => {
                     anyhow::bail!("no report named {other}; reports: revenue, orders, satisfaction")
                 }
@@ -456,4 +435,13 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
         serde_json::to_string_pretty(value)?
     )?;
     Ok(())
+}
+
+/// A report as CSV, or as indented JSON.
+fn render<R: analytics::reports::Report>(report: &R, csv: bool) -> anyhow::Result<String> {
+    Ok(if csv {
+        report.csv()
+    } else {
+        serde_json::to_string_pretty(report)?
+    })
 }

@@ -1,6 +1,7 @@
 //! Reports from the analytics warehouse, for admins and analysts, as JSON or CSV, and the
 //! admins' on-demand refresh.
 
+use analytics::reports::Report;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -84,17 +85,7 @@ pub async fn revenue(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let filters = query.filters()?;
-    let csv = query.csv()?;
-    let report = state
-        .warehouse
-        .revenue(filters)
-        .await
-        .map_err(ApiError::Internal)?;
-    if csv {
-        return Ok(csv_response(&report.freshness, report.csv()));
-    }
-    Ok(axum::Json(report).into_response())
+    answer(query, |filters| state.warehouse.revenue(filters)).await
 }
 
 /// Orders (admins and analysts): volume and the funnel (placed → paid → assigned → completed)
@@ -106,17 +97,7 @@ pub async fn orders(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    let filters = query.filters()?;
-    let csv = query.csv()?;
-    let report = state
-        .warehouse
-        .orders(filters)
-        .await
-        .map_err(ApiError::Internal)?;
-    if csv {
-        return Ok(csv_response(&report.freshness, report.csv()));
-    }
-    Ok(axum::Json(report).into_response())
+    answer(query, |filters| state.warehouse.orders(filters)).await
 }
 
 /// Satisfaction (admins and analysts): average quality, attitude and skill, their distribution,
@@ -128,15 +109,23 @@ pub async fn satisfaction(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
+    answer(query, |filters| state.warehouse.satisfaction(filters)).await
+}
+
+/// Checks the query, runs the report and answers it as JSON, or as CSV.
+async fn answer<R, F>(
+    query: ReportQuery,
+    run: impl FnOnce(analytics::reports::Filters) -> F,
+) -> Result<Response, ApiError>
+where
+    R: Report,
+    F: std::future::Future<Output = anyhow::Result<R>>,
+{
     let filters = query.filters()?;
     let csv = query.csv()?;
-    let report = state
-        .warehouse
-        .satisfaction(filters)
-        .await
-        .map_err(ApiError::Internal)?;
+    let report = run(filters).await.map_err(ApiError::Internal)?;
     if csv {
-        return Ok(csv_response(&report.freshness, report.csv()));
+        return Ok(csv_response(report.freshness(), report.csv()));
     }
     Ok(axum::Json(report).into_response())
 }
