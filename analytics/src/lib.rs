@@ -11,6 +11,27 @@
 
 pub mod load;
 pub mod reports;
+pub mod sql;
+
+/// A warehouse file of a unit test's own, removed with its write-ahead log afterwards.
+#[cfg(test)]
+pub(crate) struct Scratch(pub std::path::PathBuf);
+
+#[cfg(test)]
+impl Scratch {
+    pub(crate) fn new() -> (Scratch, Warehouse) {
+        let path = std::env::temp_dir().join(format!("anjia-test-{}.duckdb", uuid::Uuid::new_v4()));
+        (Scratch(path.clone()), Warehouse::at(path))
+    }
+}
+
+#[cfg(test)]
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("duckdb.wal"));
+    }
+}
 
 use std::path::{Path, PathBuf};
 

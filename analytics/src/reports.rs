@@ -91,7 +91,7 @@ impl Warehouse {
     }
 }
 
-fn freshness(connection: &Connection) -> anyhow::Result<Freshness> {
+pub(crate) fn freshness(connection: &Connection) -> anyhow::Result<Freshness> {
     let mut statement =
         connection.prepare("SELECT refreshed_at, events FROM load_state WHERE id = 1")?;
     let mut rows = statement.query([])?;
@@ -579,21 +579,9 @@ impl Warehouse {
 mod tests {
     use super::*;
 
-    /// A warehouse file of its own, removed afterwards.
-    struct Scratch(std::path::PathBuf);
-
-    impl Drop for Scratch {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_file(&self.0);
-        }
-    }
-
     #[test]
     fn a_worker_whose_last_thirty_days_rate_half_a_star_lower_is_falling() {
-        let scratch = Scratch(
-            std::env::temp_dir().join(format!("anjia-test-{}.duckdb", uuid::Uuid::new_v4())),
-        );
-        let warehouse = Warehouse::at(scratch.0.clone());
+        let (_scratch, warehouse) = crate::Scratch::new();
         let connection = warehouse.open_for_load().expect("warehouse");
         // Worker 1: four 5-star reviews 31–40 days before the end, then three 3-star ones in
         // the last 30 days. Worker 2: steady 4s. Worker 3: falling, but one recent review only.

@@ -151,6 +151,7 @@ const CUSTOMER: &[Role] = &[Role::Customer];
 const WORKER: &[Role] = &[Role::Worker];
 const ADMIN: &[Role] = &[Role::Admin];
 const REPORT_READERS: &[Role] = &[Role::Admin, Role::Analyst];
+const ANALYSTS: &[Role] = &[Role::Analyst];
 const CUSTOMER_OR_ADMIN: &[Role] = &[Role::Customer, Role::Admin];
 const WORKER_OR_ADMIN: &[Role] = &[Role::Worker, Role::Admin];
 const SIGNED_IN: &[Role] = &[Role::Customer, Role::Worker, Role::Admin];
@@ -176,6 +177,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/v1/reports/orders" Access::Roles(REPORT_READERS)),
     route!(GET "/api/v1/reports/satisfaction" Access::Roles(REPORT_READERS)),
     route!(POST "/api/v1/admin/analytics/refresh" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/analytics/sql" Access::Roles(ANALYSTS)),
     route!(GET "/call.js" Access::Public),
     route!(GET "/api/v1/review-tags" Access::Public),
     route!(GET "/api/v1/workers/{worker_id}/reviews" Access::Public),

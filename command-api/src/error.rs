@@ -71,6 +71,9 @@ pub enum ApiError {
     /// 422: an Idempotency-Key reused for a different request.
     #[error("幂等键已用于另一个请求 / this Idempotency-Key was used for a different request")]
     IdempotencyKeyReused,
+    /// 422: an analyst's query that may not run, or was stopped (time-out, memory).
+    #[error("{0}")]
+    SqlRefused(analytics::sql::Refusal),
     /// 503: the database cannot be reached.
     #[error("服务暂不可用 / service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -96,9 +99,10 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS
             }
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::Invalid(_) | ApiError::IdempotencyKeyReused | ApiError::BadCode => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            ApiError::Invalid(_)
+            | ApiError::IdempotencyKeyReused
+            | ApiError::BadCode
+            | ApiError::SqlRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -124,6 +128,7 @@ impl ApiError {
             ApiError::Invalid(_) => "/problems/invalid-input",
             ApiError::IdempotencyKeyReused => "/problems/idempotency-key-reused",
             ApiError::BadCode => "/problems/bad-code",
+            ApiError::SqlRefused(refusal) => refusal.problem(),
             ApiError::Unavailable(_) => "/problems/unavailable",
             ApiError::Internal(_) => "/problems/internal",
         }

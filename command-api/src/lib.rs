@@ -32,6 +32,7 @@ pub mod server;
 pub mod signaling_bench;
 pub mod signing;
 pub mod simulate;
+pub mod sql_shell;
 pub mod state;
 pub mod warehouse;
 pub mod wechat_pay;

@@ -105,6 +105,16 @@ enum AnalyticsWhat {
     Refresh,
     /// Write the fact tables as Parquet, partitioned by month (Hive style), under DIR.
     Export { directory: std::path::PathBuf },
+    /// The analysts' shell: read-only SQL against the warehouse, statements ending with `;`,
+    /// from standard input (or `-c`), under the limits of the HTTP endpoint.
+    Sql {
+        /// Run this one statement and leave (exit status 1 if it is refused).
+        #[arg(short = 'c', long)]
+        command: Option<String>,
+        /// Print each answer as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -321,6 +331,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report =
                 tokio::task::spawn_blocking(move || warehouse.export(&directory)).await??;
             print_json(&report)?;
+        }
+        Command::Analytics {
+            what: AnalyticsWhat::Sql { command, json },
+        } => {
+            let settings = command_api::warehouse::WarehouseSettings::from_environment();
+            let warehouse =
+                command_api::warehouse::WarehouseHandle::new(settings.file(&cli.var_dir))
+                    .with_limits(settings.sql.clone());
+            let output = if json {
+                command_api::sql_shell::Output::Json
+            } else {
+                command_api::sql_shell::Output::Table
+            };
+            if !command_api::sql_shell::run(&warehouse, command, output).await? {
+                std::process::exit(1);
+            }
         }
         Command::Report {
             name,

@@ -88,7 +88,8 @@ impl AppState {
             warehouse: match &settings.warehouse.path {
                 Some(path) => crate::warehouse::WarehouseHandle::new(path.clone()),
                 None => crate::warehouse::WarehouseHandle::scratch(),
-            },
+            }
+            .with_limits(settings.warehouse.sql.clone()),
             shutdown: tokio::sync::watch::channel(false).1,
             vault,
             notifier: Notifier::new(&pool, notify)?,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use analytics::load::LoadReport;
 use analytics::reports::{Filters, OrdersReport, RevenueReport, SatisfactionReport};
+use analytics::sql::{Answer, Limits, Refusal};
 use analytics::Warehouse;
 use sqlx::PgPool;
 
@@ -21,6 +22,9 @@ pub struct WarehouseSettings {
     /// `ANJIA_WAREHOUSE`: the DuckDB file; by default `warehouse.duckdb` in the var directory.
     /// (`ANJIA_ANALYTICS_SCHEDULE`, with the other jobs, says when it is refreshed.)
     pub path: Option<PathBuf>,
+    /// What an analyst's query may use: `ANJIA_SQL_TIMEOUT_MS`, `ANJIA_SQL_MEMORY` (e.g.
+    /// `512MB`), `ANJIA_SQL_THREADS` and `ANJIA_SQL_MAX_ROWS`.
+    pub sql: Limits,
 }
 
 impl WarehouseSettings {
@@ -28,6 +32,21 @@ impl WarehouseSettings {
         let mut settings = WarehouseSettings::default();
         if let Some(path) = crate::server::setting("ANJIA_WAREHOUSE") {
             settings.path = Some(PathBuf::from(path));
+        }
+        let number = |name: &str| {
+            crate::server::setting(name).and_then(|value| value.trim().parse::<u64>().ok())
+        };
+        if let Some(milliseconds) = number("ANJIA_SQL_TIMEOUT_MS") {
+            settings.sql.timeout = Duration::from_millis(milliseconds.max(1));
+        }
+        if let Some(memory) = crate::server::setting("ANJIA_SQL_MEMORY") {
+            settings.sql.memory = memory;
+        }
+        if let Some(threads) = number("ANJIA_SQL_THREADS") {
+            settings.sql.threads = threads.clamp(1, 64) as i64;
+        }
+        if let Some(rows) = number("ANJIA_SQL_MAX_ROWS") {
+            settings.sql.rows = rows.clamp(1, 1_000_000) as usize;
         }
         settings
     }
@@ -45,6 +64,7 @@ impl WarehouseSettings {
 pub struct WarehouseHandle {
     warehouse: Arc<Warehouse>,
     gate: Arc<tokio::sync::RwLock<()>>,
+    limits: Limits,
     _scratch: Option<Arc<Scratch>>,
 }
 
@@ -63,8 +83,18 @@ impl WarehouseHandle {
         WarehouseHandle {
             warehouse: Arc::new(Warehouse::at(path)),
             gate: Arc::default(),
+            limits: Limits::default(),
             _scratch: None,
         }
+    }
+
+    /// The same warehouse, with these limits on analysts' queries.
+    pub fn with_limits(self, limits: Limits) -> WarehouseHandle {
+        WarehouseHandle { limits, ..self }
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// A warehouse in a file of its own under the system's temporary directory, removed when
@@ -117,6 +147,16 @@ impl WarehouseHandle {
     /// The satisfaction report.
     pub async fn satisfaction(&self, filters: Filters) -> anyhow::Result<SatisfactionReport> {
         self.read(move |warehouse| warehouse.satisfaction(&filters))
+            .await
+    }
+
+    /// One analyst's query, read-only and within `limits`.
+    pub async fn query(
+        &self,
+        sql: String,
+        limits: Limits,
+    ) -> anyhow::Result<Result<Answer, Refusal>> {
+        self.read(move |warehouse| warehouse.analyst_query(&sql, &limits))
             .await
     }
 

@@ -292,21 +292,64 @@ fn duckdb_python() -> std::path::PathBuf {
     python
 }
 
-#[tokio::test]
-async fn the_warehouse_opens_read_only_in_duckdbs_python_package_and_its_parquet_export_reads_back()
-{
-    let scratch = std::env::temp_dir().join(format!("anjia-export-{}", uuid::Uuid::new_v4()));
+/// An analyst's query over HTTP, answered 200.
+async fn ask(app: &TestApp, analyst: &User, body: Value) -> Value {
+    let response = app
+        .post("/api/v1/analytics/sql", Some(&analyst.token), &body)
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("answer")
+}
+
+/// An app whose warehouse is a file in a scratch directory of its own (so other processes can
+/// open it), refreshed only on demand; returns the app, the directory and the file.
+async fn app_with_warehouse_file(
+    adjust: impl FnOnce(&mut command_api::server::Settings) + Send + 'static,
+) -> (TestApp, std::path::PathBuf, std::path::PathBuf) {
+    let scratch = std::env::temp_dir().join(format!("anjia-warehouse-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&scratch).expect("scratch");
     let file = scratch.join("warehouse.duckdb");
     let app = tests::spawn_app_with({
         let file = file.clone();
         move |settings| {
             settings.warehouse.path = Some(file);
-            // No scheduled refresh may hold the file while Python opens it.
+            // No scheduled refresh may hold the file while another process opens it.
             settings.jobs.analytics_schedule = "0 0 0 1 1 *".to_owned();
+            adjust(settings);
         }
     })
     .await;
+    (app, scratch, file)
+}
+
+/// `anjia` with these arguments, on the test's database and warehouse file.
+fn anjia_on(app: &TestApp, warehouse: &std::path::Path) -> std::process::Command {
+    let mut command = std::process::Command::new(tests::anjia_binary());
+    command
+        .env("ANJIA_WAREHOUSE", warehouse)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// Runs `anjia` with `args` on the warehouse file; it must succeed and print JSON.
+fn anjia_json(app: &TestApp, warehouse: &std::path::Path, args: &[&str]) -> Value {
+    let output = anjia_on(app, warehouse)
+        .args(args)
+        .output()
+        .expect("running anjia");
+    assert!(
+        output.status.success(),
+        "anjia {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON output")
+}
+
+#[tokio::test]
+async fn the_warehouse_opens_read_only_in_duckdbs_python_package_and_its_parquet_export_reads_back()
+{
+    let (app, scratch, file) = app_with_warehouse_file(|_| {}).await;
     let admin = app.create_admin().await;
     let customer = app.register_customer().await;
     let body = tests::order_body_starting_in(30);
@@ -317,20 +360,11 @@ async fn the_warehouse_opens_read_only_in_duckdbs_python_package_and_its_parquet
 
     // The platform's own export: Parquet, partitioned by month.
     let export = scratch.join("export");
-    let output = std::process::Command::new(tests::anjia_binary())
-        .args(["analytics", "export"])
-        .arg(&export)
-        .env("ANJIA_WAREHOUSE", &file)
-        .env("DATABASE_URL", &app.database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("running anjia analytics export");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let written = anjia_json(
+        &app,
+        &file,
+        &["analytics", "export", &export.display().to_string()],
     );
-    let written: Value = serde_json::from_slice(&output.stdout).expect("export report");
     assert!(written["tables"]
         .as_array()
         .expect("tables")
@@ -496,4 +530,181 @@ async fn the_satisfaction_report_agrees_with_the_reviews_read_model_and_leaves_h
         "no worker has two windows of reviews"
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn analysts_run_read_only_sql_over_http_and_in_the_shell_and_everything_else_is_refused() {
+    let (app, scratch, file) = app_with_warehouse_file(|settings| {
+        settings.warehouse.sql.timeout = Duration::from_millis(500);
+        settings.warehouse.sql.rows = 50;
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let analyst = app.create_analyst().await;
+    let customer = app.register_customer().await;
+    let body = tests::order_body_starting_in(30);
+    for _ in 0..2 {
+        app.paid_through_sandbox(&customer, &body, "succeed").await;
+    }
+    refresh(&app, &admin).await;
+    let query = |sql: &str| json!({"sql": sql});
+
+    // The same GMV the revenue report gives, with typed columns.
+    let answer = ask(
+        &app,
+        &analyst,
+        query(
+            "-- GMV by service
+             SELECT o.service, count(*) AS payments, sum(m.amount_fen)::BIGINT AS gmv_fen
+               FROM money_facts m JOIN order_facts o USING (order_id)
+              WHERE m.kind = 'captured' GROUP BY o.service;",
+        ),
+    )
+    .await;
+    assert_eq!(
+        answer["columns"],
+        json!([{"name": "service", "type": "VARCHAR"}, {"name": "payments", "type": "BIGINT"},
+               {"name": "gmv_fen", "type": "BIGINT"}])
+    );
+    assert_eq!(answer["rows"], json!([["daily_cleaning", 2, 30_000]]));
+    assert_eq!(answer["truncated"], json!(false));
+    assert!(answer["freshness"]["refreshed_at"].is_string());
+    let cut = ask(
+        &app,
+        &analyst,
+        json!({"sql": "SELECT * FROM range(1000)", "max_rows": 7}),
+    )
+    .await;
+    assert_eq!(cut["rows"].as_array().map(Vec::len), Some(7));
+    assert_eq!(cut["truncated"], json!(true));
+    let platform_limit = ask(&app, &analyst, query("SELECT * FROM range(1000)")).await;
+    assert_eq!(platform_limit["rows"].as_array().map(Vec::len), Some(50));
+
+    // Refusals, each with its own problem type; nothing in the warehouse changes.
+    let refused = [
+        ("DELETE FROM order_facts", "/problems/sql-not-a-query"),
+        ("DROP TABLE money_facts", "/problems/sql-not-a-query"),
+        ("SELECT 1; SELECT 2", "/problems/sql-not-a-query"),
+        ("SET threads = 64", "/problems/sql-not-a-query"),
+        ("ATTACH 'x.duckdb' AS x", "/problems/sql-not-a-query"),
+        ("   ", "/problems/sql-not-a-query"),
+        (
+            "SELECT * FROM read_csv('/etc/passwd')",
+            "/problems/sql-access-denied",
+        ),
+        (
+            "SELECT * FROM read_parquet('http://127.0.0.1:1/x.parquet')",
+            "/problems/sql-access-denied",
+        ),
+        (
+            "SELECT no_such_column FROM order_facts",
+            "/problems/sql-invalid",
+        ),
+        ("SELEC 1", "/problems/sql-invalid"),
+        (
+            "SELECT count(*) FROM range(1000000) a, range(1000000) b WHERE a.range * b.range = -1",
+            "/problems/sql-timed-out",
+        ),
+    ];
+    let too_many = json!({"sql": "SELECT 1", "max_rows": 51});
+    let mut attempts: Vec<(Value, Option<&str>, StatusCode, &str)> = refused
+        .iter()
+        .map(|(sql, problem)| {
+            (
+                query(sql),
+                Some(analyst.token.as_str()),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                *problem,
+            )
+        })
+        .collect();
+    attempts.push((
+        too_many,
+        Some(&analyst.token),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    ));
+    for user in [&admin, &customer] {
+        attempts.push((
+            query("SELECT 1"),
+            Some(&user.token),
+            StatusCode::FORBIDDEN,
+            "/problems/forbidden",
+        ));
+    }
+    attempts.push((
+        query("SELECT 1"),
+        None,
+        StatusCode::UNAUTHORIZED,
+        "/problems/unauthenticated",
+    ));
+    for (body, token, status, problem) in attempts {
+        let response = app.post("/api/v1/analytics/sql", token, &body).await;
+        assert_problem(response, status, problem).await;
+    }
+    let still = ask(
+        &app,
+        &analyst,
+        query("SELECT count(*) AS orders FROM order_facts"),
+    )
+    .await;
+    assert_eq!(still["rows"], json!([[2]]));
+
+    // The shell: statements over several lines from standard input, the shell's own commands,
+    // and a refusal that does not end the session.
+    let mut shell = anjia_on(&app, &file)
+        .args(["analytics", "sql"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running anjia analytics sql");
+    {
+        use std::io::Write;
+        let mut input = shell.stdin.take().expect("stdin");
+        input
+            .write_all(
+                "SELECT city, count(*) AS orders\n  FROM order_facts\n GROUP BY city;\n\
+                 DELETE FROM order_facts;\n.tables\n.schema money_facts\n.quit\nSELECT 'never';\n"
+                    .as_bytes(),
+            )
+            .expect("statements");
+    }
+    let output = shell.wait_with_output().expect("the shell ends");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "a refusal sets the exit status"
+    );
+    // Columns are aligned by display width: 上海市 is six columns wide.
+    assert!(
+        stdout.starts_with("city   | orders\n-------+-------\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("上海市 | 2"), "{stdout}");
+    assert!(stdout.contains("order_facts"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|line| line.starts_with("amount_fen ") && line.contains("| BIGINT")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("never"), "{stdout}");
+    assert!(stderr.contains("/problems/sql-not-a-query"), "{stderr}");
+    let answer = anjia_json(
+        &app,
+        &file,
+        &[
+            "analytics",
+            "sql",
+            "--json",
+            "-c",
+            "SELECT sum(total_fen)::BIGINT AS total FROM order_facts",
+        ],
+    );
+    assert_eq!(answer["rows"], json!([[30_000]]));
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&scratch);
 }

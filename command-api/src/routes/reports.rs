@@ -9,10 +9,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::NaiveDate;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
-use crate::extract::AppQuery;
+use crate::extract::{AppJson, AppQuery};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,6 +21,58 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/reports/orders", get(orders))
         .route("/api/v1/reports/satisfaction", get(satisfaction))
         .route("/api/v1/admin/analytics/refresh", post(refresh))
+        .route("/api/v1/analytics/sql", post(sql))
+}
+
+/// One analyst's query.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SqlBody {
+    /// One read-only `SELECT` (a `WITH … SELECT`, `FROM …` or `VALUES` too) over the
+    /// warehouse's tables.
+    pub sql: String,
+    /// Fewer rows than the platform's limit.
+    pub max_rows: Option<usize>,
+}
+
+/// Analysts' SQL (analysts only): one read-only query against the warehouse, with no file,
+/// network, extension or setting access, capped memory and threads, a time-out and a row limit.
+/// Anything else is refused with a problem saying why.
+#[utoipa::path(post, path = "/api/v1/analytics/sql", tag = "reports", security(("bearer" = [])), request_body = SqlBody,
+    responses((status = 200, description = "Columns with their types, rows as JSON values, whether rows were cut off, and the warehouse's freshness"),
+              (status = 422, body = crate::error::Problem)))]
+pub async fn sql(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+    AppJson(body): AppJson<SqlBody>,
+) -> Result<Response, ApiError> {
+    let analyst = caller.actor()?.id;
+    let mut limits = state.warehouse.limits().clone();
+    if let Some(rows) = body.max_rows {
+        if rows == 0 || rows > limits.rows {
+            return Err(ApiError::Invalid(format!(
+                "max_rows 须在 1 到 {0} 之间 / max_rows is from 1 to {0}",
+                limits.rows
+            )));
+        }
+        limits.rows = rows;
+    }
+    let length = body.sql.len();
+    let outcome = state
+        .warehouse
+        .query(body.sql, limits)
+        .await
+        .map_err(ApiError::Internal)?;
+    match outcome {
+        Ok(answer) => {
+            tracing::info!(%analyst, length, rows = answer.rows.len(), elapsed_ms = answer.elapsed_ms, "analyst query");
+            Ok(axum::Json(answer).into_response())
+        }
+        Err(refusal) => {
+            tracing::info!(%analyst, length, problem = refusal.problem(), "analyst query refused");
+            Err(ApiError::SqlRefused(refusal))
+        }
+    }
 }
 
 /// A report's date range (Asia/Shanghai dates, inclusive), filters and format.
