@@ -9,6 +9,7 @@
 //! - Only this member links DuckDB. Extensions are never installed or loaded at run time:
 //!   Parquet, JSON and ICU are built into the library (see `scripts/ensure-duckdb`).
 
+pub mod activity;
 pub mod load;
 pub mod reports;
 pub mod sql;
@@ -105,8 +106,12 @@ CREATE TABLE IF NOT EXISTS activity_facts (
     role    VARCHAR NOT NULL,
     kind    VARCHAR NOT NULL,
     occurred_at TIMESTAMPTZ NOT NULL,
-    day     DATE NOT NULL
+    day     DATE NOT NULL,
+    -- how someone signed in (password, code, oauth) or where the app opened (ios, web, …)
+    detail  VARCHAR
 );
+-- Warehouses made before sign-ins and app opens were loaded.
+ALTER TABLE activity_facts ADD COLUMN IF NOT EXISTS detail VARCHAR;
 ";
 
 /// The fact tables, each with its Beijing `day`.

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use duckdb::{params, Connection};
 use projections::log::{read_after, Checkpoint, StoredEvent};
 use serde::Serialize;
@@ -33,8 +33,7 @@ pub struct LoadReport {
 
 /// The Asia/Shanghai calendar date of a moment (China keeps UTC+8 all year).
 pub fn beijing_day(at: DateTime<Utc>) -> NaiveDate {
-    at.with_timezone(&FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
-        .date_naive()
+    domain::availability::local_date(at)
 }
 
 /// order, customer, service, city, district, total, placed at
@@ -62,6 +61,15 @@ type MoneyRow = (
 /// order, worker, quality, attitude, skill, by default, at
 type ReviewRow = (Uuid, Option<Uuid>, u8, u8, u8, bool, DateTime<Utc>);
 
+/// person, role, kind, detail (sign-in method, platform), at
+type ActivityRow = (
+    Uuid,
+    &'static str,
+    &'static str,
+    Option<String>,
+    DateTime<Utc>,
+);
+
 #[derive(Debug, Default)]
 struct Rows {
     orders: Vec<OrderRow>,
@@ -70,7 +78,7 @@ struct Rows {
     money: Vec<MoneyRow>,
     reviews: Vec<ReviewRow>,
     worker_status: Vec<(Uuid, &'static str, DateTime<Utc>)>,
-    activity: Vec<(Uuid, &'static str, &'static str, DateTime<Utc>)>,
+    activity: Vec<ActivityRow>,
 }
 
 impl Rows {
@@ -96,10 +104,12 @@ fn facts(
     events: &[StoredEvent],
     payments: &mut HashMap<Uuid, (Uuid, String)>,
 ) -> anyhow::Result<Rows> {
+    use domain::activity::PresenceEvent;
     use domain::customer::CustomerEvent;
     use domain::order::OrderEvent;
     use domain::payment::PaymentEvent;
     use domain::worker::WorkerEvent;
+    use domain::Role;
     let mut rows = Rows::default();
     for event in events {
         let id: Option<Uuid> = event.aggregate_id.parse().ok();
@@ -134,6 +144,7 @@ fn facts(
                             booking.customer_id,
                             "customer",
                             "order_placed",
+                            None,
                             placed_at,
                         ));
                     }
@@ -156,36 +167,48 @@ fn facts(
                     OrderEvent::OrderAccepted {
                         worker_id,
                         accepted_at,
-                    } => milestone(
-                        &mut rows,
-                        "accepted",
-                        Some(worker_id),
-                        None,
-                        None,
-                        accepted_at,
-                    ),
+                    } => {
+                        rows.activity
+                            .push((worker_id, "worker", "order_work", None, accepted_at));
+                        milestone(
+                            &mut rows,
+                            "accepted",
+                            Some(worker_id),
+                            None,
+                            None,
+                            accepted_at,
+                        )
+                    }
                     OrderEvent::ServiceStarted {
                         worker_id,
                         started_at,
-                    } => milestone(
-                        &mut rows,
-                        "started",
-                        Some(worker_id),
-                        None,
-                        None,
-                        started_at,
-                    ),
+                    } => {
+                        rows.activity
+                            .push((worker_id, "worker", "order_work", None, started_at));
+                        milestone(
+                            &mut rows,
+                            "started",
+                            Some(worker_id),
+                            None,
+                            None,
+                            started_at,
+                        )
+                    }
                     OrderEvent::ServiceFinished {
                         worker_id,
                         finished_at,
-                    } => milestone(
-                        &mut rows,
-                        "completed",
-                        Some(worker_id),
-                        None,
-                        None,
-                        finished_at,
-                    ),
+                    } => {
+                        rows.activity
+                            .push((worker_id, "worker", "order_work", None, finished_at));
+                        milestone(
+                            &mut rows,
+                            "completed",
+                            Some(worker_id),
+                            None,
+                            None,
+                            finished_at,
+                        )
+                    }
                     OrderEvent::OrderCancelled {
                         reason,
                         stage,
@@ -308,10 +331,13 @@ fn facts(
                 let status = match event.decode::<WorkerEvent>()? {
                     WorkerEvent::WorkerRegistered { registered_at, .. } => {
                         rows.activity
-                            .push((id, "worker", "registered", registered_at));
+                            .push((id, "worker", "registered", None, registered_at));
                         Some(("registered", registered_at))
                     }
-                    WorkerEvent::WorkerWentOnline { at } => Some(("online", at)),
+                    WorkerEvent::WorkerWentOnline { at } => {
+                        rows.activity.push((id, "worker", "went_online", None, at));
+                        Some(("online", at))
+                    }
                     WorkerEvent::WorkerWentOffline { at } => Some(("offline", at)),
                     WorkerEvent::WorkerSuspended { at, .. } => Some(("suspended", at)),
                     WorkerEvent::WorkerReinstated { at, .. } => Some(("reinstated", at)),
@@ -328,8 +354,38 @@ fn facts(
                     event.decode::<CustomerEvent>()?
                 {
                     rows.activity
-                        .push((id, "customer", "registered", registered_at));
+                        .push((id, "customer", "registered", None, registered_at));
                 }
+            }
+            "presence" => {
+                let (user, role, kind, detail, at) = match event.decode::<PresenceEvent>()? {
+                    PresenceEvent::SignedIn {
+                        user_id,
+                        role,
+                        method,
+                        at,
+                    } => (user_id, role, "signed_in", text(&method), at),
+                    PresenceEvent::AppOpened {
+                        user_id,
+                        role,
+                        platform,
+                        at,
+                        ..
+                    } => (
+                        user_id,
+                        role,
+                        "app_opened",
+                        Some(platform.as_str().to_owned()),
+                        at,
+                    ),
+                };
+                // Only the people the activity report counts.
+                let role = match role {
+                    Role::Customer => "customer",
+                    Role::Worker => "worker",
+                    _ => continue,
+                };
+                rows.activity.push((user, role, kind, detail, at));
             }
             _ => {}
         }
@@ -408,8 +464,8 @@ fn append(
             appender.append_row(params![worker, status, at, beijing_day(*at)])?;
         }
         let mut appender = transaction.appender("activity_facts")?;
-        for (user, role, kind, at) in &rows.activity {
-            appender.append_row(params![user, role, kind, at, beijing_day(*at)])?;
+        for (user, role, kind, detail, at) in &rows.activity {
+            appender.append_row(params![user, role, kind, at, beijing_day(*at), detail])?;
         }
     }
     transaction.execute(

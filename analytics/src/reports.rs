@@ -15,6 +15,9 @@ pub struct Filters {
     pub to: Option<NaiveDate>,
     pub service: Option<String>,
     pub city: Option<String>,
+    /// `customer` or `worker` (the activity report).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
 }
 
 /// What every report offers besides its own figures.
@@ -252,6 +255,86 @@ pub struct OrdersReport {
     /// Minutes from payment to the first assignment, over the orders that had both.
     pub assign_minutes_median: Option<f64>,
     pub assign_minutes_average: Option<f64>,
+    /// Minutes workers spent serving (start to finish of services begun in the range, of the
+    /// service and city asked) against minutes they were online in the range.
+    pub service_minutes: f64,
+    pub online_minutes: f64,
+    /// `service_minutes` over `online_minutes`, when anyone was online.
+    pub utilisation: Option<f64>,
+    pub workers: Vec<WorkerUtilisation>,
+}
+
+/// One worker's share of the orders report's utilisation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerUtilisation {
+    pub worker_id: uuid::Uuid,
+    pub services: i64,
+    pub service_minutes: f64,
+    pub online_minutes: f64,
+    pub utilisation: Option<f64>,
+}
+
+/// Per worker: services begun in the range (with the service and city filters) and their
+/// minutes, and minutes online in the range (an online spell ends at the worker's next status:
+/// offline or suspended; one still open ends now). Beijing days bound the range.
+const UTILISATION: &str = "
+WITH bounds AS (
+    SELECT coalesce(epoch(?::DATE::TIMESTAMP) - 28800, 0) AS lo,
+           least(coalesce(epoch((?::DATE + 1)::TIMESTAMP) - 28800, 1e12), epoch(now())) AS hi
+), served AS (
+    SELECT s.worker_id, s.order_id,
+           (epoch(min(c.occurred_at)) - epoch(min(s.occurred_at))) / 60.0 AS minutes
+      FROM order_milestones s
+      JOIN order_milestones c ON c.order_id = s.order_id AND c.milestone = 'completed'
+      JOIN order_facts o ON o.order_id = s.order_id
+     WHERE s.milestone = 'started'
+       AND (?::DATE IS NULL OR s.day >= ?::DATE) AND (?::DATE IS NULL OR s.day <= ?::DATE)
+       AND (?::VARCHAR IS NULL OR o.service = ?::VARCHAR) AND (?::VARCHAR IS NULL OR o.city = ?::VARCHAR)
+     GROUP BY s.worker_id, s.order_id
+), spells AS (
+    SELECT worker_id, status, epoch(occurred_at) AS started,
+           lead(epoch(occurred_at)) OVER (PARTITION BY worker_id ORDER BY occurred_at) AS ended
+      FROM worker_status_facts WHERE status IN ('online', 'offline', 'suspended')
+), online AS (
+    SELECT worker_id,
+           sum(greatest(0, least(coalesce(ended, hi), hi) - greatest(started, lo))) / 60.0 AS minutes
+      FROM spells, bounds WHERE status = 'online' GROUP BY worker_id
+), s AS (
+    SELECT worker_id, count(*) AS services, sum(minutes) AS minutes FROM served GROUP BY worker_id
+)
+SELECT coalesce(s.worker_id, online.worker_id), coalesce(s.services, 0),
+       coalesce(s.minutes, 0)::DOUBLE, coalesce(online.minutes, 0)::DOUBLE
+  FROM s FULL JOIN online ON online.worker_id = s.worker_id
+ WHERE coalesce(s.services, 0) > 0 OR coalesce(online.minutes, 0) > 0
+ ORDER BY 1
+";
+
+fn ratio(part: f64, whole: f64) -> Option<f64> {
+    (whole > 0.0).then(|| (part / whole * 10_000.0).round() / 10_000.0)
+}
+
+fn utilisation(
+    connection: &Connection,
+    filters: &Filters,
+) -> anyhow::Result<Vec<WorkerUtilisation>> {
+    let mut params: Vec<Box<dyn duckdb::ToSql>> =
+        vec![Box::new(filters.from), Box::new(filters.to)];
+    params.extend(filter_params(filters));
+    let rows = connection
+        .prepare(UTILISATION)?
+        .query_map(duckdb::params_from_iter(params.iter()), |row| {
+            let service_minutes: f64 = row.get(2)?;
+            let online_minutes: f64 = row.get(3)?;
+            Ok(WorkerUtilisation {
+                worker_id: row.get(0)?,
+                services: row.get(1)?,
+                service_minutes,
+                online_minutes,
+                utilisation: ratio(service_minutes, online_minutes),
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
 }
 
 /// The orders of the range (by placement day) and filters, with each one's milestones.
@@ -342,7 +425,14 @@ pub fn orders(connection: &Connection, filters: &Filters) -> anyhow::Result<Orde
         |row| Ok((row.get(0)?, row.get(1)?)),
     )?;
     let sum = |field: fn(&OrdersRow) -> i64| rows.iter().map(field).sum::<i64>();
+    let workers = utilisation(connection, filters)?;
+    let service_minutes: f64 = workers.iter().map(|worker| worker.service_minutes).sum();
+    let online_minutes: f64 = workers.iter().map(|worker| worker.online_minutes).sum();
     Ok(OrdersReport {
+        service_minutes,
+        online_minutes,
+        utilisation: ratio(service_minutes, online_minutes),
+        workers,
         filters: filters.clone(),
         freshness: freshness(connection)?,
         placed: sum(|row| row.placed),

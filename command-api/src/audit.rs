@@ -25,13 +25,15 @@ use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 /// The aggregate types whose state can be replayed.
-pub const AGGREGATE_TYPES: [&str; 6] = [
+pub const AGGREGATE_TYPES: [&str; 8] = [
     "order",
     "worker",
     "customer",
     "payment",
     "wallet",
     "commission_schedule",
+    "interview",
+    "presence",
 ];
 
 /// One event of a stream, as the audit trail shows it.
@@ -180,6 +182,8 @@ pub async fn state_as_of(
         "payment" => fold::<domain::payment::Payment>(&events)?,
         "wallet" => fold::<domain::wallet::Wallet>(&events)?,
         "commission_schedule" => fold::<domain::commission::CommissionSchedule>(&events)?,
+        "interview" => fold::<domain::interview::Interview>(&events)?,
+        "presence" => fold::<domain::activity::Presence>(&events)?,
         _ => return Ok(None),
     };
     Ok(Some(ReplayedState {

@@ -149,6 +149,7 @@ pub struct RouteSpec {
 
 const CUSTOMER: &[Role] = &[Role::Customer];
 const WORKER: &[Role] = &[Role::Worker];
+const CUSTOMERS_AND_WORKERS: &[Role] = &[Role::Customer, Role::Worker];
 const ADMIN: &[Role] = &[Role::Admin];
 const REPORT_READERS: &[Role] = &[Role::Admin, Role::Analyst];
 const ANALYSTS: &[Role] = &[Role::Analyst];
@@ -176,6 +177,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(GET "/api/v1/reports/revenue" Access::Roles(REPORT_READERS)),
     route!(GET "/api/v1/reports/orders" Access::Roles(REPORT_READERS)),
     route!(GET "/api/v1/reports/satisfaction" Access::Roles(REPORT_READERS)),
+    route!(GET "/api/v1/reports/activity" Access::Roles(REPORT_READERS)),
     route!(POST "/api/v1/admin/analytics/refresh" Access::Roles(ADMIN)),
     route!(POST "/api/v1/analytics/sql" Access::Roles(ANALYSTS)),
     route!(GET "/call.js" Access::Public),
@@ -200,6 +202,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(DELETE "/api/v1/sessions/{session_id}" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(POST "/api/v1/me/password" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(GET "/api/v1/me" Access::Roles(EVERYONE_SIGNED_IN)),
+    route!(POST "/api/v1/me/app-opens" Access::Roles(CUSTOMERS_AND_WORKERS)),
     route!(GET "/api/v1/me/security" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(PUT "/api/v1/me/security" Access::Roles(EVERYONE_SIGNED_IN)),
     route!(GET "/api/v1/me/profile" Access::Roles(CUSTOMER)),

@@ -382,6 +382,15 @@ impl DomainErrorKind for domain::commission::CommissionError {
     }
 }
 
+impl DomainErrorKind for domain::activity::PresenceError {
+    fn api_error(&self) -> ApiError {
+        match self {
+            domain::activity::PresenceError::SomeoneElse => ApiError::Forbidden(self.to_string()),
+            domain::activity::PresenceError::BadVersion => ApiError::Invalid(self.to_string()),
+        }
+    }
+}
+
 impl From<domain::order::OrderError> for ApiError {
     fn from(error: domain::order::OrderError) -> Self {
         error.api_error()

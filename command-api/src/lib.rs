@@ -73,6 +73,7 @@ pub fn app(state: AppState) -> Router {
         .merge(signaling::router(state.signaling.clone()))
         .route("/metrics", axum::routing::get(metrics::endpoint))
         .merge(routes::profile::router())
+        .merge(routes::activity::router())
         .merge(routes::onboarding::router())
         .merge(routes::users::router())
         .merge(routes::oauth::router())

@@ -80,7 +80,7 @@ enum Command {
         #[command(subcommand)]
         what: AnalyticsWhat,
     },
-    /// Print a report from the warehouse: `revenue`, `orders` or `satisfaction`.
+    /// Print a report from the warehouse: `revenue`, `orders`, `satisfaction` or `activity`.
     Report {
         name: String,
         /// First day (Beijing), YYYY-MM-DD.
@@ -93,6 +93,9 @@ enum Command {
         service: Option<String>,
         #[arg(long)]
         city: Option<String>,
+        /// `customer` or `worker` (the activity report).
+        #[arg(long)]
+        role: Option<String>,
         /// CSV instead of JSON.
         #[arg(long)]
         csv: bool,
@@ -354,6 +357,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             to,
             service,
             city,
+            role,
             csv,
         } => {
             let warehouse = command_api::warehouse::WarehouseHandle::new(
@@ -364,13 +368,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 to,
                 service,
                 city,
+                role,
             };
             let text = match name.as_str() {
                 "revenue" => render(&warehouse.revenue(filters).await?, csv)?,
                 "orders" => render(&warehouse.orders(filters).await?, csv)?,
                 "satisfaction" => render(&warehouse.satisfaction(filters).await?, csv)?,
+                "activity" => render(&warehouse.activity(filters).await?, csv)?,
                 other => {
-                    anyhow::bail!("no report named {other}; reports: revenue, orders, satisfaction")
+                    anyhow::bail!(
+                        "no report named {other}; reports: revenue, orders, satisfaction, activity"
+                    )
                 }
             };
             writeln!(std::io::stdout().lock(), "{text}")?;

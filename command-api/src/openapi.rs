@@ -7,9 +7,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, admin, audit, availability, commission, corrections, dispatch, health, interviews,
-    live, oauth, onboarding, orders, payments, profile, reports, reviews, security, sessions,
-    users, verification, wallet, workers,
+    accounts, activity, admin, audit, availability, commission, corrections, dispatch, health,
+    interviews, live, oauth, onboarding, orders, payments, profile, reports, reviews, security,
+    sessions, users, verification, wallet, workers,
 };
 use crate::state::AppState;
 
@@ -36,7 +36,7 @@ use crate::state::AppState;
         interviews::cancel, interviews::join, interviews::outcome, interviews::signaling_socket, interviews::call_page, interviews::call_script,
         reviews::tags, reviews::reply, reviews::hide, reviews::list, reviews::ratings,
         audit::events, audit::stream, audit::state_as_of, audit::verification,
-        reports::revenue, reports::orders, reports::satisfaction, reports::refresh, reports::sql,
+        activity::app_opened, reports::revenue, reports::orders, reports::satisfaction, reports::activity, reports::refresh, reports::sql,
         admin::projection_status, admin::rebuild, admin::logs, crate::metrics::endpoint,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,

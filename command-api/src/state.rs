@@ -33,6 +33,8 @@ pub struct AppState {
     pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
     pub commissions: Arc<CommandBus<domain::commission::CommissionSchedule>>,
     pub interviews: Arc<CommandBus<domain::interview::Interview>>,
+    /// Sign-ins and app opens, one stream per person and Beijing day.
+    pub presence: Arc<CommandBus<domain::activity::Presence>>,
     /// The interview calls' signaling rooms, shared with every process through PostgreSQL.
     pub signaling: signaling::Hub,
     pub payment_providers: crate::payments::Providers,
@@ -70,6 +72,7 @@ impl AppState {
             wallets: Arc::new(CommandBus::new(pool.clone())),
             commissions: Arc::new(CommandBus::new(pool.clone())),
             interviews: Arc::new(CommandBus::new(pool.clone())),
+            presence: Arc::new(CommandBus::new(pool.clone())),
             signaling: signaling::Hub::start(
                 pool.clone(),
                 crate::auth::server_secret(&pool, "room_token_key").await?,

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use analytics::activity::ActivityReport;
 use analytics::load::LoadReport;
 use analytics::reports::{Filters, OrdersReport, RevenueReport, SatisfactionReport};
 use analytics::sql::{Answer, Limits, Refusal};
@@ -147,6 +148,12 @@ impl WarehouseHandle {
     /// The satisfaction report.
     pub async fn satisfaction(&self, filters: Filters) -> anyhow::Result<SatisfactionReport> {
         self.read(move |warehouse| warehouse.satisfaction(&filters))
+            .await
+    }
+
+    /// The activity report.
+    pub async fn activity(&self, filters: Filters) -> anyhow::Result<ActivityReport> {
+        self.read(move |warehouse| warehouse.activity(&filters))
             .await
     }
 

@@ -5,6 +5,7 @@
 //! (for example the facts about a worker that an assignment depends on), so every decision can
 //! be tested with cqrs-es's `TestFramework` alone.
 
+pub mod activity;
 pub mod availability;
 pub mod catalogue;
 pub mod commission;

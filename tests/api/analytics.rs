@@ -708,3 +708,199 @@ async fn analysts_run_read_only_sql_over_http_and_in_the_shell_and_everything_el
     app.stop().await;
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+#[tokio::test]
+async fn the_activity_report_counts_sign_ins_app_opens_and_work_and_utilisation_agrees_with_the_orders_read_model(
+) {
+    let app = tests::spawn_app_with(|settings| {
+        settings.jobs.analytics_schedule = "0 0 0 1 1 *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let analyst = app.create_analyst().await;
+    let first = app.register_customer().await;
+    let second = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+
+    // App opens: a resume within ten minutes on one platform is not a new open.
+    let open = |user: &User, body: Value| {
+        let token = user.token.clone();
+        let app = &app;
+        async move { app.post("/api/v1/me/app-opens", Some(&token), &body).await }
+    };
+    for (body, recorded) in [
+        (json!({"platform": "ios", "app_version": "3.2.1"}), true),
+        (json!({"platform": "ios", "app_version": "3.2.1"}), false),
+        (json!({"platform": "web"}), true),
+    ] {
+        let response = open(&first, body).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let ack: Value = response.json().await.expect("ack");
+        assert_eq!(ack["recorded"], json!(recorded));
+    }
+    for body in [
+        json!({"platform": "symbian"}),
+        json!({"platform": "android", "app_version": " "}),
+        json!({"platform": "android", "device": "x"}),
+    ] {
+        let response = open(&second, body).await;
+        assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        )
+        .await;
+    }
+    let response = open(&admin, json!({"platform": "web"})).await;
+    assert_problem(response, StatusCode::FORBIDDEN, "/problems/forbidden").await;
+
+    // The worker goes online, serves one order, and goes offline.
+    let response = app
+        .post("/api/v1/worker/online", Some(&worker.token), &json!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (order, _) = app
+        .paid_through_sandbox(&first, &tests::order_body_starting_in(30), "succeed")
+        .await;
+    app.grab_and_serve(order, &worker).await;
+    let response = app
+        .post("/api/v1/worker/offline", Some(&worker.token), &json!({}))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    refresh(&app, &admin).await;
+
+    // Everyone was first active today: all new.
+    let get = |path: String, token: String| {
+        let app = &app;
+        async move { app.get(&path, Some(&token)).await }
+    };
+    let report: Value = get("/api/v1/reports/activity".into(), analyst.token.clone())
+        .await
+        .json()
+        .await
+        .expect("report");
+    let today = domain::availability::local_date(chrono::Utc::now()).to_string();
+    let daily = report["daily"].as_array().expect("daily");
+    let row = |role: &str| {
+        daily
+            .iter()
+            .find(|row| row["role"] == json!(role) && row["start"] == json!(today))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let customers = scalar(&app, "SELECT count(*) FROM read_customers").await;
+    assert_eq!(customers, 2);
+    assert_eq!(row("customer")["active"], json!(2));
+    assert_eq!(row("customer")["new"], json!(2));
+    assert_eq!(row("worker")["active"], json!(1));
+    assert_eq!(report["weekly"].as_array().map(Vec::len), Some(2));
+    let cohort = &report["cohorts"][0];
+    assert_eq!(cohort["size"], cohort["active"][0]);
+    assert_eq!(cohort["retention"][0], json!(1.0));
+    let workers_only: Value = get(
+        "/api/v1/reports/activity?role=worker&format=csv".into(),
+        admin.token.clone(),
+    )
+    .await
+    .text()
+    .await
+    .map(Value::String)
+    .expect("csv");
+    let csv = workers_only.as_str().expect("text");
+    assert!(
+        csv.starts_with("period,start,role,active,new,returning\n"),
+        "{csv}"
+    );
+    assert!(csv.contains(&format!("day,{today},worker,1,1,0")), "{csv}");
+    assert!(!csv.contains("customer"), "{csv}");
+
+    // Sign-ins and app opens reached the warehouse as they are in the log.
+    let sign_ins = scalar(
+        &app,
+        "SELECT count(*) FROM sessions s JOIN credentials c USING (user_id)
+          WHERE c.role IN ('customer', 'worker')",
+    )
+    .await;
+    let loaded = ask(
+        &app,
+        &analyst,
+        json!({"sql": "SELECT kind, coalesce(detail, '') AS detail, count(*) AS n FROM activity_facts
+                        WHERE kind IN ('signed_in', 'app_opened') GROUP BY ALL ORDER BY ALL"}),
+    )
+    .await;
+    assert_eq!(
+        loaded["rows"],
+        json!([
+            ["app_opened", "ios", 1],
+            ["app_opened", "web", 1],
+            ["signed_in", "password", sign_ins]
+        ])
+    );
+
+    // Utilisation: minutes serving as the orders read model has them, over minutes online as
+    // the worker's events have them.
+    let served = sqlx::query_scalar::<_, Option<f64>>(
+        "SELECT sum(extract(epoch FROM finished_at - started_at))::float8 / 60 FROM read_orders
+          WHERE worker_id = $1 AND finished_at IS NOT NULL",
+    )
+    .bind(worker.id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("served")
+    .expect("one service");
+    let online = sqlx::query_scalar::<_, Option<f64>>(
+        "WITH s AS (
+             SELECT event_type, (payload -> event_type ->> 'at')::timestamptz AS at FROM events
+              WHERE aggregate_type = 'worker' AND aggregate_id = $1
+                AND event_type IN ('WorkerWentOnline', 'WorkerWentOffline')
+         ), spells AS (
+             SELECT event_type, at, lead(at) OVER (ORDER BY at) AS ended FROM s
+         )
+         SELECT sum(extract(epoch FROM ended - at))::float8 / 60 FROM spells
+          WHERE event_type = 'WorkerWentOnline'",
+    )
+    .bind(worker.id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("online")
+    .expect("one spell");
+    let orders: Value = get("/api/v1/reports/orders".into(), analyst.token.clone())
+        .await
+        .json()
+        .await
+        .expect("orders report");
+    let mine = orders["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .find(|row| row["worker_id"] == json!(worker.id))
+        .cloned()
+        .expect("the worker's utilisation");
+    let close =
+        |value: &Value, expected: f64| (value.as_f64().expect("a number") - expected).abs() < 1e-6;
+    assert_eq!(mine["services"], json!(1));
+    assert!(
+        close(&mine["service_minutes"], served),
+        "{mine} vs {served}"
+    );
+    assert!(close(&mine["online_minutes"], online), "{mine} vs {online}");
+    assert!(online >= served, "served while online");
+
+    // Filters a report does not take are refused.
+    for (path, token) in [
+        ("/api/v1/reports/activity?service=nanny", &analyst.token),
+        ("/api/v1/reports/activity?role=admin", &analyst.token),
+        ("/api/v1/reports/revenue?role=customer", &admin.token),
+    ] {
+        let response = get(path.into(), token.clone()).await;
+        assert_problem(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        )
+        .await;
+    }
+    let response = get("/api/v1/reports/activity".into(), first.token.clone()).await;
+    assert_problem(response, StatusCode::FORBIDDEN, "/problems/forbidden").await;
+    app.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per area. Each exposes `router()`.
 
 pub mod accounts;
+pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod availability;

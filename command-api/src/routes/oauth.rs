@@ -248,7 +248,13 @@ pub async fn callback(
         Some((user_id, role)) => {
             let role = Role::parse(&role)
                 .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role}")))?;
-            let session = open_session(&state, Actor { id: user_id, role }, &context).await?;
+            let session = open_session(
+                &state,
+                Actor { id: user_id, role },
+                domain::activity::SignInMethod::Oauth,
+                &context,
+            )
+            .await?;
             Ok((
                 StatusCode::OK,
                 axum::Json(CallbackView {

@@ -20,6 +20,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/reports/revenue", get(revenue))
         .route("/api/v1/reports/orders", get(orders))
         .route("/api/v1/reports/satisfaction", get(satisfaction))
+        .route("/api/v1/reports/activity", get(activity))
         .route("/api/v1/admin/analytics/refresh", post(refresh))
         .route("/api/v1/analytics/sql", post(sql))
 }
@@ -89,6 +90,8 @@ pub struct ReportQuery {
     pub service: Option<String>,
     /// A city, e.g. `上海`.
     pub city: Option<String>,
+    /// `customer` or `worker` (the activity report only).
+    pub role: Option<String>,
     /// `json` (default) or `csv`.
     pub format: Option<String>,
 }
@@ -109,12 +112,35 @@ impl ReportQuery {
                 )));
             }
         }
+        if let Some(role) = &self.role {
+            if !matches!(role.as_str(), "customer" | "worker") {
+                return Err(ApiError::Invalid(format!(
+                    "角色只能是 customer 或 worker / role is customer or worker, not {role}"
+                )));
+            }
+        }
         Ok(analytics::reports::Filters {
             from: self.from,
             to: self.to,
             service: self.service.clone(),
             city: self.city.clone(),
+            role: self.role.clone(),
         })
+    }
+
+    /// Refuses the filters a report does not take.
+    fn only(self, takes_role: bool) -> Result<Self, ApiError> {
+        if takes_role && (self.service.is_some() || self.city.is_some()) {
+            return Err(ApiError::Invalid(
+                "活跃度报表按角色筛选，不按服务或城市 / the activity report filters by role, not by service or city".into(),
+            ));
+        }
+        if !takes_role && self.role.is_some() {
+            return Err(ApiError::Invalid(
+                "只有活跃度报表按角色筛选 / only the activity report filters by role".into(),
+            ));
+        }
+        Ok(self)
     }
 
     fn csv(&self) -> Result<bool, ApiError> {
@@ -137,7 +163,10 @@ pub async fn revenue(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    answer(query, |filters| state.warehouse.revenue(filters)).await
+    answer(query.only(false)?, |filters| {
+        state.warehouse.revenue(filters)
+    })
+    .await
 }
 
 /// Orders (admins and analysts): volume and the funnel (placed → paid → assigned → completed)
@@ -149,7 +178,10 @@ pub async fn orders(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    answer(query, |filters| state.warehouse.orders(filters)).await
+    answer(query.only(false)?, |filters| {
+        state.warehouse.orders(filters)
+    })
+    .await
 }
 
 /// Satisfaction (admins and analysts): average quality, attitude and skill, their distribution,
@@ -161,7 +193,25 @@ pub async fn satisfaction(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
 ) -> Result<Response, ApiError> {
-    answer(query, |filters| state.warehouse.satisfaction(filters)).await
+    answer(query.only(false)?, |filters| {
+        state.warehouse.satisfaction(filters)
+    })
+    .await
+}
+
+/// Activity (admins and analysts): daily, weekly and monthly active customers and workers, new
+/// against returning, and weekly retention cohorts. Filters by `role`, not service or city.
+/// `format=csv` answers the period rows.
+#[utoipa::path(get, path = "/api/v1/reports/activity", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+pub async fn activity(
+    State(state): State<AppState>,
+    AppQuery(query): AppQuery<ReportQuery>,
+) -> Result<Response, ApiError> {
+    answer(query.only(true)?, |filters| {
+        state.warehouse.activity(filters)
+    })
+    .await
 }
 
 /// Checks the query, runs the report and answers it as JSON, or as CSV.

@@ -79,6 +79,7 @@ fn new_refresh_token() -> (String, Vec<u8>) {
 pub(crate) async fn open_session(
     state: &AppState,
     actor: Actor,
+    method: domain::activity::SignInMethod,
     context: &CommandContext,
 ) -> Result<SessionCreated, ApiError> {
     let session_id = Uuid::now_v7();
@@ -102,6 +103,7 @@ pub(crate) async fn open_session(
         .execute(&mut *transaction)
         .await?;
     transaction.commit().await?;
+    crate::routes::activity::record_sign_in(state, actor, method, context).await;
     if crate::routes::security::settings_of(&state.pool, actor.id)
         .await?
         .new_sign_in_alert
@@ -218,7 +220,13 @@ pub async fn sign_in(
         .bind(&login)
         .execute(&state.pool)
         .await?;
-    let session = open_session(&state, Actor { id: user_id, role }, &context).await?;
+    let session = open_session(
+        &state,
+        Actor { id: user_id, role },
+        domain::activity::SignInMethod::Password,
+        &context,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 

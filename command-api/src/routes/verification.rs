@@ -303,7 +303,13 @@ pub async fn sign_in_with_code(
     }
     let role = Role::parse(&role)
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("unknown role {role}")))?;
-    let session = open_session(&state, Actor { id: user_id, role }, &context).await?;
+    let session = open_session(
+        &state,
+        Actor { id: user_id, role },
+        domain::activity::SignInMethod::Code,
+        &context,
+    )
+    .await?;
     Ok((StatusCode::CREATED, axum::Json(session)))
 }
 
