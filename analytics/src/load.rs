@@ -33,7 +33,7 @@ pub struct LoadReport {
 
 /// The Asia/Shanghai calendar date of a moment (China keeps UTC+8 all year).
 pub fn beijing_day(at: DateTime<Utc>) -> NaiveDate {
-    domain::availability::local_date(at)
+    domain::values::business_day(at)
 }
 
 /// order, customer, service, city, district, total, placed at

@@ -146,11 +146,6 @@ impl Availability {
     }
 }
 
-/// The Beijing date of a UTC instant (the business day).
-pub fn local_date(at: DateTime<Utc>) -> NaiveDate {
-    at.with_timezone(&shanghai()).date_naive()
-}
-
 /// The UTC instant of a local date and time.
 pub fn local_instant(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
     shanghai()

@@ -779,7 +779,7 @@ async fn the_activity_report_counts_sign_ins_app_opens_and_work_and_utilisation_
         .json()
         .await
         .expect("report");
-    let today = domain::availability::local_date(chrono::Utc::now()).to_string();
+    let today = domain::values::business_day(chrono::Utc::now()).to_string();
     let daily = report["daily"].as_array().expect("daily");
     let row = |role: &str| {
         daily

@@ -67,10 +67,7 @@ pub async fn app_opened(
 }
 
 fn presence_of(actor: Actor, context: &CommandContext) -> uuid::Uuid {
-    presence_id(
-        actor.id,
-        domain::availability::local_date(context.occurred_at),
-    )
+    presence_id(actor.id, domain::values::business_day(context.occurred_at))
 }
 
 /// Records a sign-in as activity. The session is already open: a failure here is logged and
