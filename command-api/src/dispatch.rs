@@ -129,14 +129,14 @@ impl DispatchSettings {
         Ok(())
     }
 
-    fn first_open_stage(&self, service: ServiceCode) -> DispatchStage {
+    pub fn first_open_stage(&self, service: ServiceCode) -> DispatchStage {
         self.modes
             .get(&service)
             .copied()
             .unwrap_or(DispatchStage::Auto)
     }
 
-    fn deadline(&self, stage: DispatchStage, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn deadline(&self, stage: DispatchStage, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let window = match stage {
             DispatchStage::Named => self.named_confirm,
             DispatchStage::Grab => self.grab_window,

@@ -68,6 +68,9 @@ enum Command {
     /// Compare each payment provider's statement of a local date with the ledger and list
     /// every difference.
     Reconcile { date: chrono::NaiveDate },
+    /// Write a realistic history (customers, workers, orders in five cities, payments,
+    /// refunds, reviews, activity, seasons) into the event log, as valid events.
+    DemoData(command_api::demo_data::DemoOptions),
     /// Replay a day of orders and workers under dispatch policies and print what each did.
     Simulate(command_api::simulate::SimulateOptions),
     /// The audit trail: verify the event log's hash chains, or export events as JSON Lines.
@@ -413,17 +416,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Reconcile { date } => {
-            let pool = server::connect(url, &cli.var_dir, 4).await?;
-            let vault = server::prepare(&pool, master_key).await?;
-            let settings = server::Settings::from_environment()?;
-            let base_url = settings
-                .public_url
-                .clone()
-                .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-            let state =
-                command_api::state::AppState::new(pool, &settings, vault, &base_url).await?;
+            let state = tool_state(url, &cli.var_dir, master_key).await?;
             let reports = command_api::payments::reconcile(&state, date).await?;
             print_json(&reports)?;
+        }
+        Command::DemoData(options) => {
+            let state = tool_state(url, &cli.var_dir, master_key).await?;
+            let report = command_api::demo_data::generate(&state, &options).await?;
+            print_json(&report)?;
         }
         Command::Simulate(options) => {
             let (day, source) = match options.date {
@@ -472,6 +472,22 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
 }
 
 /// A report as CSV, or as indented JSON.
+/// The platform's state for a tool that runs commands as the server would (no HTTP).
+async fn tool_state(
+    url: Option<&str>,
+    var_dir: &std::path::Path,
+    master_key: Option<&str>,
+) -> anyhow::Result<command_api::state::AppState> {
+    let pool = server::connect(url, var_dir, 4).await?;
+    let vault = server::prepare(&pool, master_key).await?;
+    let settings = server::Settings::from_environment()?;
+    let base_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
+    command_api::state::AppState::new(pool, &settings, vault, &base_url).await
+}
+
 fn render<R: analytics::reports::Report>(report: &R, csv: bool) -> anyhow::Result<String> {
     Ok(if csv {
         report.csv()

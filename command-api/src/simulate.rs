@@ -18,7 +18,7 @@ use domain::availability::local_instant;
 use domain::dispatch::{
     certify, greedy, optimal, plan_round, price, Candidate, Method, OpenOrder, Weights,
 };
-use domain::onboarding::{required_certificates, Certificate, ReviewStatus};
+use domain::onboarding::{certificates_for, Certificate, ReviewStatus};
 use domain::order::OrderEvent;
 use domain::worker::{ServiceBase, Worker, WorkerEvent};
 use domain::{CoordinateSystem, GeoPoint, ServiceCode};
@@ -26,31 +26,7 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A small deterministic generator (SplitMix64), so a seed names the same day everywhere.
-struct Random(u64);
-
-impl Random {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound.max(1)
-    }
-
-    fn uuid(&mut self) -> Uuid {
-        Uuid::from_u128((u128::from(self.next()) << 64) | u128::from(self.next()))
-    }
-}
+use crate::random::{Random, SERVICE_MIX};
 
 /// One order of the day: when it came in, and what it asks for.
 #[derive(Debug, Clone)]
@@ -67,26 +43,8 @@ pub struct Day {
     pub workers: Vec<Candidate>,
 }
 
-/// The services in the proportions a generated day has them.
-const SERVICE_MIX: [(ServiceCode, u64); 6] = [
-    (ServiceCode::DailyCleaning, 45),
-    (ServiceCode::DeepCleaning, 15),
-    (ServiceCode::HomeRepair, 15),
-    (ServiceCode::Nanny, 10),
-    (ServiceCode::InfantCarer, 8),
-    (ServiceCode::MaternityNurse, 7),
-];
-
 fn pick_service(random: &mut Random) -> ServiceCode {
-    let total: u64 = SERVICE_MIX.iter().map(|(_, weight)| weight).sum();
-    let mut roll = random.below(total);
-    for (service, weight) in SERVICE_MIX {
-        if roll < weight {
-            return service;
-        }
-        roll -= weight;
-    }
-    ServiceCode::DailyCleaning
+    random.weighted(&SERVICE_MIX)
 }
 
 /// A point in greater Shanghai (GCJ-02), denser towards the centre.
@@ -119,12 +77,7 @@ fn qualified_worker(
         base: Some(base),
         ..Worker::default()
     };
-    let mut kinds: Vec<_> = skills
-        .iter()
-        .flat_map(|service| required_certificates(*service).iter().copied())
-        .collect();
-    kinds.sort_by_key(|kind| kind.as_str());
-    kinds.dedup();
+    let kinds = certificates_for(&skills);
     for (index, kind) in kinds.into_iter().enumerate() {
         worker.certificates.push((
             Certificate {

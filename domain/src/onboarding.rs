@@ -56,6 +56,17 @@ impl CertificateKind {
 }
 
 /// The certificates a service cannot be done without.
+/// Every certificate a worker with these skills needs, each once, in a stable order.
+pub fn certificates_for(skills: &[ServiceCode]) -> Vec<CertificateKind> {
+    let mut kinds: Vec<CertificateKind> = skills
+        .iter()
+        .flat_map(|service| required_certificates(*service).iter().copied())
+        .collect();
+    kinds.sort_by_key(|kind| kind.as_str());
+    kinds.dedup();
+    kinds
+}
+
 pub fn required_certificates(service: ServiceCode) -> &'static [CertificateKind] {
     use CertificateKind as C;
     match service {
@@ -201,19 +212,24 @@ impl IdCardNumber {
         if candidate.len() != 18 || !candidate[..17].chars().all(|c| c.is_ascii_digit()) {
             return Err(bad());
         }
-        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-        let sum: u32 = candidate
-            .chars()
-            .take(17)
-            .zip(WEIGHTS)
-            .map(|(digit, weight)| digit.to_digit(10).unwrap_or(0) * weight)
-            .sum();
-        let expected = b"10X98765432"[(sum % 11) as usize] as char;
-        if candidate.chars().nth(17) != Some(expected) {
+        if candidate.chars().nth(17) != Self::check_character(&candidate[..17]) {
             return Err(bad());
         }
         NaiveDate::parse_from_str(&candidate[6..14], "%Y%m%d").map_err(|_| bad())?;
         Ok(IdCardNumber(candidate))
+    }
+
+    /// The ISO 7064 MOD 11-2 check character of the first seventeen digits (GB 11643).
+    pub fn check_character(digits: &str) -> Option<char> {
+        const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+        if digits.len() != 17 {
+            return None;
+        }
+        let mut sum = 0;
+        for (digit, weight) in digits.chars().zip(WEIGHTS) {
+            sum += digit.to_digit(10)? * weight;
+        }
+        Some(b"10X98765432"[(sum % 11) as usize] as char)
     }
 
     pub fn as_str(&self) -> &str {

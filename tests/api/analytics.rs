@@ -19,6 +19,49 @@ async fn refresh(app: &TestApp, admin: &User) -> Value {
     response.json().await.expect("refresh report")
 }
 
+const GMV: &str =
+    "SELECT sum(amount)::bigint FROM read_payments WHERE status IN ('captured', 'released')";
+const PAID_ORDERS: &str =
+    "SELECT count(DISTINCT order_id) FROM read_payments WHERE status IN ('captured', 'released')";
+
+/// The revenue report's totals are the ledger read models' sums.
+async fn revenue_agrees(app: &TestApp, report: &Value) {
+    let gmv = scalar(app, GMV).await;
+    let paid_orders = scalar(app, PAID_ORDERS).await;
+    let refunds = scalar(app, "SELECT sum(amount)::bigint FROM read_refunds").await;
+    let payouts = scalar(app, "SELECT sum(amount)::bigint FROM read_wallet_incomes").await;
+    let released = scalar(
+        app,
+        "SELECT sum(amount)::bigint FROM read_payments WHERE status = 'released'",
+    )
+    .await;
+    assert_eq!(report["total_gmv_fen"], gmv, "{report}");
+    assert_eq!(report["total_refunds_fen"], refunds);
+    assert_eq!(report["total_net_fen"], gmv - refunds);
+    assert_eq!(report["total_worker_payouts_fen"], payouts);
+    assert_eq!(report["total_commission_fen"], released - payouts);
+    assert_eq!(report["paid_orders"], paid_orders);
+    assert_eq!(report["average_order_fen"], gmv / paid_orders.max(1));
+}
+
+/// Each step of the orders report's funnel counts what the orders read model counts.
+async fn funnel_agrees(app: &TestApp, report: &Value) {
+    for (field, column) in [
+        ("placed", "placed_at"),
+        ("paid", "paid_at"),
+        ("assigned", "assigned_at"),
+        ("completed", "finished_at"),
+        ("cancelled", "cancelled_at"),
+    ] {
+        let sql = format!("SELECT count({column}) FROM read_orders");
+        assert_eq!(
+            report[field].as_i64(),
+            Some(scalar(app, &sql).await),
+            "{field}: {report}"
+        );
+    }
+}
+
 async fn scalar(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar::<_, Option<i64>>(sql)
         .fetch_one(&app.pool)
@@ -73,23 +116,7 @@ async fn the_revenue_and_orders_reports_agree_with_the_read_models_and_refreshes
     assert_eq!(loaded["events"], loaded["total_events"]);
 
     // The same figures from the read models.
-    let gmv = scalar(
-        &app,
-        "SELECT sum(amount)::bigint FROM read_payments WHERE status IN ('captured', 'released')",
-    )
-    .await;
-    let refunds = scalar(&app, "SELECT sum(amount)::bigint FROM read_refunds").await;
-    let payouts = scalar(&app, "SELECT sum(amount)::bigint FROM read_wallet_incomes").await;
-    let released = scalar(
-        &app,
-        "SELECT sum(amount)::bigint FROM read_payments WHERE status = 'released'",
-    )
-    .await;
-    let paid_orders = scalar(
-        &app,
-        "SELECT count(DISTINCT order_id) FROM read_payments WHERE status IN ('captured', 'released')",
-    )
-    .await;
+    let (gmv, paid_orders) = (scalar(&app, GMV).await, scalar(&app, PAID_ORDERS).await);
     assert_eq!((gmv, paid_orders), (45_000, 3));
 
     let report: Value = app
@@ -98,13 +125,7 @@ async fn the_revenue_and_orders_reports_agree_with_the_read_models_and_refreshes
         .json()
         .await
         .expect("report");
-    assert_eq!(report["total_gmv_fen"], gmv, "{report}");
-    assert_eq!(report["total_refunds_fen"], refunds);
-    assert_eq!(report["total_net_fen"], gmv - refunds);
-    assert_eq!(report["total_worker_payouts_fen"], payouts);
-    assert_eq!(report["total_commission_fen"], released - payouts);
-    assert_eq!(report["paid_orders"], paid_orders);
-    assert_eq!(report["average_order_fen"], gmv / paid_orders);
+    revenue_agrees(&app, &report).await;
     assert!(report["freshness"]["refreshed_at"].is_string());
     let row = &report["rows"][0];
     assert_eq!(
@@ -119,31 +140,7 @@ async fn the_revenue_and_orders_reports_agree_with_the_read_models_and_refreshes
         .json()
         .await
         .expect("orders report");
-    for (field, sql) in [
-        ("placed", "SELECT count(*) FROM read_orders"),
-        (
-            "paid",
-            "SELECT count(*) FROM read_orders WHERE paid_at IS NOT NULL",
-        ),
-        (
-            "assigned",
-            "SELECT count(*) FROM read_orders WHERE assigned_at IS NOT NULL",
-        ),
-        (
-            "completed",
-            "SELECT count(*) FROM read_orders WHERE finished_at IS NOT NULL",
-        ),
-        (
-            "cancelled",
-            "SELECT count(*) FROM read_orders WHERE cancelled_at IS NOT NULL",
-        ),
-    ] {
-        assert_eq!(
-            funnel[field].as_i64(),
-            Some(scalar(&app, sql).await),
-            "{field}: {funnel}"
-        );
-    }
+    funnel_agrees(&app, &funnel).await;
     assert_eq!(
         (funnel["placed"].as_i64(), funnel["completed"].as_i64()),
         (Some(3), Some(1))
@@ -767,6 +764,7 @@ async fn the_activity_report_counts_sign_ins_app_opens_and_work_and_utilisation_
         .post("/api/v1/worker/offline", Some(&worker.token), &json!({}))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
+    app.wait_for_projections().await;
     refresh(&app, &admin).await;
 
     // Everyone was first active today: all new.
@@ -902,5 +900,301 @@ async fn the_activity_report_counts_sign_ins_app_opens_and_work_and_utilisation_
     }
     let response = get("/api/v1/reports/activity".into(), first.token.clone()).await;
     assert_problem(response, StatusCode::FORBIDDEN, "/problems/forbidden").await;
+    app.stop().await;
+}
+
+/// Rows of `sql` over the read models (or the log) as JSON values, for comparing sets.
+async fn rows(app: &TestApp, sql: &str) -> Vec<Value> {
+    use sqlx::Row;
+    let found = sqlx::query(&format!("SELECT to_jsonb(r)::text AS row FROM ({sql}) r"))
+        .fetch_all(&app.pool)
+        .await
+        .expect(sql);
+    let mut values: Vec<Value> = found
+        .iter()
+        .map(|row| serde_json::from_str(row.get::<&str, _>("row")).expect("json"))
+        .collect();
+    values.sort_by_key(Value::to_string);
+    values
+}
+
+fn sorted(mut values: Vec<Value>) -> Vec<Value> {
+    values.sort_by_key(Value::to_string);
+    values
+}
+
+fn close(reported: &Value, expected: f64, what: &str) {
+    let reported = reported.as_f64().unwrap_or(f64::NAN);
+    assert!(
+        (reported - expected).abs() < 1e-6,
+        "{what}: {reported} vs {expected}"
+    );
+}
+
+#[tokio::test]
+async fn on_a_generated_history_every_report_agrees_with_the_read_models_and_the_log() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.jobs.analytics_schedule = "0 0 0 1 1 *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let analyst = app.create_analyst().await;
+    // Three months ending sixty days ago: every order has run its course (service, review
+    // window, settlement), so no job of the platform has anything left to do with them.
+    let end = domain::values::business_day(chrono::Utc::now()) - chrono::Duration::days(60);
+    let output = tests::run_anjia(
+        &app.database_url,
+        &[
+            "demo-data",
+            "--orders",
+            "700",
+            "--months",
+            "3",
+            "--end",
+            &end.to_string(),
+            "--seed",
+            "11",
+            "--batch",
+            "500",
+        ],
+    );
+    let generated: Value = serde_json::from_str(&output).expect("demo-data report");
+    assert_eq!(generated["in_flight"], json!(0), "{generated}");
+    let placed = generated["orders"].as_i64().expect("orders");
+    assert!((650..=750).contains(&placed), "{generated}");
+    for field in [
+        "completed",
+        "cancelled",
+        "refunded",
+        "reviewed",
+        "default_reviews",
+    ] {
+        assert!(generated[field].as_i64() > Some(0), "{field}: {generated}");
+    }
+    // Every event is a valid link of its stream's hash chain.
+    let verified: Value =
+        serde_json::from_str(&tests::run_anjia(&app.database_url, &["audit", "verify"]))
+            .expect("verification");
+    assert_eq!(verified["ok"], json!(true), "{verified}");
+    assert_eq!(verified["problems"], json!([]));
+
+    app.wait_for_projections().await;
+    refresh(&app, &admin).await;
+    let report = |name: &str| {
+        let app = &app;
+        let path = format!("/api/v1/reports/{name}");
+        let token = analyst.token.clone();
+        async move {
+            let response = app.get(&path, Some(&token)).await;
+            assert_eq!(response.status(), StatusCode::OK);
+            response.json::<Value>().await.expect("report")
+        }
+    };
+
+    // Revenue: totals, and GMV by service and city.
+    let revenue = report("revenue").await;
+    revenue_agrees(&app, &revenue).await;
+    let mut by_area: std::collections::BTreeMap<(String, String), i64> = Default::default();
+    for row in revenue["rows"].as_array().expect("rows") {
+        let key = (
+            row["service"].as_str().unwrap_or_default().to_owned(),
+            row["city"].as_str().unwrap_or_default().to_owned(),
+        );
+        *by_area.entry(key).or_default() += row["gmv_fen"].as_i64().unwrap_or(0);
+    }
+    by_area.retain(|_, gmv| *gmv != 0);
+    let expected: Vec<Value> = rows(
+        &app,
+        "SELECT o.service, o.city, sum(p.amount)::bigint AS gmv FROM read_payments p
+           JOIN read_orders o USING (order_id)
+          WHERE p.status IN ('captured', 'released') GROUP BY 1, 2",
+    )
+    .await;
+    let reported: Vec<Value> = sorted(
+        by_area
+            .into_iter()
+            .map(|((service, city), gmv)| json!({"service": service, "city": city, "gmv": gmv}))
+            .collect(),
+    );
+    assert_eq!(reported, expected);
+    assert!(expected.len() >= 10, "several services in several cities");
+
+    // Orders: the funnel, volume by day, service and city, cancellations, time to assign.
+    let orders = report("orders").await;
+    funnel_agrees(&app, &orders).await;
+    assert_eq!(orders["placed"].as_i64(), Some(placed));
+    let volume: Vec<Value> = sorted(
+        orders["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| {
+                json!({"day": row["day"], "service": row["service"], "city": row["city"],
+                       "placed": row["placed"], "completed": row["completed"]})
+            })
+            .collect(),
+    );
+    let expected = rows(
+        &app,
+        "SELECT to_char((placed_at AT TIME ZONE 'Asia/Shanghai')::date, 'YYYY-MM-DD') AS day,
+                service, city, count(*) AS placed, count(finished_at) AS completed
+           FROM read_orders GROUP BY 1, 2, 3",
+    )
+    .await;
+    assert_eq!(volume, expected);
+    let cancellations = sorted(orders["cancellations"].as_array().expect("list").clone());
+    let expected = rows(
+        &app,
+        "SELECT cancel_stage AS stage, cancel_reason AS reason, count(*) AS orders
+           FROM read_orders WHERE cancelled_at IS NOT NULL GROUP BY 1, 2",
+    )
+    .await;
+    assert_eq!(cancellations, expected);
+    let minutes: f64 = sqlx::query_scalar(
+        "SELECT avg(extract(epoch FROM assigned_at - paid_at) / 60.0)::float8 FROM read_orders
+          WHERE assigned_at IS NOT NULL AND paid_at IS NOT NULL",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("minutes");
+    close(
+        &orders["assign_minutes_average"],
+        minutes,
+        "minutes to assign",
+    );
+    // Utilisation: each worker's minutes serving, as the orders read model has them.
+    let served = rows(
+        &app,
+        "SELECT worker_id::text AS worker, count(*) AS services,
+                round((sum(extract(epoch FROM finished_at - started_at)) / 60)::numeric, 3)::float8 AS minutes
+           FROM read_orders WHERE started_at IS NOT NULL AND finished_at IS NOT NULL
+          GROUP BY worker_id",
+    )
+    .await;
+    let reported = sorted(
+        orders["workers"]
+            .as_array()
+            .expect("workers")
+            .iter()
+            .filter(|row| row["services"].as_i64() > Some(0))
+            .map(|row| {
+                let minutes = row["service_minutes"].as_f64().unwrap_or(0.0);
+                json!({"worker": row["worker_id"], "services": row["services"],
+                       "minutes": (minutes * 1000.0).round() / 1000.0})
+            })
+            .collect(),
+    );
+    let served: Vec<Value> = served
+        .into_iter()
+        .map(|row| {
+            json!({"worker": row["worker"], "services": row["services"],
+                   "minutes": row["minutes"].as_f64().unwrap_or(f64::NAN)})
+        })
+        .collect();
+    assert_eq!(reported, served);
+    assert!(
+        orders["utilisation"].as_f64() > Some(0.0),
+        "{}",
+        orders["utilisation"]
+    );
+
+    // Satisfaction: averages, the distribution and per-worker counts of the reviews read model.
+    let satisfaction = report("satisfaction").await;
+    let overall: (i64, f64, f64, f64) = sqlx::query_as(
+        "SELECT count(*), avg(quality)::float8, avg(attitude)::float8, avg(skill)::float8
+           FROM read_reviews WHERE NOT hidden",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("reviews");
+    assert_eq!(satisfaction["overall"]["reviews"].as_i64(), Some(overall.0));
+    close(&satisfaction["overall"]["quality"], overall.1, "quality");
+    close(&satisfaction["overall"]["attitude"], overall.2, "attitude");
+    close(&satisfaction["overall"]["skill"], overall.3, "skill");
+    let mut distribution = Vec::new();
+    for stars in 1..=5 {
+        let counts: (i64, i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE quality = $1), count(*) FILTER (WHERE attitude = $1),
+                    count(*) FILTER (WHERE skill = $1)
+               FROM read_reviews WHERE NOT hidden",
+        )
+        .bind(stars)
+        .fetch_one(&app.pool)
+        .await
+        .expect("distribution");
+        distribution.push(json!([counts.0, counts.1, counts.2]));
+    }
+    assert_eq!(satisfaction["distribution"], json!(distribution));
+    let per_worker = rows(
+        &app,
+        "SELECT worker_id::text AS key, count(*) AS reviews FROM read_reviews WHERE NOT hidden
+          GROUP BY worker_id",
+    )
+    .await;
+    let reported = sorted(
+        satisfaction["by_worker"]
+            .as_array()
+            .expect("by worker")
+            .iter()
+            .map(|row| json!({"key": row["key"], "reviews": row["reviews"]}))
+            .collect(),
+    );
+    assert_eq!(reported, per_worker);
+
+    // Activity: daily actives per role, counted straight from the log in PostgreSQL.
+    let activity = report("activity").await;
+    let daily = sorted(
+        activity["daily"]
+            .as_array()
+            .expect("daily")
+            .iter()
+            .map(|row| json!({"day": row["start"], "role": row["role"], "active": row["active"]}))
+            .collect(),
+    );
+    let expected = rows(
+        &app,
+        "WITH a AS (
+             SELECT (payload -> event_type ->> 'user_id')::uuid AS person,
+                    payload -> event_type ->> 'role' AS role,
+                    (payload -> event_type ->> 'at')::timestamptz AS at
+               FROM events WHERE aggregate_type = 'presence'
+             UNION ALL
+             SELECT aggregate_id::uuid, 'customer',
+                    (payload -> event_type ->> 'registered_at')::timestamptz
+               FROM events WHERE event_type = 'CustomerRegistered'
+             UNION ALL
+             SELECT (payload -> 'OrderPlaced' -> 'booking' ->> 'customer_id')::uuid, 'customer',
+                    (payload -> 'OrderPlaced' ->> 'placed_at')::timestamptz
+               FROM events WHERE event_type = 'OrderPlaced'
+             UNION ALL
+             SELECT aggregate_id::uuid, 'worker',
+                    (payload -> event_type ->> 'registered_at')::timestamptz
+               FROM events WHERE event_type = 'WorkerRegistered'
+             UNION ALL
+             SELECT aggregate_id::uuid, 'worker', (payload -> event_type ->> 'at')::timestamptz
+               FROM events WHERE event_type = 'WorkerWentOnline'
+             UNION ALL
+             SELECT (payload -> event_type ->> 'worker_id')::uuid, 'worker',
+                    coalesce(payload -> event_type ->> 'accepted_at',
+                             payload -> event_type ->> 'started_at',
+                             payload -> event_type ->> 'finished_at')::timestamptz
+               FROM events
+              WHERE event_type IN ('OrderAccepted', 'ServiceStarted', 'ServiceFinished')
+         )
+         SELECT to_char((at AT TIME ZONE 'Asia/Shanghai')::date, 'YYYY-MM-DD') AS day, role,
+                count(DISTINCT person) AS active
+           FROM a WHERE role IN ('customer', 'worker') GROUP BY 1, 2",
+    )
+    .await;
+    assert_eq!(daily, expected);
+    let customers = scalar(&app, "SELECT count(*) FROM read_customers").await;
+    assert_eq!(generated["customers"].as_i64(), Some(customers));
+    let cohorts = activity["cohorts"].as_array().expect("cohorts");
+    let first_week: i64 = cohorts
+        .iter()
+        .filter(|cohort| cohort["role"] == json!("customer"))
+        .map(|cohort| cohort["size"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!(first_week, customers, "every customer is in one cohort");
     app.stop().await;
 }

@@ -703,12 +703,6 @@ pub fn run_anjia(database_url: &str, args: &[&str]) -> String {
 /// digits come from `seed`, with its check character computed.
 pub fn valid_id_number(seed: u32) -> String {
     let body = format!("11010519850615{:03}", seed % 1000);
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .chars()
-        .zip(WEIGHTS)
-        .map(|(digit, weight)| digit.to_digit(10).expect("digit") * weight)
-        .sum();
-    let check = b"10X98765432"[(sum % 11) as usize] as char;
+    let check = domain::onboarding::IdCardNumber::check_character(&body).expect("17 digits");
     format!("{body}{check}")
 }
