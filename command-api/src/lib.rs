@@ -5,6 +5,7 @@
 //! Only this crate knows HTTP and JSON DTOs.
 
 pub mod alipay;
+pub mod analytics_bench;
 pub mod audit;
 pub mod auth;
 pub mod background;

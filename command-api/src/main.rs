@@ -161,6 +161,9 @@ enum BenchWhat {
     /// Signaling: idle connections one server process holds and their memory, and relay
     /// latency of offers, answers and candidates across many rooms, on one and two processes.
     Signaling(command_api::signaling_bench::SignalingBenchOptions),
+    /// The analytics warehouse on a large log: demo data up to `--events`, the load's events
+    /// per second, and each report in DuckDB against the same report as SQL on PostgreSQL.
+    Analytics(command_api::analytics_bench::AnalyticsBenchOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -290,6 +293,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             server::prepare(&pool, master_key).await?;
             let report = command_api::search_bench::run(&pool, &options).await?;
+            print_json(&report)?;
+        }
+        Command::Bench {
+            what: Some(BenchWhat::Analytics(options)),
+            ..
+        } => {
+            let state = tool_state(url, &cli.var_dir, master_key).await?;
+            let report = command_api::analytics_bench::run(&state, &cli.var_dir, &options).await?;
             print_json(&report)?;
         }
         Command::Bench {
