@@ -9,8 +9,7 @@
 //! on the same platform is a resume, not a new open, and records nothing.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -196,26 +195,17 @@ impl Presence {
     }
 }
 
-impl Aggregate for Presence {
-    const TYPE: &'static str = "presence";
-    type Command = PresenceCommand;
-    type Event = PresenceEvent;
-    type Error = PresenceError;
-    type Services = ();
+crate::aggregate!(
+    Presence,
+    "presence",
+    PresenceCommand,
+    PresenceEvent,
+    PresenceError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Presence {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: PresenceEvent) {
         match event {
             PresenceEvent::SignedIn { user_id, .. } => {
                 self.user_id = Some(user_id);
@@ -239,6 +229,7 @@ impl Aggregate for Presence {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use cqrs_es::Aggregate;
 
     fn at(minute: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 1, 2, minute, 0)

@@ -9,8 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -151,26 +150,17 @@ impl CommissionSchedule {
     }
 }
 
-impl Aggregate for CommissionSchedule {
-    const TYPE: &'static str = "commission_schedule";
-    type Command = CommissionCommand;
-    type Event = CommissionEvent;
-    type Error = CommissionError;
-    type Services = ();
+crate::aggregate!(
+    CommissionSchedule,
+    "commission_schedule",
+    CommissionCommand,
+    CommissionEvent,
+    CommissionError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl CommissionSchedule {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: CommissionEvent) {
         match event {
             CommissionEvent::CommissionRateSet {
                 service,
@@ -194,6 +184,7 @@ impl Aggregate for CommissionSchedule {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use cqrs_es::Aggregate;
 
     fn at(hour: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 1, hour, 0, 0)

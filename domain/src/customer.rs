@@ -1,8 +1,7 @@
 //! The `Customer` aggregate: a family's profile and its saved service addresses.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -343,26 +342,17 @@ impl Customer {
     }
 }
 
-impl Aggregate for Customer {
-    const TYPE: &'static str = "customer";
-    type Command = CustomerCommand;
-    type Event = CustomerEvent;
-    type Error = CustomerError;
-    type Services = ();
+crate::aggregate!(
+    Customer,
+    "customer",
+    CustomerCommand,
+    CustomerEvent,
+    CustomerError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Customer {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: CustomerEvent) {
         match event {
             CustomerEvent::CustomerRegistered { .. } => self.registered = true,
             CustomerEvent::CustomerRenamed { .. }

@@ -1,5 +1,6 @@
 //! Given/when/then tests of the `Customer` aggregate.
 
+use cqrs_es::Aggregate;
 use std::collections::HashSet;
 
 use chrono::{TimeDelta, TimeZone};

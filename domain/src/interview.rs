@@ -7,8 +7,7 @@
 //! records the outcome: hire, which leads straight to booking that worker, or not.
 
 use chrono::{DateTime, Duration, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -386,26 +385,17 @@ fn required(reason: &str) -> Result<String, InterviewError> {
     Ok(reason.chars().take(500).collect())
 }
 
-impl Aggregate for Interview {
-    const TYPE: &'static str = "interview";
-    type Command = InterviewCommand;
-    type Event = InterviewEvent;
-    type Error = InterviewError;
-    type Services = ();
+crate::aggregate!(
+    Interview,
+    "interview",
+    InterviewCommand,
+    InterviewEvent,
+    InterviewError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Interview {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: InterviewEvent) {
         match event {
             InterviewEvent::InterviewRequested {
                 customer_id,

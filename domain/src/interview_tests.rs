@@ -1,6 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
+use cqrs_es::Aggregate;
 
 const CUSTOMER: Uuid = Uuid::from_u128(0xC1);
 const WORKER: Uuid = Uuid::from_u128(0xA1);

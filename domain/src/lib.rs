@@ -5,6 +5,37 @@
 //! (for example the facts about a worker that an assignment depends on), so every decision can
 //! be tested with cqrs-es's `TestFramework` alone.
 
+/// The cqrs-es `Aggregate` of a type whose `decide` turns a command into events or a refusal
+/// and whose `fold` applies one event: every aggregate here is one.
+macro_rules! aggregate {
+    ($aggregate:ty, $type:literal, $command:ty, $event:ty, $error:ty) => {
+        impl cqrs_es::Aggregate for $aggregate {
+            const TYPE: &'static str = $type;
+            type Command = $command;
+            type Event = $event;
+            type Error = $error;
+            type Services = ();
+
+            async fn handle(
+                &mut self,
+                command: Self::Command,
+                _services: &Self::Services,
+                sink: &cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), Self::Error> {
+                for event in self.decide(command)? {
+                    sink.write(event, self).await;
+                }
+                Ok(())
+            }
+
+            fn apply(&mut self, event: Self::Event) {
+                self.fold(event)
+            }
+        }
+    };
+}
+pub(crate) use aggregate;
+
 pub mod activity;
 pub mod availability;
 pub mod catalogue;

@@ -8,8 +8,7 @@
 //! Every command that does not fit the current state is refused with an error naming that state.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -1340,26 +1339,11 @@ fn validate_booking(booking: &Booking, now: DateTime<Utc>) -> Result<Fen, OrderE
         .ok_or(OrderError::TotalOverflow)
 }
 
-impl Aggregate for Order {
-    const TYPE: &'static str = "order";
-    type Command = OrderCommand;
-    type Event = OrderEvent;
-    type Error = OrderError;
-    type Services = ();
+crate::aggregate!(Order, "order", OrderCommand, OrderEvent, OrderError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Order {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: OrderEvent) {
         match event {
             OrderEvent::OrderPlaced {
                 booking,

@@ -1,5 +1,6 @@
 //! Given/when/then tests of the `Order` aggregate.
 
+use cqrs_es::Aggregate;
 use std::collections::HashSet;
 
 use chrono::{TimeDelta, TimeZone};

@@ -9,8 +9,7 @@
 //! that disagrees with the intent (amount, currency, another transaction) is refused.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -554,26 +553,17 @@ fn required(reason: &str) -> Result<String, PaymentError> {
     Ok(trimmed.chars().take(500).collect())
 }
 
-impl Aggregate for Payment {
-    const TYPE: &'static str = "payment";
-    type Command = PaymentCommand;
-    type Event = PaymentEvent;
-    type Error = PaymentError;
-    type Services = ();
+crate::aggregate!(
+    Payment,
+    "payment",
+    PaymentCommand,
+    PaymentEvent,
+    PaymentError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Payment {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: PaymentEvent) {
         match event {
             PaymentEvent::PaymentCreated {
                 payment_id,

@@ -6,8 +6,7 @@
 //! rejected or if the payout fails.
 
 use chrono::{DateTime, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -460,26 +459,11 @@ impl Wallet {
     }
 }
 
-impl Aggregate for Wallet {
-    const TYPE: &'static str = "wallet";
-    type Command = WalletCommand;
-    type Event = WalletEvent;
-    type Error = WalletError;
-    type Services = ();
+crate::aggregate!(Wallet, "wallet", WalletCommand, WalletEvent, WalletError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Wallet {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: WalletEvent) {
         let set = |wallet: &mut Wallet, withdrawal_id: Uuid, status: WithdrawalStatus| {
             for withdrawal in &mut wallet.withdrawals {
                 if withdrawal.withdrawal_id == withdrawal_id {

@@ -1,8 +1,7 @@
 //! The `Worker` aggregate: a service worker's profile, skills, service area and standing.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -836,26 +835,11 @@ fn distinct_skills(mut skills: Vec<ServiceCode>) -> Result<Vec<ServiceCode>, Wor
     Ok(skills)
 }
 
-impl Aggregate for Worker {
-    const TYPE: &'static str = "worker";
-    type Command = WorkerCommand;
-    type Event = WorkerEvent;
-    type Error = WorkerError;
-    type Services = ();
+crate::aggregate!(Worker, "worker", WorkerCommand, WorkerEvent, WorkerError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Worker {
+    /// Folds one event into the state: the aggregate's `apply`.
+    fn fold(&mut self, event: WorkerEvent) {
         match event {
             WorkerEvent::WorkerRegistered { skills, .. } => {
                 self.registered = true;

@@ -1,5 +1,6 @@
 //! Given/when/then tests of the `Worker` aggregate.
 
+use cqrs_es::Aggregate;
 use std::collections::HashSet;
 
 use chrono::{TimeDelta, TimeZone, Timelike};
