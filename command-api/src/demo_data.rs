@@ -293,7 +293,6 @@ struct DemoCustomer {
     stream: Stream<Customer>,
     city: usize,
     address: Address,
-    registered: bool,
 }
 
 struct DemoWorker {
@@ -597,7 +596,6 @@ pub async fn generate(state: &AppState, options: &DemoOptions) -> anyhow::Result
                 stream: Stream::new(id),
                 city,
                 address,
-                registered: false,
             });
             let index = customers.len() - 1;
             let registers =
@@ -686,7 +684,6 @@ pub async fn generate(state: &AppState, options: &DemoOptions) -> anyhow::Result
                         now: at,
                     }
                 );
-                customer.registered = true;
                 seen(
                     &mut presence,
                     &mut log,
