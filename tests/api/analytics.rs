@@ -412,25 +412,6 @@ print(json.dumps({"version": duckdb.__version__, "orders": orders, "gmv": gmv, "
     let _ = std::fs::remove_dir_all(&scratch);
 }
 
-/// Places, pays (offline), opens and serves an order with `worker`.
-async fn served_order(app: &TestApp, customer: &User, admin: &User, worker: &User) -> uuid::Uuid {
-    let order_id = app
-        .place_order_with(customer, &tests::order_body_starting_in(30))
-        .await;
-    app.pay(order_id, admin).await;
-    let opened = app
-        .post(
-            &format!("/api/v1/orders/{order_id}/dispatch"),
-            Some(&admin.token),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(opened.status(), StatusCode::OK);
-    app.wait_for_projections().await;
-    app.grab_and_serve(order_id, worker).await;
-    order_id
-}
-
 #[tokio::test]
 async fn the_satisfaction_report_agrees_with_the_reviews_read_model_and_leaves_hidden_reviews_out()
 {
@@ -445,7 +426,7 @@ async fn the_satisfaction_report_agrees_with_the_reviews_read_model_and_leaves_h
     }
     let mut reviewed = Vec::new();
     for (worker, stars) in workers.iter().zip([[5, 4, 3], [2, 3, 4], [4, 4, 5]]) {
-        let order = served_order(&app, &customer, &admin, worker).await;
+        let order = app.served_order(&customer, &admin, worker).await;
         let given = app
             .post(
                 &format!("/api/v1/orders/{order}/review"),

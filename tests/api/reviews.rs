@@ -6,27 +6,8 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tests::{assert_problem, TestApp, User};
+use tests::assert_problem;
 use uuid::Uuid;
-
-/// Places, pays, opens and serves an order starting in half an hour.
-async fn served_order(app: &TestApp, customer: &User, admin: &User, worker: &User) -> Uuid {
-    let order_id = app
-        .place_order_with(customer, &tests::order_body_starting_in(30))
-        .await;
-    app.pay(order_id, admin).await;
-    let opened = app
-        .post(
-            &format!("/api/v1/orders/{order_id}/dispatch"),
-            Some(&admin.token),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(opened.status(), StatusCode::OK);
-    app.wait_for_projections().await;
-    app.grab_and_serve(order_id, worker).await;
-    order_id
-}
 
 #[tokio::test]
 async fn a_review_is_given_once_answered_once_hidden_by_admins_and_summarised_for_everyone() {
@@ -39,7 +20,7 @@ async fn a_review_is_given_once_answered_once_hidden_by_admins_and_summarised_fo
     let customer = app.register_customer().await;
     let reviewed_worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
     let silent_worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
-    let reviewed = served_order(&app, &customer, &admin, &reviewed_worker).await;
+    let reviewed = app.served_order(&customer, &admin, &reviewed_worker).await;
     let review = |order_id: Uuid, body: Value| {
         let app = &app;
         let token = customer.token.clone();
@@ -103,7 +84,7 @@ async fn a_review_is_given_once_answered_once_hidden_by_admins_and_summarised_fo
     assert_problem(again, StatusCode::CONFLICT, "/problems/illegal-state").await;
 
     // An order nobody reviews gets the default when its window closes; then it is too late.
-    let silent = served_order(&app, &customer, &admin, &silent_worker).await;
+    let silent = app.served_order(&customer, &admin, &silent_worker).await;
     app.wait_for_order(&customer.token, silent, |order| {
         order["status"] == "reviewed"
     })

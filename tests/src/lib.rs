@@ -444,6 +444,19 @@ impl TestApp {
         }
     }
 
+    /// Places an order starting in half an hour, pays it (offline), opens it for dispatch and
+    /// has `worker` serve it; answers its id.
+    pub async fn served_order(&self, customer: &User, admin: &User, worker: &User) -> Uuid {
+        let order_id = self
+            .place_order_with(customer, &order_body_starting_in(30))
+            .await;
+        self.pay(order_id, admin).await;
+        self.open_dispatch(order_id, admin).await;
+        self.wait_for_projections().await;
+        self.grab_and_serve(order_id, worker).await;
+        order_id
+    }
+
     /// Records the offline payment of an order's ¥150.00; dispatch opens with it.
     pub async fn pay(&self, order_id: Uuid, admin: &User) {
         let paid = self
@@ -508,6 +521,12 @@ impl TestApp {
             )
             .await;
         assert_eq!(paid.status(), StatusCode::OK, "paying");
+        self.open_dispatch(order_id, admin).await;
+        order_id
+    }
+
+    /// An admin opens a paid order for dispatch.
+    pub async fn open_dispatch(&self, order_id: Uuid, admin: &User) {
         let opened = self
             .post(
                 &format!("/api/v1/orders/{order_id}/dispatch"),
@@ -516,7 +535,6 @@ impl TestApp {
             )
             .await;
         assert_eq!(opened.status(), StatusCode::OK, "opening dispatch");
-        order_id
     }
 
     /// Polls the read model until the order satisfies `ready`, or fails after a deadline.
