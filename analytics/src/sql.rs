@@ -198,11 +198,11 @@ impl Warehouse {
         let connection = self.open_for_analysts(limits)?;
 
         // DuckDB's parser decides whether this is exactly one SELECT.
-        let parsed: String =
+        let serialized: String =
             connection.query_row("SELECT json_serialize_sql($1::VARCHAR)", [text], |row| {
                 row.get(0)
             })?;
-        let parsed: serde_json::Value = serde_json::from_str(&parsed)?;
+        let parsed: serde_json::Value = serde_json::from_str(&serialized)?;
         if parsed["error"].as_bool() == Some(true) {
             let message = parsed["error_message"].as_str().unwrap_or_default();
             let kind = parsed["error_type"].as_str().unwrap_or_default();
@@ -219,6 +219,14 @@ impl Warehouse {
             ))));
         }
 
+        // What runs is DuckDB's own rendering of that one parsed statement: no comments, no
+        // semicolons, nothing the parser did not see.
+        let rendered: String = connection.query_row(
+            "SELECT json_deserialize_sql($1::JSON)",
+            [&serialized],
+            |row| row.get(0),
+        )?;
+
         // The time-out: a timer interrupts the connection unless the query is done first.
         let interrupt = connection.interrupt_handle();
         let (done, finished) = mpsc::channel::<()>();
@@ -228,13 +236,6 @@ impl Warehouse {
                 interrupt.interrupt();
             }
         });
-        // What runs is DuckDB's own rendering of the one statement it parsed: no comments, no
-        // semicolons, nothing the parser did not see.
-        let rendered: String = connection.query_row(
-            "SELECT json_deserialize_sql(json_serialize_sql($1::VARCHAR))",
-            [text],
-            |row| row.get(0),
-        )?;
         let outcome = run_wrapped(&connection, &rendered, limits.rows);
         drop(done);
         let _ = timer.join();
