@@ -1031,11 +1031,10 @@ impl Simulation<'_> {
         let order = self.orders.get_mut(&id).expect("an order");
         let stage = order.stream.state.stage;
         // Workers of the city with the skill, tried in a random order until one is free.
-        let candidates: Vec<usize> = self
+        let candidates = self
             .by_city_and_service
             .get(&(order_city(&self.customers, order), order.service))
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[][..], Vec::as_slice);
         let mut chosen = None;
         for attempt in 0..candidates.len().min(12) {
             let index = candidates[(self.random.below(candidates.len() as u64) as usize + attempt)
@@ -1044,7 +1043,7 @@ impl Simulation<'_> {
             if !worker.stream.state.registered
                 || worker.stream.state.review != domain::onboarding::ReviewStatus::Approved
             {
-                return Ok(());
+                continue;
             }
             let booked = worker
                 .stream

@@ -941,6 +941,14 @@ async fn on_a_generated_history_every_report_agrees_with_the_read_models_and_the
     );
     let generated: Value = serde_json::from_str(&output).expect("demo-data report");
     assert_eq!(generated["in_flight"], json!(0), "{generated}");
+    assert_eq!(
+        generated["completed"]
+            .as_i64()
+            .zip(generated["cancelled"].as_i64())
+            .map(|(a, b)| a + b),
+        generated["orders"].as_i64(),
+        "every order of a finished history was served or cancelled: {generated}"
+    );
     let placed = generated["orders"].as_i64().expect("orders");
     assert!((650..=750).contains(&placed), "{generated}");
     for field in [
@@ -1004,6 +1012,16 @@ async fn on_a_generated_history_every_report_agrees_with_the_read_models_and_the
     let orders = report("orders").await;
     funnel_agrees(&app, &orders).await;
     assert_eq!(orders["placed"].as_i64(), Some(placed));
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT count(*) FROM read_orders
+              WHERE paid_at IS NOT NULL AND finished_at IS NULL AND cancelled_at IS NULL",
+        )
+        .await,
+        0,
+        "every paid order of a finished history was served or cancelled"
+    );
     let volume: Vec<Value> = sorted(
         orders["rows"]
             .as_array()
