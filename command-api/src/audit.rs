@@ -15,6 +15,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+use crate::text::Line;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use futures::TryStreamExt;
@@ -199,8 +200,8 @@ pub async fn state_as_of(
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 pub struct LogFilter {
     pub actor_id: Option<Uuid>,
-    pub aggregate_type: Option<String>,
-    pub event_type: Option<String>,
+    pub aggregate_type: Option<Line<60>>,
+    pub event_type: Option<Line<60>>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     /// Keyset: only events before this position (the previous page's last).

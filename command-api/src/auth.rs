@@ -306,6 +306,8 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(POST "/api/v1/admin/workers/{worker_id}/reinstate" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/projections" Access::Roles(ADMIN)),
     route!(POST "/api/v1/admin/projections/{name}/rebuild" Access::Roles(ADMIN)),
+    route!(GET "/api/v1/admin/projections/parked" Access::Roles(ADMIN)),
+    route!(POST "/api/v1/admin/projections/{name}/parked/retry" Access::Roles(ADMIN)),
 ];
 
 pub fn route_spec(method: &Method, path: &str) -> Option<&'static RouteSpec> {

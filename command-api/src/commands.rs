@@ -24,6 +24,7 @@ use crate::error::ApiError;
 
 pub struct CommandBus<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
+    pool: PgPool,
 }
 
 /// What a successful command committed.
@@ -41,7 +42,8 @@ where
 {
     pub fn new(pool: PgPool) -> Self {
         CommandBus {
-            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool)),
+            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
+            pool,
         }
     }
 
@@ -95,6 +97,28 @@ where
             .commit(events, aggregate_context, context.metadata())
             .await?;
         let version = committed.last().map_or(0, |envelope| envelope.sequence);
+        if !committed.is_empty() && context.written.is_attached() {
+            // FIXME(issue 20): one more round trip per command; the single-commit write path
+            // will return the position from its own insert.
+            let place: Option<(String, i64)> = sqlx::query_as(
+                "SELECT transaction_id::text, position FROM events
+                  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
+            )
+            .bind(A::TYPE)
+            .bind(&id)
+            .bind(version as i64)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|error| AggregateError::DatabaseConnectionError(Box::new(error)))?;
+            if let Some((xid, position)) = place {
+                if let Ok(transaction_id) = xid.parse() {
+                    context.written.record(projections::log::Checkpoint {
+                        transaction_id,
+                        position,
+                    });
+                }
+            }
+        }
         Ok(Committed {
             state,
             version,
@@ -137,6 +161,8 @@ pub struct CommandContext {
     pub user_agent: Option<String>,
     pub idempotency_key: Option<String>,
     pub occurred_at: DateTime<Utc>,
+    /// Where this request's events were committed, for its answer's `Anjia-Position`.
+    pub written: crate::positions::Written,
 }
 
 impl CommandContext {
@@ -150,6 +176,7 @@ impl CommandContext {
             user_agent: None,
             idempotency_key: None,
             occurred_at: Utc::now(),
+            written: crate::positions::Written::default(),
         }
     }
 
@@ -225,6 +252,11 @@ impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
             user_agent: header_text(header::USER_AGENT.as_str()),
             idempotency_key: header_text(crate::idempotency::HEADER),
             occurred_at: Utc::now(),
+            written: parts
+                .extensions
+                .get::<crate::positions::Written>()
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 }

@@ -223,26 +223,43 @@ async fn tell(state: &AppState, recipient: Recipient, kind: &str, title: &str, b
     }
 }
 
-/// Gives a worker's reserved time for an order back. A failure here leaves a reservation the
-/// reconciliation step gives back later.
+/// Gives a worker's reserved time for an order back, unless the order (read from its own
+/// stream, now) holds that worker: a request that lost, or a step that ran late, never undoes
+/// the booking of the one that won. A failure here leaves a reservation the reconciliation
+/// step gives back later. Returns whether the time was given back.
 pub async fn release(
     state: &AppState,
     worker_id: Uuid,
     order_id: Uuid,
     reason: &str,
     context: &CommandContext,
-) {
+) -> bool {
+    match state.orders.load(order_id).await {
+        Ok((order, _)) if order.holds(worker_id) => {
+            tracing::info!(worker_id = %worker_id, order_id = %order_id, reason, "the order holds this worker; the booking is kept");
+            return false;
+        }
+        Ok(_) => {}
+        Err(error) => {
+            tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not read the order before releasing; the reconciliation step will judge it");
+            return false;
+        }
+    }
     let release = WorkerCommand::Release {
         order_id,
         reason: reason.to_owned(),
         now: context.occurred_at,
     };
-    if let Err(error) = state
+    match state
         .workers
         .execute_deciding_again(worker_id, release, context)
         .await
     {
-        tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not release a booking");
+        Ok(_) => true,
+        Err(error) => {
+            tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not release a booking");
+            false
+        }
     }
 }
 
@@ -698,28 +715,69 @@ pub async fn reconcile(state: &AppState, context: &CommandContext) -> anyhow::Re
     .await?;
     let mut released = 0;
     for (worker_id, order_id) in suspects {
-        let (order, _): (Order, usize) = state.orders.load(order_id).await?;
-        let held = match order.status {
-            OrderStatus::AwaitingPayment | OrderStatus::Paid => {
-                order.preferred_worker == Some(worker_id)
-            }
-            OrderStatus::New
-            | OrderStatus::Placed
-            | OrderStatus::Dispatching
-            | OrderStatus::Cancelled => false,
-            _ => order.worker_id == Some(worker_id),
-        };
-        if !held {
-            release(
-                state,
-                worker_id,
-                order_id,
-                "对账：订单未占用此时段 / reconciliation: no order holds this time",
-                context,
-            )
-            .await;
+        if release(
+            state,
+            worker_id,
+            order_id,
+            "对账：订单未占用此时段 / reconciliation: no order holds this time",
+            context,
+        )
+        .await
+        {
             released += 1;
         }
     }
+    rebook_held_orders(state, context).await?;
     Ok(released)
+}
+
+/// The other half of reconciliation: an order that holds a worker whose calendar has no
+/// booking for it (a release that raced a new hold of the same worker) gets its time booked
+/// again. If the time was taken meanwhile the booking is refused, the worker's stream stays
+/// free of overlaps, and the admins are told.
+async fn rebook_held_orders(state: &AppState, context: &CommandContext) -> anyhow::Result<()> {
+    let now = context.occurred_at;
+    let suspects = sqlx::query_as::<_, (Uuid, Uuid)>(
+        "SELECT o.order_id, w.worker_id
+           FROM read_dispatch_orders o
+           JOIN read_dispatch_workers w
+             ON w.worker_id = COALESCE(o.worker_id, (o.state->>'preferred_worker')::uuid)
+          WHERE o.status IN ('awaiting_payment', 'paid', 'assigned', 'accepted', 'on_the_way',
+                             'arrived', 'in_service')
+            AND o.ends_at > $1
+            AND o.updated_at <= $2
+            AND NOT EXISTS (
+                SELECT 1 FROM jsonb_array_elements(w.state->'bookings') b
+                 WHERE (b->>'order_id')::uuid = o.order_id)
+          LIMIT 500",
+    )
+    .bind(now)
+    .bind(now - state.dispatch.reservation_grace)
+    .fetch_all(&state.pool)
+    .await?;
+    for (order_id, worker_id) in suspects {
+        let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+        let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+        if !order.holds(worker_id)
+            || worker
+                .bookings
+                .iter()
+                .any(|booked| booked.order_id == order_id)
+        {
+            continue;
+        }
+        tracing::warn!(order_id = %order_id, worker_id = %worker_id, "an order holds a worker with no booking; booking again");
+        if let Err(error) = hold(state, worker_id, &order, order_id, context).await {
+            tracing::error!(order_id = %order_id, worker_id = %worker_id, error = %error, "an order holds a worker whose time could not be booked again");
+            tell(
+                state,
+                Recipient::Role("admin"),
+                "dispatch_needed",
+                "订单需要改派 / An order needs another worker",
+                &format!("订单 {order_id} 的服务人员时段已被占用，请改派。/ The worker of order {order_id} is no longer free at its time; please reassign it."),
+            )
+            .await;
+        }
+    }
+    Ok(())
 }

@@ -54,6 +54,12 @@ pub enum ApiError {
         detail: String,
         retry_after_seconds: i64,
     },
+    /// 429: one-time codes are sent at most once a minute and a few times an hour.
+    #[error("{detail}")]
+    CodeSendLimited {
+        detail: String,
+        retry_after_seconds: i64,
+    },
     /// 413: the body is larger than allowed.
     #[error("请求体过大 / request body too large")]
     PayloadTooLarge,
@@ -63,6 +69,9 @@ pub enum ApiError {
     /// 422: well-formed but invalid input.
     #[error("{0}")]
     Invalid(String),
+    /// 422: one field of the request is invalid; the problem names it in `field`.
+    #[error("字段 {field} 无效：{detail} / invalid field {field}: {detail}")]
+    InvalidField { field: String, detail: String },
     /// 422: a one-time code that is wrong, spent or expired.
     #[error(
         "验证码错误或已过期，请重新获取 / the code is wrong or has expired; request a new one"
@@ -74,6 +83,10 @@ pub enum ApiError {
     /// 422: an analyst's query that may not run, or was stopped (time-out, memory).
     #[error("{0}")]
     SqlRefused(analytics::sql::Refusal),
+    /// 503: the views a query asked for (`Anjia-Min-Position`) have not caught up with that
+    /// write within the wait; retry after the given number of seconds.
+    #[error("数据正在同步，请稍后重试 / the views are still catching up with that write; try again shortly")]
+    CatchingUp { retry_after_seconds: i64 },
     /// 503: the database cannot be reached.
     #[error("服务暂不可用 / service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -95,15 +108,18 @@ impl ApiError {
             | ApiError::Conflict(_)
             | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::LockedOut { .. } | ApiError::TooFrequent { .. } => {
-                StatusCode::TOO_MANY_REQUESTS
-            }
+            ApiError::LockedOut { .. }
+            | ApiError::TooFrequent { .. }
+            | ApiError::CodeSendLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_)
+            | ApiError::InvalidField { .. }
             | ApiError::IdempotencyKeyReused
             | ApiError::BadCode
             | ApiError::SqlRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::CatchingUp { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -124,11 +140,13 @@ impl ApiError {
             ApiError::PayloadTooLarge => "/problems/payload-too-large",
             ApiError::LockedOut { .. } => "/problems/locked-out",
             ApiError::TooFrequent { .. } => "/problems/too-frequent",
+            ApiError::CodeSendLimited { .. } => "/problems/code-send-limited",
             ApiError::UnsupportedMediaType => "/problems/unsupported-media-type",
-            ApiError::Invalid(_) => "/problems/invalid-input",
+            ApiError::Invalid(_) | ApiError::InvalidField { .. } => "/problems/invalid-input",
             ApiError::IdempotencyKeyReused => "/problems/idempotency-key-reused",
             ApiError::BadCode => "/problems/bad-code",
             ApiError::SqlRefused(refusal) => refusal.problem(),
+            ApiError::CatchingUp { .. } => "/problems/catching-up",
             ApiError::Unavailable(_) => "/problems/unavailable",
             ApiError::Internal(_) => "/problems/internal",
         }
@@ -170,6 +188,9 @@ pub struct Problem {
     pub status: u16,
     /// What went wrong, Chinese first, then English.
     pub detail: String,
+    /// The request field that was refused, as a path (`address.contact_name`, `items[2]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl IntoResponse for ApiError {
@@ -180,6 +201,10 @@ impl IntoResponse for ApiError {
             title: self.title(),
             status: status.as_u16(),
             detail: self.to_string(),
+            field: match &self {
+                ApiError::InvalidField { field, .. } => Some(field.clone()),
+                _ => None,
+            },
         };
         let mut response = (status, axum::Json(problem)).into_response();
         response
@@ -189,6 +214,13 @@ impl IntoResponse for ApiError {
             retry_after_seconds,
         }
         | ApiError::TooFrequent {
+            retry_after_seconds,
+            ..
+        }
+        | ApiError::CatchingUp {
+            retry_after_seconds,
+        }
+        | ApiError::CodeSendLimited {
             retry_after_seconds,
             ..
         } = &self
@@ -203,6 +235,8 @@ impl IntoResponse for ApiError {
                 | ApiError::IdempotencyInProgress
                 | ApiError::LockedOut { .. }
                 | ApiError::TooFrequent { .. }
+                | ApiError::CatchingUp { .. }
+                | ApiError::CodeSendLimited { .. }
                 | ApiError::Unavailable(_)
         ) {
             response
@@ -298,7 +332,7 @@ impl DomainErrorKind for domain::worker::WorkerError {
             | E::IdentityMissing
             | E::BackgroundCheckMissing
             | E::BackgroundCheckHit => ApiError::IllegalState(detail),
-            E::Overlap(_) => ApiError::Conflict(detail),
+            E::Overlap { .. } => ApiError::Conflict(detail),
             E::Unavailable => ApiError::IllegalState(detail),
             E::NoSkills
             | E::EmptyWindow

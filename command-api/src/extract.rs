@@ -1,28 +1,31 @@
 //! The app's own extractors, so that every rejection is a problem document.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::text;
 
-/// JSON body extractor whose rejections are problem documents.
+/// JSON body extractor whose rejections are problem documents. Every string in the body passes
+/// `text::check_json` before the body is read into `T`, and a field `T` refuses is named.
 pub struct AppJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for AppJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(AppJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
         }
+        let bytes = body_bytes(request, state).await?;
+        parse_json(&bytes).map(AppJson)
     }
 }
 
@@ -37,43 +40,72 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = request
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| value.starts_with("application/json"));
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| match rejection.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-                _ => ApiError::BadRequest(rejection.body_text()),
-            })?;
+        let json = is_json(request.headers());
+        let bytes = body_bytes(request, state).await?;
         if bytes.is_empty() {
             return Ok(OptionalJson(None));
         }
-        if !is_json {
+        if !json {
             return Err(ApiError::UnsupportedMediaType);
         }
-        match axum::Json::<T>::from_bytes(&bytes) {
-            Ok(axum::Json(value)) => Ok(OptionalJson(Some(value))),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        parse_json(&bytes).map(|value| OptionalJson(Some(value)))
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
-        JsonRejection::JsonDataError(error) => ApiError::Invalid(format!(
-            "字段类型或取值错误 / invalid field: {}",
-            error.body_text()
-        )),
-        JsonRejection::JsonSyntaxError(error) => ApiError::BadRequest(format!(
-            "JSON 格式错误 / malformed JSON: {}",
-            error.body_text()
-        )),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-        other => ApiError::BadRequest(other.body_text()),
+/// `application/json`, or any `application/…+json`, as axum's own `Json` accepts.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(content_type) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn body_bytes<S: Send + Sync>(
+    request: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
+            _ => ApiError::BadRequest(rejection.body_text()),
+        })
+}
+
+/// Reads a JSON body: malformed JSON is a 400; a string that fails the text check, or a field
+/// of the wrong type or value, is a 422 naming the field.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
+        ApiError::BadRequest(format!("JSON 格式错误 / malformed JSON: {error}"))
+    })?;
+    text::check_json(&value).map_err(field_fault)?;
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let field = error.path().to_string();
+        ApiError::InvalidField {
+            field: if field == "." {
+                "(body)".to_owned()
+            } else {
+                field
+            },
+            detail: error.into_inner().to_string(),
+        }
+    })
+}
+
+fn field_fault(fault: text::FieldFault) -> ApiError {
+    ApiError::InvalidField {
+        field: fault.field,
+        detail: fault.fault.to_string(),
     }
 }
 
@@ -88,6 +120,15 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
+            for (name, value) in &raw {
+                text::check_any(value).map_err(|fault| {
+                    ApiError::NotFound(format!(
+                        "路径参数 {name} 无效 / invalid path parameter {name}: {fault}"
+                    ))
+                })?;
+            }
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(AppPath(value)),
             Err(rejection) => Err(match rejection {
@@ -112,6 +153,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        text::check_pairs(
+            pairs
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+        )
+        .map_err(field_fault)?;
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(AppQuery(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(error)) => {

@@ -82,6 +82,7 @@ struct StoredResponse {
     response_body: Option<Vec<u8>>,
     content_type: Option<String>,
     location: Option<String>,
+    log_position: Option<String>,
 }
 
 pub async fn replay_or_run(
@@ -167,7 +168,7 @@ async fn replay_or_run_inner(
 
     if !claimed {
         let stored: Option<StoredResponse> = sqlx::query_as(
-            "SELECT request_hash, status, response_body, content_type, location FROM idempotency WHERE caller = $1 AND key = $2",
+            "SELECT request_hash, status, response_body, content_type, location, log_position FROM idempotency WHERE caller = $1 AND key = $2",
         )
         .bind(&caller)
         .bind(&key)
@@ -185,6 +186,7 @@ async fn replay_or_run_inner(
                 response_body,
                 content_type,
                 location,
+                log_position,
                 ..
             }) => {
                 let location = location.and_then(|value| HeaderValue::from_str(&value).ok());
@@ -200,6 +202,13 @@ async fn replay_or_run_inner(
                 }
                 if let Some(location) = location {
                     response.headers_mut().insert(header::LOCATION, location);
+                }
+                if let Some(position) =
+                    log_position.and_then(|value| HeaderValue::from_str(&value).ok())
+                {
+                    response
+                        .headers_mut()
+                        .insert(crate::positions::POSITION_HEADER, position);
                 }
                 response
                     .headers_mut()
@@ -233,8 +242,14 @@ async fn replay_or_run_inner(
             .get(header::LOCATION)
             .and_then(|value| value.to_str().ok())
             .map(str::to_owned);
+        let log_position = parts
+            .headers
+            .get(crate::positions::POSITION_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let stored = sqlx::query(
-            "UPDATE idempotency SET status = $3, response_body = $4, content_type = $5, location = $6, completed_at = now()
+            "UPDATE idempotency SET status = $3, response_body = $4, content_type = $5, location = $6,
+                    log_position = $7, completed_at = now()
               WHERE caller = $1 AND key = $2",
         )
         .bind(&caller)
@@ -243,6 +258,7 @@ async fn replay_or_run_inner(
         .bind(body.as_ref())
         .bind(content_type)
         .bind(location)
+        .bind(log_position)
         .execute(&state.pool)
         .await;
         if let Err(error) = stored {

@@ -26,6 +26,7 @@ pub mod notifications;
 pub mod notify;
 pub mod openapi;
 pub mod payments;
+pub mod positions;
 pub mod random;
 pub mod reminders;
 pub mod reviews;
@@ -37,6 +38,7 @@ pub mod signing;
 pub mod simulate;
 pub mod sql_shell;
 pub mod state;
+pub mod text;
 pub mod warehouse;
 pub mod wechat_pay;
 pub mod withdrawals;
@@ -93,6 +95,11 @@ pub fn app(state: AppState) -> Router {
             |_panic: Box<dyn std::any::Any + Send>| {
                 ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response()
             },
+        ))
+        // Inside the idempotency layer, so a replayed answer carries its position too.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            positions::track,
         ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -169,6 +169,13 @@ pub async fn track(request: Request, next: Next) -> Response {
     response
 }
 
+/// A label value as the exposition format wants it: backslash, quote and line break escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
 /// Everything, as Prometheus reads it.
 pub async fn render(pool: &PgPool) -> anyhow::Result<String> {
     let mut out = String::new();
@@ -201,6 +208,34 @@ pub async fn render(pool: &PgPool) -> anyhow::Result<String> {
     );
     out.push_str("# TYPE anjia_projections_failing gauge\n");
     let _ = writeln!(out, "anjia_projections_failing {failing}");
+    let parked = projections::parked(pool).await?;
+    out.push_str("# HELP anjia_projection_parked_events Events a projection set aside (their stream is parked; every other stream flows on).\n");
+    out.push_str("# TYPE anjia_projection_parked_events gauge\n");
+    for status in &statuses {
+        let events: i64 = parked
+            .iter()
+            .filter(|stream| stream.projection == status.name)
+            .map(|stream| stream.events)
+            .sum();
+        let _ = writeln!(
+            out,
+            "anjia_projection_parked_events{{projection=\"{}\"}} {events}",
+            status.name
+        );
+    }
+    out.push_str(
+        "# HELP anjia_projection_parked_stream A stream a projection has parked (1 while it is).\n",
+    );
+    out.push_str("# TYPE anjia_projection_parked_stream gauge\n");
+    for stream in &parked {
+        let _ = writeln!(
+            out,
+            "anjia_projection_parked_stream{{projection=\"{}\",aggregate_type=\"{}\",aggregate_id=\"{}\"}} 1",
+            stream.projection,
+            label_value(&stream.aggregate_type),
+            label_value(&stream.aggregate_id)
+        );
+    }
     let jobs: Vec<(String, i64, i64)> =
         sqlx::query_as("SELECT job, runs, failures FROM job_runs ORDER BY job")
             .fetch_all(pool)

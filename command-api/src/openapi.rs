@@ -37,7 +37,7 @@ use crate::state::AppState;
         reviews::tags, reviews::reply, reviews::hide, reviews::list, reviews::ratings,
         audit::events, audit::stream, audit::state_as_of, audit::verification,
         activity::app_opened, reports::revenue, reports::orders, reports::satisfaction, reports::activity, reports::refresh, reports::sql,
-        admin::projection_status, admin::rebuild, admin::logs, crate::metrics::endpoint,
+        admin::projection_status, admin::rebuild, admin::parked, admin::retry_parked, admin::logs, crate::metrics::endpoint,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,

@@ -204,6 +204,20 @@ pub struct Customer {
     pub groups: Vec<String>,
     #[serde(default)]
     pub blocked_workers: Vec<Uuid>,
+    /// The saved addresses as stored (personal parts sealed under the customer's key), so an
+    /// order can name one by id.
+    #[serde(default)]
+    pub addresses: Vec<(Uuid, Address)>,
+}
+
+impl Customer {
+    /// A saved address by id, as it was stored (sealed).
+    pub fn saved_address(&self, address_id: Uuid) -> Option<&Address> {
+        self.addresses
+            .iter()
+            .find(|(id, _)| *id == address_id)
+            .map(|(_, address)| address)
+    }
 }
 
 impl Customer {
@@ -361,13 +375,22 @@ impl Customer {
             CustomerEvent::CustomerSuspended { .. } => self.suspended = true,
             CustomerEvent::CustomerReinstated { .. } => self.suspended = false,
             CustomerEvent::CustomerGroupsSet { groups, .. } => self.groups = groups,
-            CustomerEvent::AddressAdded { address_id, .. } => self.address_ids.push(address_id),
+            CustomerEvent::AddressAdded {
+                address_id,
+                address,
+                ..
+            } => {
+                self.address_ids.push(address_id);
+                self.addresses.push((address_id, address));
+            }
             CustomerEvent::WorkerBlocked { worker_id, .. } => self.blocked_workers.push(worker_id),
             CustomerEvent::WorkerUnblocked { worker_id, .. } => {
                 self.blocked_workers.retain(|blocked| *blocked != worker_id)
             }
             CustomerEvent::AddressRemoved { address_id, .. } => {
-                self.address_ids.retain(|existing| *existing != address_id)
+                self.address_ids.retain(|existing| *existing != address_id);
+                self.addresses
+                    .retain(|(existing, _)| *existing != address_id);
             }
         }
     }

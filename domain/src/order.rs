@@ -713,6 +713,30 @@ impl Order {
         }
     }
 
+    /// Whether this order holds the worker's booked time: a named worker's while it awaits
+    /// payment or dispatch, else the worker it was given to. A saga that took a worker's time
+    /// and failed gives it back only when this says no, so a refused retry never undoes the
+    /// booking of the request that won.
+    pub fn holds(&self, worker_id: Uuid) -> bool {
+        match self.status {
+            OrderStatus::AwaitingPayment | OrderStatus::Paid => {
+                self.preferred_worker == Some(worker_id)
+            }
+            OrderStatus::New
+            | OrderStatus::Placed
+            | OrderStatus::Dispatching
+            | OrderStatus::Cancelled => false,
+            OrderStatus::Assigned
+            | OrderStatus::Accepted
+            | OrderStatus::OnTheWay
+            | OrderStatus::Arrived
+            | OrderStatus::InService
+            | OrderStatus::Completed
+            | OrderStatus::Reviewed
+            | OrderStatus::Disputed => self.worker_id == Some(worker_id),
+        }
+    }
+
     /// What a command would record, without recording it: lets a handler refuse early,
     /// before it touches any other stream.
     pub fn decide_only(&self, command: OrderCommand) -> Result<Vec<OrderEvent>, OrderError> {

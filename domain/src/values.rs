@@ -17,6 +17,8 @@ pub enum ValueError {
     Empty { field: &'static str },
     #[error("{field}过长（最多 {max} 字）/ {field} is longer than {max} characters")]
     TooLong { field: &'static str, max: usize },
+    #[error("{field}含有控制字符 / {field} contains a control character")]
+    ControlCharacter { field: &'static str },
     #[error("身份证号码无效 / not a valid identity card number")]
     BadIdNumber,
     #[error("到期日须晚于发证日 / the expiry date must be after the issue date")]
@@ -217,6 +219,15 @@ pub fn required_text(field: &'static str, raw: &str, max: usize) -> Result<Strin
     }
     if trimmed.chars().count() > max {
         return Err(ValueError::TooLong { field, max });
+    }
+    // The HTTP edge refuses these before any command is made; the domain refuses them too, so
+    // no event can carry a character a read model cannot store. Whether a field is one line is
+    // the edge's rule.
+    if trimmed
+        .chars()
+        .any(|character| character.is_control() && !matches!(character, '\n' | '\t'))
+    {
+        return Err(ValueError::ControlCharacter { field });
     }
     Ok(trimmed.to_owned())
 }

@@ -360,8 +360,12 @@ pub enum WorkerError {
     NoSuchCertificate,
     #[error("分组最多 {max} 个，每个 1–20 字 / at most {max} groups of 1 to 20 characters")]
     BadGroups { max: usize },
-    #[error("服务人员在该时段已有预约 / the worker is already booked for an overlapping time (order {0})")]
-    Overlap(Uuid),
+    /// Says when the worker is busy (travel included, in Beijing time), never whose order it is.
+    #[error("服务人员在 {} 至 {} 已有预约（含路程）/ the worker is already booked from {} to {} (Beijing time, travel included)", beijing_time(*.start), beijing_time(*.end), beijing_time(*.start), beijing_time(*.end))]
+    Overlap {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
     #[error("服务时段无效 / the booking window is empty")]
     EmptyWindow,
     #[error("服务人员在该时段不上班或休假 / the worker does not work at that time or is on leave")]
@@ -711,7 +715,10 @@ impl Worker {
                     .iter()
                     .find(|booked| booked.clashes(start, end, location))
                 {
-                    return Err(WorkerError::Overlap(clash.order_id));
+                    return Err(WorkerError::Overlap {
+                        start: clash.start,
+                        end: clash.end,
+                    });
                 }
                 Ok(vec![WorkerEvent::WorkerBooked {
                     order_id,
@@ -747,7 +754,10 @@ impl Worker {
                 if let Some(clash) = self.bookings.iter().find(|booked| {
                     booked.order_id != order_id && booked.clashes(start, end, location)
                 }) {
-                    return Err(WorkerError::Overlap(clash.order_id));
+                    return Err(WorkerError::Overlap {
+                        start: clash.start,
+                        end: clash.end,
+                    });
                 }
                 Ok(vec![
                     WorkerEvent::BookingReleased {
@@ -824,6 +834,13 @@ impl Worker {
             }]),
         }
     }
+}
+
+fn beijing_time(at: DateTime<Utc>) -> String {
+    let shanghai = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
+    at.with_timezone(&shanghai)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
 }
 
 fn distinct_skills(mut skills: Vec<ServiceCode>) -> Result<Vec<ServiceCode>, WorkerError> {

@@ -688,7 +688,10 @@ fn a_booking_outside_working_hours_or_on_leave_is_refused_and_travel_time_is_kep
     // Without locations the travel allowance is 45 minutes: 12:00 to 12:45 stays free.
     given(busy.clone())
         .when(book(2, 12, 14))
-        .then_expect_error(WorkerError::Overlap(Uuid::from_u128(1)));
+        .then_expect_error(WorkerError::Overlap {
+            start: at(9),
+            end: at(12),
+        });
     given(busy.clone())
         .when(book(2, 13, 15))
         .then_expect_events(vec![WorkerEvent::WorkerBooked {
@@ -744,19 +747,37 @@ fn book(order: u128, from_hour: i64, to_hour: i64) -> WorkerCommand {
 }
 
 #[test]
+fn an_overlap_refusal_says_when_the_worker_is_busy_and_not_whose_order() {
+    let refusal = WorkerError::Overlap {
+        start: "2026-06-01T01:00:00Z".parse().unwrap(),
+        end: "2026-06-01T03:30:00Z".parse().unwrap(),
+    }
+    .to_string();
+    assert!(refusal.contains("2026-06-01 09:00"), "{refusal}");
+    assert!(refusal.contains("2026-06-01 11:30"), "{refusal}");
+    assert!(!refusal.contains("order"), "{refusal}");
+}
+
+#[test]
 fn a_worker_is_never_booked_for_overlapping_times() {
     let history = vec![registered(), booked(1, 2, 5)];
     for (from, to) in [(2, 5), (1, 3), (4, 6), (3, 4), (0, 8)] {
         given(history.clone())
             .when(book(2, from, to))
-            .then_expect_error(WorkerError::Overlap(Uuid::from_u128(1)));
+            .then_expect_error(WorkerError::Overlap {
+                start: later(24 * 60 + 2 * 60),
+                end: later(24 * 60 + 5 * 60),
+            });
     }
     // Back-to-back jobs need the travel allowance between them (45 minutes without
     // locations): touching ends clash, an hour apart does not.
     for (from, to) in [(5, 7), (0, 2)] {
         given(history.clone())
             .when(book(2, from, to))
-            .then_expect_error(WorkerError::Overlap(Uuid::from_u128(1)));
+            .then_expect_error(WorkerError::Overlap {
+                start: later(24 * 60 + 2 * 60),
+                end: later(24 * 60 + 5 * 60),
+            });
     }
     given(history.clone())
         .when(book(2, 6, 8))

@@ -20,7 +20,7 @@ pub mod workers;
 
 pub use log::StoredEvent;
 pub use projector::{
-    advisory_key, all_projections, ensure_all, projection_by_name, rebuild, status, Projection,
-    ProjectionStatus, Projector, ProjectorStats, RebuildInProgress, RebuildReport,
-    PROJECTION_NAMES,
+    advisory_key, all_projections, ensure_all, parked, projection_by_name, rebuild, retry_parked,
+    status, ParkedStream, Projection, ProjectionStatus, Projector, ProjectorStats,
+    RebuildInProgress, RebuildReport, RetryReport, PROJECTION_NAMES,
 };

@@ -73,6 +73,24 @@ pub async fn read_after(
     rows.iter().map(row_to_event).collect()
 }
 
+/// Reads the events at the given positions, in commit order.
+pub async fn read_positions(
+    connection: &mut PgConnection,
+    positions: &[i64],
+) -> sqlx::Result<Vec<StoredEvent>> {
+    let rows = sqlx::query(
+        "SELECT position, transaction_id::text AS xid, aggregate_type, aggregate_id, sequence,
+                event_type, event_version, payload, metadata, recorded_at
+           FROM events
+          WHERE position = ANY($1)
+          ORDER BY transaction_id, position",
+    )
+    .bind(positions)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter().map(row_to_event).collect()
+}
+
 fn row_to_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<StoredEvent> {
     let xid: String = row.try_get("xid")?;
     Ok(StoredEvent {

@@ -1,6 +1,6 @@
 //! Running projections: the live catch-up loop, rebuilds beside the live model, and status.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -240,6 +240,11 @@ async fn create_generation(
     .bind(generation)
     .execute(&mut *connection)
     .await?;
+    sqlx::query("DELETE FROM projection_parked WHERE projection = $1 AND generation = $2")
+        .bind(projection.name())
+        .bind(generation)
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }
 
@@ -260,7 +265,13 @@ async fn swap_views(
 }
 
 /// Applies the next batch for one generation inside the caller's transaction and moves its
-/// checkpoint there too. Returns the events applied.
+/// checkpoint there too. Returns the events read (applied or parked).
+///
+/// The batch is tried whole inside a savepoint. If it fails for a reason that lies in the data
+/// rather than the database's health (see `is_parkable`), each event is tried alone: one that
+/// still fails is parked with its error, its stream is set aside for this projection, and the
+/// rest of the log flows on. A connection or resource failure parks nothing: the step fails
+/// and is tried again, as before.
 async fn apply_batch(
     connection: &mut PgConnection,
     projection: &dyn Projection,
@@ -285,17 +296,95 @@ async fn apply_batch(
         return Ok(events);
     };
     let schema = schema_name(projection.name(), generation);
-    projection
-        .apply_batch(&mut *connection, &schema, &events)
-        .await
-        .with_context(|| {
-            format!(
-                "{} applying events at positions {}..={}",
-                projection.name(),
-                events[0].position,
-                last.position
-            )
-        })?;
+    let mut set_aside = parked_streams(&mut *connection, projection.name(), generation).await?;
+    let batch_is_clear = set_aside.is_empty()
+        || !events.iter().any(|event| {
+            set_aside.contains(&(event.aggregate_type.clone(), event.aggregate_id.clone()))
+        });
+    let whole_batch = if batch_is_clear {
+        let mut savepoint = connection.begin().await?;
+        match projection
+            .apply_batch(&mut savepoint, &schema, &events)
+            .await
+        {
+            Ok(()) => {
+                savepoint.commit().await?;
+                None
+            }
+            Err(error) if is_parkable(&error) => {
+                savepoint.rollback().await?;
+                Some(error)
+            }
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "{} applying events at positions {}..={}",
+                        projection.name(),
+                        events[0].position,
+                        last.position
+                    )
+                })
+            }
+        }
+    } else {
+        Some(anyhow::anyhow!("the batch holds a stream set aside"))
+    };
+    if let Some(batch_error) = whole_batch {
+        tracing::debug!(
+            projection = projection.name(),
+            error = format!("{batch_error:#}"),
+            "a batch failed; applying its events one by one"
+        );
+        for event in &events {
+            let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
+            if set_aside.contains(&stream) {
+                park(
+                    &mut *connection,
+                    projection.name(),
+                    generation,
+                    event,
+                    "an earlier event of this stream is parked",
+                )
+                .await?;
+                continue;
+            }
+            let mut savepoint = connection.begin().await?;
+            match projection.apply(&mut savepoint, &schema, event).await {
+                Ok(()) => savepoint.commit().await?,
+                Err(error) if is_parkable(&error) => {
+                    savepoint.rollback().await?;
+                    let error = format!("{error:#}");
+                    tracing::error!(
+                        projection = projection.name(),
+                        position = event.position,
+                        aggregate_type = %event.aggregate_type,
+                        aggregate_id = %event.aggregate_id,
+                        event_type = %event.event_type,
+                        error = %error,
+                        "an event could not be applied; its stream is parked and the rest flows on"
+                    );
+                    park(
+                        &mut *connection,
+                        projection.name(),
+                        generation,
+                        event,
+                        &error,
+                    )
+                    .await?;
+                    set_aside.insert(stream);
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| {
+                        format!(
+                            "{} applying the event at position {}",
+                            projection.name(),
+                            event.position
+                        )
+                    })
+                }
+            }
+        }
+    }
     sqlx::query(
         "UPDATE projection_checkpoints
             SET last_xid = $3::text::xid8, last_position = $4, applied_events = applied_events + $5,
@@ -310,6 +399,212 @@ async fn apply_batch(
     .execute(&mut *connection)
     .await?;
     Ok(events)
+}
+
+/// Whether a failure lies in the event (its data, or a projection's handling of it), so that
+/// parking it is right, rather than in the database's health, where trying again is.
+fn is_parkable(error: &anyhow::Error) -> bool {
+    for cause in error.chain() {
+        if let Some(database) = cause.downcast_ref::<sqlx::Error>() {
+            return match database {
+                sqlx::Error::Database(failure) => {
+                    let code = failure.code().unwrap_or_default();
+                    // Connection, transaction rollback (serialisation, deadlock), resources,
+                    // operator intervention, system and internal errors: transient.
+                    !["08", "40", "53", "54", "55", "57", "58", "XX"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+                }
+                sqlx::Error::Decode(_)
+                | sqlx::Error::ColumnDecode { .. }
+                | sqlx::Error::TypeNotFound { .. }
+                | sqlx::Error::RowNotFound => true,
+                _ => false,
+            };
+        }
+    }
+    true
+}
+
+async fn parked_streams(
+    connection: &mut PgConnection,
+    projection: &str,
+    generation: i32,
+) -> anyhow::Result<HashSet<(String, String)>> {
+    let streams: Vec<(String, String)> = sqlx::query_as(
+        "SELECT DISTINCT aggregate_type, aggregate_id FROM projection_parked
+          WHERE projection = $1 AND generation = $2",
+    )
+    .bind(projection)
+    .bind(generation)
+    .fetch_all(&mut *connection)
+    .await
+    .context("reading the parked streams")?;
+    Ok(streams.into_iter().collect())
+}
+
+async fn park(
+    connection: &mut PgConnection,
+    projection: &str,
+    generation: i32,
+    event: &StoredEvent,
+    error: &str,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO projection_parked
+             (projection, generation, position, transaction_id, aggregate_type, aggregate_id,
+              sequence, event_type, error)
+         VALUES ($1, $2, $3, $4::text::xid8, $5, $6, $7, $8, $9)
+         ON CONFLICT (projection, generation, position) DO UPDATE SET error = EXCLUDED.error",
+    )
+    .bind(projection)
+    .bind(generation)
+    .bind(event.position)
+    .bind(event.transaction_id.to_string())
+    .bind(&event.aggregate_type)
+    .bind(&event.aggregate_id)
+    .bind(event.sequence)
+    .bind(&event.event_type)
+    // An error can quote the event's own bad text; keep only what the column can hold.
+    .bind(error.replace('\0', "\\0"))
+    .execute(&mut *connection)
+    .await
+    .context("parking an event")?;
+    Ok(())
+}
+
+/// A stream a projection has set aside, with what went wrong first.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ParkedStream {
+    pub projection: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The parked events: the one that failed and every later one of the stream.
+    pub events: i64,
+    pub first_position: i64,
+    pub first_event_type: String,
+    pub error: String,
+    pub parked_at: DateTime<Utc>,
+}
+
+/// Every stream set aside by the live generation of any projection, oldest first.
+pub async fn parked(pool: &PgPool) -> anyhow::Result<Vec<ParkedStream>> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT ON (k.projection, k.aggregate_type, k.aggregate_id)
+                k.projection, k.aggregate_type, k.aggregate_id, k.position, k.event_type, k.error,
+                k.parked_at,
+                COUNT(*) OVER (PARTITION BY k.projection, k.aggregate_type, k.aggregate_id) AS events
+           FROM projection_parked k
+           JOIN projections p ON p.name = k.projection AND p.active_generation = k.generation
+          ORDER BY k.projection, k.aggregate_type, k.aggregate_id, k.position",
+    )
+    .fetch_all(pool)
+    .await
+    .context("listing parked events")?;
+    let mut streams: Vec<ParkedStream> = rows
+        .iter()
+        .map(|row| {
+            Ok(ParkedStream {
+                projection: row.try_get("projection")?,
+                aggregate_type: row.try_get("aggregate_type")?,
+                aggregate_id: row.try_get("aggregate_id")?,
+                events: row.try_get("events")?,
+                first_position: row.try_get("position")?,
+                first_event_type: row.try_get("event_type")?,
+                error: row.try_get("error")?,
+                parked_at: row.try_get("parked_at")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    streams.sort_by_key(|stream| stream.first_position);
+    Ok(streams)
+}
+
+/// What a retry of parked events did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RetryReport {
+    /// Events applied and no longer parked.
+    pub applied: i64,
+    /// Streams still parked, because one of their events failed again.
+    pub still_parked: Vec<ParkedStream>,
+}
+
+/// Applies a projection's parked events again (after a fix), stream by stream in log order;
+/// `only` limits it to one stream. A stream whose event fails again stays parked with the new
+/// error. Runs under the projection's swap lock, so it never interleaves with a live step.
+pub async fn retry_parked(
+    pool: &PgPool,
+    projection: &dyn Projection,
+    only: Option<(&str, &str)>,
+) -> anyhow::Result<RetryReport> {
+    let name = projection.name();
+    let mut transaction = pool.begin().await?;
+    let generation = active_generation(&mut transaction, name).await?;
+    let schema = schema_name(name, generation);
+    let parked_rows: Vec<(i64, String, String)> = sqlx::query_as(
+        "SELECT position, aggregate_type, aggregate_id FROM projection_parked
+          WHERE projection = $1 AND generation = $2
+            AND ($3::text IS NULL OR (aggregate_type = $3 AND aggregate_id = $4))
+          ORDER BY transaction_id, position",
+    )
+    .bind(name)
+    .bind(generation)
+    .bind(only.map(|(kind, _)| kind))
+    .bind(only.map(|(_, id)| id))
+    .fetch_all(&mut *transaction)
+    .await?;
+    let positions: Vec<i64> = parked_rows
+        .iter()
+        .map(|(position, _, _)| *position)
+        .collect();
+    let events = crate::log::read_positions(&mut transaction, &positions).await?;
+    let mut failed: HashSet<(String, String)> = HashSet::new();
+    let mut report = RetryReport::default();
+    for event in &events {
+        let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        if failed.contains(&stream) {
+            continue;
+        }
+        let mut savepoint = transaction.begin().await?;
+        match projection.apply(&mut savepoint, &schema, event).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                sqlx::query(
+                    "DELETE FROM projection_parked
+                      WHERE projection = $1 AND generation = $2 AND position = $3",
+                )
+                .bind(name)
+                .bind(generation)
+                .bind(event.position)
+                .execute(&mut *transaction)
+                .await?;
+                report.applied += 1;
+            }
+            Err(error) if is_parkable(&error) => {
+                savepoint.rollback().await?;
+                park(
+                    &mut transaction,
+                    name,
+                    generation,
+                    event,
+                    &format!("{error:#}"),
+                )
+                .await?;
+                failed.insert(stream);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    transaction.commit().await?;
+    report.still_parked = parked(pool)
+        .await?
+        .into_iter()
+        .filter(|stream| {
+            stream.projection == name
+                && failed.contains(&(stream.aggregate_type.clone(), stream.aggregate_id.clone()))
+        })
+        .collect();
+    Ok(report)
 }
 
 /// Measurements a running projector keeps: how long after recording each event was applied.
@@ -560,6 +855,11 @@ async fn rebuild_exclusively(
         );
         pool.execute(drop.as_str()).await?;
         sqlx::query("DELETE FROM projection_checkpoints WHERE projection = $1 AND generation = $2")
+            .bind(name)
+            .bind(old_generation)
+            .execute(pool)
+            .await?;
+        sqlx::query("DELETE FROM projection_parked WHERE projection = $1 AND generation = $2")
             .bind(name)
             .bind(old_generation)
             .execute(pool)

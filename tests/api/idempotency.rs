@@ -124,12 +124,12 @@ async fn a_passing_refusal_is_not_bound_to_the_key_so_a_later_retry_runs() {
             .send()
     };
     app.code_for("register", &address).await;
-    // Too soon after the first code: a lock-out, which passes.
+    // Too soon after the first code: a send limit, which passes.
     let too_soon = request().await.expect("request");
     assert_problem(
         too_soon,
         StatusCode::TOO_MANY_REQUESTS,
-        "/problems/locked-out",
+        "/problems/code-send-limited",
     )
     .await;
     sqlx::query("UPDATE verification_codes SET created_at = created_at - interval '2 minutes'")

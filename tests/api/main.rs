@@ -21,6 +21,7 @@ mod profile;
 mod projections;
 mod providers;
 mod reviews;
+mod robustness;
 mod search;
 mod sessions;
 mod signaling;

@@ -92,12 +92,16 @@ async fn codes_are_rate_limited_per_destination_and_limited_in_attempts() {
         )
         .await;
     assert!(too_soon.headers().get("retry-after").is_some());
-    assert_problem(
+    let problem = assert_problem(
         too_soon,
         StatusCode::TOO_MANY_REQUESTS,
-        "/problems/locked-out",
+        "/problems/code-send-limited",
     )
     .await;
+    // Nothing failed, and the answer does not say so.
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("less than a minute ago"), "{problem}");
+    assert!(!detail.contains("failed"), "{problem}");
     assert_eq!(app.mail.count_to(&address), 1);
 
     // Five wrong guesses spend the code: the right one no longer works.

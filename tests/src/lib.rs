@@ -565,7 +565,9 @@ impl TestApp {
 
     /// Waits until every projection has applied every committed event.
     pub async fn wait_for_projections(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        // Generous: under the whole suite's load on two cores a generated history of thousands
+        // of events takes the slowest projection well over half a minute.
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             let statuses = projections::status(&self.pool)
                 .await

@@ -18,6 +18,7 @@ use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::state::AppState;
+use crate::text::Line;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,12 +42,12 @@ pub struct WorkerProfileBody {
     pub skills: Vec<ServiceCode>,
     pub years_of_experience: u8,
     #[serde(default)]
-    pub languages: Vec<String>,
-    pub city: String,
-    pub districts: Vec<String>,
+    pub languages: Vec<Line<20>>,
+    pub city: Line<40>,
+    pub districts: Vec<Line<40>>,
     /// Object-store key of the profile photo.
     #[serde(default)]
-    pub photo_ref: Option<String>,
+    pub photo_ref: Option<Line<200>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,13 +55,13 @@ pub struct WorkerProfileBody {
 pub struct RegisterBody {
     pub kind: AccountKind,
     /// E-mail address or mobile number used to sign in.
-    pub login: String,
+    pub login: Line<254>,
     /// The one-time code sent to `login` (request it with purpose `register`).
-    pub verification_code: String,
+    pub verification_code: Line<12>,
     pub password: String,
-    pub name: String,
+    pub name: Line<40>,
     /// Mainland China mobile number; defaults to `login` when that is one. Required for workers.
-    pub phone: Option<String>,
+    pub phone: Option<Line<20>>,
     /// Required when `kind` is `worker`.
     pub worker: Option<WorkerProfileBody>,
 }
@@ -159,12 +160,12 @@ pub async fn register(
                         )
                     })?,
                     years_of_experience: profile.years_of_experience,
-                    languages: profile.languages,
+                    languages: profile.languages.into_iter().map(String::from).collect(),
                     service_area: ServiceArea {
-                        city: profile.city,
-                        districts: profile.districts,
+                        city: String::from(profile.city),
+                        districts: profile.districts.into_iter().map(String::from).collect(),
                     },
-                    photo_ref: profile.photo_ref,
+                    photo_ref: profile.photo_ref.map(String::from),
                 }
                 .validated()?,
                 skills: profile.skills,
@@ -311,7 +312,7 @@ pub struct CatalogueEntry {
 #[into_params(parameter_in = Query)]
 pub struct CatalogueParams {
     /// Words in the Chinese or English name, category or description, e.g. 保洁 or cleaning.
-    pub q: Option<String>,
+    pub q: Option<Line<100>>,
     /// Services whose price range reaches at least this unit price (fen)...
     pub min_price: Option<i64>,
     /// ...and starts at or below this one (fen).
@@ -319,7 +320,7 @@ pub struct CatalogueParams {
     /// Services that can be booked for this many minutes.
     pub duration_minutes: Option<u32>,
     /// `per_hour`, `per_visit` or `per_term_26_days`.
-    pub pricing_unit: Option<String>,
+    pub pricing_unit: Option<Line<20>>,
 }
 
 /// The services on offer, in Chinese and English, filtered.

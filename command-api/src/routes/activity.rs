@@ -14,6 +14,7 @@ use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::state::AppState;
+use crate::text::Line;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/me/app-opens", post(app_opened))
@@ -23,9 +24,9 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct AppOpenBody {
     /// `ios`, `android`, `web` or `mini_program`.
-    pub platform: String,
+    pub platform: Line<20>,
     /// The app's version, e.g. `3.2.1`.
-    pub app_version: Option<String>,
+    pub app_version: Option<Line<40>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -54,7 +55,7 @@ pub async fn app_opened(
         user_id: actor.id,
         role: actor.role,
         platform,
-        app_version: body.app_version,
+        app_version: body.app_version.map(String::from),
         now: context.occurred_at,
     };
     let committed = state

@@ -10,18 +10,24 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::extract::AppPath;
 use crate::state::AppState;
+use crate::text::Line;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/admin/projections", get(projection_status))
         .route("/api/v1/admin/projections/{name}/rebuild", post(rebuild))
+        .route("/api/v1/admin/projections/parked", get(parked))
+        .route(
+            "/api/v1/admin/projections/{name}/parked/retry",
+            post(retry_parked),
+        )
         .route("/api/v1/admin/logs", get(logs))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct LogParams {
     /// `warn` (warnings and errors, the default) or `error`.
-    pub level: Option<String>,
+    pub level: Option<Line<20>>,
     /// Keyset: entries older than this id (the previous page's last).
     pub before: Option<i64>,
     pub limit: Option<i64>,
@@ -137,5 +143,66 @@ pub async fn rebuild(
         previous_generation: report.previous_generation,
         generation: report.generation,
         events_applied: report.events_applied,
+    }))
+}
+
+/// Every stream a projection has set aside, with the first error and how many events wait
+/// behind it (admins).
+#[utoipa::path(get, path = "/api/v1/admin/projections/parked", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [crate::routes::health::ParkedStreamView])))]
+pub async fn parked(
+    State(state): State<AppState>,
+) -> Result<axum::Json<Vec<crate::routes::health::ParkedStreamView>>, ApiError> {
+    Ok(axum::Json(
+        projections::parked(&state.pool)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect(),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBody {
+    /// Only this stream (with `aggregate_id`); every parked stream of the projection when left out.
+    pub aggregate_type: Option<Line<60>>,
+    pub aggregate_id: Option<Line<100>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetryView {
+    /// Parked events applied now.
+    pub applied: i64,
+    /// Streams whose events failed again, with the new error.
+    pub still_parked: Vec<crate::routes::health::ParkedStreamView>,
+}
+
+/// Apply a projection's parked events again, after a fix (admins). A stream whose event fails
+/// again stays parked with the new error.
+#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/parked/retry", tag = "admin", security(("bearer" = [])),
+    params(("name" = String, Path)), request_body(content = Option<RetryBody>),
+    responses((status = 200, body = RetryView), (status = 404, body = crate::error::Problem)))]
+pub async fn retry_parked(
+    State(state): State<AppState>,
+    AppPath(name): AppPath<String>,
+    crate::extract::OptionalJson(body): crate::extract::OptionalJson<RetryBody>,
+) -> Result<axum::Json<RetryView>, ApiError> {
+    let projection = projections::projection_by_name(&name, &state.vault)
+        .ok_or_else(|| ApiError::not_found("投影", "projection"))?;
+    let body = body.unwrap_or_default();
+    let only = match (&body.aggregate_type, &body.aggregate_id) {
+        (Some(kind), Some(id)) => Some((kind.as_str(), id.as_str())),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::Invalid(
+                "aggregate_type 与 aggregate_id 须同时给出 / give both aggregate_type and aggregate_id, or neither".into(),
+            ))
+        }
+    };
+    let report = projections::retry_parked(&state.pool, projection.as_ref(), only).await?;
+    Ok(axum::Json(RetryView {
+        applied: report.applied,
+        still_parked: report.still_parked.into_iter().map(Into::into).collect(),
     }))
 }

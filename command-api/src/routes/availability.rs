@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::onboarding::{record, WorkerAdminAck};
 use crate::state::AppState;
+use crate::text::Line;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -112,7 +113,7 @@ pub async fn set_day(
 pub struct LeaveBody {
     pub from: NaiveDate,
     pub to: NaiveDate,
-    pub reason: String,
+    pub reason: Line<200>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -135,7 +136,7 @@ pub async fn take_leave(
         leave_id,
         from: body.from,
         to: body.to,
-        reason: body.reason,
+        reason: String::from(body.reason),
         now: context.occurred_at,
     };
     state.workers.execute(worker.id, command, &context).await?;

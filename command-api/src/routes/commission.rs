@@ -16,6 +16,7 @@ use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath};
 use crate::state::AppState;
+use crate::text::Paragraph;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -116,7 +117,7 @@ pub async fn rates(State(state): State<AppState>) -> Result<axum::Json<RatesView
 pub struct SetRateBody {
     /// 0 to 5,000 basis points of the price.
     pub basis_points: u32,
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Set the commission for a service and worker level (admins). It applies to orders placed
@@ -135,7 +136,7 @@ pub async fn set_rate(
         service,
         level,
         basis_points: body.basis_points,
-        reason: body.reason,
+        reason: String::from(body.reason),
         by,
         now: context.occurred_at,
     };

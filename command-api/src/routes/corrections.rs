@@ -19,6 +19,7 @@ use crate::extract::{AppJson, AppPath};
 use crate::notifications::{notify, Recipient};
 use crate::routes::orders::{ack, AddressBody, OrderAck};
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -136,7 +137,7 @@ fn beijing(time: DateTime<Utc>) -> String {
 #[serde(deny_unknown_fields)]
 pub struct RescheduleBody {
     pub scheduled_start: DateTime<Utc>,
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Move an order to another start, same duration (admins). A worker holding it keeps it only
@@ -154,7 +155,7 @@ pub async fn reschedule(
     let command = OrderCommand::Reschedule {
         by,
         start: body.scheduled_start,
-        reason: body.reason.clone(),
+        reason: body.reason.to_string(),
         now: context.occurred_at,
     };
     let (_, committed) = correct(&state, order_id, command, &context).await?;
@@ -177,7 +178,7 @@ pub async fn reschedule(
 #[serde(deny_unknown_fields)]
 pub struct AddressChangeBody {
     pub address: AddressBody,
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Correct where the service takes place (admins). The personal parts are sealed under the
@@ -201,7 +202,7 @@ pub async fn change_address(
     let command = OrderCommand::ChangeAddress {
         by,
         address,
-        reason: body.reason.clone(),
+        reason: body.reason.to_string(),
         now: context.occurred_at,
     };
     let (_, committed) = correct(&state, order_id, command, &context).await?;
@@ -224,7 +225,7 @@ pub async fn change_address(
 pub struct PriceBody {
     /// The new total, fen.
     pub total: i64,
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Correct an order's price (admins). Before payment the amount due changes; after payment
@@ -255,7 +256,7 @@ pub async fn adjust_price(
     let command = OrderCommand::AdjustPrice {
         by,
         total,
-        reason: body.reason.clone(),
+        reason: body.reason.to_string(),
         now: context.occurred_at,
     };
     // The difference goes back first, then the price changes: if the second step fails, a
@@ -293,11 +294,11 @@ pub async fn adjust_price(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdminCancelBody {
-    pub reason: String,
+    pub reason: Paragraph<500>,
     /// `full` (default: everything paid goes back) or `policy` (the cancellation policy's fee
     /// is kept).
     #[serde(default)]
-    pub refund: Option<String>,
+    pub refund: Option<Line<20>>,
 }
 
 /// Cancel an order for the customer (admins), refunding in full unless told to apply the
@@ -325,7 +326,7 @@ pub async fn cancel(
         &state,
         &context,
         order_id,
-        body.reason.clone(),
+        body.reason.to_string(),
         full_refund,
     )
     .await?;

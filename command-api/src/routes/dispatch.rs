@@ -25,6 +25,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery, OptionalJson};
 use crate::routes::orders::OrderAck;
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -140,7 +141,7 @@ pub async fn grab(
     {
         Ok(_) => crate::routes::orders::current_ack(&state, order_id).await,
         Err(refusal) => {
-            crate::dispatch::release(
+            let released = crate::dispatch::release(
                 &state,
                 worker_id,
                 order_id,
@@ -148,6 +149,14 @@ pub async fn grab(
                 &context,
             )
             .await;
+            if !released {
+                // The order holds this worker: another tap of the same worker won, so this
+                // one answers as a retry would.
+                let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+                if order.worker_id == Some(worker_id) && order.status == OrderStatus::Accepted {
+                    return crate::routes::orders::current_ack(&state, order_id).await;
+                }
+            }
             Err(refusal.into())
         }
     }
@@ -225,7 +234,7 @@ async fn worker_city(state: &AppState, worker_id: Uuid) -> Result<String, ApiErr
 #[serde(deny_unknown_fields)]
 pub struct ReassignBody {
     pub worker_id: Uuid,
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Move an assigned or accepted order to another worker, with a reason (admins). The new
@@ -251,7 +260,7 @@ pub async fn reassign(
             domain::values::business_day(context.occurred_at),
         ),
         by,
-        reason: body.reason.clone(),
+        reason: body.reason.to_string(),
         now: context.occurred_at,
     };
     let reason = body.reason;
@@ -639,7 +648,7 @@ pub async fn unblock_worker(
 pub struct AnySlotParams {
     #[param(value_type = String)]
     pub service: ServiceCode,
-    pub city: String,
+    pub city: Line<40>,
     /// The local (Asia/Shanghai) date.
     pub date: NaiveDate,
     pub duration_minutes: u32,
@@ -729,7 +738,7 @@ pub struct QueueItem {
 #[into_params(parameter_in = Query)]
 pub struct QueueParams {
     /// `named`, `grab`, `auto` or `admin`; all stages when absent.
-    pub stage: Option<String>,
+    pub stage: Option<Line<20>>,
 }
 
 /// Orders being dispatched, by stage, oldest first (admins). `stage=admin` is the manual queue.

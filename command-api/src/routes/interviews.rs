@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath};
 use crate::notifications::{notify, Recipient};
 use crate::state::AppState;
+use crate::text::Paragraph;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -112,7 +113,7 @@ pub struct RequestBody {
     pub service: ServiceCode,
     pub start: DateTime<Utc>,
     #[serde(default)]
-    pub note: String,
+    pub note: Paragraph<500>,
 }
 
 /// Ask a worker for a video interview (customers).
@@ -136,7 +137,7 @@ pub async fn request(
         worker_id: body.worker_id,
         service: body.service,
         start: body.start,
-        note: body.note,
+        note: String::from(body.note),
         now: context.occurred_at,
     };
     let shown = run(
@@ -211,7 +212,7 @@ pub async fn accept(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Decline an interview, with a reason (its worker).
@@ -227,7 +228,7 @@ pub async fn decline(
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = InterviewCommand::Decline {
         by,
-        reason: body.reason,
+        reason: String::from(body.reason),
         now: context.occurred_at,
     };
     run(
@@ -291,7 +292,7 @@ pub async fn cancel(
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = InterviewCommand::Cancel {
         by,
-        reason: body.reason,
+        reason: String::from(body.reason),
         now: context.occurred_at,
     };
     run(
@@ -423,7 +424,7 @@ pub struct OutcomeBody {
     #[schema(value_type = String)]
     pub outcome: Outcome,
     #[serde(default)]
-    pub note: String,
+    pub note: Paragraph<500>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -450,7 +451,7 @@ pub async fn outcome(
     let command = InterviewCommand::RecordOutcome {
         by,
         outcome: body.outcome,
-        note: body.note,
+        note: String::from(body.note),
         now: context.occurred_at,
     };
     let axum::Json(interview) = run(

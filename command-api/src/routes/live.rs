@@ -54,11 +54,7 @@ fn parse_last_event_id(headers: &HeaderMap) -> Result<Option<Checkpoint>, ApiErr
                 .into(),
         )
     };
-    let (xid, position) = raw.trim().split_once('-').ok_or_else(bad)?;
-    Ok(Some(Checkpoint {
-        transaction_id: xid.parse().map_err(|_| bad())?,
-        position: position.parse().map_err(|_| bad())?,
-    }))
+    crate::positions::parse(raw).map(Some).ok_or_else(bad)
 }
 
 /// Where "now" is in the log: the last event no running transaction can precede.

@@ -24,6 +24,7 @@ use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::routes::sessions::{open_session, SessionCreated};
 use crate::state::AppState;
+use crate::text::Line;
 
 const PROVIDER: &str = "wechat";
 
@@ -135,8 +136,8 @@ pub async fn authorize(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackBody {
-    pub code: String,
-    pub state: String,
+    pub code: Line<12>,
+    pub state: Line<200>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -313,7 +314,7 @@ async fn link_identity(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkBody {
-    pub link_ticket: String,
+    pub link_ticket: Line<200>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -19,6 +19,7 @@ use crate::error::{vault_error, ApiError};
 use crate::extract::{AppJson, AppPath};
 use crate::notifications::{notify, Recipient};
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,7 +45,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct IdentityBody {
     /// 18-character resident identity card number.
-    pub id_number: String,
+    pub id_number: Line<20>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -172,15 +173,15 @@ pub async fn recheck(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerProfileUpdateBody {
-    pub name: String,
-    pub phone: String,
+    pub name: Line<40>,
+    pub phone: Line<20>,
     pub years_of_experience: u8,
     #[serde(default)]
-    pub languages: Vec<String>,
-    pub city: String,
-    pub districts: Vec<String>,
+    pub languages: Vec<Line<20>>,
+    pub city: Line<40>,
+    pub districts: Vec<Line<40>>,
     /// Object-store key of the profile photo.
-    pub photo_ref: Option<String>,
+    pub photo_ref: Option<Line<200>>,
 }
 
 /// Update your profile (workers). Name and phone number are sealed under your key.
@@ -205,12 +206,12 @@ pub async fn update_profile(
         name: sealed.next().expect("sealed"),
         phone: sealed.next().expect("sealed"),
         years_of_experience: body.years_of_experience,
-        languages: body.languages,
+        languages: body.languages.into_iter().map(String::from).collect(),
         service_area: domain::worker::ServiceArea {
-            city: body.city,
-            districts: body.districts,
+            city: String::from(body.city),
+            districts: body.districts.into_iter().map(String::from).collect(),
         },
-        photo_ref: body.photo_ref,
+        photo_ref: body.photo_ref.map(String::from),
     };
     record(
         &state,
@@ -260,7 +261,7 @@ pub struct CertificateBody {
     /// `housekeeping` (家政服务员证) or `electrician` (电工证).
     #[schema(value_type = String)]
     pub kind: CertificateKind,
-    pub number: String,
+    pub number: Line<40>,
     pub issued_on: NaiveDate,
     pub expires_on: NaiveDate,
 }
@@ -314,12 +315,12 @@ pub async fn add_certificate(
 #[serde(deny_unknown_fields)]
 pub struct ReviewBody {
     /// `approve`, `reject` or `request_documents`.
-    pub decision: String,
+    pub decision: Line<20>,
     /// With `approve`: `standard` (普通, default), `silver` (银牌) or `gold` (金牌).
     #[schema(value_type = Option<String>)]
     pub level: Option<Level>,
     /// With `reject` (the reason) or `request_documents` (what is needed).
-    pub note: Option<String>,
+    pub note: Option<Paragraph<500>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -358,8 +359,12 @@ pub async fn review(
         "approve" => ReviewDecision::Approve {
             level: body.level.unwrap_or_default(),
         },
-        "reject" => ReviewDecision::Reject { reason: note },
-        "request_documents" => ReviewDecision::RequestDocuments { what: note },
+        "reject" => ReviewDecision::Reject {
+            reason: String::from(note),
+        },
+        "request_documents" => ReviewDecision::RequestDocuments {
+            what: String::from(note),
+        },
         other => {
             return Err(ApiError::Invalid(format!(
             "未知的审核决定 / unknown decision `{other}`: use approve, reject or request_documents"
@@ -472,7 +477,7 @@ pub async fn set_level(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupsBody {
-    pub groups: Vec<String>,
+    pub groups: Vec<Line<20>>,
 }
 
 /// Put a worker in groups (admins); replaces the previous groups.
@@ -491,7 +496,7 @@ pub async fn set_groups(
         worker_id,
         WorkerCommand::SetGroups {
             by,
-            groups: body.groups,
+            groups: body.groups.into_iter().map(String::from).collect(),
             now: context.occurred_at,
         },
         &context,

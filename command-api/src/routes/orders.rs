@@ -21,6 +21,7 @@ use crate::commands::{CommandContext, Committed};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -58,11 +59,11 @@ pub struct LocationBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressBody {
-    pub city: String,
-    pub district: String,
-    pub detail: String,
-    pub contact_name: String,
-    pub contact_phone: String,
+    pub city: Line<40>,
+    pub district: Line<40>,
+    pub detail: Line<200>,
+    pub contact_name: Line<40>,
+    pub contact_phone: Line<20>,
     pub location: Option<LocationBody>,
 }
 
@@ -122,8 +123,11 @@ pub struct PlaceOrderBody {
     /// UTC start time.
     pub scheduled_start: DateTime<Utc>,
     pub duration_minutes: u32,
-    pub address: AddressBody,
-    pub note: Option<String>,
+    /// Where the service takes place; or give `address_id` instead.
+    pub address: Option<AddressBody>,
+    /// One of your saved addresses (`/api/v1/me/addresses`), instead of `address`.
+    pub address_id: Option<Uuid>,
+    pub note: Option<Paragraph<500>>,
     /// A worker the customer chooses. Their time is held while the order awaits payment, and
     /// after payment they must confirm in time or the order goes to the next dispatch stage.
     pub worker_id: Option<Uuid>,
@@ -174,7 +178,24 @@ pub async fn place(
         quantity: body.quantity,
         scheduled_start: body.scheduled_start,
         duration_minutes: body.duration_minutes,
-        address: body.address.parse_and_seal(&state.vault, actor.id).await?,
+        address: match (body.address, body.address_id) {
+            (Some(address), None) => address.parse_and_seal(&state.vault, actor.id).await?,
+            (None, Some(address_id)) => {
+                customer.saved_address(address_id).cloned().ok_or_else(|| {
+                    ApiError::InvalidField {
+                        field: "address_id".into(),
+                        detail: "不是您保存的地址 / not one of your saved addresses".into(),
+                    }
+                })?
+            }
+            _ => {
+                return Err(ApiError::InvalidField {
+                    field: "address".into(),
+                    detail: "请给出 address 或 address_id 之一 / give either address or address_id"
+                        .into(),
+                })
+            }
+        },
         note,
         preferred_worker: body.worker_id,
     };
@@ -371,8 +392,8 @@ pub async fn show(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Comma-separated statuses.
-    pub status: Option<String>,
-    pub service: Option<String>,
+    pub status: Option<Line<30>>,
+    pub service: Option<Line<30>>,
     /// Admins only.
     pub customer_id: Option<Uuid>,
     /// Admins only.
@@ -383,14 +404,14 @@ pub struct ListParams {
     pub scheduled_to: Option<DateTime<Utc>>,
     /// Free text, Chinese included (保洁 finds 日常保洁 and 深度保洁): the service, the city,
     /// district or street, the contact's name, or the last four digits of their phone.
-    pub q: Option<String>,
+    pub q: Option<Line<100>>,
     /// `placed_at` (default), `scheduled_start` or `total`.
     #[param(value_type = Option<String>)]
     pub sort: Option<SortKey>,
     /// `desc` (default) or `asc`.
     #[param(value_type = Option<String>)]
     pub direction: Option<Direction>,
-    pub cursor: Option<String>,
+    pub cursor: Option<Line<200>>,
     /// 1 to 200, default 50.
     pub limit: Option<u32>,
 }
@@ -442,12 +463,15 @@ pub async fn list(
         customer_id: params.customer_id,
         worker_id: params.worker_id,
         statuses,
-        service: params.service,
+        service: params.service.map(String::from),
         placed_from: params.placed_from,
         placed_to: params.placed_to,
         scheduled_from: params.scheduled_from,
         scheduled_to: params.scheduled_to,
-        text: params.q.filter(|text| !text.trim().is_empty()),
+        text: params
+            .q
+            .filter(|text| !text.trim().is_empty())
+            .map(String::from),
     };
     match actor.role {
         Role::Admin => {}
@@ -485,8 +509,8 @@ pub struct StatusCount {
 #[into_params(parameter_in = Query)]
 pub struct CountParams {
     /// The same free text as the order list's `q`.
-    pub q: Option<String>,
-    pub service: Option<String>,
+    pub q: Option<Line<100>>,
+    pub service: Option<Line<30>>,
     pub placed_from: Option<DateTime<Utc>>,
     pub placed_to: Option<DateTime<Utc>>,
 }
@@ -499,10 +523,13 @@ pub async fn counts(
     AppQuery(params): AppQuery<CountParams>,
 ) -> Result<axum::Json<Vec<StatusCount>>, ApiError> {
     let filter = OrderFilter {
-        service: params.service,
+        service: params.service.map(String::from),
         placed_from: params.placed_from,
         placed_to: params.placed_to,
-        text: params.q.filter(|text| !text.trim().is_empty()),
+        text: params
+            .q
+            .filter(|text| !text.trim().is_empty())
+            .map(String::from),
         ..OrderFilter::default()
     };
     let counts = order_views::counts_by_status(&state.pool, &filter).await?;
@@ -581,7 +608,7 @@ pub async fn stats(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonBody {
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 pub(crate) async fn run(
@@ -604,7 +631,7 @@ pub async fn cancel(
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
-    cancel_order(&state, &context, order_id, body.reason, false).await
+    cancel_order(&state, &context, order_id, String::from(body.reason), false).await
 }
 
 /// Cancels an order, refunds by the policy (or in full), and gives the workers' time back.
@@ -686,7 +713,7 @@ pub async fn dispute(
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = OrderCommand::Dispute {
         by,
-        reason: body.reason,
+        reason: String::from(body.reason),
         now: context.occurred_at,
     };
     run(&state, order_id, command, &context).await
@@ -696,7 +723,7 @@ pub async fn dispute(
 #[serde(deny_unknown_fields)]
 pub struct ResolutionBody {
     /// How the dispute was settled, for the record.
-    pub resolution: String,
+    pub resolution: Paragraph<500>,
 }
 
 /// Close a dispute (admins), after any refund was made on the payment. The order is completed;
@@ -713,7 +740,7 @@ pub async fn resolve_dispute(
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = OrderCommand::ResolveDispute {
         by,
-        resolution: body.resolution,
+        resolution: String::from(body.resolution),
         now: context.occurred_at,
     };
     let acknowledged = run(&state, order_id, command, &context).await?;
@@ -732,10 +759,10 @@ pub struct ReviewBody {
     pub attitude: u8,
     pub skill: u8,
     #[serde(default)]
-    pub comment: String,
+    pub comment: Paragraph<1000>,
     /// Codes from `GET /api/v1/review-tags`.
     #[serde(default)]
-    pub tags: Vec<String>,
+    pub tags: Vec<Line<20>>,
 }
 
 /// Review a completed order, once, within the review window (its customer).
@@ -759,8 +786,8 @@ pub async fn review(
         quality: body.quality,
         attitude: body.attitude,
         skill: body.skill,
-        comment: body.comment,
-        tags: body.tags,
+        comment: String::from(body.comment),
+        tags: body.tags.into_iter().map(String::from).collect(),
         window: state.reviews.window,
         now: context.occurred_at,
     };
@@ -771,7 +798,7 @@ pub async fn review(
 #[serde(deny_unknown_fields)]
 pub struct PaymentBody {
     /// The bank or cashier reference of an offline payment.
-    pub reference: String,
+    pub reference: Line<100>,
     /// Fen; must equal the order total.
     pub amount: i64,
 }
@@ -937,7 +964,7 @@ pub async fn decline(
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = OrderCommand::Decline {
         worker_id: worker.id,
-        reason: body.reason,
+        reason: String::from(body.reason),
         now: context.occurred_at,
     };
     let acknowledged = run(&state, order_id, command, &context).await?;

@@ -21,6 +21,7 @@ use crate::error::{ApiError, DomainErrorKind};
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::payments::{Checkout, Handled, SandboxBehaviour};
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -235,7 +236,7 @@ pub async fn show(
 #[into_params(parameter_in = Query)]
 pub struct LogParams {
     /// `accepted`, `duplicate` or `rejected`; all when absent.
-    pub outcome: Option<String>,
+    pub outcome: Option<Line<20>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -333,7 +334,7 @@ pub async fn ledger(State(state): State<AppState>) -> Result<axum::Json<LedgerVi
 #[into_params(parameter_in = Query)]
 pub struct IncomeParams {
     /// `day` (default), `week` or `month`: how the chart series is grouped (Asia/Shanghai).
-    pub group: Option<String>,
+    pub group: Option<Line<20>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -378,7 +379,10 @@ pub async fn income(
     AppQuery(params): AppQuery<IncomeParams>,
 ) -> Result<axum::Json<IncomeView>, ApiError> {
     let worker_id = caller.actor()?.id;
-    let group = params.group.unwrap_or_else(|| "day".to_owned());
+    let group = params
+        .group
+        .map(String::from)
+        .unwrap_or_else(|| "day".to_owned());
     if !["day", "week", "month"].contains(&group.as_str()) {
         return Err(ApiError::Invalid(format!(
             "group 须为 day、week 或 month / group must be day, week or month: {group}"
@@ -441,7 +445,7 @@ pub async fn income(
 pub struct RefundBody {
     /// Fen, at most what is still in escrow (or, after release, not yet refunded).
     pub amount: i64,
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Refund part of a payment to settle a dispute (admins). From escrow while the service is

@@ -19,6 +19,7 @@ use crate::extract::{AppJson, AppPath};
 use crate::routes::accounts::normalise_login;
 use crate::routes::orders::AddressBody;
 use crate::state::AppState;
+use crate::text::Line;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -121,11 +122,11 @@ pub async fn show(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileBody {
-    pub name: String,
+    pub name: Line<40>,
     /// Contact mobile number (not the login).
-    pub phone: Option<String>,
+    pub phone: Option<Line<20>>,
     /// Contact e-mail address (not the login).
-    pub email: Option<String>,
+    pub email: Option<Line<254>>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -189,10 +190,10 @@ pub async fn update(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmergencyContactBody {
-    pub name: String,
-    pub phone: String,
+    pub name: Line<40>,
+    pub phone: Line<20>,
     /// e.g. 配偶, 父亲, 女儿.
-    pub relation: String,
+    pub relation: Line<20>,
 }
 
 /// Set whom to call in an emergency.
@@ -216,7 +217,7 @@ pub async fn set_emergency_contact(
     let contact = EmergencyContact {
         name: sealed.next().expect("sealed"),
         phone: sealed.next().expect("sealed"),
-        relation: body.relation,
+        relation: String::from(body.relation),
     };
     let command = CustomerCommand::SetEmergencyContact {
         contact,
@@ -236,7 +237,7 @@ pub async fn set_emergency_contact(
 #[serde(deny_unknown_fields)]
 pub struct NewAddressBody {
     /// e.g. 家, 父母家, 公司.
-    pub label: String,
+    pub label: Line<20>,
     pub address: AddressBody,
 }
 
@@ -263,7 +264,7 @@ pub async fn add_address(
     let address_id = context.new_aggregate_id("address");
     let command = CustomerCommand::AddAddress {
         address_id,
-        label: body.label,
+        label: String::from(body.label),
         address,
         now: context.occurred_at,
     };

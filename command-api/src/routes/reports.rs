@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery};
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,7 +32,7 @@ pub fn router() -> Router<AppState> {
 pub struct SqlBody {
     /// One read-only `SELECT` (a `WITH … SELECT`, `FROM …` or `VALUES` too) over the
     /// warehouse's tables.
-    pub sql: String,
+    pub sql: Paragraph<20000>,
     /// Fewer rows than the platform's limit.
     pub max_rows: Option<usize>,
 }
@@ -61,7 +62,7 @@ pub async fn sql(
     let length = body.sql.len();
     let outcome = state
         .warehouse
-        .query(body.sql, limits)
+        .query(String::from(body.sql), limits)
         .await
         .map_err(ApiError::Internal)?;
     match outcome {
@@ -87,13 +88,13 @@ pub struct ReportQuery {
     #[param(value_type = Option<String>)]
     pub to: Option<NaiveDate>,
     /// A service code, e.g. `daily_cleaning`.
-    pub service: Option<String>,
+    pub service: Option<Line<30>>,
     /// A city, e.g. `上海`.
-    pub city: Option<String>,
+    pub city: Option<Line<40>>,
     /// `customer` or `worker` (the activity report only).
-    pub role: Option<String>,
+    pub role: Option<Line<20>>,
     /// `json` (default) or `csv`.
-    pub format: Option<String>,
+    pub format: Option<Line<10>>,
 }
 
 impl ReportQuery {
@@ -122,9 +123,9 @@ impl ReportQuery {
         Ok(analytics::reports::Filters {
             from: self.from,
             to: self.to,
-            service: self.service.clone(),
-            city: self.city.clone(),
-            role: self.role.clone(),
+            service: self.service.clone().map(String::from),
+            city: self.city.clone().map(String::from),
+            role: self.role.clone().map(String::from),
         })
     }
 

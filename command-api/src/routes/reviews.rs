@@ -14,6 +14,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::orders::OrderAck;
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -52,7 +53,7 @@ pub async fn tags() -> axum::Json<Vec<TagView>> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplyBody {
-    pub reply: String,
+    pub reply: Paragraph<500>,
 }
 
 /// Answer the review of one of your orders, once (its worker).
@@ -73,7 +74,7 @@ pub async fn reply(
     }
     let command = OrderCommand::ReplyToReview {
         worker_id: worker.id,
-        reply: body.reply,
+        reply: String::from(body.reply),
         now: context.occurred_at,
     };
     crate::routes::orders::run(&state, order_id, command, &context).await
@@ -82,7 +83,7 @@ pub async fn reply(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HideBody {
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Hide a review from the public and from the worker's ratings, with a reason (admins). The
@@ -99,7 +100,7 @@ pub async fn hide(
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = OrderCommand::HideReview {
         by,
-        reason: body.reason,
+        reason: String::from(body.reason),
         now: context.occurred_at,
     };
     crate::routes::orders::run(&state, order_id, command, &context).await
@@ -108,7 +109,7 @@ pub async fn hide(
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct ListParams {
     /// Keyset: the `cursor` of the previous page's last review.
-    pub cursor: Option<String>,
+    pub cursor: Option<Line<200>>,
     pub limit: Option<i64>,
 }
 

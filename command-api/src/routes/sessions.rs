@@ -27,6 +27,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath};
 use crate::routes::accounts::{check_password, normalise_login};
 use crate::state::AppState;
+use crate::text::Line;
 
 /// How long a session lives without being refreshed.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -47,7 +48,7 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInBody {
-    pub login: String,
+    pub login: Line<254>,
     pub password: String,
 }
 
@@ -170,8 +171,8 @@ pub(crate) async fn record_failure(
                                     THEN 1 ELSE sign_in_failures.failures + 1 END,
                     last_failure_at = now(),
                     locked_until = CASE WHEN sign_in_failures.last_failure_at < now() - interval '1 hour' THEN NULL
-                      WHEN sign_in_failures.failures + 1 > $3
-                        THEN now() + make_interval(secs => LEAST($5, $4 * power(2, sign_in_failures.failures + 1 - $3 - 1)))
+                      WHEN sign_in_failures.failures + 1 >= $3
+                        THEN now() + make_interval(secs => LEAST($5, $4 * power(2, sign_in_failures.failures + 1 - $3)))
                         ELSE sign_in_failures.locked_until END",
         )
         .bind(scope)
@@ -244,7 +245,7 @@ struct PresentedToken {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshBody {
-    pub refresh_token: String,
+    pub refresh_token: Line<200>,
 }
 
 /// Spend a refresh token for a new access token and a new refresh token. Presenting a spent

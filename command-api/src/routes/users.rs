@@ -21,6 +21,7 @@ use crate::routes::onboarding::GroupsBody;
 use crate::routes::orders::ReasonBody;
 use crate::routes::profile::AddressView;
 use crate::state::AppState;
+use crate::text::Line;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -88,12 +89,12 @@ fn search_text(raw: Option<String>) -> Result<Option<String>, ApiError> {
 #[into_params(parameter_in = Query)]
 pub struct CustomerSearchParams {
     /// Part of the name, e.g. 李.
-    pub q: Option<String>,
+    pub q: Option<Line<100>>,
     /// The last digits (1 to 4) of the phone number.
-    pub phone_tail: Option<String>,
+    pub phone_tail: Option<Line<11>>,
     pub suspended: Option<bool>,
-    pub group: Option<String>,
-    pub after_name: Option<String>,
+    pub group: Option<Line<20>>,
+    pub after_name: Option<Line<40>>,
     pub after_id: Option<Uuid>,
     pub limit: Option<u32>,
 }
@@ -133,11 +134,11 @@ pub async fn search_customers(
     AppQuery(params): AppQuery<CustomerSearchParams>,
 ) -> Result<axum::Json<Vec<CustomerSummary>>, ApiError> {
     let search = CustomerSearch {
-        text: search_text(params.q)?,
-        phone_tail: phone_tail(params.phone_tail)?,
+        text: search_text(params.q.map(String::from))?,
+        phone_tail: phone_tail(params.phone_tail.map(String::from))?,
         suspended: params.suspended,
-        group: params.group,
-        after: keyset(params.after_name, params.after_id)?,
+        group: params.group.map(String::from),
+        after: keyset(params.after_name.map(String::from), params.after_id)?,
     };
     let rows =
         projections::customers::search(&state.pool, &search, page_limit(params.limit)?).await?;
@@ -207,7 +208,7 @@ pub async fn suspend(
         customer_id,
         CustomerCommand::Suspend {
             by,
-            reason: body.reason,
+            reason: String::from(body.reason),
             now: context.occurred_at,
         },
         &context,
@@ -231,7 +232,7 @@ pub async fn reinstate(
         customer_id,
         CustomerCommand::Reinstate {
             by,
-            reason: body.reason,
+            reason: String::from(body.reason),
             now: context.occurred_at,
         },
         &context,
@@ -255,7 +256,7 @@ pub async fn set_groups(
         customer_id,
         CustomerCommand::SetGroups {
             by,
-            groups: body.groups,
+            groups: body.groups.into_iter().map(String::from).collect(),
             now: context.occurred_at,
         },
         &context,
@@ -268,18 +269,18 @@ pub async fn set_groups(
 #[into_params(parameter_in = Query)]
 pub struct WorkerSearchParams {
     /// Part of the name, e.g. 张.
-    pub q: Option<String>,
+    pub q: Option<Line<100>>,
     /// The last digits (1 to 4) of the phone number.
-    pub phone_tail: Option<String>,
+    pub phone_tail: Option<Line<11>>,
     /// `pending`, `documents_requested`, `approved` or `rejected`.
-    pub review_status: Option<String>,
+    pub review_status: Option<Line<20>>,
     pub suspended: Option<bool>,
     /// A catalogue service code among the worker's skills.
-    pub service: Option<String>,
+    pub service: Option<Line<30>>,
     /// `standard`, `silver` or `gold`.
-    pub level: Option<String>,
-    pub group: Option<String>,
-    pub after_name: Option<String>,
+    pub level: Option<Line<20>>,
+    pub group: Option<Line<20>>,
+    pub after_name: Option<Line<40>>,
     pub after_id: Option<Uuid>,
     pub limit: Option<u32>,
 }
@@ -327,14 +328,14 @@ pub async fn search_workers(
         }
     }
     let search = WorkerSearch {
-        text: search_text(params.q)?,
-        phone_tail: phone_tail(params.phone_tail)?,
-        review_status: params.review_status,
+        text: search_text(params.q.map(String::from))?,
+        phone_tail: phone_tail(params.phone_tail.map(String::from))?,
+        review_status: params.review_status.map(String::from),
         suspended: params.suspended,
-        service: params.service,
-        level: params.level,
-        group: params.group,
-        after: keyset(params.after_name, params.after_id)?,
+        service: params.service.map(String::from),
+        level: params.level.map(String::from),
+        group: params.group.map(String::from),
+        after: keyset(params.after_name.map(String::from), params.after_id)?,
         ..WorkerSearch::default()
     };
     let rows =

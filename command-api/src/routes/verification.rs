@@ -23,6 +23,7 @@ use crate::extract::AppJson;
 use crate::routes::accounts::{check_password, normalise_login};
 use crate::routes::sessions::{check_lock_out, open_session, record_failure, SessionCreated};
 use crate::state::AppState;
+use crate::text::Line;
 
 const CODE_LIFETIME_MINUTES: i64 = 10;
 const MAX_ATTEMPTS: i32 = 5;
@@ -60,7 +61,7 @@ impl Purpose {
 pub struct CodeRequestBody {
     pub purpose: Purpose,
     /// A mainland mobile number (the code goes by SMS) or an e-mail address.
-    pub destination: String,
+    pub destination: Line<254>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -98,13 +99,15 @@ async fn check_send_limits(
     if let Some(latest) = latest {
         let wait = RESEND_AFTER_SECONDS - (Utc::now() - latest).num_seconds();
         if wait > 0 {
-            return Err(ApiError::LockedOut {
+            return Err(ApiError::CodeSendLimited {
+                detail: format!("验证码已发送，请 {wait} 秒后再获取 / a code was sent here less than a minute ago; ask again in {wait} seconds"),
                 retry_after_seconds: wait,
             });
         }
     }
     if last_hour >= SENDS_PER_DESTINATION_PER_HOUR {
-        return Err(ApiError::LockedOut {
+        return Err(ApiError::CodeSendLimited {
+            detail: format!("该号码或邮箱一小时内最多获取 {SENDS_PER_DESTINATION_PER_HOUR} 次验证码，请稍后再试 / at most {SENDS_PER_DESTINATION_PER_HOUR} codes an hour go to one destination; try again later"),
             retry_after_seconds: 3600,
         });
     }
@@ -115,7 +118,8 @@ async fn check_send_limits(
     .fetch_one(pool)
     .await?;
     if from_address >= SENDS_PER_ADDRESS_PER_HOUR {
-        return Err(ApiError::LockedOut {
+        return Err(ApiError::CodeSendLimited {
+            detail: format!("此网络一小时内最多获取 {SENDS_PER_ADDRESS_PER_HOUR} 次验证码，请稍后再试 / at most {SENDS_PER_ADDRESS_PER_HOUR} codes an hour are sent for one client address; try again later"),
             retry_after_seconds: 3600,
         });
     }
@@ -276,8 +280,8 @@ async fn consume_guarded(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeSignInBody {
-    pub login: String,
-    pub code: String,
+    pub login: Line<254>,
+    pub code: Line<12>,
 }
 
 /// Sign in with a one-time code sent to the account's phone number or e-mail address.
@@ -316,8 +320,8 @@ pub async fn sign_in_with_code(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetBody {
-    pub login: String,
-    pub code: String,
+    pub login: Line<254>,
+    pub code: Line<12>,
     pub new_password: String,
 }
 

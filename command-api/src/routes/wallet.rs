@@ -18,6 +18,7 @@ use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::state::AppState;
+use crate::text::{Line, Paragraph};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -41,10 +42,10 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct BankAccountBody {
     /// Must be the worker's verified name.
-    pub holder_name: String,
-    pub bank: String,
+    pub holder_name: Line<40>,
+    pub bank: Line<40>,
     /// 12 to 19 digits.
-    pub number: String,
+    pub number: Line<40>,
 }
 
 /// Set the bank account withdrawals are paid to (workers). The number is sealed under the
@@ -236,7 +237,7 @@ pub async fn my_withdrawals(
 #[into_params(parameter_in = Query)]
 pub struct AdminWithdrawalParams {
     /// `requested` (default), `approved`, `rejected`, `paid` or `failed`.
-    pub status: Option<String>,
+    pub status: Option<Line<30>>,
 }
 
 /// Withdrawals by status, oldest first (admins): `requested` is the review queue.
@@ -246,7 +247,10 @@ pub async fn admin_withdrawals(
     State(state): State<AppState>,
     AppQuery(params): AppQuery<AdminWithdrawalParams>,
 ) -> Result<axum::Json<Vec<WithdrawalView>>, ApiError> {
-    let status = params.status.unwrap_or_else(|| "requested".to_owned());
+    let status = params
+        .status
+        .map(String::from)
+        .unwrap_or_else(|| "requested".to_owned());
     if !["requested", "approved", "rejected", "paid", "failed"].contains(&status.as_str()) {
         return Err(ApiError::Invalid(format!(
             "未知的状态 / unknown status: {status}"
@@ -328,7 +332,7 @@ pub async fn approve(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectBody {
-    pub reason: String,
+    pub reason: Paragraph<500>,
 }
 
 /// Reject a withdrawal with a reason (admins); the money returns to available.
@@ -346,7 +350,7 @@ pub async fn reject(
     let command = WalletCommand::RejectWithdrawal {
         withdrawal_id,
         by,
-        reason: body.reason,
+        reason: String::from(body.reason),
         now: context.occurred_at,
     };
     state

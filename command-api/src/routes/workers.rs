@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::orders::ReasonBody;
 use crate::state::AppState;
+use crate::text::Line;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -78,14 +79,14 @@ impl From<WorkerRow> for WorkerView {
 #[into_params(parameter_in = Query)]
 pub struct WorkerListParams {
     /// A catalogue service code.
-    pub skill: Option<String>,
-    pub city: Option<String>,
+    pub skill: Option<Line<30>>,
+    pub city: Option<Line<40>>,
     #[serde(default)]
     pub online_only: bool,
     /// `standard` (普通), `silver` (银牌) or `gold` (金牌).
-    pub level: Option<String>,
+    pub level: Option<Line<20>>,
     /// Keyset cursor: the `name` of the last worker of the previous page...
-    pub after_name: Option<String>,
+    pub after_name: Option<Line<40>>,
     /// ...and its `worker_id`.
     pub after_id: Option<Uuid>,
     /// 1 to 200, default 50.
@@ -128,7 +129,7 @@ pub async fn list(
         }
     }
     let after = match (params.after_name, params.after_id) {
-        (Some(name), Some(id)) => Some((name, id)),
+        (Some(name), Some(id)) => Some((String::from(name), id)),
         (None, None) => None,
         _ => {
             return Err(ApiError::Invalid(
@@ -192,9 +193,9 @@ pub async fn list(
     });
     // The public directory shows active workers only.
     let mut search = WorkerSearch {
-        level: params.level,
-        service: params.skill,
-        city: params.city,
+        level: params.level.map(String::from),
+        service: params.skill.map(String::from),
+        city: params.city.map(String::from),
         online_only: params.online_only,
         suspended: Some(false),
         after,
@@ -381,7 +382,7 @@ pub async fn suspend(
         worker_id,
         WorkerCommand::Suspend {
             by,
-            reason: body.reason,
+            reason: String::from(body.reason),
             now: context.occurred_at,
         },
         &context,
@@ -405,7 +406,7 @@ pub async fn reinstate(
         worker_id,
         WorkerCommand::Reinstate {
             by,
-            reason: body.reason,
+            reason: String::from(body.reason),
             now: context.occurred_at,
         },
         &context,

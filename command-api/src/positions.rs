@@ -1,0 +1,210 @@
+//! Reads after writes. A command's answer carries the place in the log where it committed
+//! (`Anjia-Position: <transaction id>-<position>`, the same form as the live stream's event ids);
+//! a query that sends it back (`Anjia-Min-Position` header, or `min_position` in the query)
+//! waits until every projection has applied the log up to there, then answers from views that
+//! include the write. Past the wait it answers a `catching-up` problem, so a client is never
+//! shown a view older than what it was told was saved without being told so.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use projections::log::Checkpoint;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The response header naming where a command's events were committed.
+pub const POSITION_HEADER: &str = "anjia-position";
+/// The request header naming the position a query's views must have passed.
+pub const MIN_POSITION_HEADER: &str = "anjia-min-position";
+/// The same, as a query parameter.
+pub const MIN_POSITION_PARAMETER: &str = "min_position";
+/// How long a query waits for its views at most.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Where this request's commands committed: the furthest point, when any committed.
+#[derive(Debug, Clone, Default)]
+pub struct Written(Option<Arc<Mutex<Option<Checkpoint>>>>);
+
+impl Written {
+    fn attached() -> Self {
+        Written(Some(Arc::default()))
+    }
+
+    /// Whether anyone will read what is recorded: a command run by a job or a tool has no
+    /// answer to carry it, so looking its position up would be wasted.
+    pub fn is_attached(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn record(&self, checkpoint: Checkpoint) {
+        if let Some(slot) = &self.0 {
+            let mut furthest = slot.lock().expect("position lock");
+            if furthest.is_none_or(|seen| seen < checkpoint) {
+                *furthest = Some(checkpoint);
+            }
+        }
+    }
+
+    fn get(&self) -> Option<Checkpoint> {
+        self.0
+            .as_ref()
+            .and_then(|slot| *slot.lock().expect("position lock"))
+    }
+}
+
+pub fn format(checkpoint: Checkpoint) -> String {
+    format!("{}-{}", checkpoint.transaction_id, checkpoint.position)
+}
+
+/// Reads `<transaction id>-<position>`.
+pub fn parse(raw: &str) -> Option<Checkpoint> {
+    let (xid, position) = raw.trim().split_once('-')?;
+    Some(Checkpoint {
+        transaction_id: xid.parse().ok()?,
+        position: position.parse().ok()?,
+    })
+}
+
+fn bad_position(field: &str) -> ApiError {
+    ApiError::InvalidField {
+        field: field.to_owned(),
+        detail: "须为 <xid>-<position>，取自命令应答的 Anjia-Position / must be <xid>-<position>, as a command's Anjia-Position gave it".into(),
+    }
+}
+
+/// The position a query asks for, from the header or the query string; the parameter is taken
+/// out of the query string so the route's own parameters read as before.
+fn requested(request: &mut Request) -> Result<Option<Checkpoint>, ApiError> {
+    if let Some(value) = request.headers().get(MIN_POSITION_HEADER) {
+        let raw = value
+            .to_str()
+            .map_err(|_| bad_position("Anjia-Min-Position"))?;
+        return parse(raw)
+            .map(Some)
+            .ok_or_else(|| bad_position("Anjia-Min-Position"));
+    }
+    let Some(query) = request.uri().query() else {
+        return Ok(None);
+    };
+    let mut wanted = None;
+    let mut rest = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+        if name == MIN_POSITION_PARAMETER {
+            wanted = Some(parse(&value).ok_or_else(|| bad_position(MIN_POSITION_PARAMETER))?);
+        } else {
+            rest.append_pair(&name, &value);
+        }
+    }
+    if wanted.is_some() {
+        let rest = rest.finish();
+        let path = request.uri().path();
+        let path_and_query = if rest.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{path}?{rest}")
+        };
+        let mut parts = request.uri().clone().into_parts();
+        parts.path_and_query = Some(
+            path_and_query
+                .parse()
+                .map_err(|_| bad_position(MIN_POSITION_PARAMETER))?,
+        );
+        *request.uri_mut() = Uri::from_parts(parts).map_err(|_| bad_position("uri"))?;
+    }
+    Ok(wanted)
+}
+
+/// Whether every projection's live generation has applied the log up to `wanted`.
+async fn caught_up(state: &AppState, wanted: Checkpoint) -> Result<bool, ApiError> {
+    let behind: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM projections p
+           JOIN projection_checkpoints c ON c.projection = p.name AND c.generation = p.active_generation
+          WHERE (c.last_xid, c.last_position) < ($1::text::xid8, $2)",
+    )
+    .bind(wanted.transaction_id.to_string())
+    .bind(wanted.position)
+    .fetch_one(&state.pool)
+    .await?;
+    Ok(behind == 0)
+}
+
+/// Waits (bounded) for the views a query asked to include a write, and marks every answer with
+/// where its commands committed.
+pub async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    if matches!(*request.method(), Method::GET | Method::HEAD) {
+        match requested(&mut request) {
+            Err(refusal) => return refusal.into_response(),
+            Ok(None) => {}
+            Ok(Some(wanted)) => {
+                let deadline = Instant::now() + MAX_WAIT;
+                loop {
+                    match caught_up(&state, wanted).await {
+                        Err(failure) => return failure.into_response(),
+                        Ok(true) => break,
+                        Ok(false) if Instant::now() >= deadline => {
+                            return ApiError::CatchingUp {
+                                retry_after_seconds: 1,
+                            }
+                            .into_response()
+                        }
+                        Ok(false) => tokio::time::sleep(Duration::from_millis(10)).await,
+                    }
+                }
+            }
+        }
+    }
+    let written = Written::attached();
+    request.extensions_mut().insert(written.clone());
+    let mut response = next.run(request).await;
+    if let Some(checkpoint) = written.get() {
+        if let Ok(value) = HeaderValue::from_str(&format(checkpoint)) {
+            response.headers_mut().insert(POSITION_HEADER, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_reads_back_as_it_was_written_and_garbage_is_refused() {
+        let checkpoint = Checkpoint {
+            transaction_id: 812,
+            position: 4_051,
+        };
+        assert_eq!(parse(&format(checkpoint)), Some(checkpoint));
+        for garbage in ["", "12", "a-1", "1-b", "-1", "1-"] {
+            assert_eq!(parse(garbage), None, "{garbage}");
+        }
+    }
+
+    #[test]
+    fn the_furthest_commit_of_a_request_is_kept() {
+        let written = Written::attached();
+        written.record(Checkpoint {
+            transaction_id: 9,
+            position: 30,
+        });
+        written.record(Checkpoint {
+            transaction_id: 8,
+            position: 40,
+        });
+        assert_eq!(
+            written.get(),
+            Some(Checkpoint {
+                transaction_id: 9,
+                position: 30
+            })
+        );
+        let detached = Written::default();
+        detached.record(Checkpoint::default());
+        assert_eq!(detached.get(), None);
+    }
+}
