@@ -15,7 +15,7 @@ use crate::reports::{csv_field, freshness, Filters, Freshness, Report};
 use crate::Warehouse;
 
 /// One period and role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ActiveRow {
     /// The period's first day: the day, the Monday of the week, the first of the month.
     pub start: NaiveDate,
@@ -27,7 +27,7 @@ pub struct ActiveRow {
 }
 
 /// The people first active in one week, and how many of them were active in each week after.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cohort {
     pub role: String,
     /// The Monday of the week they were first active.
@@ -39,7 +39,7 @@ pub struct Cohort {
     pub retention: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActivityReport {
     pub filters: Filters,
     pub freshness: Freshness,

@@ -18,7 +18,7 @@ use crate::Warehouse;
 pub const BATCH: i64 = 20_000;
 
 /// What a refresh did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LoadReport {
     pub events: u64,
     pub rows: u64,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Warehouse;
 
 /// What every report is asked.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Filters {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
@@ -29,7 +29,7 @@ pub trait Report: Serialize + Send + 'static {
 }
 
 /// The warehouse's freshness.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Freshness {
     /// When the last refresh finished (`None` before the first).
     pub refreshed_at: Option<DateTime<Utc>>,
@@ -38,7 +38,7 @@ pub struct Freshness {
 }
 
 /// One day, service and area of the revenue report; money in fen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RevenueRow {
     pub day: NaiveDate,
     pub service: String,
@@ -57,7 +57,7 @@ pub struct RevenueRow {
     pub paid_orders: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RevenueReport {
     pub filters: Filters,
     pub freshness: Freshness,
@@ -220,7 +220,7 @@ pub fn csv_field(value: &str) -> String {
 }
 
 /// One day (of placement), service and city of the orders report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrdersRow {
     pub day: NaiveDate,
     pub service: String,
@@ -233,14 +233,14 @@ pub struct OrdersRow {
 }
 
 /// Cancelled orders by the stage they were in and the reason given.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Cancellations {
     pub stage: String,
     pub reason: String,
     pub orders: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OrdersReport {
     pub filters: Filters,
     pub freshness: Freshness,
@@ -265,7 +265,7 @@ pub struct OrdersReport {
 }
 
 /// One worker's share of the orders report's utilisation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct WorkerUtilisation {
     pub worker_id: uuid::Uuid,
     pub services: i64,
@@ -480,7 +480,7 @@ impl Warehouse {
 }
 
 /// Average ratings of a group of reviews.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Ratings {
     /// The group: a service, a worker, a city or a week (its Monday), as the list says.
     pub key: String,
@@ -493,7 +493,7 @@ pub struct Ratings {
 }
 
 /// A worker whose ratings are falling: the last 30 days against the 30 before.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Falling {
     pub worker_id: uuid::Uuid,
     pub recent_reviews: i64,
@@ -502,7 +502,7 @@ pub struct Falling {
     pub earlier_overall: f64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SatisfactionReport {
     pub filters: Filters,
     pub freshness: Freshness,

@@ -109,7 +109,7 @@ impl std::fmt::Display for Refusal {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct Column {
     pub name: String,
     /// DuckDB's name for the type, e.g. `BIGINT`, `DATE`, `VARCHAR[]`.
@@ -119,7 +119,7 @@ pub struct Column {
 
 /// A query's answer. Values are JSON as DuckDB's `to_json` writes them: numbers, strings
 /// (dates and UUIDs too), booleans, null, lists and objects.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Answer {
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<serde_json::Value>>,

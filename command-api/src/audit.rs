@@ -198,6 +198,7 @@ pub async fn state_as_of(
 
 /// The global log's filters.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct LogFilter {
     pub actor_id: Option<Uuid>,
     pub aggregate_type: Option<Line<60>>,
@@ -266,7 +267,7 @@ pub fn event_hash(previous: &[u8], event: &Hashed<'_>) -> Vec<u8> {
 
 /// One thing verification found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Problem {
+pub struct ChainProblem {
     /// `altered`, `relinked`, `missing`, `rewritten` or `out_of_order`.
     pub kind: String,
     pub aggregate_type: String,
@@ -284,7 +285,7 @@ pub struct Verification {
     pub streams: i64,
     pub events: i64,
     pub ok: bool,
-    pub problems: Vec<Problem>,
+    pub problems: Vec<ChainProblem>,
 }
 
 struct Head {
@@ -308,7 +309,7 @@ type Key = (String, String);
 /// head moves.
 fn finish(
     walk: Option<Walk>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Vec<ChainProblem>,
     known: &mut HashMap<Key, Head>,
     sound: &mut Vec<(String, String, i64, Vec<u8>)>,
 ) {
@@ -318,7 +319,7 @@ fn finish(
     if let Some(head) = known.remove(&(walk.aggregate_type.clone(), walk.aggregate_id.clone())) {
         if walk.sequence < head.sequence {
             walk.sound = false;
-            problems.push(Problem {
+            problems.push(ChainProblem {
                 kind: "missing".into(),
                 aggregate_type: walk.aggregate_type.clone(),
                 aggregate_id: walk.aggregate_id.clone(),
@@ -401,7 +402,7 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
             });
         }
         let stream = current.as_mut().expect("a stream");
-        let problem = |kind: &str, detail: String| Problem {
+        let problem = |kind: &str, detail: String| ChainProblem {
             kind: kind.into(),
             aggregate_type: aggregate_type.clone(),
             aggregate_id: aggregate_id.clone(),
@@ -471,7 +472,7 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<Verification> {
     finish(current.take(), &mut problems, &mut known, &mut sound);
     // Streams verified before that have no events at all now.
     for ((aggregate_type, aggregate_id), head) in known {
-        problems.push(Problem {
+        problems.push(ChainProblem {
             kind: "missing".into(),
             aggregate_type,
             aggregate_id,

@@ -31,6 +31,7 @@ pub mod random;
 pub mod reminders;
 pub mod reviews;
 pub mod routes;
+pub mod schemas;
 pub mod search_bench;
 pub mod server;
 pub mod signaling_bench;

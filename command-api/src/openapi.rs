@@ -46,8 +46,14 @@ use crate::state::AppState;
         users::search_customers, users::customer, users::suspend, users::reinstate, users::set_groups, users::search_workers,
         profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,
     ),
-    components(schemas(crate::error::Problem)),
-    modifiers(&BearerAuth),
+    components(schemas(
+        crate::error::Problem,
+        crate::schemas::Service, crate::schemas::Datum, crate::schemas::WorkerLevel,
+        crate::schemas::Method, crate::schemas::Certificate, crate::schemas::InterviewOutcome,
+        crate::schemas::OrderSort, crate::schemas::SortDirection,
+        crate::routes::reports::ReportFormat, crate::routes::reports::ActivityRole,
+    )),
+    modifiers(&BearerAuth, &Conformance),
 )]
 pub struct ApiDoc;
 
@@ -60,6 +66,274 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Makes the document say exactly what the server does, for every operation at once, from the
+/// same facts the server acts on: the route table's access rules (401 and 403), the shape of
+/// each operation (a body can be malformed, 400; too large, 413; not JSON, 415; invalid, 422;
+/// a path can name nothing, 404; a retry key can be in use or reused, 409 and 422), errors as
+/// `application/problem+json`, the headers every answer may carry, and operation ids that are
+/// unique (`<tag>_<function>`).
+struct Conformance;
+
+const PROBLEM_REF: &str = "#/components/schemas/Problem";
+
+fn problem_response(description: &str) -> utoipa::openapi::RefOr<utoipa::openapi::Response> {
+    utoipa::openapi::ResponseBuilder::new()
+        .description(description)
+        .content(
+            crate::error::PROBLEM_JSON,
+            utoipa::openapi::ContentBuilder::new()
+                .schema(Some(utoipa::openapi::Ref::new(PROBLEM_REF)))
+                .build(),
+        )
+        .build()
+        .into()
+}
+
+fn string_header(description: &str) -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::String),
+        )
+        .description(Some(description))
+        .build()
+}
+
+fn integer_header(description: &str) -> utoipa::openapi::header::Header {
+    utoipa::openapi::header::HeaderBuilder::new()
+        .schema(
+            utoipa::openapi::ObjectBuilder::new()
+                .schema_type(utoipa::openapi::schema::Type::Integer),
+        )
+        .description(Some(description))
+        .build()
+}
+
+fn min_position_parameters() -> [utoipa::openapi::path::Parameter; 2] {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::Required;
+    let schema = || {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^[0-9]+-[0-9]+$"))
+    };
+    [
+        ParameterBuilder::new()
+            .name("Anjia-Min-Position")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some("Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`)."))
+            .schema(Some(schema()))
+            .build(),
+        ParameterBuilder::new()
+            .name(crate::positions::MIN_POSITION_PARAMETER)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some("The same as the `Anjia-Min-Position` header."))
+            .schema(Some(schema()))
+            .build(),
+    ]
+}
+
+/// Writes every bounded text field (`Line<N>`, `Paragraph<N>`) in place as a string with its
+/// `maxLength`, instead of a reference: query parameters' references are not collected as
+/// components, and a client reads `string` more easily than a named type per bound.
+fn inline_text_schemas(openapi: &mut utoipa::openapi::OpenApi) {
+    fn text_schema(name: &str) -> Option<serde_json::Value> {
+        let (kind, bound) = if let Some(bound) = name.strip_prefix("Line") {
+            ("One line of text, no control characters; trimmed.", bound)
+        } else if let Some(bound) = name.strip_prefix("Paragraph") {
+            (
+                "Text; line breaks allowed, no other control characters; trimmed.",
+                bound,
+            )
+        } else {
+            return None;
+        };
+        let max: u64 = bound.parse().ok()?;
+        Some(serde_json::json!({"type": "string", "maxLength": max, "description": kind}))
+    }
+    fn rewrite(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(members) => {
+                let inlined = members
+                    .get("$ref")
+                    .and_then(|reference| reference.as_str())
+                    .and_then(|reference| reference.strip_prefix("#/components/schemas/"))
+                    .and_then(text_schema);
+                if let Some(serde_json::Value::Object(schema)) = inlined {
+                    members.remove("$ref");
+                    for (key, member) in schema {
+                        // A field's own description says more than the type's.
+                        members.entry(key).or_insert(member);
+                    }
+                }
+                for member in members.values_mut() {
+                    rewrite(member);
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite),
+            _ => {}
+        }
+    }
+    let Ok(mut document) = serde_json::to_value(&*openapi) else {
+        return;
+    };
+    rewrite(&mut document);
+    if let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(|schemas| schemas.as_object_mut())
+    {
+        schemas.retain(|name, _| text_schema(name).is_none());
+    }
+    if let Ok(rewritten) = serde_json::from_value(document) {
+        *openapi = rewritten;
+    }
+}
+
+impl Modify for Conformance {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        inline_text_schemas(openapi);
+        use utoipa::openapi::path::ParameterIn;
+        let mut seen_ids = std::collections::HashSet::new();
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (axum::http::Method::GET, &mut item.get),
+                (axum::http::Method::PUT, &mut item.put),
+                (axum::http::Method::POST, &mut item.post),
+                (axum::http::Method::DELETE, &mut item.delete),
+                (axum::http::Method::PATCH, &mut item.patch),
+            ];
+            for (method, operation) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                // Unique ids: the tag names the area, the function the operation.
+                let tag = operation
+                    .tags
+                    .as_ref()
+                    .and_then(|tags| tags.first())
+                    .cloned()
+                    .unwrap_or_else(|| "api".to_owned());
+                let function = operation.operation_id.clone().unwrap_or_default();
+                let mut id = format!("{tag}_{function}");
+                if !seen_ids.insert(id.clone()) {
+                    id = format!("{id}_{}", method.as_str().to_ascii_lowercase());
+                    seen_ids.insert(id.clone());
+                }
+                operation.operation_id = Some(id);
+
+                let responses = &mut operation.responses.responses;
+                // Every error is a problem document.
+                for (status, response) in responses.iter_mut() {
+                    let is_error = status.starts_with('4') || status.starts_with('5');
+                    if let (true, utoipa::openapi::RefOr::T(response)) = (is_error, response) {
+                        if let Some(content) = response.content.shift_remove("application/json") {
+                            response
+                                .content
+                                .insert(crate::error::PROBLEM_JSON.to_owned(), content);
+                        }
+                    }
+                }
+                let mut add = |status: &str, description: &str| {
+                    responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| problem_response(description));
+                };
+                let spec = crate::auth::route_spec(&method, path);
+                if let Some(crate::auth::RouteSpec {
+                    access: crate::auth::Access::Roles(_),
+                    ..
+                }) = spec
+                {
+                    add("401", "未登录或会话已失效 / no valid access token");
+                    add("403", "角色无权执行 / the caller's role may not do this");
+                }
+                let parameters = operation.parameters.as_deref().unwrap_or_default();
+                if parameters
+                    .iter()
+                    .any(|parameter| matches!(parameter.parameter_in, ParameterIn::Path))
+                {
+                    add("404", "不存在 / no such resource");
+                }
+                if parameters
+                    .iter()
+                    .any(|parameter| matches!(parameter.parameter_in, ParameterIn::Query))
+                {
+                    add("422", "参数无效 / an invalid parameter");
+                }
+                if operation.request_body.is_some() {
+                    add(
+                        "400",
+                        "请求体不是合法 JSON / the body is not well-formed JSON",
+                    );
+                    add("413", "请求体过大 / the body is too large");
+                    add(
+                        "415",
+                        "请求体必须是 JSON / the body must be application/json",
+                    );
+                    add("422", "字段无效 / an invalid field");
+                }
+                let mutating = method != axum::http::Method::GET;
+                if mutating {
+                    add("409", "与当前状态冲突，或相同幂等键的请求仍在处理 / the request conflicts with the current state, or one with this Idempotency-Key is in progress");
+                    add("422", "输入无效，或幂等键已用于另一个请求 / invalid input, or the Idempotency-Key was used for another request");
+                    add("400", "请求头无效 / a malformed header");
+                } else {
+                    add(
+                        "422",
+                        "参数无效 / an invalid parameter (`min_position` included)",
+                    );
+                    add("503", "视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable");
+                }
+                // The headers an answer may carry.
+                for (status, response) in responses.iter_mut() {
+                    let utoipa::openapi::RefOr::T(response) = response else {
+                        continue;
+                    };
+                    if status == "429" || status == "503" {
+                        response
+                            .headers
+                            .entry("Retry-After".to_owned())
+                            .or_insert_with(|| {
+                                integer_header("几秒后再试 / seconds to wait before trying again")
+                            });
+                    }
+                    if status == "201" {
+                        response
+                            .headers
+                            .entry("Location".to_owned())
+                            .or_insert_with(|| {
+                                string_header("新资源的地址 / where the new resource is")
+                            });
+                    }
+                    if mutating && status.starts_with('2') {
+                        response.headers.entry("Anjia-Position".to_owned()).or_insert_with(|| {
+                            string_header("命令提交在日志中的位置 / where the command's events were committed in the log (`<xid>-<position>`); send it back as `Anjia-Min-Position` to read your own write")
+                        });
+                    }
+                    if mutating && !status.starts_with('5') {
+                        response.headers.entry("Idempotent-Replayed".to_owned()).or_insert_with(|| {
+                            string_header("`true` when this is the stored first answer to the same Idempotency-Key / `true` on a replayed answer")
+                        });
+                    }
+                }
+                if !mutating {
+                    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+                    for parameter in min_position_parameters() {
+                        if !parameters
+                            .iter()
+                            .any(|existing| existing.name == parameter.name)
+                        {
+                            parameters.push(parameter);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

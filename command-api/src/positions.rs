@@ -79,13 +79,13 @@ fn bad_position(field: &str) -> ApiError {
 
 /// The position a query asks for, from the header or the query string; the parameter is taken
 /// out of the query string so the route's own parameters read as before.
-fn requested(request: &mut Request) -> Result<Option<Checkpoint>, ApiError> {
+fn requested(request: &mut Request) -> Result<Option<(Checkpoint, &'static str)>, ApiError> {
     if let Some(value) = request.headers().get(MIN_POSITION_HEADER) {
         let raw = value
             .to_str()
             .map_err(|_| bad_position("Anjia-Min-Position"))?;
         return parse(raw)
-            .map(Some)
+            .map(|wanted| Some((wanted, "Anjia-Min-Position")))
             .ok_or_else(|| bad_position("Anjia-Min-Position"));
     }
     let Some(query) = request.uri().query() else {
@@ -116,7 +116,26 @@ fn requested(request: &mut Request) -> Result<Option<Checkpoint>, ApiError> {
         );
         *request.uri_mut() = Uri::from_parts(parts).map_err(|_| bad_position("uri"))?;
     }
-    Ok(wanted)
+    Ok(wanted.map(|wanted| (wanted, MIN_POSITION_PARAMETER)))
+}
+
+/// Refuses a position no event of the log holds: no command answered it, and waiting for it
+/// might never end.
+async fn check_exists(state: &AppState, wanted: Checkpoint, field: &str) -> Result<(), ApiError> {
+    let held: Option<i32> = sqlx::query_scalar(
+        "SELECT 1 FROM events WHERE position = $1 AND transaction_id = $2::text::xid8",
+    )
+    .bind(wanted.position)
+    .bind(wanted.transaction_id.to_string())
+    .fetch_optional(&state.pool)
+    .await?;
+    if held.is_none() {
+        return Err(ApiError::InvalidField {
+            field: field.to_owned(),
+            detail: "日志中没有这个位置 / no event of the log is at this position".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Whether every projection's live generation has applied the log up to `wanted`.
@@ -140,7 +159,10 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
         match requested(&mut request) {
             Err(refusal) => return refusal.into_response(),
             Ok(None) => {}
-            Ok(Some(wanted)) => {
+            Ok(Some((wanted, field))) => {
+                if let Err(refusal) = check_exists(&state, wanted, field).await {
+                    return refusal.into_response();
+                }
                 let deadline = Instant::now() + MAX_WAIT;
                 loop {
                     match caught_up(&state, wanted).await {

@@ -293,7 +293,13 @@ macro_rules! text_type {
             }
         }
 
-        impl<const MAX: usize> utoipa::ToSchema for $name<MAX> {}
+        /// Each bound is a schema of its own (`Line40`, `Paragraph500`), so the document states
+        /// every field's limit.
+        impl<const MAX: usize> utoipa::ToSchema for $name<MAX> {
+            fn name() -> std::borrow::Cow<'static, str> {
+                format!("{}{MAX}", stringify!($name)).into()
+            }
+        }
 
         impl<const MAX: usize> sqlx::Type<sqlx::Postgres> for $name<MAX> {
             fn type_info() -> sqlx::postgres::PgTypeInfo {

@@ -6,6 +6,7 @@ mod audit;
 mod availability;
 mod bad_input;
 mod concurrency;
+mod conformance;
 mod corrections;
 mod dispatch;
 mod erasure;

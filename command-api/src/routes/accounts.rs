@@ -38,7 +38,7 @@ pub enum AccountKind {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerProfileBody {
-    #[schema(value_type = Vec<String>, example = json!(["daily_cleaning"]))]
+    #[schema(value_type = Vec<crate::schemas::Service>, example = json!(["daily_cleaning"]))]
     pub skills: Vec<ServiceCode>,
     pub years_of_experience: u8,
     #[serde(default)]

@@ -50,6 +50,7 @@ pub async fn events(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamParams {
     /// Only events after this sequence number.
     pub after: Option<i64>,
@@ -81,6 +82,7 @@ pub async fn stream(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AsOfParams {
     /// Replay through this event number.
     pub sequence: Option<i64>,

@@ -156,7 +156,7 @@ pub struct SlotParams {
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
     /// `wgs84`, `gcj02` or `bd09`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schemas::Datum>)]
     pub system: Option<CoordinateSystem>,
 }
 

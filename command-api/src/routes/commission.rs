@@ -31,11 +31,11 @@ const LEVELS: [Level; 3] = [Level::Standard, Level::Silver, Level::Gold];
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RateView {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Service)]
     pub service: ServiceCode,
     pub service_name_zh: String,
     pub service_name_en: String,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::WorkerLevel)]
     pub level: Level,
     pub level_zh: String,
     /// The rate for orders placed now, in basis points of the price (1,500 = 15%).
@@ -48,9 +48,9 @@ pub struct RateView {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct RateChangeView {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Service)]
     pub service: ServiceCode,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::WorkerLevel)]
     pub level: Level,
     pub basis_points: u32,
     pub previous: u32,

@@ -61,7 +61,7 @@ pub struct PointBody {
     pub latitude: f64,
     pub longitude: f64,
     /// `wgs84` (GPS), `gcj02` (Amap, Tencent) or `bd09` (Baidu).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Datum)]
     pub system: CoordinateSystem,
 }
 
@@ -323,7 +323,7 @@ pub async fn reassign(
 pub struct LocationReport {
     pub latitude: f64,
     pub longitude: f64,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Datum)]
     pub system: CoordinateSystem,
     /// The fix's accuracy in metres (at most 500).
     pub accuracy_m: u32,
@@ -399,7 +399,7 @@ pub struct FromParams {
     /// Where you are now; without it, your last reported position or your base.
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schemas::Datum>)]
     pub system: Option<CoordinateSystem>,
 }
 
@@ -543,7 +543,7 @@ pub async fn tracking(
 pub struct BaseBody {
     pub latitude: f64,
     pub longitude: f64,
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Datum)]
     pub system: CoordinateSystem,
     /// 1 to 100 km.
     pub radius_km: u32,
@@ -646,7 +646,7 @@ pub async fn unblock_worker(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AnySlotParams {
-    #[param(value_type = String)]
+    #[param(value_type = crate::schemas::Service)]
     pub service: ServiceCode,
     pub city: Line<40>,
     /// The local (Asia/Shanghai) date.
@@ -656,7 +656,7 @@ pub struct AnySlotParams {
     pub step_minutes: Option<u32>,
     pub latitude: Option<f64>,
     pub longitude: Option<f64>,
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schemas::Datum>)]
     pub system: Option<CoordinateSystem>,
 }
 

@@ -38,7 +38,7 @@ pub struct InterviewView {
     pub status: String,
     pub customer_id: Option<Uuid>,
     pub worker_id: Option<Uuid>,
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schemas::Service>)]
     pub service: Option<ServiceCode>,
     pub start: Option<DateTime<Utc>>,
     pub end: Option<DateTime<Utc>>,
@@ -109,7 +109,7 @@ async fn run(
 pub struct RequestBody {
     pub worker_id: Uuid,
     /// `nanny`, `maternity_nurse` or `infant_carer`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Service)]
     pub service: ServiceCode,
     pub start: DateTime<Utc>,
     #[serde(default)]
@@ -211,19 +211,19 @@ pub async fn accept(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReasonBody {
+pub struct InterviewReasonBody {
     pub reason: Paragraph<500>,
 }
 
 /// Decline an interview, with a reason (its worker).
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/decline", tag = "interviews", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/decline", tag = "interviews", request_body = InterviewReasonBody, security(("bearer" = [])),
     params(("interview_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn decline(
     State(state): State<AppState>,
     context: CommandContext,
     AppPath(interview_id): AppPath<Uuid>,
-    AppJson(body): AppJson<ReasonBody>,
+    AppJson(body): AppJson<InterviewReasonBody>,
 ) -> Result<axum::Json<InterviewView>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = InterviewCommand::Decline {
@@ -280,14 +280,14 @@ pub async fn propose(
 }
 
 /// Cancel an interview before it ends, with a reason (either participant).
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/cancel", tag = "interviews", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/cancel", tag = "interviews", request_body = InterviewReasonBody, security(("bearer" = [])),
     params(("interview_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn cancel(
     State(state): State<AppState>,
     context: CommandContext,
     AppPath(interview_id): AppPath<Uuid>,
-    AppJson(body): AppJson<ReasonBody>,
+    AppJson(body): AppJson<InterviewReasonBody>,
 ) -> Result<axum::Json<InterviewView>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let command = InterviewCommand::Cancel {
@@ -421,7 +421,7 @@ fn call_script() {}
 #[serde(deny_unknown_fields)]
 pub struct OutcomeBody {
     /// `hire` or `not_hire`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::InterviewOutcome)]
     pub outcome: Outcome,
     #[serde(default)]
     pub note: Paragraph<500>,

@@ -96,7 +96,9 @@ async fn known_orders(pool: &sqlx::PgPool, actor: Actor) -> Result<HashSet<Strin
 /// Live order events for the signed-in person (all orders for admins), resumable.
 #[utoipa::path(get, path = "/api/v1/live", tag = "orders", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "text/event-stream of order events"), (status = 400, body = crate::error::Problem)))]
+    responses((status = 200, description = "Server-Sent Events: one message per order event; `id` is `<xid>-<position>`, `event` the event type, `data` its JSON",
+                  content_type = "text/event-stream", body = String),
+              (status = 400, body = crate::error::Problem)))]
 pub async fn live(
     State(state): State<AppState>,
     context: CommandContext,

@@ -203,7 +203,7 @@ async fn exchange_code(settings: &OAuthSettings, code: &str) -> Result<String, A
 
 /// Finish WeChat sign-in: the code and state WeChat sent back.
 #[utoipa::path(post, path = "/api/v1/oauth/wechat/callback", tag = "sessions", request_body = CallbackBody,
-    responses((status = 200, body = CallbackView), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, body = CallbackView), (status = 404, description = "WeChat sign-in is not configured", body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn callback(
     State(state): State<AppState>,
     context: CommandContext,
@@ -324,7 +324,7 @@ pub struct LinkView {
 
 /// Link the WeChat identity behind a ticket to your account (signed in).
 #[utoipa::path(post, path = "/api/v1/oauth/wechat/link", tag = "sessions", request_body = LinkBody, security(("bearer" = [])),
-    responses((status = 200, body = LinkView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, body = LinkView), (status = 404, description = "WeChat sign-in is not configured", body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn link(
     State(state): State<AppState>,
     context: CommandContext,

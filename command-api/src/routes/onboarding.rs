@@ -228,7 +228,7 @@ pub async fn update_profile(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillsBody {
-    #[schema(value_type = Vec<String>)]
+    #[schema(value_type = Vec<crate::schemas::Service>)]
     pub skills: Vec<ServiceCode>,
 }
 
@@ -259,7 +259,7 @@ pub async fn set_skills(
 pub struct CertificateBody {
     /// `health_certificate` (健康证), `maternity_care` (母婴护理证), `infant_care` (育婴师证),
     /// `housekeeping` (家政服务员证) or `electrician` (电工证).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Certificate)]
     pub kind: CertificateKind,
     pub number: Line<40>,
     pub issued_on: NaiveDate,
@@ -313,11 +313,11 @@ pub async fn add_certificate(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReviewBody {
+pub struct WorkerReviewBody {
     /// `approve`, `reject` or `request_documents`.
     pub decision: Line<20>,
     /// With `approve`: `standard` (普通, default), `silver` (银牌) or `gold` (金牌).
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<crate::schemas::WorkerLevel>)]
     pub level: Option<Level>,
     /// With `reject` (the reason) or `request_documents` (what is needed).
     pub note: Option<Paragraph<500>>,
@@ -344,14 +344,14 @@ pub(crate) async fn record(
 }
 
 /// Decide on a worker's qualification (admins). Approval needs a clean background check.
-#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/review", tag = "onboarding", request_body = ReviewBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/review", tag = "onboarding", request_body = WorkerReviewBody, security(("bearer" = [])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn review(
     State(state): State<AppState>,
     context: CommandContext,
     AppPath(worker_id): AppPath<Uuid>,
-    AppJson(body): AppJson<ReviewBody>,
+    AppJson(body): AppJson<WorkerReviewBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let note = body.note.unwrap_or_default();
@@ -414,7 +414,7 @@ pub async fn review(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CertifyBody {
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Service)]
     pub service: ServiceCode,
 }
 
@@ -446,7 +446,7 @@ pub async fn certify_skill(
 #[serde(deny_unknown_fields)]
 pub struct LevelBody {
     /// `standard` (普通), `silver` (银牌) or `gold` (金牌).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::WorkerLevel)]
     pub level: Level,
 }
 

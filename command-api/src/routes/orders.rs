@@ -52,7 +52,7 @@ pub struct LocationBody {
     pub latitude: f64,
     pub longitude: f64,
     /// `wgs84`, `gcj02` or `bd09`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Datum)]
     pub system: CoordinateSystem,
 }
 
@@ -114,7 +114,7 @@ impl AddressBody {
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderBody {
     /// A catalogue service code, e.g. `daily_cleaning`.
-    #[schema(value_type = String, example = "daily_cleaning")]
+    #[schema(value_type = crate::schemas::Service, example = "daily_cleaning")]
     pub service: ServiceCode,
     /// Unit price in fen, within the service's range.
     pub unit_price: i64,
@@ -406,10 +406,10 @@ pub struct ListParams {
     /// district or street, the contact's name, or the last four digits of their phone.
     pub q: Option<Line<100>>,
     /// `placed_at` (default), `scheduled_start` or `total`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schemas::OrderSort>)]
     pub sort: Option<SortKey>,
     /// `desc` (default) or `asc`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schemas::SortDirection>)]
     pub direction: Option<Direction>,
     pub cursor: Option<Line<200>>,
     /// 1 to 200, default 50.
@@ -753,7 +753,7 @@ pub async fn resolve_dispute(
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ReviewBody {
+pub struct OrderReviewBody {
     /// Service quality, 1 to 5 stars.
     pub quality: u8,
     pub attitude: u8,
@@ -766,14 +766,14 @@ pub struct ReviewBody {
 }
 
 /// Review a completed order, once, within the review window (its customer).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/review", tag = "orders", request_body = ReviewBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/review", tag = "orders", request_body = OrderReviewBody, security(("bearer" = [])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn review(
     State(state): State<AppState>,
     context: CommandContext,
     AppPath(order_id): AppPath<Uuid>,
-    AppJson(body): AppJson<ReviewBody>,
+    AppJson(body): AppJson<OrderReviewBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
     if body.comment.chars().count() > 1000 {

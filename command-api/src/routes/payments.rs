@@ -51,7 +51,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct IntentBody {
     /// `alipay`, `wechat_pay` or `bank_card`.
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::schemas::Method)]
     pub method: PaymentMethod,
     /// Sandbox only: `succeed` (default), `fail`, `timeout`, `notify_twice` or
     /// `refund_fails_once`.

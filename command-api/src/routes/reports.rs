@@ -41,7 +41,8 @@ pub struct SqlBody {
 /// network, extension or setting access, capped memory and threads, a time-out and a row limit.
 /// Anything else is refused with a problem saying why.
 #[utoipa::path(post, path = "/api/v1/analytics/sql", tag = "reports", security(("bearer" = [])), request_body = SqlBody,
-    responses((status = 200, description = "Columns with their types, rows as JSON values, whether rows were cut off, and the warehouse's freshness"),
+    responses((status = 200, description = "Columns with their types, rows as JSON values, whether rows were cut off, and the warehouse's freshness", body = analytics::sql::Answer),
+              (status = 429, body = crate::error::Problem),
               (status = 422, body = crate::error::Problem)))]
 pub async fn sql(
     State(state): State<AppState>,
@@ -80,6 +81,7 @@ pub async fn sql(
 /// A report's date range (Asia/Shanghai dates, inclusive), filters and format.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ReportQuery {
     /// First day, `YYYY-MM-DD` (Beijing).
     #[param(value_type = Option<String>)]
@@ -91,10 +93,28 @@ pub struct ReportQuery {
     pub service: Option<Line<30>>,
     /// A city, e.g. `上海`.
     pub city: Option<Line<40>>,
-    /// `customer` or `worker` (the activity report only).
+    /// `customer` or `worker` (the activity report only, which documents it itself).
+    #[param(ignore)]
     pub role: Option<Line<20>>,
     /// `json` (default) or `csv`.
+    #[param(value_type = Option<ReportFormat>)]
     pub format: Option<Line<10>>,
+}
+
+/// How a report is answered.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportFormat {
+    Json,
+    Csv,
+}
+
+/// Whose activity.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityRole {
+    Customer,
+    Worker,
 }
 
 impl ReportQuery {
@@ -159,7 +179,9 @@ impl ReportQuery {
 /// payouts by day, service and area, with the average order value and how fresh the warehouse
 /// is. `format=csv` answers the rows as CSV.
 #[utoipa::path(get, path = "/api/v1/reports/revenue", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
+                  content((analytics::reports::RevenueReport = "application/json"), (String = "text/csv"))),
+              (status = 422, body = crate::error::Problem)))]
 pub async fn revenue(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
@@ -174,7 +196,9 @@ pub async fn revenue(
 /// by day of placement, service and city; cancellations by stage and reason; minutes from
 /// payment to assignment. `format=csv` answers the rows as CSV.
 #[utoipa::path(get, path = "/api/v1/reports/orders", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
+                  content((analytics::reports::OrdersReport = "application/json"), (String = "text/csv"))),
+              (status = 422, body = crate::error::Problem)))]
 pub async fn orders(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
@@ -189,7 +213,9 @@ pub async fn orders(
 /// by service, city, worker and week, and the workers whose ratings are falling (the last 30 days
 /// against the 30 before); hidden reviews are left out. `format=csv` answers the per-worker rows.
 #[utoipa::path(get, path = "/api/v1/reports/satisfaction", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+    responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
+                  content((analytics::reports::SatisfactionReport = "application/json"), (String = "text/csv"))),
+              (status = 422, body = crate::error::Problem)))]
 pub async fn satisfaction(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
@@ -203,8 +229,10 @@ pub async fn satisfaction(
 /// Activity (admins and analysts): daily, weekly and monthly active customers and workers, new
 /// against returning, and weekly retention cohorts. Filters by `role`, not service or city.
 /// `format=csv` answers the period rows.
-#[utoipa::path(get, path = "/api/v1/reports/activity", tag = "reports", security(("bearer" = [])), params(ReportQuery),
-    responses((status = 200, description = "The report (JSON, or CSV with format=csv)"), (status = 422, body = crate::error::Problem)))]
+#[utoipa::path(get, path = "/api/v1/reports/activity", tag = "reports", security(("bearer" = [])), params(ReportQuery, ("role" = Option<ActivityRole>, Query, description = "Only customers or only workers")),
+    responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
+                  content((analytics::activity::ActivityReport = "application/json"), (String = "text/csv"))),
+              (status = 422, body = crate::error::Problem)))]
 pub async fn activity(
     State(state): State<AppState>,
     AppQuery(query): AppQuery<ReportQuery>,
@@ -255,7 +283,7 @@ fn csv_response(freshness: &analytics::reports::Freshness, body: String) -> Resp
 /// Refresh the warehouse now (admins): loads every event since the last refresh and says how
 /// many, how fast, and up to where.
 #[utoipa::path(post, path = "/api/v1/admin/analytics/refresh", tag = "reports", security(("bearer" = [])),
-    responses((status = 200, description = "What the refresh loaded")))]
+    responses((status = 200, description = "What the refresh loaded", body = analytics::load::LoadReport)))]
 pub async fn refresh(State(state): State<AppState>) -> Result<Response, ApiError> {
     let report = state
         .warehouse

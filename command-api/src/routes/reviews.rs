@@ -107,6 +107,7 @@ pub async fn hide(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Keyset: the `cursor` of the previous page's last review.
     pub cursor: Option<Line<200>>,

@@ -97,7 +97,7 @@ pub struct WorkerListParams {
     pub near_latitude: Option<f64>,
     pub near_longitude: Option<f64>,
     /// `wgs84`, `gcj02` or `bd09`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<crate::schemas::Datum>)]
     pub near_system: Option<domain::CoordinateSystem>,
     /// How near, in km (0.1 to 100); by default each worker's own service radius.
     pub within_km: Option<f64>,
