@@ -8,14 +8,26 @@ use serde_json::{json, Value};
 use tests::{assert_problem, order_body, spawn_app, ServerProcess, TestApp, User};
 use uuid::Uuid;
 
-async fn put(app: &TestApp, path: &str, token: &str, body: &Value) -> reqwest::Response {
-    app.client
-        .put(app.url(path))
-        .bearer_auth(token)
-        .json(body)
+/// Changes a customer's name, which must be accepted; answers the response (for its position).
+async fn rename(app: &TestApp, customer: &User, name: &str) -> reqwest::Response {
+    let renamed = app
+        .client
+        .put(app.url("/api/v1/me/profile"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"name": name}))
         .send()
         .await
-        .expect("request")
+        .expect("request");
+    assert_eq!(renamed.status(), StatusCode::OK, "renaming to {name}");
+    renamed
+}
+
+async fn profile_of(app: &TestApp, customer: &User) -> Value {
+    app.get("/api/v1/me/profile", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("profile")
 }
 
 #[tokio::test]
@@ -200,40 +212,14 @@ async fn an_event_a_projection_cannot_apply_parks_its_stream_while_every_other_s
     .await
     .expect("adding the defect");
 
-    let refused_by_the_view = put(
-        &app,
-        "/api/v1/me/profile",
-        &troubled.token,
-        &json!({"name": "坏名字"}),
-    )
-    .await;
-    assert_eq!(refused_by_the_view.status(), StatusCode::OK);
+    rename(&app, &troubled, "坏名字").await;
     // A later event of the same stream waits behind it, in order.
-    let later = put(
-        &app,
-        "/api/v1/me/profile",
-        &troubled.token,
-        &json!({"name": "好名字"}),
-    )
-    .await;
-    assert_eq!(later.status(), StatusCode::OK);
+    rename(&app, &troubled, "好名字").await;
     // Everyone else's views keep moving.
-    let fine = put(
-        &app,
-        "/api/v1/me/profile",
-        &other.token,
-        &json!({"name": "李先生"}),
-    )
-    .await;
-    assert_eq!(fine.status(), StatusCode::OK);
+    rename(&app, &other, "李先生").await;
     let order_id = app.place_order(&other).await;
     app.wait_for_projections().await;
-    let profile: Value = app
-        .get("/api/v1/me/profile", Some(&other.token))
-        .await
-        .json()
-        .await
-        .expect("profile");
+    let profile = profile_of(&app, &other).await;
     assert_eq!(profile["name"], "李先生");
     app.wait_for_order(&other.token, order_id, |_| true).await;
 
@@ -315,31 +301,14 @@ async fn an_event_a_projection_cannot_apply_parks_its_stream_while_every_other_s
         .expect("retry");
     assert_eq!(retried["applied"], behind, "{retried}");
     assert_eq!(retried["still_parked"], json!([]), "{retried}");
-    let profile: Value = app
-        .get("/api/v1/me/profile", Some(&troubled.token))
-        .await
-        .json()
-        .await
-        .expect("profile");
+    let profile = profile_of(&app, &troubled).await;
     assert_eq!(profile["name"], "好名字");
     let readiness: Value = app.get("/readyz", None).await.json().await.expect("json");
     assert_eq!(readiness["status"], "ready", "{readiness}");
     // A stream no longer parked flows live again.
-    let again = put(
-        &app,
-        "/api/v1/me/profile",
-        &troubled.token,
-        &json!({"name": "又一个名字"}),
-    )
-    .await;
-    assert_eq!(again.status(), StatusCode::OK);
+    rename(&app, &troubled, "又一个名字").await;
     wait_until("the live update", async || {
-        let profile: Value = app
-            .get("/api/v1/me/profile", Some(&troubled.token))
-            .await
-            .json()
-            .await
-            .expect("profile");
+        let profile = profile_of(&app, &troubled).await;
         profile["name"] == "又一个名字"
     })
     .await;
@@ -683,14 +652,7 @@ async fn a_query_sent_with_the_commands_position_reads_its_own_write() {
     let customer = app.register_customer().await;
     for round in 0..6 {
         let name = format!("客户{round}");
-        let written = put(
-            &app,
-            "/api/v1/me/profile",
-            &customer.token,
-            &json!({"name": name}),
-        )
-        .await;
-        assert_eq!(written.status(), StatusCode::OK);
+        let written = rename(&app, &customer, &name).await;
         let position = position_of(&written);
         // By header, and by query parameter.
         let by_header: Value = app
@@ -758,13 +720,7 @@ async fn a_query_sent_with_the_commands_position_reads_its_own_write() {
         .execute(&mut *stalled)
         .await
         .expect("holding the projector");
-    let written = put(
-        &app,
-        "/api/v1/me/profile",
-        &customer.token,
-        &json!({"name": "等待者"}),
-    )
-    .await;
+    let written = rename(&app, &customer, "等待者").await;
     let position = position_of(&written);
     let waiting = app
         .client
