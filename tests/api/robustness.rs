@@ -416,7 +416,7 @@ async fn live_bookings(
     chrono::DateTime<chrono::Utc>,
     chrono::DateTime<chrono::Utc>,
 )> {
-    let worker = fold_worker(app, worker_id).await;
+    let worker: domain::worker::Worker = fold(app, worker_id).await;
     worker
         .bookings
         .iter()
@@ -424,53 +424,17 @@ async fn live_bookings(
         .collect()
 }
 
-async fn fold_worker(app: &TestApp, worker_id: Uuid) -> domain::worker::Worker {
-    let payloads: Vec<Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_type = 'worker' AND aggregate_id = $1 ORDER BY sequence",
-    )
-    .bind(worker_id.to_string())
-    .fetch_all(&app.pool)
-    .await
-    .expect("events");
-    let mut worker = domain::worker::Worker::default();
-    for payload in payloads {
-        let event: domain::worker::WorkerEvent = serde_json::from_value(payload).expect("event");
-        cqrs_es::Aggregate::apply(&mut worker, event);
-    }
-    worker
-}
-
-async fn fold_order(app: &TestApp, order_id: Uuid) -> domain::order::Order {
-    let payloads: Vec<Value> = sqlx::query_scalar(
-        "SELECT payload FROM events WHERE aggregate_type = 'order' AND aggregate_id = $1 ORDER BY sequence",
-    )
-    .bind(order_id.to_string())
-    .fetch_all(&app.pool)
-    .await
-    .expect("events");
-    let mut order = domain::order::Order::default();
-    for payload in payloads {
-        let event: domain::order::OrderEvent = serde_json::from_value(payload).expect("event");
-        cqrs_es::Aggregate::apply(&mut order, event);
-    }
-    order
-}
-
-/// A small seeded generator, so a failing seed can be run again.
-struct Seeded(u64);
-
-impl Seeded {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut mixed = self.0;
-        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        mixed ^ (mixed >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next() % bound as u64) as usize
-    }
+/// One stream's state, folded from the log by the same event store and domain code the
+/// server uses.
+async fn fold<A>(app: &TestApp, id: Uuid) -> A
+where
+    A: cqrs_es::Aggregate<Services = ()> + Clone,
+{
+    let (state, _) = command_api::commands::CommandBus::<A>::new(app.pool.clone())
+        .load(id)
+        .await
+        .unwrap_or_else(|error| panic!("loading {} {id}: {error}", A::TYPE));
+    state
 }
 
 #[tokio::test]
@@ -495,7 +459,7 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
     ];
     let mut orders = Vec::new();
     for seed in [7_u64, 1_234, 99_991] {
-        let mut random = Seeded(seed);
+        let mut random = command_api::random::Random(seed);
         // Three start times two hours apart, so many orders overlap and some do not.
         let starts: Vec<String> = (0..3)
             .map(|slot| {
@@ -509,7 +473,7 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
         for index in 0..6 {
             let customer = &customers[index % customers.len()];
             let mut body = order_body();
-            body["scheduled_start"] = starts[random.below(starts.len())].clone().into();
+            body["scheduled_start"] = random.pick(&starts).clone().into();
             body["duration_minutes"] = json!(120);
             body["quantity"] = json!(2);
             let order_id = app.place_order_with(customer, &body).await;
@@ -528,10 +492,10 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
         // Every kind of request at once, spread over three processes.
         let mut requests = Vec::new();
         for step in 0..40 {
-            let base = &bases[random.below(bases.len())];
-            let (order_id, customer) = &round_orders[random.below(round_orders.len())];
-            let worker = &workers[random.below(workers.len())];
-            let other = &workers[random.below(workers.len())];
+            let base = random.pick(&bases);
+            let (order_id, customer) = random.pick(&round_orders);
+            let worker = random.pick(&workers);
+            let other = random.pick(&workers);
             let request = match random.below(8) {
                 0..=2 => app
                     .client
@@ -566,7 +530,7 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
                 _ => {
                     // A named booking of a worker at one of the same times.
                     let mut body = order_body();
-                    body["scheduled_start"] = starts[random.below(starts.len())].clone().into();
+                    body["scheduled_start"] = random.pick(&starts).clone().into();
                     body["duration_minutes"] = json!(120);
                     body["quantity"] = json!(2);
                     body["worker_id"] = json!(worker.id);
@@ -601,12 +565,15 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
     // worker's calendar, and no worker has two live bookings that overlap.
     let mut calendars = std::collections::HashMap::new();
     for worker in &workers {
-        calendars.insert(worker.id, fold_worker(&app, worker.id).await);
+        calendars.insert(
+            worker.id,
+            fold::<domain::worker::Worker>(&app, worker.id).await,
+        );
     }
     let mut held = 0;
     for order_id in &all_orders {
         let order_id: Uuid = order_id.parse().expect("uuid");
-        let order = fold_order(&app, order_id).await;
+        let order: domain::order::Order = fold(&app, order_id).await;
         for worker in &workers {
             let bookings = calendars[&worker.id]
                 .bookings
