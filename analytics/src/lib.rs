@@ -112,7 +112,15 @@ CREATE TABLE IF NOT EXISTS activity_facts (
 );
 -- Warehouses made before sign-ins and app opens were loaded.
 ALTER TABLE activity_facts ADD COLUMN IF NOT EXISTS detail VARCHAR;
+-- Which loader filled the tables (see `LOADER_VERSION`).
+CREATE TABLE IF NOT EXISTS loader (version INTEGER NOT NULL);
 ";
+
+/// The version of the rows the loader makes of events. A loader that makes other rows of the
+/// same events (2: kept cancellation fees as their own money rows) bumps it, and a warehouse
+/// filled by an older one is emptied when it is next opened for loading: every table is derived
+/// from the log, so the next refresh loads all of it again the new way.
+pub const LOADER_VERSION: i32 = 2;
 
 /// The fact tables, each with its Beijing `day`.
 pub const FACT_TABLES: [&str; 6] = [
@@ -123,6 +131,39 @@ pub const FACT_TABLES: [&str; 6] = [
     "worker_status_facts",
     "activity_facts",
 ];
+
+/// Empties a warehouse that an older loader filled, so that it is loaded again from the
+/// start; a new or current one is left alone.
+fn reload_if_older(connection: &Connection) -> anyhow::Result<()> {
+    let version: Option<i32> =
+        connection.query_row("SELECT max(version) FROM loader", [], |row| row.get(0))?;
+    if version.is_some_and(|version| version >= LOADER_VERSION) {
+        return Ok(());
+    }
+    let loaded: i64 =
+        connection.query_row("SELECT count(*) FROM load_state", [], |row| row.get(0))?;
+    let mut statements = String::from("BEGIN TRANSACTION;");
+    for table in FACT_TABLES
+        .iter()
+        .chain(&["payment_dim", "load_state", "loader"])
+    {
+        statements.push_str(&format!("DELETE FROM {table};"));
+    }
+    statements.push_str(&format!(
+        "INSERT INTO loader VALUES ({LOADER_VERSION}); COMMIT;"
+    ));
+    connection
+        .execute_batch(&statements)
+        .context("emptying a warehouse an older loader filled")?;
+    if loaded > 0 {
+        tracing::info!(
+            from = version,
+            to = LOADER_VERSION,
+            "the warehouse was filled by an older loader; it loads again from the start"
+        );
+    }
+    Ok(())
+}
 
 /// What an export wrote: each table's rows.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -157,6 +198,7 @@ impl Warehouse {
         let connection = Connection::open_with_flags(&self.path, config)
             .with_context(|| format!("opening the warehouse {}", self.path.display()))?;
         connection.execute_batch(SCHEMA)?;
+        reload_if_older(&connection)?;
         Ok(connection)
     }
 

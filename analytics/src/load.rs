@@ -282,11 +282,38 @@ fn facts(
                     ));
                 }
                 PaymentEvent::RefundIssued {
-                    amount, issued_at, ..
+                    amount,
+                    fee,
+                    fee_to_worker,
+                    issued_at,
+                    ..
                 } => {
                     let (order, method) = payments.get(&id).cloned().unzip();
-                    rows.money
-                        .push((id, order, "refunded", method, amount.get(), 0, 0, issued_at));
+                    rows.money.push((
+                        id,
+                        order,
+                        "refunded",
+                        method.clone(),
+                        amount.get(),
+                        0,
+                        0,
+                        issued_at,
+                    ));
+                    if fee.get() > 0 {
+                        // The fee kept: the platform's part as commission, the worker's as
+                        // their share, as the ledger posts it.
+                        let to_worker = fee_to_worker.map_or(0, |share| share.amount.get());
+                        rows.money.push((
+                            id,
+                            order,
+                            "fee_kept",
+                            method,
+                            fee.get(),
+                            fee.get() - to_worker,
+                            to_worker,
+                            issued_at,
+                        ));
+                    }
                 }
                 PaymentEvent::EscrowReleased {
                     commission,

@@ -53,6 +53,11 @@ pub struct RevenueRow {
     pub commission_fen: i64,
     /// Workers' shares at release, less what disputes took back.
     pub worker_payouts_fen: i64,
+    /// Cancellation fees the platform kept (late cancellations), less the workers' shares:
+    /// with `commission_fen`, the platform's revenue as the ledger counts it.
+    pub kept_fees_fen: i64,
+    /// The workers' shares of kept cancellation fees (their income, with `worker_payouts_fen`).
+    pub fee_shares_fen: i64,
     /// Orders whose payment was captured.
     pub paid_orders: i64,
 }
@@ -67,6 +72,8 @@ pub struct RevenueReport {
     pub total_net_fen: i64,
     pub total_commission_fen: i64,
     pub total_worker_payouts_fen: i64,
+    pub total_kept_fees_fen: i64,
+    pub total_fee_shares_fen: i64,
     pub paid_orders: i64,
     /// GMV per paid order, rounded down to the fen.
     pub average_order_fen: i64,
@@ -121,7 +128,9 @@ pub fn revenue(connection: &Connection, filters: &Filters) -> anyhow::Result<Rev
                          WHEN m.kind = 'clawed_back' THEN -m.commission_fen ELSE 0 END)::BIGINT,
                 sum(CASE WHEN m.kind = 'released' THEN m.worker_share_fen
                          WHEN m.kind = 'clawed_back' THEN -m.worker_share_fen ELSE 0 END)::BIGINT,
-                count(DISTINCT CASE WHEN m.kind = 'captured' THEN m.order_id END)::BIGINT
+                count(DISTINCT CASE WHEN m.kind = 'captured' THEN m.order_id END)::BIGINT,
+                sum(CASE WHEN m.kind = 'fee_kept' THEN m.commission_fen ELSE 0 END)::BIGINT,
+                sum(CASE WHEN m.kind = 'fee_kept' THEN m.worker_share_fen ELSE 0 END)::BIGINT
            FROM money_facts m JOIN order_facts o USING (order_id)
           WHERE (?::DATE IS NULL OR m.day >= ?::DATE)
             AND (?::DATE IS NULL OR m.day <= ?::DATE)
@@ -156,6 +165,8 @@ pub fn revenue(connection: &Connection, filters: &Filters) -> anyhow::Result<Rev
                     commission_fen: row.get(6)?,
                     worker_payouts_fen: row.get(7)?,
                     paid_orders: row.get(8)?,
+                    kept_fees_fen: row.get(9)?,
+                    fee_shares_fen: row.get(10)?,
                 })
             },
         )?
@@ -171,6 +182,8 @@ pub fn revenue(connection: &Connection, filters: &Filters) -> anyhow::Result<Rev
         total_net_fen: gmv - refunds,
         total_commission_fen: sum(|row| row.commission_fen),
         total_worker_payouts_fen: sum(|row| row.worker_payouts_fen),
+        total_kept_fees_fen: sum(|row| row.kept_fees_fen),
+        total_fee_shares_fen: sum(|row| row.fee_shares_fen),
         paid_orders,
         average_order_fen: if paid_orders > 0 {
             gmv / paid_orders
@@ -189,11 +202,11 @@ impl Report for RevenueReport {
     /// The rows as CSV, with a header, money in fen.
     fn csv(&self) -> String {
         let mut out = String::from(
-            "day,service,city,district,gmv_fen,refunds_fen,net_fen,commission_fen,worker_payouts_fen,paid_orders\n",
+            "day,service,city,district,gmv_fen,refunds_fen,net_fen,commission_fen,worker_payouts_fen,kept_fees_fen,fee_shares_fen,paid_orders\n",
         );
         for row in &self.rows {
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 row.day,
                 csv_field(&row.service),
                 csv_field(&row.city),
@@ -203,6 +216,8 @@ impl Report for RevenueReport {
                 row.net_fen,
                 row.commission_fen,
                 row.worker_payouts_fen,
+                row.kept_fees_fen,
+                row.fee_shares_fen,
                 row.paid_orders
             ));
         }
@@ -210,8 +225,17 @@ impl Report for RevenueReport {
     }
 }
 
-/// A CSV field, quoted when it must be.
+/// A CSV field, quoted when it must be. A text cell that a spreadsheet would take for a
+/// formula (it starts with `=`, `+`, `-`, `@`, a tab or a carriage return) is neutralised with
+/// a leading `'`, so opening an export never runs what someone typed into a name or a reason.
 pub fn csv_field(value: &str) -> String {
+    let neutralised;
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        neutralised = format!("'{value}");
+        neutralised.as_str()
+    } else {
+        value
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
@@ -668,6 +692,25 @@ impl Warehouse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_neutralised() {
+        for (cell, written) in [
+            (
+                "=HYPERLINK(\"http://x\")",
+                "\"'=HYPERLINK(\"\"http://x\"\")\"",
+            ),
+            ("+86 138", "'+86 138"),
+            ("-1+1", "'-1+1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tcmd", "'\tcmd"),
+            ("上海市", "上海市"),
+            ("a,b", "\"a,b\""),
+            ("", ""),
+        ] {
+            assert_eq!(csv_field(cell), written, "{cell:?}");
+        }
+    }
 
     #[test]
     fn a_worker_whose_last_thirty_days_rate_half_a_star_lower_is_falling() {

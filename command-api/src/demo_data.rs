@@ -33,7 +33,7 @@ use domain::onboarding::{
     certificates_for, BackgroundCheckOutcome, Certificate, Level, ReviewDecision,
 };
 use domain::order::{Booking, Order, OrderCommand};
-use domain::payment::{Payment, PaymentCommand, PaymentMethod};
+use domain::payment::{CancellationSettlement, Payment, PaymentCommand, PaymentMethod};
 use domain::values::business_day;
 use domain::wallet::{Wallet, WalletCommand};
 use domain::worker::{ServiceArea, ServiceBase, Worker, WorkerCommand, WorkerProfile};
@@ -1304,6 +1304,7 @@ impl Simulation<'_> {
                     worker_id: to,
                     order_id: id,
                     amount: Fen::literal(share),
+                    kind: domain::wallet::IncomeKind::Service,
                     settles_at,
                     now: at,
                 }
@@ -1468,6 +1469,13 @@ async fn cancel_and_refund(
     reason: &str,
     at: DateTime<Utc>,
 ) -> anyhow::Result<()> {
+    let mut payment = order.payment.take().expect("a paid order has its payment");
+    let settlement = CancellationSettlement {
+        payment_id: payment.id,
+        refund: Fen::literal(order.total),
+        fee: Fen::ZERO,
+        to_worker: None,
+    };
     must!(
         order.stream,
         log,
@@ -1477,11 +1485,11 @@ async fn cancel_and_refund(
         OrderCommand::Cancel {
             by,
             reason: reason.to_owned(),
+            settlement: Some(settlement),
             now: at,
         }
     );
-    let mut payment = order.payment.take().expect("a paid order has its payment");
-    let refund_id = random.uuid();
+    let refund_id = settlement.refund_id(order.stream.id);
     must!(
         payment,
         log,
@@ -1492,6 +1500,7 @@ async fn cancel_and_refund(
             refund_id,
             amount: Fen::literal(order.total),
             fee: Fen::ZERO,
+            fee_to_worker: None,
             reason: reason.to_owned(),
             by,
             now: at,

@@ -311,7 +311,8 @@ impl DomainErrorKind for domain::order::OrderError {
             | E::BadRating
             | E::UnknownTag(_)
             | E::SamePrice
-            | E::ReasonRequired => ApiError::Invalid(detail),
+            | E::ReasonRequired
+            | E::FeeShareNotToWorker => ApiError::Invalid(detail),
             E::PriceRiseAfterPayment => ApiError::IllegalState(detail),
             E::ReviewWindowClosed | E::ReviewWindowOpen | E::AlreadyReplied | E::AlreadyHidden => {
                 ApiError::IllegalState(detail)
@@ -372,6 +373,7 @@ impl DomainErrorKind for domain::payment::PaymentError {
             | E::RefundTooLarge { .. }
             | E::EmptyRefund
             | E::BadCommission
+            | E::ShareTooLarge { .. }
             | E::ReasonRequired => ApiError::Invalid(detail),
         }
     }

@@ -23,7 +23,8 @@ pub struct MoneySettings {
     pub settlement_period: Duration,
     /// `ANJIA_MONEY_SCHEDULE`: when releases and settlements run (cron with seconds).
     pub schedule: String,
-    /// `ANJIA_REFUND_FEE_WINDOW_HOURS` and `ANJIA_REFUND_LATE_FEE_BP`: the cancellation policy.
+    /// `ANJIA_REFUND_FEE_WINDOW_HOURS`, `ANJIA_REFUND_LATE_FEE_BP` and
+    /// `ANJIA_LATE_FEE_WORKER_SHARE_BP`: the cancellation policy.
     pub refunds: domain::payment::RefundPolicy,
     pub withdrawals: domain::wallet::WithdrawalRules,
     /// How long a payment waits for its notification before the provider is asked.
@@ -82,6 +83,13 @@ impl MoneySettings {
                 "ANJIA_REFUND_LATE_FEE_BP must be 0 to 10000"
             );
             settings.refunds.late_fee_bp = bp as u32;
+        }
+        if let Some(bp) = number("ANJIA_LATE_FEE_WORKER_SHARE_BP")? {
+            anyhow::ensure!(
+                (0..=10_000).contains(&bp),
+                "ANJIA_LATE_FEE_WORKER_SHARE_BP must be 0 to 10000"
+            );
+            settings.refunds.worker_share_bp = bp as u32;
         }
         if let Some(hours) = number("ANJIA_WITHDRAWAL_ACCOUNT_AGE_HOURS")? {
             anyhow::ensure!(
@@ -153,6 +161,7 @@ pub async fn release_for_order(
         worker_id: to,
         order_id,
         amount: Fen::literal(share),
+        kind: domain::wallet::IncomeKind::Service,
         settles_at: context.occurred_at + state.money.settlement_period,
         now: context.occurred_at,
     };
@@ -172,6 +181,7 @@ pub struct MoneyReport {
     pub payouts: usize,
     pub recovered: usize,
     pub refunds_paid: usize,
+    pub cancellations_settled: usize,
 }
 
 /// Finishes releases left undone, then settles every wallet with income past its date.
@@ -211,6 +221,24 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
             .map_err(|error| anyhow::anyhow!("settling {worker_id}: {error}"))?;
         if settled.events > 0 {
             report.settled_wallets += 1;
+        }
+    }
+    // Cancellations whose refund or fee share a stopped process (or a failing step) left
+    // undone, from the terms recorded on the order.
+    let unsettled: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM read_cancellations
+          WHERE NOT (refund_issued AND income_recorded) AND cancelled_at < $1 - interval '30 seconds'
+          ORDER BY cancelled_at LIMIT 200",
+    )
+    .bind(now)
+    .fetch_all(&state.pool)
+    .await?;
+    for order_id in unsettled {
+        match crate::payments::settle_cancellation(state, order_id, &context).await {
+            Ok(()) => report.cancellations_settled += 1,
+            Err(error) => {
+                tracing::warn!(order_id = %order_id, error = %error, "a cancellation's refund is still not issued")
+            }
         }
     }
     report.refunds_paid =

@@ -50,7 +50,7 @@ use crate::state::AppState;
         crate::error::Problem,
         crate::schemas::Service, crate::schemas::Datum, crate::schemas::WorkerLevel,
         crate::schemas::Method, crate::schemas::Certificate, crate::schemas::InterviewOutcome,
-        crate::schemas::OrderSort, crate::schemas::SortDirection,
+        crate::schemas::OrderSort, crate::schemas::SortDirection, crate::schemas::IncomeKind,
         crate::routes::reports::ReportFormat, crate::routes::reports::ActivityRole,
     )),
     modifiers(&BearerAuth, &Conformance),

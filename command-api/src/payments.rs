@@ -713,10 +713,6 @@ pub async fn refund(
     reason: &str,
     context: &CommandContext,
 ) -> Result<(), ApiError> {
-    if refund.get() + fee.get() == 0 {
-        return Ok(());
-    }
-    let by = context.actor.unwrap_or_else(domain::Actor::system);
     // A retry of the same request (its Idempotency-Key) issues the same refund, not a second.
     let refund_id = Uuid::new_v5(
         &payment_id,
@@ -726,6 +722,43 @@ pub async fn refund(
         )
         .as_bytes(),
     );
+    let asked = Refund {
+        refund_id,
+        amount: refund,
+        fee,
+        fee_to_worker: None,
+    };
+    refund_as(state, payment_id, asked, reason, context).await
+}
+
+/// One refund from a payment: its id (the same on every retry), what goes back, what is
+/// kept, and the worker's share of what is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Refund {
+    pub refund_id: Uuid,
+    pub amount: Fen,
+    pub fee: Fen,
+    pub fee_to_worker: Option<domain::payment::FeeShare>,
+}
+
+/// `refund` with the refund's id and the fee's share given.
+pub async fn refund_as(
+    state: &AppState,
+    payment_id: Uuid,
+    asked: Refund,
+    reason: &str,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let Refund {
+        refund_id,
+        amount: refund,
+        fee,
+        fee_to_worker,
+    } = asked;
+    if refund.get() + fee.get() == 0 {
+        return Ok(());
+    }
+    let by = context.actor.unwrap_or_else(domain::Actor::system);
     let (current, _): (Payment, usize) = state.payments.load(payment_id).await?;
     let after_release = current.status == PaymentStatus::Released;
     let command = if after_release {
@@ -751,6 +784,7 @@ pub async fn refund(
             refund_id,
             amount: refund,
             fee,
+            fee_to_worker,
             reason: reason.to_owned(),
             by,
             now: context.occurred_at,
@@ -771,6 +805,53 @@ pub async fn refund(
     }
     if let Err(error) = pay_refund(state, &issued.state, refund_id, context).await {
         tracing::error!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "the provider did not pay a refund; it stays owed and the money job retries");
+    }
+    Ok(())
+}
+
+/// Finishes what a cancellation decided for the order's money, from the terms recorded on the
+/// order: issues the refund (keeping the fee), records the accepted worker's share of the fee
+/// as their income, and has the provider pay the refund. Every step is keyed by the order, so
+/// the cancellation's request and the money job can both run it, as often as needed.
+pub async fn settle_cancellation(
+    state: &AppState,
+    order_id: Uuid,
+    context: &CommandContext,
+) -> Result<(), ApiError> {
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    let Some(settlement) = order.cancellation else {
+        return Ok(());
+    };
+    let asked = Refund {
+        refund_id: settlement.refund_id(order_id),
+        amount: settlement.refund,
+        fee: settlement.fee,
+        fee_to_worker: settlement.to_worker,
+    };
+    let (payment, _): (Payment, usize) = state.payments.load(settlement.payment_id).await?;
+    if !payment.issued_refunds.contains(&asked.refund_id) {
+        refund_as(
+            state,
+            settlement.payment_id,
+            asked,
+            "订单取消 / order cancelled",
+            context,
+        )
+        .await?;
+    }
+    if let Some(share) = settlement.to_worker {
+        let income = domain::wallet::WalletCommand::RecordIncome {
+            worker_id: share.worker_id,
+            order_id,
+            amount: share.amount,
+            kind: domain::wallet::IncomeKind::CancellationFee,
+            settles_at: context.occurred_at + state.money.settlement_period,
+            now: context.occurred_at,
+        };
+        state
+            .wallets
+            .execute_deciding_again(share.worker_id, income, context)
+            .await?;
     }
     Ok(())
 }
@@ -835,7 +916,8 @@ pub async fn retry_refunds(
 ) -> anyhow::Result<usize> {
     let owed: Vec<(Uuid, Uuid)> = sqlx::query_as(
         "SELECT payment_id, refund_id FROM read_refunds
-          WHERE completed_at IS NULL AND issued_at < $1 ORDER BY issued_at LIMIT 200",
+          WHERE completed_at IS NULL AND amount > 0 AND issued_at < $1
+          ORDER BY issued_at LIMIT 200",
     )
     .bind(context.occurred_at - after)
     .fetch_all(&state.pool)

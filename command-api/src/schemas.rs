@@ -80,6 +80,14 @@ pub enum SortDirection {
     Desc,
 }
 
+/// Where a worker's income came from.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncomeKind {
+    Service,
+    CancellationFee,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,5 +149,10 @@ mod tests {
             wire([S::PlacedAt, S::ScheduledStart, S::Total])
         );
         assert_eq!(documented::<SortDirection>(), wire([D::Asc, D::Desc]));
+        use domain::wallet::IncomeKind as K;
+        assert_eq!(
+            documented::<IncomeKind>(),
+            wire([K::Service, K::CancellationFee])
+        );
     }
 }

@@ -26,10 +26,13 @@ enum Step {
     NotifyAgain {
         order: usize,
     },
+    /// A refund keeping `fee`; with `share`, a late cancellation: that worker gets that many
+    /// basis points of the fee as income, and the order is never completed afterwards.
     Refund {
         order: usize,
         amount: i64,
         fee: i64,
+        share: Option<(usize, u32)>,
     },
     PayRefunds {
         order: usize,
@@ -69,11 +72,18 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         (0..ORDERS, 1i64..200_000).prop_map(|(order, amount)| Step::Pay { order, amount }),
         (0..ORDERS).prop_map(|order| Step::NotifyAgain { order }),
-        (0..ORDERS, 0i64..120_000, 0i64..5_000).prop_map(|(order, amount, fee)| Step::Refund {
-            order,
-            amount,
-            fee
-        }),
+        (
+            0..ORDERS,
+            0i64..120_000,
+            0i64..5_000,
+            prop::option::of((0..WORKERS, 0u32..=10_000))
+        )
+            .prop_map(|(order, amount, fee, share)| Step::Refund {
+                order,
+                amount,
+                fee,
+                share
+            }),
         (0..ORDERS).prop_map(|order| Step::PayRefunds { order }),
         (0..ORDERS, 0..WORKERS, 0u32..4_000).prop_map(|(order, worker, commission_bp)| {
             Step::Complete {
@@ -101,6 +111,8 @@ struct World {
     log: Vec<Logged>,
     ledger: Ledger,
     counter: u128,
+    /// Orders cancelled with a fee shared: never completed, never shared again.
+    cancelled: [bool; ORDERS],
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +144,7 @@ impl World {
             log: Vec::new(),
             ledger: Ledger::default(),
             counter: 0,
+            cancelled: [false; ORDERS],
         }
     }
 
@@ -240,19 +253,52 @@ impl World {
                 ));
                 assert_eq!(self.log.len(), before);
             }
-            Step::Refund { order, amount, fee } => {
+            Step::Refund {
+                order,
+                amount,
+                fee,
+                share,
+            } => {
                 let refund_id = self.next_id();
-                self.pay(
+                let share = share.filter(|_| !self.cancelled[order]);
+                let fee_to_worker = share.map(|(worker, bp)| crate::payment::FeeShare {
+                    worker_id: worker_id(worker),
+                    amount: Fen::literal(fee * i64::from(bp) / 10_000),
+                });
+                let issued = self.pay(
                     order,
                     PaymentCommand::Refund {
                         refund_id,
                         amount: Fen::literal(amount),
                         fee: Fen::literal(fee),
+                        fee_to_worker,
                         reason: "取消 / cancelled".into(),
                         by: admin(),
                         now,
                     },
                 );
+                if let (true, Some((worker, _))) = (issued, share) {
+                    self.cancelled[order] = true;
+                    let Some(Logged::Payment(PaymentEvent::RefundIssued {
+                        fee_to_worker: Some(shared),
+                        ..
+                    })) = self.log.last().cloned()
+                    else {
+                        // Nothing to share: the fee, or the worker's part of it, was zero.
+                        return;
+                    };
+                    assert!(self.wallet(
+                        worker,
+                        WalletCommand::RecordIncome {
+                            worker_id: worker_id(worker),
+                            order_id: Uuid::from_u128(order as u128),
+                            amount: shared.amount,
+                            kind: crate::wallet::IncomeKind::CancellationFee,
+                            settles_at: now + Duration::days(7),
+                            now,
+                        },
+                    ));
+                }
             }
             Step::PayRefunds { order } => {
                 let pending: Vec<Uuid> = self.payments[order]
@@ -276,14 +322,16 @@ impl World {
                 worker,
                 commission_bp,
             } => {
-                if self.pay(
-                    order,
-                    PaymentCommand::Release {
-                        worker_id: worker_id(worker),
-                        commission_bp,
-                        now,
-                    },
-                ) {
+                if !self.cancelled[order]
+                    && self.pay(
+                        order,
+                        PaymentCommand::Release {
+                            worker_id: worker_id(worker),
+                            commission_bp,
+                            now,
+                        },
+                    )
+                {
                     let Some(Logged::Payment(PaymentEvent::EscrowReleased {
                         worker_share, ..
                     })) = self.log.last().cloned()
@@ -296,6 +344,7 @@ impl World {
                             worker_id: worker_id(worker),
                             order_id: Uuid::from_u128(order as u128),
                             amount: worker_share,
+                            kind: crate::wallet::IncomeKind::Service,
                             settles_at: now + Duration::days(7),
                             now,
                         },

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
 use crate::dispatch::{AssignmentScore, DispatchStage};
+use crate::payment::CancellationSettlement;
 use crate::values::{Actor, Address, Fen, GeoPoint, Role};
 
 /// How near the address (metres) a worker must be to check in as arrived.
@@ -288,9 +289,12 @@ pub enum OrderCommand {
         reason: String,
         now: DateTime<Utc>,
     },
+    /// With `settlement` when the order's money was captured: what the cancellation refunds,
+    /// keeps, and gives the worker who had accepted.
     Cancel {
         by: Actor,
         reason: String,
+        settlement: Option<CancellationSettlement>,
         now: DateTime<Utc>,
     },
     Dispute {
@@ -482,6 +486,9 @@ pub enum OrderEvent {
         reason: String,
         stage: OrderStatus,
         cancelled_at: DateTime<Utc>,
+        /// The money's terms, when the order had been paid (absent before they were recorded).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settlement: Option<CancellationSettlement>,
     },
     OrderDisputed {
         by: Actor,
@@ -585,6 +592,8 @@ pub enum OrderError {
     SamePrice,
     #[error("请填写原因 / a reason is required")]
     ReasonRequired,
+    #[error("取消费分成只能给已接单的服务人员 / a cancellation fee can only be shared with the worker who accepted the order")]
+    FeeShareNotToWorker,
     #[error("订单已被其他服务人员接走 / the order has already been taken by another worker")]
     AlreadyTaken,
     #[error("订单当前不在抢单中 / the order is not open for grabbing")]
@@ -678,6 +687,9 @@ pub struct Order {
     pub review: Option<(u8, u8, u8)>,
     #[serde(default)]
     pub review_replied: bool,
+    /// What the cancellation did with the order's money, once cancelled after payment.
+    #[serde(default)]
+    pub cancellation: Option<CancellationSettlement>,
     #[serde(default)]
     pub review_hidden: bool,
 }
@@ -800,6 +812,7 @@ impl Order {
                         reason: "未在时限内支付，订单已自动取消 / not paid in time; cancelled automatically".to_owned(),
                         stage,
                         cancelled_at: now,
+                        settlement: None,
                     }]),
                     _ => Err(OrderError::NotDue {
                         verb: command.verb(),
@@ -1282,14 +1295,29 @@ impl Order {
                     hidden_at: now,
                 }])
             }
-            (stage, OrderCommand::Cancel { by, reason, now }) if stage.cancellable() => {
+            (
+                stage,
+                OrderCommand::Cancel {
+                    by,
+                    reason,
+                    settlement,
+                    now,
+                },
+            ) if stage.cancellable() => {
                 self.require_owner_or_staff(by)?;
                 let reason = required_reason(&reason)?;
+                if let Some(share) = settlement.and_then(|settlement| settlement.to_worker) {
+                    let accepted = matches!(stage, S::Accepted | S::OnTheWay | S::Arrived);
+                    if !accepted || self.worker_id != Some(share.worker_id) {
+                        return Err(OrderError::FeeShareNotToWorker);
+                    }
+                }
                 Ok(vec![OrderEvent::OrderCancelled {
                     by,
                     reason,
                     stage,
                     cancelled_at: now,
+                    settlement,
                 }])
             }
             (stage @ (S::InService | S::Completed), OrderCommand::Dispute { by, reason, now }) => {
@@ -1453,7 +1481,10 @@ impl Order {
             OrderEvent::AddressChanged { address, .. } => self.location = address.location,
             OrderEvent::PriceAdjusted { to, .. } => self.total = Some(to),
             OrderEvent::ReviewHidden { .. } => self.review_hidden = true,
-            OrderEvent::OrderCancelled { .. } => self.status = OrderStatus::Cancelled,
+            OrderEvent::OrderCancelled { settlement, .. } => {
+                self.status = OrderStatus::Cancelled;
+                self.cancellation = settlement;
+            }
             OrderEvent::OrderDisputed { .. } => self.status = OrderStatus::Disputed,
             OrderEvent::DisputeResolved { .. } => self.status = OrderStatus::Completed,
         }

@@ -260,6 +260,7 @@ fn cancel(by: Actor, reason: &str) -> OrderCommand {
     OrderCommand::Cancel {
         by,
         reason: reason.to_owned(),
+        settlement: None,
         now: later(CANCELLED),
     }
 }
@@ -386,6 +387,7 @@ fn order_cancelled(by: Actor, reason: &str, stage: OrderStatus) -> OrderEvent {
         reason: reason.to_owned(),
         stage,
         cancelled_at: later(CANCELLED),
+        settlement: None,
     }
 }
 
@@ -1745,6 +1747,7 @@ fn an_unpaid_order_is_cancelled_by_the_system_only_after_its_deadline() {
                 .to_owned(),
             stage: OrderStatus::AwaitingPayment,
             cancelled_at: later(PAY_BY),
+            settlement: None,
         }]);
 }
 

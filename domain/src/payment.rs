@@ -84,11 +84,13 @@ pub enum PaymentCommand {
         reason: String,
         now: DateTime<Utc>,
     },
-    /// Part or all of the escrow goes back to the customer; `fee` of it stays as revenue.
+    /// Part or all of the escrow goes back to the customer; `fee` of it is kept, as revenue
+    /// less `fee_to_worker`, the share of the worker who had accepted a late-cancelled order.
     Refund {
         refund_id: Uuid,
         amount: Fen,
         fee: Fen,
+        fee_to_worker: Option<FeeShare>,
         reason: String,
         by: Actor,
         now: DateTime<Utc>,
@@ -141,6 +143,9 @@ pub enum PaymentEvent {
         refund_id: Uuid,
         amount: Fen,
         fee: Fen,
+        /// Of the fee, the worker's share; absent in events written before fees were shared.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fee_to_worker: Option<FeeShare>,
         reason: String,
         by: Actor,
         issued_at: DateTime<Utc>,
@@ -214,6 +219,15 @@ pub enum PaymentError {
     BadCommission,
     #[error("请填写原因 / a reason is required")]
     ReasonRequired,
+    #[error("服务人员分成 {share} 超过保留的费用 {fee} / a worker's share of {share} exceeds the {fee} fee kept")]
+    ShareTooLarge { share: Fen, fee: Fen },
+}
+
+/// The part of a kept cancellation fee that goes to a worker's pending income.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeeShare {
+    pub worker_id: Uuid,
+    pub amount: Fen,
 }
 
 /// The state a payment's events fold into.
@@ -246,6 +260,12 @@ pub struct Payment {
     /// Every refund ever issued, so a repeated request issues nothing more.
     #[serde(default)]
     pub issued_refunds: Vec<Uuid>,
+    /// Fees kept on cancellations, workers' shares included.
+    #[serde(default)]
+    pub fee_kept: i64,
+    /// Of `fee_kept`, what went to workers.
+    #[serde(default)]
+    pub fees_to_workers: i64,
 }
 
 impl Payment {
@@ -318,6 +338,7 @@ impl Payment {
                     refund_id,
                     amount,
                     fee,
+                    fee_to_worker,
                     reason,
                     by,
                     now,
@@ -329,6 +350,15 @@ impl Payment {
                 if amount.get() + fee.get() == 0 {
                     return Err(PaymentError::EmptyRefund);
                 }
+                if let Some(share) = fee_to_worker {
+                    if share.amount.get() > fee.get() {
+                        return Err(PaymentError::ShareTooLarge {
+                            share: share.amount,
+                            fee,
+                        });
+                    }
+                }
+                let fee_to_worker = fee_to_worker.filter(|share| share.amount.get() > 0);
                 let requested = amount.get() + fee.get();
                 if requested > self.in_escrow {
                     return Err(PaymentError::RefundTooLarge {
@@ -347,6 +377,7 @@ impl Payment {
                     refund_id,
                     amount,
                     fee,
+                    fee_to_worker,
                     reason: required(&reason)?,
                     by,
                     issued_at: now,
@@ -443,7 +474,12 @@ impl Payment {
                 Account::PlatformEscrow,
                 amount.get(),
             )],
-            PaymentEvent::RefundIssued { amount, fee, .. } => {
+            PaymentEvent::RefundIssued {
+                amount,
+                fee,
+                fee_to_worker,
+                ..
+            } => {
                 let mut legs = vec![Leg {
                     account: Account::PlatformEscrow,
                     amount: amount.get() + fee.get(),
@@ -454,10 +490,17 @@ impl Payment {
                         amount: -amount.get(),
                     });
                 }
-                if fee.get() > 0 {
+                let to_worker = fee_to_worker.map_or(0, |share| share.amount.get());
+                if fee.get() - to_worker > 0 {
                     legs.push(Leg {
                         account: Account::CommissionRevenue,
-                        amount: -fee.get(),
+                        amount: -(fee.get() - to_worker),
+                    });
+                }
+                if let Some(share) = fee_to_worker.filter(|share| share.amount.get() > 0) {
+                    legs.push(Leg {
+                        account: Account::WorkerPending(share.worker_id),
+                        amount: -share.amount.get(),
                     });
                 }
                 vec![Posting {
@@ -596,9 +639,12 @@ impl Payment {
                 refund_id,
                 amount,
                 fee,
+                fee_to_worker,
                 ..
             } => {
                 self.in_escrow -= amount.get() + fee.get();
+                self.fee_kept += fee.get();
+                self.fees_to_workers += fee_to_worker.map_or(0, |share| share.amount.get());
                 if amount.get() > 0 {
                     self.pending_refunds.push((refund_id, amount.get()));
                 }
@@ -645,6 +691,9 @@ pub struct RefundPolicy {
     pub fee_window_hours: i64,
     /// The fee, in basis points of the amount paid.
     pub late_fee_bp: u32,
+    /// The share of a kept fee that goes to the worker who had accepted the order, in basis
+    /// points of the fee.
+    pub worker_share_bp: u32,
 }
 
 impl Default for RefundPolicy {
@@ -652,6 +701,7 @@ impl Default for RefundPolicy {
         RefundPolicy {
             fee_window_hours: 24,
             late_fee_bp: 2_000,
+            worker_share_bp: 5_000,
         }
     }
 }
@@ -661,6 +711,29 @@ impl Default for RefundPolicy {
 pub struct CancellationTerms {
     pub refund: Fen,
     pub fee: Fen,
+}
+
+/// What a cancellation does with a captured payment, decided when the order is cancelled and
+/// recorded on the order, so the refund can be finished later from the log alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancellationSettlement {
+    pub payment_id: Uuid,
+    pub refund: Fen,
+    pub fee: Fen,
+    /// The accepted worker's share of the fee, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_worker: Option<FeeShare>,
+}
+
+impl CancellationSettlement {
+    /// The id of the refund this settlement issues: one cancellation per order, so one refund,
+    /// whichever process or retry issues it.
+    pub fn refund_id(&self, order_id: Uuid) -> Uuid {
+        Uuid::new_v5(
+            &self.payment_id,
+            format!("cancellation-refund:{order_id}").as_bytes(),
+        )
+    }
 }
 
 impl RefundPolicy {
@@ -686,6 +759,18 @@ impl RefundPolicy {
             refund: Fen::literal(refund),
             fee: Fen::literal(fee),
         }
+    }
+
+    /// The share of `fee` for the worker who had accepted the order (none without one, or when
+    /// it rounds down to nothing).
+    pub fn fee_share(&self, fee: Fen, accepted_by: Option<Uuid>) -> Option<FeeShare> {
+        let amount = fee.get() * i64::from(self.worker_share_bp.min(10_000)) / 10_000;
+        accepted_by
+            .filter(|_| amount > 0)
+            .map(|worker_id| FeeShare {
+                worker_id,
+                amount: Fen::literal(amount),
+            })
     }
 }
 

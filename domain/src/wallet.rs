@@ -23,13 +23,35 @@ pub struct BankAccount {
     pub masked: String,
 }
 
+/// Where a worker's income came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IncomeKind {
+    /// The worker's share of a completed order's payment.
+    #[default]
+    Service,
+    /// The worker's share of the fee kept when the customer cancelled late.
+    CancellationFee,
+}
+
+impl IncomeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IncomeKind::Service => "service",
+            IncomeKind::CancellationFee => "cancellation_fee",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum WalletCommand {
-    /// The worker's share of a completed order; settles at `settles_at`.
+    /// The worker's share of a completed order, or of a late cancellation's fee; settles at
+    /// `settles_at`. One income per order.
     RecordIncome {
         worker_id: Uuid,
         order_id: Uuid,
         amount: Fen,
+        kind: IncomeKind,
         settles_at: DateTime<Utc>,
         now: DateTime<Utc>,
     },
@@ -83,6 +105,9 @@ pub enum WalletEvent {
         worker_id: Uuid,
         order_id: Uuid,
         amount: Fen,
+        /// Absent in events written before fees were shared: those are all service income.
+        #[serde(default, skip_serializing_if = "is_service")]
+        kind: IncomeKind,
         settles_at: DateTime<Utc>,
         recorded_at: DateTime<Utc>,
     },
@@ -127,6 +152,10 @@ pub enum WalletEvent {
         from_available: Fen,
         recovered_at: DateTime<Utc>,
     },
+}
+
+fn is_service(kind: &IncomeKind) -> bool {
+    *kind == IncomeKind::Service
 }
 
 impl DomainEvent for WalletEvent {
@@ -235,6 +264,7 @@ impl Wallet {
                 worker_id,
                 order_id,
                 amount,
+                kind,
                 settles_at,
                 now,
             } => Ok(if self.orders.contains(&order_id) {
@@ -244,6 +274,7 @@ impl Wallet {
                     worker_id,
                     order_id,
                     amount,
+                    kind,
                     settles_at,
                     recorded_at: now,
                 }]
@@ -400,7 +431,7 @@ impl Wallet {
         let available = Account::WorkerAvailable(worker_id);
         let transit = Account::WithdrawalsInTransit(worker_id);
         match event {
-            // The escrow release already credited pending income.
+            // The escrow release (or the refund that kept a fee) already credited pending income.
             WalletEvent::IncomeRecorded { .. }
             | WalletEvent::WithdrawalApproved { .. }
             | WalletEvent::BankAccountSet { .. } => vec![],

@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use domain::ledger::Posting;
+use domain::order::OrderEvent;
 use domain::payment::{Payment, PaymentEvent};
 use domain::wallet::{Wallet, WalletEvent};
 use sqlx::{PgConnection, PgPool};
@@ -30,6 +31,7 @@ impl Projection for LedgerProjection {
             "withdrawals",
             "dispute_recoveries",
             "refunds",
+            "cancellations",
         ]
     }
 
@@ -71,6 +73,8 @@ impl Projection for LedgerProjection {
                 worker_id   uuid        NOT NULL,
                 order_id    uuid        NOT NULL,
                 amount      bigint      NOT NULL,
+                -- `service` or `cancellation_fee`.
+                kind        text        NOT NULL DEFAULT 'service',
                 recorded_at timestamptz NOT NULL,
                 settles_at  timestamptz NOT NULL,
                 settled_at  timestamptz,
@@ -98,16 +102,36 @@ impl Projection for LedgerProjection {
                 recovered_at timestamptz
             );
             CREATE INDEX ON {schema}.dispute_recoveries (issued_at) WHERE recovered_at IS NULL;
+            -- Every refund issued from escrow, fee-only ones (amount 0) included.
             CREATE TABLE {schema}.refunds (
                 refund_id       uuid PRIMARY KEY,
                 payment_id      uuid        NOT NULL,
                 amount          bigint      NOT NULL,
+                fee             bigint      NOT NULL DEFAULT 0,
+                fee_worker_id   uuid,
+                fee_to_worker   bigint      NOT NULL DEFAULT 0,
                 issued_at       timestamptz NOT NULL,
                 provider_refund text,
                 completed_at    timestamptz
             );
-            CREATE INDEX ON {schema}.refunds (issued_at) WHERE completed_at IS NULL;
-            CREATE INDEX ON {schema}.refunds (payment_id);"
+            CREATE INDEX ON {schema}.refunds (issued_at) WHERE completed_at IS NULL AND amount > 0;
+            CREATE INDEX ON {schema}.refunds (payment_id);
+            -- Paid orders' cancellations, until their refund is issued and the accepted
+            -- worker's share of the fee is in their wallet (the money job finishes the rest).
+            CREATE TABLE {schema}.cancellations (
+                order_id        uuid PRIMARY KEY,
+                payment_id      uuid        NOT NULL,
+                refund_id       uuid        NOT NULL UNIQUE,
+                refund          bigint      NOT NULL,
+                fee             bigint      NOT NULL,
+                fee_worker_id   uuid,
+                fee_to_worker   bigint      NOT NULL,
+                cancelled_at    timestamptz NOT NULL,
+                refund_issued   boolean     NOT NULL DEFAULT false,
+                income_recorded boolean     NOT NULL
+            );
+            CREATE INDEX ON {schema}.cancellations (cancelled_at)
+             WHERE NOT (refund_issued AND income_recorded);"
         )
     }
 
@@ -128,6 +152,9 @@ impl Projection for LedgerProjection {
                 let decoded = event.decode::<WalletEvent>()?;
                 track_income(connection, schema, worker_id, &decoded).await?;
                 Wallet::postings(worker_id, &decoded)
+            }
+            "order" if event.event_type == "OrderCancelled" => {
+                return track_cancellation(connection, schema, event).await;
             }
             _ => return Ok(()),
         };
@@ -173,6 +200,44 @@ impl Projection for LedgerProjection {
     }
 }
 
+/// A paid order's cancellation, from its recorded terms.
+async fn track_cancellation(
+    connection: &mut PgConnection,
+    schema: &str,
+    event: &StoredEvent,
+) -> anyhow::Result<()> {
+    let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
+    let OrderEvent::OrderCancelled {
+        settlement: Some(settlement),
+        cancelled_at,
+        ..
+    } = event.decode::<OrderEvent>()?
+    else {
+        return Ok(());
+    };
+    let share = settlement.to_worker;
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.cancellations (order_id, payment_id, refund_id, refund, fee,
+             fee_worker_id, fee_to_worker, cancelled_at, refund_issued, income_recorded)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                 EXISTS (SELECT 1 FROM {schema}.refunds WHERE refund_id = $3),
+                 $6 IS NULL OR EXISTS (SELECT 1 FROM {schema}.wallet_incomes
+                                        WHERE worker_id = $6 AND order_id = $1))
+         ON CONFLICT DO NOTHING"
+    ))
+    .bind(order_id)
+    .bind(settlement.payment_id)
+    .bind(settlement.refund_id(order_id))
+    .bind(settlement.refund.get())
+    .bind(settlement.fee.get())
+    .bind(share.map(|share| share.worker_id))
+    .bind(share.map_or(0, |share| share.amount.get()))
+    .bind(cancelled_at)
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
 async fn track_payment(
     connection: &mut PgConnection,
     schema: &str,
@@ -210,10 +275,33 @@ async fn track_payment(
         PaymentEvent::RefundIssued {
             refund_id,
             amount,
+            fee,
+            fee_to_worker,
             issued_at,
             ..
+        } => {
+            sqlx::query(&format!(
+                "INSERT INTO {schema}.refunds
+                     (refund_id, payment_id, amount, fee, fee_worker_id, fee_to_worker, issued_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING"
+            ))
+            .bind(refund_id)
+            .bind(payment_id)
+            .bind(amount.get())
+            .bind(fee.get())
+            .bind(fee_to_worker.map(|share| share.worker_id))
+            .bind(fee_to_worker.map_or(0, |share| share.amount.get()))
+            .bind(issued_at)
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(&format!(
+                "UPDATE {schema}.cancellations SET refund_issued = true WHERE refund_id = $1"
+            ))
+            .bind(refund_id)
+            .execute(&mut *connection)
+            .await?;
         }
-        | PaymentEvent::RefundClawedBack {
+        PaymentEvent::RefundClawedBack {
             refund_id,
             amount,
             issued_at,
@@ -308,19 +396,29 @@ async fn track_income(
         WalletEvent::IncomeRecorded {
             order_id,
             amount,
+            kind,
             settles_at,
             recorded_at,
             ..
         } => {
             sqlx::query(&format!(
-                "INSERT INTO {schema}.wallet_incomes (worker_id, order_id, amount, recorded_at, settles_at)
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+                "INSERT INTO {schema}.wallet_incomes (worker_id, order_id, amount, kind, recorded_at, settles_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
             ))
             .bind(worker_id)
             .bind(order_id)
             .bind(amount.get())
+            .bind(kind.as_str())
             .bind(recorded_at)
             .bind(settles_at)
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(&format!(
+                "UPDATE {schema}.cancellations SET income_recorded = true
+                  WHERE order_id = $1 AND fee_worker_id = $2"
+            ))
+            .bind(order_id)
+            .bind(worker_id)
             .execute(&mut *connection)
             .await?;
         }

@@ -61,6 +61,10 @@ impl Projection for OrdersProjection {
                 cancelled_by_role    text,
                 cancel_reason        text,
                 cancel_stage         text,
+                -- A paid order's cancellation: refunded, kept, and the worker's share of it.
+                refund_fen           bigint,
+                fee_kept_fen         bigint,
+                fee_to_worker_fen    bigint,
                 disputed_at          timestamptz,
                 dispute_reason       text,
                 rating_quality       smallint,
@@ -484,9 +488,9 @@ fn effect(
             reason,
             stage,
             cancelled_at,
-        } => (
-            OrderStatus::Cancelled,
-            vec![
+            settlement,
+        } => {
+            let mut columns = vec![
                 ("cancelled_at", Value::Time(cancelled_at)),
                 (
                     "cancelled_by_role",
@@ -494,8 +498,17 @@ fn effect(
                 ),
                 ("cancel_reason", Value::Text(reason)),
                 ("cancel_stage", Value::Text(stage.as_str().to_owned())),
-            ],
-        ),
+            ];
+            if let Some(settlement) = settlement {
+                let to_worker = settlement.to_worker.map_or(0, |share| share.amount.get());
+                columns.extend([
+                    ("refund_fen", Value::Amount(settlement.refund.get())),
+                    ("fee_kept_fen", Value::Amount(settlement.fee.get())),
+                    ("fee_to_worker_fen", Value::Amount(to_worker)),
+                ]);
+            }
+            (OrderStatus::Cancelled, columns)
+        }
         OrderEvent::DisputeResolved { .. } => (OrderStatus::Completed, vec![]),
         OrderEvent::OrderDisputed {
             reason,
@@ -597,6 +610,9 @@ pub struct OrderRow {
     pub cancelled_by_role: Option<String>,
     pub cancel_reason: Option<String>,
     pub cancel_stage: Option<String>,
+    pub refund_fen: Option<i64>,
+    pub fee_kept_fen: Option<i64>,
+    pub fee_to_worker_fen: Option<i64>,
     pub disputed_at: Option<DateTime<Utc>>,
     pub dispute_reason: Option<String>,
     pub rating_quality: Option<i16>,

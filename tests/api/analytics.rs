@@ -29,7 +29,21 @@ async fn revenue_agrees(app: &TestApp, report: &Value) {
     let gmv = scalar(app, GMV).await;
     let paid_orders = scalar(app, PAID_ORDERS).await;
     let refunds = scalar(app, "SELECT sum(amount)::bigint FROM read_refunds").await;
-    let payouts = scalar(app, "SELECT sum(amount)::bigint FROM read_wallet_incomes").await;
+    let payouts = scalar(
+        app,
+        "SELECT sum(amount)::bigint FROM read_wallet_incomes WHERE kind = 'service'",
+    )
+    .await;
+    let fee_shares = scalar(
+        app,
+        "SELECT sum(amount)::bigint FROM read_wallet_incomes WHERE kind = 'cancellation_fee'",
+    )
+    .await;
+    let kept_fees = scalar(
+        app,
+        "SELECT sum(fee - fee_to_worker)::bigint FROM read_refunds",
+    )
+    .await;
     let released = scalar(
         app,
         "SELECT sum(amount)::bigint FROM read_payments WHERE status = 'released'",
@@ -39,6 +53,8 @@ async fn revenue_agrees(app: &TestApp, report: &Value) {
     assert_eq!(report["total_refunds_fen"], refunds);
     assert_eq!(report["total_net_fen"], gmv - refunds);
     assert_eq!(report["total_worker_payouts_fen"], payouts);
+    assert_eq!(report["total_fee_shares_fen"], fee_shares);
+    assert_eq!(report["total_kept_fees_fen"], kept_fees);
     assert_eq!(report["total_commission_fen"], released - payouts);
     assert_eq!(report["paid_orders"], paid_orders);
     assert_eq!(report["average_order_fen"], gmv / paid_orders.max(1));

@@ -1166,13 +1166,7 @@ async fn reminders_reach_a_phone_login_by_sms_and_an_email_login_by_mail() {
     app.pay(order_id, &admin).await;
     let assigned = app.assign(order_id, worker.id, &admin).await;
     assert_eq!(assigned.status(), StatusCode::OK);
-    let accepted = app
-        .post(
-            &format!("/api/v1/orders/{order_id}/accept"),
-            Some(&worker.token),
-            &json!({}),
-        )
-        .await;
+    let accepted = app.accept(order_id, &worker).await;
     assert_eq!(accepted.status(), StatusCode::OK);
     let deadline = Instant::now() + Duration::from_secs(30);
     let sms = loop {

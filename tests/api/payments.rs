@@ -1096,3 +1096,223 @@ async fn a_refund_the_provider_fails_stays_owed_and_the_money_job_pays_it_later(
     assert_eq!(paid_by_sandbox, 1, "paid once");
     app.stop().await;
 }
+
+/// A paid order three hours ahead, assigned to `worker` who accepts it: a cancellation now is
+/// late, so the policy keeps 20% of the 150.00 paid.
+async fn accepted_order(
+    app: &TestApp,
+    customer: &User,
+    admin: &User,
+    worker: &User,
+) -> (Uuid, Uuid) {
+    let (order_id, payment_id) =
+        paid_order(app, customer, &tests::order_body_starting_in(180)).await;
+    let assigned = app.assign(order_id, worker.id, admin).await;
+    assert_eq!(assigned.status(), StatusCode::OK);
+    let accepted = app.accept(order_id, worker).await;
+    assert_eq!(accepted.status(), StatusCode::OK);
+    (order_id, payment_id)
+}
+
+#[tokio::test]
+async fn a_late_cancellation_shows_its_kept_fee_on_the_payment_and_the_order_and_shares_it_with_the_worker(
+) {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let analyst = app.create_analyst().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let (order_id, payment_id) = accepted_order(&app, &customer, &admin, &worker).await;
+
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/cancel"),
+            Some(&customer.token),
+            &json!({"reason": "临时有事 / something came up"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let position = cancelled
+        .headers()
+        .get("anjia-position")
+        .and_then(|value| value.to_str().ok())
+        .expect("a position")
+        .to_owned();
+
+    // The payment: 120.00 back, 30.00 kept, 15.00 of it (the default half) to the worker.
+    let paid = payment(&app, &customer.token, payment_id).await;
+    assert_eq!(
+        (
+            &paid["refunded"],
+            &paid["fee_kept"],
+            &paid["fees_to_workers"],
+            &paid["in_escrow"]
+        ),
+        (&json!(12_000), &json!(3_000), &json!(1_500), &json!(0)),
+        "{paid}"
+    );
+    // The order, read at the cancellation's position.
+    let order: Value = app
+        .client
+        .get(app.url(&format!("/api/v1/orders/{order_id}")))
+        .bearer_auth(&customer.token)
+        .header("Anjia-Min-Position", &position)
+        .send()
+        .await
+        .expect("order")
+        .json()
+        .await
+        .expect("order");
+    assert_eq!(order["status"], "cancelled");
+    assert_eq!(
+        (
+            &order["refund"],
+            &order["fee_kept"],
+            &order["fee_to_worker"]
+        ),
+        (&json!(12_000), &json!(3_000), &json!(1_500)),
+        "{order}"
+    );
+    // The worker's income: pending, marked as a cancellation fee.
+    app.wait_for_projections().await;
+    let income: Value = app
+        .get("/api/v1/worker/income", Some(&worker.token))
+        .await
+        .json()
+        .await
+        .expect("income");
+    assert_eq!(income["pending"], 1_500, "{income}");
+    assert_eq!(income["incomes"][0]["order_id"], order_id.to_string());
+    assert_eq!(income["incomes"][0]["kind"], "cancellation_fee");
+    assert_eq!(income["incomes"][0]["amount"], 1_500);
+    // The ledger: the platform's half as revenue, the worker's half pending for them.
+    let books = ledger(&app, &admin).await;
+    assert_eq!(balance(&books, "commission_revenue"), 1_500);
+    assert_eq!(
+        balance(&books, &format!("worker_pending:{}", worker.id)),
+        1_500
+    );
+    assert_eq!(balance(&books, "platform_escrow"), 0);
+    assert_eq!(books["trial_balance"], 0);
+
+    // The revenue report has the kept fees as their own lines, so it and the ledger agree:
+    // commission (none: nothing was served) plus kept fees is the ledger's revenue.
+    let refreshed = app
+        .post(
+            "/api/v1/admin/analytics/refresh",
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let report: Value = app
+        .get("/api/v1/reports/revenue", Some(&analyst.token))
+        .await
+        .json()
+        .await
+        .expect("report");
+    assert_eq!(report["total_kept_fees_fen"], 1_500, "{report}");
+    assert_eq!(report["total_fee_shares_fen"], 1_500);
+    assert_eq!(
+        report["total_commission_fen"].as_i64().unwrap_or(-1)
+            + report["total_kept_fees_fen"].as_i64().unwrap_or(-1),
+        balance(&books, "commission_revenue")
+    );
+    assert_eq!(report["total_refunds_fen"], 12_000);
+    let csv = app
+        .get("/api/v1/reports/revenue?format=csv", Some(&analyst.token))
+        .await
+        .text()
+        .await
+        .expect("csv");
+    assert!(
+        csv.lines()
+            .next()
+            .unwrap_or("")
+            .contains("kept_fees_fen,fee_shares_fen"),
+        "{csv}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancellation_whose_refund_a_stopped_process_left_undone_is_finished_by_the_money_job() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let (order_id, payment_id) = accepted_order(&app, &customer, &admin, &worker).await;
+
+    // The cancellation commits with its terms, and the process stops before the refund.
+    let settlement = domain::payment::CancellationSettlement {
+        payment_id,
+        refund: domain::Fen::literal(12_000),
+        fee: domain::Fen::literal(3_000),
+        to_worker: Some(domain::payment::FeeShare {
+            worker_id: worker.id,
+            amount: domain::Fen::literal(1_500),
+        }),
+    };
+    let orders = command_api::commands::CommandBus::<domain::order::Order>::new(app.pool.clone());
+    let customer_actor = domain::Actor {
+        id: customer.id,
+        role: domain::Role::Customer,
+    };
+    orders
+        .execute(
+            order_id,
+            domain::order::OrderCommand::Cancel {
+                by: customer_actor,
+                reason: "临时有事 / something came up".to_owned(),
+                settlement: Some(settlement),
+                now: Utc::now(),
+            },
+            &command_api::commands::CommandContext::system(),
+        )
+        .await
+        .expect("cancelled");
+    // A share for anyone but the worker who accepted is refused by the order itself.
+    let stranger = domain::order::OrderCommand::Cancel {
+        by: customer_actor,
+        reason: "再次 / again".to_owned(),
+        settlement: Some(settlement),
+        now: Utc::now(),
+    };
+    assert!(orders
+        .execute(
+            order_id,
+            stranger,
+            &command_api::commands::CommandContext::system()
+        )
+        .await
+        .is_err());
+
+    // The money job finds it from the log's terms: refund, fee and the worker's share, once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let paid = payment(&app, &customer.token, payment_id).await;
+        let income: Value = app
+            .get("/api/v1/worker/income", Some(&worker.token))
+            .await
+            .json()
+            .await
+            .expect("income");
+        if paid["refunded"] == 12_000 && income["pending"] == 1_500 {
+            assert_eq!(paid["fee_kept"], 3_000, "{paid}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the job never finished it: {paid} {income}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(events_named(&app, payment_id, "RefundIssued").await, 1);
+    let books = ledger(&app, &admin).await;
+    assert_eq!(balance(&books, "commission_revenue"), 1_500);
+    assert_eq!(books["trial_balance"], 0);
+    app.stop().await;
+}

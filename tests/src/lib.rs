@@ -416,6 +416,16 @@ impl TestApp {
         .await
     }
 
+    /// The assigned worker accepts an order; the response is the test's to judge.
+    pub async fn accept(&self, order_id: Uuid, worker: &User) -> Response {
+        self.post(
+            &format!("/api/v1/orders/{order_id}/accept"),
+            Some(&worker.token),
+            &json!({}),
+        )
+        .await
+    }
+
     /// A worker grabs an order open for grabbing and serves it to the end: sets off, checks in
     /// at the door of `order_body`'s address, starts and finishes.
     pub async fn grab_and_serve(&self, order_id: Uuid, worker: &User) {

@@ -306,6 +306,12 @@ pub struct OrderView {
     pub cancelled_by_role: Option<String>,
     pub cancel_reason: Option<String>,
     pub cancel_stage: Option<String>,
+    /// Fen given back when a paid order was cancelled.
+    pub refund: Option<i64>,
+    /// Fen kept by the cancellation policy (a late cancellation), the worker's share included.
+    pub fee_kept: Option<i64>,
+    /// Fen of the kept fee that went to the worker who had accepted the order.
+    pub fee_to_worker: Option<i64>,
     pub disputed_at: Option<DateTime<Utc>>,
     pub dispute_reason: Option<String>,
     pub rating_quality: Option<i16>,
@@ -350,6 +356,9 @@ impl From<OrderRow> for OrderView {
             cancelled_by_role: row.cancelled_by_role,
             cancel_reason: row.cancel_reason,
             cancel_stage: row.cancel_stage,
+            refund: row.refund_fen,
+            fee_kept: row.fee_kept_fen,
+            fee_to_worker: row.fee_to_worker_fen,
             disputed_at: row.disputed_at,
             dispute_reason: row.dispute_reason,
             rating_quality: row.rating_quality,
@@ -635,6 +644,8 @@ pub async fn cancel(
 }
 
 /// Cancels an order, refunds by the policy (or in full), and gives the workers' time back.
+/// The money's terms are decided here and recorded on the order's cancellation, so a refund
+/// this request could not finish is finished by the money job from the log.
 pub(crate) async fn cancel_order(
     state: &AppState,
     context: &CommandContext,
@@ -644,42 +655,31 @@ pub(crate) async fn cancel_order(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let (before, _): (Order, usize) = state.orders.load(order_id).await?;
+    let settlement = match crate::payments::captured_payment_of(state, order_id).await? {
+        Some(payment_id) => {
+            let (payment, _): (domain::payment::Payment, usize) =
+                state.payments.load(payment_id).await?;
+            Some(cancellation_settlement(
+                state,
+                &before,
+                payment_id,
+                &payment,
+                full_refund,
+                context.occurred_at,
+            ))
+        }
+        None => None,
+    };
     let command = OrderCommand::Cancel {
         by,
         reason,
+        settlement,
         now: context.occurred_at,
     };
     let committed = state.orders.execute(order_id, command, context).await?;
     // The money goes back by the cancellation policy, through the provider it came from.
-    if let Some(payment_id) = crate::payments::captured_payment_of(state, order_id).await? {
-        let (payment, _): (domain::payment::Payment, usize) =
-            state.payments.load(payment_id).await?;
-        let start = before
-            .window
-            .map_or(context.occurred_at, |(start, _)| start);
-        let mut terms = state.money.refunds.terms(
-            Fen::literal(payment.in_escrow),
-            before.worker_id.is_some(),
-            start,
-            context.occurred_at,
-        );
-        if full_refund {
-            terms.refund = Fen::literal(payment.in_escrow);
-        }
-        // After the start nothing is refunded; the escrow is kept as the fee.
-        let fee = Fen::literal(payment.in_escrow - terms.refund.get());
-        if let Err(error) = crate::payments::refund(
-            state,
-            payment_id,
-            terms.refund,
-            fee,
-            "订单取消 / order cancelled",
-            context,
-        )
-        .await
-        {
-            tracing::error!(order_id = %order_id, error = %error, "the cancellation refund was not recorded");
-        }
+    if let Err(error) = crate::payments::settle_cancellation(state, order_id, context).await {
+        tracing::error!(order_id = %order_id, error = %error, "the cancellation's refund is not finished yet; the money job finishes it");
     }
     let holders = [committed.state.worker_id, committed.state.preferred_worker];
     for (index, worker_id) in holders.iter().enumerate() {
@@ -698,6 +698,38 @@ pub(crate) async fn cancel_order(
         }
     }
     Ok(ack(order_id, committed))
+}
+
+/// What cancelling `order` now does with its captured payment: the policy's refund and fee
+/// (or everything back), and half the fee (by the policy's setting) to the worker who had
+/// accepted it.
+fn cancellation_settlement(
+    state: &AppState,
+    order: &Order,
+    payment_id: Uuid,
+    payment: &domain::payment::Payment,
+    full_refund: bool,
+    now: DateTime<Utc>,
+) -> domain::payment::CancellationSettlement {
+    let policy = &state.money.refunds;
+    let in_escrow = Fen::literal(payment.in_escrow);
+    let start = order.window.map_or(now, |(start, _)| start);
+    let mut terms = policy.terms(in_escrow, order.worker_id.is_some(), start, now);
+    if full_refund {
+        terms.refund = in_escrow;
+    }
+    // After the start nothing is refunded; the escrow is kept as the fee.
+    let fee = Fen::literal(payment.in_escrow - terms.refund.get());
+    let accepted = matches!(
+        order.status,
+        OrderStatus::Accepted | OrderStatus::OnTheWay | OrderStatus::Arrived
+    );
+    domain::payment::CancellationSettlement {
+        payment_id,
+        refund: terms.refund,
+        fee,
+        to_worker: policy.fee_share(fee, order.worker_id.filter(|_| accepted)),
+    }
 }
 
 /// Open a dispute during or after the service (its customer or an admin).

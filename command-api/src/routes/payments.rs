@@ -200,6 +200,10 @@ pub struct PaymentView {
     pub amount: i64,
     pub in_escrow: i64,
     pub refunded: i64,
+    /// Fen kept by cancellation fees, the workers' shares included.
+    pub fee_kept: i64,
+    /// Fen of `fee_kept` that went to the worker who had accepted the order.
+    pub fees_to_workers: i64,
 }
 
 /// One payment (its customer or admins).
@@ -228,6 +232,8 @@ pub async fn show(
         amount: payment.amount,
         in_escrow: payment.in_escrow,
         refunded: payment.refunded,
+        fee_kept: payment.fee_kept,
+        fees_to_workers: payment.fees_to_workers,
     }))
 }
 
@@ -342,6 +348,10 @@ pub struct IncomeItem {
     pub order_id: Uuid,
     /// Fen, after the platform's commission.
     pub amount: i64,
+    /// `service` (a served order's share) or `cancellation_fee` (a share of the fee kept when
+    /// the customer cancelled late).
+    #[schema(value_type = crate::schemas::IncomeKind)]
+    pub kind: String,
     pub recorded_at: DateTime<Utc>,
     pub settles_at: DateTime<Utc>,
     pub settled_at: Option<DateTime<Utc>>,
@@ -394,12 +404,13 @@ pub async fn income(
         (
             Uuid,
             i64,
+            String,
             DateTime<Utc>,
             DateTime<Utc>,
             Option<DateTime<Utc>>,
         ),
     >(
-        "SELECT order_id, amount, recorded_at, settles_at, settled_at FROM read_wallet_incomes
+        "SELECT order_id, amount, kind, recorded_at, settles_at, settled_at FROM read_wallet_incomes
           WHERE worker_id = $1 ORDER BY recorded_at DESC LIMIT 500",
     )
     .bind(worker_id)
@@ -409,9 +420,10 @@ pub async fn income(
     .map(|row| IncomeItem {
         order_id: row.0,
         amount: row.1,
-        recorded_at: row.2,
-        settles_at: row.3,
-        settled_at: row.4,
+        kind: row.2,
+        recorded_at: row.3,
+        settles_at: row.4,
+        settled_at: row.5,
     })
     .collect();
     let series = sqlx::query_as::<_, (chrono::NaiveDate, i64, i64)>(
