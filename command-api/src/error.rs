@@ -60,6 +60,12 @@ pub enum ApiError {
         detail: String,
         retry_after_seconds: i64,
     },
+    /// 429: the server has as much of this kind of work as it takes on at once.
+    #[error("{detail}")]
+    Busy {
+        detail: String,
+        retry_after_seconds: i64,
+    },
     /// 413: the body is larger than allowed.
     #[error("请求体过大 / request body too large")]
     PayloadTooLarge,
@@ -110,6 +116,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::LockedOut { .. }
             | ApiError::TooFrequent { .. }
+            | ApiError::Busy { .. }
             | ApiError::CodeSendLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Invalid(_)
@@ -140,6 +147,7 @@ impl ApiError {
             ApiError::PayloadTooLarge => "/problems/payload-too-large",
             ApiError::LockedOut { .. } => "/problems/locked-out",
             ApiError::TooFrequent { .. } => "/problems/too-frequent",
+            ApiError::Busy { .. } => "/problems/busy",
             ApiError::CodeSendLimited { .. } => "/problems/code-send-limited",
             ApiError::UnsupportedMediaType => "/problems/unsupported-media-type",
             ApiError::Invalid(_) | ApiError::InvalidField { .. } => "/problems/invalid-input",
@@ -217,6 +225,10 @@ impl IntoResponse for ApiError {
             retry_after_seconds,
             ..
         }
+        | ApiError::Busy {
+            retry_after_seconds,
+            ..
+        }
         | ApiError::CatchingUp {
             retry_after_seconds,
         }
@@ -235,6 +247,7 @@ impl IntoResponse for ApiError {
                 | ApiError::IdempotencyInProgress
                 | ApiError::LockedOut { .. }
                 | ApiError::TooFrequent { .. }
+                | ApiError::Busy { .. }
                 | ApiError::CatchingUp { .. }
                 | ApiError::CodeSendLimited { .. }
                 | ApiError::Unavailable(_)

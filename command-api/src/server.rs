@@ -87,6 +87,11 @@ pub struct Settings {
     pub signaling: signaling::Settings,
     /// The analytics warehouse's file and refresh schedule.
     pub warehouse: crate::warehouse::WarehouseSettings,
+    /// How much password hashing a process takes on at once.
+    pub passwords: crate::auth::PasswordLimits,
+    /// `ANJIA_STAFF_CODE_SIGN_IN=on`: admins and analysts may sign in by one-time code unless
+    /// they turned it off (by default they may not until they turn it on).
+    pub staff_code_sign_in: bool,
 }
 
 impl Settings {
@@ -104,6 +109,8 @@ impl Settings {
             reviews: crate::reviews::ReviewSettings::from_environment()?,
             signaling: signaling::Settings::default(),
             warehouse: crate::warehouse::WarehouseSettings::from_environment(),
+            passwords: crate::auth::PasswordLimits::from_environment()?,
+            staff_code_sign_in: setting("ANJIA_STAFF_CODE_SIGN_IN").as_deref() == Some("on"),
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())

@@ -45,6 +45,11 @@ pub struct AppState {
     pub reviews: Arc<crate::reviews::ReviewSettings>,
     /// The analytics warehouse (DuckDB) and its refresh/report lock.
     pub warehouse: crate::warehouse::WarehouseHandle,
+    /// Argon2 hashing, on a bounded pool.
+    pub passwords: crate::auth::PasswordPool,
+    /// `ANJIA_STAFF_CODE_SIGN_IN`: whether admins and analysts may sign in by one-time code
+    /// before they turn it on themselves (off by default: a phone is easier to take over).
+    pub staff_code_sign_in: bool,
 }
 
 impl AppState {
@@ -94,6 +99,8 @@ impl AppState {
             }
             .with_limits(settings.warehouse.sql.clone()),
             shutdown: tokio::sync::watch::channel(false).1,
+            passwords: crate::auth::PasswordPool::new(settings.passwords),
+            staff_code_sign_in: settings.staff_code_sign_in,
             vault,
             notifier: Notifier::new(&pool, notify)?,
             token_key,

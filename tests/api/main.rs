@@ -10,6 +10,7 @@ mod conformance;
 mod corrections;
 mod dispatch;
 mod erasure;
+mod hardening;
 mod idempotency;
 mod interviews;
 mod lifecycle;

@@ -122,7 +122,21 @@ pub async fn register(
         None => PhoneNumber::parse(&login).ok(),
     };
     let now = Utc::now();
-    let user_id = context.new_aggregate_id("account");
+    // A retry after a lost answer (same Idempotency-Key, same login) registers the same
+    // account; the id is keyed with the server's secret, so nobody can predict it from the
+    // client's key, or claim another login's id with a key of their choosing.
+    let user_id = match &context.idempotency_key {
+        Some(key) => {
+            use hmac::Mac;
+            let mac = state
+                .token_key
+                .code_mac(&["account-id", &login, key])
+                .finalize()
+                .into_bytes();
+            Uuid::new_v5(&Uuid::NAMESPACE_OID, &mac)
+        }
+        None => Uuid::now_v7(),
+    };
     // The phone number enters the log sealed under the new person's own key.
     let name = domain::PersonName::parse(&body.name)?;
     // Name and phone number enter the log sealed under the new person's own key.
@@ -194,9 +208,10 @@ pub async fn register(
     .await?;
     let password_hash = {
         let password = body.password.clone();
-        tokio::task::spawn_blocking(move || hash_password(&password))
-            .await
-            .map_err(|error| ApiError::Internal(error.into()))??
+        state
+            .passwords
+            .run(move || hash_password(&password))
+            .await??
     };
     // The credentials row reserves the login; the profile goes to the event log. If the
     // profile is refused, the reservation is withdrawn.

@@ -6,7 +6,6 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -27,17 +26,25 @@ pub struct SecuritySettings {
     pub new_sign_in_alert: bool,
 }
 
-pub async fn settings_of(pool: &PgPool, user_id: Uuid) -> sqlx::Result<SecuritySettings> {
-    let stored: Option<SecuritySettings> = sqlx::query_as(
-        "SELECT sign_in_by_code, new_sign_in_alert FROM account_security WHERE user_id = $1",
-    )
-    .bind(user_id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(stored.unwrap_or(SecuritySettings {
-        sign_in_by_code: true,
-        new_sign_in_alert: true,
-    }))
+/// A person's settings, or the defaults: code sign-in is on for customers and workers, and
+/// off for admins and analysts unless `ANJIA_STAFF_CODE_SIGN_IN=on` (a phone number is easier
+/// to take over than a password, and staff accounts reach everyone's data).
+pub async fn settings_of(state: &AppState, user_id: Uuid) -> sqlx::Result<SecuritySettings> {
+    let (stored_code, stored_alert, role): (Option<bool>, Option<bool>, Option<String>) =
+        sqlx::query_as(
+            "SELECT s.sign_in_by_code, s.new_sign_in_alert, c.role
+               FROM (SELECT $1::uuid AS user_id) me
+               LEFT JOIN account_security s USING (user_id)
+               LEFT JOIN credentials c USING (user_id)",
+        )
+        .bind(user_id)
+        .fetch_one(&state.pool)
+        .await?;
+    let staff = matches!(role.as_deref(), Some("admin" | "analyst"));
+    Ok(SecuritySettings {
+        sign_in_by_code: stored_code.unwrap_or(!staff || state.staff_code_sign_in),
+        new_sign_in_alert: stored_alert.unwrap_or(true),
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -55,7 +62,7 @@ pub async fn show(
     context: CommandContext,
 ) -> Result<axum::Json<SecurityView>, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
-    let settings = settings_of(&state.pool, actor.id).await?;
+    let settings = settings_of(&state, actor.id).await?;
     let (live_sessions, last_sign_in_at): (i64, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT COUNT(*) FILTER (WHERE revoked_at IS NULL AND expires_at > now()), MAX(created_at) FROM sessions WHERE user_id = $1",
     )

@@ -35,6 +35,10 @@ pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Failures allowed before a lock-out, per account and per client address.
 const FREE_FAILURES: i32 = 5;
 const FIRST_LOCK_OUT_SECONDS: i64 = 30;
+/// Sign-ins one client address may have checked at once beyond its failure allowance: many
+/// people share an address (an office, a mobile carrier's NAT), so right passwords are not
+/// refused for arriving together, while a burst of guesses from one address stays bounded.
+const ADDRESS_IN_FLIGHT: i32 = 16;
 const LONGEST_LOCK_OUT_SECONDS: i64 = 60 * 60;
 
 pub fn router() -> Router<AppState> {
@@ -105,7 +109,7 @@ pub(crate) async fn open_session(
         .await?;
     transaction.commit().await?;
     crate::routes::activity::record_sign_in(state, actor, method, context).await;
-    if crate::routes::security::settings_of(&state.pool, actor.id)
+    if crate::routes::security::settings_of(state, actor.id)
         .await?
         .new_sign_in_alert
     {
@@ -133,57 +137,154 @@ pub(crate) async fn open_session(
     })
 }
 
-/// Refuses a sign-in while the account or the client address is locked out.
-pub(crate) async fn check_lock_out(
+/// Reserves an attempt for the login and for the client address before a password or a code
+/// is checked. Five failures are free; past them each failure locks out for twice as long as
+/// the one before, up to an hour, and an hour without failures starts the count again. An
+/// attempt may start only while the failures so far plus the attempts being checked stay
+/// under the allowance (past it, only one at a time once the lock-out has run out; an address
+/// may have `ADDRESS_IN_FLIGHT` more being checked). Each scope
+/// is one upsert, which takes its row's lock, so parallel attempts in any process take turns
+/// and a burst of guesses cannot all pass one check.
+pub(crate) async fn reserve_attempt(
     pool: &PgPool,
     login: &str,
     client_ip: &str,
 ) -> Result<(), ApiError> {
-    let locked_until: Option<DateTime<Utc>> = sqlx::query_scalar(
-        "SELECT MAX(locked_until) FROM sign_in_failures
-          WHERE ((scope = 'login' AND subject = $1) OR (scope = 'ip' AND subject = $2)) AND locked_until > now()",
-    )
-    .bind(login)
-    .bind(client_ip)
-    .fetch_one(pool)
-    .await?;
-    match locked_until {
-        Some(until) => Err(ApiError::LockedOut {
-            retry_after_seconds: (until - Utc::now()).num_seconds().max(1),
-        }),
-        None => Ok(()),
-    }
-}
-
-/// Counts a failure for the account and the address; past the free allowance each failure
-/// locks out for twice as long as the one before, up to an hour. An hour without failures
-/// starts the count again, so a busy shared address is not locked out for ever.
-pub(crate) async fn record_failure(
-    pool: &PgPool,
-    login: &str,
-    client_ip: &str,
-) -> Result<(), ApiError> {
-    for (scope, subject) in [("login", login), ("ip", client_ip)] {
-        sqlx::query(
-            "INSERT INTO sign_in_failures (scope, subject, failures, last_failure_at) VALUES ($1, $2, 1, now())
+    for (index, (scope, subject)) in [("ip", client_ip), ("login", login)]
+        .into_iter()
+        .enumerate()
+    {
+        let reserved: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO sign_in_failures AS f (scope, subject, failures, in_flight, reserved_at)
+             VALUES ($1, $2, 0, 1, now())
              ON CONFLICT (scope, subject) DO UPDATE
-                SET failures = CASE WHEN sign_in_failures.last_failure_at < now() - interval '1 hour'
-                                    THEN 1 ELSE sign_in_failures.failures + 1 END,
-                    last_failure_at = now(),
-                    locked_until = CASE WHEN sign_in_failures.last_failure_at < now() - interval '1 hour' THEN NULL
-                      WHEN sign_in_failures.failures + 1 >= $3
-                        THEN now() + make_interval(secs => LEAST($5, $4 * power(2, sign_in_failures.failures + 1 - $3)))
-                        ELSE sign_in_failures.locked_until END",
+                SET in_flight = (CASE WHEN f.reserved_at < now() - interval '1 minute' THEN 0 ELSE f.in_flight END) + 1,
+                    reserved_at = now()
+              WHERE (f.locked_until IS NULL OR f.locked_until <= now())
+                AND (CASE WHEN f.last_failure_at < now() - interval '1 hour' THEN 0 ELSE f.failures END)
+                    + (CASE WHEN f.reserved_at < now() - interval '1 minute' THEN 0 ELSE f.in_flight END)
+                    < GREATEST($3, (CASE WHEN f.last_failure_at < now() - interval '1 hour' THEN 0 ELSE f.failures END) + 1) + $4
+             RETURNING in_flight",
         )
         .bind(scope)
         .bind(subject)
         .bind(FREE_FAILURES)
-        .bind(FIRST_LOCK_OUT_SECONDS as f64)
-        .bind(LONGEST_LOCK_OUT_SECONDS as f64)
-        .execute(pool)
+        .bind(if scope == "ip" { ADDRESS_IN_FLIGHT } else { 0 })
+        .fetch_optional(pool)
         .await?;
+        if reserved.is_some() {
+            continue;
+        }
+        if index == 1 {
+            // The address's reservation is not used after all.
+            release(pool, "ip", client_ip).await?;
+        }
+        let until: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT locked_until FROM sign_in_failures WHERE scope = $1 AND subject = $2",
+        )
+        .bind(scope)
+        .bind(subject)
+        .fetch_optional(pool)
+        .await?
+        .flatten();
+        return Err(ApiError::LockedOut {
+            retry_after_seconds: until.map_or(1, |until| (until - Utc::now()).num_seconds().max(1)),
+        });
     }
     Ok(())
+}
+
+/// Gives back a reservation that was not judged.
+async fn release(pool: &PgPool, scope: &str, subject: &str) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE sign_in_failures SET in_flight = GREATEST(in_flight - 1, 0)
+          WHERE scope = $1 AND subject = $2",
+    )
+    .bind(scope)
+    .bind(subject)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// How a reserved attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// The password or code was wrong: a failure for the login and the address.
+    Failed,
+    /// It was right: the login's count starts again.
+    Succeeded,
+    /// Nothing was judged (the server failed, or was too busy): it does not count.
+    Undecided,
+}
+
+/// Settles an attempt `reserve_attempt` reserved.
+pub(crate) async fn settle_attempt(
+    pool: &PgPool,
+    login: &str,
+    client_ip: &str,
+    attempt: Attempt,
+) -> Result<(), ApiError> {
+    match attempt {
+        Attempt::Failed => {
+            for (scope, subject) in [("login", login), ("ip", client_ip)] {
+                sqlx::query(
+                    "UPDATE sign_in_failures
+                        SET failures = CASE WHEN last_failure_at < now() - interval '1 hour'
+                                            THEN 1 ELSE failures + 1 END,
+                            locked_until = CASE WHEN last_failure_at < now() - interval '1 hour' THEN NULL
+                              WHEN failures + 1 >= $3
+                                THEN now() + make_interval(secs => LEAST($5, $4 * power(2, failures + 1 - $3)))
+                                ELSE locked_until END,
+                            last_failure_at = now(),
+                            in_flight = GREATEST(in_flight - 1, 0)
+                      WHERE scope = $1 AND subject = $2",
+                )
+                .bind(scope)
+                .bind(subject)
+                .bind(FREE_FAILURES)
+                .bind(FIRST_LOCK_OUT_SECONDS as f64)
+                .bind(LONGEST_LOCK_OUT_SECONDS as f64)
+                .execute(pool)
+                .await?;
+            }
+        }
+        Attempt::Succeeded => {
+            sqlx::query("DELETE FROM sign_in_failures WHERE scope = 'login' AND subject = $1")
+                .bind(login)
+                .execute(pool)
+                .await?;
+            release(pool, "ip", client_ip).await?;
+        }
+        Attempt::Undecided => {
+            release(pool, "login", login).await?;
+            release(pool, "ip", client_ip).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a password against a stored hash behind the lock-out: the attempt is reserved
+/// first, the hash is checked on the bounded pool, and the attempt is settled by the outcome.
+pub(crate) async fn guarded_verify(
+    state: &AppState,
+    login: &str,
+    client_ip: &str,
+    password: String,
+    stored_hash: String,
+) -> Result<bool, ApiError> {
+    reserve_attempt(&state.pool, login, client_ip).await?;
+    let checked = state
+        .passwords
+        .run(move || verify_password(&password, &stored_hash))
+        .await;
+    let attempt = match &checked {
+        Ok(true) => Attempt::Succeeded,
+        Ok(false) => Attempt::Failed,
+        Err(_) => Attempt::Undecided,
+    };
+    settle_attempt(&state.pool, login, client_ip, attempt).await?;
+    checked
 }
 
 /// Sign in with a login and password; returns an access token and a refresh token.
@@ -200,7 +301,6 @@ pub async fn sign_in(
         .client_ip
         .clone()
         .unwrap_or_else(|| "unknown".into());
-    check_lock_out(&state.pool, &login, &client_ip).await?;
     let row: Option<(Uuid, String, String)> =
         sqlx::query_as("SELECT user_id, role, password_hash FROM credentials WHERE login = $1")
             .bind(&login)
@@ -208,19 +308,13 @@ pub async fn sign_in(
             .await?;
     let (user_id, role, stored_hash) =
         row.unwrap_or_else(|| (Uuid::nil(), String::new(), DUMMY_HASH.clone()));
-    let password = body.password;
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-        .await
-        .map_err(|error| ApiError::Internal(error.into()))?;
+    // An unknown login is checked against a dummy hash, which never matches: it costs the
+    // same and counts as the same failure.
+    let matches = guarded_verify(&state, &login, &client_ip, body.password, stored_hash).await?;
     let role = Role::parse(&role).filter(|_| matches && !user_id.is_nil());
     let Some(role) = role else {
-        record_failure(&state.pool, &login, &client_ip).await?;
         return Err(ApiError::BadCredentials);
     };
-    sqlx::query("DELETE FROM sign_in_failures WHERE scope = 'login' AND subject = $1")
-        .bind(&login)
-        .execute(&state.pool)
-        .await?;
     let session = open_session(
         &state,
         Actor { id: user_id, role },
@@ -402,30 +496,43 @@ pub struct ChangePasswordBody {
 /// Change your password. Every other session is revoked; this one stays.
 #[utoipa::path(post, path = "/api/v1/me/password", tag = "sessions", request_body = ChangePasswordBody, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
-    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
 pub async fn change_password(
     State(state): State<AppState>,
+    context: CommandContext,
     verified: Verified,
     _caller: Caller,
     AppJson(body): AppJson<ChangePasswordBody>,
 ) -> Result<StatusCode, ApiError> {
     check_password(&body.new_password)?;
-    let stored_hash: String =
-        sqlx::query_scalar("SELECT password_hash FROM credentials WHERE user_id = $1")
+    let (login, stored_hash): (String, String) =
+        sqlx::query_as("SELECT login, password_hash FROM credentials WHERE user_id = $1")
             .bind(verified.actor.id)
             .fetch_one(&state.pool)
             .await?;
-    let current = body.current_password;
-    let new_password = body.new_password;
-    let new_hash = tokio::task::spawn_blocking(move || {
-        verify_password(&current, &stored_hash).then(|| hash_password(&new_password))
-    })
-    .await
-    .map_err(|error| ApiError::Internal(error.into()))?;
-    let Some(new_hash) = new_hash else {
+    // A stolen access token must not become a way to guess the password: wrong current
+    // passwords count and lock out exactly as sign-ins do.
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    if !guarded_verify(
+        &state,
+        &login,
+        &client_ip,
+        body.current_password,
+        stored_hash,
+    )
+    .await?
+    {
         return Err(ApiError::BadCredentials);
-    };
-    let new_hash = new_hash?;
+    }
+    let new_password = body.new_password;
+    let new_hash = state
+        .passwords
+        .run(move || hash_password(&new_password))
+        .await??;
     let mut transaction = state.pool.begin().await?;
     sqlx::query("UPDATE credentials SET password_hash = $2 WHERE user_id = $1")
         .bind(verified.actor.id)

@@ -21,7 +21,9 @@ use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::routes::accounts::{check_password, normalise_login};
-use crate::routes::sessions::{check_lock_out, open_session, record_failure, SessionCreated};
+use crate::routes::sessions::{
+    open_session, reserve_attempt, settle_attempt, Attempt, SessionCreated,
+};
 use crate::state::AppState;
 use crate::text::Line;
 
@@ -83,9 +85,11 @@ fn code_message(code: &str) -> (String, String) {
     )
 }
 
-/// Refuses a send when the destination or the client address has had too many.
+/// Refuses a send when the destination or the client address has had too many. Runs inside
+/// the transaction that records the send, after `lock_send_quota`, so parallel requests cannot
+/// all pass the same check.
 async fn check_send_limits(
-    pool: &PgPool,
+    pool: &mut sqlx::PgConnection,
     destination: &str,
     client_ip: &str,
 ) -> Result<(), ApiError> {
@@ -94,7 +98,7 @@ async fn check_send_limits(
            FROM verification_codes WHERE destination = $1",
     )
     .bind(destination)
-    .fetch_one(pool)
+    .fetch_one(&mut *pool)
     .await?;
     if let Some(latest) = latest {
         let wait = RESEND_AFTER_SECONDS - (Utc::now() - latest).num_seconds();
@@ -115,7 +119,7 @@ async fn check_send_limits(
         "SELECT COUNT(*) FROM verification_codes WHERE client_ip = $1 AND created_at > now() - interval '1 hour'",
     )
     .bind(client_ip)
-    .fetch_one(pool)
+    .fetch_one(&mut *pool)
     .await?;
     if from_address >= SENDS_PER_ADDRESS_PER_HOUR {
         return Err(ApiError::CodeSendLimited {
@@ -141,7 +145,19 @@ pub async fn request_code(
         .client_ip
         .clone()
         .unwrap_or_else(|| "unknown".into());
-    check_send_limits(&state.pool, &destination, &client_ip).await?;
+    // The quota is reserved atomically: the destination's and the address's locks are taken
+    // (always in that order, so two requests never wait on each other in a cycle), the limits
+    // checked and the send recorded in one transaction, in whichever process.
+    let mut transaction = state.pool.begin().await?;
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended('code-destination:' || $1, 0)),
+                pg_advisory_xact_lock(hashtextextended('code-address:' || $2, 0))",
+    )
+    .bind(&destination)
+    .bind(&client_ip)
+    .execute(&mut *transaction)
+    .await?;
+    check_send_limits(&mut transaction, &destination, &client_ip).await?;
     let code = format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32));
     let code_mac = state
         .token_key
@@ -161,8 +177,9 @@ pub async fn request_code(
     .bind(&code_mac)
     .bind(expires_at)
     .bind(&client_ip)
-    .execute(&state.pool)
+    .execute(&mut *transaction)
     .await?;
+    transaction.commit().await?;
     // Signing in and resetting need an account; say nothing about whether there is one.
     let account: Option<Uuid> =
         sqlx::query_scalar("SELECT user_id FROM credentials WHERE login = $1")
@@ -173,7 +190,7 @@ pub async fn request_code(
     let may_send = match (body.purpose, account) {
         (Purpose::Register, _) => true,
         (Purpose::SignIn, Some(user_id)) => {
-            crate::routes::security::settings_of(&state.pool, user_id)
+            crate::routes::security::settings_of(&state, user_id)
                 .await?
                 .sign_in_by_code
         }
@@ -266,15 +283,15 @@ async fn consume_guarded(
         .client_ip
         .clone()
         .unwrap_or_else(|| "unknown".into());
-    check_lock_out(&state.pool, &login, &client_ip).await?;
-    match consume_code(&state.pool, &state.token_key, purpose, &login, code).await {
-        Ok(()) => Ok(login),
-        Err(ApiError::BadCode) => {
-            record_failure(&state.pool, &login, &client_ip).await?;
-            Err(ApiError::BadCode)
-        }
-        Err(other) => Err(other),
-    }
+    reserve_attempt(&state.pool, &login, &client_ip).await?;
+    let consumed = consume_code(&state.pool, &state.token_key, purpose, &login, code).await;
+    let attempt = match &consumed {
+        Ok(()) => Attempt::Succeeded,
+        Err(ApiError::BadCode) => Attempt::Failed,
+        Err(_) => Attempt::Undecided,
+    };
+    settle_attempt(&state.pool, &login, &client_ip, attempt).await?;
+    consumed.map(|()| login)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -299,7 +316,7 @@ pub async fn sign_in_with_code(
             .fetch_optional(&state.pool)
             .await?;
     let (user_id, role) = account.ok_or(ApiError::BadCode)?;
-    if !crate::routes::security::settings_of(&state.pool, user_id)
+    if !crate::routes::security::settings_of(&state, user_id)
         .await?
         .sign_in_by_code
     {
@@ -343,9 +360,10 @@ pub async fn reset_password(
     )
     .await?;
     let new_password = body.new_password;
-    let new_hash = tokio::task::spawn_blocking(move || hash_password(&new_password))
-        .await
-        .map_err(|error| ApiError::Internal(error.into()))??;
+    let new_hash = state
+        .passwords
+        .run(move || hash_password(&new_password))
+        .await??;
     let mut transaction = state.pool.begin().await?;
     let updated =
         sqlx::query("UPDATE credentials SET password_hash = $2 WHERE login = $1 RETURNING user_id")
