@@ -420,6 +420,51 @@ pub fn route_spec(method: &Method, path: &str) -> Option<&'static RouteSpec> {
         .find(|spec| spec.method == method && spec.path == path)
 }
 
+/// Customers and workers reach only their own orders: under `/api/v1/orders/{order_id}`, an
+/// order that is not theirs answers 404 exactly as a missing one does, before any rule of the
+/// order's state can say (with a 409 or a 403) that it exists and what state it is in. A
+/// worker's order is one given to them or naming them; grabbing is open to any worker, and the
+/// order's own rules answer it.
+pub async fn order_scope(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let matched = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(rest) = matched.strip_prefix("/api/v1/orders/{order_id}") else {
+        return next.run(request).await;
+    };
+    let actor = request
+        .extensions()
+        .get::<Caller>()
+        .and_then(|caller| caller.0)
+        .filter(|actor| matches!(actor.role, Role::Customer | Role::Worker));
+    let order_id = request
+        .uri()
+        .path()
+        .split('/')
+        .nth(4)
+        .and_then(|raw| raw.parse::<Uuid>().ok());
+    let (Some(actor), Some(order_id)) = (actor, order_id) else {
+        return next.run(request).await;
+    };
+    if actor.role == Role::Worker && rest == "/grab" {
+        return next.run(request).await;
+    }
+    let order = match state.orders.load(order_id).await {
+        Ok((order, _)) => order,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    let theirs = match actor.role {
+        Role::Customer => order.customer_id == Some(actor.id),
+        _ => order.worker_id == Some(actor.id) || order.preferred_worker == Some(actor.id),
+    };
+    if !theirs {
+        return ApiError::not_found("订单", "order").into_response();
+    }
+    next.run(request).await
+}
+
 /// The caller of the current request, when there is one.
 #[derive(Debug, Clone, Copy)]
 pub struct Caller(pub Option<Actor>);

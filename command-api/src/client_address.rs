@@ -54,17 +54,26 @@ pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) ->
     client
 }
 
+/// Every `X-Forwarded-For` line, in order, as one chain: a proxy may append its own line rather
+/// than extend the client's, and the nearest hop is then in the last line. A line that is not
+/// text becomes a hop that stops the walk.
+pub fn forwarded_chain(headers: &axum::http::HeaderMap) -> Option<String> {
+    let lines: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|value| value.to_str().unwrap_or("?"))
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(","))
+}
+
 pub async fn settle(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     if let Some(ConnectInfo(peer)) = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .copied()
     {
-        let forwarded_for = request
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|value| value.to_str().ok());
-        let client = resolve(peer.ip(), forwarded_for, &state.trusted_proxies);
+        let forwarded_for = forwarded_chain(request.headers());
+        let client = resolve(peer.ip(), forwarded_for.as_deref(), &state.trusted_proxies);
         request.extensions_mut().insert(ClientAddress(client));
     }
     next.run(request).await
@@ -103,5 +112,33 @@ mod tests {
             resolve(ip("192.0.2.1"), Some("garbage"), &trusted),
             ip("192.0.2.1")
         );
+    }
+
+    #[test]
+    fn a_proxy_that_appends_its_own_header_line_names_the_client_in_the_last_line() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.append("x-forwarded-for", "1.2.3.4".parse().expect("value"));
+        headers.append("x-forwarded-for", "198.51.100.7".parse().expect("value"));
+        let chain = forwarded_chain(&headers);
+        assert_eq!(chain.as_deref(), Some("1.2.3.4,198.51.100.7"));
+        assert_eq!(
+            resolve(ip("192.0.2.1"), chain.as_deref(), &[ip("192.0.2.1")]),
+            ip("198.51.100.7")
+        );
+        let mut bad = axum::http::HeaderMap::new();
+        bad.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff").expect("value"),
+        );
+        bad.append("x-forwarded-for", "198.51.100.8".parse().expect("value"));
+        assert_eq!(
+            resolve(
+                ip("192.0.2.1"),
+                forwarded_chain(&bad).as_deref(),
+                &[ip("192.0.2.1")]
+            ),
+            ip("198.51.100.8")
+        );
+        assert_eq!(forwarded_chain(&axum::http::HeaderMap::new()), None);
     }
 }

@@ -1,6 +1,6 @@
 //! The app's own extractors, so that every rejection is a problem document.
 
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -152,7 +152,7 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .map(|(name, value)| (name.into_owned(), value.into_owned()))
@@ -163,15 +163,23 @@ where
                 .map(|(name, value)| (name.as_str(), value.as_str())),
         )
         .map_err(field_fault)?;
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(value)) => Ok(AppQuery(value)),
-            Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
-                Err(ApiError::Invalid(format!(
-                    "查询参数无效 / invalid query parameter: {}",
-                    error.body_text()
-                )))
+        // Deserialised as axum's `Query` does, with the path of a refused value kept, so the
+        // problem names the parameter (`within_km`), not only what was wrong with it.
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        match serde_path_to_error::deserialize::<_, T>(deserializer) {
+            Ok(value) => Ok(AppQuery(value)),
+            Err(error) => {
+                let field = error.path().to_string();
+                let detail = error.into_inner().to_string();
+                if field.is_empty() || field == "." {
+                    Err(ApiError::Invalid(format!(
+                        "查询参数无效 / invalid query parameter: {detail}"
+                    )))
+                } else {
+                    Err(ApiError::InvalidField { field, detail })
+                }
             }
-            Err(other) => Err(ApiError::BadRequest(other.body_text())),
         }
     }
 }

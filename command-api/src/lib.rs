@@ -106,6 +106,11 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             idempotency::replay_or_run,
         ))
+        // After authorisation has named the caller: someone else's order is not found.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::order_scope,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,

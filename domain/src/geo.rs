@@ -34,6 +34,19 @@ impl GeoPoint {
         }
     }
 
+    /// The place to the precision public answers are made at: the centre line of a grid of
+    /// `1 / COARSE_PER_DEGREE` degrees (about 1.1 km north to south, 1 km east to west in
+    /// China), in its own datum. Measuring only between such points, a public answer depends
+    /// on which cells two places lie in, never on where in its cell a worker's base is.
+    pub fn coarse(self) -> GeoPoint {
+        let snap = |degrees: f64| (degrees * COARSE_PER_DEGREE).round() / COARSE_PER_DEGREE;
+        GeoPoint {
+            latitude: snap(self.latitude),
+            longitude: snap(self.longitude),
+            system: self.system,
+        }
+    }
+
     /// Great-circle distance in metres. Points in different datums are first brought into one
     /// (a datum offset is hundreds of metres). Two points already in the same datum are measured
     /// as they are: the GCJ-02 and BD-09 offsets change slowly across a city (well under 0.5%
@@ -49,6 +62,9 @@ impl GeoPoint {
         )
     }
 }
+
+/// Grid lines per degree of the public precision (`GeoPoint::coarse`).
+pub const COARSE_PER_DEGREE: f64 = 100.0;
 
 /// Mean earth radius (IUGG), metres.
 const EARTH_RADIUS_M: f64 = 6_371_008.8;

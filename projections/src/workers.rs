@@ -431,7 +431,7 @@ pub struct WorkerSearch {
 /// A place to measure workers' bases from.
 #[derive(Debug, Clone)]
 pub struct Near {
-    /// (latitude, longitude) in WGS-84, GCJ-02 and BD-09.
+    /// (latitude, longitude) in WGS-84, GCJ-02 and BD-09, on the public grid.
     pub points: [(f64, f64); 3],
     pub within_km: Option<f64>,
 }
@@ -477,13 +477,15 @@ pub async fn search(
             .push(")");
     }
     if let Some(near) = &search.near {
-        // The base in its own datum, against the place converted into that datum.
+        // The base in its own datum, against the place converted into that datum, both on the
+        // public grid (`GeoPoint::coarse`: two decimals of a degree), so moving the place
+        // about cannot find where a base lies within its cell.
         query.push(
             " AND worker_id IN (SELECT worker_id FROM (
                 SELECT worker_id,
                        (state->'base'->>'radius_km')::float8 AS radius_km,
-                       radians((state->'base'->'location'->>'latitude')::float8) AS phi,
-                       radians((state->'base'->'location'->>'longitude')::float8) AS lambda,
+                       radians(round((state->'base'->'location'->>'latitude')::numeric, 2)::float8) AS phi,
+                       radians(round((state->'base'->'location'->>'longitude')::numeric, 2)::float8) AS lambda,
                        state->'base'->'location'->>'system' AS system
                   FROM read_dispatch_workers WHERE state->'base' IS NOT NULL AND state->'base' <> 'null') b
                 CROSS JOIN LATERAL (SELECT CASE b.system WHEN 'wgs84' THEN ",

@@ -339,3 +339,191 @@ async fn an_anonymous_registration_id_cannot_be_derived_from_the_clients_key() {
     assert_eq!(again["user_id"], created["user_id"]);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn someone_elses_order_answers_404_in_every_state_and_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let owner = app.register_customer().await;
+    let stranger = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let other_worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let unpaid = app.place_order(&owner).await;
+    let served = app.served_order(&owner, &admin, &worker).await;
+    let missing = Uuid::now_v7();
+    let order_events =
+        || async {
+            sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM events WHERE aggregate_type = 'order' AND aggregate_id = ANY($1)",
+        )
+        .bind(vec![unpaid.to_string(), served.to_string(), missing.to_string()])
+        .fetch_one(&app.pool)
+        .await
+        .expect("count")
+        };
+    let before = order_events().await;
+    let mut answers = Vec::new();
+    for order_id in [unpaid, served, missing] {
+        for (who, path, body) in [
+            (&stranger, "cancel", json!({"reason": "想取消 / cancel"})),
+            (&stranger, "dispute", json!({"reason": "争议 / dispute"})),
+            (
+                &stranger,
+                "review",
+                json!({"quality": 1, "attitude": 1, "skill": 1}),
+            ),
+            (&stranger, "payment-intents", json!({"method": "alipay"})),
+            (&other_worker, "accept", json!({})),
+            (&other_worker, "depart", json!({})),
+            (&other_worker, "finish", json!({})),
+            (
+                &other_worker,
+                "review/reply",
+                json!({"reply": "谢谢 / thanks"}),
+            ),
+        ] {
+            let response = app
+                .post(
+                    &format!("/api/v1/orders/{order_id}/{path}"),
+                    Some(&who.token),
+                    &body,
+                )
+                .await;
+            answers.push((order_id, path, response.status()));
+            assert_problem(response, StatusCode::NOT_FOUND, "/problems/not-found").await;
+        }
+        for (who, path) in [(&stranger, "tracking"), (&other_worker, "navigation")] {
+            let response = app
+                .get(
+                    &format!("/api/v1/orders/{order_id}/{path}"),
+                    Some(&who.token),
+                )
+                .await;
+            assert_problem(response, StatusCode::NOT_FOUND, "/problems/not-found").await;
+        }
+    }
+    assert_eq!(order_events().await, before, "{answers:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn behind_a_proxy_that_appends_its_own_header_line_the_client_cannot_pick_its_address() {
+    let app = tests::spawn_app_with(|settings| {
+        settings.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")]
+    })
+    .await;
+    let login = customer_with_login(&app).await;
+    // The client wrote its own X-Forwarded-For; the proxy appended the real address as a
+    // separate header line.
+    let signed_in = app
+        .client
+        .post(app.url("/api/v1/sessions"))
+        .header("x-forwarded-for", "198.51.100.50")
+        .header("x-forwarded-for", "203.0.113.5")
+        .json(&json!({"login": login, "password": "the-right-password"}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(signed_in.status(), StatusCode::CREATED);
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT client_ip FROM sessions ORDER BY created_at DESC LIMIT 1")
+            .fetch_one(&app.pool)
+            .await
+            .expect("session");
+    assert_eq!(recorded.as_deref(), Some("203.0.113.5"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn public_distances_cannot_locate_a_workers_base_within_its_kilometre() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let set_base = |latitude: f64, longitude: f64| {
+        app.client
+            .put(app.url("/api/v1/worker/base"))
+            .bearer_auth(&worker.token)
+            .json(&json!({"latitude": latitude, "longitude": longitude, "system": "gcj02", "radius_km": 30}))
+            .send()
+    };
+    // Two homes in the same cell of the public grid, 400 m apart.
+    let (home_latitude, home_longitude) = (31.2312, 121.4712);
+    assert_eq!(
+        set_base(home_latitude, home_longitude)
+            .await
+            .expect("base")
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    app.wait_for_projections().await;
+    // An attacker sweeps the map in 50 m steps and filters by radius from each point.
+    let probes: Vec<(f64, f64)> = (0..40)
+        .map(|step| {
+            (
+                31.2200 + f64::from(step) * 0.00045,
+                121.4600 + f64::from(step) * 0.0003,
+            )
+        })
+        .collect();
+    let answers = || async {
+        let mut seen = Vec::new();
+        for (latitude, longitude) in &probes {
+            for within in ["", "&within_km=1", "&within_km=2"] {
+                let listed: Vec<Value> = app
+                    .get(
+                        &format!("/api/v1/workers?skill=daily_cleaning&near_latitude={latitude}&near_longitude={longitude}&near_system=gcj02{within}"),
+                        None,
+                    )
+                    .await
+                    .json()
+                    .await
+                    .expect("workers");
+                let distance = listed
+                    .iter()
+                    .find(|entry| entry["worker_id"] == worker.id.to_string())
+                    .map(|entry| entry["distance_km"].clone());
+                if let Some(Value::Number(km)) = &distance {
+                    let km = km.as_f64().expect("km");
+                    assert_eq!(km, km.round(), "distances are whole kilometres");
+                }
+                seen.push(distance);
+            }
+        }
+        seen
+    };
+    let from_first_home = answers().await;
+    assert!(
+        from_first_home.iter().any(Option::is_some),
+        "the sweep found the worker"
+    );
+    assert!(
+        from_first_home.iter().any(Option::is_none),
+        "and the radius filters left them out somewhere"
+    );
+    // Moved 400 m within the cell: every public answer is the same, so none of them told
+    // where in the cell the home is.
+    assert_eq!(
+        set_base(home_latitude - 0.0036, home_longitude + 0.0036)
+            .await
+            .expect("base")
+            .status(),
+        StatusCode::NO_CONTENT
+    );
+    app.wait_for_projections().await;
+    assert_eq!(answers().await, from_first_home);
+    // A radius finer than a kilometre is refused.
+    let fine = app
+        .get(
+            "/api/v1/workers?near_latitude=31.23&near_longitude=121.47&near_system=gcj02&within_km=0.5",
+            None,
+        )
+        .await;
+    let problem = assert_problem(
+        fine,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    assert_eq!(problem["field"], "within_km");
+    app.stop().await;
+}

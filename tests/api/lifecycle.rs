@@ -215,7 +215,8 @@ async fn another_customers_order_is_not_visible_and_cannot_be_cancelled() {
             &json!({"reason": "想取消"}),
         )
         .await;
-    assert_problem(cancelled, StatusCode::FORBIDDEN, "/problems/forbidden").await;
+    // Someone else's order is not found, as a missing one: its existence stays private.
+    assert_problem(cancelled, StatusCode::NOT_FOUND, "/problems/not-found").await;
 
     let own_cancel = app
         .post(

@@ -65,7 +65,11 @@ async fn a_review_is_given_once_answered_once_hidden_by_admins_and_summarised_fo
             &json!({"reply": "x"}),
         )
         .await;
-    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        other.status(),
+        StatusCode::NOT_FOUND,
+        "another worker's order"
+    );
     let replied = app
         .post(
             &reply_path,

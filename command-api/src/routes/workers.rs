@@ -48,7 +48,9 @@ pub struct WorkerView {
     /// Average stars over quality, attitude and skill; absent before the first review.
     pub rating: Option<f64>,
     pub reviews: i32,
-    /// Kilometres from the `near_*` place to the worker's base, when both are known.
+    /// Whole kilometres from the `near_*` place to the worker's base, when both are known,
+    /// measured between their cells of a grid of about a kilometre: a base is never located
+    /// more precisely than that from public answers.
     pub distance_km: Option<f64>,
 }
 
@@ -99,8 +101,9 @@ pub struct WorkerListParams {
     /// `wgs84`, `gcj02` or `bd09`.
     #[param(value_type = Option<crate::schemas::Datum>)]
     pub near_system: Option<domain::CoordinateSystem>,
-    /// How near, in km (0.1 to 100); by default each worker's own service radius.
-    pub within_km: Option<f64>,
+    /// How near, in whole km (1 to 100), measured as `distance_km` is; by default each
+    /// worker's own service radius.
+    pub within_km: Option<u32>,
     /// Only workers with a free start time on this local date (hours, leave and bookings,
     /// with travel time to the `near_*` place).
     pub available_on: Option<chrono::NaiveDate>,
@@ -152,13 +155,11 @@ pub async fn list(
             "min_rating 须在 1–5 之间 / min_rating must be between 1 and 5".into(),
         ));
     }
-    if params
-        .within_km
-        .is_some_and(|km| !(0.1..=100.0).contains(&km))
-    {
-        return Err(ApiError::Invalid(
-            "within_km 须在 0.1–100 之间 / within_km must be between 0.1 and 100".into(),
-        ));
+    if params.within_km.is_some_and(|km| !(1..=100).contains(&km)) {
+        return Err(ApiError::InvalidField {
+            field: "within_km".into(),
+            detail: "须为 1–100 的整数公里 / whole kilometres from 1 to 100".into(),
+        });
     }
     let duration = params.duration_minutes.unwrap_or(120);
     if !(30..=720).contains(&duration) {
@@ -179,7 +180,7 @@ pub async fn list(
     }
     let near = near_point.map(|point| {
         let in_system = |system| {
-            let converted = point.to_system(system);
+            let converted = point.to_system(system).coarse();
             (converted.latitude, converted.longitude)
         };
         projections::workers::Near {
@@ -188,7 +189,7 @@ pub async fn list(
                 in_system(domain::CoordinateSystem::Gcj02),
                 in_system(domain::CoordinateSystem::Bd09),
             ],
-            within_km: params.within_km,
+            within_km: params.within_km.map(f64::from),
         }
     });
     // The public directory shows active workers only.
@@ -274,7 +275,9 @@ pub async fn list(
                         .and_then(|base| serde_json::from_value(base).ok());
                     view.distance_km = match (near_point, base) {
                         (Some(point), Some(base)) => {
-                            Some((point.distance_m(base.location) / 10.0).round() / 100.0)
+                            let system = base.location.system;
+                            let from = point.to_system(system).coarse();
+                            Some((from.distance_m(base.location.coarse()) / 1000.0).round())
                         }
                         _ => None,
                     };
