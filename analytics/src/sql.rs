@@ -28,6 +28,9 @@ use crate::Warehouse;
 pub struct Limits {
     /// Rows returned at most; more are cut off and the answer says so.
     pub rows: usize,
+    /// Bytes of answer (its rows as JSON) held at most, on top of DuckDB's own memory limit,
+    /// which does not cover what is copied out of it; past it the rows are cut off too.
+    pub bytes: usize,
     pub timeout: Duration,
     /// DuckDB's `memory_limit`, for example `512MB`.
     pub memory: String,
@@ -38,6 +41,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             rows: 10_000,
+            bytes: 16 * 1024 * 1024,
             timeout: Duration::from_secs(30),
             memory: "512MB".to_owned(),
             threads: 1,
@@ -125,6 +129,9 @@ pub struct Answer {
     pub rows: Vec<Vec<serde_json::Value>>,
     /// More rows were there than the limit.
     pub truncated: bool,
+    /// Which limit cut the rows off: `rows` or `bytes` (absent when nothing was cut).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub truncated_by: Option<String>,
     pub elapsed_ms: f64,
     /// When the warehouse was last refreshed, and how many events it holds.
     pub freshness: Freshness,
@@ -236,14 +243,15 @@ impl Warehouse {
                 interrupt.interrupt();
             }
         });
-        let outcome = run_wrapped(&connection, &rendered, limits.rows);
+        let outcome = run_wrapped(&connection, &rendered, limits.rows, limits.bytes);
         drop(done);
         let _ = timer.join();
         Ok(match outcome {
-            Ok((columns, rows, truncated)) => Ok(Answer {
+            Ok((columns, rows, truncated_by)) => Ok(Answer {
                 columns,
                 rows,
-                truncated,
+                truncated: truncated_by.is_some(),
+                truncated_by: truncated_by.map(str::to_owned),
                 elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
                 freshness: freshness(&connection)?,
             }),
@@ -252,9 +260,19 @@ impl Warehouse {
     }
 }
 
-type Rows = (Vec<Column>, Vec<Vec<serde_json::Value>>, bool);
+/// The columns, the rows, and which limit cut them off.
+type Rows = (
+    Vec<Column>,
+    Vec<Vec<serde_json::Value>>,
+    Option<&'static str>,
+);
 
-fn run_wrapped(connection: &Connection, text: &str, limit: usize) -> anyhow::Result<Rows> {
+fn run_wrapped(
+    connection: &Connection,
+    text: &str,
+    limit: usize,
+    byte_limit: usize,
+) -> anyhow::Result<Rows> {
     // A newline before the closing parenthesis, so a trailing `--` comment ends where it should.
     let wrapped = format!("FROM (\n{text}\n) AS analyst_query");
     let mut describe = connection.prepare(&format!("DESCRIBE SELECT * {wrapped}"))?;
@@ -271,14 +289,21 @@ fn run_wrapped(connection: &Connection, text: &str, limit: usize) -> anyhow::Res
         limit + 1
     ))?;
     let mut rows = Vec::new();
-    let mut truncated = false;
+    let mut truncated = None;
+    let mut bytes = 0;
     let mut cursor = query.query([])?;
     while let Some(row) = cursor.next()? {
         if rows.len() == limit {
-            truncated = true;
+            truncated = Some("rows");
             break;
         }
         let object: String = row.get(0)?;
+        // Counted before the row is kept: the answer never holds more than the limit.
+        bytes += object.len();
+        if bytes > byte_limit {
+            truncated = Some("bytes");
+            break;
+        }
         let object: BTreeMap<String, serde_json::Value> = serde_json::from_str(&object)?;
         rows.push(
             columns

@@ -355,7 +355,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = command_api::warehouse::WarehouseSettings::from_environment();
             let warehouse =
                 command_api::warehouse::WarehouseHandle::new(settings.file(&cli.var_dir))
-                    .with_limits(settings.sql.clone());
+                    .with_limits(settings.sql.clone(), settings.sql_concurrency);
             let output = if json {
                 command_api::sql_shell::Output::Json
             } else {

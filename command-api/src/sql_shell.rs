@@ -186,10 +186,13 @@ pub fn table(answer: &Answer) -> String {
         "({} 行 / rows, {:.1} ms{})\n",
         rows.len(),
         answer.elapsed_ms,
-        if answer.truncated {
-            format!("; 已截断 / cut off at {} rows", rows.len())
-        } else {
-            String::new()
+        match answer.truncated_by.as_deref() {
+            Some("bytes") => format!(
+                "; 已截断，结果超过字节上限 / cut off at {} rows: the answer reached its size limit",
+                rows.len()
+            ),
+            Some(_) => format!("; 已截断 / cut off at {} rows", rows.len()),
+            None => String::new(),
         }
     ));
     text

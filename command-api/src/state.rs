@@ -97,7 +97,10 @@ impl AppState {
                 Some(path) => crate::warehouse::WarehouseHandle::new(path.clone()),
                 None => crate::warehouse::WarehouseHandle::scratch(),
             }
-            .with_limits(settings.warehouse.sql.clone()),
+            .with_limits(
+                settings.warehouse.sql.clone(),
+                settings.warehouse.sql_concurrency,
+            ),
             shutdown: tokio::sync::watch::channel(false).1,
             passwords: crate::auth::PasswordPool::new(settings.passwords),
             staff_code_sign_in: settings.staff_code_sign_in,

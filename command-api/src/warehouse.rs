@@ -18,14 +18,27 @@ use analytics::Warehouse;
 use sqlx::PgPool;
 
 /// Where the warehouse lives.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct WarehouseSettings {
     /// `ANJIA_WAREHOUSE`: the DuckDB file; by default `warehouse.duckdb` in the var directory.
     /// (`ANJIA_ANALYTICS_SCHEDULE`, with the other jobs, says when it is refreshed.)
     pub path: Option<PathBuf>,
     /// What an analyst's query may use: `ANJIA_SQL_TIMEOUT_MS`, `ANJIA_SQL_MEMORY` (e.g.
-    /// `512MB`), `ANJIA_SQL_THREADS` and `ANJIA_SQL_MAX_ROWS`.
+    /// `512MB`), `ANJIA_SQL_THREADS`, `ANJIA_SQL_MAX_ROWS` and `ANJIA_SQL_MAX_BYTES`.
     pub sql: Limits,
+    /// `ANJIA_SQL_CONCURRENCY`: analysts' queries running at once across every process
+    /// (each analyst one at a time).
+    pub sql_concurrency: usize,
+}
+
+impl Default for WarehouseSettings {
+    fn default() -> Self {
+        WarehouseSettings {
+            path: None,
+            sql: Limits::default(),
+            sql_concurrency: 2,
+        }
+    }
 }
 
 impl WarehouseSettings {
@@ -49,6 +62,12 @@ impl WarehouseSettings {
         if let Some(rows) = number("ANJIA_SQL_MAX_ROWS") {
             settings.sql.rows = rows.clamp(1, 1_000_000) as usize;
         }
+        if let Some(bytes) = number("ANJIA_SQL_MAX_BYTES") {
+            settings.sql.bytes = bytes.clamp(1024, 1 << 30) as usize;
+        }
+        if let Some(concurrency) = number("ANJIA_SQL_CONCURRENCY") {
+            settings.sql_concurrency = concurrency.clamp(1, 64) as usize;
+        }
         settings
     }
 
@@ -66,6 +85,7 @@ pub struct WarehouseHandle {
     warehouse: Arc<Warehouse>,
     gate: Arc<tokio::sync::RwLock<()>>,
     limits: Limits,
+    concurrency: usize,
     _scratch: Option<Arc<Scratch>>,
 }
 
@@ -85,13 +105,23 @@ impl WarehouseHandle {
             warehouse: Arc::new(Warehouse::at(path)),
             gate: Arc::default(),
             limits: Limits::default(),
+            concurrency: 2,
             _scratch: None,
         }
     }
 
-    /// The same warehouse, with these limits on analysts' queries.
-    pub fn with_limits(self, limits: Limits) -> WarehouseHandle {
-        WarehouseHandle { limits, ..self }
+    /// The same warehouse, with these limits on analysts' queries and this many at once.
+    pub fn with_limits(self, limits: Limits, concurrency: usize) -> WarehouseHandle {
+        WarehouseHandle {
+            limits,
+            concurrency,
+            ..self
+        }
+    }
+
+    /// Analysts' queries that may run at once, across every process.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     pub fn limits(&self) -> &Limits {

@@ -527,3 +527,124 @@ async fn public_distances_cannot_locate_a_workers_base_within_its_kilometre() {
     assert_eq!(problem["field"], "within_km");
     app.stop().await;
 }
+
+/// An analyst's query over HTTP; answers the status and the body.
+async fn analyst_query(app: &TestApp, token: &str, sql: &str) -> (StatusCode, Value) {
+    let response = app
+        .post("/api/v1/analytics/sql", Some(token), &json!({"sql": sql}))
+        .await;
+    let status = response.status();
+    (status, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn an_analysts_answer_is_capped_in_bytes_as_well_as_rows() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let analyst = app.create_analyst().await;
+    let refreshed = app
+        .post(
+            "/api/v1/admin/analytics/refresh",
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    // 10,000 rows of 20,000 characters would be 200 MB of answer held by the server; DuckDB's
+    // own memory limit does not see rows once they are copied out of it.
+    let (status, answer) = analyst_query(
+        &app,
+        &analyst.token,
+        "SELECT repeat('x', 20000) AS wide FROM range(10000)",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{}", answer["detail"]);
+    assert_eq!(answer["truncated"], true);
+    assert_eq!(answer["truncated_by"], "bytes");
+    let rows = answer["rows"].as_array().expect("rows").len();
+    assert!(
+        (1..=839).contains(&rows),
+        "{rows} rows of 20 kB within 16 MiB"
+    );
+    // Ten times wider, DuckDB's memory limit stops it before any of it is copied out.
+    let (status, answer) = analyst_query(
+        &app,
+        &analyst.token,
+        "SELECT repeat('x', 200000) AS wide FROM range(10000)",
+    )
+    .await;
+    match status {
+        StatusCode::OK => assert_eq!(answer["truncated_by"], "bytes"),
+        _ => assert_eq!(answer["type"], "/problems/sql-out-of-memory", "{answer}"),
+    }
+    // Narrow rows are still cut by the row limit.
+    let (_, narrow) = analyst_query(&app, &analyst.token, "SELECT range FROM range(20000)").await;
+    assert_eq!(narrow["truncated_by"], "rows");
+    assert_eq!(narrow["rows"].as_array().map(Vec::len), Some(10_000));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn analysts_run_one_query_each_and_two_at_once_across_two_processes() {
+    let slow = |settings: &mut command_api::server::Settings| {
+        settings.warehouse.sql.timeout = std::time::Duration::from_secs(3);
+    };
+    let first = tests::spawn_app_with(slow).await;
+    let second = tests::spawn_app_on_with(&first.database_url, slow).await;
+    let admin = first.create_admin().await;
+    for app in [&first, &second] {
+        let refreshed = app
+            .post(
+                "/api/v1/admin/analytics/refresh",
+                Some(&admin.token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(refreshed.status(), StatusCode::OK);
+    }
+    let analysts = [
+        first.create_analyst().await,
+        first.create_analyst().await,
+        first.create_analyst().await,
+    ];
+    // Runs until the time-out stops it.
+    let endless = "SELECT count(*) FROM range(100000000000) a";
+    let outcome = |results: Vec<(StatusCode, Value)>| {
+        let busy: Vec<&Value> = results
+            .iter()
+            .filter(|(status, _)| *status == StatusCode::TOO_MANY_REQUESTS)
+            .map(|(_, body)| body)
+            .collect();
+        for body in &busy {
+            assert_eq!(body["type"], "/problems/busy", "{body}");
+        }
+        let ran = results
+            .iter()
+            .filter(|(status, body)| {
+                *status == StatusCode::UNPROCESSABLE_ENTITY
+                    && body["type"] == "/problems/sql-timed-out"
+            })
+            .count();
+        (ran, busy.len())
+    };
+    // One analyst, two queries at once, one on each process: one runs, one waits its turn.
+    let same = join_all([
+        analyst_query(&first, &analysts[0].token, endless),
+        analyst_query(&second, &analysts[0].token, endless),
+    ])
+    .await;
+    assert_eq!(outcome(same), (1, 1));
+    // Three analysts at once across both processes: two slots.
+    let three = join_all([
+        analyst_query(&first, &analysts[0].token, endless),
+        analyst_query(&second, &analysts[1].token, endless),
+        analyst_query(&first, &analysts[2].token, endless),
+    ])
+    .await;
+    assert_eq!(outcome(three), (2, 1));
+    // Afterwards every slot is free again.
+    let (status, _) = analyst_query(&second, &analysts[1].token, "SELECT 1").await;
+    assert_eq!(status, StatusCode::OK);
+    second.stop().await;
+    first.stop().await;
+}

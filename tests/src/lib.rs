@@ -79,6 +79,15 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
     spawn_app_configured(database_url, |_| {}).await
 }
 
+/// Starts another app on an existing database with its settings adjusted: a second process
+/// of the same platform, in this one.
+pub async fn spawn_app_on_with(
+    database_url: &str,
+    adjust: impl FnOnce(&mut command_api::server::Settings),
+) -> TestApp {
+    spawn_app_configured(database_url, adjust).await
+}
+
 /// Starts the app on a fresh database with its settings adjusted, e.g. a faster job schedule.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut command_api::server::Settings)) -> TestApp {
     let database_url = fresh_database().await;

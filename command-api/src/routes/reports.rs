@@ -38,8 +38,9 @@ pub struct SqlBody {
 }
 
 /// Analysts' SQL (analysts only): one read-only query against the warehouse, with no file,
-/// network, extension or setting access, capped memory and threads, a time-out and a row limit.
-/// Anything else is refused with a problem saying why.
+/// network, extension or setting access, capped memory and threads, a time-out, and a row and
+/// byte limit on the answer. Each analyst runs one query at a time and a few run at once in
+/// all (429 beyond). Anything else is refused with a problem saying why.
 #[utoipa::path(post, path = "/api/v1/analytics/sql", tag = "reports", security(("bearer" = [])), request_body = SqlBody,
     responses((status = 200, description = "Columns with their types, rows as JSON values, whether rows were cut off, and the warehouse's freshness", body = analytics::sql::Answer),
               (status = 429, body = crate::error::Problem),
@@ -61,11 +62,51 @@ pub async fn sql(
         limits.rows = rows;
     }
     let length = body.sql.len();
+    // Held for the query: the analyst's own turn and one of the shared slots, as session
+    // locks on a connection that is closed afterwards (or if the request is dropped), so they
+    // hold across every process and never outlive the query.
+    let mut turn = state.pool.acquire().await?;
+    turn.close_on_drop();
+    let own_turn: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(projections::advisory_key(
+            "sql-analyst",
+            &analyst.to_string(),
+        ))
+        .fetch_one(&mut *turn)
+        .await?;
+    if !own_turn {
+        return Err(ApiError::Busy {
+            detail: "您的上一条查询仍在执行，请等它结束 / your previous query is still running; wait for it to finish".into(),
+            retry_after_seconds: 1,
+        });
+    }
+    let mut slot = None;
+    for index in 0..state.warehouse.concurrency() {
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(projections::advisory_key("sql-slot", &index.to_string()))
+            .fetch_one(&mut *turn)
+            .await?;
+        if taken {
+            slot = Some(index);
+            break;
+        }
+    }
+    if slot.is_none() {
+        return Err(ApiError::Busy {
+            detail: format!(
+                "同时执行的查询已达上限 {}，请稍后再试 / {} analysts' queries are running already; try again shortly",
+                state.warehouse.concurrency(),
+                state.warehouse.concurrency()
+            ),
+            retry_after_seconds: 2,
+        });
+    }
     let outcome = state
         .warehouse
         .query(String::from(body.sql), limits)
         .await
         .map_err(ApiError::Internal)?;
+    drop(turn);
     match outcome {
         Ok(answer) => {
             tracing::info!(%analyst, length, rows = answer.rows.len(), elapsed_ms = answer.elapsed_ms, "analyst query");
