@@ -43,6 +43,9 @@ pub struct DispatchSettings {
     /// books a worker and then commits the order finishes well inside it. One minute.
     pub reservation_grace: Duration,
     pub weights: Weights,
+    /// `ANJIA_MAX_UNPAID_NAMED_ORDERS`: unpaid orders naming a worker one customer may hold
+    /// at once (each holds that worker's time until paid or expired).
+    pub max_unpaid_named: i64,
 }
 
 impl Default for DispatchSettings {
@@ -70,6 +73,7 @@ impl Default for DispatchSettings {
             schedule: "*/5 * * * * *".to_owned(),
             reservation_grace: Duration::minutes(1),
             weights: Weights::default(),
+            max_unpaid_named: 3,
         }
     }
 }
@@ -103,6 +107,16 @@ impl DispatchSettings {
         }
         if let Some(schedule) = read("ANJIA_DISPATCH_SCHEDULE") {
             settings.schedule = schedule;
+        }
+        if let Some(raw) = read("ANJIA_MAX_UNPAID_NAMED_ORDERS") {
+            settings.max_unpaid_named = raw
+                .trim()
+                .parse()
+                .context("ANJIA_MAX_UNPAID_NAMED_ORDERS must be a whole number")?;
+            anyhow::ensure!(
+                settings.max_unpaid_named > 0,
+                "ANJIA_MAX_UNPAID_NAMED_ORDERS must be positive"
+            );
         }
         Ok(settings)
     }

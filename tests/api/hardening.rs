@@ -648,3 +648,75 @@ async fn analysts_run_one_query_each_and_two_at_once_across_two_processes() {
     second.stop().await;
     first.stop().await;
 }
+
+#[tokio::test]
+async fn a_customer_cannot_hold_a_named_workers_calendar_with_endless_unpaid_orders() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let other_process = ServerProcess::start(&app.database_url).await;
+    let bases = [app.address.clone(), other_process.address.clone()];
+    // Ten unpaid orders naming the same worker, on ten different days, at once, over both
+    // processes.
+    let placements = (0..10).map(|index| {
+        let mut body = tests::order_body();
+        body["scheduled_start"] = tests::future_start(2 + index).into();
+        body["worker_id"] = worker.id.to_string().into();
+        app.client
+            .post(format!("{}/api/v1/orders", bases[index as usize % 2]))
+            .bearer_auth(&customer.token)
+            .json(&body)
+            .send()
+    });
+    let mut placed = Vec::new();
+    let mut refused = 0;
+    for response in join_all(placements).await {
+        let response = response.expect("request");
+        match response.status() {
+            StatusCode::CREATED => {
+                let ack: Value = response.json().await.expect("ack");
+                placed.push(ack["order_id"].as_str().expect("id").to_owned());
+            }
+            StatusCode::CONFLICT => {
+                let problem: Value = response.json().await.expect("problem");
+                assert!(
+                    problem["detail"]
+                        .as_str()
+                        .unwrap_or("")
+                        .contains("unpaid orders naming a worker"),
+                    "{problem}"
+                );
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((placed.len(), refused), (3, 7));
+    // The worker's calendar holds exactly those three.
+    let (worker_state, _) =
+        command_api::commands::CommandBus::<domain::worker::Worker>::new(app.pool.clone())
+            .load(worker.id)
+            .await
+            .expect("worker");
+    assert_eq!(worker_state.bookings.len(), 3);
+    // Cancelling one frees a place for another.
+    let cancelled = app
+        .post(
+            &format!("/api/v1/orders/{}/cancel", placed[0]),
+            Some(&customer.token),
+            &json!({"reason": "改期 / rescheduling"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    app.wait_for_projections().await;
+    let mut body = tests::order_body();
+    body["scheduled_start"] = tests::future_start(20).into();
+    body["worker_id"] = worker.id.to_string().into();
+    let again = app
+        .post("/api/v1/orders", Some(&customer.token), &body)
+        .await;
+    assert_eq!(again.status(), StatusCode::CREATED);
+    other_process.terminate().await;
+    app.stop().await;
+}

@@ -153,7 +153,8 @@ pub(crate) fn ack(order_id: Uuid, committed: Committed<Order>) -> axum::Json<Ord
 /// Place an order (customers).
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrderBody, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
-    responses((status = 201, body = OrderAck), (status = 422, body = crate::error::Problem), (status = 403, body = crate::error::Problem)))]
+    responses((status = 201, body = OrderAck), (status = 422, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+              (status = 409, body = crate::error::Problem)))]
 pub async fn place(
     State(state): State<AppState>,
     context: CommandContext,
@@ -219,6 +220,7 @@ pub async fn place(
                 "您已屏蔽该服务人员 / you have blocked this worker".into(),
             ));
         }
+        reserve_named_hold(&state, actor.id, order_id, context.occurred_at).await?;
         let end = booking.scheduled_start
             + chrono::Duration::minutes(i64::from(booking.duration_minutes));
         let hold = WorkerCommand::Book {
@@ -228,10 +230,14 @@ pub async fn place(
             location: booking.address.location,
             now: context.occurred_at,
         };
-        state
+        if let Err(refusal) = state
             .workers
             .execute_deciding_again(worker_id, hold, &context)
-            .await?;
+            .await
+        {
+            forget_named_hold(&state, order_id).await;
+            return Err(refusal.into());
+        }
     }
     let placed = state
         .orders
@@ -249,6 +255,7 @@ pub async fn place(
     let committed = match (placed, body.worker_id) {
         (Ok(committed), _) => committed,
         (Err(refusal), Some(worker_id)) => {
+            forget_named_hold(&state, order_id).await;
             crate::dispatch::release(
                 &state,
                 worker_id,
@@ -268,6 +275,63 @@ pub async fn place(
         ack(order_id, committed),
     )
         .into_response())
+}
+
+/// Records that `order_id` will hold a named worker's time unpaid, unless the customer holds
+/// as many such orders as allowed already: the customer's lock makes parallel requests count
+/// one after another, in any process. A hold ends when its order is paid or cancelled (the
+/// orders view says so) or when the time to pay has run out; a retry of the same order counts
+/// once.
+async fn reserve_named_hold(
+    state: &AppState,
+    customer_id: Uuid,
+    order_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let mut transaction = state.pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('named-holds:' || $1, 0))")
+        .bind(customer_id.to_string())
+        .execute(&mut *transaction)
+        .await?;
+    let holding: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM named_holds h
+          WHERE h.customer_id = $1 AND h.held_until > $3 AND h.order_id <> $2
+            AND NOT EXISTS (SELECT 1 FROM read_orders o WHERE o.order_id = h.order_id
+                             AND o.status NOT IN ('placed', 'awaiting_payment'))",
+    )
+    .bind(customer_id)
+    .bind(order_id)
+    .bind(now)
+    .fetch_one(&mut *transaction)
+    .await?;
+    let limit = state.dispatch.max_unpaid_named;
+    if holding >= limit {
+        return Err(ApiError::IllegalState(format!(
+            "您已有 {limit} 个指定服务人员的待支付订单，请先支付或取消 / you have {limit} unpaid orders naming a worker already; pay or cancel one first"
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO named_holds (order_id, customer_id, held_until) VALUES ($1, $2, $3)
+         ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(order_id)
+    .bind(customer_id)
+    .bind(state.dispatch.pay_by(now))
+    .execute(&mut *transaction)
+    .await?;
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// Withdraws a hold whose order was not placed after all.
+async fn forget_named_hold(state: &AppState, order_id: Uuid) {
+    if let Err(error) = sqlx::query("DELETE FROM named_holds WHERE order_id = $1")
+        .bind(order_id)
+        .execute(&state.pool)
+        .await
+    {
+        tracing::warn!(order_id = %order_id, error = %error, "a named hold was not withdrawn; it lapses when its time to pay runs out");
+    }
 }
 
 /// An order, as its customer, its worker or an admin sees it.
