@@ -171,6 +171,8 @@ struct Claims {
 pub struct Verified {
     pub actor: Actor,
     pub session_id: Uuid,
+    /// When the access token stops being valid.
+    pub expires_at: DateTime<Utc>,
 }
 
 impl TokenKey {
@@ -231,6 +233,7 @@ impl TokenKey {
                 role: claims.role,
             },
             session_id: claims.sid,
+            expires_at: DateTime::from_timestamp(claims.exp, 0)?,
         })
     }
 }
@@ -528,7 +531,7 @@ pub async fn authorize(
     next.run(request).await
 }
 
-async fn session_is_live(pool: &sqlx::PgPool, verified: Verified) -> sqlx::Result<bool> {
+pub(crate) async fn session_is_live(pool: &sqlx::PgPool, verified: Verified) -> sqlx::Result<bool> {
     let live: Option<bool> = sqlx::query_scalar(
         "SELECT revoked_at IS NULL AND expires_at > now() FROM sessions WHERE session_id = $1 AND user_id = $2",
     )
@@ -609,10 +612,9 @@ mod tests {
         let now = Utc::now();
         let session_id = Uuid::new_v4();
         let (token, expires_at) = key().issue(actor, session_id, now);
-        assert_eq!(
-            key().verify(&token, now),
-            Some(Verified { actor, session_id })
-        );
+        let verified = key().verify(&token, now).expect("verified");
+        assert_eq!((verified.actor, verified.session_id), (actor, session_id));
+        assert_eq!(verified.expires_at.timestamp(), expires_at.timestamp());
         assert_eq!(key().verify(&token, expires_at), None);
     }
 

@@ -66,6 +66,9 @@ pub enum ApiError {
         detail: String,
         retry_after_seconds: i64,
     },
+    /// 410: a live stream asked to resume from further back than is kept.
+    #[error("续传位置已过期，请刷新后重新订阅（不带 Last-Event-ID）/ that resume point is older than the last hour; reload, then follow without Last-Event-ID")]
+    ResumeTooOld,
     /// 413: the body is larger than allowed.
     #[error("请求体过大 / request body too large")]
     PayloadTooLarge,
@@ -114,6 +117,7 @@ impl ApiError {
             | ApiError::Conflict(_)
             | ApiError::IdempotencyInProgress => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::ResumeTooOld => StatusCode::GONE,
             ApiError::LockedOut { .. }
             | ApiError::TooFrequent { .. }
             | ApiError::Busy { .. }
@@ -145,6 +149,7 @@ impl ApiError {
             ApiError::Conflict(_) => "/problems/conflict",
             ApiError::IdempotencyInProgress => "/problems/idempotency-in-progress",
             ApiError::PayloadTooLarge => "/problems/payload-too-large",
+            ApiError::ResumeTooOld => "/problems/resume-too-old",
             ApiError::LockedOut { .. } => "/problems/locked-out",
             ApiError::TooFrequent { .. } => "/problems/too-frequent",
             ApiError::Busy { .. } => "/problems/busy",
@@ -169,6 +174,7 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED => "方法不允许 / Method not allowed",
             StatusCode::CONFLICT => "冲突 / Conflict",
             StatusCode::PAYLOAD_TOO_LARGE => "请求体过大 / Payload too large",
+            StatusCode::GONE => "已过期 / Gone",
             StatusCode::UNSUPPORTED_MEDIA_TYPE => "不支持的媒体类型 / Unsupported media type",
             StatusCode::UNPROCESSABLE_ENTITY => "输入无效 / Invalid input",
             StatusCode::TOO_MANY_REQUESTS => "请求过于频繁 / Too many requests",
@@ -403,6 +409,8 @@ impl DomainErrorKind for domain::wallet::WalletError {
             | E::EmptyWithdrawal
             | E::ReasonRequired
             | E::CannotRecover { .. } => ApiError::Invalid(detail),
+            E::Risk(refusal) => crate::routes::wallet::risk(refusal.clone()),
+            E::AccountChanged => ApiError::Conflict(detail),
         }
     }
 }

@@ -208,12 +208,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     })?,
                 Err(_) => 64,
             };
+            // Refused before anything is touched: production mode's rules come first.
+            let mut settings = server::Settings::from_environment()?;
+            settings.check(master_key.is_some())?;
             let pool = server::connect(url, &cli.var_dir, pool_size).await?;
             let vault = server::prepare(&pool, master_key).await?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("listening on {listen}"))?;
-            let mut settings = server::Settings::from_environment()?;
             settings.warehouse.path = Some(settings.warehouse.file(&cli.var_dir));
             let running = server::start(pool, listener, !no_projectors, &settings, vault).await?;
             // Machine-readable, so scripts and tests learn the port when asked for port 0.

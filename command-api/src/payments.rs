@@ -402,9 +402,10 @@ impl PaymentProvider for SandboxProvider {
 pub struct ProviderSettings {
     pub alipay: Option<crate::alipay::AlipaySettings>,
     pub wechat_pay: Option<crate::wechat_pay::WechatPaySettings>,
-    /// `ANJIA_PAYMENT_SANDBOX`: `on` (default) lets the in-process sandbox take every method
-    /// without a real provider; `off` (production) refuses those methods, so no payment can
-    /// confirm itself.
+    /// `ANJIA_PAYMENT_SANDBOX`: `on` lets the in-process sandbox take every method without a
+    /// real provider (development mode only, where it is the default); `off` refuses those
+    /// methods, so no payment can confirm itself. The sandbox never takes a method a real
+    /// provider is configured for.
     pub sandbox: bool,
 }
 
@@ -419,9 +420,10 @@ impl Default for ProviderSettings {
 }
 
 impl ProviderSettings {
-    pub fn from_environment() -> anyhow::Result<Self> {
+    pub fn from_environment(mode: crate::server::Mode) -> anyhow::Result<Self> {
         let sandbox = match crate::server::setting("ANJIA_PAYMENT_SANDBOX").as_deref() {
-            None | Some("on") => true,
+            None => mode == crate::server::Mode::Development,
+            Some("on") => true,
             Some("off") => false,
             Some(other) => anyhow::bail!("ANJIA_PAYMENT_SANDBOX must be on or off, not {other}"),
         };

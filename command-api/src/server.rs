@@ -65,9 +65,35 @@ pub async fn prepare(pool: &PgPool, master_key: Option<&str>) -> anyhow::Result<
     Ok(vault)
 }
 
+/// `ANJIA_MODE`: how much the server trusts the machine it runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// The default: refuses a payment sandbox that confirms its own payments, and personal
+    /// data sealed under a key kept in the same database.
+    #[default]
+    Production,
+    /// A developer's machine and the tests (`scripts/start` asks for it): the sandbox takes
+    /// payments without a real provider, and a generated key may seal personal data.
+    Development,
+}
+
+impl Mode {
+    pub fn from_environment() -> anyhow::Result<Mode> {
+        match setting("ANJIA_MODE").as_deref() {
+            None | Some("production") => Ok(Mode::Production),
+            Some("development") => Ok(Mode::Development),
+            Some(other) => {
+                anyhow::bail!("ANJIA_MODE must be production or development, not {other}")
+            }
+        }
+    }
+}
+
 /// Where the platform's ports point, from the environment.
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
+    /// `ANJIA_MODE`: production unless asked for development.
+    pub mode: Mode,
     pub notify: crate::notify::NotifySettings,
     pub background: crate::background::BackgroundCheckSettings,
     pub jobs: crate::jobs::JobSettings,
@@ -96,7 +122,9 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_environment() -> anyhow::Result<Self> {
+        let mode = Mode::from_environment()?;
         Ok(Settings {
+            mode,
             trusted_proxies: crate::client_address::trusted_proxies_from_environment()?,
             notify: crate::notify::NotifySettings::from_environment(),
             background: crate::background::BackgroundCheckSettings::from_environment(),
@@ -104,7 +132,7 @@ impl Settings {
             oauth: crate::routes::oauth::OAuthSettings::from_environment(),
             dispatch: crate::dispatch::DispatchSettings::from_environment()?,
             money: crate::money::MoneySettings::from_environment()?,
-            payment_providers: crate::payments::ProviderSettings::from_environment()?,
+            payment_providers: crate::payments::ProviderSettings::from_environment(mode)?,
             metrics_token: setting("ANJIA_METRICS_TOKEN"),
             reviews: crate::reviews::ReviewSettings::from_environment()?,
             signaling: signaling::Settings::default(),
@@ -116,6 +144,35 @@ impl Settings {
                 .map(|url| url.trim().trim_end_matches('/').to_owned())
                 .filter(|url| !url.is_empty()),
         })
+    }
+}
+
+impl Settings {
+    /// What production mode refuses to start with; what development mode allows, said loudly.
+    /// `master_key_given`: whether `ANJIA_MASTER_KEY` is set.
+    pub fn check(&self, master_key_given: bool) -> anyhow::Result<()> {
+        if self.mode == Mode::Production {
+            anyhow::ensure!(
+                !self.payment_providers.sandbox,
+                "the payment sandbox confirms its own payments: it runs only with ANJIA_MODE=development"
+            );
+            anyhow::ensure!(
+                master_key_given,
+                "ANJIA_MASTER_KEY is not set: personal data would be sealed under a key kept in the \
+                 database itself. Set it (base64 of 32 bytes, kept outside the database), or run \
+                 with ANJIA_MODE=development on a developer's machine"
+            );
+        } else {
+            if !master_key_given {
+                tracing::warn!("DEVELOPMENT MODE: personal data is sealed under a development key kept in the database; never use this with real people's data (set ANJIA_MASTER_KEY)");
+            }
+            if self.payment_providers.sandbox {
+                tracing::warn!(
+                    "DEVELOPMENT MODE: the payment sandbox confirms payments that no provider took"
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -156,6 +213,10 @@ pub async fn start(
     settings: &Settings,
     vault: vault::Vault,
 ) -> anyhow::Result<Running> {
+    anyhow::ensure!(
+        settings.mode == Mode::Development || !settings.payment_providers.sandbox,
+        "the payment sandbox confirms its own payments: it runs only in development mode"
+    );
     let (shutdown, shutdown_receiver) = watch::channel(false);
     let address = listener.local_addr()?;
     let base_url = settings

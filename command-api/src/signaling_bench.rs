@@ -95,6 +95,7 @@ impl ServerChild {
         let mut child = tokio::process::Command::new(std::env::current_exe()?)
             .args(["serve", "--listen", "127.0.0.1:0", "--no-projectors"])
             .env("DATABASE_URL", database_url)
+            .env("ANJIA_MODE", "development")
             // Three servers and this process share the database's connections.
             .env("ANJIA_DB_POOL", "24")
             .env("RUST_LOG", "error")

@@ -92,10 +92,18 @@ pub async fn pay_out(
     if withdrawal.status != WithdrawalStatus::Approved {
         return Ok(());
     }
-    let (account, _) = wallet
-        .bank_account
-        .as_ref()
-        .ok_or_else(|| ApiError::not_found("银行卡", "bank account"))?;
+    // Paid to the account fixed when it was asked for, or not at all; only withdrawals asked
+    // for before destinations were fixed fall back to the account on file.
+    let account = match &withdrawal.to {
+        Some(account) => account,
+        None => {
+            &wallet
+                .bank_account
+                .as_ref()
+                .ok_or_else(|| ApiError::not_found("银行卡", "bank account"))?
+                .0
+        }
+    };
     let number = state
         .vault
         .open(&account.number)

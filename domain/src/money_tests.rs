@@ -363,6 +363,7 @@ impl World {
                     WalletCommand::RequestWithdrawal {
                         withdrawal_id,
                         amount: Fen::literal(amount),
+                        checks: None,
                         now,
                     },
                 );
@@ -377,6 +378,7 @@ impl World {
                         WalletCommand::RequestWithdrawal {
                             withdrawal_id,
                             amount: Fen::literal(amount),
+                            checks: None,
                             now,
                         },
                     ));

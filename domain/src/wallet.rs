@@ -62,9 +62,12 @@ pub enum WalletCommand {
     },
     /// From the settlement job: every income whose date has passed becomes available.
     Settle { now: DateTime<Utc> },
+    /// With `checks`, the risk checks are decided here, in the wallet's own stream, so daily
+    /// limits hold under parallel requests; the account the request is paid to is fixed now.
     RequestWithdrawal {
         withdrawal_id: Uuid,
         amount: Fen,
+        checks: Option<WithdrawalChecks>,
         now: DateTime<Utc>,
     },
     ApproveWithdrawal {
@@ -120,6 +123,18 @@ pub enum WalletEvent {
         withdrawal_id: Uuid,
         amount: Fen,
         requested_at: DateTime<Utc>,
+        /// Where it is paid: the account on file when it was asked for (absent in events
+        /// written before destinations were fixed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<BankAccount>,
+    },
+    /// A withdrawal not yet approved, called off because the bank account it was to be paid
+    /// to was replaced: the money is available again.
+    WithdrawalCancelled {
+        withdrawal_id: Uuid,
+        amount: Fen,
+        reason: String,
+        cancelled_at: DateTime<Utc>,
     },
     WithdrawalApproved {
         withdrawal_id: Uuid,
@@ -167,6 +182,7 @@ impl DomainEvent for WalletEvent {
             WalletEvent::WithdrawalRequested { .. } => "WithdrawalRequested",
             WalletEvent::WithdrawalApproved { .. } => "WithdrawalApproved",
             WalletEvent::WithdrawalRejected { .. } => "WithdrawalRejected",
+            WalletEvent::WithdrawalCancelled { .. } => "WithdrawalCancelled",
             WalletEvent::PayoutSucceeded { .. } => "PayoutSucceeded",
             WalletEvent::PayoutFailed { .. } => "PayoutFailed",
             WalletEvent::DisputeRecovered { .. } => "DisputeRecovered",
@@ -195,6 +211,21 @@ pub enum WalletError {
     ReasonRequired,
     #[error("工人收入 {held} 不足以扣回 {requested} / the worker's {held} does not cover the {requested} to recover")]
     CannotRecover { requested: Fen, held: Fen },
+    #[error("{0}")]
+    Risk(WithdrawalRisk),
+    #[error("银行卡刚刚更换，请重新提交 / the bank account was just changed; ask again")]
+    AccountChanged,
+}
+
+/// What the wallet needs from outside to judge a withdrawal: whether the holder of the
+/// account on file (the one set at `account_set_at`) is the worker's verified identity, whether
+/// they have an open dispute, and the platform's rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WithdrawalChecks {
+    pub account_set_at: DateTime<Utc>,
+    pub holder_verified: bool,
+    pub open_dispute: bool,
+    pub rules: WithdrawalRules,
 }
 
 /// Where a withdrawal stands.
@@ -206,6 +237,8 @@ pub enum WithdrawalStatus {
     Rejected,
     Paid,
     Failed,
+    /// Called off before approval because the bank account was replaced.
+    Cancelled,
 }
 
 impl WithdrawalStatus {
@@ -216,6 +249,7 @@ impl WithdrawalStatus {
             WithdrawalStatus::Rejected => "rejected",
             WithdrawalStatus::Paid => "paid",
             WithdrawalStatus::Failed => "failed",
+            WithdrawalStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -226,6 +260,9 @@ pub struct Withdrawal {
     pub amount: i64,
     pub status: WithdrawalStatus,
     pub requested_at: DateTime<Utc>,
+    /// The account it is paid to, fixed when it was asked for.
+    #[serde(default)]
+    pub to: Option<BankAccount>,
 }
 
 /// A worker's money, as their wallet's events fold it.
@@ -283,11 +320,27 @@ impl Wallet {
                 worker_id,
                 account,
                 now,
-            } => Ok(vec![WalletEvent::BankAccountSet {
-                worker_id,
-                account,
-                set_at: now,
-            }]),
+            } => {
+                // Withdrawals not yet approved were checked against the old account: they are
+                // called off, and the new account starts its own age.
+                let mut events = vec![WalletEvent::BankAccountSet {
+                    worker_id,
+                    account,
+                    set_at: now,
+                }];
+                events.extend(
+                    self.withdrawals
+                        .iter()
+                        .filter(|withdrawal| withdrawal.status == WithdrawalStatus::Requested)
+                        .map(|withdrawal| WalletEvent::WithdrawalCancelled {
+                            withdrawal_id: withdrawal.withdrawal_id,
+                            amount: Fen::literal(withdrawal.amount),
+                            reason: "银行卡已更换 / the bank account was changed".to_owned(),
+                            cancelled_at: now,
+                        }),
+                );
+                Ok(events)
+            }
             _ if self.worker_id.is_none() => Err(WalletError::NotFound),
             WalletCommand::Settle { now } => Ok(self
                 .pending
@@ -302,6 +355,7 @@ impl Wallet {
             WalletCommand::RequestWithdrawal {
                 withdrawal_id,
                 amount,
+                checks,
                 now,
             } => {
                 if self.withdrawal(withdrawal_id).is_ok() {
@@ -310,6 +364,20 @@ impl Wallet {
                 }
                 if amount.get() == 0 {
                     return Err(WalletError::EmptyWithdrawal);
+                }
+                if let Some(checks) = checks {
+                    let set_at = self.bank_account.as_ref().map(|(_, set_at)| *set_at);
+                    if set_at.is_some() && set_at != Some(checks.account_set_at) {
+                        return Err(WalletError::AccountChanged);
+                    }
+                    self.check_withdrawal(
+                        amount,
+                        checks.holder_verified,
+                        checks.open_dispute,
+                        &checks.rules,
+                        now,
+                    )
+                    .map_err(WalletError::Risk)?;
                 }
                 if amount.get() > self.available {
                     return Err(WalletError::InsufficientFunds {
@@ -321,6 +389,10 @@ impl Wallet {
                     withdrawal_id,
                     amount,
                     requested_at: now,
+                    to: self
+                        .bank_account
+                        .as_ref()
+                        .map(|(account, _)| account.clone()),
                 }])
             }
             WalletCommand::ApproveWithdrawal {
@@ -338,6 +410,7 @@ impl Wallet {
                     Ok(vec![])
                 }
                 WithdrawalStatus::Rejected => Err(WalletError::WithdrawalState("rejected")),
+                WithdrawalStatus::Cancelled => Err(WalletError::WithdrawalState("cancelled")),
             },
             WalletCommand::RejectWithdrawal {
                 withdrawal_id,
@@ -453,6 +526,12 @@ impl Wallet {
                 available,
                 amount.get(),
             )],
+            WalletEvent::WithdrawalCancelled { amount, .. } => vec![Posting::transfer(
+                "withdrawal_cancelled",
+                transit,
+                available,
+                amount.get(),
+            )],
             WalletEvent::PayoutSucceeded { amount, .. } => vec![Posting::transfer(
                 "payout_sent",
                 transit,
@@ -549,6 +628,7 @@ impl Wallet {
                 withdrawal_id,
                 amount,
                 requested_at,
+                to,
             } => {
                 self.available -= amount.get();
                 self.in_transit += amount.get();
@@ -557,7 +637,17 @@ impl Wallet {
                     amount: amount.get(),
                     status: WithdrawalStatus::Requested,
                     requested_at,
+                    to,
                 });
+            }
+            WalletEvent::WithdrawalCancelled {
+                withdrawal_id,
+                amount,
+                ..
+            } => {
+                self.in_transit -= amount.get();
+                self.available += amount.get();
+                set(self, withdrawal_id, WithdrawalStatus::Cancelled);
             }
             WalletEvent::WithdrawalApproved { withdrawal_id, .. } => {
                 set(self, withdrawal_id, WithdrawalStatus::Approved)
@@ -635,16 +725,18 @@ pub enum WithdrawalRisk {
 
 impl Wallet {
     /// The risk checks of a new withdrawal: amount limits, velocity, the account holder against
-    /// the verified name, the account's age, and open disputes.
+    /// the verified identity (compared outside, where the sealed names can be opened), the
+    /// account's age, and open disputes. Withdrawals rejected or called off do not count
+    /// towards the day's limits.
     pub fn check_withdrawal(
         &self,
         amount: Fen,
-        verified_name: &str,
+        holder_verified: bool,
         open_dispute: bool,
         rules: &WithdrawalRules,
         now: DateTime<Utc>,
     ) -> Result<(), WithdrawalRisk> {
-        let (account, since) = self
+        let (_, since) = self
             .bank_account
             .as_ref()
             .ok_or(WithdrawalRisk::NoBankAccount)?;
@@ -656,7 +748,11 @@ impl Wallet {
             .withdrawals
             .iter()
             .filter(|withdrawal| {
-                withdrawal.requested_at > day_ago && withdrawal.status != WithdrawalStatus::Rejected
+                withdrawal.requested_at > day_ago
+                    && !matches!(
+                        withdrawal.status,
+                        WithdrawalStatus::Rejected | WithdrawalStatus::Cancelled
+                    )
             })
             .collect();
         if recent.len() >= rules.daily_requests {
@@ -668,7 +764,7 @@ impl Wallet {
                 rules.daily_maximum,
             )));
         }
-        if account.holder_name.trim() != verified_name.trim() {
+        if !holder_verified {
             return Err(WithdrawalRisk::NameMismatch);
         }
         if now - *since < chrono::Duration::hours(rules.account_age_hours) {
@@ -715,7 +811,13 @@ mod tests {
         let old = now() - chrono::Duration::days(3);
         let wallet = wallet_with(1_000_000, old);
         let check = |wallet: &Wallet, amount: i64, name: &str, dispute: bool| {
-            wallet.check_withdrawal(Fen::literal(amount), name, dispute, &rules, now())
+            wallet.check_withdrawal(
+                Fen::literal(amount),
+                name == "张阿姨",
+                dispute,
+                &rules,
+                now(),
+            )
         };
         assert_eq!(check(&wallet, 50_000, "张阿姨", false), Ok(()));
         assert_eq!(
@@ -749,11 +851,97 @@ mod tests {
                 amount: 2_000,
                 status: WithdrawalStatus::Paid,
                 requested_at: now() - chrono::Duration::hours(2),
+                to: None,
             });
         }
         assert_eq!(
             check(&busy, 2_000, "张阿姨", false),
             Err(WithdrawalRisk::TooFrequent(3))
+        );
+    }
+
+    fn checks(wallet: &Wallet) -> WithdrawalChecks {
+        WithdrawalChecks {
+            account_set_at: wallet.bank_account.as_ref().expect("account").1,
+            holder_verified: true,
+            open_dispute: false,
+            rules: WithdrawalRules::default(),
+        }
+    }
+
+    fn request(wallet: &Wallet, id: u128, amount: i64) -> Result<Vec<WalletEvent>, WalletError> {
+        wallet.decide(WalletCommand::RequestWithdrawal {
+            withdrawal_id: Uuid::from_u128(id),
+            amount: Fen::literal(amount),
+            checks: Some(checks(wallet)),
+            now: now(),
+        })
+    }
+
+    #[test]
+    fn the_daily_limits_are_decided_in_the_wallets_stream_and_the_destination_is_fixed() {
+        let mut wallet = wallet_with(1_000_000, now() - chrono::Duration::days(3));
+        for id in 1..=3 {
+            let events = request(&wallet, id, 10_000).expect("within the limits");
+            let WalletEvent::WithdrawalRequested { to, .. } = &events[0] else {
+                panic!("{events:?}")
+            };
+            assert_eq!(
+                to.as_ref().map(|account| account.masked.as_str()),
+                Some("6222 **** **** 1234")
+            );
+            for event in events {
+                wallet.fold(event);
+            }
+        }
+        // A fourth in the same day, however it arrives, is refused by the stream itself.
+        assert_eq!(
+            request(&wallet, 4, 10_000),
+            Err(WalletError::Risk(WithdrawalRisk::TooFrequent(3)))
+        );
+    }
+
+    #[test]
+    fn a_new_bank_account_calls_off_unapproved_withdrawals_and_restarts_the_age_clock() {
+        let mut wallet = wallet_with(100_000, now() - chrono::Duration::days(3));
+        let checked = checks(&wallet);
+        for event in request(&wallet, 1, 20_000).expect("requested") {
+            wallet.fold(event);
+        }
+        let replaced = wallet
+            .decide(WalletCommand::SetBankAccount {
+                worker_id: Uuid::from_u128(1),
+                account: BankAccount {
+                    holder_name: "张阿姨".into(),
+                    bank: "工商银行".into(),
+                    number: Sealed::from_ciphertext("v1.a.b".into()),
+                    masked: "6212 **** **** 9999".into(),
+                },
+                now: now(),
+            })
+            .expect("set");
+        assert!(matches!(
+            replaced[1],
+            WalletEvent::WithdrawalCancelled { amount, .. } if amount == Fen::literal(20_000)
+        ));
+        for event in replaced {
+            wallet.fold(event);
+        }
+        assert_eq!((wallet.available, wallet.in_transit), (100_000, 0));
+        // A request checked against the old account is refused; against the new one, the
+        // account is too new.
+        assert_eq!(
+            wallet.decide(WalletCommand::RequestWithdrawal {
+                withdrawal_id: Uuid::from_u128(2),
+                amount: Fen::literal(10_000),
+                checks: Some(checked),
+                now: now(),
+            }),
+            Err(WalletError::AccountChanged)
+        );
+        assert_eq!(
+            request(&wallet, 3, 10_000),
+            Err(WalletError::Risk(WithdrawalRisk::AccountTooNew(24)))
         );
     }
 }

@@ -219,6 +219,11 @@ pub enum WorkerEvent {
     IdentitySubmitted {
         id_number: Sealed,
         at: DateTime<Utc>,
+        /// The name the identity (and its background check) was given under: the profile's
+        /// name at that moment, sealed. Later profile edits do not change it (absent in events
+        /// written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        legal_name: Option<Sealed>,
     },
     BackgroundChecked {
         outcome: BackgroundCheckOutcome,
@@ -450,6 +455,12 @@ pub struct Worker {
     pub availability: Availability,
     #[serde(default)]
     pub base: Option<ServiceBase>,
+    /// The profile's name as it stands (sealed).
+    #[serde(default)]
+    pub profile_name: Option<Sealed>,
+    /// The name of the submitted identity (sealed): what a payout account must be held by.
+    #[serde(default)]
+    pub legal_name: Option<Sealed>,
 }
 
 impl Worker {
@@ -606,7 +617,11 @@ impl Worker {
                 }])
             }
             WorkerCommand::SubmitIdentity { id_number, now } => {
-                Ok(vec![WorkerEvent::IdentitySubmitted { id_number, at: now }])
+                Ok(vec![WorkerEvent::IdentitySubmitted {
+                    id_number,
+                    at: now,
+                    legal_name: self.profile_name.clone(),
+                }])
             }
             WorkerCommand::RecordBackgroundCheck { outcome, now } => {
                 if !self.identity_submitted {
@@ -858,11 +873,16 @@ impl Worker {
     /// Folds one event into the state: the aggregate's `apply`.
     fn fold(&mut self, event: WorkerEvent) {
         match event {
-            WorkerEvent::WorkerRegistered { skills, .. } => {
+            WorkerEvent::WorkerRegistered {
+                skills, profile, ..
+            } => {
                 self.registered = true;
                 self.skills = skills;
+                self.profile_name = Some(profile.name);
             }
-            WorkerEvent::WorkerProfileUpdated { .. } => {}
+            WorkerEvent::WorkerProfileUpdated { profile, .. } => {
+                self.profile_name = Some(profile.name);
+            }
             WorkerEvent::WorkerSkillsSet { skills, .. } => self.skills = skills,
             WorkerEvent::WorkerWentOnline { .. } => self.online = true,
             WorkerEvent::WorkerWentOffline { .. } => self.online = false,
@@ -871,8 +891,11 @@ impl Worker {
                 self.online = false;
             }
             WorkerEvent::WorkerReinstated { .. } => self.suspended = false,
-            WorkerEvent::IdentitySubmitted { .. } => {
+            WorkerEvent::IdentitySubmitted { legal_name, .. } => {
                 self.identity_submitted = true;
+                // Events from before the name was kept: the profile's name at that point of
+                // the stream is the name the identity was given under.
+                self.legal_name = legal_name.or_else(|| self.profile_name.clone());
                 // A new identity needs a new check.
                 self.background = None;
             }

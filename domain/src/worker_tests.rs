@@ -873,6 +873,7 @@ fn identity_submitted() -> WorkerEvent {
     WorkerEvent::IdentitySubmitted {
         id_number: Sealed::from_ciphertext(format!("v1.{}.id", Uuid::nil())),
         at: later(1),
+        legal_name: None,
     }
 }
 

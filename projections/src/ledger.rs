@@ -441,6 +441,7 @@ async fn track_income(
             withdrawal_id,
             amount,
             requested_at,
+            ..
         } => {
             sqlx::query(&format!(
                 "INSERT INTO {schema}.withdrawals (withdrawal_id, worker_id, amount, status, requested_at, updated_at)
@@ -483,6 +484,23 @@ async fn track_income(
                 Some(reason),
                 None,
                 *rejected_at,
+            )
+            .await?
+        }
+        WalletEvent::WithdrawalCancelled {
+            withdrawal_id,
+            reason,
+            cancelled_at,
+            ..
+        } => {
+            withdrawal_status(
+                connection,
+                schema,
+                *withdrawal_id,
+                "cancelled",
+                Some(reason),
+                None,
+                *cancelled_at,
             )
             .await?
         }

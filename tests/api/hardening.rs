@@ -720,3 +720,323 @@ async fn a_customer_cannot_hold_a_named_workers_calendar_with_endless_unpaid_ord
     other_process.terminate().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_withdrawal_is_paid_to_the_account_it_was_asked_for_to_the_verified_holder_and_within_the_days_limits(
+) {
+    let app = tests::spawn_app_with(|settings| {
+        settings.money.settlement_period = chrono::Duration::zero();
+        settings.money.schedule = "*/1 * * * * *".to_owned();
+        settings.money.withdrawals.account_age_hours = 0;
+    })
+    .await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let (order_id, _) = app
+        .paid_through_sandbox(&customer, &tests::order_body_starting_in(30), "succeed")
+        .await;
+    app.grab_and_serve(order_id, &worker).await;
+    let mine = || async {
+        app.get("/api/v1/worker/withdrawals", Some(&worker.token))
+            .await
+            .json::<Value>()
+            .await
+            .expect("withdrawals")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while mine().await["available"] != 12_225 {
+        assert!(std::time::Instant::now() < deadline, "no income");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (app_ref, token) = (&app, worker.token.clone());
+    let set_account = |holder: &'static str, number: &'static str| {
+        let token = token.clone();
+        async move {
+            let response = app_ref
+                .client
+                .put(app_ref.url("/api/v1/worker/bank-account"))
+                .bearer_auth(&token)
+                .json(&json!({"holder_name": holder, "bank": "中国银行", "number": number}))
+                .send()
+                .await
+                .expect("account");
+            assert_eq!(response.status(), StatusCode::NO_CONTENT);
+        }
+    };
+    let withdraw = |base: String, key: String, amount: i64| {
+        app.client
+            .post(format!("{base}/api/v1/worker/withdrawals"))
+            .bearer_auth(&worker.token)
+            .header("idempotency-key", key)
+            .json(&json!({"amount": amount}))
+            .send()
+    };
+
+    // Asked for with a checked card, then the card on file is swapped: the withdrawal is
+    // called off and the money is back; approving it pays nothing anywhere.
+    set_account("张阿姨", "6222021234567891111").await;
+    let asked = withdraw(app.address.clone(), "first".into(), 5_000)
+        .await
+        .expect("request");
+    assert_eq!(asked.status(), StatusCode::CREATED);
+    let asked: Value = asked.json().await.expect("withdrawal");
+    set_account("张阿姨", "6222029999999992222").await;
+    let listed = mine().await;
+    assert_eq!(listed["available"], 12_225, "{listed}");
+    app.wait_for_projections().await;
+    let approved = app
+        .post(
+            &format!(
+                "/api/v1/admin/withdrawals/{}/approve",
+                asked["withdrawal_id"].as_str().expect("id")
+            ),
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(approved.status(), StatusCode::CONFLICT);
+    let payouts: i64 = sqlx::query_scalar("SELECT count(*) FROM sandbox_payouts")
+        .fetch_one(&app.pool)
+        .await
+        .expect("payouts");
+    assert_eq!(payouts, 0);
+
+    // The holder is checked against the identity given at onboarding, not the profile's
+    // name, which the worker edits.
+    let renamed = app
+        .client
+        .put(app.url("/api/v1/worker/profile"))
+        .bearer_auth(&worker.token)
+        .json(
+            &json!({"name": "王五", "phone": "13712345678", "years_of_experience": 8,
+                      "languages": ["普通话"], "city": "上海市", "districts": ["浦东新区"]}),
+        )
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(renamed.status(), StatusCode::OK);
+    set_account("王五", "6222023333333333333").await;
+    let stranger = withdraw(app.address.clone(), "stranger".into(), 5_000)
+        .await
+        .expect("request");
+    let problem = assert_problem(stranger, StatusCode::CONFLICT, "/problems/illegal-state").await;
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap_or("")
+        .contains("verified worker"));
+
+    // Ten at once over two processes: the day allows three (the one called off does not count).
+    set_account("张阿姨", "6222024444444444444").await;
+    let other_process = ServerProcess::start(&app.database_url).await;
+    let bases = [app.address.clone(), other_process.address.clone()];
+    let outcomes = join_all(
+        (0..10).map(|index| withdraw(bases[index % 2].clone(), format!("burst-{index}"), 1_000)),
+    )
+    .await;
+    let accepted: Vec<Value> = {
+        let mut accepted = Vec::new();
+        for response in outcomes {
+            let response = response.expect("request");
+            match response.status() {
+                StatusCode::CREATED => accepted.push(response.json().await.expect("withdrawal")),
+                StatusCode::CONFLICT => {}
+                other => panic!("unexpected {other}"),
+            }
+        }
+        accepted
+    };
+    assert_eq!(accepted.len(), 3);
+    assert_eq!(mine().await["available"], 12_225 - 3_000);
+    // Approved, it is paid to the card it was asked for.
+    app.wait_for_projections().await;
+    let paid: Value = app
+        .post(
+            &format!(
+                "/api/v1/admin/withdrawals/{}/approve",
+                accepted[0]["withdrawal_id"].as_str().expect("id")
+            ),
+            Some(&admin.token),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .expect("paid");
+    assert_eq!(paid["status"], "paid", "{paid}");
+    let masked: String = sqlx::query_scalar("SELECT account_masked FROM sandbox_payouts")
+        .fetch_one(&app.pool)
+        .await
+        .expect("payout");
+    assert_eq!(masked, "6222 **** **** 4444");
+    other_process.terminate().await;
+    app.stop().await;
+}
+
+/// Starts `anjia serve` in production mode (no ANJIA_MODE) with `env` on a fresh database;
+/// answers the child and the first line it printed, or its exit and what it said.
+fn serve_in_production(
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> Result<(std::process::Child, String), String> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut command = std::process::Command::new(tests::anjia_binary());
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .env_remove("ANJIA_MODE")
+        .env_remove("ANJIA_MASTER_KEY")
+        .env_remove("ANJIA_PAYMENT_SANDBOX")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("starting anjia serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("reading");
+    if line.starts_with("anjia listening on ") {
+        return Ok((
+            child,
+            line.trim()
+                .trim_start_matches("anjia listening on ")
+                .to_owned(),
+        ));
+    }
+    let status = child.wait().expect("exit");
+    let mut said = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut said)
+        .expect("stderr");
+    Err(format!("{status}: {said}"))
+}
+
+#[tokio::test]
+async fn production_mode_refuses_the_payment_sandbox_and_a_key_kept_in_the_database() {
+    let database_url = tests::fresh_database().await;
+    let master_key = "YW5qaWEtdGVzdC1tYXN0ZXIta2V5LTMyLWJ5dGVzISE=";
+    let without_key = tokio::task::spawn_blocking({
+        let url = database_url.clone();
+        move || serve_in_production(&url, &[])
+    })
+    .await
+    .expect("ran");
+    let said = without_key.expect_err("production needs a master key");
+    assert!(said.contains("ANJIA_MASTER_KEY"), "{said}");
+    let with_sandbox = tokio::task::spawn_blocking({
+        let url = database_url.clone();
+        move || {
+            serve_in_production(
+                &url,
+                &[
+                    ("ANJIA_MASTER_KEY", master_key),
+                    ("ANJIA_PAYMENT_SANDBOX", "on"),
+                ],
+            )
+        }
+    })
+    .await
+    .expect("ran");
+    let said = with_sandbox.expect_err("production refuses the sandbox");
+    assert!(said.contains("sandbox"), "{said}");
+
+    // With a key and no real provider, it starts, and no method takes a payment: not even a
+    // bank card, which the sandbox used to confirm by itself.
+    let (mut child, address) = tokio::task::spawn_blocking({
+        let url = database_url.clone();
+        move || serve_in_production(&url, &[("ANJIA_MASTER_KEY", master_key)])
+    })
+    .await
+    .expect("ran")
+    .expect("production starts with a master key");
+    let pool = sqlx::PgPool::connect(&database_url).await.expect("pool");
+    let client = reqwest::Client::new();
+    let phone = "13900002222";
+    let asked = client
+        .post(format!("{address}/api/v1/verification-codes"))
+        .json(&json!({"purpose": "register", "destination": phone}))
+        .send()
+        .await
+        .expect("code");
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
+    let sms: String = sqlx::query_scalar("SELECT body FROM outbox_messages WHERE destination = $1")
+        .bind(phone)
+        .fetch_one(&pool)
+        .await
+        .expect("sms");
+    let code = sms
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|digits| digits.len() == 6)
+        .expect("code")
+        .to_owned();
+    let registered = client
+        .post(format!("{address}/api/v1/accounts"))
+        .json(
+            &json!({"kind": "customer", "login": phone, "password": "a-good-password",
+                      "name": "陈先生", "verification_code": code}),
+        )
+        .send()
+        .await
+        .expect("register");
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let session: Value = client
+        .post(format!("{address}/api/v1/sessions"))
+        .json(&json!({"login": phone, "password": "a-good-password"}))
+        .send()
+        .await
+        .expect("sign in")
+        .json()
+        .await
+        .expect("session");
+    let token = session["access_token"].as_str().expect("token").to_owned();
+    let placed: Value = client
+        .post(format!("{address}/api/v1/orders"))
+        .bearer_auth(&token)
+        .json(&tests::order_body())
+        .send()
+        .await
+        .expect("order")
+        .json()
+        .await
+        .expect("ack");
+    let order_id = placed["order_id"].as_str().expect("order id").to_owned();
+    for method in ["bank_card", "alipay", "wechat_pay"] {
+        let refused = client
+            .post(format!(
+                "{address}/api/v1/orders/{order_id}/payment-intents"
+            ))
+            .bearer_auth(&token)
+            .json(&json!({"method": method, "sandbox": "succeed"}))
+            .send()
+            .await
+            .expect("intent");
+        assert_problem(
+            refused,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "/problems/invalid-input",
+        )
+        .await;
+    }
+    let payments: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE aggregate_type = 'payment'")
+            .fetch_one(&pool)
+            .await
+            .expect("payments");
+    assert_eq!(payments, 0);
+    let sandbox_endpoint = client
+        .post(format!("{address}/api/v1/payments/notifications/sandbox"))
+        .body("{}")
+        .send()
+        .await
+        .expect("notification");
+    assert_ne!(sandbox_endpoint.status(), StatusCode::OK);
+    let _ = child.kill();
+    let _ = child.wait();
+}

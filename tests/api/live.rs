@@ -163,8 +163,23 @@ async fn the_customer_sees_the_workers_position_live_and_a_passed_over_worker_he
     // The streams start from what the read models know now.
     app.wait_for_projections().await;
     let customer_stream = open(&app.client, &app.address, &customer.token, None).await;
-    // The first worker's stream from the start: they hear the order until it is taken from them.
-    let passed_over = open(&app.client, &app.address, &first_choice.token, Some("0-0")).await;
+    // The first worker's stream from the order's first event: they hear the order until it is
+    // taken from them.
+    let placed: String = sqlx::query_scalar(
+        "SELECT transaction_id::text || '-' || position FROM events
+          WHERE aggregate_type = 'order' AND aggregate_id = $1 ORDER BY position LIMIT 1",
+    )
+    .bind(order_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("the order's first event");
+    let passed_over = open(
+        &app.client,
+        &app.address,
+        &first_choice.token,
+        Some(&placed),
+    )
+    .await;
     for path in ["accept", "depart"] {
         let response = app
             .post(
@@ -196,5 +211,73 @@ async fn the_customer_sees_the_workers_position_live_and_a_passed_over_worker_he
     let theirs = read(passed_over, 2).await;
     assert_eq!(theirs[0].event, "WorkerAssigned");
     assert_eq!(theirs[1].event, "AssignmentWithdrawn");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_live_stream_is_capped_per_person_ends_with_its_session_and_never_rescans_the_log() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    // Resuming from the log's beginning (or a point no event holds) is refused, not rescanned.
+    for too_old in ["0-0", "1-1"] {
+        let refused = app
+            .client
+            .get(app.url("/api/v1/live"))
+            .bearer_auth(&customer.token)
+            .header("last-event-id", too_old)
+            .send()
+            .await
+            .expect("request");
+        tests::assert_problem(refused, StatusCode::GONE, "/problems/resume-too-old").await;
+    }
+    // Three at once; a fourth is refused until one closes.
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(open(&app.client, &app.address, &customer.token, None).await);
+    }
+    let fourth = app
+        .client
+        .get(app.url("/api/v1/live"))
+        .bearer_auth(&customer.token)
+        .send()
+        .await
+        .expect("request");
+    tests::assert_problem(fourth, StatusCode::TOO_MANY_REQUESTS, "/problems/busy").await;
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let replacement = loop {
+        let response = app
+            .client
+            .get(app.url("/api/v1/live"))
+            .bearer_auth(&customer.token)
+            .send()
+            .await
+            .expect("request");
+        if response.status() == StatusCode::OK {
+            break response;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed stream's place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Signing out everywhere ends every open stream within seconds.
+    let revoked = app
+        .client
+        .delete(app.url(&format!("/api/v1/sessions/{}", customer.session_id)))
+        .bearer_auth(&customer.token)
+        .send()
+        .await
+        .expect("revoke");
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    for mut stream in streams.into_iter().chain([replacement]) {
+        let ended = tokio::time::timeout(Duration::from_secs(20), async {
+            // Keep-alives may come; the stream ends when the server closes it.
+            while let Ok(Some(_)) = stream.chunk().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream outlived its session");
+    }
     app.stop().await;
 }

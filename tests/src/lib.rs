@@ -112,6 +112,7 @@ async fn spawn_app_configured(
         .expect("binding");
     let mail = smtp::SmtpSink::start().await;
     let mut settings = command_api::server::Settings {
+        mode: command_api::server::Mode::Development,
         notify: command_api::notify::NotifySettings {
             smtp_url: Some(mail.url()),
             mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
@@ -668,6 +669,7 @@ impl ServerProcess {
         let mut child = Command::new(anjia_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
+            .env("ANJIA_MODE", "development")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

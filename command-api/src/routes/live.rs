@@ -22,12 +22,86 @@ use projections::log::{read_after, Checkpoint};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
+use crate::auth::Verified;
 use crate::error::ApiError;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/live", get(live))
+}
+
+/// Live streams one person may hold open at once in one process (a phone and a browser or
+/// two, with room for a reconnect that overlaps the old stream).
+pub const STREAMS_PER_PERSON: usize = 3;
+
+/// How far back a stream may resume: an older `Last-Event-ID` answers 410 and the client
+/// reloads what it shows, rather than the server rescanning the log from there.
+pub const RESUME_WINDOW: chrono::Duration = chrono::Duration::hours(1);
+
+/// How often an open stream checks that its session was not revoked.
+const SESSION_CHECK: Duration = Duration::from_secs(5);
+
+/// The live streams each person holds open in this process.
+#[derive(Clone, Default)]
+pub struct OpenStreams(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>>);
+
+/// One open stream, counted until it is dropped (the client left or the stream ended).
+struct StreamSlot {
+    streams: OpenStreams,
+    person: Uuid,
+}
+
+impl OpenStreams {
+    fn open(&self, person: Uuid) -> Option<StreamSlot> {
+        let mut open = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(person).or_default();
+        if *count >= STREAMS_PER_PERSON {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot {
+            streams: self.clone(),
+            person,
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .streams
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.person) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.person);
+            }
+        }
+    }
+}
+
+/// Refuses a resume point the stream would have to rescan the log from: one no event holds,
+/// or one older than the resume window.
+async fn check_resume(pool: &sqlx::PgPool, from: Checkpoint) -> Result<(), ApiError> {
+    if from == Checkpoint::default() {
+        return Err(ApiError::ResumeTooOld);
+    }
+    let recorded: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT recorded_at FROM events WHERE position = $1 AND transaction_id::text = $2",
+    )
+    .bind(from.position)
+    .bind(from.transaction_id.to_string())
+    .fetch_optional(pool)
+    .await?;
+    match recorded {
+        Some(recorded_at) if recorded_at > chrono::Utc::now() - RESUME_WINDOW => Ok(()),
+        _ => Err(ApiError::ResumeTooOld),
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -93,114 +167,162 @@ async fn known_orders(pool: &sqlx::PgPool, actor: Actor) -> Result<HashSet<Strin
     Ok(ids.into_iter().map(|id| id.to_string()).collect())
 }
 
-/// Live order events for the signed-in person (all orders for admins), resumable.
+/// What an open stream carries from one message to the next.
+struct Following {
+    state: AppState,
+    verified: Verified,
+    checkpoint: Checkpoint,
+    orders: HashSet<String>,
+    pending: Vec<Event>,
+    session_checked: std::time::Instant,
+    _slot: StreamSlot,
+}
+
+/// Live order events for the signed-in person (all orders for admins), resumable within an
+/// hour. A stream ends when its access token expires or its session is revoked (the client
+/// reconnects with a fresh token and `Last-Event-ID`); one person holds at most three at once.
 #[utoipa::path(get, path = "/api/v1/live", tag = "orders", security(("bearer" = [])),
-    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
+    params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (from the last hour)")),
     responses((status = 200, description = "Server-Sent Events: one message per order event; `id` is `<xid>-<position>`, `event` the event type, `data` its JSON",
                   content_type = "text/event-stream", body = String),
-              (status = 400, body = crate::error::Problem)))]
+              (status = 400, body = crate::error::Problem),
+              (status = 410, description = "The resume point is older than the last hour: reload, then follow without Last-Event-ID", body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
 pub async fn live(
     State(state): State<AppState>,
-    context: CommandContext,
+    verified: Verified,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    let actor = verified.actor;
     let start = match parse_last_event_id(&headers)? {
-        Some(checkpoint) => checkpoint,
+        Some(checkpoint) => {
+            check_resume(&state.pool, checkpoint).await?;
+            checkpoint
+        }
         None => head(&state.pool).await?,
     };
+    let slot = state.live_streams.open(actor.id).ok_or_else(|| ApiError::Busy {
+        detail: format!(
+            "同时打开的实时连接最多 {STREAMS_PER_PERSON} 个 / at most {STREAMS_PER_PERSON} live streams may be open at once"
+        ),
+        retry_after_seconds: 5,
+    })?;
     let orders = known_orders(&state.pool, actor).await?;
-    let stream = futures::stream::unfold(
-        (state, actor, start, orders, Vec::<Event>::new()),
-        |(state, actor, mut checkpoint, mut orders, mut pending)| async move {
-            loop {
-                // A shutting-down server ends the stream; the client resumes elsewhere.
-                if *state.shutdown.borrow() {
+    let following = Following {
+        state,
+        verified,
+        checkpoint: start,
+        orders,
+        pending: Vec::new(),
+        session_checked: std::time::Instant::now(),
+        _slot: slot,
+    };
+    let stream = futures::stream::unfold(following, |mut following| async move {
+        loop {
+            let Following {
+                state,
+                verified,
+                checkpoint,
+                orders,
+                pending,
+                session_checked,
+                ..
+            } = &mut following;
+            let actor = verified.actor;
+            // A shutting-down server ends the stream; the client resumes elsewhere. So does an
+            // expired token, or a session signed out or revoked since the stream opened.
+            if *state.shutdown.borrow() || chrono::Utc::now() >= verified.expires_at {
+                return None;
+            }
+            if session_checked.elapsed() >= SESSION_CHECK {
+                *session_checked = std::time::Instant::now();
+                if !crate::auth::session_is_live(&state.pool, *verified)
+                    .await
+                    .unwrap_or(true)
+                {
                     return None;
                 }
-                if let Some(event) = pending.pop() {
-                    return Some((Ok(event), (state, actor, checkpoint, orders, pending)));
-                }
-                let batch = match state.pool.acquire().await {
-                    Ok(mut connection) => read_after(&mut connection, checkpoint, 200)
-                        .await
-                        .unwrap_or_default(),
-                    Err(_) => Vec::new(),
+            }
+            if let Some(event) = pending.pop() {
+                return Some((Ok(event), following));
+            }
+            let batch = match state.pool.acquire().await {
+                Ok(mut connection) => read_after(&mut connection, *checkpoint, 200)
+                    .await
+                    .unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            if batch.is_empty() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            let mut ready = Vec::new();
+            for stored in batch {
+                *checkpoint = Checkpoint {
+                    transaction_id: stored.transaction_id,
+                    position: stored.position,
                 };
-                if batch.is_empty() {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                if stored.aggregate_type != "order" {
                     continue;
                 }
-                let mut ready = Vec::new();
-                for stored in batch {
-                    checkpoint = Checkpoint {
-                        transaction_id: stored.transaction_id,
-                        position: stored.position,
-                    };
-                    if stored.aggregate_type != "order" {
-                        continue;
-                    }
-                    // A person joins an order's story when it is placed for them or they are
-                    // assigned to it, and a worker leaves it when it is taken from them.
-                    let mut position = None;
-                    let mut leaving = false;
-                    if let Ok(decoded) = stored.decode::<OrderEvent>() {
-                        match decoded {
-                            OrderEvent::WorkerLocationReported { location, eta, .. } => {
-                                position = Some(serde_json::json!({
-                                    "latitude": location.latitude,
-                                    "longitude": location.longitude,
-                                    "system": location.system.as_str(),
-                                    "eta": eta,
-                                }));
-                            }
-                            OrderEvent::AssignmentDeclined { worker_id, .. }
-                            | OrderEvent::AssignmentExpired { worker_id, .. }
-                            | OrderEvent::AssignmentWithdrawn { worker_id, .. }
-                                if worker_id == actor.id =>
-                            {
-                                leaving = true;
-                            }
-                            OrderEvent::OrderPlaced { booking, .. }
-                                if booking.customer_id == actor.id =>
-                            {
-                                orders.insert(stored.aggregate_id.clone());
-                            }
-                            OrderEvent::WorkerAssigned { worker_id, .. }
-                                if worker_id == actor.id =>
-                            {
-                                orders.insert(stored.aggregate_id.clone());
-                            }
-                            _ => {}
+                // A person joins an order's story when it is placed for them or they are
+                // assigned to it, and a worker leaves it when it is taken from them.
+                let mut position = None;
+                let mut leaving = false;
+                if let Ok(decoded) = stored.decode::<OrderEvent>() {
+                    match decoded {
+                        OrderEvent::WorkerLocationReported { location, eta, .. } => {
+                            position = Some(serde_json::json!({
+                                "latitude": location.latitude,
+                                "longitude": location.longitude,
+                                "system": location.system.as_str(),
+                                "eta": eta,
+                            }));
                         }
+                        OrderEvent::AssignmentDeclined { worker_id, .. }
+                        | OrderEvent::AssignmentExpired { worker_id, .. }
+                        | OrderEvent::AssignmentWithdrawn { worker_id, .. }
+                            if worker_id == actor.id =>
+                        {
+                            leaving = true;
+                        }
+                        OrderEvent::OrderPlaced { booking, .. }
+                            if booking.customer_id == actor.id =>
+                        {
+                            orders.insert(stored.aggregate_id.clone());
+                        }
+                        OrderEvent::WorkerAssigned { worker_id, .. } if worker_id == actor.id => {
+                            orders.insert(stored.aggregate_id.clone());
+                        }
+                        _ => {}
                     }
-                    if actor.role != Role::Admin && !orders.contains(&stored.aggregate_id) {
-                        continue;
-                    }
-                    if leaving {
-                        // The worker hears that it was taken from them, and nothing after.
-                        orders.remove(&stored.aggregate_id);
-                    }
-                    let message = LiveMessage {
-                        order_id: stored.aggregate_id.clone(),
-                        event_type: stored.event_type.clone(),
-                        sequence: stored.sequence,
-                        recorded_at: stored.recorded_at,
-                        position,
-                    };
-                    let data = serde_json::to_string(&message).unwrap_or_default();
-                    ready.push(
-                        Event::default()
-                            .id(format!("{}-{}", stored.transaction_id, stored.position))
-                            .event(stored.event_type.clone())
-                            .data(data),
-                    );
                 }
-                // Popped from the end: keep log order.
-                ready.reverse();
-                pending = ready;
+                if actor.role != Role::Admin && !orders.contains(&stored.aggregate_id) {
+                    continue;
+                }
+                if leaving {
+                    // The worker hears that it was taken from them, and nothing after.
+                    orders.remove(&stored.aggregate_id);
+                }
+                let message = LiveMessage {
+                    order_id: stored.aggregate_id.clone(),
+                    event_type: stored.event_type.clone(),
+                    sequence: stored.sequence,
+                    recorded_at: stored.recorded_at,
+                    position,
+                };
+                let data = serde_json::to_string(&message).unwrap_or_default();
+                ready.push(
+                    Event::default()
+                        .id(format!("{}-{}", stored.transaction_id, stored.position))
+                        .event(stored.event_type.clone())
+                        .data(data),
+                );
             }
-        },
-    );
+            // Popped from the end: keep log order.
+            ready.reverse();
+            *pending = ready;
+        }
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

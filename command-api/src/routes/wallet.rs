@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use domain::wallet::{BankAccount, Wallet, WalletCommand, WithdrawalRisk};
+use domain::wallet::{BankAccount, Wallet, WalletCommand, WithdrawalChecks, WithdrawalRisk};
 use domain::worker::Worker;
 use domain::Fen;
 use serde::{Deserialize, Serialize};
@@ -108,7 +108,7 @@ pub struct WithdrawalView {
     pub requested_at: DateTime<Utc>,
 }
 
-fn risk(refusal: WithdrawalRisk) -> ApiError {
+pub(crate) fn risk(refusal: WithdrawalRisk) -> ApiError {
     match refusal {
         WithdrawalRisk::BelowMinimum(_) | WithdrawalRisk::OverDailyMaximum(_) => {
             ApiError::Invalid(refusal.to_string())
@@ -136,35 +136,48 @@ pub async fn request_withdrawal(
         .withdrawals
         .iter()
         .any(|withdrawal| withdrawal.withdrawal_id == withdrawal_id);
-    if !retry {
-        let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
-        let verified_name: Option<String> = if worker.identity_submitted {
-            sqlx::query_scalar("SELECT name FROM read_workers WHERE worker_id = $1")
-                .bind(worker_id)
-                .fetch_optional(&state.pool)
-                .await?
-        } else {
-            None
+    let checks = if retry {
+        None
+    } else {
+        let Some((account, account_set_at)) = wallet.bank_account.clone() else {
+            return Err(risk(WithdrawalRisk::NoBankAccount));
         };
+        // The holder must be the identity the worker submitted at onboarding, with a clear
+        // background check, not the profile's name, which the worker edits at will.
+        let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+        let identity_clear = worker
+            .background
+            .as_ref()
+            .is_some_and(|outcome| outcome.clear());
+        let legal_name = match (&worker.legal_name, identity_clear) {
+            (Some(sealed), true) => state
+                .vault
+                .open(sealed)
+                .await
+                .map_err(crate::error::vault_error)?,
+            _ => None,
+        };
+        let holder_verified =
+            legal_name.is_some_and(|legal_name| legal_name.trim() == account.holder_name.trim());
         let open_dispute: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM read_orders WHERE worker_id = $1 AND status = 'disputed')",
         )
         .bind(worker_id)
         .fetch_one(&state.pool)
         .await?;
-        wallet
-            .check_withdrawal(
-                amount,
-                verified_name.as_deref().unwrap_or(""),
-                open_dispute,
-                &state.money.withdrawals,
-                context.occurred_at,
-            )
-            .map_err(risk)?;
-    }
+        Some(WithdrawalChecks {
+            account_set_at,
+            holder_verified,
+            open_dispute,
+            rules: state.money.withdrawals,
+        })
+    };
+    // The checks are decided in the wallet's stream with the reservation, so parallel
+    // requests cannot all pass the day's limits; the account is fixed on the request.
     let command = WalletCommand::RequestWithdrawal {
         withdrawal_id,
         amount,
+        checks,
         now: context.occurred_at,
     };
     let committed = state
