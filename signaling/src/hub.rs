@@ -48,6 +48,9 @@ pub struct Settings {
     pub node_timeout: Duration,
     /// How long a moved seat waits for its old process to hand over what waited there.
     pub handover_timeout: Duration,
+    /// How long one write to a connection may take; a connection that does not take its
+    /// messages for this long is dropped (it may come back and resume).
+    pub send_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -60,6 +63,7 @@ impl Default for Settings {
             heartbeat_every: Duration::from_secs(5),
             node_timeout: Duration::from_secs(20),
             handover_timeout: Duration::from_secs(2),
+            send_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -107,6 +111,11 @@ enum Bus {
 /// How many sent messages a seat keeps for a participant who resumes after them.
 pub const REPLAY_MESSAGES: usize = 256;
 
+/// Messages that may wait for one participant (connected but slow, or away within the grace
+/// period). A participant further behind than this is taken out of the room, so one side
+/// that stops reading cannot grow the server's memory.
+pub const SEAT_QUEUE: usize = 512;
+
 /// What travels through a seat's channel.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "item", rename_all = "kebab-case")]
@@ -125,7 +134,9 @@ pub(crate) enum Item {
 /// What is kept for a participant across connections: their channel, the messages last sent
 /// to them (numbered, for a connection that resumes after a given number), and the numbering.
 pub(crate) struct Inbox {
-    receiver: mpsc::UnboundedReceiver<Item>,
+    receiver: mpsc::Receiver<Item>,
+    /// Set when the participant fell `SEAT_QUEUE` messages behind and was taken out.
+    overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     pub(crate) recent: std::collections::VecDeque<(u64, ServerMessage)>,
     /// The number the next message sent gets (from 1).
     pub(crate) next_seq: u64,
@@ -134,9 +145,13 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    fn new(receiver: mpsc::UnboundedReceiver<Item>) -> Inbox {
+    fn new(
+        receiver: mpsc::Receiver<Item>,
+        overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Inbox {
         Inbox {
             receiver,
+            overflowed,
             recent: std::collections::VecDeque::new(),
             next_seq: 1,
             unsent_from: None,
@@ -146,6 +161,11 @@ impl Inbox {
     /// The next item; cancel-safe, as `select!` needs.
     pub(crate) async fn next(&mut self) -> Option<Item> {
         self.receiver.recv().await
+    }
+
+    /// Whether the channel ended because the participant fell too far behind.
+    pub(crate) fn overflowed(&self) -> bool {
+        self.overflowed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Keeps a sent message for replay under its number.
@@ -192,7 +212,8 @@ enum Phase {
 struct Seat {
     connection: Uuid,
     phase: Phase,
-    outbox: mpsc::UnboundedSender<Item>,
+    outbox: mpsc::Sender<Item>,
+    overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Parked here while the participant is away.
     inbox: Option<Inbox>,
 }
@@ -211,6 +232,22 @@ pub(crate) struct Seated {
 struct Seats {
     rooms: HashMap<Uuid, HashMap<Uuid, Seat>>,
     count: usize,
+}
+
+impl Seat {
+    /// Queues an item for the participant; false when they are `SEAT_QUEUE` behind.
+    fn push(&self, item: Item) -> bool {
+        match self.outbox.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflowed
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                false
+            }
+            // The connection is gone and its seat with it: nothing waits for this item.
+            Err(mpsc::error::TrySendError::Closed(_)) => true,
+        }
+    }
 }
 
 impl Seats {
@@ -249,13 +286,13 @@ impl Seats {
     }
 
     /// The room's seats but `from`'s.
-    fn others_mut(&mut self, room: Uuid, from: Uuid) -> impl Iterator<Item = &mut Seat> {
+    fn others_mut(&mut self, room: Uuid, from: Uuid) -> impl Iterator<Item = (Uuid, &mut Seat)> {
         self.rooms
             .get_mut(&room)
             .into_iter()
             .flat_map(|seats| seats.iter_mut())
             .filter(move |(who, _)| **who != from)
-            .map(|(_, seat)| seat)
+            .map(|(who, seat)| (*who, seat))
     }
 }
 
@@ -478,7 +515,8 @@ impl Hub {
             match parked {
                 Some(inbox) => inbox,
                 None => {
-                    let (outbox, receiver) = mpsc::unbounded_channel();
+                    let (outbox, receiver) = mpsc::channel(SEAT_QUEUE);
+                    let overflowed = std::sync::Arc::default();
                     let phase = match claim {
                         Claim::ResumeFromElsewhere => Phase::AwaitingMove,
                         _ => Phase::Joining,
@@ -489,10 +527,11 @@ impl Hub {
                             connection,
                             phase,
                             outbox,
+                            overflowed: std::sync::Arc::clone(&overflowed),
                             inbox: None,
                         },
                     );
-                    Inbox::new(receiver)
+                    Inbox::new(receiver, overflowed)
                 }
             }
         };
@@ -508,6 +547,20 @@ impl Hub {
     }
 
     /// Removes the local seat if `connection` still holds it.
+    /// Takes a participant who fell `SEAT_QUEUE` messages behind out of the room: their seat
+    /// goes (so their connection's channel ends and it is closed, told why), and the peer is
+    /// told they left. They may join again.
+    fn take_out(&self, room: Uuid, participant: Uuid, connection: Uuid) {
+        tracing::warn!(%room, %participant, "参与者接收过慢，已移出房间 / a participant fell too far behind and was taken out of the room");
+        self.forget(room, participant, connection);
+        let hub = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = hub.give_up(room, participant, connection, false).await {
+                tracing::warn!(%error, "移出房间未能记录 / recording a removal failed");
+            }
+        });
+    }
+
     fn forget(&self, room: Uuid, participant: Uuid, connection: Uuid) {
         let mut seats = self.inner.seats.lock().expect("seats");
         if seats
@@ -557,7 +610,7 @@ impl Hub {
                         // What was held back for a handover still in progress waits too.
                         if let Phase::AwaitingHandover(later) = &mut seat.phase {
                             for message in std::mem::take(later) {
-                                let _ = seat.outbox.send(Item::Fresh { message });
+                                seat.push(Item::Fresh { message });
                             }
                         }
                         seat.phase = Phase::Away;
@@ -675,16 +728,29 @@ impl Hub {
                 from,
                 message,
             } => {
-                for seat in seats.others_mut(room, from) {
+                let mut behind = Vec::new();
+                for (participant, seat) in seats.others_mut(room, from) {
                     match &mut seat.phase {
                         Phase::Connected | Phase::Away => {
-                            let _ = seat.outbox.send(Item::Fresh {
+                            if !seat.push(Item::Fresh {
                                 message: message.clone(),
-                            });
+                            }) {
+                                behind.push((participant, seat.connection));
+                            }
                         }
                         Phase::Joining | Phase::AwaitingMove => {}
-                        Phase::AwaitingHandover(later) => later.push(message.clone()),
+                        Phase::AwaitingHandover(later) => {
+                            if later.len() < SEAT_QUEUE {
+                                later.push(message.clone());
+                            } else {
+                                behind.push((participant, seat.connection));
+                            }
+                        }
                     }
+                }
+                drop(seats);
+                for (participant, connection) in behind {
+                    self.take_out(room, participant, connection);
                 }
             }
             Bus::Seated {
@@ -737,10 +803,12 @@ impl Hub {
                 connection,
                 item,
             } => {
-                if let Some(seat) = seats.get(&(room, to)) {
-                    if seat.connection == connection {
-                        let _ = seat.outbox.send(item);
-                    }
+                let behind = seats
+                    .get(&(room, to))
+                    .is_some_and(|seat| seat.connection == connection && !seat.push(item));
+                drop(seats);
+                if behind {
+                    self.take_out(room, to, connection);
                 }
             }
             Bus::HandedOver {
@@ -794,7 +862,7 @@ impl Hub {
             let later = std::mem::take(later);
             seat.phase = Phase::Connected;
             for message in later {
-                let _ = seat.outbox.send(Item::Fresh { message });
+                seat.push(Item::Fresh { message });
             }
         }
     }

@@ -181,15 +181,7 @@ async fn connect(
                 }
             };
             let connection = seated.connection;
-            let (inbox, left) = serve(
-                &hub,
-                socket,
-                claims.room,
-                claims.sub,
-                seated,
-                admission.resume,
-            )
-            .await;
+            let (inbox, left) = serve(&hub, socket, &claims, seated, admission.resume).await;
             hub.dropped(claims.room, claims.sub, connection, inbox, left)
                 .await;
         })
@@ -201,20 +193,32 @@ async fn connect(
 /// processes. A connection that resumes after number N is sent again everything after N that
 /// the seat still keeps; one that names no number is sent again what the last connection failed
 /// to write.
+///
+/// Every write has `send_timeout` to go through: a side that stops reading is dropped (and
+/// may come back), so a blocked write never holds up the idle timer or grows what waits for
+/// it beyond the seat's bounded queue. The connection ends when the room token expires.
 async fn serve(
     hub: &Hub,
     socket: WebSocket,
-    room: Uuid,
-    me: Uuid,
+    claims: &token::RoomClaims,
     seated: Seated,
     resume: Option<u64>,
 ) -> (Inbox, bool) {
+    let (room, me) = (claims.room, claims.sub);
     let Seated {
         mut inbox,
         mut peer_present,
         ..
     } = seated;
-    let (mut outgoing, mut incoming) = socket.split();
+    let (outgoing, mut incoming) = socket.split();
+    let settings = hub.settings();
+    let mut outgoing = Outgoing {
+        sink: outgoing,
+        timeout: settings.send_timeout,
+    };
+    let expires_in = (claims.exp - chrono::Utc::now().timestamp()).max(0) as u64;
+    let expiry = tokio::time::sleep(Duration::from_secs(expires_in));
+    tokio::pin!(expiry);
     let send = |message: &ServerMessage| {
         Message::Text(serde_json::to_string(message).expect("serialises").into())
     };
@@ -251,14 +255,26 @@ async fn serve(
             return (inbox, false);
         }
     }
-    let settings = hub.settings();
     let mut ping = tokio::time::interval(settings.ping_every);
     let mut last_heard = tokio::time::Instant::now();
     let mut window = (tokio::time::Instant::now(), 0u32);
     loop {
         tokio::select! {
+            () = &mut expiry => {
+                let expired = ServerMessage::error("token-expired", "入场凭证已过期，请重新进入 / the room token has expired; join again with a new one");
+                let _ = outgoing.send(send(&expired)).await;
+                let _ = outgoing.send(Message::Close(None)).await;
+                return (inbox, false);
+            }
             item = inbox.next() => {
-                let Some(item) = item else { return (inbox, false) };
+                let Some(item) = item else {
+                    if inbox.overflowed() {
+                        let behind = ServerMessage::error("too-slow", "消息接收过慢，已移出房间，请重新进入 / messages were not taken fast enough; you were taken out of the room, join again");
+                        let _ = outgoing.send(send(&behind)).await;
+                        let _ = outgoing.send(Message::Close(None)).await;
+                    }
+                    return (inbox, false);
+                };
                 let (seq, message) = match item {
                     Item::Fresh { message } => (inbox.next_seq, message),
                     Item::Sent { seq, message } => (seq, message),
@@ -337,6 +353,22 @@ async fn serve(
                     return (inbox, false);
                 }
             }
+        }
+    }
+}
+
+/// The connection's writing half, each write bounded in time.
+struct Outgoing {
+    sink: futures::stream::SplitSink<WebSocket, Message>,
+    timeout: Duration,
+}
+
+impl Outgoing {
+    /// Writes one message; an error when it failed or did not go through in time.
+    async fn send(&mut self, message: Message) -> Result<(), ()> {
+        match tokio::time::timeout(self.timeout, self.sink.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(()),
         }
     }
 }

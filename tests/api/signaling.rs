@@ -707,3 +707,125 @@ async fn a_participant_who_resumes_after_the_last_number_received_misses_nothing
     drop(other);
     app.stop().await;
 }
+
+/// Connects with a small receive buffer, as a phone on a poor network would have, so that a
+/// side that stops reading is felt by the server within a few messages.
+async fn connect_small(address: &str, token: &str) -> Socket {
+    let url = socket_url(address, token);
+    let host = address.trim_start_matches("http://");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4 * 1024).expect("buffer");
+    let stream = socket
+        .connect(host.parse().expect("address"))
+        .await
+        .expect("connected");
+    let (socket, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("upgraded");
+    socket
+}
+
+#[tokio::test]
+async fn a_side_that_stops_reading_is_dropped_and_the_servers_memory_stays_bounded() {
+    let app = tests::spawn_app().await;
+    let room = interview_room(&app).await;
+    let server = tests::ServerProcess::start(&app.database_url).await;
+    let mut worker = connect(&server.address, &room.worker_token)
+        .await
+        .expect("worker in");
+    assert_eq!(next(&mut worker).await["type"], "joined");
+    // The customer joins and then never reads again.
+    let mut customer = connect_small(&server.address, &room.customer_token).await;
+    assert_eq!(next(&mut customer).await["type"], "joined");
+    assert_eq!(next(&mut worker).await["type"], "peer-joined");
+    let before = server.resident_kib();
+    // The worker keeps offering large session descriptions, within the rate limit, until the
+    // server gives up on the customer: 15 kB a message, 40 a second, for up to a minute.
+    let mut sdp = large_sdp();
+    while sdp.len() < 15_000 {
+        sdp.push_str("a=x-padding:anjia-slow-reader-test\r\n");
+    }
+    let offer = json!({"type": "offer", "sdp": sdp});
+    let started = std::time::Instant::now();
+    let mut sent = 0u64;
+    let mut peak = before;
+    let told = loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the slow side was never dropped ({sent} messages sent)"
+        );
+        send(&mut worker, offer.clone()).await;
+        sent += 1;
+        peak = peak.max(server.resident_kib());
+        // Whatever the worker is told (errors for a peer that is gone, the peer leaving).
+        if let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_millis(25), worker.next()).await
+        {
+            let message: Value = serde_json::from_str(&text).expect("json");
+            if message["type"] == "peer-left" {
+                break message;
+            }
+        }
+    };
+    assert_eq!(told["peer"], room.customer.id.to_string());
+    let grown_mib = peak.saturating_sub(before) / 1024;
+    eprintln!(
+        "slow reader dropped after {sent} messages ({} MiB) in {:.1} s; server memory grew {grown_mib} MiB",
+        sent * 15 / 1024,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        grown_mib < 64,
+        "the server grew {grown_mib} MiB for one slow reader"
+    );
+    // The slow side, reading at last, finds its connection closed, told why where it could be.
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            match customer.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true));
+    server.terminate().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_ends_when_its_room_token_expires() {
+    let app = tests::spawn_app().await;
+    let room = interview_room(&app).await;
+    let key: Vec<u8> =
+        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'room_token_key'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("key");
+    let short = signaling::token::room_token(
+        &key,
+        &signaling::token::RoomClaims {
+            room: room.interview,
+            sub: room.customer.id,
+            role: "customer".into(),
+            exp: (chrono::Utc::now() + chrono::Duration::seconds(2)).timestamp(),
+        },
+    );
+    let mut customer = connect(&app.address, &short).await.expect("in");
+    assert_eq!(next(&mut customer).await["type"], "joined");
+    let told = next(&mut customer).await;
+    assert_eq!(told["type"], "error", "{told}");
+    assert_eq!(told["code"], "token-expired", "{told}");
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match customer.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true));
+    app.stop().await;
+}

@@ -657,6 +657,19 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
+    /// The process's resident memory in kilobytes, from `/proc`.
+    pub fn resident_kib(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmRSS:"))
+                    .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// Starts the process and waits (off the async runtime) for it to say where it listens.
     pub async fn start(database_url: &str) -> ServerProcess {
         let database_url = database_url.to_owned();
