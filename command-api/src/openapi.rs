@@ -19,7 +19,7 @@ use crate::state::AppState;
     paths(
         health::healthz, health::readyz, health::openapi_document,
         accounts::register, accounts::me,
-        sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password,
+        sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password, sessions::reauthenticate, sessions::sign_out_everywhere,
         verification::request_code, verification::sign_in_with_code, verification::reset_password, accounts::list_catalogue,
         workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
         orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::resolve_dispute, orders::review,
@@ -41,7 +41,7 @@ use crate::state::AppState;
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,
-        oauth::authorize, oauth::callback, oauth::link, security::show, security::update,
+        oauth::authorize, oauth::callback, oauth::link, oauth::linked_accounts, oauth::unlink, security::show, security::update,
         availability::set_plan, availability::set_day, availability::take_leave, availability::slots, live::live,
         users::search_customers, users::customer, users::suspend, users::reinstate, users::set_groups, users::search_workers,
         profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,

@@ -47,6 +47,44 @@ async fn start_provider() -> (Provider, String) {
     (provider, format!("http://{address}"))
 }
 
+/// The verifier a client keeps to itself, and the S256 challenge it starts the flow with.
+fn pkce() -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let verifier = format!("verifier-{}", uuid::Uuid::new_v4().simple());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// Starts a flow (signed in with `token`: linking); answers what the server said and the
+/// verifier to finish it with.
+async fn start(app: &TestApp, token: Option<&str>) -> (Value, String) {
+    let (verifier, challenge) = pkce();
+    let started: Value = app
+        .get(
+            &format!("/api/v1/oauth/wechat/authorize?code_challenge={challenge}"),
+            token,
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    (started, verifier)
+}
+
+/// Confirms the signed-in person with their password, as linking asks.
+async fn reauthenticate(app: &TestApp, token: &str) {
+    let confirmed = app
+        .post(
+            "/api/v1/me/reauthentication",
+            Some(token),
+            &json!({"password": "a-good-password"}),
+        )
+        .await;
+    assert_eq!(confirmed.status(), StatusCode::NO_CONTENT);
+}
+
 async fn app_with_wechat(api_url: &str) -> TestApp {
     let api_url = api_url.to_owned();
     spawn_app_with(move |settings| {
@@ -68,12 +106,7 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
     let customer = app.register_customer().await;
 
     // Unknown identity: the callback hands out a link ticket instead of a session.
-    let started: Value = app
-        .get("/api/v1/oauth/wechat/authorize", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let (started, verifier) = start(&app, None).await;
     let url = started["authorize_url"].as_str().expect("url");
     assert!(
         url.starts_with("https://open.weixin.qq.com/connect/qrconnect?appid=wx-test-app"),
@@ -92,7 +125,7 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
         .post(
             "/api/v1/oauth/wechat/callback",
             None,
-            &json!({"code": "code-1", "state": started["state"]}),
+            &json!({"code": "code-1", "state": started["state"], "code_verifier": verifier}),
         )
         .await
         .json()
@@ -100,7 +133,8 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
         .expect("json");
     assert_eq!(unlinked["outcome"], "unlinked");
     let ticket = unlinked["link_ticket"].as_str().expect("ticket").to_owned();
-    // Its owner signs in the usual way and links it.
+    // Its owner signs in the usual way, confirms it is them, and links it.
+    reauthenticate(&app, &customer.token).await;
     let linked = app
         .post(
             "/api/v1/oauth/wechat/link",
@@ -124,12 +158,7 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
     .await;
 
     // Next time, WeChat alone signs the customer in.
-    let started: Value = app
-        .get("/api/v1/oauth/wechat/authorize", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let (started, verifier) = start(&app, None).await;
     provider
         .codes
         .lock()
@@ -139,7 +168,7 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
         .post(
             "/api/v1/oauth/wechat/callback",
             None,
-            &json!({"code": "code-2", "state": started["state"]}),
+            &json!({"code": "code-2", "state": started["state"], "code_verifier": verifier}),
         )
         .await
         .json()
@@ -165,7 +194,7 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
         .post(
             "/api/v1/oauth/wechat/callback",
             None,
-            &json!({"code": "code-3", "state": started["state"]}),
+            &json!({"code": "code-3", "state": started["state"], "code_verifier": verifier}),
         )
         .await;
     assert_problem(
@@ -178,7 +207,7 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
         .post(
             "/api/v1/oauth/wechat/callback",
             None,
-            &json!({"code": "code-3", "state": "made-up"}),
+            &json!({"code": "code-3", "state": "made-up", "code_verifier": verifier}),
         )
         .await;
     assert_problem(
@@ -187,17 +216,12 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
         "/problems/invalid-input",
     )
     .await;
-    let fresh: Value = app
-        .get("/api/v1/oauth/wechat/authorize", None)
-        .await
-        .json()
-        .await
-        .expect("json");
+    let (fresh, fresh_verifier) = start(&app, None).await;
     let bad_code = app
         .post(
             "/api/v1/oauth/wechat/callback",
             None,
-            &json!({"code": "stolen", "state": fresh["state"]}),
+            &json!({"code": "stolen", "state": fresh["state"], "code_verifier": fresh_verifier}),
         )
         .await;
     assert_problem(
@@ -216,12 +240,8 @@ async fn a_signed_in_person_links_wechat_directly_and_one_identity_cannot_serve_
     let first = app.register_customer().await;
     let second = app.register_customer().await;
 
-    let started: Value = app
-        .get("/api/v1/oauth/wechat/authorize", Some(&first.token))
-        .await
-        .json()
-        .await
-        .expect("json");
+    reauthenticate(&app, &first.token).await;
+    let (started, verifier) = start(&app, Some(&first.token)).await;
     assert_eq!(started["linking"], true);
     provider
         .codes
@@ -232,7 +252,7 @@ async fn a_signed_in_person_links_wechat_directly_and_one_identity_cannot_serve_
         .post(
             "/api/v1/oauth/wechat/callback",
             None,
-            &json!({"code": "code-a", "state": started["state"]}),
+            &json!({"code": "code-a", "state": started["state"], "code_verifier": verifier}),
         )
         .await
         .json()
@@ -240,12 +260,8 @@ async fn a_signed_in_person_links_wechat_directly_and_one_identity_cannot_serve_
         .expect("json");
     assert_eq!(linked["outcome"], "linked");
 
-    let started: Value = app
-        .get("/api/v1/oauth/wechat/authorize", Some(&second.token))
-        .await
-        .json()
-        .await
-        .expect("json");
+    reauthenticate(&app, &second.token).await;
+    let (started, verifier) = start(&app, Some(&second.token)).await;
     provider
         .codes
         .lock()
@@ -255,9 +271,208 @@ async fn a_signed_in_person_links_wechat_directly_and_one_identity_cannot_serve_
         .post(
             "/api/v1/oauth/wechat/callback",
             None,
-            &json!({"code": "code-b", "state": started["state"]}),
+            &json!({"code": "code-b", "state": started["state"], "code_verifier": verifier}),
         )
         .await;
     assert_problem(taken, StatusCode::CONFLICT, "/problems/conflict").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_stolen_token_cannot_link_wechat_and_the_owner_sees_removes_and_outlives_links() {
+    let (provider, api_url) = start_provider().await;
+    let app = app_with_wechat(&api_url).await;
+    let customer = app.register_customer().await;
+
+    // With the access token alone, neither way of linking works.
+    let (verifier, challenge) = pkce();
+    let refused = app
+        .get(
+            &format!("/api/v1/oauth/wechat/authorize?code_challenge={challenge}"),
+            Some(&customer.token),
+        )
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "/problems/forbidden").await;
+    let (anonymous, anonymous_verifier) = start(&app, None).await;
+    provider
+        .codes
+        .lock()
+        .expect("lock")
+        .insert("code-x".into(), "union-attacker".into());
+    let unlinked: Value = app
+        .post(
+            "/api/v1/oauth/wechat/callback",
+            None,
+            &json!({"code": "code-x", "state": anonymous["state"], "code_verifier": anonymous_verifier}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let ticket = unlinked["link_ticket"].as_str().expect("ticket").to_owned();
+    let refused = app
+        .post(
+            "/api/v1/oauth/wechat/link",
+            Some(&customer.token),
+            &json!({"link_ticket": ticket}),
+        )
+        .await;
+    assert_problem(refused, StatusCode::FORBIDDEN, "/problems/forbidden").await;
+    // A wrong password to re-authenticate is a failed attempt, not a way in.
+    let wrong = app
+        .post(
+            "/api/v1/me/reauthentication",
+            Some(&customer.token),
+            &json!({"password": "not-my-password"}),
+        )
+        .await;
+    assert_problem(wrong, StatusCode::UNAUTHORIZED, "/problems/bad-credentials").await;
+    let nothing: Vec<Value> = app
+        .get("/api/v1/me/linked-accounts", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("links");
+    assert!(nothing.is_empty());
+
+    // Someone else's flow cannot be finished in the victim's browser: the verifier is theirs.
+    let (attackers, _attackers_verifier) = start(&app, None).await;
+    provider
+        .codes
+        .lock()
+        .expect("lock")
+        .insert("code-y".into(), "union-victim".into());
+    let hijacked = app
+        .post(
+            "/api/v1/oauth/wechat/callback",
+            None,
+            &json!({"code": "code-y", "state": attackers["state"], "code_verifier": verifier}),
+        )
+        .await;
+    let problem = assert_problem(
+        hijacked,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "/problems/invalid-input",
+    )
+    .await;
+    assert_eq!(problem["field"], "code_verifier");
+
+    // Confirmed with the password, the owner links, sees the link and removes it.
+    reauthenticate(&app, &customer.token).await;
+    let (started, verifier) = start(&app, Some(&customer.token)).await;
+    provider
+        .codes
+        .lock()
+        .expect("lock")
+        .insert("code-z".into(), "union-owner".into());
+    let linked: Value = app
+        .post(
+            "/api/v1/oauth/wechat/callback",
+            None,
+            &json!({"code": "code-z", "state": started["state"], "code_verifier": verifier}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(linked["outcome"], "linked");
+    let links: Vec<Value> = app
+        .get("/api/v1/me/linked-accounts", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("links");
+    assert_eq!(links.len(), 1);
+    assert_eq!(links[0]["provider"], "wechat");
+    let removed = app
+        .client
+        .delete(app.url("/api/v1/me/linked-accounts/wechat"))
+        .bearer_auth(&customer.token)
+        .send()
+        .await
+        .expect("unlink");
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+
+    // Linked again, then "sign out everywhere" with removal: sessions and link both go.
+    reauthenticate(&app, &customer.token).await;
+    let (started, verifier) = start(&app, Some(&customer.token)).await;
+    provider
+        .codes
+        .lock()
+        .expect("lock")
+        .insert("code-w".into(), "union-owner".into());
+    let relinked: Value = app
+        .post(
+            "/api/v1/oauth/wechat/callback",
+            None,
+            &json!({"code": "code-w", "state": started["state"], "code_verifier": verifier}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(relinked["outcome"], "linked");
+    let out = app
+        .post(
+            "/api/v1/sessions/sign-out-everywhere",
+            Some(&customer.token),
+            &json!({"remove_linked_accounts": true}),
+        )
+        .await;
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get("/api/v1/me", Some(&customer.token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM external_identities")
+        .fetch_one(&app.pool)
+        .await
+        .expect("links");
+    assert_eq!(links, 0);
+
+    // Linked once more from a new session, then the password is reset by code: the link goes
+    // with the old password.
+    let login: String = sqlx::query_scalar("SELECT login FROM credentials WHERE user_id = $1")
+        .bind(customer.id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("login");
+    let again = app.sign_in(&login, "a-good-password").await;
+    reauthenticate(&app, &again.token).await;
+    let (started, verifier) = start(&app, Some(&again.token)).await;
+    provider
+        .codes
+        .lock()
+        .expect("lock")
+        .insert("code-v".into(), "union-owner".into());
+    let relinked: Value = app
+        .post(
+            "/api/v1/oauth/wechat/callback",
+            None,
+            &json!({"code": "code-v", "state": started["state"], "code_verifier": verifier}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(relinked["outcome"], "linked");
+    sqlx::query("UPDATE verification_codes SET created_at = created_at - interval '2 minutes'")
+        .execute(&app.pool)
+        .await
+        .expect("age codes");
+    let code = app.code_for("reset_password", &login).await;
+    let reset = app
+        .post(
+            "/api/v1/password-resets",
+            None,
+            &json!({"login": login, "code": code, "new_password": "a-brand-new-password"}),
+        )
+        .await;
+    assert_eq!(reset.status(), StatusCode::NO_CONTENT);
+    let links: i64 = sqlx::query_scalar("SELECT count(*) FROM external_identities")
+        .fetch_one(&app.pool)
+        .await
+        .expect("links");
+    assert_eq!(links, 0, "a password reset removes links");
     app.stop().await;
 }

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use crate::commands::CommandContext;
 use crate::error::ApiError;
-use crate::extract::AppJson;
+use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::sessions::{open_session, SessionCreated};
 use crate::state::AppState;
 use crate::text::Line;
@@ -76,6 +76,43 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/oauth/wechat/authorize", get(authorize))
         .route("/api/v1/oauth/wechat/callback", post(callback))
         .route("/api/v1/oauth/wechat/link", post(link))
+        .route("/api/v1/me/linked-accounts", get(linked_accounts))
+        .route(
+            "/api/v1/me/linked-accounts/{provider}",
+            axum::routing::delete(unlink),
+        )
+}
+
+/// How recently a session must have re-authenticated to link a sign-in provider.
+const REAUTHENTICATION_WINDOW_MINUTES: i64 = 5;
+
+/// Refuses unless the caller's session re-authenticated (password or code) within the last
+/// few minutes: a stolen access token alone must not become a permanent way in.
+pub(crate) async fn require_fresh_reauthentication(
+    state: &AppState,
+    verified: &crate::auth::Verified,
+) -> Result<(), ApiError> {
+    let fresh: Option<bool> = sqlx::query_scalar(
+        "SELECT reauthenticated_at > now() - make_interval(mins => $3)
+           FROM sessions WHERE session_id = $1 AND user_id = $2",
+    )
+    .bind(verified.session_id)
+    .bind(verified.actor.id)
+    .bind(REAUTHENTICATION_WINDOW_MINUTES as i32)
+    .fetch_optional(&state.pool)
+    .await?
+    .flatten();
+    if fresh != Some(true) {
+        return Err(ApiError::Forbidden(format!(
+            "请先重新验证身份（密码或验证码，{REAUTHENTICATION_WINDOW_MINUTES} 分钟内有效）/ confirm it is you first (password or code at POST /api/v1/me/reauthentication; it holds for {REAUTHENTICATION_WINDOW_MINUTES} minutes)"
+        )));
+    }
+    Ok(())
+}
+
+/// The S256 challenge of a verifier: base64url (no padding) of its SHA-256.
+fn challenge_of(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 fn settings(state: &AppState) -> Result<&OAuthSettings, ApiError> {
@@ -99,24 +136,54 @@ pub struct AuthorizeView {
     pub linking: bool,
 }
 
-/// Start WeChat sign-in (or, signed in, linking).
-#[utoipa::path(get, path = "/api/v1/oauth/wechat/authorize", tag = "sessions",
-    responses((status = 200, body = AuthorizeView), (status = 404, body = crate::error::Problem)))]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuthorizeParams {
+    /// The S256 challenge of a verifier the client keeps to itself: base64url (no padding) of
+    /// the SHA-256 of it. The callback must show the verifier, so a flow started by someone
+    /// else cannot be finished in this browser.
+    pub code_challenge: Line<64>,
+}
+
+/// Start WeChat sign-in (or, signed in and freshly re-authenticated, linking).
+#[utoipa::path(get, path = "/api/v1/oauth/wechat/authorize", tag = "sessions", params(AuthorizeParams),
+    responses((status = 200, body = AuthorizeView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn authorize(
     State(state): State<AppState>,
-    context: CommandContext,
+    verified: Option<axum::Extension<crate::auth::Verified>>,
+    AppQuery(params): AppQuery<AuthorizeParams>,
 ) -> Result<axum::Json<AuthorizeView>, ApiError> {
+    let verified = verified.map(|axum::Extension(verified)| verified);
     let settings = settings(&state)?;
+    let challenge = params.code_challenge.trim().to_owned();
+    if challenge.len() != 43
+        || !challenge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(ApiError::InvalidField {
+            field: "code_challenge".into(),
+            detail: "须为 43 个字符的 base64url SHA-256 / must be the 43-character base64url SHA-256 of the verifier".into(),
+        });
+    }
+    if let Some(verified) = &verified {
+        require_fresh_reauthentication(&state, verified).await?;
+    }
     let oauth_state = random_token();
     let expires_at = Utc::now() + chrono::Duration::minutes(10);
-    let link_user = context.actor.map(|actor| actor.id);
-    sqlx::query("INSERT INTO oauth_states (state, provider, link_user_id, expires_at) VALUES ($1, $2, $3, $4)")
-        .bind(&oauth_state)
-        .bind(PROVIDER)
-        .bind(link_user)
-        .bind(expires_at)
-        .execute(&state.pool)
-        .await?;
+    let link_user = verified.map(|verified| verified.actor.id);
+    sqlx::query(
+        "INSERT INTO oauth_states (state, provider, link_user_id, expires_at, challenge)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&oauth_state)
+    .bind(PROVIDER)
+    .bind(link_user)
+    .bind(expires_at)
+    .bind(&challenge)
+    .execute(&state.pool)
+    .await?;
     let mut url = reqwest::Url::parse(&settings.authorize_url)
         .map_err(|error| ApiError::Internal(anyhow::anyhow!("the authorize URL: {error}")))?;
     url.query_pairs_mut()
@@ -138,6 +205,8 @@ pub async fn authorize(
 pub struct CallbackBody {
     pub code: Line<12>,
     pub state: Line<200>,
+    /// The verifier whose challenge started this flow.
+    pub code_verifier: Line<128>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -211,20 +280,28 @@ pub async fn callback(
 ) -> Result<(StatusCode, axum::Json<CallbackView>), ApiError> {
     let settings = settings(&state)?;
     // The state is spent whatever happens next: a replayed callback finds it used.
-    let spent: Option<(Option<uuid::Uuid>,)> = sqlx::query_as(
+    let spent: Option<(Option<uuid::Uuid>, Option<String>)> = sqlx::query_as(
         "UPDATE oauth_states SET used_at = now()
           WHERE state = $1 AND provider = $2 AND used_at IS NULL AND expires_at > now()
-          RETURNING link_user_id",
+          RETURNING link_user_id, challenge",
     )
     .bind(&body.state)
     .bind(PROVIDER)
     .fetch_optional(&state.pool)
     .await?;
-    let Some((link_user,)) = spent else {
+    let Some((link_user, challenge)) = spent else {
         return Err(ApiError::Invalid(
             "state 无效、已用或已过期 / the state is unknown, used or expired".into(),
         ));
     };
+    // Only the client that started the flow holds the verifier: someone else's flow (an
+    // attacker's link sent to a victim) cannot be finished here.
+    if challenge.as_deref() != Some(challenge_of(body.code_verifier.trim()).as_str()) {
+        return Err(ApiError::InvalidField {
+            field: "code_verifier".into(),
+            detail: "与发起登录时的凭证不符 / does not match the flow's challenge".into(),
+        });
+    }
     let subject = exchange_code(settings, &body.code).await?;
     if let Some(user_id) = link_user {
         link_identity(&state, &subject, user_id).await?;
@@ -322,15 +399,17 @@ pub struct LinkView {
     pub linked: bool,
 }
 
-/// Link the WeChat identity behind a ticket to your account (signed in).
+/// Link the WeChat identity behind a ticket to your account (signed in, and re-authenticated
+/// within the last five minutes).
 #[utoipa::path(post, path = "/api/v1/oauth/wechat/link", tag = "sessions", request_body = LinkBody, security(("bearer" = [])),
     responses((status = 200, body = LinkView), (status = 404, description = "WeChat sign-in is not configured", body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn link(
     State(state): State<AppState>,
-    context: CommandContext,
+    verified: crate::auth::Verified,
     AppJson(body): AppJson<LinkBody>,
 ) -> Result<axum::Json<LinkView>, ApiError> {
-    let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
+    require_fresh_reauthentication(&state, &verified).await?;
+    let actor = verified.actor;
     let subject: Option<String> = sqlx::query_scalar(
         "UPDATE oauth_link_tickets SET used_at = now()
           WHERE ticket_hash = $1 AND provider = $2 AND used_at IS NULL AND expires_at > now()
@@ -347,4 +426,66 @@ pub async fn link(
     })?;
     link_identity(&state, &subject, actor.id).await?;
     Ok(axum::Json(LinkView { linked: true }))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LinkedAccount {
+    /// `wechat`.
+    pub provider: String,
+    pub linked_at: DateTime<Utc>,
+}
+
+/// The sign-in providers linked to your account.
+#[utoipa::path(get, path = "/api/v1/me/linked-accounts", tag = "sessions", security(("bearer" = [])),
+    responses((status = 200, body = [LinkedAccount])))]
+pub async fn linked_accounts(
+    State(state): State<AppState>,
+    verified: crate::auth::Verified,
+) -> Result<axum::Json<Vec<LinkedAccount>>, ApiError> {
+    let rows: Vec<(String, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT provider, linked_at FROM external_identities WHERE user_id = $1 ORDER BY linked_at",
+    )
+    .bind(verified.actor.id)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|(provider, linked_at)| LinkedAccount {
+                provider,
+                linked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// Remove a linked sign-in provider from your account.
+#[utoipa::path(delete, path = "/api/v1/me/linked-accounts/{provider}", tag = "sessions", security(("bearer" = [])),
+    params(("provider" = String, Path, description = "`wechat`")),
+    responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub async fn unlink(
+    State(state): State<AppState>,
+    verified: crate::auth::Verified,
+    AppPath(provider): AppPath<String>,
+) -> Result<StatusCode, ApiError> {
+    let removed = remove_links(&state.pool, verified.actor.id, Some(&provider)).await?;
+    if removed == 0 {
+        return Err(ApiError::not_found("绑定的账户", "linked account"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a person's links to sign-in providers (one provider's, or all); answers how many.
+pub(crate) async fn remove_links<'e, E: sqlx::PgExecutor<'e>>(
+    executor: E,
+    user_id: uuid::Uuid,
+    provider: Option<&str>,
+) -> sqlx::Result<u64> {
+    Ok(sqlx::query(
+        "DELETE FROM external_identities WHERE user_id = $1 AND ($2::text IS NULL OR provider = $2)",
+    )
+    .bind(user_id)
+    .bind(provider)
+    .execute(executor)
+    .await?
+    .rows_affected())
 }

@@ -47,6 +47,103 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/refresh", post(refresh))
         .route("/api/v1/sessions/{session_id}", delete(revoke))
         .route("/api/v1/me/password", post(change_password))
+        .route("/api/v1/me/reauthentication", post(reauthenticate))
+        .route(
+            "/api/v1/sessions/sign-out-everywhere",
+            post(sign_out_everywhere),
+        )
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReauthenticationBody {
+    /// Your password, or
+    pub password: Option<String>,
+    /// a one-time code sent to your login with the purpose `reauthenticate`.
+    pub code: Option<Line<12>>,
+}
+
+/// Confirm it is you (password or one-time code) before a sensitive change such as linking a
+/// sign-in provider; it holds for this session for five minutes. Wrong answers count towards
+/// the lock-out as sign-ins do.
+#[utoipa::path(post, path = "/api/v1/me/reauthentication", tag = "sessions", request_body = ReauthenticationBody, security(("bearer" = [])),
+    responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
+              (status = 429, body = crate::error::Problem)))]
+pub async fn reauthenticate(
+    State(state): State<AppState>,
+    context: CommandContext,
+    verified: Verified,
+    AppJson(body): AppJson<ReauthenticationBody>,
+) -> Result<StatusCode, ApiError> {
+    let (login, stored_hash): (String, String) =
+        sqlx::query_as("SELECT login, password_hash FROM credentials WHERE user_id = $1")
+            .bind(verified.actor.id)
+            .fetch_one(&state.pool)
+            .await?;
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    match (body.password, body.code) {
+        (Some(password), None) => {
+            if !guarded_verify(&state, &login, &client_ip, password, stored_hash).await? {
+                return Err(ApiError::BadCredentials);
+            }
+        }
+        (None, Some(code)) => {
+            crate::routes::verification::consume_guarded(
+                &state,
+                &context,
+                crate::routes::verification::Purpose::Reauthenticate,
+                &login,
+                &code,
+            )
+            .await?;
+        }
+        _ => {
+            return Err(ApiError::Invalid(
+                "请给出 password 或 code 之一 / give either password or code".into(),
+            ))
+        }
+    }
+    sqlx::query("UPDATE sessions SET reauthenticated_at = now() WHERE session_id = $1")
+        .bind(verified.session_id)
+        .execute(&state.pool)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignOutEverywhereBody {
+    /// Also remove every linked sign-in provider (WeChat), for when a device or an account
+    /// may have been taken.
+    #[serde(default)]
+    pub remove_linked_accounts: bool,
+}
+
+/// Sign out everywhere: every session of yours is revoked, this one included, and with
+/// `remove_linked_accounts` every linked sign-in provider is removed.
+#[utoipa::path(post, path = "/api/v1/sessions/sign-out-everywhere", tag = "sessions", request_body = SignOutEverywhereBody, security(("bearer" = [])),
+    responses((status = 204), (status = 422, body = crate::error::Problem)))]
+pub async fn sign_out_everywhere(
+    State(state): State<AppState>,
+    verified: Verified,
+    AppJson(body): AppJson<SignOutEverywhereBody>,
+) -> Result<StatusCode, ApiError> {
+    let mut transaction = state.pool.begin().await?;
+    sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = 'signed out everywhere'
+          WHERE user_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(verified.actor.id)
+    .execute(&mut *transaction)
+    .await?;
+    if body.remove_linked_accounts {
+        crate::routes::oauth::remove_links(&mut *transaction, verified.actor.id, None).await?;
+    }
+    transaction.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

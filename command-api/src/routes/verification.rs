@@ -46,6 +46,8 @@ pub enum Purpose {
     Register,
     SignIn,
     ResetPassword,
+    /// Confirming it is you before a sensitive change (`POST /api/v1/me/reauthentication`).
+    Reauthenticate,
 }
 
 impl Purpose {
@@ -54,6 +56,7 @@ impl Purpose {
             Purpose::Register => "register",
             Purpose::SignIn => "sign_in",
             Purpose::ResetPassword => "reset_password",
+            Purpose::Reauthenticate => "reauthenticate",
         }
     }
 }
@@ -194,7 +197,7 @@ pub async fn request_code(
                 .await?
                 .sign_in_by_code
         }
-        (Purpose::ResetPassword, Some(_)) => true,
+        (Purpose::ResetPassword | Purpose::Reauthenticate, Some(_)) => true,
         (_, None) => false,
     };
     if may_send {
@@ -271,7 +274,7 @@ pub async fn consume_code(
 
 /// Spends a code as `consume_code` does, behind the sign-in lock-out: a wrong code counts as
 /// a failed sign-in for the login and the client address. Returns the normalised login.
-async fn consume_guarded(
+pub(crate) async fn consume_guarded(
     state: &AppState,
     context: &CommandContext,
     purpose: Purpose,
@@ -342,7 +345,8 @@ pub struct ResetBody {
     pub new_password: String,
 }
 
-/// Set a new password with a code; every session of the account is revoked.
+/// Set a new password with a code; every session of the account is revoked and every linked
+/// sign-in provider removed.
 #[utoipa::path(post, path = "/api/v1/password-resets", tag = "sessions", request_body = ResetBody,
     responses((status = 204), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn reset_password(
@@ -381,6 +385,9 @@ pub async fn reset_password(
     .bind(user_id)
     .execute(&mut *transaction)
     .await?;
+    // Whoever reset the password holds the login's phone or mailbox: a sign-in provider linked
+    // by someone else (with a stolen session) goes with the old password.
+    crate::routes::oauth::remove_links(&mut *transaction, user_id, None).await?;
     transaction.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }
