@@ -44,10 +44,7 @@ impl AlipaySettings {
         let Some(app_id) = crate::server::setting("ANJIA_ALIPAY_APP_ID") else {
             return Ok(None);
         };
-        let required = |name: &str| {
-            crate::server::setting(name)
-                .ok_or_else(|| anyhow::anyhow!("{name} is required with ANJIA_ALIPAY_APP_ID"))
-        };
+        let required = |name: &str| crate::server::required_with(name, "ANJIA_ALIPAY_APP_ID");
         Ok(Some(AlipaySettings {
             app_id,
             private_key: crate::signing::key_text(&required("ANJIA_ALIPAY_PRIVATE_KEY")?)?,

@@ -40,6 +40,7 @@ pub mod simulate;
 pub mod sql_shell;
 pub mod state;
 pub mod text;
+pub mod unionpay;
 pub mod warehouse;
 pub mod wechat_pay;
 pub mod withdrawals;

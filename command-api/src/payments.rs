@@ -402,6 +402,8 @@ impl PaymentProvider for SandboxProvider {
 pub struct ProviderSettings {
     pub alipay: Option<crate::alipay::AlipaySettings>,
     pub wechat_pay: Option<crate::wechat_pay::WechatPaySettings>,
+    /// The bank-card acquirer (UnionPay's online gateway), when configured.
+    pub unionpay: Option<crate::unionpay::UnionPaySettings>,
     /// `ANJIA_PAYMENT_SANDBOX`: `on` lets the in-process sandbox take every method without a
     /// real provider (development mode only, where it is the default); `off` refuses those
     /// methods, so no payment can confirm itself. The sandbox never takes a method a real
@@ -414,6 +416,7 @@ impl Default for ProviderSettings {
         ProviderSettings {
             alipay: None,
             wechat_pay: None,
+            unionpay: None,
             sandbox: true,
         }
     }
@@ -430,6 +433,7 @@ impl ProviderSettings {
         Ok(ProviderSettings {
             alipay: crate::alipay::AlipaySettings::from_environment()?,
             wechat_pay: crate::wechat_pay::WechatPaySettings::from_environment()?,
+            unionpay: crate::unionpay::UnionPaySettings::from_environment()?,
             sandbox,
         })
     }
@@ -441,6 +445,7 @@ pub struct Providers {
     sandbox: Option<Arc<dyn PaymentProvider>>,
     pub alipay: Option<Arc<dyn PaymentProvider>>,
     pub wechat_pay: Option<Arc<dyn PaymentProvider>>,
+    pub unionpay: Option<Arc<dyn PaymentProvider>>,
 }
 
 impl Providers {
@@ -450,6 +455,7 @@ impl Providers {
         sandbox: SandboxProvider,
         settings: &ProviderSettings,
         base_url: &str,
+        pool: &PgPool,
     ) -> anyhow::Result<Self> {
         let notify_url = |name: &str| format!("{base_url}/api/v1/payments/notifications/{name}");
         let alipay = match &settings.alipay {
@@ -466,12 +472,21 @@ impl Providers {
             )?) as Arc<dyn PaymentProvider>),
             None => None,
         };
+        let unionpay = match &settings.unionpay {
+            Some(unionpay) => Some(Arc::new(crate::unionpay::UnionPayProvider::new(
+                unionpay.clone(),
+                notify_url("unionpay"),
+                pool.clone(),
+            )?) as Arc<dyn PaymentProvider>),
+            None => None,
+        };
         Ok(Providers {
             sandbox: settings
                 .sandbox
                 .then(|| Arc::new(sandbox) as Arc<dyn PaymentProvider>),
             alipay,
             wechat_pay,
+            unionpay,
         })
     }
 
@@ -481,14 +496,14 @@ impl Providers {
             .find(|provider| provider.name() == name)
     }
 
-    /// Who takes a payment by `method`: Alipay and WeChat Pay when configured, the sandbox
-    /// otherwise (and for bank cards, which have no acquirer adapter yet) when it is on;
-    /// `None` when nobody does.
+    /// Who takes a payment by `method`: Alipay, WeChat Pay and the bank-card acquirer
+    /// (UnionPay's gateway) when configured, the sandbox otherwise when it is on (development
+    /// mode only); `None` when nobody does.
     pub fn for_method(&self, method: PaymentMethod) -> Option<Arc<dyn PaymentProvider>> {
         let real = match method {
             PaymentMethod::Alipay => self.alipay.clone(),
             PaymentMethod::WechatPay => self.wechat_pay.clone(),
-            PaymentMethod::BankCard => None,
+            PaymentMethod::BankCard => self.unionpay.clone(),
         };
         real.or_else(|| self.sandbox.clone())
     }
@@ -499,6 +514,7 @@ impl Providers {
             .into_iter()
             .chain(self.alipay.clone())
             .chain(self.wechat_pay.clone())
+            .chain(self.unionpay.clone())
             .collect()
     }
 }

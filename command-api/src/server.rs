@@ -288,6 +288,12 @@ pub async fn termination() {
 }
 
 /// An environment setting, trimmed; `None` when unset or blank.
+/// A setting that must be there because `anchor` is (a provider's other settings once its
+/// first one is given).
+pub fn required_with(name: &str, anchor: &str) -> anyhow::Result<String> {
+    setting(name).ok_or_else(|| anyhow::anyhow!("{name} is required with {anchor}"))
+}
+
 pub fn setting(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()

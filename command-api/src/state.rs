@@ -90,6 +90,7 @@ impl AppState {
                 sandbox,
                 &settings.payment_providers,
                 base_url,
+                &pool,
             )?,
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics_token: settings.metrics_token.clone(),

@@ -55,10 +55,7 @@ impl WechatPaySettings {
         let Some(merchant_id) = crate::server::setting("ANJIA_WECHATPAY_MCH_ID") else {
             return Ok(None);
         };
-        let required = |name: &str| {
-            crate::server::setting(name)
-                .ok_or_else(|| anyhow::anyhow!("{name} is required with ANJIA_WECHATPAY_MCH_ID"))
-        };
+        let required = |name: &str| crate::server::required_with(name, "ANJIA_WECHATPAY_MCH_ID");
         Ok(Some(WechatPaySettings {
             merchant_id,
             app_id: required("ANJIA_WECHATPAY_APP_ID")?,

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tests::providers::{
-    keys, FakeAlipay, FakeWechatPay, WECHAT_API_V3_KEY, WECHAT_PLATFORM_SERIAL,
+    keys, FakeAlipay, FakeUnionPay, FakeWechatPay, WECHAT_API_V3_KEY, WECHAT_PLATFORM_SERIAL,
 };
 use tests::{TestApp, User};
 use uuid::Uuid;
@@ -477,5 +477,96 @@ async fn with_the_sandbox_off_a_method_without_a_real_provider_is_refused() {
     assert_eq!(forged.status(), StatusCode::NOT_FOUND);
     let alipay_intent = intent(&app, &customer, order_id, "alipay").await;
     assert_eq!(alipay_intent["checkout"]["provider"], "alipay");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bank_cards_are_paid_through_the_acquirers_gateway_verified_and_refunded() {
+    let _ = keys();
+    let unionpay = FakeUnionPay::start().await;
+    let settings = unionpay.settings();
+    let app = tests::spawn_app_with(move |config| {
+        config.payment_providers.unionpay = Some(settings);
+        // No sandbox: a bank card can only be paid through the acquirer.
+        config.payment_providers.sandbox = false;
+        config.money.query_after = chrono::Duration::zero();
+        config.money.schedule = "*/1 * * * * *".to_owned();
+    })
+    .await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let created = intent(&app, &customer, order_id, "bank_card").await;
+    let payment_id = id_of(&created["payment_id"]);
+    assert_eq!(created["checkout"]["provider"], "unionpay");
+    let pay_url = created["checkout"]["pay_url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    assert!(pay_url.starts_with(&unionpay.gateway), "{pay_url}");
+    let form: BTreeMap<String, String> =
+        serde_urlencoded::from_str(pay_url.split_once('?').expect("form").1).expect("form");
+    assert_eq!(
+        (
+            form["txnType"].as_str(),
+            form["txnAmt"].as_str(),
+            form["currencyCode"].as_str()
+        ),
+        ("01", "15000", "156")
+    );
+    assert_eq!(form["orderId"], payment_id.simple().to_string());
+
+    // The card is paid on the gateway, which checks our signature; UnionPay then notifies.
+    let paid = reqwest::get(&pay_url).await.expect("gateway");
+    assert_eq!(
+        paid.status(),
+        StatusCode::OK,
+        "{}",
+        paid.text().await.unwrap_or_default()
+    );
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    let sent = unionpay.sent();
+    assert_eq!((sent[0].1.status, sent[0].1.body.as_str()), (200, "ok"));
+    assert_eq!(captures(&app, payment_id).await, 1);
+
+    // Forged and tampered notifications for a second card payment change nothing.
+    let second = app.place_order(&customer).await;
+    let second_intent = intent(&app, &customer, second, "bank_card").await;
+    let second_payment = id_of(&second_intent["payment_id"]);
+    let back_url = unionpay
+        .back_url(&payment_id.simple().to_string())
+        .expect("back url");
+    let genuine =
+        FakeUnionPay::paid_fields(&second_payment.simple().to_string(), "799999999", "15000");
+    let before = events_of(&app, &[second, second_payment]).await;
+    for form in [
+        FakeUnionPay::signed_form(&genuine, &keys().stranger),
+        FakeUnionPay::signed_form(&genuine, &keys().unionpay).replace("txnAmt=15000", "txnAmt=150"),
+    ] {
+        let refused = unionpay.deliver(&back_url, form).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+    }
+    assert_eq!(events_of(&app, &[second, second_payment]).await, before);
+
+    // Cancelled before any worker: the refund goes back through the acquirer, which pays it
+    // asynchronously; the money job finds it paid.
+    cancel(&app, &customer, order_id).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let refunded = payment(&app, &customer, payment_id).await;
+        if refunded["refunded"] == 15_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refund was never paid: {refunded}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let refunds = unionpay.refunds();
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0].1, "15000");
     app.stop().await;
 }
