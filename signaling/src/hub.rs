@@ -106,10 +106,18 @@ enum Bus {
     },
     /// A notification too large for `NOTIFY`, stored in `signaling_mail`.
     Mail { id: i64 },
+    /// The room's interview was cancelled or concluded: every seat in it goes.
+    Closed { room: Uuid },
 }
 
 /// How many sent messages a seat keeps for a participant who resumes after them.
 pub const REPLAY_MESSAGES: usize = 256;
+
+/// Why a seat's channel ended, when the hub ended it: set before the seat goes, read by its
+/// connection to tell the participant.
+pub(crate) type Ending = std::sync::Arc<std::sync::atomic::AtomicU8>;
+const ENDED_TOO_SLOW: u8 = 1;
+const ENDED_ROOM_CLOSED: u8 = 2;
 
 /// Messages that may wait for one participant (connected but slow, or away within the grace
 /// period). A participant further behind than this is taken out of the room, so one side
@@ -136,7 +144,7 @@ pub(crate) enum Item {
 pub(crate) struct Inbox {
     receiver: mpsc::Receiver<Item>,
     /// Set when the participant fell `SEAT_QUEUE` messages behind and was taken out.
-    overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    overflowed: Ending,
     pub(crate) recent: std::collections::VecDeque<(u64, ServerMessage)>,
     /// The number the next message sent gets (from 1).
     pub(crate) next_seq: u64,
@@ -145,10 +153,7 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    fn new(
-        receiver: mpsc::Receiver<Item>,
-        overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    ) -> Inbox {
+    fn new(receiver: mpsc::Receiver<Item>, overflowed: Ending) -> Inbox {
         Inbox {
             receiver,
             overflowed,
@@ -163,9 +168,14 @@ impl Inbox {
         self.receiver.recv().await
     }
 
-    /// Whether the channel ended because the participant fell too far behind.
-    pub(crate) fn overflowed(&self) -> bool {
-        self.overflowed.load(std::sync::atomic::Ordering::SeqCst)
+    /// Why the hub ended the channel, if it did: `too-slow` (the participant fell too far
+    /// behind) or `room-closed` (the interview was cancelled or concluded).
+    pub(crate) fn ended(&self) -> Option<&'static str> {
+        match self.overflowed.load(std::sync::atomic::Ordering::SeqCst) {
+            ENDED_TOO_SLOW => Some("too-slow"),
+            ENDED_ROOM_CLOSED => Some("room-closed"),
+            _ => None,
+        }
     }
 
     /// Keeps a sent message for replay under its number.
@@ -213,7 +223,7 @@ struct Seat {
     connection: Uuid,
     phase: Phase,
     outbox: mpsc::Sender<Item>,
-    overflowed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    overflowed: Ending,
     /// Parked here while the participant is away.
     inbox: Option<Inbox>,
 }
@@ -241,7 +251,7 @@ impl Seat {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.overflowed
-                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                    .store(ENDED_TOO_SLOW, std::sync::atomic::Ordering::SeqCst);
                 false
             }
             // The connection is gone and its seat with it: nothing waits for this item.
@@ -366,6 +376,23 @@ impl Hub {
         Ok(hub)
     }
 
+    /// Closes a room for good (its interview was cancelled or concluded): no seat is taken in
+    /// it again, and every process ends the connections it holds there, telling them why.
+    pub async fn close_room(&self, room: Uuid) -> sqlx::Result<()> {
+        let mut tx = self.inner.pool.begin().await?;
+        lock_room(&mut tx, room).await?;
+        sqlx::query("INSERT INTO signaling_closed_rooms (room) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(room)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM signaling_seats WHERE room = $1")
+            .bind(room)
+            .execute(&mut *tx)
+            .await?;
+        publish(&mut tx, &Bus::Closed { room }).await?;
+        tx.commit().await
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
     }
@@ -404,6 +431,19 @@ impl Hub {
 
     /// Whether the participant could take their seat now (checked before the upgrade).
     pub(crate) async fn can_seat(&self, room: Uuid, participant: Uuid) -> Result<(), &'static str> {
+        let closed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM signaling_closed_rooms WHERE room = $1)",
+        )
+        .bind(room)
+        .fetch_one(&self.inner.pool)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "信令房间查询失败 / reading the room failed");
+            "unavailable"
+        })?;
+        if closed {
+            return Err("room-closed");
+        }
         let rows: Vec<(Uuid, bool)> = sqlx::query_as(
             "SELECT s.participant, s.away_since IS NOT NULL
                FROM signaling_seats s JOIN signaling_nodes n USING (node)
@@ -820,6 +860,20 @@ impl Hub {
                 self.handed_over(room, participant, connection);
             }
             Bus::Mail { .. } => {}
+            Bus::Closed { room } => {
+                let closing: Vec<Uuid> = seats
+                    .rooms
+                    .get(&room)
+                    .map(|held| held.keys().copied().collect())
+                    .unwrap_or_default();
+                for participant in closing {
+                    if let Some(seat) = seats.get(&(room, participant)) {
+                        seat.overflowed
+                            .store(ENDED_ROOM_CLOSED, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    seats.remove(&(room, participant));
+                }
+            }
         }
     }
 

@@ -268,9 +268,13 @@ async fn serve(
             }
             item = inbox.next() => {
                 let Some(item) = item else {
-                    if inbox.overflowed() {
-                        let behind = ServerMessage::error("too-slow", "消息接收过慢，已移出房间，请重新进入 / messages were not taken fast enough; you were taken out of the room, join again");
-                        let _ = outgoing.send(send(&behind)).await;
+                    let why = match inbox.ended() {
+                        Some("too-slow") => Some(ServerMessage::error("too-slow", "消息接收过慢，已移出房间，请重新进入 / messages were not taken fast enough; you were taken out of the room, join again")),
+                        Some(_) => Some(ServerMessage::error("room-closed", "面试已取消或已结束 / the interview was cancelled or has ended")),
+                        None => None,
+                    };
+                    if let Some(why) = why {
+                        let _ = outgoing.send(send(&why)).await;
                         let _ = outgoing.send(Message::Close(None)).await;
                     }
                     return (inbox, false);

@@ -829,3 +829,56 @@ async fn a_connection_ends_when_its_room_token_expires() {
     assert_eq!(closed, Ok(true));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_cancelled_interview_closes_its_call_and_its_tokens_admit_nobody_again() {
+    let app = tests::spawn_app().await;
+    let room = interview_room(&app).await;
+    let other = tests::ServerProcess::start(&app.database_url).await;
+    // One party on each process.
+    let mut customer = connect(&app.address, &room.customer_token)
+        .await
+        .expect("customer in");
+    assert_eq!(next(&mut customer).await["type"], "joined");
+    let mut worker = connect(&other.address, &room.worker_token)
+        .await
+        .expect("worker in");
+    assert_eq!(next(&mut worker).await["type"], "joined");
+    assert_eq!(next(&mut customer).await["type"], "peer-joined");
+
+    let cancelled = app
+        .post(
+            &format!("/api/v1/interviews/{}/cancel", room.interview),
+            Some(&room.customer.token),
+            &json!({"reason": "已找到合适的人 / found someone"}),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    // Both connections are told and closed, on either process.
+    for socket in [&mut customer, &mut worker] {
+        let told = next(socket).await;
+        assert_eq!(told["type"], "error", "{told}");
+        assert_eq!(told["code"], "room-closed", "{told}");
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                match socket.next().await {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
+                    Some(Ok(_)) => continue,
+                }
+            }
+        })
+        .await;
+        assert_eq!(closed, Ok(true));
+    }
+    // The tokens handed out before admit nobody now.
+    assert_eq!(
+        connect(&app.address, &room.customer_token).await.err(),
+        Some(409)
+    );
+    assert_eq!(
+        connect(&other.address, &room.worker_token).await.err(),
+        Some(409)
+    );
+    other.terminate().await;
+    app.stop().await;
+}

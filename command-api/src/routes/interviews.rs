@@ -295,7 +295,7 @@ pub async fn cancel(
         reason: String::from(body.reason),
         now: context.occurred_at,
     };
-    run(
+    let cancelled = run(
         &state,
         interview_id,
         command,
@@ -305,7 +305,17 @@ pub async fn cancel(
             "面试已取消 / The interview was cancelled",
         ),
     )
-    .await
+    .await?;
+    close_call(&state, interview_id).await;
+    Ok(cancelled)
+}
+
+/// Ends the interview's call for good: a room token handed out earlier admits nobody again,
+/// and connections still open are closed and told why.
+async fn close_call(state: &AppState, interview_id: Uuid) {
+    if let Err(error) = state.signaling.close_room(interview_id).await {
+        tracing::error!(%interview_id, %error, "the interview's call room was not closed");
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -465,6 +475,7 @@ pub async fn outcome(
         ),
     )
     .await?;
+    close_call(&state, interview_id).await;
     let booking = (body.outcome == Outcome::Hire).then(|| {
         serde_json::json!({
             "service": interview.service,
