@@ -724,19 +724,9 @@ async fn a_customer_cannot_hold_a_named_workers_calendar_with_endless_unpaid_ord
 #[tokio::test]
 async fn a_withdrawal_is_paid_to_the_account_it_was_asked_for_to_the_verified_holder_and_within_the_days_limits(
 ) {
-    let app = tests::spawn_app_with(|settings| {
-        settings.money.settlement_period = chrono::Duration::zero();
-        settings.money.schedule = "*/1 * * * * *".to_owned();
-        settings.money.withdrawals.account_age_hours = 0;
-    })
-    .await;
+    let app = tests::spawn_app_with(tests::money_settles_at_once).await;
     let admin = app.create_admin().await;
-    let customer = app.register_customer().await;
-    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
-    let (order_id, _) = app
-        .paid_through_sandbox(&customer, &tests::order_body_starting_in(30), "succeed")
-        .await;
-    app.grab_and_serve(order_id, &worker).await;
+    let worker = app.worker_with_income(&admin).await;
     let mine = || async {
         app.get("/api/v1/worker/withdrawals", Some(&worker.token))
             .await
@@ -744,11 +734,6 @@ async fn a_withdrawal_is_paid_to_the_account_it_was_asked_for_to_the_verified_ho
             .await
             .expect("withdrawals")
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while mine().await["available"] != 12_225 {
-        assert!(std::time::Instant::now() < deadline, "no income");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
     let (app_ref, token) = (&app, worker.token.clone());
     let set_account = |holder: &'static str, number: &'static str| {
         let token = token.clone();

@@ -454,17 +454,9 @@ async fn cancellations_refund_by_the_policy_and_admins_refund_part_of_a_disputed
 #[tokio::test]
 async fn withdrawals_pass_risk_checks_and_review_a_failed_payout_returns_the_money_and_nothing_pays_twice(
 ) {
-    let app = tests::spawn_app_with(|settings| {
-        settings.money.settlement_period = chrono::Duration::zero();
-        settings.money.schedule = "*/1 * * * * *".to_owned();
-        settings.money.withdrawals.account_age_hours = 0;
-    })
-    .await;
+    let app = tests::spawn_app_with(tests::money_settles_at_once).await;
     let admin = app.create_admin().await;
-    let customer = app.register_customer().await;
-    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
-    let (order_id, _) = paid_order(&app, &customer, &tests::order_body_starting_in(30)).await;
-    app.grab_and_serve(order_id, &worker).await;
+    let worker = app.worker_with_income(&admin).await;
     let mine = |app: &TestApp| {
         let request = app
             .client
@@ -480,14 +472,6 @@ async fn withdrawals_pass_risk_checks_and_review_a_failed_payout_returns_the_mon
                 .expect("withdrawals")
         }
     };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while mine(&app).await["available"] != 12_225 {
-        assert!(
-            Instant::now() < deadline,
-            "the income never became available"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
     let withdraw = |amount: i64, key: &str| {
         let app = &app;
         let token = worker.token.clone();

@@ -88,6 +88,13 @@ pub async fn spawn_app_on_with(
     spawn_app_configured(database_url, adjust).await
 }
 
+/// Settings under which income is available at once and bank accounts may be used at once.
+pub fn money_settles_at_once(settings: &mut command_api::server::Settings) {
+    settings.money.settlement_period = chrono::Duration::zero();
+    settings.money.schedule = "*/1 * * * * *".to_owned();
+    settings.money.withdrawals.account_age_hours = 0;
+}
+
 /// Starts the app on a fresh database with its settings adjusted, e.g. a faster job schedule.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut command_api::server::Settings)) -> TestApp {
     let database_url = fresh_database().await;
@@ -424,6 +431,35 @@ impl TestApp {
             &json!({"worker_id": worker_id}),
         )
         .await
+    }
+
+    /// A worker who has served one paid 150.00 cleaning and holds its 122.25 (after the default
+    /// commission) available to withdraw. Needs settings with no settlement period and a quick
+    /// money job (`money_settles_at_once`).
+    pub async fn worker_with_income(&self, admin: &User) -> User {
+        let customer = self.register_customer().await;
+        let worker = self.qualified_worker(&["daily_cleaning"], admin).await;
+        let (order_id, _) = self
+            .paid_through_sandbox(&customer, &order_body_starting_in(30), "succeed")
+            .await;
+        self.grab_and_serve(order_id, &worker).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let mine: Value = self
+                .get("/api/v1/worker/withdrawals", Some(&worker.token))
+                .await
+                .json()
+                .await
+                .expect("withdrawals");
+            if mine["available"] == 12_225 {
+                return worker;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the income never became available: {mine}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// The assigned worker accepts an order; the response is the test's to judge.
