@@ -42,7 +42,8 @@ where
 {
     pub fn new(pool: PgPool) -> Self {
         CommandBus {
-            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone())),
+            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
+                .with_upcasters(vec![Box::new(domain::upcast::Upcaster)]),
             pool,
         }
     }

@@ -104,21 +104,22 @@ pub async fn pay_out(
                 .0
         }
     };
-    let number = state
+    let mut opened = state
         .vault
-        .open(&account.number)
+        .open_all(&[&account.number, &account.holder_name])
         .await
         .map_err(crate::error::vault_error)?
-        .ok_or_else(|| {
-            ApiError::IllegalState("银行卡信息已删除 / the bank account was erased".into())
-        })?;
+        .into_iter();
+    let erased = || ApiError::IllegalState("银行卡信息已删除 / the bank account was erased".into());
+    let number = opened.next().flatten().ok_or_else(erased)?;
+    let holder_name = opened.next().flatten().ok_or_else(erased)?;
     let transfer = state
         .bank
         .pay(
             withdrawal_id,
             &number,
             &account.masked,
-            &account.holder_name,
+            &holder_name,
             Fen::literal(withdrawal.amount),
         )
         .await

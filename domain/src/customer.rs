@@ -17,8 +17,9 @@ pub struct EmergencyContact {
     pub name: Sealed,
     /// Sealed under the customer's key.
     pub phone: Sealed,
-    /// How they are related, e.g. 配偶 (spouse) or 女儿 (daughter).
-    pub relation: String,
+    /// How they are related, e.g. 配偶 (spouse) or 女儿 (daughter), sealed under the
+    /// customer's key (checked and trimmed before it is sealed).
+    pub relation: Sealed,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,7 +165,7 @@ impl DomainEvent for CustomerEvent {
     }
 
     fn event_version(&self) -> String {
-        crate::EVENT_VERSION.to_owned()
+        crate::upcast::current_version(&self.event_type()).to_owned()
     }
 }
 
@@ -343,12 +344,8 @@ impl Customer {
                 })
             }
             CustomerCommand::SetEmergencyContact { contact, now } => {
-                let relation = required_text("关系 relation", &contact.relation, 20)?;
                 Ok(vec![CustomerEvent::EmergencyContactSet {
-                    contact: EmergencyContact {
-                        relation,
-                        ..contact
-                    },
+                    contact,
                     set_at: now,
                 }])
             }

@@ -49,6 +49,7 @@ pub mod onboarding;
 pub mod order;
 pub mod payment;
 pub mod review;
+pub mod upcast;
 pub mod values;
 pub mod wallet;
 pub mod worker;

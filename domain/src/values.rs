@@ -153,6 +153,26 @@ impl Sealed {
     }
 
     /// Whose key sealed it.
+    /// A value written in clear before its field was sealed, as the upcasters mark it
+    /// (`v0.clear.<percent-encoded text>`): the vault opens it without a key. It is in the log
+    /// as it always was; only values sealed since can be made unreadable.
+    pub fn legacy_clear(text: &str) -> Self {
+        use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+        Sealed(format!(
+            "v0.clear.{}",
+            utf8_percent_encode(text, NON_ALPHANUMERIC)
+        ))
+    }
+
+    /// The text of a legacy-clear value; `None` for a sealed one.
+    pub fn legacy_text(&self) -> Option<String> {
+        let encoded = self.0.strip_prefix("v0.clear.")?;
+        percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .ok()
+            .map(|text| text.into_owned())
+    }
+
     pub fn owner(&self) -> Option<uuid::Uuid> {
         let mut parts = self.0.splitn(3, '.');
         match (parts.next(), parts.next()) {

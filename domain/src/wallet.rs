@@ -16,7 +16,8 @@ use crate::values::{Actor, Fen, Sealed};
 /// Where a worker's withdrawals are paid: the card number is sealed under the worker's key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BankAccount {
-    pub holder_name: String,
+    /// Sealed under the worker's key.
+    pub holder_name: Sealed,
     pub bank: String,
     pub number: Sealed,
     /// e.g. `6222 **** **** 1234`.
@@ -191,7 +192,7 @@ impl DomainEvent for WalletEvent {
     }
 
     fn event_version(&self) -> String {
-        crate::EVENT_VERSION.to_owned()
+        crate::upcast::current_version(&self.event_type()).to_owned()
     }
 }
 
@@ -794,7 +795,7 @@ mod tests {
             available,
             bank_account: Some((
                 BankAccount {
-                    holder_name: "张阿姨".into(),
+                    holder_name: Sealed::from_ciphertext("v1.holder".into()),
                     bank: "中国银行".into(),
                     number: Sealed::from_ciphertext("v1.x.y".into()),
                     masked: "6222 **** **** 1234".into(),
@@ -912,7 +913,7 @@ mod tests {
             .decide(WalletCommand::SetBankAccount {
                 worker_id: Uuid::from_u128(1),
                 account: BankAccount {
-                    holder_name: "张阿姨".into(),
+                    holder_name: Sealed::from_ciphertext("v1.holder".into()),
                     bank: "工商银行".into(),
                     number: Sealed::from_ciphertext("v1.a.b".into()),
                     masked: "6212 **** **** 9999".into(),

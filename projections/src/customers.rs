@@ -188,7 +188,7 @@ impl CustomersProjection {
             CustomerEvent::EmergencyContactSet { contact, .. } => {
                 let mut opened = self
                     .vault
-                    .open_all(&[&contact.name, &contact.phone])
+                    .open_all(&[&contact.name, &contact.phone, &contact.relation])
                     .await?
                     .into_iter();
                 sqlx::query(&format!(
@@ -198,7 +198,7 @@ impl CustomersProjection {
                 .bind(customer_id)
                 .bind(readable(opened.next().flatten()))
                 .bind(masked_phone(opened.next().flatten()))
-                .bind(&contact.relation)
+                .bind(readable(opened.next().flatten()))
                 .execute(&mut *connection)
                 .await?;
             }

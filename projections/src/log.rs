@@ -21,19 +21,15 @@ pub struct StoredEvent {
 impl StoredEvent {
     /// Decodes the payload into an aggregate's event type.
     ///
-    /// Every event type is at version `domain::EVENT_VERSION` today. An event at any other
-    /// version stops the projector with an error (shown in its status) rather than being
-    /// misread: a new version must come with an upcaster here.
+    /// An event written at an older version is brought to today's shape by
+    /// `domain::upcast` first; one at a version no upcaster knows is an error (the projector
+    /// parks its stream) rather than being misread.
     pub fn decode<E: serde::de::DeserializeOwned>(&self) -> anyhow::Result<E> {
         use anyhow::Context;
-        anyhow::ensure!(
-            self.event_version == domain::EVENT_VERSION,
-            "no upcaster for {} version {} (position {})",
-            self.event_type,
-            self.event_version,
-            self.position
-        );
-        serde_json::from_value(self.payload.clone()).with_context(|| {
+        let payload =
+            domain::upcast::upcast(&self.event_type, &self.event_version, self.payload.clone())
+                .map_err(|why| anyhow::anyhow!("{why} (position {})", self.position))?;
+        serde_json::from_value(payload).with_context(|| {
             format!(
                 "decoding {} v{} at position {}",
                 self.event_type, self.event_version, self.position

@@ -152,10 +152,13 @@ async fn order_before(connection: &mut PgConnection, event: &StoredEvent) -> any
     .await?;
     let mut order = Order::default();
     for (payload, version) in payloads {
-        anyhow::ensure!(
-            version == domain::EVENT_VERSION,
-            "no upcaster for an order event at version {version}"
-        );
+        let event_type = payload
+            .as_object()
+            .and_then(|variant| variant.keys().next())
+            .cloned()
+            .unwrap_or_default();
+        let payload = domain::upcast::upcast(&event_type, &version, payload)
+            .map_err(|why| anyhow::anyhow!("an order event: {why}"))?;
         order.apply(serde_json::from_value(payload).context("an order event")?);
     }
     Ok(order)

@@ -136,3 +136,147 @@ async fn an_erased_workers_directory_entry_keeps_their_skills_but_not_their_phon
     assert_eq!(entry["skills"], json!(["home_repair"]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_emergency_contacts_relation_and_a_bank_account_holder_are_sealed_and_erased_with_their_person(
+) {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let contact = app
+        .client
+        .put(app.url("/api/v1/me/emergency-contact"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"name": "赵建国", "phone": "13700001111", "relation": "表舅"}))
+        .send()
+        .await
+        .expect("contact");
+    assert_eq!(contact.status(), StatusCode::OK);
+    let account = app
+        .client
+        .put(app.url("/api/v1/worker/bank-account"))
+        .bearer_auth(&worker.token)
+        .json(&json!({"holder_name": "欧阳秀梅", "bank": "中国银行", "number": "6222021234567891234"}))
+        .send()
+        .await
+        .expect("account");
+    assert_eq!(account.status(), StatusCode::NO_CONTENT);
+    app.wait_for_projections().await;
+    let profile: Value = app
+        .get("/api/v1/me/profile", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("profile");
+    assert_eq!(
+        profile["emergency_contact"]["relation"], "表舅",
+        "{profile}"
+    );
+
+    // Neither the relation nor the holder's name is in the log in clear.
+    let leaks: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM events WHERE payload::text LIKE '%表舅%' OR payload::text LIKE '%欧阳秀梅%'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("scan");
+    assert_eq!(leaks, 0, "personal data in the clear in the event log");
+    let versions: Vec<String> = sqlx::query_scalar(
+        "SELECT event_version FROM events WHERE event_type IN ('EmergencyContactSet', 'BankAccountSet')",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("versions");
+    assert_eq!(versions, vec!["2.0".to_owned(), "2.0".to_owned()]);
+
+    // Erasing the worker: their holder name cannot be opened any more.
+    let database_url = app.database_url.clone();
+    let person = worker.id.to_string();
+    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
+        .await
+        .expect("erase");
+    let holder: String = sqlx::query_scalar(
+        "SELECT payload->'BankAccountSet'->'account'->>'holder_name' FROM events
+          WHERE event_type = 'BankAccountSet' AND aggregate_id = $1",
+    )
+    .bind(worker.id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("holder");
+    assert_eq!(
+        app.vault
+            .open(&domain::Sealed::from_ciphertext(holder))
+            .await
+            .expect("vault"),
+        None
+    );
+    // Erasing the customer: the relation goes with the rest of the contact.
+    let database_url = app.database_url.clone();
+    let person = customer.id.to_string();
+    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
+        .await
+        .expect("erase");
+    let relation: Option<String> =
+        sqlx::query_scalar("SELECT emergency_relation FROM read_customers WHERE customer_id = $1")
+            .bind(customer.id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("row");
+    assert_ne!(relation.as_deref(), Some("表舅"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_emergency_contact_written_before_relations_were_sealed_still_reads() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    // A 1.0 event, as the platform wrote them before: the relation in clear.
+    let sealed = app
+        .vault
+        .seal_all(customer.id, &["钱老师", "13600002222"])
+        .await
+        .expect("sealed");
+    let payload = json!({"EmergencyContactSet": {"contact": {
+        "name": sealed[0].as_str(), "phone": sealed[1].as_str(), "relation": "同事"},
+        "set_at": chrono::Utc::now()}});
+    let next: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(max(sequence), 0) + 1 FROM events WHERE aggregate_type = 'customer' AND aggregate_id = $1",
+    )
+    .bind(customer.id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("sequence");
+    sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('customer', $1, $2, 'EmergencyContactSet', '1.0', $3, '{}')",
+    )
+    .bind(customer.id.to_string())
+    .bind(next)
+    .bind(&payload)
+    .execute(&app.pool)
+    .await
+    .expect("an old event");
+    app.wait_for_projections().await;
+    let profile: Value = app
+        .get("/api/v1/me/profile", Some(&customer.token))
+        .await
+        .json()
+        .await
+        .expect("profile");
+    assert_eq!(
+        profile["emergency_contact"]["relation"], "同事",
+        "{profile}"
+    );
+    // The command side loads it too: a new contact is set over it.
+    let contact = app
+        .client
+        .put(app.url("/api/v1/me/emergency-contact"))
+        .bearer_auth(&customer.token)
+        .json(&json!({"name": "钱老师", "phone": "13600002222", "relation": "朋友"}))
+        .send()
+        .await
+        .expect("contact");
+    assert_eq!(contact.status(), StatusCode::OK);
+    app.stop().await;
+}

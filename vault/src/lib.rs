@@ -192,6 +192,10 @@ impl Vault {
         sealed
             .iter()
             .map(|value| {
+                // Written in clear before its field was sealed (see `domain::upcast`).
+                if let Some(text) = value.legacy_text() {
+                    return Ok(Some(text));
+                }
                 let Some(owner) = value.owner() else {
                     return Err(VaultError::Corrupt);
                 };

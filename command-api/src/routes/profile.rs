@@ -208,16 +208,17 @@ pub async fn set_emergency_contact(
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
     let name = PersonName::parse(&body.name)?;
     let phone = PhoneNumber::parse(&body.phone)?;
+    let relation = domain::values::required_text("关系 relation", &body.relation, 20)?;
     let mut sealed = state
         .vault
-        .seal_all(customer.id, &[name.as_str(), phone.as_str()])
+        .seal_all(customer.id, &[name.as_str(), phone.as_str(), &relation])
         .await
         .map_err(vault_error)?
         .into_iter();
     let contact = EmergencyContact {
         name: sealed.next().expect("sealed"),
         phone: sealed.next().expect("sealed"),
-        relation: String::from(body.relation),
+        relation: sealed.next().expect("sealed"),
     };
     let command = CustomerCommand::SetEmergencyContact {
         contact,

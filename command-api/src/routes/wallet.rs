@@ -67,11 +67,15 @@ pub async fn set_bank_account(
     }
     let holder_name = domain::values::required_text("开户名 holder name", &body.holder_name, 40)?;
     let bank = domain::values::required_text("开户行 bank", &body.bank, 60)?;
-    let number = state
+    // The number and the holder's name are sealed under the worker's own key.
+    let mut sealed = state
         .vault
-        .seal(worker_id, &digits)
+        .seal_all(worker_id, &[&digits, &holder_name])
         .await
-        .map_err(crate::error::vault_error)?;
+        .map_err(crate::error::vault_error)?
+        .into_iter();
+    let number = sealed.next().expect("sealed");
+    let holder_name = sealed.next().expect("sealed");
     let masked = format!("{} **** **** {}", &digits[..4], &digits[digits.len() - 4..]);
     let command = WalletCommand::SetBankAccount {
         worker_id,
@@ -157,8 +161,15 @@ pub async fn request_withdrawal(
                 .map_err(crate::error::vault_error)?,
             _ => None,
         };
-        let holder_verified =
-            legal_name.is_some_and(|legal_name| legal_name.trim() == account.holder_name.trim());
+        let holder_name = state
+            .vault
+            .open(&account.holder_name)
+            .await
+            .map_err(crate::error::vault_error)?;
+        let holder_verified = matches!(
+            (legal_name, holder_name),
+            (Some(legal_name), Some(holder_name)) if legal_name.trim() == holder_name.trim()
+        );
         let open_dispute: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM read_orders WHERE worker_id = $1 AND status = 'disputed')",
         )

@@ -1,0 +1,106 @@
+//! The events whose stored shape changed, and how a payload written at an older version is
+//! brought to today's. Every reader of the log goes through [`upcast`]: the command side
+//! through cqrs-es ([`Upcaster`]), and the projectors, the warehouse and the audit trail
+//! through `projections::log::StoredEvent::decode`, so each event type has one shape in code.
+//!
+//! - 2.0 of `EmergencyContactSet`, `BankAccountSet` and `WithdrawalRequested`: the emergency
+//!   contact's relation and the bank account holder's name are sealed under the person's key.
+//!   Events written before held them in clear; an upcaster cannot seal (the log is append-only
+//!   and the vault is not pure), so it marks them as [`Sealed::legacy_clear`], which the vault
+//!   opens without a key.
+
+use serde_json::Value;
+
+use crate::values::Sealed;
+
+/// The version an event type is written at today.
+pub fn current_version(event_type: &str) -> &'static str {
+    match event_type {
+        "EmergencyContactSet" | "BankAccountSet" | "WithdrawalRequested" => "2.0",
+        _ => crate::EVENT_VERSION,
+    }
+}
+
+/// Brings a payload (`{"Variant": {…}}`) written at `version` to the current shape.
+pub fn upcast(event_type: &str, version: &str, payload: Value) -> Result<Value, String> {
+    if version == current_version(event_type) {
+        return Ok(payload);
+    }
+    let path: &[&str] = match (event_type, version) {
+        ("EmergencyContactSet", "1.0") => &["EmergencyContactSet", "contact", "relation"],
+        ("BankAccountSet", "1.0") => &["BankAccountSet", "account", "holder_name"],
+        ("WithdrawalRequested", "1.0") => &["WithdrawalRequested", "to", "holder_name"],
+        _ => return Err(format!("no upcaster for {event_type} version {version}")),
+    };
+    Ok(mark_legacy_clear(payload, path))
+}
+
+/// Replaces the text at `path` (if there is one) by its legacy-clear form.
+fn mark_legacy_clear(mut payload: Value, path: &[&str]) -> Value {
+    let mut at = &mut payload;
+    for step in path {
+        match at.get_mut(*step) {
+            Some(next) => at = next,
+            None => return payload,
+        }
+    }
+    if let Value::String(text) = at {
+        *at = Value::String(Sealed::legacy_clear(text).as_str().to_owned());
+    }
+    payload
+}
+
+/// The upcasters as cqrs-es's event store takes them.
+pub struct Upcaster;
+
+impl cqrs_es::persist::EventUpcaster for Upcaster {
+    fn can_upcast(&self, event_type: &str, event_version: &str) -> bool {
+        event_version != current_version(event_type)
+    }
+
+    fn upcast(
+        &self,
+        mut event: cqrs_es::persist::SerializedEvent,
+    ) -> cqrs_es::persist::SerializedEvent {
+        // An event no upcaster knows is left as it is: decoding it then fails and says so.
+        if let Ok(payload) = upcast(
+            &event.event_type,
+            &event.event_version,
+            event.payload.clone(),
+        ) {
+            event.payload = payload;
+            event.event_version = current_version(&event.event_type).to_owned();
+        }
+        event
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_relation_and_a_holder_name_written_in_clear_read_as_legacy_clear_values() {
+        let old = json!({"EmergencyContactSet": {"contact": {"name": "v1.x.y", "phone": "v1.x.z", "relation": "配偶"}, "set_at": "2026-01-01T00:00:00Z"}});
+        let new = upcast("EmergencyContactSet", "1.0", old).expect("upcast");
+        let relation = Sealed::from_ciphertext(
+            new["EmergencyContactSet"]["contact"]["relation"]
+                .as_str()
+                .expect("text")
+                .to_owned(),
+        );
+        assert_eq!(relation.legacy_text().as_deref(), Some("配偶"));
+        let withdrawal = json!({"WithdrawalRequested": {"withdrawal_id": "x", "amount": 100, "requested_at": "t"}});
+        assert_eq!(
+            upcast("WithdrawalRequested", "1.0", withdrawal.clone()),
+            Ok(withdrawal),
+            "nothing to mark"
+        );
+        assert!(upcast("BankAccountSet", "0.9", json!({})).is_err());
+        assert_eq!(
+            upcast("OrderPlaced", "1.0", json!({"a": 1})),
+            Ok(json!({"a": 1}))
+        );
+    }
+}
