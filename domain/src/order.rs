@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::catalogue::ServiceCode;
 use crate::dispatch::{AssignmentScore, DispatchStage};
 use crate::payment::CancellationSettlement;
-use crate::values::{Actor, Address, Fen, GeoPoint, Role};
+use crate::values::{Actor, Address, Fen, GeoPoint, Role, Sealed};
 
 /// How near the address (metres) a worker must be to check in as arrived.
 pub const ARRIVAL_RADIUS_M: f64 = 300.0;
@@ -144,7 +144,9 @@ pub struct Booking {
     pub scheduled_start: DateTime<Utc>,
     pub duration_minutes: u32,
     pub address: Address,
-    pub note: Option<String>,
+    /// The customer's note to the worker (trimmed, at most 500 characters), sealed under the
+    /// customer's key: free text often says who is at home and when.
+    pub note: Option<Sealed>,
     /// The worker the customer chose, if any; their time is held from placement.
     #[serde(default)]
     pub preferred_worker: Option<Uuid>,
@@ -535,7 +537,7 @@ impl DomainEvent for OrderEvent {
     }
 
     fn event_version(&self) -> String {
-        crate::EVENT_VERSION.to_owned()
+        crate::upcast::current_version(&self.event_type()).to_owned()
     }
 }
 

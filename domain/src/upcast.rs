@@ -3,8 +3,9 @@
 //! through cqrs-es ([`Upcaster`]), and the projectors, the warehouse and the audit trail
 //! through `projections::log::StoredEvent::decode`, so each event type has one shape in code.
 //!
-//! - 2.0 of `EmergencyContactSet`, `BankAccountSet` and `WithdrawalRequested`: the emergency
-//!   contact's relation and the bank account holder's name are sealed under the person's key.
+//! - 2.0 of `EmergencyContactSet`, `BankAccountSet`, `WithdrawalRequested` and `OrderPlaced`:
+//!   the emergency contact's relation, the bank account holder's name and the order's note are
+//!   sealed under the person's key.
 //!   Events written before held them in clear; an upcaster cannot seal (the log is append-only
 //!   and the vault is not pure), so it marks them as [`Sealed::legacy_clear`], which the vault
 //!   opens without a key.
@@ -16,7 +17,7 @@ use crate::values::Sealed;
 /// The version an event type is written at today.
 pub fn current_version(event_type: &str) -> &'static str {
     match event_type {
-        "EmergencyContactSet" | "BankAccountSet" | "WithdrawalRequested" => "2.0",
+        "EmergencyContactSet" | "BankAccountSet" | "WithdrawalRequested" | "OrderPlaced" => "2.0",
         _ => crate::EVENT_VERSION,
     }
 }
@@ -30,6 +31,7 @@ pub fn upcast(event_type: &str, version: &str, payload: Value) -> Result<Value, 
         ("EmergencyContactSet", "1.0") => &["EmergencyContactSet", "contact", "relation"],
         ("BankAccountSet", "1.0") => &["BankAccountSet", "account", "holder_name"],
         ("WithdrawalRequested", "1.0") => &["WithdrawalRequested", "to", "holder_name"],
+        ("OrderPlaced", "1.0") => &["OrderPlaced", "booking", "note"],
         _ => return Err(format!("no upcaster for {event_type} version {version}")),
     };
     Ok(mark_legacy_clear(payload, path))
@@ -99,8 +101,10 @@ mod tests {
         );
         assert!(upcast("BankAccountSet", "0.9", json!({})).is_err());
         assert_eq!(
-            upcast("OrderPlaced", "1.0", json!({"a": 1})),
+            upcast("OrderAccepted", "1.0", json!({"a": 1})),
             Ok(json!({"a": 1}))
         );
+        let placed = json!({"OrderPlaced": {"booking": {"note": null}}});
+        assert_eq!(upcast("OrderPlaced", "1.0", placed.clone()), Ok(placed));
     }
 }

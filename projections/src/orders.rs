@@ -142,16 +142,34 @@ impl Projection for OrdersProjection {
             self.vault.open_all(&sealed).await?
         };
         let mut opened = opened.into_iter();
+        // And their notes, with another.
+        let mut notes = {
+            let sealed: Vec<&domain::Sealed> = inserts
+                .iter()
+                .filter_map(|(_, change)| change.placed.as_ref())
+                .filter_map(|(booking, _, _)| booking.note.as_ref())
+                .collect();
+            self.vault.open_all(&sealed).await?.into_iter()
+        };
         for (_, change) in &mut inserts {
             let (detail, contact_name, phone) = (
                 opened.next().flatten(),
                 opened.next().flatten(),
                 opened.next().flatten(),
             );
+            let has_note = change
+                .placed
+                .as_ref()
+                .is_some_and(|(booking, _, _)| booking.note.is_some());
             change.opened = Some(OpenedAddress {
                 detail: personal::readable(detail),
                 contact_name: personal::readable(contact_name),
                 contact_phone_masked: personal::masked_phone(phone),
+                note: if has_note {
+                    notes.next().flatten()
+                } else {
+                    None
+                },
             });
         }
         let mut inserts_by_columns: Vec<(Vec<&'static str>, Vec<(Uuid, RowChange)>)> = Vec::new();
@@ -188,6 +206,8 @@ impl Projection for OrdersProjection {
                     detail: personal::readable(opened.next().flatten()),
                     contact_name: personal::readable(opened.next().flatten()),
                     contact_phone_masked: personal::masked_phone(opened.next().flatten()),
+                    // A moved address leaves the note as it was.
+                    note: None,
                 };
                 let service: Option<String> = sqlx::query_scalar(&format!(
                     "SELECT service FROM {schema}.orders WHERE order_id = $1"
@@ -282,7 +302,7 @@ async fn insert_new_orders(
             .push_bind(opened.detail)
             .push_bind(opened.contact_name)
             .push_bind(opened.contact_phone_masked)
-            .push_bind(booking.note)
+            .push_bind(opened.note)
             .push_bind(placed_at)
             .push_bind(change.status.unwrap_or_default().as_str())
             .push_bind(change.updated_at.unwrap_or_else(Utc::now))
@@ -337,6 +357,8 @@ struct OpenedAddress {
     detail: String,
     contact_name: String,
     contact_phone_masked: String,
+    /// The order's note, when it has one and it can still be opened.
+    note: Option<String>,
 }
 
 /// What one order's events in a batch do to its row.

@@ -16,11 +16,13 @@ async fn personal_data_is_sealed_in_the_log_and_erasing_a_person_makes_it_unread
     assert_eq!(before["contact_phone"], "138****5678");
     assert_eq!(before["address_detail"], "世纪大道 100 号 2 栋 301");
     assert_eq!(before["contact_name"], "王女士");
+    assert_eq!(before["note"], "家里有猫 / there is a cat");
 
     // Neither the phone numbers nor the street address appear in the log in the clear.
     let leaks: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM events WHERE payload::text LIKE '%13800135678%' OR payload::text LIKE '%13912345678%'
-            OR payload::text LIKE '%世纪大道%' OR payload::text LIKE '%王女士%' OR payload::text LIKE '%李女士%'",
+            OR payload::text LIKE '%世纪大道%' OR payload::text LIKE '%王女士%' OR payload::text LIKE '%李女士%'
+            OR payload::text LIKE '%家里有猫%'",
     )
     .fetch_one(&app.pool)
     .await
@@ -46,6 +48,7 @@ async fn personal_data_is_sealed_in_the_log_and_erasing_a_person_makes_it_unread
         .await;
     assert_eq!(after["contact_phone"], "已删除 / erased");
     assert_eq!(after["contact_name"], "已删除 / erased");
+    assert_eq!(after["note"], Value::Null, "the note is gone with its key");
     assert_eq!(after["total"], before["total"]);
     assert_eq!(after["status"], before["status"]);
     assert_eq!(after["city"], "上海市");

@@ -172,6 +172,17 @@ pub async fn place(
         .note
         .map(|note| note.trim().chars().take(500).collect::<String>())
         .filter(|note| !note.is_empty());
+    // Free text to the worker often says who is at home and when: sealed like the address.
+    let note = match note {
+        Some(note) => Some(
+            state
+                .vault
+                .seal(actor.id, &note)
+                .await
+                .map_err(crate::error::vault_error)?,
+        ),
+        None => None,
+    };
     let booking = Booking {
         customer_id: actor.id,
         service: body.service,
