@@ -275,6 +275,7 @@ pub async fn purge_expired(pool: &PgPool) -> anyhow::Result<Option<u64>> {
             "DELETE FROM oauth_link_tickets WHERE expires_at < now() - interval '1 day'",
             "DELETE FROM log_events WHERE recorded_at < now() - interval '14 days'",
             "DELETE FROM named_holds WHERE held_until < now() - interval '1 day'",
+            "DELETE FROM live_streams WHERE seen_at < now() - interval '1 hour'",
         ] {
             removed += sqlx::query(statement).execute(pool).await?.rows_affected();
         }

@@ -47,8 +47,6 @@ pub struct AppState {
     pub warehouse: crate::warehouse::WarehouseHandle,
     /// Argon2 hashing, on a bounded pool.
     pub passwords: crate::auth::PasswordPool,
-    /// The live streams each person holds open in this process.
-    pub live_streams: crate::routes::live::OpenStreams,
     /// `ANJIA_STAFF_CODE_SIGN_IN`: whether admins and analysts may sign in by one-time code
     /// before they turn it on themselves (off by default: a phone is easier to take over).
     pub staff_code_sign_in: bool,
@@ -106,7 +104,6 @@ impl AppState {
             ),
             shutdown: tokio::sync::watch::channel(false).1,
             passwords: crate::auth::PasswordPool::new(settings.passwords),
-            live_streams: Default::default(),
             staff_code_sign_in: settings.staff_code_sign_in,
             vault,
             notifier: Notifier::new(&pool, notify)?,

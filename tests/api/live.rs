@@ -230,10 +230,11 @@ async fn a_live_stream_is_capped_per_person_ends_with_its_session_and_never_resc
             .expect("request");
         tests::assert_problem(refused, StatusCode::GONE, "/problems/resume-too-old").await;
     }
-    // Three at once; a fourth is refused until one closes.
+    // Three at once, over two processes; a fourth, on either, is refused until one closes.
+    let other = tests::ServerProcess::start(&app.database_url).await;
     let mut streams = Vec::new();
-    for _ in 0..3 {
-        streams.push(open(&app.client, &app.address, &customer.token, None).await);
+    for base in [&app.address, &other.address, &other.address] {
+        streams.push(open(&app.client, base, &customer.token, None).await);
     }
     let fourth = app
         .client
@@ -279,5 +280,6 @@ async fn a_live_stream_is_capped_per_person_ends_with_its_session_and_never_resc
         .await;
         assert!(ended.is_ok(), "the stream outlived its session");
     }
+    other.terminate().await;
     app.stop().await;
 }

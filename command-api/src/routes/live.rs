@@ -30,8 +30,8 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/live", get(live))
 }
 
-/// Live streams one person may hold open at once in one process (a phone and a browser or
-/// two, with room for a reconnect that overlaps the old stream).
+/// Live streams one person may hold open at once, across every process (a phone and a browser
+/// or two, with room for a reconnect that overlaps the old stream).
 pub const STREAMS_PER_PERSON: usize = 3;
 
 /// How far back a stream may resume: an older `Last-Event-ID` answers 410 and the client
@@ -41,46 +41,73 @@ pub const RESUME_WINDOW: chrono::Duration = chrono::Duration::hours(1);
 /// How often an open stream checks that its session was not revoked.
 const SESSION_CHECK: Duration = Duration::from_secs(5);
 
-/// The live streams each person holds open in this process.
-#[derive(Clone, Default)]
-pub struct OpenStreams(std::sync::Arc<std::sync::Mutex<std::collections::HashMap<Uuid, usize>>>);
-
-/// One open stream, counted until it is dropped (the client left or the stream ended).
+/// One open stream, registered in `live_streams` so that a person's streams are counted in
+/// every process, until it is dropped (the client left or the stream ended).
 struct StreamSlot {
-    streams: OpenStreams,
-    person: Uuid,
+    pool: sqlx::PgPool,
+    stream_id: Uuid,
 }
 
-impl OpenStreams {
-    fn open(&self, person: Uuid) -> Option<StreamSlot> {
-        let mut open = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = open.entry(person).or_default();
-        if *count >= STREAMS_PER_PERSON {
-            return None;
+impl StreamSlot {
+    /// Registers a stream for `person`, unless they hold `STREAMS_PER_PERSON` already: the
+    /// person's lock makes parallel opens count one after another, in any process.
+    async fn open(pool: &sqlx::PgPool, person: Uuid) -> Result<Option<StreamSlot>, ApiError> {
+        let mut transaction = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('live-streams:' || $1, 0))")
+            .bind(person.to_string())
+            .execute(&mut *transaction)
+            .await?;
+        sqlx::query(
+            "DELETE FROM live_streams WHERE person_id = $1 AND seen_at < now() - interval '20 seconds'",
+        )
+        .bind(person)
+        .execute(&mut *transaction)
+        .await?;
+        let open: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM live_streams WHERE person_id = $1")
+                .bind(person)
+                .fetch_one(&mut *transaction)
+                .await?;
+        if open >= STREAMS_PER_PERSON as i64 {
+            return Ok(None);
         }
-        *count += 1;
-        Some(StreamSlot {
-            streams: self.clone(),
-            person,
-        })
+        let stream_id = Uuid::now_v7();
+        sqlx::query("INSERT INTO live_streams (stream_id, person_id) VALUES ($1, $2)")
+            .bind(stream_id)
+            .bind(person)
+            .execute(&mut *transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(Some(StreamSlot {
+            pool: pool.clone(),
+            stream_id,
+        }))
+    }
+
+    /// Says the stream is still open.
+    async fn renew(&self) {
+        if let Err(error) =
+            sqlx::query("UPDATE live_streams SET seen_at = now() WHERE stream_id = $1")
+                .bind(self.stream_id)
+                .execute(&self.pool)
+                .await
+        {
+            tracing::warn!(%error, "a live stream's registration was not renewed");
+        }
     }
 }
 
 impl Drop for StreamSlot {
     fn drop(&mut self) {
-        let mut open = self
-            .streams
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = open.get_mut(&self.person) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.person);
-            }
+        let (pool, stream_id) = (self.pool.clone(), self.stream_id);
+        // Gone at once when a runtime is at hand; otherwise it lapses after 20 s.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = sqlx::query("DELETE FROM live_streams WHERE stream_id = $1")
+                    .bind(stream_id)
+                    .execute(&pool)
+                    .await;
+            });
         }
     }
 }
@@ -175,12 +202,13 @@ struct Following {
     orders: HashSet<String>,
     pending: Vec<Event>,
     session_checked: std::time::Instant,
-    _slot: StreamSlot,
+    slot: StreamSlot,
 }
 
 /// Live order events for the signed-in person (all orders for admins), resumable within an
 /// hour. A stream ends when its access token expires or its session is revoked (the client
-/// reconnects with a fresh token and `Last-Event-ID`); one person holds at most three at once.
+/// reconnects with a fresh token and `Last-Event-ID`); one person holds at most three at once,
+/// in all processes together.
 #[utoipa::path(get, path = "/api/v1/live", tag = "orders", security(("bearer" = [])),
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (from the last hour)")),
     responses((status = 200, description = "Server-Sent Events: one message per order event; `id` is `<xid>-<position>`, `event` the event type, `data` its JSON",
@@ -201,7 +229,7 @@ pub async fn live(
         }
         None => head(&state.pool).await?,
     };
-    let slot = state.live_streams.open(actor.id).ok_or_else(|| ApiError::Busy {
+    let slot = StreamSlot::open(&state.pool, actor.id).await?.ok_or_else(|| ApiError::Busy {
         detail: format!(
             "同时打开的实时连接最多 {STREAMS_PER_PERSON} 个 / at most {STREAMS_PER_PERSON} live streams may be open at once"
         ),
@@ -215,7 +243,7 @@ pub async fn live(
         orders,
         pending: Vec::new(),
         session_checked: std::time::Instant::now(),
-        _slot: slot,
+        slot,
     };
     let stream = futures::stream::unfold(following, |mut following| async move {
         loop {
@@ -226,7 +254,7 @@ pub async fn live(
                 orders,
                 pending,
                 session_checked,
-                ..
+                slot,
             } = &mut following;
             let actor = verified.actor;
             // A shutting-down server ends the stream; the client resumes elsewhere. So does an
@@ -236,6 +264,7 @@ pub async fn live(
             }
             if session_checked.elapsed() >= SESSION_CHECK {
                 *session_checked = std::time::Instant::now();
+                slot.renew().await;
                 if !crate::auth::session_is_live(&state.pool, *verified)
                     .await
                     .unwrap_or(true)
