@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::catalogue::ServiceCode;
 use crate::dispatch::{AssignmentScore, DispatchStage};
 use crate::payment::CancellationSettlement;
-use crate::values::{Actor, Address, Fen, GeoPoint, Role, Sealed};
+use crate::values::{Actor, Address, Fen, GeoPoint, Role, Sealed, SealedPoint};
 
 /// How near the address (metres) a worker must be to check in as arrived.
 pub const ARRIVAL_RADIUS_M: f64 = 300.0;
@@ -206,10 +206,12 @@ pub enum OrderCommand {
         reason: String,
         now: DateTime<Utc>,
     },
-    /// Where the worker is while on the way.
+    /// Where the worker is while on the way: the point (for the arrival estimate) and the same
+    /// point sealed under the worker's key (`SealedPoint::plaintext`), which is what is kept.
     ReportLocation {
         worker_id: Uuid,
         location: GeoPoint,
+        sealed: Sealed,
         accuracy_m: u32,
         now: DateTime<Utc>,
     },
@@ -397,7 +399,9 @@ pub enum OrderEvent {
     },
     WorkerLocationReported {
         worker_id: Uuid,
-        location: GeoPoint,
+        /// Sealed under the worker's key, with its public cell (version 2.0; 1.0 kept the
+        /// point in clear).
+        location: SealedPoint,
         accuracy_m: u32,
         reported_at: DateTime<Utc>,
         /// Estimated arrival at the address, when it has coordinates.
@@ -673,9 +677,12 @@ pub struct Order {
     pub respond_by: Option<DateTime<Utc>>,
     #[serde(default)]
     pub last_ping_at: Option<DateTime<Utc>>,
-    /// The worker's last reported position and the arrival estimate from it.
+    /// The cell of the worker's last reported position and the arrival estimate from it.
     #[serde(default)]
     pub last_location: Option<GeoPoint>,
+    /// That position, sealed under the worker's key.
+    #[serde(default)]
+    pub last_sealed_location: Option<Sealed>,
     #[serde(default)]
     pub eta: Option<DateTime<Utc>>,
     /// When the order was booked: its commission is the rate in force then.
@@ -999,6 +1006,7 @@ impl Order {
                 OrderCommand::ReportLocation {
                     worker_id,
                     location,
+                    sealed,
                     accuracy_m,
                     now,
                 },
@@ -1022,7 +1030,10 @@ impl Order {
                     .map(|address| crate::geo::estimated_arrival(location, address, now));
                 Ok(vec![OrderEvent::WorkerLocationReported {
                     worker_id,
-                    location,
+                    location: SealedPoint {
+                        sealed,
+                        cell: location.coarse(),
+                    },
                     accuracy_m,
                     reported_at: now,
                     eta,
@@ -1455,7 +1466,8 @@ impl Order {
                 ..
             } => {
                 self.last_ping_at = Some(reported_at);
-                self.last_location = Some(location);
+                self.last_location = Some(location.cell);
+                self.last_sealed_location = Some(location.sealed);
                 self.eta = eta;
             }
             OrderEvent::OrderAccepted { .. } => {

@@ -494,6 +494,7 @@ fn report_location(minutes: i64, seconds: i64, accuracy_m: u32) -> OrderCommand 
     OrderCommand::ReportLocation {
         worker_id: WORKER_ID,
         location: north_of_address(2_000.0),
+        sealed: Sealed::from_ciphertext("v1.position".to_owned()),
         accuracy_m,
         now: later(minutes) + TimeDelta::seconds(seconds),
     }
@@ -1632,7 +1633,10 @@ fn one_of_every_event() -> Vec<OrderEvent> {
         },
         OrderEvent::WorkerLocationReported {
             worker_id: WORKER_ID,
-            location: north_of_address(500.0),
+            location: crate::values::SealedPoint {
+                sealed: Sealed::from_ciphertext("v1.position".to_owned()),
+                cell: north_of_address(500.0).coarse(),
+            },
             accuracy_m: 20,
             reported_at: later(DEPARTED + 1),
             eta: Some(later(DEPARTED + 3)),

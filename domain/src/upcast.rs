@@ -6,6 +6,8 @@
 //! - 2.0 of `EmergencyContactSet`, `BankAccountSet`, `WithdrawalRequested` and `OrderPlaced`:
 //!   the emergency contact's relation, the bank account holder's name and the order's note are
 //!   sealed under the person's key.
+//! - 2.0 of `WorkerLocationReported`: the worker's position is a `SealedPoint` (sealed under
+//!   the worker's key, with its public cell).
 //!   Events written before held them in clear; an upcaster cannot seal (the log is append-only
 //!   and the vault is not pure), so it marks them as [`Sealed::legacy_clear`], which the vault
 //!   opens without a key.
@@ -17,7 +19,11 @@ use crate::values::Sealed;
 /// The version an event type is written at today.
 pub fn current_version(event_type: &str) -> &'static str {
     match event_type {
-        "EmergencyContactSet" | "BankAccountSet" | "WithdrawalRequested" | "OrderPlaced" => "2.0",
+        "EmergencyContactSet"
+        | "BankAccountSet"
+        | "WithdrawalRequested"
+        | "OrderPlaced"
+        | "WorkerLocationReported" => "2.0",
         _ => crate::EVENT_VERSION,
     }
 }
@@ -27,6 +33,9 @@ pub fn upcast(event_type: &str, version: &str, payload: Value) -> Result<Value, 
     if version == current_version(event_type) {
         return Ok(payload);
     }
+    if (event_type, version) == ("WorkerLocationReported", "1.0") {
+        return Ok(legacy_point(payload));
+    }
     let path: &[&str] = match (event_type, version) {
         ("EmergencyContactSet", "1.0") => &["EmergencyContactSet", "contact", "relation"],
         ("BankAccountSet", "1.0") => &["BankAccountSet", "account", "holder_name"],
@@ -35,6 +44,19 @@ pub fn upcast(event_type: &str, version: &str, payload: Value) -> Result<Value, 
         _ => return Err(format!("no upcaster for {event_type} version {version}")),
     };
     Ok(mark_legacy_clear(payload, path))
+}
+
+/// A 1.0 location report's point in clear becomes a legacy-clear sealed point with its cell.
+fn legacy_point(mut payload: Value) -> Value {
+    let Some(location) = payload.pointer_mut("/WorkerLocationReported/location") else {
+        return payload;
+    };
+    let Ok(point) = serde_json::from_value::<crate::values::GeoPoint>(location.clone()) else {
+        return payload;
+    };
+    let sealed = Sealed::legacy_clear(&crate::values::SealedPoint::plaintext(&point));
+    *location = serde_json::json!({"sealed": sealed.as_str(), "cell": point.coarse()});
+    payload
 }
 
 /// Replaces the text at `path` (if there is one) by its legacy-clear form.
@@ -104,6 +126,17 @@ mod tests {
             upcast("OrderAccepted", "1.0", json!({"a": 1})),
             Ok(json!({"a": 1}))
         );
+        let reported = json!({"WorkerLocationReported": {"location": {"latitude": 31.23456, "longitude": 121.47512, "system": "gcj02"}}});
+        let upcast_report = upcast("WorkerLocationReported", "1.0", reported).expect("upcast");
+        let location = &upcast_report["WorkerLocationReported"]["location"];
+        assert_eq!(
+            location["cell"],
+            json!({"latitude": 31.23, "longitude": 121.48, "system": "gcj02"})
+        );
+        let sealed =
+            Sealed::from_ciphertext(location["sealed"].as_str().expect("sealed").to_owned());
+        let point = crate::values::SealedPoint::parse(&sealed.legacy_text().expect("legacy"));
+        assert_eq!(point.map(|point| point.latitude), Some(31.23456));
         let placed = json!({"OrderPlaced": {"booking": {"note": null}}});
         assert_eq!(upcast("OrderPlaced", "1.0", placed.clone()), Ok(placed));
     }

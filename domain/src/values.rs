@@ -182,6 +182,29 @@ impl Sealed {
     }
 }
 
+/// A place sealed under its owner's key, with the cell of the public 0.01° grid it lies in
+/// (`GeoPoint::coarse`): the cell is enough to estimate travel, the sealed point is opened only
+/// where precision is needed (a customer following their worker), and erasing the owner
+/// leaves only the cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SealedPoint {
+    /// The point as JSON (`{"latitude", "longitude", "system"}`), sealed.
+    pub sealed: Sealed,
+    pub cell: GeoPoint,
+}
+
+impl SealedPoint {
+    /// The JSON text of a point, as it is sealed.
+    pub fn plaintext(point: &GeoPoint) -> String {
+        serde_json::to_string(point).expect("a point serialises")
+    }
+
+    /// A point read back from its opened text.
+    pub fn parse(opened: &str) -> Option<GeoPoint> {
+        serde_json::from_str(opened).ok()
+    }
+}
+
 impl fmt::Debug for Sealed {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the ciphertext: logs need not carry it.

@@ -283,3 +283,66 @@ async fn an_emergency_contact_written_before_relations_were_sealed_still_reads()
     assert_eq!(contact.status(), StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_workers_reported_position_is_sealed_and_only_its_cell_outlives_the_worker() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let order_id = app.dispatchable_order(&customer, &admin).await;
+    for (step, body) in [
+        ("grab", json!({})),
+        ("depart", json!({})),
+        (
+            "location",
+            json!({"latitude": 31.24567, "longitude": 121.47891, "system": "gcj02", "accuracy_m": 20}),
+        ),
+    ] {
+        let response = app
+            .post(
+                &format!("/api/v1/orders/{order_id}/{step}"),
+                Some(&worker.token),
+                &body,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{step}");
+    }
+    let tracking = || async {
+        app.get(
+            &format!("/api/v1/orders/{order_id}/tracking"),
+            Some(&customer.token),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .expect("tracking")
+    };
+    // The customer follows the worker precisely...
+    let seen = tracking().await;
+    assert_eq!(seen["last_location"]["latitude"], 31.24567, "{seen}");
+    // ...but the log holds the position sealed, beside its kilometre cell.
+    let stored: Value = sqlx::query_scalar(
+        "SELECT payload->'WorkerLocationReported'->'location' FROM events
+          WHERE event_type = 'WorkerLocationReported' AND aggregate_id = $1",
+    )
+    .bind(order_id.to_string())
+    .fetch_one(&app.pool)
+    .await
+    .expect("report");
+    assert!(
+        stored["sealed"].as_str().unwrap_or("").starts_with("v1."),
+        "{stored}"
+    );
+    assert_eq!(stored["cell"]["latitude"], 31.25);
+    assert!(!stored.to_string().contains("31.24567"), "{stored}");
+    // Once the worker is erased, only the cell is left to show.
+    let database_url = app.database_url.clone();
+    let person = worker.id.to_string();
+    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
+        .await
+        .expect("erase");
+    let seen = tracking().await;
+    assert_eq!(seen["last_location"]["latitude"], 31.25, "{seen}");
+    app.stop().await;
+}

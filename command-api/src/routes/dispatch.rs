@@ -349,9 +349,19 @@ pub async fn report_location(
 ) -> Result<axum::Json<LocationAck>, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
     let location = GeoPoint::new(body.latitude, body.longitude, body.system)?;
+    // Where a worker goes is theirs: the report is kept sealed under their own key.
+    let sealed = state
+        .vault
+        .seal(
+            worker_id,
+            &domain::values::SealedPoint::plaintext(&location),
+        )
+        .await
+        .map_err(crate::error::vault_error)?;
     let command = OrderCommand::ReportLocation {
         worker_id,
         location,
+        sealed,
         accuracy_m: body.accuracy_m,
         now: context.occurred_at,
     };
@@ -459,7 +469,8 @@ pub async fn navigation(
     let destination = order.location.ok_or_else(|| {
         ApiError::IllegalState("该地址没有坐标 / this address has no coordinates".into())
     })?;
-    let from = match (from, order.last_location) {
+    let last = last_position(&state, &order).await?;
+    let from = match (from, last) {
         (Some(from), _) => Some(from),
         (None, Some(last)) => Some(last),
         (None, None) => {
@@ -487,6 +498,23 @@ pub async fn navigation(
         travel_minutes: travel,
         estimated_arrival: travel.map(|minutes| Utc::now() + chrono::Duration::minutes(minutes)),
     }))
+}
+
+/// The worker's last reported position, opened from its seal (its cell when it can no longer
+/// be opened).
+async fn last_position(state: &AppState, order: &Order) -> Result<Option<GeoPoint>, ApiError> {
+    let Some(sealed) = &order.last_sealed_location else {
+        return Ok(order.last_location);
+    };
+    let opened = state
+        .vault
+        .open(sealed)
+        .await
+        .map_err(crate::error::vault_error)?;
+    Ok(opened
+        .as_deref()
+        .and_then(domain::values::SealedPoint::parse)
+        .or(order.last_location))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -528,7 +556,7 @@ pub async fn tracking(
         order_id,
         status: order.status.as_str().to_owned(),
         worker_id: order.worker_id,
-        last_location: order.last_location.map(PointView::from),
+        last_location: last_position(&state, &order).await?.map(PointView::from),
         last_reported_at: order.last_ping_at,
         estimated_arrival: order.eta,
         dispatch_stage: order.stage.map(|stage| stage.as_str().to_owned()),

@@ -301,10 +301,21 @@ pub async fn live(
                 if let Ok(decoded) = stored.decode::<OrderEvent>() {
                     match decoded {
                         OrderEvent::WorkerLocationReported { location, eta, .. } => {
+                            // Opened for the people following the order; the cell once the
+                            // worker's key is gone.
+                            let opened = state
+                                .vault
+                                .open(&location.sealed)
+                                .await
+                                .ok()
+                                .flatten()
+                                .as_deref()
+                                .and_then(domain::values::SealedPoint::parse)
+                                .unwrap_or(location.cell);
                             position = Some(serde_json::json!({
-                                "latitude": location.latitude,
-                                "longitude": location.longitude,
-                                "system": location.system.as_str(),
+                                "latitude": opened.latitude,
+                                "longitude": opened.longitude,
+                                "system": opened.system.as_str(),
                                 "eta": eta,
                             }));
                         }
