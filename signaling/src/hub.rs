@@ -144,7 +144,7 @@ pub(crate) enum Item {
 pub(crate) struct Inbox {
     receiver: mpsc::Receiver<Item>,
     /// Set when the participant fell `SEAT_QUEUE` messages behind and was taken out.
-    overflowed: Ending,
+    ending: Ending,
     pub(crate) recent: std::collections::VecDeque<(u64, ServerMessage)>,
     /// The number the next message sent gets (from 1).
     pub(crate) next_seq: u64,
@@ -153,10 +153,10 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    fn new(receiver: mpsc::Receiver<Item>, overflowed: Ending) -> Inbox {
+    fn new(receiver: mpsc::Receiver<Item>, ending: Ending) -> Inbox {
         Inbox {
             receiver,
-            overflowed,
+            ending,
             recent: std::collections::VecDeque::new(),
             next_seq: 1,
             unsent_from: None,
@@ -171,7 +171,7 @@ impl Inbox {
     /// Why the hub ended the channel, if it did: `too-slow` (the participant fell too far
     /// behind) or `room-closed` (the interview was cancelled or concluded).
     pub(crate) fn ended(&self) -> Option<&'static str> {
-        match self.overflowed.load(std::sync::atomic::Ordering::SeqCst) {
+        match self.ending.load(std::sync::atomic::Ordering::SeqCst) {
             ENDED_TOO_SLOW => Some("too-slow"),
             ENDED_ROOM_CLOSED => Some("room-closed"),
             _ => None,
@@ -223,7 +223,7 @@ struct Seat {
     connection: Uuid,
     phase: Phase,
     outbox: mpsc::Sender<Item>,
-    overflowed: Ending,
+    ending: Ending,
     /// Parked here while the participant is away.
     inbox: Option<Inbox>,
 }
@@ -250,7 +250,7 @@ impl Seat {
         match self.outbox.try_send(item) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
-                self.overflowed
+                self.ending
                     .store(ENDED_TOO_SLOW, std::sync::atomic::Ordering::SeqCst);
                 false
             }
@@ -556,7 +556,7 @@ impl Hub {
                 Some(inbox) => inbox,
                 None => {
                     let (outbox, receiver) = mpsc::channel(SEAT_QUEUE);
-                    let overflowed = std::sync::Arc::default();
+                    let ending = std::sync::Arc::default();
                     let phase = match claim {
                         Claim::ResumeFromElsewhere => Phase::AwaitingMove,
                         _ => Phase::Joining,
@@ -567,11 +567,11 @@ impl Hub {
                             connection,
                             phase,
                             outbox,
-                            overflowed: std::sync::Arc::clone(&overflowed),
+                            ending: std::sync::Arc::clone(&ending),
                             inbox: None,
                         },
                     );
-                    Inbox::new(receiver, overflowed)
+                    Inbox::new(receiver, ending)
                 }
             }
         };
@@ -868,7 +868,7 @@ impl Hub {
                     .unwrap_or_default();
                 for participant in closing {
                     if let Some(seat) = seats.get(&(room, participant)) {
-                        seat.overflowed
+                        seat.ending
                             .store(ENDED_ROOM_CLOSED, std::sync::atomic::Ordering::SeqCst);
                     }
                     seats.remove(&(room, participant));

@@ -75,22 +75,14 @@ pub async fn reauthenticate(
     verified: Verified,
     AppJson(body): AppJson<ReauthenticationBody>,
 ) -> Result<StatusCode, ApiError> {
-    let (login, stored_hash): (String, String) =
-        sqlx::query_as("SELECT login, password_hash FROM credentials WHERE user_id = $1")
-            .bind(verified.actor.id)
-            .fetch_one(&state.pool)
-            .await?;
-    let client_ip = context
-        .client_ip
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
     match (body.password, body.code) {
-        (Some(password), None) => {
-            if !guarded_verify(&state, &login, &client_ip, password, stored_hash).await? {
-                return Err(ApiError::BadCredentials);
-            }
-        }
+        (Some(password), None) => confirm_password(&state, &context, &verified, password).await?,
         (None, Some(code)) => {
+            let login: String =
+                sqlx::query_scalar("SELECT login FROM credentials WHERE user_id = $1")
+                    .bind(verified.actor.id)
+                    .fetch_one(&state.pool)
+                    .await?;
             crate::routes::verification::consume_guarded(
                 &state,
                 &context,
@@ -361,6 +353,30 @@ pub(crate) async fn settle_attempt(
     Ok(())
 }
 
+/// Checks the signed-in person's own password behind the lock-out: a stolen access token must
+/// not become a way to guess it, so wrong answers count and lock out exactly as sign-ins do.
+async fn confirm_password(
+    state: &AppState,
+    context: &CommandContext,
+    verified: &Verified,
+    password: String,
+) -> Result<(), ApiError> {
+    let (login, stored_hash): (String, String) =
+        sqlx::query_as("SELECT login, password_hash FROM credentials WHERE user_id = $1")
+            .bind(verified.actor.id)
+            .fetch_one(&state.pool)
+            .await?;
+    let client_ip = context
+        .client_ip
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    if guarded_verify(state, &login, &client_ip, password, stored_hash).await? {
+        Ok(())
+    } else {
+        Err(ApiError::BadCredentials)
+    }
+}
+
 /// Checks a password against a stored hash behind the lock-out: the attempt is reserved
 /// first, the hash is checked on the bounded pool, and the attempt is settled by the outcome.
 pub(crate) async fn guarded_verify(
@@ -603,28 +619,7 @@ pub async fn change_password(
     AppJson(body): AppJson<ChangePasswordBody>,
 ) -> Result<StatusCode, ApiError> {
     check_password(&body.new_password)?;
-    let (login, stored_hash): (String, String) =
-        sqlx::query_as("SELECT login, password_hash FROM credentials WHERE user_id = $1")
-            .bind(verified.actor.id)
-            .fetch_one(&state.pool)
-            .await?;
-    // A stolen access token must not become a way to guess the password: wrong current
-    // passwords count and lock out exactly as sign-ins do.
-    let client_ip = context
-        .client_ip
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
-    if !guarded_verify(
-        &state,
-        &login,
-        &client_ip,
-        body.current_password,
-        stored_hash,
-    )
-    .await?
-    {
-        return Err(ApiError::BadCredentials);
-    }
+    confirm_password(&state, &context, &verified, body.current_password).await?;
     let new_password = body.new_password;
     let new_hash = state
         .passwords
