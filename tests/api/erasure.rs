@@ -2,6 +2,15 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tests::{assert_problem, run_anjia, spawn_app};
 
+/// Runs `anjia erase-person` for `person`, as its own process; answers its report.
+async fn erase(app: &tests::TestApp, person: uuid::Uuid) -> String {
+    let database_url = app.database_url.clone();
+    let person = person.to_string();
+    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
+        .await
+        .expect("erase")
+}
+
 #[tokio::test]
 async fn personal_data_is_sealed_in_the_log_and_erasing_a_person_makes_it_unreadable_everywhere() {
     let app = spawn_app().await;
@@ -29,13 +38,7 @@ async fn personal_data_is_sealed_in_the_log_and_erasing_a_person_makes_it_unread
     .expect("scan");
     assert_eq!(leaks, 0, "personal data in the clear in the event log");
 
-    let output = {
-        let database_url = app.database_url.clone();
-        let person = customer.id.to_string();
-        tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
-            .await
-            .expect("erase")
-    };
+    let output = erase(&app, customer.id).await;
     let report: Value = serde_json::from_str(&output).expect("report");
     assert_eq!(report["key_destroyed"], true);
     assert_eq!(report["sign_in_scrubbed"], true);
@@ -123,11 +126,7 @@ async fn an_erased_workers_directory_entry_keeps_their_skills_but_not_their_phon
         .expect("entry");
     assert_eq!(entry["phone"], "137****5678");
     assert_eq!(entry["name"], "张阿姨");
-    let database_url = app.database_url.clone();
-    let person = worker.id.to_string();
-    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
-        .await
-        .expect("erase");
+    erase(&app, worker.id).await;
     let entry: Value = app
         .get(&format!("/api/v1/workers/{}", worker.id), None)
         .await
@@ -194,11 +193,7 @@ async fn an_emergency_contacts_relation_and_a_bank_account_holder_are_sealed_and
     assert_eq!(versions, vec!["2.0".to_owned(), "2.0".to_owned()]);
 
     // Erasing the worker: their holder name cannot be opened any more.
-    let database_url = app.database_url.clone();
-    let person = worker.id.to_string();
-    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
-        .await
-        .expect("erase");
+    erase(&app, worker.id).await;
     let holder: String = sqlx::query_scalar(
         "SELECT payload->'BankAccountSet'->'account'->>'holder_name' FROM events
           WHERE event_type = 'BankAccountSet' AND aggregate_id = $1",
@@ -215,11 +210,7 @@ async fn an_emergency_contacts_relation_and_a_bank_account_holder_are_sealed_and
         None
     );
     // Erasing the customer: the relation goes with the rest of the contact.
-    let database_url = app.database_url.clone();
-    let person = customer.id.to_string();
-    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
-        .await
-        .expect("erase");
+    erase(&app, customer.id).await;
     let relation: Option<String> =
         sqlx::query_scalar("SELECT emergency_relation FROM read_customers WHERE customer_id = $1")
             .bind(customer.id)
@@ -337,11 +328,7 @@ async fn a_workers_reported_position_is_sealed_and_only_its_cell_outlives_the_wo
     assert_eq!(stored["cell"]["latitude"], 31.25);
     assert!(!stored.to_string().contains("31.24567"), "{stored}");
     // Once the worker is erased, only the cell is left to show.
-    let database_url = app.database_url.clone();
-    let person = worker.id.to_string();
-    tokio::task::spawn_blocking(move || run_anjia(&database_url, &["erase-person", &person]))
-        .await
-        .expect("erase");
+    erase(&app, worker.id).await;
     let seen = tracking().await;
     assert_eq!(seen["last_location"]["latitude"], 31.25, "{seen}");
     app.stop().await;

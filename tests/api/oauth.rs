@@ -73,6 +73,29 @@ async fn start(app: &TestApp, token: Option<&str>) -> (Value, String) {
     (started, verifier)
 }
 
+/// WeChat sends the browser back: `code` (good for `unionid`) and the flow's `state`, posted
+/// with `verifier` as the page would.
+async fn returns(
+    app: &TestApp,
+    provider: &Provider,
+    code: &str,
+    unionid: &str,
+    state: &Value,
+    verifier: &str,
+) -> reqwest::Response {
+    provider
+        .codes
+        .lock()
+        .expect("lock")
+        .insert(code.into(), unionid.into());
+    app.post(
+        "/api/v1/oauth/wechat/callback",
+        None,
+        &json!({"code": code, "state": state, "code_verifier": verifier}),
+    )
+    .await
+}
+
 /// Confirms the signed-in person with their password, as linking asks.
 async fn reauthenticate(app: &TestApp, token: &str) {
     let confirmed = app
@@ -116,21 +139,18 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
         url.contains("scope=snsapi_login")
             && url.contains(started["state"].as_str().expect("state"))
     );
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-1".into(), "union-li".into());
-    let unlinked: Value = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-1", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let unlinked: Value = returns(
+        &app,
+        &provider,
+        "code-1",
+        "union-li",
+        &started["state"],
+        &verifier,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     assert_eq!(unlinked["outcome"], "unlinked");
     let ticket = unlinked["link_ticket"].as_str().expect("ticket").to_owned();
     // Its owner signs in the usual way, confirms it is them, and links it.
@@ -159,21 +179,18 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
 
     // Next time, WeChat alone signs the customer in.
     let (started, verifier) = start(&app, None).await;
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-2".into(), "union-li".into());
-    let signed_in: Value = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-2", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let signed_in: Value = returns(
+        &app,
+        &provider,
+        "code-2",
+        "union-li",
+        &started["state"],
+        &verifier,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     assert_eq!(signed_in["outcome"], "signed_in");
     assert_eq!(signed_in["session"]["user_id"], customer.id.to_string());
     let token = signed_in["session"]["access_token"]
@@ -185,18 +202,15 @@ async fn a_wechat_identity_is_linked_to_an_existing_account_and_then_signs_it_in
     );
 
     // The same state again, an unknown state, and a code WeChat refuses are all refused.
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-3".into(), "union-li".into());
-    let replayed = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-3", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await;
+    let replayed = returns(
+        &app,
+        &provider,
+        "code-3",
+        "union-li",
+        &started["state"],
+        &verifier,
+    )
+    .await;
     assert_problem(
         replayed,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -243,37 +257,31 @@ async fn a_signed_in_person_links_wechat_directly_and_one_identity_cannot_serve_
     reauthenticate(&app, &first.token).await;
     let (started, verifier) = start(&app, Some(&first.token)).await;
     assert_eq!(started["linking"], true);
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-a".into(), "union-shared".into());
-    let linked: Value = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-a", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let linked: Value = returns(
+        &app,
+        &provider,
+        "code-a",
+        "union-shared",
+        &started["state"],
+        &verifier,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     assert_eq!(linked["outcome"], "linked");
 
     reauthenticate(&app, &second.token).await;
     let (started, verifier) = start(&app, Some(&second.token)).await;
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-b".into(), "union-shared".into());
-    let taken = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-b", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await;
+    let taken = returns(
+        &app,
+        &provider,
+        "code-b",
+        "union-shared",
+        &started["state"],
+        &verifier,
+    )
+    .await;
     assert_problem(taken, StatusCode::CONFLICT, "/problems/conflict").await;
     app.stop().await;
 }
@@ -294,21 +302,18 @@ async fn a_stolen_token_cannot_link_wechat_and_the_owner_sees_removes_and_outliv
         .await;
     assert_problem(refused, StatusCode::FORBIDDEN, "/problems/forbidden").await;
     let (anonymous, anonymous_verifier) = start(&app, None).await;
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-x".into(), "union-attacker".into());
-    let unlinked: Value = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-x", "state": anonymous["state"], "code_verifier": anonymous_verifier}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let unlinked: Value = returns(
+        &app,
+        &provider,
+        "code-x",
+        "union-attacker",
+        &anonymous["state"],
+        &anonymous_verifier,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     let ticket = unlinked["link_ticket"].as_str().expect("ticket").to_owned();
     let refused = app
         .post(
@@ -337,18 +342,15 @@ async fn a_stolen_token_cannot_link_wechat_and_the_owner_sees_removes_and_outliv
 
     // Someone else's flow cannot be finished in the victim's browser: the verifier is theirs.
     let (attackers, _attackers_verifier) = start(&app, None).await;
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-y".into(), "union-victim".into());
-    let hijacked = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-y", "state": attackers["state"], "code_verifier": verifier}),
-        )
-        .await;
+    let hijacked = returns(
+        &app,
+        &provider,
+        "code-y",
+        "union-victim",
+        &attackers["state"],
+        &verifier,
+    )
+    .await;
     let problem = assert_problem(
         hijacked,
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -360,21 +362,18 @@ async fn a_stolen_token_cannot_link_wechat_and_the_owner_sees_removes_and_outliv
     // Confirmed with the password, the owner links, sees the link and removes it.
     reauthenticate(&app, &customer.token).await;
     let (started, verifier) = start(&app, Some(&customer.token)).await;
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-z".into(), "union-owner".into());
-    let linked: Value = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-z", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let linked: Value = returns(
+        &app,
+        &provider,
+        "code-z",
+        "union-owner",
+        &started["state"],
+        &verifier,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     assert_eq!(linked["outcome"], "linked");
     let links: Vec<Value> = app
         .get("/api/v1/me/linked-accounts", Some(&customer.token))
@@ -396,21 +395,18 @@ async fn a_stolen_token_cannot_link_wechat_and_the_owner_sees_removes_and_outliv
     // Linked again, then "sign out everywhere" with removal: sessions and link both go.
     reauthenticate(&app, &customer.token).await;
     let (started, verifier) = start(&app, Some(&customer.token)).await;
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-w".into(), "union-owner".into());
-    let relinked: Value = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-w", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let relinked: Value = returns(
+        &app,
+        &provider,
+        "code-w",
+        "union-owner",
+        &started["state"],
+        &verifier,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     assert_eq!(relinked["outcome"], "linked");
     let out = app
         .post(
@@ -440,21 +436,18 @@ async fn a_stolen_token_cannot_link_wechat_and_the_owner_sees_removes_and_outliv
     let again = app.sign_in(&login, "a-good-password").await;
     reauthenticate(&app, &again.token).await;
     let (started, verifier) = start(&app, Some(&again.token)).await;
-    provider
-        .codes
-        .lock()
-        .expect("lock")
-        .insert("code-v".into(), "union-owner".into());
-    let relinked: Value = app
-        .post(
-            "/api/v1/oauth/wechat/callback",
-            None,
-            &json!({"code": "code-v", "state": started["state"], "code_verifier": verifier}),
-        )
-        .await
-        .json()
-        .await
-        .expect("json");
+    let relinked: Value = returns(
+        &app,
+        &provider,
+        "code-v",
+        "union-owner",
+        &started["state"],
+        &verifier,
+    )
+    .await
+    .json()
+    .await
+    .expect("json");
     assert_eq!(relinked["outcome"], "linked");
     sqlx::query("UPDATE verification_codes SET created_at = created_at - interval '2 minutes'")
         .execute(&app.pool)

@@ -272,6 +272,20 @@ async fn reconnect(address: &str, token: &str) -> Socket {
     }
 }
 
+/// Whether the server closes `socket` within `seconds` (reading past anything still sent).
+async fn closed_within(socket: &mut Socket, seconds: u64) -> bool {
+    tokio::time::timeout(Duration::from_secs(seconds), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
 /// Asks for a pong: hearing it next means nothing else was waiting for `socket`.
 async fn heard_nothing_more(socket: &mut Socket, why: &str) {
     send(socket, json!({"type": "ping"})).await;
@@ -628,16 +642,10 @@ async fn a_silent_connection_is_closed_and_the_peer_told_once_the_grace_period_e
         "not before the time-out and the grace period"
     );
     // The customer's socket was closed by the server.
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match customer.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
-                Some(Ok(_)) => continue,
-            }
-        }
-    })
-    .await;
-    assert_eq!(closed, Ok(true));
+    assert!(
+        closed_within(&mut customer, 5).await,
+        "the server closed the socket"
+    );
     // The seat is free again: the customer may come back with the same token.
     let mut again = connect(&app.address, &room.customer_token)
         .await
@@ -780,16 +788,10 @@ async fn a_side_that_stops_reading_is_dropped_and_the_servers_memory_stays_bound
         "the server grew {grown_mib} MiB for one slow reader"
     );
     // The slow side, reading at last, finds its connection closed, told why where it could be.
-    let closed = tokio::time::timeout(Duration::from_secs(20), async {
-        loop {
-            match customer.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
-                Some(Ok(_)) => continue,
-            }
-        }
-    })
-    .await;
-    assert_eq!(closed, Ok(true));
+    assert!(
+        closed_within(&mut customer, 20).await,
+        "the server closed the socket"
+    );
     server.terminate().await;
     app.stop().await;
 }
@@ -817,16 +819,10 @@ async fn a_connection_ends_when_its_room_token_expires() {
     let told = next(&mut customer).await;
     assert_eq!(told["type"], "error", "{told}");
     assert_eq!(told["code"], "token-expired", "{told}");
-    let closed = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match customer.next().await {
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
-                Some(Ok(_)) => continue,
-            }
-        }
-    })
-    .await;
-    assert_eq!(closed, Ok(true));
+    assert!(
+        closed_within(&mut customer, 5).await,
+        "the server closed the socket"
+    );
     app.stop().await;
 }
 
@@ -859,16 +855,10 @@ async fn a_cancelled_interview_closes_its_call_and_its_tokens_admit_nobody_again
         let told = next(socket).await;
         assert_eq!(told["type"], "error", "{told}");
         assert_eq!(told["code"], "room-closed", "{told}");
-        let closed = tokio::time::timeout(Duration::from_secs(5), async {
-            loop {
-                match socket.next().await {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return true,
-                    Some(Ok(_)) => continue,
-                }
-            }
-        })
-        .await;
-        assert_eq!(closed, Ok(true));
+        assert!(
+            closed_within(socket, 5).await,
+            "the server closed the socket"
+        );
     }
     // The tokens handed out before admit nobody now.
     assert_eq!(
