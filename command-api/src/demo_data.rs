@@ -34,7 +34,7 @@ use domain::onboarding::{
 };
 use domain::order::{Booking, Order, OrderCommand};
 use domain::payment::{CancellationSettlement, Payment, PaymentCommand, PaymentMethod};
-use domain::values::business_day;
+use domain::values::{business_day, SealedPoint};
 use domain::wallet::{Wallet, WalletCommand};
 use domain::worker::{ServiceArea, ServiceBase, Worker, WorkerCommand, WorkerProfile};
 use domain::{Actor, Address, CoordinateSystem, Fen, GeoPoint, Role, ServiceCode};
@@ -293,6 +293,8 @@ struct DemoCustomer {
     stream: Stream<Customer>,
     city: usize,
     address: Address,
+    /// The address's point, as the customer's app knows it.
+    point: GeoPoint,
 }
 
 struct DemoWorker {
@@ -601,23 +603,29 @@ pub async fn generate(state: &AppState, options: &DemoOptions) -> anyhow::Result
             );
             let contact = name(&mut random);
             let mobile = phone(&mut random);
+            let district = random.pick(spec.districts).to_string();
+            let point = point_near(&mut random, spec.centre);
             let sealed = state
                 .vault
-                .seal_all(id, &[&detail, &contact, &mobile])
+                .seal_all(
+                    id,
+                    &[&detail, &contact, &mobile, &SealedPoint::plaintext(&point)],
+                )
                 .await
                 .map_err(|error| anyhow::anyhow!("sealing: {error}"))?;
             let address = Address {
                 city: spec.name.to_owned(),
-                district: random.pick(spec.districts).to_string(),
+                district,
                 detail: sealed[0].clone(),
                 contact_name: sealed[1].clone(),
                 contact_phone: sealed[2].clone(),
-                location: Some(point_near(&mut random, spec.centre)),
+                location: Some(SealedPoint::new(&point, sealed[3].clone())),
             };
             customers.push(DemoCustomer {
                 stream: Stream::new(id),
                 city,
                 address,
+                point,
             });
             let index = customers.len() - 1;
             let registers =
@@ -848,7 +856,7 @@ impl Simulation<'_> {
             _ => Fate::Served,
         };
         let total = stream.state.total.map_or(0, Fen::get);
-        let location = customer.address.location.expect("demo addresses have one");
+        let location = customer.point;
         self.orders.insert(
             id,
             DemoOrder {
@@ -1238,6 +1246,7 @@ impl Simulation<'_> {
         self.by_worker(at, id, false, |worker_id, order| OrderCommand::Arrive {
             worker_id,
             position: Some(order.location),
+            destination: Some(order.location),
             now: at,
         })
         .await?;
@@ -1646,6 +1655,12 @@ async fn onboard(
             }
         );
     }
+    let base = point_near(random, city.centre);
+    let sealed_base = state
+        .vault
+        .seal(id, &SealedPoint::plaintext(&base))
+        .await
+        .map_err(|error| anyhow::anyhow!("sealing: {error}"))?;
     must!(
         worker.stream,
         log,
@@ -1654,9 +1669,10 @@ async fn onboard(
         approved,
         WorkerCommand::SetServiceBase {
             base: ServiceBase {
-                location: point_near(random, city.centre),
+                location: base,
                 radius_km: 30,
             },
+            sealed: sealed_base,
             now: approved,
         }
     );

@@ -189,8 +189,8 @@ pub fn generated_day(seed: u64, orders: usize, workers: usize, date: NaiveDate) 
 pub async fn day_from_log(pool: &PgPool, date: NaiveDate) -> anyhow::Result<Day> {
     let from = local(date, 0, 0);
     let to = from + Duration::days(1);
-    let rows = sqlx::query_as::<_, (String, serde_json::Value, DateTime<Utc>)>(
-        "SELECT aggregate_id, payload, recorded_at FROM events
+    let rows = sqlx::query_as::<_, (String, serde_json::Value, String, DateTime<Utc>)>(
+        "SELECT aggregate_id, payload, event_version, recorded_at FROM events
           WHERE aggregate_type = 'order' AND event_type = 'OrderPlaced'
             AND recorded_at >= $1 AND recorded_at < $2
           ORDER BY recorded_at",
@@ -200,13 +200,16 @@ pub async fn day_from_log(pool: &PgPool, date: NaiveDate) -> anyhow::Result<Day>
     .fetch_all(pool)
     .await?;
     let mut orders = Vec::with_capacity(rows.len());
-    for (order_id, payload, recorded_at) in rows {
+    for (order_id, payload, version, recorded_at) in rows {
+        let payload = domain::upcast::upcast("OrderPlaced", &version, payload)
+            .map_err(|why| anyhow::anyhow!("an OrderPlaced event: {why}"))?;
         let OrderEvent::OrderPlaced { booking, .. } =
             serde_json::from_value(payload).context("an OrderPlaced event")?
         else {
             continue;
         };
         let start = booking.scheduled_start;
+        let location = booking.address.cell();
         orders.push(DayOrder {
             placed_at: recorded_at,
             order: OpenOrder {
@@ -216,7 +219,7 @@ pub async fn day_from_log(pool: &PgPool, date: NaiveDate) -> anyhow::Result<Day>
                 city: booking.address.city,
                 start,
                 end: start + Duration::minutes(i64::from(booking.duration_minutes)),
-                location: booking.address.location,
+                location,
                 declined_by: Vec::new(),
                 blocked: Vec::new(),
                 previous_workers: Vec::new(),

@@ -66,6 +66,10 @@ impl GeoPoint {
 /// Grid lines per degree of the public precision (`GeoPoint::coarse`).
 pub const COARSE_PER_DEGREE: f64 = 100.0;
 
+/// The farthest a point can be from its cell's centre: half the diagonal of a cell of
+/// 0.01° by 0.01° at the equator (where a cell is widest), rounded up.
+pub const CELL_HALF_DIAGONAL_M: f64 = 790.0;
+
 /// Mean earth radius (IUGG), metres.
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
 

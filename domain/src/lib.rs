@@ -60,7 +60,7 @@ mod money_tests;
 pub use catalogue::{PricingUnit, ServiceCode, ServiceSpec};
 pub use values::{
     Actor, Address, CoordinateSystem, Fen, GeoPoint, PersonName, PhoneNumber, PlainAddress, Role,
-    Sealed, ValueError,
+    Sealed, SealedPoint, ValueError,
 };
 
 /// The version every event type is written at today. A future version comes with an upcaster.

@@ -208,10 +208,13 @@ pub enum OrderCommand {
     },
     /// Where the worker is while on the way: the point (for the arrival estimate) and the same
     /// point sealed under the worker's key (`SealedPoint::plaintext`), which is what is kept.
+    /// `destination` is the address's point as the caller opened it (`None` when it could not
+    /// be: the estimate then runs to the address's cell).
     ReportLocation {
         worker_id: Uuid,
         location: GeoPoint,
         sealed: Sealed,
+        destination: Option<GeoPoint>,
         accuracy_m: u32,
         now: DateTime<Utc>,
     },
@@ -228,10 +231,13 @@ pub enum OrderCommand {
         worker_id: Uuid,
         now: DateTime<Utc>,
     },
-    /// Check-in at the address: near it, and not long before the start.
+    /// Check-in at the address: near it, and not long before the start. `destination` is the
+    /// address's point as the caller opened it; when it could not be opened (the customer was
+    /// erased), the check allows for the size of the address's cell.
     Arrive {
         worker_id: Uuid,
         position: Option<GeoPoint>,
+        destination: Option<GeoPoint>,
         now: DateTime<Utc>,
     },
     StartService {
@@ -661,8 +667,13 @@ pub struct Order {
     pub declined_by: Vec<Uuid>,
     /// When the service runs: from the scheduled start for its duration.
     pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    /// Where, when the customer gave coordinates.
+    /// The cell of the address, when the customer gave coordinates: travel and reach are
+    /// reckoned from it.
     pub location: Option<crate::values::GeoPoint>,
+    /// The address's point itself, sealed under the customer's key; opened only to check a
+    /// worker in, estimate an arrival and navigate.
+    #[serde(default)]
+    pub sealed_location: Option<Sealed>,
     #[serde(default)]
     pub preferred_worker: Option<Uuid>,
     #[serde(default)]
@@ -715,6 +726,16 @@ impl Order {
             verb: command.verb(),
             state: self.status,
         }
+    }
+
+    /// The address's point as a caller opened it, when it lies in the address's cell, and
+    /// `true`; otherwise the cell and `false`.
+    fn destination(&self, opened: Option<GeoPoint>) -> Option<(GeoPoint, bool)> {
+        let cell = self.location?;
+        Some(match opened.filter(|point| point.coarse() == cell) {
+            Some(point) => (point, true),
+            None => (cell, false),
+        })
     }
 
     fn require_assigned(&self, worker_id: Uuid) -> Result<(), OrderError> {
@@ -1007,6 +1028,7 @@ impl Order {
                     worker_id,
                     location,
                     sealed,
+                    destination,
                     accuracy_m,
                     now,
                 },
@@ -1026,8 +1048,8 @@ impl Order {
                     }
                 }
                 let eta = self
-                    .location
-                    .map(|address| crate::geo::estimated_arrival(location, address, now));
+                    .destination(destination)
+                    .map(|(address, _)| crate::geo::estimated_arrival(location, address, now));
                 Ok(vec![OrderEvent::WorkerLocationReported {
                     worker_id,
                     location: SealedPoint {
@@ -1074,6 +1096,7 @@ impl Order {
                 OrderCommand::Arrive {
                     worker_id,
                     position,
+                    destination,
                     now,
                 },
             ) => {
@@ -1084,13 +1107,19 @@ impl Order {
                         early: ARRIVAL_EARLY_MINUTES,
                     });
                 }
-                let distance_m = match (self.location, position) {
+                let opened = self.destination(destination);
+                // From a cell's centre, anywhere in the cell is at most half its diagonal away.
+                let radius = match opened {
+                    Some((_, false)) => ARRIVAL_RADIUS_M + crate::geo::CELL_HALF_DIAGONAL_M,
+                    _ => ARRIVAL_RADIUS_M,
+                };
+                let distance_m = match (opened.map(|(point, _)| point), position) {
                     (Some(address), Some(position)) => {
                         let distance = address.distance_m(position);
-                        if distance > ARRIVAL_RADIUS_M {
+                        if distance > radius {
                             return Err(OrderError::TooFar {
                                 distance_m: distance.round() as u32,
-                                radius_m: ARRIVAL_RADIUS_M as u32,
+                                radius_m: radius as u32,
                             });
                         }
                         Some(distance.round() as u32)
@@ -1424,7 +1453,8 @@ impl Order {
                 let end = booking.scheduled_start
                     + chrono::Duration::minutes(i64::from(booking.duration_minutes));
                 self.window = Some((booking.scheduled_start, end));
-                self.location = booking.address.location;
+                self.location = booking.address.cell();
+                self.sealed_location = booking.address.location.map(|point| point.sealed);
                 self.preferred_worker = booking.preferred_worker;
             }
             OrderEvent::PaymentRequested { pay_by, .. } => {
@@ -1492,7 +1522,10 @@ impl Order {
             }
             OrderEvent::ReviewReplied { .. } => self.review_replied = true,
             OrderEvent::OrderRescheduled { start, end, .. } => self.window = Some((start, end)),
-            OrderEvent::AddressChanged { address, .. } => self.location = address.location,
+            OrderEvent::AddressChanged { address, .. } => {
+                self.location = address.cell();
+                self.sealed_location = address.location.map(|point| point.sealed);
+            }
             OrderEvent::PriceAdjusted { to, .. } => self.total = Some(to),
             OrderEvent::ReviewHidden { .. } => self.review_hidden = true,
             OrderEvent::OrderCancelled { settlement, .. } => {

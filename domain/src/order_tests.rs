@@ -92,8 +92,13 @@ fn sealed(label: &str) -> Sealed {
     Sealed::from_ciphertext(format!("v1.{}.{label}", Uuid::nil()))
 }
 
+/// Where the test address is.
+fn home() -> GeoPoint {
+    GeoPoint::new(31.2304, 121.4737, CoordinateSystem::Gcj02).expect("in range")
+}
+
 fn address() -> Address {
-    let location = GeoPoint::new(31.2304, 121.4737, CoordinateSystem::Gcj02).expect("in range");
+    let location = crate::values::SealedPoint::new(&home(), sealed("location"));
     Address {
         city: "上海市".to_owned(),
         district: "浦东新区".to_owned(),
@@ -199,7 +204,8 @@ fn depart(worker_id: Uuid) -> OrderCommand {
 fn arrive(worker_id: Uuid) -> OrderCommand {
     OrderCommand::Arrive {
         worker_id,
-        position: address().location,
+        position: Some(home()),
+        destination: Some(home()),
         now: later(ARRIVED),
     }
 }
@@ -479,9 +485,7 @@ fn reassign(worker: WorkerFacts, reason: &str) -> OrderCommand {
 
 /// A point about `metres` north of the address.
 fn north_of_address(metres: f64) -> GeoPoint {
-    let home = address()
-        .location
-        .expect("the test address has coordinates");
+    let home = home();
     GeoPoint::new(
         home.latitude + metres / 111_195.0,
         home.longitude,
@@ -495,6 +499,7 @@ fn report_location(minutes: i64, seconds: i64, accuracy_m: u32) -> OrderCommand 
         worker_id: WORKER_ID,
         location: north_of_address(2_000.0),
         sealed: Sealed::from_ciphertext("v1.position".to_owned()),
+        destination: Some(home()),
         accuracy_m,
         now: later(minutes) + TimeDelta::seconds(seconds),
     }
@@ -1967,6 +1972,7 @@ fn check_in_needs_a_position_near_the_address_inside_the_window() {
     let arrive_at = |position: Option<GeoPoint>, minutes: i64| OrderCommand::Arrive {
         worker_id: WORKER_ID,
         position,
+        destination: Some(home()),
         now: later(minutes),
     };
     given(OrderStatus::OnTheWay)
@@ -1995,4 +2001,27 @@ fn check_in_needs_a_position_near_the_address_inside_the_window() {
             arrived_at: later(STARTED - ARRIVAL_EARLY_MINUTES),
             distance_m: Some(100),
         }]);
+    // When the address cannot be opened (its owner was erased), or a caller hands over a point
+    // outside the address's cell, the check measures from the cell, allowing for its size.
+    for destination in [None, Some(north_of_address(5_000.0))] {
+        let unopened = |position: GeoPoint| OrderCommand::Arrive {
+            worker_id: WORKER_ID,
+            position: Some(position),
+            destination,
+            now: later(ARRIVED),
+        };
+        given(OrderStatus::OnTheWay)
+            .when(unopened(north_of_address(2_000.0)))
+            .then_expect_error(OrderError::TooFar {
+                distance_m: 2_075,
+                radius_m: 1_090,
+            });
+        given(OrderStatus::OnTheWay)
+            .when(unopened(home()))
+            .then_expect_events(vec![OrderEvent::WorkerArrived {
+                worker_id: WORKER_ID,
+                arrived_at: later(ARRIVED),
+                distance_m: Some(355),
+            }]);
+    }
 }

@@ -8,54 +8,126 @@
 //!   sealed under the person's key.
 //! - 2.0 of `WorkerLocationReported`: the worker's position is a `SealedPoint` (sealed under
 //!   the worker's key, with its public cell).
+//! - 3.0 of `OrderPlaced`, 2.0 of `AddressChanged` and `AddressAdded`: the address's
+//!   coordinates are a `SealedPoint` under the customer's key.
+//! - 2.0 of `ServiceBaseSet`: the base's point is sealed under the worker's key and the event
+//!   keeps its cell; 2.0 of `WorkerBooked`: a booking keeps only its address's cell.
 //!   Events written before held them in clear; an upcaster cannot seal (the log is append-only
 //!   and the vault is not pure), so it marks them as [`Sealed::legacy_clear`], which the vault
-//!   opens without a key.
+//!   opens without a key. A payload is brought up one version at a time.
 
 use serde_json::Value;
 
-use crate::values::Sealed;
+use crate::values::{GeoPoint, Sealed, SealedPoint};
 
 /// The version an event type is written at today.
 pub fn current_version(event_type: &str) -> &'static str {
     match event_type {
+        "OrderPlaced" => "3.0",
         "EmergencyContactSet"
         | "BankAccountSet"
         | "WithdrawalRequested"
-        | "OrderPlaced"
-        | "WorkerLocationReported" => "2.0",
+        | "WorkerLocationReported"
+        | "AddressChanged"
+        | "AddressAdded"
+        | "ServiceBaseSet"
+        | "WorkerBooked" => "2.0",
         _ => crate::EVENT_VERSION,
     }
 }
 
 /// Brings a payload (`{"Variant": {…}}`) written at `version` to the current shape.
-pub fn upcast(event_type: &str, version: &str, payload: Value) -> Result<Value, String> {
-    if version == current_version(event_type) {
-        return Ok(payload);
+pub fn upcast(event_type: &str, version: &str, mut payload: Value) -> Result<Value, String> {
+    let mut version = version;
+    while version != current_version(event_type) {
+        (payload, version) = step(event_type, version, payload)?;
     }
-    if (event_type, version) == ("WorkerLocationReported", "1.0") {
-        return Ok(legacy_point(payload));
-    }
-    let path: &[&str] = match (event_type, version) {
+    Ok(payload)
+}
+
+/// One version up.
+fn step(event_type: &str, version: &str, payload: Value) -> Result<(Value, &'static str), String> {
+    let text_path: &[&str] = match (event_type, version) {
+        ("WorkerLocationReported", "1.0") => {
+            return Ok((
+                sealed_point(payload, "/WorkerLocationReported/location"),
+                "2.0",
+            ))
+        }
+        ("OrderPlaced", "2.0") => {
+            return Ok((
+                sealed_point(payload, "/OrderPlaced/booking/address/location"),
+                "3.0",
+            ))
+        }
+        ("AddressChanged", "1.0") => {
+            return Ok((
+                sealed_point(payload, "/AddressChanged/address/location"),
+                "2.0",
+            ))
+        }
+        ("AddressAdded", "1.0") => {
+            return Ok((
+                sealed_point(payload, "/AddressAdded/address/location"),
+                "2.0",
+            ))
+        }
+        ("ServiceBaseSet", "1.0") => return Ok((sealed_base(payload), "2.0")),
+        ("WorkerBooked", "1.0") => {
+            return Ok((coarsened(payload, "/WorkerBooked/location"), "2.0"))
+        }
         ("EmergencyContactSet", "1.0") => &["EmergencyContactSet", "contact", "relation"],
         ("BankAccountSet", "1.0") => &["BankAccountSet", "account", "holder_name"],
         ("WithdrawalRequested", "1.0") => &["WithdrawalRequested", "to", "holder_name"],
         ("OrderPlaced", "1.0") => &["OrderPlaced", "booking", "note"],
         _ => return Err(format!("no upcaster for {event_type} version {version}")),
     };
-    Ok(mark_legacy_clear(payload, path))
+    Ok((mark_legacy_clear(payload, text_path), "2.0"))
 }
 
-/// A 1.0 location report's point in clear becomes a legacy-clear sealed point with its cell.
-fn legacy_point(mut payload: Value) -> Value {
-    let Some(location) = payload.pointer_mut("/WorkerLocationReported/location") else {
+/// The point in clear at `pointer` (if there is one) becomes a legacy-clear sealed point with
+/// its cell.
+fn sealed_point(mut payload: Value, pointer: &str) -> Value {
+    let Some(location) = payload.pointer_mut(pointer) else {
         return payload;
     };
-    let Ok(point) = serde_json::from_value::<crate::values::GeoPoint>(location.clone()) else {
+    let Ok(point) = serde_json::from_value::<GeoPoint>(location.clone()) else {
         return payload;
     };
-    let sealed = Sealed::legacy_clear(&crate::values::SealedPoint::plaintext(&point));
-    *location = serde_json::json!({"sealed": sealed.as_str(), "cell": point.coarse()});
+    let sealed = SealedPoint::new(
+        &point,
+        Sealed::legacy_clear(&SealedPoint::plaintext(&point)),
+    );
+    *location = serde_json::to_value(sealed).expect("a sealed point serialises");
+    payload
+}
+
+/// The point in clear at `pointer` (if there is one) is replaced by its cell.
+fn coarsened(mut payload: Value, pointer: &str) -> Value {
+    if let Some(location) = payload.pointer_mut(pointer) {
+        if let Ok(point) = serde_json::from_value::<GeoPoint>(location.clone()) {
+            *location = serde_json::to_value(point.coarse()).expect("a point serialises");
+        }
+    }
+    payload
+}
+
+/// A 1.0 base's point in clear moves to `sealed` (legacy-clear) and the base keeps its cell.
+fn sealed_base(payload: Value) -> Value {
+    let point = payload
+        .pointer("/ServiceBaseSet/base/location")
+        .and_then(|location| serde_json::from_value::<GeoPoint>(location.clone()).ok());
+    let Some(point) = point else {
+        return payload;
+    };
+    let mut payload = coarsened(payload, "/ServiceBaseSet/base/location");
+    if let Some(event) = payload
+        .pointer_mut("/ServiceBaseSet")
+        .and_then(Value::as_object_mut)
+    {
+        let sealed = Sealed::legacy_clear(&SealedPoint::plaintext(&point));
+        event.insert("sealed".into(), Value::String(sealed.as_str().to_owned()));
+    }
     payload
 }
 
@@ -139,5 +211,46 @@ mod tests {
         assert_eq!(point.map(|point| point.latitude), Some(31.23456));
         let placed = json!({"OrderPlaced": {"booking": {"note": null}}});
         assert_eq!(upcast("OrderPlaced", "1.0", placed.clone()), Ok(placed));
+    }
+
+    fn opened(sealed: &Value) -> Option<GeoPoint> {
+        let sealed = Sealed::from_ciphertext(sealed.as_str()?.to_owned());
+        SealedPoint::parse(&sealed.legacy_text()?)
+    }
+
+    #[test]
+    fn home_coordinates_and_bases_in_clear_read_as_sealed_points_with_their_cells() {
+        let point = json!({"latitude": 31.23456, "longitude": 121.47512, "system": "gcj02"});
+        let cell = json!({"latitude": 31.23, "longitude": 121.48, "system": "gcj02"});
+        // 1.0 goes through 2.0 (the note) to 3.0 (the coordinates) in one call.
+        let placed = json!({"OrderPlaced": {"booking": {"note": "门铃坏了", "address": {"city": "上海市", "location": point}}}});
+        let placed = upcast("OrderPlaced", "1.0", placed).expect("upcast");
+        let booking = &placed["OrderPlaced"]["booking"];
+        assert_eq!(
+            Sealed::from_ciphertext(booking["note"].as_str().expect("note").to_owned())
+                .legacy_text()
+                .as_deref(),
+            Some("门铃坏了")
+        );
+        assert_eq!(booking["address"]["location"]["cell"], cell);
+        let home = opened(&booking["address"]["location"]["sealed"]).expect("opens");
+        assert_eq!(home.latitude, 31.23456);
+        for event_type in ["AddressChanged", "AddressAdded"] {
+            let old = json!({event_type: {"address": {"location": point}}});
+            let new = upcast(event_type, "1.0", old).expect("upcast");
+            assert_eq!(new[event_type]["address"]["location"]["cell"], cell);
+            let nowhere = json!({event_type: {"address": {"location": null}}});
+            assert_eq!(upcast(event_type, "1.0", nowhere.clone()), Ok(nowhere));
+        }
+        let base =
+            json!({"ServiceBaseSet": {"base": {"location": point, "radius_km": 10}, "at": "t"}});
+        let base = upcast("ServiceBaseSet", "1.0", base).expect("upcast");
+        assert_eq!(base["ServiceBaseSet"]["base"]["location"], cell);
+        assert_eq!(base["ServiceBaseSet"]["base"]["radius_km"], 10);
+        let home = opened(&base["ServiceBaseSet"]["sealed"]).expect("opens");
+        assert_eq!(home.longitude, 121.47512);
+        let booked = json!({"WorkerBooked": {"location": point}});
+        let booked = upcast("WorkerBooked", "1.0", booked).expect("upcast");
+        assert_eq!(booked["WorkerBooked"]["location"], cell);
     }
 }

@@ -194,6 +194,14 @@ pub struct SealedPoint {
 }
 
 impl SealedPoint {
+    /// A point sealed as `sealed` (which must seal `SealedPoint::plaintext(point)`).
+    pub fn new(point: &GeoPoint, sealed: Sealed) -> Self {
+        SealedPoint {
+            sealed,
+            cell: point.coarse(),
+        }
+    }
+
     /// The JSON text of a point, as it is sealed.
     pub fn plaintext(point: &GeoPoint) -> String {
         serde_json::to_string(point).expect("a point serialises")
@@ -326,9 +334,9 @@ impl GeoPoint {
     }
 }
 
-/// Where a service takes place. The street address, the contact's name and phone number are
-/// personal data, sealed under the customer's key; city and district stay readable so orders
-/// can be searched and dispatched after an erasure.
+/// Where a service takes place. The street address, the contact's name and phone number and
+/// the coordinates are personal data, sealed under the customer's key; city, district and the
+/// coordinates' cell stay readable so orders can be searched and dispatched after an erasure.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Address {
     pub city: String,
@@ -336,7 +344,15 @@ pub struct Address {
     pub detail: Sealed,
     pub contact_name: Sealed,
     pub contact_phone: Sealed,
-    pub location: Option<GeoPoint>,
+    /// Sealed since `OrderPlaced` 3.0, `AddressChanged` 2.0 and `AddressAdded` 2.0.
+    pub location: Option<SealedPoint>,
+}
+
+impl Address {
+    /// The cell of the public grid the address lies in.
+    pub fn cell(&self) -> Option<GeoPoint> {
+        self.location.as_ref().map(|point| point.cell)
+    }
 }
 
 /// The readable parts of an address, checked before the personal ones are sealed.

@@ -140,7 +140,8 @@ pub enum WorkerCommand {
         order_id: Uuid,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-        /// Where the job is, for the travel time to and from the worker's other jobs.
+        /// Where the job is, for the travel time to and from the worker's other jobs. Only its
+        /// cell (`GeoPoint::coarse`) is kept: a worker's calendar does not hold customers' homes.
         location: Option<GeoPoint>,
         now: DateTime<Utc>,
     },
@@ -161,9 +162,12 @@ pub enum WorkerCommand {
         reason: String,
         now: DateTime<Utc>,
     },
-    /// Where the worker starts from and how far they will travel for a job.
+    /// Where the worker starts from and how far they will travel for a job: the point, and the
+    /// same point sealed under the worker's key (`SealedPoint::plaintext`). The log keeps the
+    /// sealed point and its cell; reach and travel are reckoned from the cell.
     SetServiceBase {
         base: ServiceBase,
+        sealed: Sealed,
         now: DateTime<Utc>,
     },
     /// Moves an order's booked time (the order was rescheduled or its place changed): checked
@@ -267,6 +271,7 @@ pub enum WorkerEvent {
         groups: Vec<String>,
         at: DateTime<Utc>,
     },
+    /// Version 2.0: `location` is the cell of the job's address (1.0 kept the point).
     WorkerBooked {
         order_id: Uuid,
         start: DateTime<Utc>,
@@ -291,8 +296,11 @@ pub enum WorkerEvent {
         reason: String,
         at: DateTime<Utc>,
     },
+    /// Version 2.0: `base.location` is the base's cell and `sealed` the point itself, sealed
+    /// under the worker's key (1.0 kept the point in clear in `base.location`).
     ServiceBaseSet {
         base: ServiceBase,
+        sealed: Sealed,
         at: DateTime<Utc>,
     },
     BookingReleased {
@@ -333,7 +341,7 @@ impl DomainEvent for WorkerEvent {
     }
 
     fn event_version(&self) -> String {
-        crate::EVENT_VERSION.to_owned()
+        crate::upcast::current_version(&self.event_type()).to_owned()
     }
 }
 
@@ -453,8 +461,12 @@ pub struct Worker {
     pub groups: Vec<String>,
     pub bookings: Vec<BookedTime>,
     pub availability: Availability,
+    /// The base with its cell for a location (reach and travel are reckoned between cells).
     #[serde(default)]
     pub base: Option<ServiceBase>,
+    /// The base's point itself, sealed under the worker's key.
+    #[serde(default)]
+    pub base_sealed: Option<Sealed>,
     /// The profile's name as it stands (sealed).
     #[serde(default)]
     pub profile_name: Option<Sealed>,
@@ -711,6 +723,7 @@ impl Worker {
                 location,
                 now,
             } => {
+                let location = location.map(GeoPoint::coarse);
                 if end <= start {
                     return Err(WorkerError::EmptyWindow);
                 }
@@ -750,6 +763,7 @@ impl Worker {
                 location,
                 now,
             } => {
+                let location = location.map(GeoPoint::coarse);
                 if end <= start {
                     return Err(WorkerError::EmptyWindow);
                 }
@@ -818,10 +832,17 @@ impl Worker {
                     at: now,
                 }])
             }
-            WorkerCommand::SetServiceBase { base, now } => Ok(vec![WorkerEvent::ServiceBaseSet {
-                base: base.validated()?,
-                at: now,
-            }]),
+            WorkerCommand::SetServiceBase { base, sealed, now } => {
+                let base = base.validated()?;
+                Ok(vec![WorkerEvent::ServiceBaseSet {
+                    base: ServiceBase {
+                        location: base.location.coarse(),
+                        ..base
+                    },
+                    sealed,
+                    at: now,
+                }])
+            }
             WorkerCommand::Release {
                 order_id,
                 reason,
@@ -948,7 +969,10 @@ impl Worker {
             WorkerEvent::LeaveTaken {
                 leave_id, from, to, ..
             } => self.availability.leaves.push(Leave { leave_id, from, to }),
-            WorkerEvent::ServiceBaseSet { base, .. } => self.base = Some(base),
+            WorkerEvent::ServiceBaseSet { base, sealed, .. } => {
+                self.base = Some(base);
+                self.base_sealed = Some(sealed);
+            }
             WorkerEvent::BookingReleased { order_id, .. } => {
                 self.bookings.retain(|booked| booked.order_id != order_id)
             }

@@ -208,16 +208,19 @@ impl CustomersProjection {
                 address,
                 added_at,
             } => {
-                let mut opened = self
-                    .vault
-                    .open_all(&[
-                        &address.detail,
-                        &address.contact_name,
-                        &address.contact_phone,
-                    ])
-                    .await?
-                    .into_iter();
-                let location = address.location;
+                let mut sealed = vec![
+                    &address.detail,
+                    &address.contact_name,
+                    &address.contact_phone,
+                ];
+                sealed.extend(address.location.as_ref().map(|point| &point.sealed));
+                let mut opened = self.vault.open_all(&sealed).await?;
+                // The point is shown to its owner only; once it cannot be opened, none is kept.
+                let location = opened
+                    .get_mut(3)
+                    .and_then(Option::take)
+                    .and_then(|text| domain::values::SealedPoint::parse(&text));
+                let mut opened = opened.into_iter();
                 sqlx::query(&format!(
                     "INSERT INTO {schema}.customer_addresses (address_id, customer_id, label, city, district, detail,
                         contact_name, contact_phone_masked, latitude, longitude, coordinate_system, added_at)

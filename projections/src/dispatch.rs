@@ -65,6 +65,7 @@ impl Projection for DispatchProjection {
                 worker_id     uuid PRIMARY KEY,
                 city          text    NOT NULL,
                 dispatchable  boolean NOT NULL,
+                -- The worker's state; its places are cells (ServiceBaseSet and WorkerBooked 2.0).
                 state         jsonb   NOT NULL,
                 last_sequence bigint  NOT NULL
             );

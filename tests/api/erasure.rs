@@ -282,23 +282,19 @@ async fn a_workers_reported_position_is_sealed_and_only_its_cell_outlives_the_wo
     let customer = app.register_customer().await;
     let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
     let order_id = app.dispatchable_order(&customer, &admin).await;
-    for (step, body) in [
-        ("grab", json!({})),
-        ("depart", json!({})),
-        (
-            "location",
-            json!({"latitude": 31.24567, "longitude": 121.47891, "system": "gcj02", "accuracy_m": 20}),
-        ),
-    ] {
-        let response = app
-            .post(
-                &format!("/api/v1/orders/{order_id}/{step}"),
-                Some(&worker.token),
-                &body,
-            )
-            .await;
-        assert_eq!(response.status(), StatusCode::OK, "{step}");
-    }
+    app.order_steps(
+        order_id,
+        &worker,
+        [
+            ("grab", json!({})),
+            ("depart", json!({})),
+            (
+                "location",
+                json!({"latitude": 31.24567, "longitude": 121.47891, "system": "gcj02", "accuracy_m": 20}),
+            ),
+        ],
+    )
+    .await;
     let tracking = || async {
         app.get(
             &format!("/api/v1/orders/{order_id}/tracking"),
@@ -331,5 +327,134 @@ async fn a_workers_reported_position_is_sealed_and_only_its_cell_outlives_the_wo
     erase(&app, worker.id).await;
     let seen = tracking().await;
     assert_eq!(seen["last_location"]["latitude"], 31.25, "{seen}");
+    app.stop().await;
+}
+
+/// The payload of the one event of `event_type` in `aggregate_id`'s stream.
+async fn stored_event(app: &tests::TestApp, event_type: &str, aggregate_id: uuid::Uuid) -> Value {
+    sqlx::query_scalar("SELECT payload FROM events WHERE event_type = $1 AND aggregate_id = $2")
+        .bind(event_type)
+        .bind(aggregate_id.to_string())
+        .fetch_one(&app.pool)
+        .await
+        .expect("the event")
+}
+
+#[tokio::test]
+async fn homes_and_bases_are_sealed_and_only_their_cells_outlive_their_owners() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let base = app
+        .client
+        .put(app.url("/api/v1/worker/base"))
+        .bearer_auth(&worker.token)
+        .json(&json!({"latitude": 31.21234, "longitude": 121.45678, "system": "gcj02", "radius_km": 20}))
+        .send()
+        .await
+        .expect("base");
+    assert_eq!(base.status(), StatusCode::NO_CONTENT);
+    let saved = app
+        .post(
+            "/api/v1/me/addresses",
+            Some(&customer.token),
+            &json!({"label": "家", "address": {"city": "上海市", "district": "徐汇区", "detail": "漕溪北路 1 号", "contact_name": "王女士",
+                    "contact_phone": "13800135678", "location": {"latitude": 31.19876, "longitude": 121.43219, "system": "gcj02"}}}),
+        )
+        .await;
+    assert_eq!(saved.status(), StatusCode::CREATED);
+    // Check-in opens an hour before the start, so this order starts soon.
+    let order_id = app
+        .place_order_with(&customer, &tests::order_body_starting_in(30))
+        .await;
+    app.pay(order_id, &admin).await;
+    app.open_dispatch(order_id, &admin).await;
+
+    // The log keeps each point sealed under its owner's key, beside its public cell.
+    let placed = stored_event(&app, "OrderPlaced", order_id).await;
+    let home = &placed["OrderPlaced"]["booking"]["address"]["location"];
+    let based = stored_event(&app, "ServiceBaseSet", worker.id).await;
+    let added = stored_event(&app, "AddressAdded", customer.id).await;
+    for (point, owner, cell, clear) in [
+        (home, customer.id, json!([31.23, 121.47]), "31.2304"),
+        (
+            &added["AddressAdded"]["address"]["location"],
+            customer.id,
+            json!([31.2, 121.43]),
+            "31.19876",
+        ),
+        (
+            &json!({"sealed": based["ServiceBaseSet"]["sealed"], "cell": based["ServiceBaseSet"]["base"]["location"]}),
+            worker.id,
+            json!([31.21, 121.46]),
+            "31.21234",
+        ),
+    ] {
+        let sealed = point["sealed"].as_str().unwrap_or("");
+        assert!(sealed.starts_with(&format!("v1.{owner}.")), "{point}");
+        assert_eq!(
+            json!([point["cell"]["latitude"], point["cell"]["longitude"]]),
+            cell,
+            "{point}"
+        );
+        assert!(!point.to_string().contains(clear), "{point}");
+    }
+    for (event_type, id) in [("OrderPlaced", order_id), ("ServiceBaseSet", worker.id)] {
+        let event = stored_event(&app, event_type, id).await.to_string();
+        assert!(
+            !event.contains("31.2304") && !event.contains("31.21234"),
+            "{event}"
+        );
+    }
+    // The worker's calendar keeps the job's cell only, and no read model keeps the base.
+    app.wait_for_projections().await;
+    app.order_steps(order_id, &worker, [("grab", json!({}))])
+        .await;
+    let booked = stored_event(&app, "WorkerBooked", worker.id).await;
+    assert_eq!(booked["WorkerBooked"]["location"]["latitude"], 31.23);
+    app.wait_for_projections().await;
+    let dispatch_state: Value =
+        sqlx::query_scalar("SELECT state::jsonb FROM read_dispatch_workers WHERE worker_id = $1")
+            .bind(worker.id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the dispatch read model");
+    assert!(
+        !dispatch_state.to_string().contains("31.21234"),
+        "{dispatch_state}"
+    );
+
+    // The worker is guided to the door itself...
+    let navigation = || async {
+        app.get(
+            &format!("/api/v1/orders/{order_id}/navigation"),
+            Some(&worker.token),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .expect("navigation")
+    };
+    let guided = navigation().await;
+    assert_eq!(guided["gcj02"]["latitude"], 31.2304, "{guided}");
+    assert!(guided["distance_m"].is_u64(), "from the base: {guided}");
+
+    // ...and once the customer is erased, to the cell, where a check-in is still accepted.
+    erase(&app, customer.id).await;
+    let guided = navigation().await;
+    assert_eq!(guided["gcj02"]["latitude"], 31.23, "{guided}");
+    app.order_steps(
+        order_id,
+        &worker,
+        [
+            ("depart", json!({})),
+            (
+                "arrive",
+                json!({"latitude": 31.2304, "longitude": 121.4737, "system": "gcj02"}),
+            ),
+        ],
+    )
+    .await;
     app.stop().await;
 }

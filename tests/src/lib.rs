@@ -477,17 +477,33 @@ impl TestApp {
     pub async fn grab_and_serve(&self, order_id: Uuid, worker: &User) {
         let door =
             json!({"latitude": ORDER_LATITUDE, "longitude": ORDER_LONGITUDE, "system": "gcj02"});
-        for (step, body) in [
-            ("grab", json!({})),
-            ("depart", json!({})),
-            ("arrive", door),
-            ("start", json!({})),
-            ("finish", json!({})),
-        ] {
+        self.order_steps(
+            order_id,
+            worker,
+            [
+                ("grab", json!({})),
+                ("depart", json!({})),
+                ("arrive", door),
+                ("start", json!({})),
+                ("finish", json!({})),
+            ],
+        )
+        .await;
+    }
+
+    /// `who` takes each step of an order in turn (`POST /api/v1/orders/{id}/{step}` with its
+    /// body), each of which must succeed.
+    pub async fn order_steps(
+        &self,
+        order_id: Uuid,
+        who: &User,
+        steps: impl IntoIterator<Item = (&str, Value)>,
+    ) {
+        for (step, body) in steps {
             let response = self
                 .post(
                     &format!("/api/v1/orders/{order_id}/{step}"),
-                    Some(&worker.token),
+                    Some(&who.token),
                     &body,
                 )
                 .await;

@@ -358,10 +358,13 @@ pub async fn report_location(
         )
         .await
         .map_err(crate::error::vault_error)?;
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    let destination = opened_destination(&state, &order).await?;
     let command = OrderCommand::ReportLocation {
         worker_id,
         location,
         sealed,
+        destination,
         accuracy_m: body.accuracy_m,
         now: context.occurred_at,
     };
@@ -369,9 +372,8 @@ pub async fn report_location(
     Ok(axum::Json(LocationAck {
         order_id,
         eta: committed.state.eta,
-        distance_m: committed
-            .state
-            .location
+        distance_m: destination
+            .or(committed.state.location)
             .map(|address| address.distance_m(location).round() as u32),
     }))
 }
@@ -389,9 +391,11 @@ pub async fn arrive(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
     let position = body.map(|body| body.point()).transpose()?;
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
     let command = OrderCommand::Arrive {
         worker_id,
         position,
+        destination: opened_destination(&state, &order).await?,
         now: context.occurred_at,
     };
     let committed = state.orders.execute(order_id, command, &context).await?;
@@ -466,9 +470,12 @@ pub async fn navigation(
     if !visible {
         return Err(ApiError::not_found("订单", "order"));
     }
-    let destination = order.location.ok_or_else(|| {
-        ApiError::IllegalState("该地址没有坐标 / this address has no coordinates".into())
-    })?;
+    let destination = opened_destination(&state, &order)
+        .await?
+        .or(order.location)
+        .ok_or_else(|| {
+            ApiError::IllegalState("该地址没有坐标 / this address has no coordinates".into())
+        })?;
     let last = last_position(&state, &order).await?;
     let from = match (from, last) {
         (Some(from), _) => Some(from),
@@ -478,7 +485,9 @@ pub async fn navigation(
                 Some(worker_id) => state.workers.load(worker_id).await?,
                 None => (Worker::default(), 0),
             };
-            worker.base.map(|base| base.location)
+            open_point(&state, worker.base_sealed.as_ref())
+                .await?
+                .or(worker.base.map(|base| base.location))
         }
     };
     let place =
@@ -503,8 +512,27 @@ pub async fn navigation(
 /// The worker's last reported position, opened from its seal (its cell when it can no longer
 /// be opened).
 async fn last_position(state: &AppState, order: &Order) -> Result<Option<GeoPoint>, ApiError> {
-    let Some(sealed) = &order.last_sealed_location else {
-        return Ok(order.last_location);
+    Ok(open_point(state, order.last_sealed_location.as_ref())
+        .await?
+        .or(order.last_location))
+}
+
+/// The order's address point, opened from its seal under the customer's key (`None` when the
+/// address has no coordinates or they can no longer be opened).
+pub(crate) async fn opened_destination(
+    state: &AppState,
+    order: &Order,
+) -> Result<Option<GeoPoint>, ApiError> {
+    open_point(state, order.sealed_location.as_ref()).await
+}
+
+/// A sealed point, opened.
+pub(crate) async fn open_point(
+    state: &AppState,
+    sealed: Option<&domain::values::Sealed>,
+) -> Result<Option<GeoPoint>, ApiError> {
+    let Some(sealed) = sealed else {
+        return Ok(None);
     };
     let opened = state
         .vault
@@ -513,8 +541,7 @@ async fn last_position(state: &AppState, order: &Order) -> Result<Option<GeoPoin
         .map_err(crate::error::vault_error)?;
     Ok(opened
         .as_deref()
-        .and_then(domain::values::SealedPoint::parse)
-        .or(order.last_location))
+        .and_then(domain::values::SealedPoint::parse))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -590,9 +617,20 @@ pub async fn set_base(
     let base = ServiceBase {
         location: GeoPoint::new(body.latitude, body.longitude, body.system)?,
         radius_km: body.radius_km,
-    };
+    }
+    .validated()?;
+    // Where a worker sets off from is often their home: kept sealed under their own key.
+    let sealed = state
+        .vault
+        .seal(
+            worker_id,
+            &domain::values::SealedPoint::plaintext(&base.location),
+        )
+        .await
+        .map_err(crate::error::vault_error)?;
     let command = WorkerCommand::SetServiceBase {
         base,
+        sealed,
         now: context.occurred_at,
     };
     state.workers.execute(worker_id, command, &context).await?;

@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use domain::order::{Booking, Order, OrderCommand, OrderStatus};
 use domain::worker::{Worker, WorkerCommand};
 use domain::{
-    Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, PlainAddress, Role, ServiceCode,
+    Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, PlainAddress, Role, SealedPoint,
+    ServiceCode,
 };
 use projections::orders::{self as order_views, Direction, OrderFilter, OrderRow, SortKey};
 use serde::{Deserialize, Serialize};
@@ -86,26 +87,28 @@ impl AddressBody {
             PhoneNumber::parse(&self.contact_phone)?,
             location,
         )?;
+        let point = plain.location.as_ref().map(SealedPoint::plaintext);
+        let mut texts = vec![
+            plain.detail.as_str(),
+            plain.contact_name.as_str(),
+            plain.contact_phone.as_str(),
+        ];
+        texts.extend(point.as_deref());
         let mut sealed = vault
-            .seal_all(
-                owner,
-                &[
-                    &plain.detail,
-                    &plain.contact_name,
-                    plain.contact_phone.as_str(),
-                ],
-            )
+            .seal_all(owner, &texts)
             .await
             .map_err(crate::error::vault_error)?
             .into_iter();
-        let mut next = || sealed.next().expect("three values were sealed");
+        let mut next = || sealed.next().expect("every value was sealed");
         Ok(Address {
             city: plain.city,
             district: plain.district,
             detail: next(),
             contact_name: next(),
             contact_phone: next(),
-            location: plain.location,
+            location: plain
+                .location
+                .map(|location| SealedPoint::new(&location, next())),
         })
     }
 }
@@ -238,7 +241,7 @@ pub async fn place(
             order_id,
             start: booking.scheduled_start,
             end,
-            location: booking.address.location,
+            location: booking.address.cell(),
             now: context.occurred_at,
         };
         if let Err(refusal) = state
