@@ -14,6 +14,21 @@ pub mod load;
 pub mod reports;
 pub mod sql;
 
+/// The warehouse file does not exist yet: nothing has been loaded into it. Callers answer it
+/// as a temporary condition (the refresh job or an admin's refresh creates it).
+#[derive(Debug, Clone, Copy)]
+pub struct NotLoaded;
+
+impl std::fmt::Display for NotLoaded {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(
+            "数据仓库尚未建立，请先刷新 / the warehouse has not been loaded yet: refresh it first",
+        )
+    }
+}
+
+impl std::error::Error for NotLoaded {}
+
 /// A warehouse file of a unit test's own, removed with its write-ahead log afterwards.
 #[cfg(test)]
 pub(crate) struct Scratch(pub std::path::PathBuf);

@@ -82,10 +82,9 @@ pub struct RevenueReport {
 impl Warehouse {
     /// Opens the file read-only (reports, analysts).
     pub fn open_read_only(&self) -> anyhow::Result<Connection> {
-        anyhow::ensure!(
-            self.path().exists(),
-            "数据仓库尚未建立，请先刷新 / the warehouse has not been loaded yet: refresh it first"
-        );
+        if !self.path().exists() {
+            return Err(crate::NotLoaded.into());
+        }
         let config = Config::default()
             .access_mode(AccessMode::ReadOnly)?
             .enable_autoload_extension(false)?;

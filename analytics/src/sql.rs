@@ -170,10 +170,9 @@ fn classify(message: &str, timeout: Duration) -> Refusal {
 impl Warehouse {
     /// A connection for analysts: read-only, shut off from everything outside the file.
     fn open_for_analysts(&self, limits: &Limits) -> anyhow::Result<Connection> {
-        anyhow::ensure!(
-            self.path().exists(),
-            "数据仓库尚未建立，请先刷新 / the warehouse has not been loaded yet: refresh it first"
-        );
+        if !self.path().exists() {
+            return Err(crate::NotLoaded.into());
+        }
         let config = Config::default()
             .access_mode(AccessMode::ReadOnly)?
             .enable_autoload_extension(false)?

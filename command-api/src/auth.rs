@@ -378,6 +378,7 @@ pub static ROUTES: &[RouteSpec] = &[
     route!(POST "/api/v1/admin/orders/{order_id}/resolve-dispute" Access::Roles(ADMIN)),
     route!(POST "/api/v1/admin/orders/{order_id}/reschedule" Access::Roles(ADMIN)),
     route!(GET "/api/v1/admin/order-stats" Access::Roles(ADMIN)),
+    route!(GET "/api/v1/admin/dashboard" Access::Roles(ADMIN)),
     route!(POST "/api/v1/interviews" Access::Roles(CUSTOMER)),
     route!(GET "/api/v1/interviews/{interview_id}" Access::Roles(SIGNED_IN)),
     route!(POST "/api/v1/interviews/{interview_id}/accept" Access::Roles(SIGNED_IN)),

@@ -99,6 +99,11 @@ pub enum ApiError {
     /// 503: the database cannot be reached.
     #[error("服务暂不可用 / service temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// 503: the analytics warehouse has not been loaded yet.
+    #[error(
+        "数据仓库尚未建立，请先刷新 / the warehouse has not been loaded yet: refresh it first"
+    )]
+    WarehouseNotLoaded,
     /// 500: anything else. The cause is logged, never sent.
     #[error("服务器内部错误 / internal server error")]
     Internal(#[source] anyhow::Error),
@@ -128,9 +133,9 @@ impl ApiError {
             | ApiError::IdempotencyKeyReused
             | ApiError::BadCode
             | ApiError::SqlRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable(_) | ApiError::CatchingUp { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::CatchingUp { .. }
+            | ApiError::WarehouseNotLoaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,6 +166,7 @@ impl ApiError {
             ApiError::SqlRefused(refusal) => refusal.problem(),
             ApiError::CatchingUp { .. } => "/problems/catching-up",
             ApiError::Unavailable(_) => "/problems/unavailable",
+            ApiError::WarehouseNotLoaded => "/problems/warehouse-not-loaded",
             ApiError::Internal(_) => "/problems/internal",
         }
     }
@@ -257,6 +263,7 @@ impl IntoResponse for ApiError {
                 | ApiError::CatchingUp { .. }
                 | ApiError::CodeSendLimited { .. }
                 | ApiError::Unavailable(_)
+                | ApiError::WarehouseNotLoaded
         ) {
             response
                 .extensions_mut()
@@ -269,6 +276,15 @@ impl IntoResponse for ApiError {
                 .insert(LoggedCause(format!("{cause:#}")));
         }
         response
+    }
+}
+
+/// A warehouse's failure: not loaded yet is a temporary 503, anything else an internal error.
+pub fn warehouse_error(error: anyhow::Error) -> ApiError {
+    if error.is::<analytics::NotLoaded>() {
+        ApiError::WarehouseNotLoaded
+    } else {
+        ApiError::Internal(error)
     }
 }
 

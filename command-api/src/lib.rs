@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::live::router())
         .merge(notifications::router())
         .merge(routes::admin::router())
+        .merge(routes::dashboard::router())
         .merge(openapi::router())
         // Innermost first: the idempotency check runs after authorisation has named the caller.
         // A panicking handler becomes a 500 problem here, inside the idempotency layer, so
@@ -118,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .with_state(state.clone());
     routes
+        .merge(routes::web::router(state.web_dir.clone()))
         .fallback(|| async { ApiError::not_found("路径", "route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(idempotency::BODY_LIMIT))

@@ -37,6 +37,9 @@ enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Print the API's OpenAPI document (what `/api/openapi.json` answers); the web apps'
+    /// typed client is generated from it. Needs no database.
+    Openapi,
     /// Rebuild a projection from position zero beside the live one, then swap.
     RebuildProjection { name: String },
     /// Show each projection's position and lag.
@@ -193,6 +196,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url.as_deref();
     let master_key = cli.master_key.as_deref();
     match cli.command {
+        Command::Openapi => {
+            print_json(&<command_api::openapi::ApiDoc as utoipa::OpenApi>::openapi())?;
+        }
         Command::Serve {
             listen,
             no_projectors,

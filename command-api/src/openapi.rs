@@ -7,9 +7,9 @@ use utoipa::{Modify, OpenApi};
 
 use crate::notifications;
 use crate::routes::{
-    accounts, activity, admin, audit, availability, commission, corrections, dispatch, health,
-    interviews, live, oauth, onboarding, orders, payments, profile, reports, reviews, security,
-    sessions, users, verification, wallet, workers,
+    accounts, activity, admin, audit, availability, commission, corrections, dashboard, dispatch,
+    health, interviews, live, oauth, onboarding, orders, payments, profile, reports, reviews,
+    security, sessions, users, verification, wallet, workers,
 };
 use crate::state::AppState;
 
@@ -38,6 +38,7 @@ use crate::state::AppState;
         audit::events, audit::stream, audit::state_as_of, audit::verification,
         activity::app_opened, reports::revenue, reports::orders, reports::satisfaction, reports::activity, reports::refresh, reports::sql,
         admin::projection_status, admin::rebuild, admin::parked, admin::retry_parked, admin::logs, crate::metrics::endpoint,
+        dashboard::dashboard,
         onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::admin_view, onboarding::recheck,
         onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
         notifications::list,

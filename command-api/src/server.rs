@@ -118,6 +118,8 @@ pub struct Settings {
     /// `ANJIA_STAFF_CODE_SIGN_IN=on`: admins and analysts may sign in by one-time code unless
     /// they turned it off (by default they may not until they turn it on).
     pub staff_code_sign_in: bool,
+    /// `ANJIA_WEB_DIR`: the web apps' build (`vite build`'s `dist`), served at `/admin/`.
+    pub web_dir: std::path::PathBuf,
 }
 
 impl Settings {
@@ -139,6 +141,9 @@ impl Settings {
             warehouse: crate::warehouse::WarehouseSettings::from_environment(),
             passwords: crate::auth::PasswordLimits::from_environment()?,
             staff_code_sign_in: setting("ANJIA_STAFF_CODE_SIGN_IN").as_deref() == Some("on"),
+            web_dir: setting("ANJIA_WEB_DIR")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| std::path::PathBuf::from("web/dist")),
             public_url: std::env::var("ANJIA_PUBLIC_URL")
                 .ok()
                 .map(|url| url.trim().trim_end_matches('/').to_owned())

@@ -50,6 +50,8 @@ pub struct AppState {
     /// `ANJIA_STAFF_CODE_SIGN_IN`: whether admins and analysts may sign in by one-time code
     /// before they turn it on themselves (off by default: a phone is easier to take over).
     pub staff_code_sign_in: bool,
+    /// The web apps' build folder.
+    pub web_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -105,6 +107,7 @@ impl AppState {
             shutdown: tokio::sync::watch::channel(false).1,
             passwords: crate::auth::PasswordPool::new(settings.passwords),
             staff_code_sign_in: settings.staff_code_sign_in,
+            web_dir: settings.web_dir.clone(),
             vault,
             notifier: Notifier::new(&pool, notify)?,
             token_key,

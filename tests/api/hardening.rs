@@ -542,14 +542,7 @@ async fn an_analysts_answer_is_capped_in_bytes_as_well_as_rows() {
     let app = spawn_app().await;
     let admin = app.create_admin().await;
     let analyst = app.create_analyst().await;
-    let refreshed = app
-        .post(
-            "/api/v1/admin/analytics/refresh",
-            Some(&admin.token),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(refreshed.status(), StatusCode::OK);
+    app.refresh_warehouse(&admin).await;
     // 10,000 rows of 20,000 characters would be 200 MB of answer held by the server; DuckDB's
     // own memory limit does not see rows once they are copied out of it.
     let (status, answer) = analyst_query(

@@ -7,6 +7,7 @@ mod availability;
 mod bad_input;
 mod concurrency;
 mod conformance;
+mod console;
 mod corrections;
 mod dispatch;
 mod erasure;

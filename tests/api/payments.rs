@@ -1181,14 +1181,7 @@ async fn a_late_cancellation_shows_its_kept_fee_on_the_payment_and_the_order_and
 
     // The revenue report has the kept fees as their own lines, so it and the ledger agree:
     // commission (none: nothing was served) plus kept fees is the ledger's revenue.
-    let refreshed = app
-        .post(
-            "/api/v1/admin/analytics/refresh",
-            Some(&admin.token),
-            &json!({}),
-        )
-        .await;
-    assert_eq!(refreshed.status(), StatusCode::OK);
+    app.refresh_warehouse(&admin).await;
     let report: Value = app
         .get("/api/v1/reports/revenue", Some(&analyst.token))
         .await

@@ -3,22 +3,15 @@
 // Usage: node call.mjs BASE_URL INTERVIEW_ID CUSTOMER_ACCESS_TOKEN WORKER_ACCESS_TOKEN
 // Prints one JSON line with what each side decoded; exits non-zero when the call fails.
 import { chromium } from 'playwright-core';
+import { chromiumArgs, executablePath } from './chromium.mjs';
 
 const [base, interview, customerAccess, workerAccess] = process.argv.slice(2);
 if (!workerAccess) {
   console.error('usage: node call.mjs BASE_URL INTERVIEW_ID CUSTOMER_ACCESS WORKER_ACCESS');
   process.exit(2);
 }
-const executablePath = process.env.ANJIA_CHROMIUM || '/usr/bin/chromium';
 const args = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
+  ...chromiumArgs,
   '--use-fake-device-for-media-stream',
   '--use-fake-ui-for-media-stream',
   '--allow-loopback-in-peer-connection',

@@ -125,6 +125,7 @@ async fn spawn_app_configured(
             mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
             ..Default::default()
         },
+        web_dir: web_dist(),
         ..Default::default()
     };
     adjust(&mut settings);
@@ -151,6 +152,19 @@ pub struct User {
     pub refresh_token: String,
     pub session_id: Uuid,
     pub role: String,
+}
+
+/// The clone's `web/` folder (the Vite project).
+pub fn web_folder() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace")
+        .join("web")
+}
+
+/// The web apps' build, as `scripts/test` makes it before the tests run.
+pub fn web_dist() -> std::path::PathBuf {
+    web_folder().join("dist")
 }
 
 pub fn future_start(days: i64) -> String {
@@ -397,6 +411,22 @@ impl TestApp {
             .await
             .expect("creating a staff account");
         self.sign_in(&login, "a-staff-password").await
+    }
+
+    /// Loads everything in the log into the analytics warehouse, as an admin.
+    pub async fn refresh_warehouse(&self, admin: &User) {
+        let refreshed = self
+            .post(
+                "/api/v1/admin/analytics/refresh",
+                Some(&admin.token),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(
+            refreshed.status(),
+            StatusCode::OK,
+            "refreshing the warehouse"
+        );
     }
 
     /// Places an order and returns its id.
@@ -735,6 +765,7 @@ impl ServerProcess {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
             .env("ANJIA_MODE", "development")
+            .env("ANJIA_WEB_DIR", web_dist())
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

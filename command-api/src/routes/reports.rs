@@ -105,7 +105,7 @@ pub async fn sql(
         .warehouse
         .query(String::from(body.sql), limits)
         .await
-        .map_err(ApiError::Internal)?;
+        .map_err(crate::error::warehouse_error)?;
     drop(turn);
     match outcome {
         Ok(answer) => {
@@ -295,7 +295,7 @@ where
 {
     let filters = query.filters()?;
     let csv = query.csv()?;
-    let report = run(filters).await.map_err(ApiError::Internal)?;
+    let report = run(filters).await.map_err(crate::error::warehouse_error)?;
     if csv {
         return Ok(csv_response(report.freshness(), report.csv()));
     }

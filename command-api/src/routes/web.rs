@@ -1,0 +1,211 @@
+//! The web apps' built files (`web/dist`, written by `vite build`), served by `anjia serve`
+//! itself: each app's page at its path with a history-mode fallback (any path under `/admin/`
+//! that is not a file answers the console's page, so the browser's router takes over), the
+//! hashed scripts and styles under `/assets/` with a year's cache, the pages with `no-cache`.
+//! `/` sends a browser to the console. Where the build is missing, the app's path answers a
+//! page that says how to build it.
+//!
+//! These routes sit outside the API's middleware (no authorisation, idempotency or read
+//! positions): they serve the same files to everyone, and the API answers each call the pages
+//! make by the caller's role.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::error::ApiError;
+
+/// The apps the build holds, by the path each is served at.
+const APPS: &[&str] = &["admin"];
+
+/// What the pages may load: only this origin's scripts, styles, images and API (Element Plus
+/// sets inline style attributes, hence `'unsafe-inline'` for styles only).
+const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+
+/// Where the built files are (`ANJIA_WEB_DIR`, default `web/dist` under the working folder).
+#[derive(Clone)]
+struct WebFiles {
+    dir: Arc<PathBuf>,
+}
+
+pub fn router(dir: PathBuf) -> Router {
+    let mut router = Router::new()
+        .route("/", get(root))
+        .route("/assets/{*path}", get(asset));
+    for app in APPS {
+        router = router
+            .route(
+                &format!("/{app}"),
+                get(move || async move { Redirect::permanent(&format!("/{app}/")) }),
+            )
+            .route(
+                &format!("/{app}/"),
+                get(move |files: State<WebFiles>| page(files, app, None)),
+            )
+            .route(
+                &format!("/{app}/{{*path}}"),
+                get(
+                    move |files: State<WebFiles>, UrlPath(path): UrlPath<String>| {
+                        page(files, app, Some(path))
+                    },
+                ),
+            );
+    }
+    router.with_state(WebFiles { dir: Arc::new(dir) })
+}
+
+/// A browser opening the bare address goes to the console.
+async fn root() -> Redirect {
+    Redirect::to("/admin/")
+}
+
+/// A file of `app` (its icons, its manifest), or else its page.
+async fn page(State(files): State<WebFiles>, app: &str, path: Option<String>) -> Response {
+    let folder = files.dir.join(app);
+    if let Some(file) = path.as_deref().and_then(|path| inside(&folder, path)) {
+        if let Ok(bytes) = tokio::fs::read(&file).await {
+            return file_response(&file, bytes, "no-cache");
+        }
+    }
+    match tokio::fs::read(folder.join("index.html")).await {
+        Ok(bytes) => {
+            let mut response = file_response(Path::new("index.html"), bytes, "no-cache");
+            response.headers_mut().insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            );
+            response
+        }
+        Err(_) => not_built(app),
+    }
+}
+
+/// A hashed script, style or image: the name changes with the content, so it is cached a year.
+async fn asset(State(files): State<WebFiles>, UrlPath(path): UrlPath<String>) -> Response {
+    let folder = files.dir.join("assets");
+    let Some(file) = inside(&folder, &path) else {
+        return ApiError::not_found("文件", "file").into_response();
+    };
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => file_response(&file, bytes, "public, max-age=31536000, immutable"),
+        Err(_) => ApiError::not_found("文件", "file").into_response(),
+    }
+}
+
+/// `path` under `folder`, if it names a file name by name (no `..`, no absolute path, no
+/// hidden files).
+fn inside(folder: &Path, path: &str) -> Option<PathBuf> {
+    let relative = Path::new(path);
+    let plain = relative.components().all(|component| match component {
+        Component::Normal(name) => !name.to_string_lossy().starts_with('.'),
+        _ => false,
+    });
+    (plain && !path.is_empty()).then(|| folder.join(relative))
+}
+
+fn file_response(file: &Path, bytes: Vec<u8>, cache: &'static str) -> Response {
+    let mut response = bytes.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type(file)),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+fn content_type(file: &Path) -> &'static str {
+    let extension = file
+        .extension()
+        .map(|extension| extension.to_string_lossy().to_ascii_lowercase());
+    match extension.as_deref() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("webmanifest") => "application/manifest+json",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("webp") => "image/webp",
+        Some("ico") => "image/x-icon",
+        Some("woff") => "font/woff",
+        Some("woff2") => "font/woff2",
+        Some("ttf") => "font/ttf",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The page that stands in for an app that was not built.
+fn not_built(app: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>安家 · 网页端尚未构建 / not built</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto;line-height:1.6\">\
+         <h1>网页端尚未构建 / The web apps are not built</h1>\
+         <p>此服务没有找到 <code>/{app}/</code> 的构建文件。在项目根目录运行 <code>scripts/start</code>（会自动构建），\
+         或单独构建：<code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>；构建目录可用 <code>ANJIA_WEB_DIR</code> 指定。</p>\
+         <p>This server found no build of <code>/{app}/</code>. Run <code>scripts/start</code> at the project's root (it builds \
+         them), or build them alone: <code>cd web &amp;&amp; npm ci &amp;&amp; npm run build</code>; <code>ANJIA_WEB_DIR</code> \
+         names the build folder.</p></body></html>"
+    );
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_relative_paths_name_files() {
+        let folder = Path::new("/srv/web/assets");
+        assert_eq!(
+            inside(folder, "index-abc.js"),
+            Some(PathBuf::from("/srv/web/assets/index-abc.js"))
+        );
+        assert_eq!(
+            inside(folder, "fonts/a.woff2"),
+            Some(PathBuf::from("/srv/web/assets/fonts/a.woff2"))
+        );
+        for refused in [
+            "../secret",
+            "a/../../b",
+            "/etc/passwd",
+            ".env",
+            "a/.git/x",
+            "",
+        ] {
+            assert_eq!(inside(folder, refused), None, "{refused}");
+        }
+    }
+
+    #[test]
+    fn files_get_their_content_types() {
+        assert_eq!(
+            content_type(Path::new("a.js")),
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(content_type(Path::new("a.CSS")), "text/css; charset=utf-8");
+        assert_eq!(content_type(Path::new("x")), "application/octet-stream");
+    }
+}

@@ -1,0 +1,41 @@
+// Prints the JavaScript each app's first page loads, gzipped, from Vite's manifest: the entry
+// with its static imports, and with the landing page's lazy chunk. The console's budget is
+// 500 kB gzipped; the build fails above it.
+import { readFileSync } from 'node:fs'
+import { gzipSync } from 'node:zlib'
+
+const BUDGET_KB = 500
+const manifest = JSON.parse(readFileSync('dist/.vite/manifest.json', 'utf8'))
+
+function closure(key, seen = new Set()) {
+  if (seen.has(key)) return seen
+  seen.add(key)
+  for (const imported of manifest[key]?.imports ?? []) closure(imported, seen)
+  return seen
+}
+
+function gzippedKb(keys) {
+  let bytes = 0
+  for (const key of keys) {
+    const file = manifest[key]?.file
+    if (file?.endsWith('.js')) bytes += gzipSync(readFileSync(`dist/${file}`), { level: 9 }).length
+  }
+  return bytes / 1024
+}
+
+const apps = [{ name: 'console', entry: 'admin/index.html', landing: 'src/admin/pages/DashboardPage.vue' }]
+let over = false
+for (const app of apps) {
+  const initial = closure(app.entry)
+  const entryKb = gzippedKb(initial)
+  const withLanding = closure(app.landing, new Set(initial))
+  const landingKb = gzippedKb(withLanding)
+  console.log(
+    `${app.name}: initial JavaScript ${entryKb.toFixed(1)} kB gzipped; with its landing page ${landingKb.toFixed(1)} kB (budget ${BUDGET_KB} kB)`,
+  )
+  if (landingKb > BUDGET_KB) over = true
+}
+if (over) {
+  console.error('over the JavaScript budget')
+  process.exit(1)
+}

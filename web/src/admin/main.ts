@@ -1,0 +1,14 @@
+import { createApp } from 'vue'
+import { createPinia } from 'pinia'
+import 'element-plus/theme-chalk/base.css'
+import App from './App.vue'
+import { router } from './router'
+import { makeI18n } from '@/shared/i18n'
+import { messages } from './messages'
+import './console.css'
+
+const app = createApp(App)
+app.use(createPinia())
+app.use(makeI18n(messages))
+app.use(router)
+app.mount('#app')

@@ -1,0 +1,38 @@
+// Refusals arrive as RFC 9457 problem+json: a stable `type`, and a `detail` written Chinese
+// first, then English (`中文 / English`). A page shows the half in its own language.
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  detail: string
+  field?: string
+}
+
+export function isProblem(value: unknown): value is Problem {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Problem).type === 'string' &&
+    typeof (value as Problem).detail === 'string'
+  )
+}
+
+/** The half of a bilingual text (`中文 / English`) in `locale`; the whole text if it has no halves. */
+export function inLocale(text: string, locale: string): string {
+  const split = text.indexOf(' / ')
+  if (split < 0) return text
+  return locale.startsWith('zh') ? text.slice(0, split) : text.slice(split + 3)
+}
+
+/** A thrown problem, so pages can catch it and show its detail. */
+export class ProblemError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail)
+    this.name = 'ProblemError'
+  }
+
+  message_in(locale: string): string {
+    return inLocale(this.problem.detail, locale)
+  }
+}
