@@ -135,6 +135,9 @@ pub struct Answer {
     pub elapsed_ms: f64,
     /// When the warehouse was last refreshed, and how many events it holds.
     pub freshness: Freshness,
+    /// The most rows an answer holds, and the most bytes (its rows as JSON).
+    pub max_rows: usize,
+    pub max_bytes: usize,
 }
 
 /// The text without surrounding space and trailing semicolons.
@@ -253,6 +256,8 @@ impl Warehouse {
                 truncated_by: truncated_by.map(str::to_owned),
                 elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
                 freshness: freshness(&connection)?,
+                max_rows: limits.rows,
+                max_bytes: limits.bytes,
             }),
             Err(error) => Err(classify(&format!("{error:#}"), timeout)),
         })

@@ -69,6 +69,8 @@ impl Projection for LedgerProjection {
             );
             CREATE INDEX ON {schema}.payments (order_id);
             CREATE INDEX ON {schema}.payments (status, updated_at);
+            -- The admins' list of payments, newest first.
+            CREATE INDEX ON {schema}.payments (created_at DESC, payment_id DESC);
             CREATE TABLE {schema}.wallet_incomes (
                 worker_id   uuid        NOT NULL,
                 order_id    uuid        NOT NULL,

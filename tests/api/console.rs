@@ -170,9 +170,40 @@ async fn paid_order(app: &TestApp, customer: &User, contact: &str) -> uuid::Uuid
 #[tokio::test]
 async fn an_admin_and_an_analyst_use_the_console_in_chromium() {
     require_build();
-    let app = spawn_app().await;
+    let app = tests::spawn_app_with(tests::money_settles_at_once).await;
     let admin = app.create_admin().await;
     let customer = app.register_customer().await;
+    // A worker with income asks to withdraw some of it; another waits for review.
+    let earner = app.worker_with_income(&admin).await;
+    for (path, body) in [
+        (
+            "/api/v1/worker/bank-account",
+            json!({"holder_name": "张阿姨", "bank": "中国银行", "number": "6222021234567891234"}),
+        ),
+        ("/api/v1/worker/withdrawals", json!({"amount": 5_000})),
+    ] {
+        let response = app
+            .client
+            .request(
+                if path.ends_with("account") {
+                    reqwest::Method::PUT
+                } else {
+                    reqwest::Method::POST
+                },
+                app.url(path),
+            )
+            .bearer_auth(&earner.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+    }
+    let pending = app.onboarded_worker(&["deep_cleaning"]).await;
     // A month of history behind the charts, and two orders of our own to act on.
     let database_url = app.database_url.clone();
     tokio::task::spawn_blocking(move || {
@@ -208,6 +239,7 @@ async fn an_admin_and_an_analyst_use_the_console_in_chromium() {
         "analyst": {"login": analyst_login, "password": analyst_password},
         "repriced": {"order_id": repriced, "term": "蓝鲸改价", "new_total_fen": 12_000, "reason": "上门后确认面积较小，按实际收费"},
         "cancelled": {"order_id": cancelled, "term": "白鹭退款", "refund_fen": 15_000, "reason": "客户临时出差，全额退款"},
+        "pending": {"worker_id": pending.id, "name": "张阿姨"},
         "shots": shots,
     });
     let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
@@ -229,7 +261,25 @@ async fn an_admin_and_an_analyst_use_the_console_in_chromium() {
         output.status.success() && result["problems"].as_array().is_some_and(Vec::is_empty),
         "the console test failed: {result:#}\n{stderr}"
     );
-    for page in ["sign-in", "dashboard", "orders", "analytics", "sql"] {
+    for page in [
+        "sign-in",
+        "dashboard",
+        "orders",
+        "order-drawer",
+        "money",
+        "money-withdrawals",
+        "audit",
+        "audit-stream",
+        "workers",
+        "worker-drawer",
+        "dispatch",
+        "customers",
+        "reviews",
+        "operations",
+        "analytics",
+        "analytics-en",
+        "sql",
+    ] {
         assert!(
             shots.join(format!("{page}.png")).exists(),
             "no screenshot of {page}"
@@ -275,5 +325,137 @@ async fn an_admin_and_an_analyst_use_the_console_in_chromium() {
         "上门后确认面积较小，按实际收费"
     );
     assert_eq!(adjusted["metadata"]["actor_role"], "admin", "{adjusted}");
+    // The approved worker is dispatchable at the level chosen; the withdrawal left review.
+    let (dispatchable, level): (bool, String) = sqlx::query_as(
+        "SELECT d.dispatchable, w.level FROM read_dispatch_workers d
+           JOIN read_workers w ON w.worker_id = d.worker_id WHERE d.worker_id = $1",
+    )
+    .bind(pending.id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the worker's read models");
+    assert!(dispatchable);
+    assert_eq!(level, "gold");
+    let withdrawal: String =
+        sqlx::query_scalar("SELECT status FROM read_withdrawals WHERE worker_id = $1")
+            .bind(earner.id)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the withdrawal");
+    assert_ne!(withdrawal, "requested");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_routes_the_console_added_answer_from_the_read_models() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let get = |path: String| {
+        let app = &app;
+        let token = admin.token.clone();
+        async move {
+            let response = app.get(&path, Some(&token)).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            response.json::<Value>().await.expect("json")
+        }
+    };
+
+    // Nothing verified yet: the answer says so instead of failing.
+    assert_eq!(
+        get("/api/v1/admin/audit/verification".into()).await,
+        Value::Null
+    );
+
+    // A paid order cancelled by an admin: its payment shows the refund.
+    let (cancelled, payment_id) = app
+        .paid_through_sandbox(&customer, &order_body(), "succeed")
+        .await;
+    let cancel = app
+        .post(
+            &format!("/api/v1/admin/orders/{cancelled}/cancel"),
+            Some(&admin.token),
+            &json!({"reason": "客户改变主意", "refund": "full"}),
+        )
+        .await;
+    assert_eq!(cancel.status(), StatusCode::OK);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let payments = loop {
+        let payments = get(format!("/api/v1/admin/payments?order_id={cancelled}")).await;
+        if payments[0]["refunded"] == 15_000 || std::time::Instant::now() > deadline {
+            break payments;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(payments.as_array().map(Vec::len), Some(1), "{payments}");
+    assert_eq!(payments[0]["payment_id"], payment_id.to_string());
+    assert_eq!(payments[0]["refunded"], 15_000, "{payments}");
+    assert_eq!(payments[0]["refunds"][0]["amount"], 15_000);
+    let refused = app
+        .get("/api/v1/admin/payments?limit=0", Some(&admin.token))
+        .await;
+    assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A served order's review is listed for admins, and hiding it is seen in the filters.
+    let served = app.served_order(&customer, &admin, &worker).await;
+    let reviewed = app
+        .post(
+            &format!("/api/v1/orders/{served}/review"),
+            Some(&customer.token),
+            &json!({"quality": 2, "attitude": 4, "skill": 5, "comment": "来晚了"}),
+        )
+        .await;
+    assert_eq!(reviewed.status(), StatusCode::OK);
+    app.wait_for_projections().await;
+    let listed = get("/api/v1/admin/reviews?max_stars=2".into()).await;
+    assert_eq!(listed[0]["order_id"], served.to_string(), "{listed}");
+    assert_eq!(listed[0]["hidden"], false);
+    assert_eq!(
+        get("/api/v1/admin/reviews?max_stars=1".into()).await,
+        json!([])
+    );
+    let hidden = app
+        .post(
+            &format!("/api/v1/admin/orders/{served}/review/hide"),
+            Some(&admin.token),
+            &json!({"reason": "含有个人信息"}),
+        )
+        .await;
+    assert_eq!(hidden.status(), StatusCode::OK);
+    app.wait_for_projections().await;
+    let listed = get("/api/v1/admin/reviews?hidden=true".into()).await;
+    assert_eq!(listed[0]["hidden_reason"], "含有个人信息", "{listed}");
+    assert_eq!(
+        get("/api/v1/admin/reviews?hidden=false".into()).await,
+        json!([])
+    );
+
+    // The dashboard counts the orders and their paid value from the read models: both orders
+    // fall in the thirty days, and today's figures are the last day's (a run that crosses
+    // midnight in Shanghai sees them yesterday, so the test sums the days).
+    let dashboard = get("/api/v1/admin/dashboard".into()).await;
+    let days = dashboard["by_day"].as_array().cloned().unwrap_or_default();
+    assert_eq!(days.len(), 30);
+    let sum = |field: &str| {
+        days.iter()
+            .map(|day| day[field].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
+    assert_eq!(sum("orders"), 2, "{dashboard}");
+    assert_eq!(sum("gmv"), 30_000, "{dashboard}");
+    assert_eq!(dashboard["today"]["orders"], days[29]["orders"]);
+    assert_eq!(dashboard["today"]["gmv"], days[29]["gmv"]);
+    if dashboard["today"]["orders"] == 2 {
+        assert_eq!(dashboard["today"]["cancelled"], 1, "{dashboard}");
+        assert_eq!(dashboard["today"]["finished"], 1, "{dashboard}");
+        assert_eq!(dashboard["today"]["completion_rate"], 0.5, "{dashboard}");
+    }
+    assert_eq!(dashboard["by_service"][0]["service"], "daily_cleaning");
+    // Hidden reviews are left out of the averages.
+    assert_eq!(dashboard["satisfaction"]["reviews"], 0, "{dashboard}");
+
+    // The timed jobs' runs are listed, whatever has run so far.
+    assert!(get("/api/v1/admin/jobs".into()).await.is_array());
     app.stop().await;
 }

@@ -13,7 +13,7 @@ import { chromium } from 'playwright-core';
 import { chromiumArgs as args, executablePath } from './chromium.mjs';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
-const { base, admin, analyst, search, repriced, cancelled, shots } = config;
+const { base, admin, analyst, repriced, cancelled, pending, shots } = config;
 if (!base || !admin || !analyst) {
   console.error("usage: node console.mjs '{\"base\":…,\"admin\":…,\"analyst\":…}'");
   process.exit(2);
@@ -211,6 +211,100 @@ try {
   check(true, 'the cancellation, its reason and the full refund show in the order');
   await page.keyboard.press('Escape');
   await page.waitForSelector('[data-test=order-drawer]', { state: 'detached' });
+
+  // The refund shows on the money page too; a worker's withdrawal is approved there.
+  await page.click('[data-test=menu] >> text=资金');
+  await page.waitForSelector('[data-test=payment-order]');
+  await page.fill('[data-test=payment-order]', cancelled.order_id);
+  await page.click('[data-test=payment-search]');
+  await page.waitForFunction(
+    (text) => {
+      const cells = [...document.querySelectorAll('[data-test=refunded]')];
+      return cells.length === 1 && cells[0].textContent.includes(text);
+    },
+    money(cancelled.refund_fen),
+  );
+  check(true, 'the money page shows the cancelled order\'s refund');
+  await shot(page, 'money');
+  await page.click('.el-tabs__item >> text=提现审核');
+  await page.waitForSelector('[data-test=approve-withdrawal]');
+  check((await page.$$('[data-test=approve-withdrawal]')).length === 1, 'one withdrawal waits for review');
+  await page.click('[data-test=approve-withdrawal]');
+  await page.waitForSelector('[data-test=approve-withdrawal]', { state: 'detached' });
+  check(true, 'the approved withdrawal leaves the review queue');
+  await shot(page, 'money-withdrawals');
+
+  // The audit trail says who corrected the price and why.
+  await page.click('[data-test=menu] >> text=审计');
+  await page.waitForSelector('[data-test=audit-table] .el-table__body tr');
+  await page.waitForSelector('[data-test=verification]');
+  await shot(page, 'audit');
+  await page.fill('[data-test=audit] input[placeholder="事件类型（英文名）"]', 'PriceAdjusted');
+  await page.keyboard.press('Enter');
+  await page.waitForFunction(() => {
+    const rows = document.querySelectorAll('[data-test=audit-table] .el-table__body tr');
+    return rows.length === 1 && rows[0].textContent.includes('调整价格');
+  });
+  check((await page.textContent('[data-test=audit-table] .el-table__body tr')).includes('管理员'), 'the audit row names the admin');
+  await page.click('[data-test=audit-table] .el-table__body tr');
+  await page.waitForSelector('[data-test=stream-drawer] [data-test=replayed]');
+  await page.waitForFunction(
+    (reason) => document.querySelector('[data-test=stream-drawer]')?.textContent.includes(reason),
+    repriced.reason,
+  );
+  await page.waitForFunction(() => document.querySelector('[data-test=replayed]')?.textContent.includes('12000'));
+  check(true, 'the stream shows the reason and its state after the correction');
+  await page.click('[data-test=step-back]');
+  await page.waitForFunction(() => document.querySelector('[data-test=replayed]')?.textContent.includes('15000'));
+  check(true, 'stepping back replays the state before the correction');
+  await shot(page, 'audit-stream');
+  await page.keyboard.press('Escape');
+
+  // A waiting worker is approved with a level.
+  await page.click('[data-test=menu] >> text=服务人员');
+  await page.waitForSelector('[data-test=worker-table] .el-table__body tr');
+  await shot(page, 'workers');
+  await page.fill('[data-test=worker-search]', pending.name);
+  await page.click('[data-test=review-filter]');
+  await page.locator('.el-select-dropdown__item:visible', { hasText: '待审核' }).click();
+  await page.waitForFunction(
+    (name) => {
+      const rows = document.querySelectorAll('[data-test=worker-table] .el-table__body tr');
+      return rows.length === 1 && rows[0].textContent.includes(name);
+    },
+    pending.name,
+  );
+  await page.click('[data-test=worker-table] .el-table__body tr');
+  await page.waitForSelector('[data-test=approve-level]');
+  await page.click('[data-test=approve-level]');
+  await page.locator('.el-select-dropdown__item:visible', { hasText: '金牌' }).click();
+  await page.click('[data-test=approve]');
+  await page.waitForFunction(
+    () =>
+      document.querySelector('[data-test=worker-review-status]')?.textContent.includes('已通过') &&
+      document.querySelector('[data-test=worker-level]')?.textContent.includes('金牌'),
+  );
+  check(true, 'the approved worker shows as approved at the gold level');
+  await shot(page, 'worker-drawer');
+  await page.keyboard.press('Escape');
+
+  // The remaining pages load, each without a console error or a failed request.
+  for (const [label, marker, name] of [
+    ['派单台', '[data-test=rounds]', 'dispatch'],
+    ['用户', '[data-test=customer-table] .el-table__body tr', 'customers'],
+    ['评价', '[data-test=review-table] .el-table__body tr', 'reviews'],
+    ['系统监控', '[data-test=jobs]', 'operations'],
+  ]) {
+    await page.click(`[data-test=menu] >> text=${label}`);
+    await page.waitForSelector(marker);
+    await shot(page, name);
+  }
+  await page.waitForSelector('[data-test=live-state]', { state: 'detached' });
+  await page.click('[data-test=menu] >> text=派单台');
+  await page.waitForFunction(() => document.querySelector('[data-test=live-state]')?.textContent.includes('实时'));
+  check(true, 'the dispatch desk is connected live');
+  await page.click('[data-test=menu] >> text=订单管理');
+  await page.waitForSelector('[data-test=order-table] .el-table__body tr');
 
   // An access token that has expired is refreshed once for every request waiting on it.
   let refreshes = 0;

@@ -325,9 +325,9 @@ impl TestApp {
         self.sign_in(&login, "a-good-password").await
     }
 
-    /// A worker who has passed onboarding: identity checked, approved, skills certified and the
-    /// certificates those skills need on file. Returns the worker.
-    pub async fn qualified_worker(&self, skills: &[&str], admin: &User) -> User {
+    /// A registered worker who has submitted their identity and the certificates their
+    /// skills need, waiting for an admin's review.
+    pub async fn onboarded_worker(&self, skills: &[&str]) -> User {
         let worker = self.register_worker(skills).await;
         let identity = self
             .post(
@@ -366,6 +366,13 @@ impl TestApp {
                 added.text().await.unwrap_or_default()
             );
         }
+        worker
+    }
+
+    /// A worker who has passed onboarding: identity checked, approved, skills certified and the
+    /// certificates those skills need on file. Returns the worker.
+    pub async fn qualified_worker(&self, skills: &[&str], admin: &User) -> User {
+        let worker = self.onboarded_worker(skills).await;
         let approved = self
             .post(
                 &format!("/api/v1/admin/workers/{}/review", worker.id),

@@ -22,6 +22,31 @@ pub fn router() -> Router<AppState> {
             post(retry_parked),
         )
         .route("/api/v1/admin/logs", get(logs))
+        .route("/api/v1/admin/jobs", get(jobs))
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+pub struct JobRunView {
+    pub job: String,
+    /// Runs since the database was created, in every process.
+    pub runs: i64,
+    pub failures: i64,
+    pub last_run_at: DateTime<Utc>,
+    /// The last failure's message, kept until a run succeeds.
+    pub last_error: Option<String>,
+}
+
+/// The timed jobs: how often each ran and failed, when it last ran and its last error (admins).
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, body = [JobRunView])))]
+pub async fn jobs(State(state): State<AppState>) -> Result<axum::Json<Vec<JobRunView>>, ApiError> {
+    Ok(axum::Json(
+        sqlx::query_as(
+            "SELECT job, runs, failures, last_run_at, last_error FROM job_runs ORDER BY job",
+        )
+        .fetch_all(&state.pool)
+        .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -45,6 +45,146 @@ pub fn router() -> Router<AppState> {
             post(admin_refund),
         )
         .route("/api/v1/admin/reconciliations", get(reconciliations))
+        .route("/api/v1/admin/payments", get(admin_payments))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PaymentListParams {
+    /// `created`, `captured`, `released`, `refunded`, … as the payment shows it.
+    pub status: Option<Line<20>>,
+    /// `alipay`, `wechat_pay` or `bank_card`.
+    pub method: Option<Line<20>>,
+    pub order_id: Option<Uuid>,
+    /// Keyset: payments created before this one (the previous page's last `payment_id`).
+    pub before: Option<Uuid>,
+    /// 1 to 200, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RefundRow {
+    pub refund_id: Uuid,
+    /// Fen sent back.
+    pub amount: i64,
+    /// Fen kept by the cancellation policy.
+    pub fee: i64,
+    pub issued_at: DateTime<Utc>,
+    /// When the provider confirmed it; `null` while under way.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PaymentRow {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub customer_id: Uuid,
+    pub status: String,
+    pub method: String,
+    pub provider: String,
+    /// Fen.
+    pub amount: i64,
+    /// Fen refunded so far.
+    pub refunded: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub refunds: Vec<RefundRow>,
+}
+
+/// Payments, newest first, each with its refunds (admins).
+#[utoipa::path(get, path = "/api/v1/admin/payments", tag = "payments", security(("bearer" = [])), params(PaymentListParams),
+    responses((status = 200, body = [PaymentRow]), (status = 422, body = crate::error::Problem)))]
+pub async fn admin_payments(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<PaymentListParams>,
+) -> Result<axum::Json<Vec<PaymentRow>>, ApiError> {
+    let limit = i64::from(params.limit.unwrap_or(50));
+    if !(1..=200).contains(&limit) {
+        return Err(ApiError::Invalid(
+            "limit 须在 1 到 200 之间 / limit is from 1 to 200".into(),
+        ));
+    }
+    let rows: Vec<PaymentRecord> = sqlx::query_as(
+        "SELECT p.payment_id, p.order_id, p.customer_id, p.status, p.method, p.provider, p.amount,
+                p.created_at, p.updated_at
+           FROM read_payments p
+          WHERE ($1::text IS NULL OR p.status = $1)
+            AND ($2::text IS NULL OR p.method = $2)
+            AND ($3::uuid IS NULL OR p.order_id = $3)
+            AND ($4::uuid IS NULL OR (p.created_at, p.payment_id) <
+                 (SELECT created_at, payment_id FROM read_payments WHERE payment_id = $4))
+          ORDER BY p.created_at DESC, p.payment_id DESC
+          LIMIT $5",
+    )
+    .bind(params.status.as_deref())
+    .bind(params.method.as_deref())
+    .bind(params.order_id)
+    .bind(params.before)
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.payment_id).collect();
+    let refunds: Vec<RefundRecord> = sqlx::query_as(
+        "SELECT payment_id, refund_id, amount, fee, issued_at, completed_at FROM read_refunds
+          WHERE payment_id = ANY($1) ORDER BY issued_at, refund_id",
+    )
+    .bind(&ids)
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(axum::Json(
+        rows.into_iter()
+            .map(|row| {
+                let refunds: Vec<RefundRow> = refunds
+                    .iter()
+                    .filter(|refund| refund.payment_id == row.payment_id)
+                    .map(|refund| RefundRow {
+                        refund_id: refund.refund_id,
+                        amount: refund.amount,
+                        fee: refund.fee,
+                        issued_at: refund.issued_at,
+                        completed_at: refund.completed_at,
+                    })
+                    .collect();
+                PaymentRow {
+                    payment_id: row.payment_id,
+                    order_id: row.order_id,
+                    customer_id: row.customer_id,
+                    status: row.status,
+                    method: row.method,
+                    provider: row.provider,
+                    amount: row.amount,
+                    refunded: refunds.iter().map(|refund| refund.amount).sum(),
+                    created_at: row.created_at,
+                    updated_at: row.updated_at,
+                    refunds,
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[derive(sqlx::FromRow)]
+struct PaymentRecord {
+    payment_id: Uuid,
+    order_id: Uuid,
+    customer_id: Uuid,
+    status: String,
+    method: String,
+    provider: String,
+    amount: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RefundRecord {
+    payment_id: Uuid,
+    refund_id: Uuid,
+    amount: i64,
+    fee: i64,
+    issued_at: DateTime<Utc>,
+    completed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -23,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/admin/orders/{order_id}/review/hide", post(hide))
         .route("/api/v1/workers/{worker_id}/reviews", get(list))
         .route("/api/v1/workers/{worker_id}/ratings", get(ratings))
+        .route("/api/v1/admin/reviews", get(admin_list))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -144,13 +145,7 @@ pub async fn list(
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<axum::Json<Vec<ReviewView>>, ApiError> {
     use sqlx::Row;
-    let after = match params.cursor.as_deref() {
-        None => None,
-        Some(cursor) => Some(
-            parse_cursor(cursor)
-                .ok_or_else(|| ApiError::Invalid("cursor 无效 / the cursor is not valid".into()))?,
-        ),
-    };
+    let after = after(params.cursor.as_deref())?;
     let rows = sqlx::query(
         "SELECT r.order_id, c.name, r.service, r.quality, r.attitude, r.skill, r.comment, r.tags,
                 r.by_default, r.reviewed_at, r.reply, r.replied_at
@@ -192,6 +187,123 @@ pub async fn list(
         });
     }
     Ok(axum::Json(views))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdminReviewParams {
+    /// Only hidden (`true`) or only shown (`false`) reviews; both when absent.
+    pub hidden: Option<bool>,
+    /// Reviews with some dimension at or below this many stars (1 to 5).
+    pub max_stars: Option<i16>,
+    pub worker_id: Option<Uuid>,
+    /// The previous page's last `cursor`.
+    pub cursor: Option<Line<80>>,
+    /// 1 to 100, default 50.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AdminReviewView {
+    pub order_id: Uuid,
+    pub worker_id: Uuid,
+    pub customer_id: Uuid,
+    /// The reviewer as the public sees them (王**).
+    pub reviewer: String,
+    pub service: String,
+    pub quality: i16,
+    pub attitude: i16,
+    pub skill: i16,
+    pub comment: String,
+    pub tags: Vec<String>,
+    pub by_default: bool,
+    pub reviewed_at: DateTime<Utc>,
+    pub reply: Option<String>,
+    pub hidden: bool,
+    pub hidden_reason: Option<String>,
+    pub hidden_at: Option<DateTime<Utc>>,
+    pub cursor: String,
+}
+
+/// Every review, newest first, hidden ones included (admins).
+#[utoipa::path(get, path = "/api/v1/admin/reviews", tag = "reviews", security(("bearer" = [])), params(AdminReviewParams),
+    responses((status = 200, body = [AdminReviewView]), (status = 422, body = crate::error::Problem)))]
+pub async fn admin_list(
+    State(state): State<AppState>,
+    AppQuery(params): AppQuery<AdminReviewParams>,
+) -> Result<axum::Json<Vec<AdminReviewView>>, ApiError> {
+    use sqlx::Row;
+    let after = after(params.cursor.as_deref())?;
+    if params
+        .max_stars
+        .is_some_and(|stars| !(1..=5).contains(&stars))
+    {
+        return Err(ApiError::Invalid(
+            "max_stars 须在 1 到 5 之间 / max_stars is from 1 to 5".into(),
+        ));
+    }
+    let limit = params.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::Invalid(
+            "limit 须在 1 到 100 之间 / limit is from 1 to 100".into(),
+        ));
+    }
+    let rows = sqlx::query(
+        "SELECT r.order_id, r.worker_id, r.customer_id, c.name, r.service, r.quality, r.attitude,
+                r.skill, r.comment, r.tags, r.by_default, r.reviewed_at, r.reply, r.hidden,
+                r.hidden_reason, r.hidden_at
+           FROM read_reviews r LEFT JOIN read_customers c ON c.customer_id = r.customer_id
+          WHERE ($1::boolean IS NULL OR r.hidden = $1)
+            AND ($2::smallint IS NULL OR least(r.quality, r.attitude, r.skill) <= $2)
+            AND ($3::uuid IS NULL OR r.worker_id = $3)
+            AND ($4::timestamptz IS NULL OR (r.reviewed_at, r.order_id) < ($4, $5))
+          ORDER BY r.reviewed_at DESC, r.order_id DESC LIMIT $6",
+    )
+    .bind(params.hidden)
+    .bind(params.max_stars)
+    .bind(params.worker_id)
+    .bind(after.map(|(at, _)| at))
+    .bind(after.map(|(_, id)| id))
+    .bind(limit)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut views = Vec::with_capacity(rows.len());
+    for row in rows {
+        let order_id: Uuid = row.try_get("order_id")?;
+        let reviewed_at: DateTime<Utc> = row.try_get("reviewed_at")?;
+        let name: Option<String> = row.try_get("name")?;
+        views.push(AdminReviewView {
+            order_id,
+            worker_id: row.try_get("worker_id")?,
+            customer_id: row.try_get("customer_id")?,
+            reviewer: domain::review::masked_name(name.as_deref()),
+            service: row.try_get("service")?,
+            quality: row.try_get("quality")?,
+            attitude: row.try_get("attitude")?,
+            skill: row.try_get("skill")?,
+            comment: row.try_get("comment")?,
+            tags: row.try_get("tags")?,
+            by_default: row.try_get("by_default")?,
+            reviewed_at,
+            reply: row.try_get("reply")?,
+            hidden: row.try_get("hidden")?,
+            hidden_reason: row.try_get("hidden_reason")?,
+            hidden_at: row.try_get("hidden_at")?,
+            cursor: format!("{}_{order_id}", reviewed_at.timestamp_micros()),
+        });
+    }
+    Ok(axum::Json(views))
+}
+
+/// Where a page of reviews starts: after the review a cursor names, if one is given.
+fn after(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError> {
+    cursor
+        .map(|cursor| {
+            parse_cursor(cursor)
+                .ok_or_else(|| ApiError::Invalid("cursor 无效 / the cursor is not valid".into()))
+        })
+        .transpose()
 }
 
 fn parse_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {

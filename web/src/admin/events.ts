@@ -49,3 +49,17 @@ export function eventName(eventType: string, locale: string): string {
   if (!names) return eventType
   return locale === 'en' ? names[1] : names[0]
 }
+
+const ROLES: Record<string, [string, string]> = {
+  customer: ['用户', 'customer'],
+  worker: ['服务人员', 'worker'],
+  admin: ['管理员', 'admin'],
+  analyst: ['数据分析师', 'analyst'],
+  system: ['系统', 'system'],
+}
+
+/** Who acted, by role, in the page's language. */
+export function roleName(role: string | null | undefined, locale: string): string {
+  const names = ROLES[role ?? 'system'] ?? [role ?? '', role ?? '']
+  return locale === 'en' ? names[1] : names[0]
+}

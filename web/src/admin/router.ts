@@ -18,7 +18,14 @@ const READERS: Role[] = ['admin', 'analyst']
 export const pages: RouteRecordRaw[] = [
   { path: 'dashboard', name: 'dashboard', component: () => import('./pages/DashboardPage.vue'), meta: { roles: ADMIN, menu: 'dashboard', icon: 'Odometer' } },
   { path: 'orders', name: 'orders', component: () => import('./pages/OrdersPage.vue'), meta: { roles: ADMIN, menu: 'orders', icon: 'Tickets' } },
+  { path: 'dispatch', name: 'dispatch', component: () => import('./pages/DispatchPage.vue'), meta: { roles: ADMIN, menu: 'dispatch', icon: 'Position' } },
+  { path: 'workers', name: 'workers', component: () => import('./pages/WorkersPage.vue'), meta: { roles: ADMIN, menu: 'workers', icon: 'UserFilled' } },
+  { path: 'customers', name: 'customers', component: () => import('./pages/CustomersPage.vue'), meta: { roles: ADMIN, menu: 'customers', icon: 'User' } },
+  { path: 'money', name: 'money', component: () => import('./pages/MoneyPage.vue'), meta: { roles: ADMIN, menu: 'money', icon: 'Money' } },
+  { path: 'reviews', name: 'reviews', component: () => import('./pages/ReviewsPage.vue'), meta: { roles: ADMIN, menu: 'reviews', icon: 'Star' } },
   { path: 'analytics', name: 'analytics', component: () => import('./pages/AnalyticsPage.vue'), meta: { roles: READERS, menu: 'analytics', icon: 'TrendCharts' } },
+  { path: 'audit', name: 'audit', component: () => import('./pages/AuditPage.vue'), meta: { roles: ADMIN, menu: 'audit', icon: 'Document' } },
+  { path: 'operations', name: 'operations', component: () => import('./pages/OperationsPage.vue'), meta: { roles: ADMIN, menu: 'operations', icon: 'Monitor' } },
   { path: 'sql', name: 'sql', component: () => import('./pages/SqlPage.vue'), meta: { roles: ['analyst'], menu: 'sql', icon: 'Coin' } },
 ]
 

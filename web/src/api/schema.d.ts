@@ -122,7 +122,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The latest verification of the event log's hash chains (admins). */
+        /**
+         * The latest verification of the event log's hash chains (admins); `null` before the first
+         *     one has run.
+         */
         get: operations["audit_verification"];
         put?: never;
         post?: never;
@@ -322,6 +325,23 @@ export interface paths {
          *     schedule. Runs only if no other process is running it at this moment.
          */
         post: operations["dispatch_run_now"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The timed jobs: how often each ran and failed, when it last ran and its last error (admins). */
+        get: operations["admin_jobs"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -562,6 +582,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/admin/payments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Payments, newest first, each with its refunds (admins). */
+        get: operations["payments_admin_payments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/admin/payments/{payment_id}/refunds": {
         parameters: {
             query?: never;
@@ -670,6 +707,23 @@ export interface paths {
          *     (admins); each lists its differences.
          */
         get: operations["payments_reconciliations"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/admin/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every review, newest first, hidden ones included (admins). */
+        get: operations["reviews_admin_list"];
         put?: never;
         post?: never;
         delete?: never;
@@ -2615,6 +2669,34 @@ export interface components {
             reason: string;
             refund?: null | string;
         };
+        AdminReviewView: {
+            /** Format: int32 */
+            attitude: number;
+            by_default: boolean;
+            comment: string;
+            cursor: string;
+            /** Format: uuid */
+            customer_id: string;
+            hidden: boolean;
+            /** Format: date-time */
+            hidden_at?: string | null;
+            hidden_reason?: string | null;
+            /** Format: uuid */
+            order_id: string;
+            /** Format: int32 */
+            quality: number;
+            reply?: string | null;
+            /** Format: date-time */
+            reviewed_at: string;
+            /** @description The reviewer as the public sees them (王**). */
+            reviewer: string;
+            service: string;
+            /** Format: int32 */
+            skill: number;
+            tags: string[];
+            /** Format: uuid */
+            worker_id: string;
+        };
         Admission: {
             /** Format: date-time */
             expires_at: string;
@@ -2632,6 +2714,9 @@ export interface components {
             elapsed_ms: number;
             /** @description When the warehouse was last refreshed, and how many events it holds. */
             freshness: components["schemas"]["Freshness"];
+            max_bytes: number;
+            /** @description The most rows an answer holds, and the most bytes (its rows as JSON). */
+            max_rows: number;
             rows: unknown[][];
             /** @description More rows were there than the limit. */
             truncated: boolean;
@@ -3166,6 +3251,20 @@ export interface components {
             /** Format: uuid */
             worker_id?: string | null;
         };
+        JobRunView: {
+            /** Format: int64 */
+            failures: number;
+            job: string;
+            /** @description The last failure's message, kept until a run succeeds. */
+            last_error?: string | null;
+            /** Format: date-time */
+            last_run_at: string;
+            /**
+             * Format: int64
+             * @description Runs since the database was created, in every process.
+             */
+            runs: number;
+        };
         LeaveAck: {
             /** Format: uuid */
             leave_id: string;
@@ -3584,6 +3683,32 @@ export interface components {
             /** @description The bank or cashier reference of an offline payment. */
             reference: string;
         };
+        PaymentRow: {
+            /**
+             * Format: int64
+             * @description Fen.
+             */
+            amount: number;
+            /** Format: date-time */
+            created_at: string;
+            /** Format: uuid */
+            customer_id: string;
+            method: string;
+            /** Format: uuid */
+            order_id: string;
+            /** Format: uuid */
+            payment_id: string;
+            provider: string;
+            /**
+             * Format: int64
+             * @description Fen refunded so far.
+             */
+            refunded: number;
+            refunds: components["schemas"]["RefundRow"][];
+            status: string;
+            /** Format: date-time */
+            updated_at: string;
+        };
         PaymentView: {
             /**
              * Format: int64
@@ -3935,6 +4060,27 @@ export interface components {
             amount: number;
             /** @description Text; line breaks allowed, no other control characters; trimmed. */
             reason: string;
+        };
+        RefundRow: {
+            /**
+             * Format: int64
+             * @description Fen sent back.
+             */
+            amount: number;
+            /**
+             * Format: date-time
+             * @description When the provider confirmed it; `null` while under way.
+             */
+            completed_at?: string | null;
+            /**
+             * Format: int64
+             * @description Fen kept by the cancellation policy.
+             */
+            fee: number;
+            /** Format: date-time */
+            issued_at: string;
+            /** Format: uuid */
+            refund_id: string;
         };
         RegisterBody: {
             kind: components["schemas"]["AccountKind"];
@@ -4941,7 +5087,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Verification"];
+                    "application/json": null | components["schemas"]["Verification"];
                 };
             };
             /** @description 未登录或会话已失效 / no valid access token */
@@ -4955,14 +5101,6 @@ export interface operations {
             };
             /** @description 角色无权执行 / the caller's role may not do this */
             403: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5933,6 +6071,69 @@ export interface operations {
                 headers: {
                     /** @description `true` when this is the stored first answer to the same Idempotency-Key / `true` on a replayed answer */
                     "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    admin_jobs: {
+        parameters: {
+            query?: {
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JobRunView"][];
+                };
+            };
+            /** @description 未登录或会话已失效 / no valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 角色无权执行 / the caller's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 参数无效 / an invalid parameter (`min_position` included) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -7050,6 +7251,77 @@ export interface operations {
             };
         };
     };
+    payments_admin_payments: {
+        parameters: {
+            query?: {
+                /** @description `created`, `captured`, `released`, `refunded`, … as the payment shows it. */
+                status?: string;
+                /** @description `alipay`, `wechat_pay` or `bank_card`. */
+                method?: string;
+                order_id?: string;
+                /** @description Keyset: payments created before this one (the previous page's last `payment_id`). */
+                before?: string;
+                /** @description 1 to 200, default 50. */
+                limit?: number;
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PaymentRow"][];
+                };
+            };
+            /** @description 未登录或会话已失效 / no valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 角色无权执行 / the caller's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     payments_admin_refund: {
         parameters: {
             query?: never;
@@ -7541,6 +7813,77 @@ export interface operations {
                 };
             };
             /** @description 参数无效 / an invalid parameter (`min_position` included) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reviews_admin_list: {
+        parameters: {
+            query?: {
+                /** @description Only hidden (`true`) or only shown (`false`) reviews; both when absent. */
+                hidden?: boolean;
+                /** @description Reviews with some dimension at or below this many stars (1 to 5). */
+                max_stars?: number;
+                worker_id?: string;
+                /** @description The previous page's last `cursor`. */
+                cursor?: string;
+                /** @description 1 to 100, default 50. */
+                limit?: number;
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AdminReviewView"][];
+                };
+            };
+            /** @description 未登录或会话已失效 / no valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 角色无权执行 / the caller's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             422: {
                 headers: {
                     [name: string]: unknown;
