@@ -173,14 +173,15 @@ async fn forged_replayed_and_mismatched_notifications_change_nothing_and_are_log
     assert_problem(short, StatusCode::BAD_REQUEST, "/problems/bad-request").await;
     let dollars = post(genuine(15_000, "USD"), key.clone(), now).await;
     assert_problem(dollars, StatusCode::BAD_REQUEST, "/problems/bad-request").await;
-    // Nothing changed.
+    // Nothing changed. (The order's view may still be catching up with its placing under a
+    // loaded machine: read it once every projection has applied what was committed.)
     assert_eq!(events_named(&app, payment_id, "PaymentCaptured").await, 0);
-    let order: Value = app
-        .get(&format!("/api/v1/orders/{order_id}"), Some(&customer.token))
-        .await
-        .json()
-        .await
-        .expect("order");
+    app.wait_for_projections().await;
+    let order = app
+        .wait_for_order(&customer.token, order_id, |order| {
+            order["status"].is_string()
+        })
+        .await;
     assert_eq!(order["status"], "awaiting_payment");
     let rejected: Vec<Value> = app
         .get(

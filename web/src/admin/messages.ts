@@ -351,6 +351,7 @@ const zh = {
     reply: '服务人员回复',
     people: '服务人员 ← 用户',
     hide: '隐藏评价',
+    workerId: '服务人员 ID',
   },
   dashboard: {
     orders: '订单数',
@@ -731,6 +732,7 @@ const en: Messages = {
     reply: 'Worker replied',
     people: 'Worker ← customer',
     hide: 'Hide',
+    workerId: 'Worker id',
   },
   dashboard: {
     orders: 'Orders',
