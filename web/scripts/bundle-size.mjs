@@ -1,10 +1,10 @@
 // Prints the JavaScript each app's first page loads, gzipped, from Vite's manifest: the entry
-// with its static imports, and with the landing page's lazy chunk. The console's budget is
-// 500 kB gzipped; the build fails above it.
+// with its static imports, and with the landing page's lazy chunk. The build fails above an
+// app's budget.
 import { readFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 
-const BUDGET_KB = 500
+// The console's budget is 500 kB, the phone app's 250 kB (a phone on a slow network).
 const manifest = JSON.parse(readFileSync('dist/.vite/manifest.json', 'utf8'))
 
 function closure(key, seen = new Set()) {
@@ -23,7 +23,10 @@ function gzippedKb(keys) {
   return bytes / 1024
 }
 
-const apps = [{ name: 'console', entry: 'admin/index.html', landing: 'src/admin/pages/DashboardPage.vue' }]
+const apps = [
+  { name: 'console', entry: 'admin/index.html', landing: 'src/admin/pages/DashboardPage.vue', budget: 500 },
+  { name: 'phone app', entry: 'app/index.html', landing: 'src/app/pages/ServicesPage.vue', budget: 250 },
+]
 let over = false
 for (const app of apps) {
   const initial = closure(app.entry)
@@ -31,9 +34,9 @@ for (const app of apps) {
   const withLanding = closure(app.landing, new Set(initial))
   const landingKb = gzippedKb(withLanding)
   console.log(
-    `${app.name}: initial JavaScript ${entryKb.toFixed(1)} kB gzipped; with its landing page ${landingKb.toFixed(1)} kB (budget ${BUDGET_KB} kB)`,
+    `${app.name}: initial JavaScript ${entryKb.toFixed(1)} kB gzipped; with its landing page ${landingKb.toFixed(1)} kB (budget ${app.budget} kB)`,
   )
-  if (landingKb > BUDGET_KB) over = true
+  if (landingKb > app.budget) over = true
 }
 if (over) {
   console.error('over the JavaScript budget')

@@ -2,8 +2,9 @@
 //! itself: each app's page at its path with a history-mode fallback (any path under `/admin/`
 //! that is not a file answers the console's page, so the browser's router takes over), the
 //! hashed scripts and styles under `/assets/` with a year's cache, the pages with `no-cache`.
-//! `/` sends a browser to the console. Where the build is missing, the app's path answers a
-//! page that says how to build it.
+//! `/` sends a phone to the customers' and workers' app (`/app/`) and a desktop browser to the
+//! console (`/admin/`). Where the build is missing, the app's path answers a page that says how
+//! to build it.
 //!
 //! These routes sit outside the API's middleware (no authorisation, idempotency or read
 //! positions): they serve the same files to everyone, and the API answers each call the pages
@@ -20,8 +21,9 @@ use axum::Router;
 
 use crate::error::ApiError;
 
-/// The apps the build holds, by the path each is served at.
-const APPS: &[&str] = &["admin"];
+/// The apps the build holds, by the path each is served at: the console, and the phone app of
+/// customers and workers.
+const APPS: &[&str] = &["admin", "app"];
 
 /// What the pages may load: only this origin's scripts, styles, images and API (Element Plus
 /// sets inline style attributes, hence `'unsafe-inline'` for styles only).
@@ -59,9 +61,28 @@ pub fn router(dir: PathBuf) -> Router {
     router.with_state(WebFiles { dir: Arc::new(dir) })
 }
 
-/// A browser opening the bare address goes to the console.
-async fn root() -> Redirect {
-    Redirect::to("/admin/")
+/// A browser opening the bare address goes to its app: phones to the phone app, the rest to
+/// the console (whose sign-in page sends customers and workers on).
+async fn root(headers: axum::http::HeaderMap) -> Redirect {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    Redirect::to(if is_phone(agent) { "/app/" } else { "/admin/" })
+}
+
+/// Whether a user agent is a phone's browser (or WeChat's, which opens links on phones).
+fn is_phone(agent: &str) -> bool {
+    [
+        "Mobile",
+        "Android",
+        "iPhone",
+        "iPod",
+        "MicroMessenger",
+        "HarmonyOS",
+    ]
+    .iter()
+    .any(|mark| agent.contains(mark))
 }
 
 /// A file of `app` (its icons, its manifest), or else its page.
@@ -197,6 +218,23 @@ mod tests {
         ] {
             assert_eq!(inside(folder, refused), None, "{refused}");
         }
+    }
+
+    #[test]
+    fn phones_are_told_from_desktops_by_their_user_agent() {
+        assert!(is_phone(
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148"
+        ));
+        assert!(is_phone(
+            "Mozilla/5.0 (Linux; Android 14; Pixel 8) Chrome/126 Mobile Safari/537.36"
+        ));
+        assert!(is_phone(
+            "Mozilla/5.0 (Linux; Android 13) MicroMessenger/8.0.47"
+        ));
+        assert!(!is_phone(
+            "Mozilla/5.0 (X11; Linux x86_64) Chrome/156 Safari/537.36"
+        ));
+        assert!(!is_phone(""));
     }
 
     #[test]

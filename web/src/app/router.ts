@@ -1,0 +1,43 @@
+// The phone app: one app for customers and workers, showing each their own screens by the
+// signed-in role (one address to add to the home screen, one sign-in; each role's screens are
+// their own chunks, so nobody downloads the other's).
+import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
+import { useSession, type Role } from '@/shared/session'
+
+declare module 'vue-router' {
+  interface RouteMeta {
+    roles?: Role[]
+    public?: boolean
+    tab?: string
+  }
+}
+
+const routes: RouteRecordRaw[] = [
+  { path: '/sign-in', name: 'sign-in', component: () => import('./pages/SignInPage.vue'), meta: { public: true } },
+  { path: '/register', name: 'register', component: () => import('./pages/RegisterPage.vue'), meta: { public: true } },
+  {
+    path: '/',
+    component: () => import('./AppShell.vue'),
+    children: [
+      { path: '', name: 'home', redirect: () => ({ name: useSession().role === 'worker' ? 'me' : 'services' }) },
+      { path: 'services', name: 'services', component: () => import('./pages/ServicesPage.vue'), meta: { tab: 'services', public: true } },
+      { path: 'me', name: 'me', component: () => import('./pages/MePage.vue'), meta: { tab: 'me', roles: ['customer', 'worker'] } },
+      { path: ':rest(.*)*', redirect: { name: 'home' } },
+    ],
+  },
+]
+
+export const router = createRouter({
+  history: createWebHistory('/app/'),
+  routes,
+})
+
+router.beforeEach(async (to) => {
+  const session = useSession()
+  if (!session.signedIn) await session.restore()
+  if (to.meta.public) return true
+  if (!session.signedIn) return { name: 'sign-in', query: { redirect: to.fullPath } }
+  const roles = to.meta.roles
+  if (roles && (!session.role || !roles.includes(session.role))) return { name: 'home' }
+  return true
+})
