@@ -66,6 +66,33 @@ async fn the_console_is_served_with_a_history_fallback_long_cached_assets_and_a_
         asset.headers()["cache-control"],
         "public, max-age=31536000, immutable"
     );
+    // The build keeps compressed copies: a browser that takes Brotli or gzip gets the smaller.
+    for (accepted, encoding) in [
+        ("br, gzip", Some("br")),
+        ("gzip", Some("gzip")),
+        ("identity", None),
+    ] {
+        let compressed = client
+            .get(app.url(script))
+            .header("accept-encoding", accepted)
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(compressed.status(), StatusCode::OK);
+        assert_eq!(
+            compressed
+                .headers()
+                .get("content-encoding")
+                .and_then(|value| value.to_str().ok()),
+            encoding,
+            "{accepted}"
+        );
+        assert_eq!(
+            compressed.headers()["content-type"],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(compressed.headers()["vary"], "accept-encoding");
+    }
     for missing in [
         "/assets/no-such-file.js",
         "/assets/../Cargo.toml",

@@ -14,7 +14,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -47,13 +47,17 @@ pub fn router(dir: PathBuf) -> Router {
             )
             .route(
                 &format!("/{app}/"),
-                get(move |files: State<WebFiles>| page(files, app, None)),
+                get(move |files: State<WebFiles>, accepted: HeaderMap| {
+                    page(files, app, None, accepted)
+                }),
             )
             .route(
                 &format!("/{app}/{{*path}}"),
                 get(
-                    move |files: State<WebFiles>, UrlPath(path): UrlPath<String>| {
-                        page(files, app, Some(path))
+                    move |files: State<WebFiles>,
+                          UrlPath(path): UrlPath<String>,
+                          accepted: HeaderMap| {
+                        page(files, app, Some(path), accepted)
                     },
                 ),
             );
@@ -63,7 +67,7 @@ pub fn router(dir: PathBuf) -> Router {
 
 /// A browser opening the bare address goes to its app: phones to the phone app, the rest to
 /// the console (whose sign-in page sends customers and workers on).
-async fn root(headers: axum::http::HeaderMap) -> Redirect {
+async fn root(headers: HeaderMap) -> Redirect {
     let agent = headers
         .get(header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
@@ -86,36 +90,93 @@ fn is_phone(agent: &str) -> bool {
 }
 
 /// A file of `app` (its icons, its manifest), or else its page.
-async fn page(State(files): State<WebFiles>, app: &str, path: Option<String>) -> Response {
+async fn page(
+    State(files): State<WebFiles>,
+    app: &str,
+    path: Option<String>,
+    accepted: HeaderMap,
+) -> Response {
     let folder = files.dir.join(app);
     if let Some(file) = path.as_deref().and_then(|path| inside(&folder, path)) {
-        if let Ok(bytes) = tokio::fs::read(&file).await {
-            return file_response(&file, bytes, "no-cache");
+        if let Some(response) = read(&file, &accepted, "no-cache").await {
+            return response;
         }
     }
-    match tokio::fs::read(folder.join("index.html")).await {
-        Ok(bytes) => {
-            let mut response = file_response(Path::new("index.html"), bytes, "no-cache");
+    match read(&folder.join("index.html"), &accepted, "no-cache").await {
+        Some(mut response) => {
             response.headers_mut().insert(
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(CONTENT_SECURITY_POLICY),
             );
             response
         }
-        Err(_) => not_built(app),
+        None => not_built(app),
     }
 }
 
 /// A hashed script, style or image: the name changes with the content, so it is cached a year.
-async fn asset(State(files): State<WebFiles>, UrlPath(path): UrlPath<String>) -> Response {
+async fn asset(
+    State(files): State<WebFiles>,
+    UrlPath(path): UrlPath<String>,
+    accepted: HeaderMap,
+) -> Response {
     let folder = files.dir.join("assets");
     let Some(file) = inside(&folder, &path) else {
         return ApiError::not_found("文件", "file").into_response();
     };
-    match tokio::fs::read(&file).await {
-        Ok(bytes) => file_response(&file, bytes, "public, max-age=31536000, immutable"),
-        Err(_) => ApiError::not_found("文件", "file").into_response(),
+    match read(&file, &accepted, "public, max-age=31536000, immutable").await {
+        Some(response) => response,
+        None => ApiError::not_found("文件", "file").into_response(),
     }
+}
+
+/// A file of the build, as the smallest copy the browser accepts: the build writes a Brotli
+/// (`.br`) and a gzip (`.gz`) copy beside each compressible file (`web/scripts/compress.mjs`).
+/// `None` when the file is not there.
+async fn read(file: &Path, accepted: &HeaderMap, cache: &'static str) -> Option<Response> {
+    let encodings = accepted
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect::<Vec<_>>()
+        .join(",");
+    for (encoding, suffix) in [("br", "br"), ("gzip", "gz")] {
+        if !accepts(&encodings, encoding) {
+            continue;
+        }
+        let mut compressed = file.as_os_str().to_owned();
+        compressed.push(".");
+        compressed.push(suffix);
+        if let Ok(bytes) = tokio::fs::read(&compressed).await {
+            let mut response = file_response(file, bytes, cache);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static(encoding));
+            response
+                .headers_mut()
+                .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+            return Some(response);
+        }
+    }
+    let bytes = tokio::fs::read(file).await.ok()?;
+    let mut response = file_response(file, bytes, cache);
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Some(response)
+}
+
+/// Whether an `Accept-Encoding` list takes `encoding` (named, and not with `q=0`).
+fn accepts(list: &str, encoding: &str) -> bool {
+    list.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        parts.next() == Some(encoding)
+            && !parts.any(|parameter| {
+                parameter
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.parse::<f32>().is_ok_and(|q| q == 0.0))
+            })
+    })
 }
 
 /// `path` under `folder`, if it names a file name by name (no `..`, no absolute path, no
@@ -235,6 +296,15 @@ mod tests {
             "Mozilla/5.0 (X11; Linux x86_64) Chrome/156 Safari/537.36"
         ));
         assert!(!is_phone(""));
+    }
+
+    #[test]
+    fn an_encoding_is_taken_when_named_without_a_zero_weight() {
+        assert!(accepts("gzip, deflate, br", "br"));
+        assert!(accepts("gzip;q=0.8,br;q=1.0", "gzip"));
+        assert!(!accepts("gzip, deflate", "br"));
+        assert!(!accepts("br;q=0, gzip", "br"));
+        assert!(!accepts("", "gzip"));
     }
 
     #[test]
