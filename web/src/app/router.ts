@@ -3,6 +3,10 @@
 // their own chunks, so nobody downloads the other's).
 import { createRouter, createWebHistory, type RouteRecordRaw } from 'vue-router'
 import { useSession, type Role } from '@/shared/session'
+// The shell and the services are where most people land: part of the first download, so a
+// slow phone waits for no further round trip before it can browse. The rest load on demand.
+import AppShell from './AppShell.vue'
+import ServicesPage from './pages/ServicesPage.vue'
 
 declare module 'vue-router' {
   interface RouteMeta {
@@ -17,10 +21,10 @@ const routes: RouteRecordRaw[] = [
   { path: '/register', name: 'register', component: () => import('./pages/RegisterPage.vue'), meta: { public: true } },
   {
     path: '/',
-    component: () => import('./AppShell.vue'),
+    component: AppShell,
     children: [
       { path: '', name: 'home', redirect: () => ({ name: useSession().role === 'worker' ? 'me' : 'services' }) },
-      { path: 'services', name: 'services', component: () => import('./pages/ServicesPage.vue'), meta: { tab: 'services', public: true } },
+      { path: 'services', name: 'services', component: ServicesPage, meta: { tab: 'services', public: true } },
       { path: 'me', name: 'me', component: () => import('./pages/MePage.vue'), meta: { tab: 'me', roles: ['customer', 'worker'] } },
       { path: ':rest(.*)*', redirect: { name: 'home' } },
     ],
