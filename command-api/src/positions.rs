@@ -77,46 +77,55 @@ fn bad_position(field: &str) -> ApiError {
     }
 }
 
-/// The position a query asks for, from the header or the query string; the parameter is taken
-/// out of the query string so the route's own parameters read as before.
+/// The position a read asks its views to include, from the header or the query parameter (the
+/// later of the two when both are given); the parameter is taken out of the query, so the
+/// route's own parameters never see it.
 fn requested(request: &mut Request) -> Result<Option<(Checkpoint, &'static str)>, ApiError> {
-    if let Some(value) = request.headers().get(MIN_POSITION_HEADER) {
-        let raw = value
-            .to_str()
-            .map_err(|_| bad_position("Anjia-Min-Position"))?;
-        return parse(raw)
-            .map(|wanted| Some((wanted, "Anjia-Min-Position")))
-            .ok_or_else(|| bad_position("Anjia-Min-Position"));
-    }
-    let Some(query) = request.uri().query() else {
-        return Ok(None);
+    let header = match request.headers().get(MIN_POSITION_HEADER) {
+        Some(value) => {
+            let raw = value
+                .to_str()
+                .map_err(|_| bad_position("Anjia-Min-Position"))?;
+            Some(parse(raw).ok_or_else(|| bad_position("Anjia-Min-Position"))?)
+        }
+        None => None,
     };
-    let mut wanted = None;
-    let mut rest = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-        if name == MIN_POSITION_PARAMETER {
-            wanted = Some(parse(&value).ok_or_else(|| bad_position(MIN_POSITION_PARAMETER))?);
-        } else {
-            rest.append_pair(&name, &value);
+    let mut parameter = None;
+    if let Some(query) = request.uri().query() {
+        let mut rest = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if name == MIN_POSITION_PARAMETER {
+                parameter =
+                    Some(parse(&value).ok_or_else(|| bad_position(MIN_POSITION_PARAMETER))?);
+            } else {
+                rest.append_pair(&name, &value);
+            }
+        }
+        if parameter.is_some() {
+            let rest = rest.finish();
+            let path = request.uri().path();
+            let path_and_query = if rest.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{rest}")
+            };
+            let mut parts = request.uri().clone().into_parts();
+            parts.path_and_query = Some(
+                path_and_query
+                    .parse()
+                    .map_err(|_| bad_position(MIN_POSITION_PARAMETER))?,
+            );
+            *request.uri_mut() = Uri::from_parts(parts).map_err(|_| bad_position("uri"))?;
         }
     }
-    if wanted.is_some() {
-        let rest = rest.finish();
-        let path = request.uri().path();
-        let path_and_query = if rest.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{path}?{rest}")
-        };
-        let mut parts = request.uri().clone().into_parts();
-        parts.path_and_query = Some(
-            path_and_query
-                .parse()
-                .map_err(|_| bad_position(MIN_POSITION_PARAMETER))?,
-        );
-        *request.uri_mut() = Uri::from_parts(parts).map_err(|_| bad_position("uri"))?;
-    }
-    Ok(wanted.map(|wanted| (wanted, MIN_POSITION_PARAMETER)))
+    Ok(match (header, parameter) {
+        (Some(header), Some(parameter)) if parameter > header => {
+            Some((parameter, MIN_POSITION_PARAMETER))
+        }
+        (Some(header), _) => Some((header, "Anjia-Min-Position")),
+        (None, Some(parameter)) => Some((parameter, MIN_POSITION_PARAMETER)),
+        (None, None) => None,
+    })
 }
 
 /// Refuses a position no event of the log holds: no command answered it, and waiting for it
@@ -152,6 +161,21 @@ async fn caught_up(state: &AppState, wanted: Checkpoint) -> Result<bool, ApiErro
     Ok(behind == 0)
 }
 
+/// Waits, at most `MAX_WAIT`, until every view has applied the log up to `wanted`; answers
+/// whether they did.
+pub(crate) async fn wait_for_views(state: &AppState, wanted: Checkpoint) -> Result<bool, ApiError> {
+    let deadline = Instant::now() + MAX_WAIT;
+    loop {
+        if caught_up(state, wanted).await? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits (bounded) for the views a query asked to include a write, and marks every answer with
 /// where its commands committed.
 pub async fn track(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
@@ -163,18 +187,14 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
                 if let Err(refusal) = check_exists(&state, wanted, field).await {
                     return refusal.into_response();
                 }
-                let deadline = Instant::now() + MAX_WAIT;
-                loop {
-                    match caught_up(&state, wanted).await {
-                        Err(failure) => return failure.into_response(),
-                        Ok(true) => break,
-                        Ok(false) if Instant::now() >= deadline => {
-                            return ApiError::CatchingUp {
-                                retry_after_seconds: 1,
-                            }
-                            .into_response()
+                match wait_for_views(&state, wanted).await {
+                    Err(failure) => return failure.into_response(),
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return ApiError::CatchingUp {
+                            retry_after_seconds: 1,
                         }
-                        Ok(false) => tokio::time::sleep(Duration::from_millis(10)).await,
+                        .into_response()
                     }
                 }
             }
@@ -205,6 +225,27 @@ mod tests {
         for garbage in ["", "12", "a-1", "1-b", "-1", "1-"] {
             assert_eq!(parse(garbage), None, "{garbage}");
         }
+    }
+
+    #[test]
+    fn a_header_and_a_parameter_together_ask_for_the_later_and_the_query_loses_the_parameter() {
+        let mut request = Request::builder()
+            .uri("/api/v1/orders?status=paid&min_position=9-30")
+            .header(MIN_POSITION_HEADER, "8-40")
+            .body(axum::body::Body::empty())
+            .expect("a request");
+        let (wanted, field) = requested(&mut request)
+            .expect("both parse")
+            .expect("a position");
+        assert_eq!(
+            wanted,
+            Checkpoint {
+                transaction_id: 9,
+                position: 30
+            }
+        );
+        assert_eq!(field, MIN_POSITION_PARAMETER);
+        assert_eq!(request.uri().query(), Some("status=paid"));
     }
 
     #[test]

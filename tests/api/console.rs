@@ -489,7 +489,6 @@ async fn the_routes_the_console_added_answer_from_the_read_models() {
 
 #[tokio::test]
 async fn a_phone_lands_in_the_app_browses_services_and_a_customer_signs_up_with_a_mailed_code() {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     assert!(
         web_dist().join("app/index.html").exists(),
         "the phone app is not built: run scripts/build-web (scripts/test does)"
@@ -501,42 +500,9 @@ async fn a_phone_lands_in_the_app_browses_services_and_a_customer_signs_up_with_
         .expect("workspace")
         .join("var/screenshots/app");
     let config = json!({"base": app.address, "email": email, "shots": shots});
-    let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    let mut child = tokio::process::Command::new("node")
-        .arg(browser_dir.join("app.mjs"))
-        .arg(config.to_string())
-        .current_dir(&browser_dir)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut last = String::new();
-    let run = async {
-        // The script asks for the code it had mailed; the test reads it from the outbox.
-        while let Some(line) = stdout.next_line().await.expect("a line") {
-            if let Some(address) = line.strip_prefix("NEED_CODE ") {
-                let code = app
-                    .mail
-                    .latest_to(address)
-                    .await
-                    .code()
-                    .expect("a code in the mail");
-                stdin
-                    .write_all(format!("{code}\n").as_bytes())
-                    .await
-                    .expect("sending the code");
-            } else {
-                last = line;
-            }
-        }
-        child.wait().await.expect("node ran")
-    };
-    let status = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the app test finished within three minutes");
+    let (status, last) = app
+        .drive_browser("app.mjs", &config, Duration::from_secs(180))
+        .await;
     let result: Value = serde_json::from_str(&last)
         .unwrap_or_else(|error| panic!("no result line ({error}): {last}"));
     assert!(

@@ -29,7 +29,16 @@ async fn open(
 }
 
 /// Reads messages from an open stream until `wanted` arrived, with a deadline.
-async fn read(mut response: reqwest::Response, wanted: usize) -> Vec<Message> {
+async fn read(response: reqwest::Response, wanted: usize) -> Vec<Message> {
+    read_skipping(response, wanted, &[]).await
+}
+
+/// Like `read`, but messages of the event types in `skip` are neither counted nor kept.
+async fn read_skipping(
+    mut response: reqwest::Response,
+    wanted: usize,
+    skip: &[&str],
+) -> Vec<Message> {
     let mut buffer = String::new();
     let mut messages = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -52,6 +61,9 @@ async fn read(mut response: reqwest::Response, wanted: usize) -> Vec<Message> {
             if let (Some(id), Some(event), Some(data)) =
                 (field("id:"), field("event:"), field("data:"))
             {
+                if skip.contains(&event.as_str()) {
+                    continue;
+                }
                 messages.push(Message {
                     id,
                     event,
@@ -207,8 +219,9 @@ async fn the_customer_sees_the_workers_position_live_and_a_passed_over_worker_he
     let position = &seen[2].data["position"];
     assert_eq!(position["system"], "gcj02");
     assert!(position["eta"].is_string());
-    // The passed-over worker's stream: their assignment, the withdrawal, then nothing of the rest.
-    let theirs = read(passed_over, 2).await;
+    // The passed-over worker's stream: their assignment, the withdrawal, then nothing of the
+    // rest (beside, like every worker, the order entering the grab hall if it did).
+    let theirs = read_skipping(passed_over, 2, &["DispatchStageEntered"]).await;
     assert_eq!(theirs[0].event, "WorkerAssigned");
     assert_eq!(theirs[1].event, "AssignmentWithdrawn");
     app.stop().await;
@@ -281,5 +294,43 @@ async fn a_live_stream_is_capped_per_person_ends_with_its_session_and_never_resc
         assert!(ended.is_ok(), "the stream outlived its session");
     }
     other.terminate().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_workers_stream_hears_an_order_enter_the_grab_hall_and_leave_it_with_no_personal_data() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let watcher = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let grabber = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let stream = open(&app.client, &app.address, &watcher.token, None).await;
+    let (order_id, _) = app
+        .paid_through_sandbox(&customer, &tests::order_body(), "succeed")
+        .await;
+    let grabbed = app
+        .post(
+            &format!("/api/v1/orders/{order_id}/grab"),
+            Some(&grabber.token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(grabbed.status(), StatusCode::OK);
+    // The watcher is party to nothing: it hears the order enter the hall and be taken, and
+    // nothing of the customer's or the grabber's.
+    let messages = read(stream, 2).await;
+    let events: Vec<&str> = messages
+        .iter()
+        .map(|message| message.event.as_str())
+        .collect();
+    assert_eq!(
+        events,
+        ["DispatchStageEntered", "WorkerAssigned"],
+        "{messages:?}"
+    );
+    for message in &messages {
+        assert_eq!(message.data["order_id"], json!(order_id));
+        assert!(message.data.get("position").is_none());
+    }
     app.stop().await;
 }

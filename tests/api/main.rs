@@ -20,6 +20,7 @@ mod oauth;
 mod onboarding;
 mod operations;
 mod payments;
+mod phone;
 mod profile;
 mod projections;
 mod providers;

@@ -10,7 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, executablePath } from './chromium.mjs';
+import { chromiumArgs, executablePath, watch } from './chromium.mjs';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const { base, email, shots } = config;
@@ -47,18 +47,7 @@ try {
       'Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1',
   });
   const page = await context.newPage();
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
-  });
-  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
-  page.on('requestfailed', (request) => {
-    if (request.failure()?.errorText !== 'net::ERR_ABORTED') {
-      problems.push(`request failed: ${request.url()} ${request.failure()?.errorText}`);
-    }
-  });
-  page.on('response', (response) => {
-    if (response.status() >= 400) problems.push(`${response.status()} from ${response.url()}`);
-  });
+  watch(page, 'customer', problems);
 
   // A phone opening the bare address lands in the app, on the services.
   await page.goto(`${base}/`);

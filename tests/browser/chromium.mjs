@@ -12,3 +12,30 @@ export const chromiumArgs = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/**
+ * Records in `problems` every console error, page error, failed request and answer of 400 or
+ * more that `provoked(response)` does not own up to: the browser tests' "nothing went wrong".
+ */
+export function watch(page, who, problems, provoked = () => false) {
+  page.on('console', (message) => {
+    // The browser's own line for an answer of 400 or more says no more than the response
+    // handler below, which knows which ones the test provoked.
+    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
+      problems.push(`[${who}] console error: ${message.text()}`);
+    }
+  });
+  page.on('pageerror', (error) => problems.push(`[${who}] page error: ${error.message}`));
+  page.on('requestfailed', (request) => {
+    // A request the page itself dropped (a stream or a chart library aborting on navigation)
+    // is no failure of the platform; anything else is.
+    if (request.failure()?.errorText !== 'net::ERR_ABORTED') {
+      problems.push(`[${who}] request failed: ${request.url()} ${request.failure()?.errorText}`);
+    }
+  });
+  page.on('response', (response) => {
+    if (response.status() >= 400 && !provoked(response)) {
+      problems.push(`[${who}] ${response.status()} from ${response.url()}`);
+    }
+  });
+}

@@ -10,7 +10,7 @@
 // line with what it checked; exits non-zero at the first failure.
 import { mkdirSync } from 'node:fs';
 import { chromium } from 'playwright-core';
-import { chromiumArgs as args, executablePath } from './chromium.mjs';
+import { chromiumArgs as args, executablePath, watch } from './chromium.mjs';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const { base, admin, analyst, repriced, cancelled, pending, shots } = config;
@@ -36,28 +36,8 @@ function check(condition, what) {
   report.checks.push(what);
 }
 
-function watch(page, who) {
-  page.on('console', (message) => {
-    // The browser's own line for an answer of 400 or more says no more than the response
-    // handler below, which knows which ones the test provoked.
-    if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
-      problems.push(`[${who}] console error: ${message.text()}`);
-    }
-  });
-  page.on('pageerror', (error) => problems.push(`[${who}] page error: ${error.message}`));
-  page.on('requestfailed', (request) => {
-    // A request the page itself dropped (a chart library's abort on navigation) is no failure
-    // of the platform; anything else is.
-    if (request.failure()?.errorText !== 'net::ERR_ABORTED') {
-      problems.push(`[${who}] request failed: ${request.url()} ${request.failure()?.errorText}`);
-    }
-  });
-  page.on('response', (response) => {
-    const status = response.status();
-    if (status >= 400 && !expected.some((pattern) => response.url().includes(pattern))) {
-      problems.push(`[${who}] ${status} from ${response.url()}`);
-    }
-  });
+function watchPage(page, who) {
+  watch(page, who, problems, (response) => expected.some((pattern) => response.url().includes(pattern)));
 }
 
 async function shot(page, name) {
@@ -150,7 +130,7 @@ try {
   // ---- An administrator ------------------------------------------------------------------
   const context = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN' });
   const page = await context.newPage();
-  watch(page, 'admin');
+  watchPage(page, 'admin');
 
   await page.goto(`${base}/admin/`);
   await page.waitForSelector('[data-test=login]');
@@ -358,7 +338,7 @@ try {
   // ---- An analyst --------------------------------------------------------------------------
   const analystContext = await browser.newContext({ viewport: { width: 1440, height: 900 }, locale: 'zh-CN' });
   const analystPage = await analystContext.newPage();
-  watch(analystPage, 'analyst');
+  watchPage(analystPage, 'analyst');
   await signIn(analystPage, analyst);
   await analystPage.waitForSelector('[data-test=analytics]');
   const analystMenu = await menuLabels(analystPage);

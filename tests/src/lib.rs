@@ -154,6 +154,56 @@ pub struct User {
     pub role: String,
 }
 
+impl TestApp {
+    /// Runs one of the browser scripts in `tests/browser` (`node SCRIPT CONFIG`), answering
+    /// each `NEED_CODE <address>` line it prints with the code mailed to that address; answers
+    /// how it exited and the last other line it printed (its JSON result), within `limit`.
+    pub async fn drive_browser(
+        &self,
+        script: &str,
+        config: &Value,
+        limit: Duration,
+    ) -> (std::process::ExitStatus, String) {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+        let mut child = tokio::process::Command::new("node")
+            .arg(browser_dir.join(script))
+            .arg(config.to_string())
+            .current_dir(&browser_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut last = String::new();
+        let run = async {
+            while let Some(line) = stdout.next_line().await.expect("a line") {
+                if let Some(address) = line.strip_prefix("NEED_CODE ") {
+                    let code = self
+                        .mail
+                        .latest_to(address)
+                        .await
+                        .code()
+                        .expect("a code in the mail");
+                    stdin
+                        .write_all(format!("{code}\n").as_bytes())
+                        .await
+                        .expect("sending the code");
+                } else {
+                    last = line;
+                }
+            }
+            child.wait().await.expect("node ran")
+        };
+        let status = tokio::time::timeout(limit, run)
+            .await
+            .unwrap_or_else(|_| panic!("{script} finished within {limit:?}"));
+        (status, last)
+    }
+}
+
 /// The clone's `web/` folder (the Vite project).
 pub fn web_folder() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

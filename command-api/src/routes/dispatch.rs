@@ -174,6 +174,10 @@ pub struct OfferView {
     /// Minutes of driving from where you will be to the address, when both are known.
     pub travel_minutes: Option<i64>,
     pub distance_m: Option<u32>,
+    /// The district of the address (its street stays hidden until the order is yours).
+    pub district: String,
+    /// What the customer pays, in fen.
+    pub total: i64,
 }
 
 /// Orders offered for grabbing that you can take now: your certified skills, in your radius,
@@ -197,6 +201,15 @@ pub async fn offers(
     let mut views = Vec::new();
     let rows = model::orders_in_stage(&state.pool, DispatchStage::Grab.as_str(), 500).await?;
     let opens = crate::dispatch::open_orders(&state, &rows).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|row| row.order_id).collect();
+    let districts: std::collections::HashMap<Uuid, String> = sqlx::query_as::<_, (Uuid, String)>(
+        "SELECT order_id, district FROM read_orders WHERE order_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .collect();
     for (row, open) in rows.iter().zip(opens) {
         let Ok(score) =
             domain::dispatch::eligibility(&open, &candidate, &state.dispatch.weights, today)
@@ -216,6 +229,8 @@ pub async fn offers(
             offered_until: row.stage_deadline,
             travel_minutes: distance_m.map(|_| score.travel_minutes),
             distance_m,
+            district: districts.get(&row.order_id).cloned().unwrap_or_default(),
+            total: row.state.total.map_or(0, |total| total.get()),
         });
     }
     Ok(axum::Json(views))
@@ -441,11 +456,23 @@ pub struct NavigationView {
     pub wgs84: PointView,
     pub gcj02: PointView,
     pub bd09: PointView,
-    #[schema(value_type = Object)]
+    #[schema(value_type = NavigationLinksView)]
     pub links: NavigationLinks,
     pub distance_m: Option<u32>,
     pub travel_minutes: Option<i64>,
     pub estimated_arrival: Option<DateTime<Utc>>,
+}
+
+/// The map apps' links of a `NavigationView`, as the document describes them.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct NavigationLinksView {
+    /// Amap (高德地图), GCJ-02.
+    amap: String,
+    /// Baidu Maps (百度地图), BD-09.
+    baidu: String,
+    /// Tencent Maps (腾讯地图), GCJ-02.
+    tencent: String,
 }
 
 /// Navigation to the order's address (its worker or admins): links that open Amap, Baidu Maps
@@ -556,6 +583,9 @@ pub struct TrackingView {
     pub stage_deadline: Option<DateTime<Utc>>,
     pub respond_by: Option<DateTime<Utc>>,
     pub pay_by: Option<DateTime<Utc>>,
+    /// Metres between the worker's last reported cell and the address's cell (a grid of
+    /// about a kilometre), while they are on the way.
+    pub distance_m: Option<u32>,
 }
 
 /// Where the order stands and where its worker is (its customer, its worker, admins).
@@ -590,6 +620,12 @@ pub async fn tracking(
         stage_deadline: order.stage_deadline,
         respond_by: order.respond_by,
         pay_by: order.pay_by,
+        distance_m: match (order.status, order.last_location, order.location) {
+            (OrderStatus::OnTheWay, Some(from), Some(to)) => {
+                Some(from.to_system(to.system).distance_m(to).round() as u32)
+            }
+            _ => None,
+        },
     }))
 }
 

@@ -22,7 +22,7 @@ use crate::text::Paragraph;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/interviews", post(request))
+        .route("/api/v1/interviews", post(request).get(list))
         .route("/api/v1/interviews/{interview_id}", get(show))
         .route("/api/v1/interviews/{interview_id}/accept", post(accept))
         .route("/api/v1/interviews/{interview_id}/decline", post(decline))
@@ -179,6 +179,39 @@ pub async fn show(
         return Err(ApiError::not_found("面试", "interview"));
     }
     Ok(axum::Json(view(interview_id, &interview)))
+}
+
+/// Your interviews (customers and workers), the most recently requested first, at most fifty.
+/// Read from the interviews' request events, which name both participants; each is then
+/// loaded for its current state.
+#[utoipa::path(get, path = "/api/v1/interviews", tag = "interviews", security(("bearer" = [])),
+    responses((status = 200, body = [InterviewView])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<axum::Json<Vec<InterviewView>>, ApiError> {
+    let actor = caller.actor()?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT aggregate_id FROM events
+          WHERE aggregate_type = 'interview' AND event_type = 'InterviewRequested'
+            AND (payload->'InterviewRequested'->>'customer_id' = $1
+                 OR payload->'InterviewRequested'->>'worker_id' = $1)
+          ORDER BY position DESC LIMIT 50",
+    )
+    .bind(actor.id.to_string())
+    .fetch_all(&state.pool)
+    .await?;
+    let mut views = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Ok(interview_id) = id.parse::<Uuid>() else {
+            continue;
+        };
+        let (interview, _): (Interview, usize) = state.interviews.load(interview_id).await?;
+        if interview.participant(actor.id) {
+            views.push(view(interview_id, &interview));
+        }
+    }
+    Ok(axum::Json(views))
 }
 
 /// Accept the requested or proposed time (the worker for a request, the other side for a

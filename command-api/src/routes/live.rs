@@ -5,6 +5,10 @@
 //!
 //! Messages carry no personal data: the order, the event's type and sequence and when it was
 //! recorded. The client reads the order itself for details.
+//!
+//! Workers also hear the grab hall: an order entering the grab stage, and what then takes it
+//! out of the hall (assigned, cancelled, moved to another stage), so their hall page updates
+//! without polling. Whether they may grab it is decided by `GET /api/v1/offers` as ever.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
@@ -194,12 +198,27 @@ async fn known_orders(pool: &sqlx::PgPool, actor: Actor) -> Result<HashSet<Strin
     Ok(ids.into_iter().map(|id| id.to_string()).collect())
 }
 
+/// The orders in the grab hall now, which every worker's stream follows until they leave it.
+async fn hall_orders(pool: &sqlx::PgPool, actor: Actor) -> Result<HashSet<String>, ApiError> {
+    if actor.role != Role::Worker {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT order_id FROM read_dispatch_orders WHERE status = 'dispatching' AND stage = $1",
+    )
+    .bind(domain::dispatch::DispatchStage::Grab.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(ids.into_iter().map(|id| id.to_string()).collect())
+}
+
 /// What an open stream carries from one message to the next.
 struct Following {
     state: AppState,
     verified: Verified,
     checkpoint: Checkpoint,
     orders: HashSet<String>,
+    hall: HashSet<String>,
     pending: Vec<Event>,
     session_checked: std::time::Instant,
     slot: StreamSlot,
@@ -235,12 +254,18 @@ pub async fn live(
         ),
         retry_after_seconds: 5,
     })?;
+    // Which orders the person is party to is read from the views, which must have applied the
+    // log up to where the stream starts: an order placed a moment before would otherwise be in
+    // neither the views nor the stream. Past the bounded wait the stream starts anyway.
+    crate::positions::wait_for_views(&state, start).await?;
     let orders = known_orders(&state.pool, actor).await?;
+    let hall = hall_orders(&state.pool, actor).await?;
     let following = Following {
         state,
         verified,
         checkpoint: start,
         orders,
+        hall,
         pending: Vec::new(),
         session_checked: std::time::Instant::now(),
         slot,
@@ -252,6 +277,7 @@ pub async fn live(
                 verified,
                 checkpoint,
                 orders,
+                hall,
                 pending,
                 session_checked,
                 slot,
@@ -298,6 +324,31 @@ pub async fn live(
                 // assigned to it, and a worker leaves it when it is taken from them.
                 let mut position = None;
                 let mut leaving = false;
+                // The grab hall, for workers: an order entering it, and what takes it out.
+                let mut hall_news = false;
+                if actor.role == Role::Worker {
+                    if let Ok(decoded) = stored.decode::<OrderEvent>() {
+                        let in_hall = hall.contains(&stored.aggregate_id);
+                        match decoded {
+                            OrderEvent::DispatchStageEntered {
+                                stage: domain::dispatch::DispatchStage::Grab,
+                                ..
+                            } => {
+                                hall.insert(stored.aggregate_id.clone());
+                                hall_news = true;
+                            }
+                            OrderEvent::DispatchStageEntered { .. }
+                            | OrderEvent::WorkerAssigned { .. }
+                            | OrderEvent::OrderCancelled { .. }
+                                if in_hall =>
+                            {
+                                hall.remove(&stored.aggregate_id);
+                                hall_news = true;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
                 if let Ok(decoded) = stored.decode::<OrderEvent>() {
                     match decoded {
                         OrderEvent::WorkerLocationReported { location, eta, .. } => {
@@ -337,7 +388,8 @@ pub async fn live(
                         _ => {}
                     }
                 }
-                if actor.role != Role::Admin && !orders.contains(&stored.aggregate_id) {
+                if actor.role != Role::Admin && !orders.contains(&stored.aggregate_id) && !hall_news
+                {
                     continue;
                 }
                 if leaving {

@@ -73,6 +73,7 @@ impl OAuthSettings {
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/api/v1/oauth/providers", get(providers))
         .route("/api/v1/oauth/wechat/authorize", get(authorize))
         .route("/api/v1/oauth/wechat/callback", post(callback))
         .route("/api/v1/oauth/wechat/link", post(link))
@@ -113,6 +114,22 @@ pub(crate) async fn require_fresh_reauthentication(
 /// The S256 challenge of a verifier: base64url (no padding) of its SHA-256.
 fn challenge_of(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Which outside sign-in providers this server has configured.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ProvidersView {
+    pub wechat: bool,
+}
+
+/// The outside sign-in providers configured here (anyone): the apps show a provider's button
+/// only when it can work.
+#[utoipa::path(get, path = "/api/v1/oauth/providers", tag = "sessions",
+    responses((status = 200, body = ProvidersView)))]
+pub async fn providers(State(state): State<AppState>) -> axum::Json<ProvidersView> {
+    axum::Json(ProvidersView {
+        wechat: state.oauth.is_some(),
+    })
 }
 
 fn settings(state: &AppState) -> Result<&OAuthSettings, ApiError> {

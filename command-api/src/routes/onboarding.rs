@@ -27,6 +27,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/worker/certificates", post(add_certificate))
         .route("/api/v1/worker/profile", put(update_profile))
         .route("/api/v1/worker/skills", put(set_skills))
+        .route("/api/v1/worker/me", get(me))
         .route("/api/v1/admin/workers/{worker_id}", get(admin_view))
         .route(
             "/api/v1/admin/workers/{worker_id}/background-check",
@@ -536,6 +537,148 @@ pub struct WorkerAdminView {
     pub version: i64,
 }
 
+/// Working hours, `HH:MM` local (Asia/Shanghai) time.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct HoursView {
+    pub start: String,
+    pub end: String,
+}
+
+impl From<&domain::availability::TimeRange> for HoursView {
+    fn from(range: &domain::availability::TimeRange) -> Self {
+        HoursView {
+            start: range.start.format("%H:%M").to_string(),
+            end: range.end.format("%H:%M").to_string(),
+        }
+    }
+}
+
+/// The hours of one date, instead of the weekly plan's (none: a day off).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DayHoursView {
+    pub date: NaiveDate,
+    pub ranges: Vec<HoursView>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LeaveView {
+    pub leave_id: Uuid,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// A worker's own file: onboarding's state (identity, certificates, background check, the
+/// admins' review and note), and their working time, base radius and whether they are online.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WorkerSelfView {
+    pub worker_id: Uuid,
+    pub name: String,
+    pub phone: String,
+    pub city: String,
+    pub districts: Vec<String>,
+    pub languages: Vec<String>,
+    pub photo_ref: Option<String>,
+    pub skills: Vec<String>,
+    pub certified_skills: Vec<String>,
+    pub years_of_experience: i16,
+    pub review_status: String,
+    /// What the admins asked for or why they decided as they did.
+    pub review_note: Option<String>,
+    pub level: String,
+    /// Masked, once submitted.
+    pub id_number: Option<String>,
+    pub background_status: String,
+    pub suspended: bool,
+    pub online: bool,
+    pub certificates: Vec<CertificateView>,
+    /// Seven lists of working hours, Monday first; none before a plan is set (then any time
+    /// counts as free).
+    pub plan: Option<Vec<Vec<HoursView>>>,
+    pub overrides: Vec<DayHoursView>,
+    pub leaves: Vec<LeaveView>,
+    pub base_radius_km: Option<u32>,
+    pub registered_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// Your own file (workers): onboarding's steps and their state, working time and base.
+#[utoipa::path(get, path = "/api/v1/worker/me", tag = "onboarding", security(("bearer" = [])),
+    responses((status = 200, body = WorkerSelfView), (status = 404, body = crate::error::Problem)))]
+pub async fn me(
+    State(state): State<AppState>,
+    caller: crate::auth::Caller,
+) -> Result<axum::Json<WorkerSelfView>, ApiError> {
+    let worker_id = caller.actor()?.id;
+    let row = projections::workers::get(&state.pool, worker_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("服务人员", "worker"))?;
+    let certificates = projections::workers::certificates(&state.pool, worker_id).await?;
+    let (worker, _): (domain::worker::Worker, usize) = state.workers.load(worker_id).await?;
+    let availability = &worker.availability;
+    Ok(axum::Json(WorkerSelfView {
+        worker_id,
+        name: row.name,
+        phone: row.phone_masked,
+        city: row.city,
+        districts: row.districts,
+        languages: row.languages,
+        photo_ref: row.photo_ref,
+        skills: row.skills,
+        certified_skills: row.certified_skills,
+        years_of_experience: row.years_of_experience,
+        review_status: row.review_status,
+        review_note: row.review_note,
+        level: row.level,
+        id_number: row.id_number_masked,
+        background_status: row.background_status,
+        suspended: row.suspended,
+        online: worker.online,
+        certificates: certificates
+            .into_iter()
+            .map(CertificateView::from)
+            .collect(),
+        plan: availability.plan.as_ref().map(|plan| {
+            plan.days
+                .iter()
+                .map(|day| day.iter().map(HoursView::from).collect())
+                .collect()
+        }),
+        overrides: availability
+            .overrides
+            .iter()
+            .map(|day| DayHoursView {
+                date: day.date,
+                ranges: day.ranges.iter().map(HoursView::from).collect(),
+            })
+            .collect(),
+        leaves: availability
+            .leaves
+            .iter()
+            .map(|leave| LeaveView {
+                leave_id: leave.leave_id,
+                from: leave.from,
+                to: leave.to,
+            })
+            .collect(),
+        base_radius_km: worker.base.map(|base| base.radius_km),
+        registered_at: row.registered_at,
+        version: row.last_sequence,
+    }))
+}
+
+impl From<projections::workers::CertificateRow> for CertificateView {
+    fn from(certificate: projections::workers::CertificateRow) -> Self {
+        CertificateView {
+            certificate_id: certificate.certificate_id,
+            kind: certificate.kind,
+            number: certificate.number,
+            issued_on: certificate.issued_on,
+            expires_on: certificate.expires_on,
+            expired: certificate.expired,
+        }
+    }
+}
+
 /// Everything the admins see about a worker.
 #[utoipa::path(get, path = "/api/v1/admin/workers/{worker_id}", tag = "onboarding", security(("bearer" = [])),
     params(("worker_id" = Uuid, Path)),
@@ -565,14 +708,7 @@ pub async fn admin_view(
         suspended: row.suspended,
         certificates: certificates
             .into_iter()
-            .map(|certificate| CertificateView {
-                certificate_id: certificate.certificate_id,
-                kind: certificate.kind,
-                number: certificate.number,
-                issued_on: certificate.issued_on,
-                expires_on: certificate.expires_on,
-                expired: certificate.expired,
-            })
+            .map(CertificateView::from)
             .collect(),
         registered_at: row.registered_at,
         version: row.last_sequence,

@@ -34,7 +34,11 @@ pub fn router() -> Router<AppState> {
             "/api/v1/admin/orders/{order_id}/resolve-dispute",
             post(resolve_dispute),
         )
-        .route("/api/v1/orders/{order_id}/review", post(review))
+        .route(
+            "/api/v1/orders/{order_id}/review",
+            post(review).get(crate::routes::reviews::of_order),
+        )
+        .route("/api/v1/orders/{order_id}/cancellation", get(cancellation))
         .route("/api/v1/orders/{order_id}/payments", post(record_payment))
         .route("/api/v1/orders/{order_id}/dispatch", post(open_dispatch))
         .route("/api/v1/orders/{order_id}/assignment", post(assign))
@@ -479,7 +483,7 @@ pub async fn show(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Comma-separated statuses.
-    pub status: Option<Line<30>>,
+    pub status: Option<Line<200>>,
     pub service: Option<Line<30>>,
     /// Admins only.
     pub customer_id: Option<Uuid>,
@@ -719,6 +723,51 @@ pub async fn cancel(
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     cancel_order(&state, &context, order_id, String::from(body.reason), false).await
+}
+
+/// What cancelling now would give back, by the cancellation policy.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CancellationQuote {
+    /// Fen paid and held for the order (none before payment).
+    pub paid: i64,
+    /// Fen that would go back.
+    pub refund: i64,
+    /// Fen the policy would keep.
+    pub fee: i64,
+}
+
+/// What cancelling the order now would refund and keep, to show before confirming (its
+/// customer or admins). The cancellation itself decides again when it happens.
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}/cancellation", tag = "orders", security(("bearer" = [])),
+    params(("order_id" = Uuid, Path)),
+    responses((status = 200, body = CancellationQuote), (status = 404, body = crate::error::Problem)))]
+pub async fn cancellation(
+    State(state): State<AppState>,
+    AppPath(order_id): AppPath<Uuid>,
+) -> Result<axum::Json<CancellationQuote>, ApiError> {
+    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+    if order.status == OrderStatus::New {
+        return Err(ApiError::not_found("订单", "order"));
+    }
+    let quote = match crate::payments::captured_payment_of(&state, order_id).await? {
+        Some(payment_id) => {
+            let (payment, _): (domain::payment::Payment, usize) =
+                state.payments.load(payment_id).await?;
+            let terms =
+                cancellation_settlement(&state, &order, payment_id, &payment, false, Utc::now());
+            CancellationQuote {
+                paid: payment.in_escrow,
+                refund: terms.refund.get(),
+                fee: terms.fee.get(),
+            }
+        }
+        None => CancellationQuote {
+            paid: 0,
+            refund: 0,
+            fee: 0,
+        },
+    };
+    Ok(axum::Json(quote))
 }
 
 /// Cancels an order, refunds by the policy (or in full), and gives the workers' time back.

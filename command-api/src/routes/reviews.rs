@@ -144,49 +144,77 @@ pub async fn list(
     AppPath(worker_id): AppPath<Uuid>,
     AppQuery(params): AppQuery<ListParams>,
 ) -> Result<axum::Json<Vec<ReviewView>>, ApiError> {
-    use sqlx::Row;
     let after = after(params.cursor.as_deref())?;
-    let rows = sqlx::query(
-        "SELECT r.order_id, c.name, r.service, r.quality, r.attitude, r.skill, r.comment, r.tags,
-                r.by_default, r.reviewed_at, r.reply, r.replied_at
+    let rows = sqlx::query(&format!(
+        "SELECT {REVIEW_COLUMNS}
            FROM read_reviews r LEFT JOIN read_customers c ON c.customer_id = r.customer_id
           WHERE r.worker_id = $1 AND NOT r.hidden
             AND ($2::timestamptz IS NULL OR (r.reviewed_at, r.order_id) < ($2, $3))
-          ORDER BY r.reviewed_at DESC, r.order_id DESC LIMIT $4",
-    )
+          ORDER BY r.reviewed_at DESC, r.order_id DESC LIMIT $4"
+    ))
     .bind(worker_id)
     .bind(after.map(|(at, _)| at))
     .bind(after.map(|(_, id)| id))
     .bind(params.limit.unwrap_or(20).clamp(1, 100))
     .fetch_all(&state.pool)
     .await?;
-    let mut views = Vec::with_capacity(rows.len());
-    for row in rows {
-        let order_id: Uuid = row.try_get("order_id")?;
-        let reviewed_at: DateTime<Utc> = row.try_get("reviewed_at")?;
-        let name: Option<String> = row.try_get("name")?;
-        let tags: Vec<String> = row.try_get("tags")?;
-        views.push(ReviewView {
-            order_id,
-            reviewer: domain::review::masked_name(name.as_deref()),
-            service: row.try_get("service")?,
-            quality: row.try_get("quality")?,
-            attitude: row.try_get("attitude")?,
-            skill: row.try_get("skill")?,
-            comment: row.try_get("comment")?,
-            tags: tags
-                .iter()
-                .filter_map(|code| domain::review::tag(code))
-                .map(TagView::from)
-                .collect(),
-            by_default: row.try_get("by_default")?,
-            reviewed_at,
-            reply: row.try_get("reply")?,
-            replied_at: row.try_get("replied_at")?,
-            cursor: format!("{}_{order_id}", reviewed_at.timestamp_micros()),
-        });
-    }
+    let views = rows
+        .iter()
+        .map(review_view)
+        .collect::<Result<Vec<_>, sqlx::Error>>()?;
     Ok(axum::Json(views))
+}
+
+/// The columns `review_view` reads.
+const REVIEW_COLUMNS: &str = "r.order_id, c.name, r.service, r.quality, r.attitude, r.skill,
+    r.comment, r.tags, r.by_default, r.reviewed_at, r.reply, r.replied_at";
+
+fn review_view(row: &sqlx::postgres::PgRow) -> Result<ReviewView, sqlx::Error> {
+    use sqlx::Row;
+    let order_id: Uuid = row.try_get("order_id")?;
+    let reviewed_at: DateTime<Utc> = row.try_get("reviewed_at")?;
+    let name: Option<String> = row.try_get("name")?;
+    let tags: Vec<String> = row.try_get("tags")?;
+    Ok(ReviewView {
+        order_id,
+        reviewer: domain::review::masked_name(name.as_deref()),
+        service: row.try_get("service")?,
+        quality: row.try_get("quality")?,
+        attitude: row.try_get("attitude")?,
+        skill: row.try_get("skill")?,
+        comment: row.try_get("comment")?,
+        tags: tags
+            .iter()
+            .filter_map(|code| domain::review::tag(code))
+            .map(TagView::from)
+            .collect(),
+        by_default: row.try_get("by_default")?,
+        reviewed_at,
+        reply: row.try_get("reply")?,
+        replied_at: row.try_get("replied_at")?,
+        cursor: format!("{}_{order_id}", reviewed_at.timestamp_micros()),
+    })
+}
+
+/// The review of one order, with the worker's reply (its customer, its worker, admins). A
+/// hidden review is still shown to them.
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}/review", tag = "reviews", security(("bearer" = [])),
+    params(("order_id" = Uuid, Path)),
+    responses((status = 200, body = ReviewView), (status = 404, body = crate::error::Problem)))]
+pub async fn of_order(
+    State(state): State<AppState>,
+    AppPath(order_id): AppPath<Uuid>,
+) -> Result<axum::Json<ReviewView>, ApiError> {
+    let row = sqlx::query(&format!(
+        "SELECT {REVIEW_COLUMNS}
+           FROM read_reviews r LEFT JOIN read_customers c ON c.customer_id = r.customer_id
+          WHERE r.order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or_else(|| ApiError::not_found("评价", "review"))?;
+    Ok(axum::Json(review_view(&row)?))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

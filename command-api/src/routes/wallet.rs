@@ -224,6 +224,21 @@ pub struct MyWithdrawals {
     pub bank_account: Option<String>,
     pub available: i64,
     pub withdrawals: Vec<WithdrawalView>,
+    /// What a request is checked against, to show before asking.
+    pub rules: WithdrawalRulesView,
+}
+
+/// The limits a withdrawal request is checked against.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WithdrawalRulesView {
+    /// The smallest amount, in fen.
+    pub minimum: i64,
+    /// The most in any 24 hours, in fen.
+    pub daily_maximum: i64,
+    /// Requests in any 24 hours.
+    pub daily_requests: usize,
+    /// How long a bank account must have been on file, in hours.
+    pub account_age_hours: i64,
 }
 
 /// Your bank account and withdrawals (workers).
@@ -241,6 +256,15 @@ pub async fn my_withdrawals(
             .as_ref()
             .map(|(account, _)| account.masked.clone()),
         available: wallet.available,
+        rules: {
+            let rules = &state.money.withdrawals;
+            WithdrawalRulesView {
+                minimum: rules.minimum,
+                daily_maximum: rules.daily_maximum,
+                daily_requests: rules.daily_requests,
+                account_age_hours: rules.account_age_hours,
+            }
+        },
         withdrawals: wallet
             .withdrawals
             .iter()

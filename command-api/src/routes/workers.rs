@@ -52,6 +52,13 @@ pub struct WorkerView {
     /// measured between their cells of a grid of about a kilometre: a base is never located
     /// more precisely than that from public answers.
     pub distance_km: Option<f64>,
+    /// The services an admin certified the worker for, after checking their certificates.
+    pub certified_skills: Vec<String>,
+    /// `standard` (普通), `silver` (银牌) or `gold` (金牌).
+    pub level: String,
+    /// The kinds of the worker's in-date certificates, checked by the platform (on one
+    /// worker's page only).
+    pub certificates: Option<Vec<String>>,
 }
 
 impl From<WorkerRow> for WorkerView {
@@ -72,6 +79,9 @@ impl From<WorkerRow> for WorkerView {
             rating: None,
             reviews: 0,
             distance_km: None,
+            certified_skills: row.certified_skills,
+            level: row.level,
+            certificates: None,
         }
     }
 }
@@ -288,7 +298,8 @@ pub async fn list(
     ))
 }
 
-/// One worker's directory entry.
+/// One worker's directory entry, with their rating and the kinds of their in-date
+/// certificates.
 #[utoipa::path(get, path = "/api/v1/workers/{worker_id}", tag = "workers", params(("worker_id" = Uuid, Path)),
     responses((status = 200, body = WorkerView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
@@ -298,7 +309,28 @@ pub async fn show(
     let row = worker_views::get(&state.pool, worker_id)
         .await?
         .ok_or_else(|| ApiError::not_found("服务人员", "worker"))?;
-    Ok(axum::Json(row.into()))
+    let (rating, reviews): (Option<f64>, Option<i32>) = sqlx::query_as(
+        "SELECT (quality_sum + attitude_sum + skill_sum)::float8 / NULLIF(reviews * 3, 0), reviews
+           FROM read_worker_ratings WHERE worker_id = $1",
+    )
+    .bind(worker_id)
+    .fetch_optional(&state.pool)
+    .await?
+    .unwrap_or((None, None));
+    let today = domain::values::business_day(Utc::now());
+    let mut kinds: Vec<String> = worker_views::certificates(&state.pool, worker_id)
+        .await?
+        .into_iter()
+        .filter(|certificate| !certificate.expired && certificate.expires_on >= today)
+        .map(|certificate| certificate.kind)
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let mut view = WorkerView::from(row);
+    view.rating = rating.map(|rating| (rating * 100.0).round() / 100.0);
+    view.reviews = reviews.unwrap_or(0);
+    view.certificates = Some(kinds);
+    Ok(axum::Json(view))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

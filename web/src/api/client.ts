@@ -39,6 +39,8 @@ export const api = createClient<paths>({
  * Pages catch it and show its detail in their language.
  */
 export function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
+  // A command answered 204 No Content succeeded with nothing to say.
+  if (result.error === undefined && result.response.ok) return result.data as T
   if (result.error !== undefined || result.data === undefined) {
     if (isProblem(result.error)) throw new ProblemError(result.error)
     throw new ProblemError({

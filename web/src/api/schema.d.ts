@@ -985,7 +985,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * Your interviews (customers and workers), the most recently requested first, at most fifty.
+         *     Read from the interviews' request events, which name both participants; each is then
+         *     loaded for its current state.
+         */
+        get: operations["interviews_list"];
         put?: never;
         /** Ask a worker for a video interview (customers). */
         post: operations["interviews_request"];
@@ -1393,6 +1398,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/oauth/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The outside sign-in providers configured here (anyone): the apps show a provider's button
+         *     only when it can work.
+         */
+        get: operations["sessions_providers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/oauth/wechat/authorize": {
         parameters: {
             query?: never;
@@ -1567,6 +1592,26 @@ export interface paths {
         put?: never;
         /** Cancel an order before its service starts (its customer or an admin). */
         post: operations["orders_cancel_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/orders/{order_id}/cancellation": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What cancelling the order now would refund and keep, to show before confirming (its
+         *     customer or admins). The cancellation itself decides again when it happens.
+         */
+        get: operations["orders_cancellation"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1782,7 +1827,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * The review of one order, with the worker's reply (its customer, its worker, admins). A
+         *     hidden review is still shown to them.
+         */
+        get: operations["reviews_of_order"];
         put?: never;
         /** Review a completed order, once, within the review window (its customer). */
         post: operations["orders_review"];
@@ -2298,6 +2347,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/worker/me": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your own file (workers): onboarding's steps and their state, working time and base. */
+        get: operations["onboarding_me"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/worker/offline": {
         parameters: {
             query?: never;
@@ -2412,7 +2478,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** One worker's directory entry. */
+        /**
+         * One worker's directory entry, with their rating and the kinds of their in-date
+         *     certificates.
+         */
         get: operations["workers_show"];
         put?: never;
         post?: never;
@@ -2833,6 +2902,24 @@ export interface components {
             outcome: string;
             session?: null | components["schemas"]["SessionCreated"];
         };
+        /** @description What cancelling now would give back, by the cancellation policy. */
+        CancellationQuote: {
+            /**
+             * Format: int64
+             * @description Fen the policy would keep.
+             */
+            fee: number;
+            /**
+             * Format: int64
+             * @description Fen paid and held for the order (none before payment).
+             */
+            paid: number;
+            /**
+             * Format: int64
+             * @description Fen that would go back.
+             */
+            refund: number;
+        };
         /** @description Cancelled orders by the stage they were in and the reason given. */
         Cancellations: {
             /** Format: int64 */
@@ -3028,6 +3115,12 @@ export interface components {
             /** @description The hours of that date; empty for a day off. */
             ranges: components["schemas"]["RangeBody"][];
         };
+        /** @description The hours of one date, instead of the weekly plan's (none: a day off). */
+        DayHoursView: {
+            /** Format: date */
+            date: string;
+            ranges: components["schemas"]["HoursView"][];
+        };
         DaySeries: {
             /**
              * Format: int64
@@ -3128,6 +3221,11 @@ export interface components {
         HideBody: {
             /** @description Text; line breaks allowed, no other control characters; trimmed. */
             reason: string;
+        };
+        /** @description Working hours, `HH:MM` local (Asia/Shanghai) time. */
+        HoursView: {
+            end: string;
+            start: string;
         };
         IceServer: {
             credential?: string | null;
@@ -3277,6 +3375,14 @@ export interface components {
             /** Format: date */
             to: string;
         };
+        LeaveView: {
+            /** Format: date */
+            from: string;
+            /** Format: uuid */
+            leave_id: string;
+            /** Format: date */
+            to: string;
+        };
         LedgerView: {
             accounts: components["schemas"]["AccountBalance"][];
             /**
@@ -3408,7 +3514,18 @@ export interface components {
             available: number;
             /** @description e.g. `6222 **** **** 1234`. */
             bank_account?: string | null;
+            /** @description What a request is checked against, to show before asking. */
+            rules: components["schemas"]["WithdrawalRulesView"];
             withdrawals: components["schemas"]["WithdrawalView"][];
+        };
+        /** @description The map apps' links of a `NavigationView`, as the document describes them. */
+        NavigationLinksView: {
+            /** @description Amap (高德地图), GCJ-02. */
+            amap: string;
+            /** @description Baidu Maps (百度地图), BD-09. */
+            baidu: string;
+            /** @description Tencent Maps (腾讯地图), GCJ-02. */
+            tencent: string;
         };
         NavigationView: {
             bd09: components["schemas"]["PointView"];
@@ -3417,7 +3534,7 @@ export interface components {
             /** Format: date-time */
             estimated_arrival?: string | null;
             gcj02: components["schemas"]["PointView"];
-            links: Record<string, never>;
+            links: components["schemas"]["NavigationLinksView"];
             /** Format: uuid */
             order_id: string;
             /** Format: int64 */
@@ -3447,6 +3564,8 @@ export interface components {
             city: string;
             /** Format: int32 */
             distance_m?: number | null;
+            /** @description The district of the address (its street stays hidden until the order is yours). */
+            district: string;
             /**
              * Format: date-time
              * @description Until when it is offered.
@@ -3459,6 +3578,11 @@ export interface components {
             /** Format: date-time */
             scheduled_start: string;
             service: string;
+            /**
+             * Format: int64
+             * @description What the customer pays, in fen.
+             */
+            total: number;
             /**
              * Format: int64
              * @description Minutes of driving from where you will be to the address, when both are known.
@@ -3910,6 +4034,10 @@ export interface components {
         ProposeBody: {
             /** Format: date-time */
             start: string;
+        };
+        /** @description Which outside sign-in providers this server has configured. */
+        ProvidersView: {
+            wechat: boolean;
         };
         /** @enum {string} */
         Purpose: "register" | "sign_in" | "reset_password" | "reauthenticate";
@@ -4438,6 +4566,12 @@ export interface components {
         };
         TrackingView: {
             dispatch_stage?: string | null;
+            /**
+             * Format: int32
+             * @description Metres between the worker's last reported cell and the address's cell (a grid of
+             *     about a kilometre), while they are on the way.
+             */
+            distance_m?: number | null;
             /** Format: date-time */
             estimated_arrival?: string | null;
             last_location?: null | components["schemas"]["PointView"];
@@ -4476,6 +4610,26 @@ export interface components {
              * @description Fen.
              */
             amount: number;
+        };
+        /** @description The limits a withdrawal request is checked against. */
+        WithdrawalRulesView: {
+            /**
+             * Format: int64
+             * @description How long a bank account must have been on file, in hours.
+             */
+            account_age_hours: number;
+            /**
+             * Format: int64
+             * @description The most in any 24 hours, in fen.
+             */
+            daily_maximum: number;
+            /** @description Requests in any 24 hours. */
+            daily_requests: number;
+            /**
+             * Format: int64
+             * @description The smallest amount, in fen.
+             */
+            minimum: number;
         };
         WithdrawalView: {
             /**
@@ -4567,6 +4721,47 @@ export interface components {
             level?: null | components["schemas"]["WorkerLevel"];
             note?: null | string;
         };
+        /**
+         * @description A worker's own file: onboarding's state (identity, certificates, background check, the
+         *     admins' review and note), and their working time, base radius and whether they are online.
+         */
+        WorkerSelfView: {
+            background_status: string;
+            /** Format: int32 */
+            base_radius_km?: number | null;
+            certificates: components["schemas"]["CertificateView"][];
+            certified_skills: string[];
+            city: string;
+            districts: string[];
+            /** @description Masked, once submitted. */
+            id_number?: string | null;
+            languages: string[];
+            leaves: components["schemas"]["LeaveView"][];
+            level: string;
+            name: string;
+            online: boolean;
+            overrides: components["schemas"]["DayHoursView"][];
+            phone: string;
+            photo_ref?: string | null;
+            /**
+             * @description Seven lists of working hours, Monday first; none before a plan is set (then any time
+             *     counts as free).
+             */
+            plan?: components["schemas"]["HoursView"][][] | null;
+            /** Format: date-time */
+            registered_at: string;
+            /** @description What the admins asked for or why they decided as they did. */
+            review_note?: string | null;
+            review_status: string;
+            skills: string[];
+            suspended: boolean;
+            /** Format: int64 */
+            version: number;
+            /** Format: uuid */
+            worker_id: string;
+            /** Format: int32 */
+            years_of_experience: number;
+        };
         WorkerSummary: {
             certified_skills: string[];
             city: string;
@@ -4595,6 +4790,13 @@ export interface components {
         };
         /** @description A worker as the directory shows them; the phone number is masked. */
         WorkerView: {
+            /**
+             * @description The kinds of the worker's in-date certificates, checked by the platform (on one
+             *     worker's page only).
+             */
+            certificates?: string[] | null;
+            /** @description The services an admin certified the worker for, after checking their certificates. */
+            certified_skills: string[];
             city: string;
             /**
              * Format: double
@@ -4605,6 +4807,8 @@ export interface components {
             distance_km?: number | null;
             districts: string[];
             languages: string[];
+            /** @description `standard` (普通), `silver` (银牌) or `gold` (金牌). */
+            level: string;
             name: string;
             online: boolean;
             phone: string;
@@ -9302,6 +9506,69 @@ export interface operations {
             };
         };
     };
+    interviews_list: {
+        parameters: {
+            query?: {
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InterviewView"][];
+                };
+            };
+            /** @description 未登录或会话已失效 / no valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 角色无权执行 / the caller's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 参数无效 / an invalid parameter (`min_position` included) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     interviews_request: {
         parameters: {
             query?: never;
@@ -11766,6 +12033,51 @@ export interface operations {
             };
         };
     };
+    sessions_providers: {
+        parameters: {
+            query?: {
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProvidersView"];
+                };
+            };
+            /** @description 参数无效 / an invalid parameter (`min_position` included) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     sessions_authorize: {
         parameters: {
             query: {
@@ -12805,6 +13117,79 @@ export interface operations {
                 headers: {
                     /** @description `true` when this is the stored first answer to the same Idempotency-Key / `true` on a replayed answer */
                     "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    orders_cancellation: {
+        parameters: {
+            query?: {
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path: {
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CancellationQuote"];
+                };
+            };
+            /** @description 未登录或会话已失效 / no valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 角色无权执行 / the caller's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 参数无效 / an invalid parameter (`min_position` included) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -13980,6 +14365,79 @@ export interface operations {
                 headers: {
                     /** @description `true` when this is the stored first answer to the same Idempotency-Key / `true` on a replayed answer */
                     "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reviews_of_order: {
+        parameters: {
+            query?: {
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path: {
+                order_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ReviewView"];
+                };
+            };
+            /** @description 未登录或会话已失效 / no valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 角色无权执行 / the caller's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 参数无效 / an invalid parameter (`min_position` included) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {
@@ -16542,6 +17000,77 @@ export interface operations {
                 headers: {
                     /** @description `true` when this is the stored first answer to the same Idempotency-Key / `true` on a replayed answer */
                     "Idempotent-Replayed"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    onboarding_me: {
+        parameters: {
+            query?: {
+                /** @description The same as the `Anjia-Min-Position` header. */
+                min_position?: string;
+            };
+            header?: {
+                /** @description Answer from views that include the write whose answer carried this `Anjia-Position` (waits up to 5 s, else 503 `/problems/catching-up`). */
+                "Anjia-Min-Position"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkerSelfView"];
+                };
+            };
+            /** @description 未登录或会话已失效 / no valid access token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 角色无权执行 / the caller's role may not do this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 参数无效 / an invalid parameter (`min_position` included) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description 视图尚未追上所给位置，或服务暂不可用 / the views have not caught up with Anjia-Min-Position yet, or the service is unavailable */
+            503: {
+                headers: {
+                    /** @description 几秒后再试 / seconds to wait before trying again */
+                    "Retry-After"?: number;
                     [name: string]: unknown;
                 };
                 content: {

@@ -1,8 +1,13 @@
-// The phone apps' texts. zh-CN is the default; `en` has every key (the type says so).
+// The phone apps' texts. zh-CN is the default; `en` has every key (the type says so). The
+// shared texts are here; each part of the app keeps its own in `i18n/`, under one namespace.
+import me from './i18n/me'
+import work from './i18n/work'
+import shop from './i18n/shop'
+import jobs from './i18n/jobs'
 
-const zh = {
+const core = {
   app: { name: '安家', tagline: '放心的家政服务' },
-  tabs: { services: '服务', orders: '订单', me: '我的', hall: '抢单大厅', work: '我的工作', income: '收入' },
+  tabs: { services: '服务', workers: '服务人员', orders: '订单', me: '我的', hall: '抢单大厅', jobs: '我的工单', income: '收入' },
   common: {
     loading: '加载中…',
     empty: '暂无内容',
@@ -32,7 +37,7 @@ const zh = {
   register: {
     title: '注册',
     name: '姓名',
-    password: '设置密码（至少 8 位）',
+    password: '设置密码（10 到 128 个字符）',
     submit: '注册并登录',
   },
   services: {
@@ -54,19 +59,15 @@ const zh = {
     typical: '常见时长 {n}',
     none: '没有符合条件的服务',
   },
-  me: {
-    title: '我的',
-    role_customer: '用户',
-    role_worker: '服务人员',
-    signOut: '退出登录',
-  },
 }
+
+const zh = { ...core, me: me.zh, work: work.zh, shop: shop.zh, jobs: jobs.zh }
 
 export type Messages = typeof zh
 
-const en: Messages = {
+const coreEn: typeof core = {
   app: { name: 'Anjia', tagline: 'Home services you can trust' },
-  tabs: { services: 'Services', orders: 'Orders', me: 'Me', hall: 'Grab', work: 'My jobs', income: 'Income' },
+  tabs: { services: 'Services', workers: 'Workers', orders: 'Orders', me: 'Me', hall: 'Grab', jobs: 'My jobs', income: 'Income' },
   common: {
     loading: 'Loading…',
     empty: 'Nothing here yet',
@@ -96,7 +97,7 @@ const en: Messages = {
   register: {
     title: 'Sign up',
     name: 'Name',
-    password: 'Password (8 characters or more)',
+    password: 'Password (10 to 128 characters)',
     submit: 'Sign up',
   },
   services: {
@@ -118,12 +119,8 @@ const en: Messages = {
     typical: 'Usually {n}',
     none: 'No service matches',
   },
-  me: {
-    title: 'Me',
-    role_customer: 'Customer',
-    role_worker: 'Worker',
-    signOut: 'Sign out',
-  },
 }
+
+const en: Messages = { ...coreEn, me: me.en, work: work.en, shop: shop.en, jobs: jobs.en }
 
 export const messages = { 'zh-CN': zh, en }

@@ -7,12 +7,18 @@ import { useSession, type Role } from '@/shared/session'
 // slow phone waits for no further round trip before it can browse. The rest load on demand.
 import AppShell from './AppShell.vue'
 import ServicesPage from './pages/ServicesPage.vue'
+import { meRoutes } from './routes/me'
+import { workRoutes } from './routes/work'
+import { shopRoutes } from './routes/shop'
+import { jobsRoutes } from './routes/jobs'
 
 declare module 'vue-router' {
   interface RouteMeta {
     roles?: Role[]
     public?: boolean
     tab?: string
+    /** Detail screens hide the tab bar and show a back arrow instead. */
+    tabbar?: boolean
   }
 }
 
@@ -23,9 +29,13 @@ const routes: RouteRecordRaw[] = [
     path: '/',
     component: AppShell,
     children: [
-      { path: '', name: 'home', redirect: () => ({ name: useSession().role === 'worker' ? 'me' : 'services' }) },
+      { path: '', name: 'home', redirect: () => ({ name: useSession().role === 'worker' ? 'hall' : 'services' }) },
       { path: 'services', name: 'services', component: ServicesPage, meta: { tab: 'services', public: true } },
       { path: 'me', name: 'me', component: () => import('./pages/MePage.vue'), meta: { tab: 'me', roles: ['customer', 'worker'] } },
+      ...meRoutes,
+      ...workRoutes,
+      ...shopRoutes,
+      ...jobsRoutes,
       { path: ':rest(.*)*', redirect: { name: 'home' } },
     ],
   },

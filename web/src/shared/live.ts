@@ -6,11 +6,15 @@
 import { authorizedFetch } from './session'
 
 export interface LiveMessage {
+  /** The event's place in the log (the message's id): reads that ask for it as their
+   * `min_position` see the event applied. */
+  id?: string
   order_id: string
   event_type: string
   sequence: number
   recorded_at: string
-  position: string
+  /** For a location report: where the worker is (as the people following the order may see it) and the arrival estimate. */
+  position?: { latitude: number; longitude: number; system: string; eta?: string | null }
 }
 
 export interface LiveHandlers {
@@ -68,7 +72,7 @@ export function openLive(handlers: LiveHandlers): () => void {
           buffer = parsed.rest
           for (const event of parsed.events) {
             if (event.id) lastId = event.id
-            handlers.onMessage(JSON.parse(event.data) as LiveMessage)
+            handlers.onMessage({ ...(JSON.parse(event.data) as LiveMessage), id: event.id })
           }
         }
       } catch {

@@ -17,3 +17,11 @@ describe('problems', () => {
     expect(isProblem(null)).toBe(false)
   })
 })
+
+describe('inLocale with a full stop before the slash', () => {
+  it('splits 。/ as it splits a spaced slash', () => {
+    const text = '您的日常保洁服务已完成，感谢使用安家。/ Your Daily cleaning is finished.'
+    expect(inLocale(text, 'zh-CN')).toBe('您的日常保洁服务已完成，感谢使用安家。')
+    expect(inLocale(text, 'en')).toBe('Your Daily cleaning is finished.')
+  })
+})

@@ -20,9 +20,11 @@ export function isProblem(value: unknown): value is Problem {
 
 /** The half of a bilingual text (`中文 / English`) in `locale`; the whole text if it has no halves. */
 export function inLocale(text: string, locale: string): string {
-  const split = text.indexOf(' / ')
-  if (split < 0) return text
-  return locale.startsWith('zh') ? text.slice(0, split) : text.slice(split + 3)
+  // The halves meet at a slash with a space after it and English after that; the Chinese half
+  // may end in its own full stop, with no space before the slash.
+  const split = /\s?\/\s+(?=[A-Za-z0-9"'(])/.exec(text)
+  if (!split) return text
+  return locale.startsWith('zh') ? text.slice(0, split.index).trim() : text.slice(split.index + split[0].length).trim()
 }
 
 /** A thrown problem, so pages can catch it and show its detail. */

@@ -166,6 +166,13 @@ export async function authorizedFetch(request: Request): Promise<Response> {
   }
   const response = await fetch(withToken(request))
   if (response.status !== 401 || !localStorage.getItem(REFRESH_KEY)) return response
+  // Only an access token the server no longer takes is refreshed: a wrong password given to
+  // reauthenticate also answers 401, and must not be sent twice.
+  const problem: unknown = await response
+    .clone()
+    .json()
+    .catch(() => null)
+  if (isProblem(problem) && problem.type !== '/problems/unauthenticated') return response
   const refreshed = await session.refresh()
   if (!refreshed) return response
   return fetch(withToken(retry))
