@@ -157,6 +157,54 @@ async fn two_workers_grab_one_order_at_once_and_a_worker_reads_income_and_asks_t
     app.stop().await;
 }
 
+#[tokio::test]
+async fn with_wechat_pay_configured_the_pay_screen_draws_its_code_and_hears_the_payment_live() {
+    require_build();
+    let _ = tests::providers::keys();
+    let wechat = tests::providers::FakeWechatPay::start().await;
+    let settings = wechat.settings();
+    let app = tests::spawn_app_with(move |config| {
+        config.payment_providers.wechat_pay = Some(settings);
+    })
+    .await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let config = json!({
+        "base": app.address,
+        "shots": shots(),
+        "scenario": "wechat",
+        "order_id": order_id,
+        "customer": credentials(&app, &customer).await,
+        "here": {"latitude": DOOR.0, "longitude": DOOR.1},
+    });
+    // The customer scans the code once WeChat Pay has opened the transaction.
+    let paying = async {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(trade) = wechat.opened().first() {
+                // A moment to look at the code, as a person would (and its screenshot).
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+                wechat.customer_pays(trade).await;
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no transaction opened"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    let (result, ()) = tokio::join!(drive(&app, config, 2), paying);
+    assert_eq!(result["scenario"], "wechat");
+    let status: String = sqlx::query_scalar("SELECT status FROM read_orders WHERE order_id = $1")
+        .bind(order_id)
+        .fetch_one(&app.pool)
+        .await
+        .expect("the order");
+    assert_ne!(status, "awaiting_payment");
+    app.stop().await;
+}
+
 /// GET `path` as `token`, expecting `status`; answers the body.
 async fn read_json(app: &TestApp, path: &str, token: Option<&str>, status: u16) -> Value {
     let response = app.get(path, token).await;

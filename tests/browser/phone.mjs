@@ -299,9 +299,26 @@ async function race() {
   await shot(page, 'phone-income-withdrawn');
 }
 
+async function wechat() {
+  const { customer, order_id: orderId, here } = config;
+  const { page } = await phone('customer', here);
+  await signIn(page, customer.login, customer.password);
+  await page.goto(`${base}/app/orders/${orderId}/pay`);
+  await page.tap('[data-test=method-wechat]');
+  await page.tap('[data-test=pay-now]');
+  await page.waitForSelector('[data-test=wechat-qr]');
+  const drawn = await page.$eval('[data-test=wechat-qr]', (image) => image.complete && image.naturalWidth > 0);
+  check(drawn, "WeChat Pay's code is drawn as a QR code");
+  await shot(page, 'phone-pay-wechat');
+  // The test scans it (WeChat Pay's fake notifies the platform); the page hears it live.
+  await page.waitForSelector('[data-test=paid]', { timeout: 30_000 });
+  check(true, 'the payment was confirmed live');
+}
+
 try {
   if (scenario === 'serve') await serve();
   else if (scenario === 'race') await race();
+  else if (scenario === 'wechat') await wechat();
   else throw new Error(`unknown scenario ${scenario}`);
 } catch (error) {
   problems.push(String(error?.stack ?? error));

@@ -597,6 +597,17 @@ impl FakeWechatPay {
         self.book.lock().expect("book").sent.clone()
     }
 
+    /// The merchant's numbers (`out_trade_no`) of the transactions opened so far.
+    pub fn opened(&self) -> Vec<String> {
+        self.book
+            .lock()
+            .expect("book")
+            .transactions
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// (transaction_id, total, notify_url) of an opened transaction.
     pub fn transaction(&self, out_trade_no: &str) -> Option<(String, i64, String)> {
         self.book

@@ -106,6 +106,11 @@ pub async fn sql(
         .query(String::from(body.sql), limits)
         .await
         .map_err(crate::error::warehouse_error)?;
+    // Released before answering: closing the connection releases them too, but only once the
+    // server has seen it close, and the analyst's next query can arrive before that.
+    let _ = sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *turn)
+        .await;
     drop(turn);
     match outcome {
         Ok(answer) => {

@@ -1,5 +1,7 @@
 // Small helpers every screen of the phone app uses.
+import type { Router } from 'vue-router'
 import { showFailToast } from 'vant'
+import { unwrap } from '@/api/client'
 import { ProblemError } from '@/shared/problem'
 
 /** What went wrong, in the page's language: the problem's detail, or a generic word. */
@@ -15,6 +17,25 @@ export function problemStatus(caught: unknown): number | null {
 /** Shows what went wrong as a toast. */
 export function toastProblem(caught: unknown, locale: string, fallback: string) {
   showFailToast({ message: problemText(caught, locale, fallback), wordBreak: 'break-word' })
+}
+
+/**
+ * `unwrap` for commands that answer 204 No Content: openapi-fetch gives no data for those, which
+ * `unwrap` would take for a failure. A refusal still throws the server's `ProblemError`.
+ */
+export function done<T>(result: { data?: T; error?: unknown; response: Response }): void {
+  if (result.response.ok && result.error === undefined) return
+  unwrap(result)
+}
+
+/**
+ * Back to where the person came from; a screen opened directly (a link, a reload) has no
+ * history inside the app, so it goes to `fallback` instead of leaving the app.
+ */
+export function goBack(router: Router, fallback: string) {
+  const state = window.history.state as { back?: string | null } | null
+  if (state?.back) router.back()
+  else void router.replace({ name: fallback })
 }
 
 export interface Position {
@@ -44,6 +65,19 @@ export function currentPosition(timeoutMs = 10_000): Promise<Position> {
       { enableHighAccuracy: true, timeout: timeoutMs, maximumAge: 5_000 },
     )
   })
+}
+
+/**
+ * A read that live events may start again before it has answered: an answer comes back only if
+ * no later call has started meanwhile (that one's is newer), and `null` otherwise.
+ */
+export function latestOnly<A extends unknown[], T>(read: (...args: A) => Promise<T>): (...args: A) => Promise<T | null> {
+  let started = 0
+  return async (...args) => {
+    const mine = ++started
+    const answer = await read(...args)
+    return mine === started ? answer : null
+  }
 }
 
 /** A fresh idempotency key for one attempt at a command (a retry reuses it). */

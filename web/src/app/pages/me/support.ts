@@ -1,28 +1,8 @@
-// What the 我的 screens share: going back, WeChat sign-in's browser half, and short labels.
-import type { Router } from 'vue-router'
+// What the 我的 screens share: WeChat sign-in's browser half, and short labels.
 import { api, unwrap } from '@/api/client'
 import type { components } from '@/api/schema'
 
 type Datum = components['schemas']['Datum']
-
-/**
- * `unwrap` for commands that answer 204 No Content: openapi-fetch gives no data for those, which
- * `unwrap` would take for a failure. A refusal still throws the server's `ProblemError`.
- */
-export function done<T>(result: { data?: T; error?: unknown; response: Response }): void {
-  if (result.response.ok && result.error === undefined) return
-  unwrap(result)
-}
-
-/**
- * Back to where the person came from; a screen opened directly (a link, a reload) has no
- * history inside the app, so it goes to `fallback` instead of leaving the app.
- */
-export function goBack(router: Router, fallback: string) {
-  const state = window.history.state as { back?: string | null } | null
-  if (state?.back) router.back()
-  else void router.replace({ name: fallback })
-}
 
 /** A coordinate datum from the server's spelling, if it is one. */
 export function datumOf(system: string | null | undefined): Datum | null {
