@@ -17,6 +17,7 @@ use sqlx::{PgPool, Row};
 
 use crate::demo_data::{DemoOptions, DemoReport};
 use crate::state::AppState;
+use crate::stats::median;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyticsBenchOptions {
@@ -196,11 +197,6 @@ WITH a AS (
 SELECT d.day, d.role, count(*) AS active, count(*) FILTER (WHERE d.day = f.first_day) AS new
   FROM days d JOIN firsts f USING (person, role)
  GROUP BY 1, 2 ORDER BY 1, 2";
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
-}
 
 /// Runs `sql` on PostgreSQL, answering the sum of column `column` over its rows (and its
 /// time in milliseconds).

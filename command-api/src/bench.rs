@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::server;
+use crate::stats::Sorted;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {
@@ -44,19 +45,6 @@ pub struct BenchReport {
     pub seconds_per_level: u64,
     pub event_bytes: usize,
     pub levels: Vec<LevelReport>,
-}
-
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() - 1) as f64 * fraction).round() as usize;
-    sorted[index]
-}
-
-fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
-    samples.sort_by(f64::total_cmp);
-    samples
 }
 
 fn order_body(sequence: usize) -> serde_json::Value {
@@ -218,9 +206,9 @@ pub async fn run(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let lag = sorted(orders_stats.drain_lag_millis());
+        let lag = Sorted::new(orders_stats.drain_lag_millis());
         let commands = latencies.len();
-        let latencies = sorted(latencies);
+        let latencies = Sorted::new(latencies);
 
         let raw = raw_inserts(&pool, concurrency, duration, raw_payload.clone()).await?;
         let commands_per_second = commands as f64 / elapsed;
@@ -228,8 +216,8 @@ pub async fn run(
             concurrency,
             commands,
             commands_per_second,
-            command_p50_ms: percentile(&latencies, 0.50),
-            command_p99_ms: percentile(&latencies, 0.99),
+            command_p50_ms: latencies.percentile(0.50),
+            command_p99_ms: latencies.percentile(0.99),
             raw_inserts_per_second: raw.0,
             raw_insert_p50_ms: raw.1,
             raw_insert_p99_ms: raw.2,
@@ -238,8 +226,8 @@ pub async fn run(
             } else {
                 0.0
             },
-            projection_lag_p50_ms: percentile(&lag, 0.50),
-            projection_lag_p99_ms: percentile(&lag, 0.99),
+            projection_lag_p50_ms: lag.percentile(0.50),
+            projection_lag_p99_ms: lag.percentile(0.99),
             errors,
         });
     }
@@ -286,10 +274,10 @@ async fn raw_inserts(
     }
     let elapsed = started.elapsed().as_secs_f64();
     let count = latencies.len();
-    let latencies = sorted(latencies);
+    let latencies = Sorted::new(latencies);
     Ok((
         count as f64 / elapsed,
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
+        latencies.percentile(0.5),
+        latencies.percentile(0.99),
     ))
 }

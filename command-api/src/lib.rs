@@ -39,6 +39,7 @@ pub mod signing;
 pub mod simulate;
 pub mod sql_shell;
 pub mod state;
+pub mod stats;
 pub mod text;
 pub mod unionpay;
 pub mod warehouse;

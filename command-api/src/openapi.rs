@@ -17,7 +17,7 @@ use crate::state::AppState;
 #[openapi(
     info(title = "Anjia 安家 API", version = "1", description = "家政服务平台接口 / Home-services platform API. Money is in integer fen; times are UTC."),
     paths(
-        health::healthz, health::readyz, health::openapi_document,
+        health::healthz, health::readyz, openapi_document,
         accounts::register, accounts::me,
         sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password, sessions::reauthenticate, sessions::sign_out_everywhere,
         verification::request_code, verification::sign_in_with_code, verification::reset_password, accounts::list_catalogue,
@@ -338,9 +338,13 @@ impl Modify for Conformance {
     }
 }
 
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3 document")))]
+pub async fn openapi_document() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}
+
 pub fn router() -> Router<AppState> {
-    Router::new().route(
-        "/api/openapi.json",
-        get(crate::routes::health::openapi_document),
-    )
+    Router::new().route("/api/openapi.json", get(openapi_document))
 }

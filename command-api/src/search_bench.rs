@@ -10,6 +10,8 @@ use std::time::Instant;
 use serde::Serialize;
 use sqlx::PgPool;
 
+use crate::stats::Sorted;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct SearchBenchOptions {
     /// How many orders the table holds.
@@ -52,12 +54,6 @@ const QUERIES: [&str; 8] = [
     "deep clean",
     "徐汇 保姆 李",
 ];
-
-fn percentile(samples: &mut [f64], fraction: f64) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    let index = ((samples.len() as f64 - 1.0) * fraction).round() as usize;
-    samples[index]
-}
 
 pub async fn run(pool: &PgPool, options: &SearchBenchOptions) -> anyhow::Result<SearchBenchReport> {
     sqlx::raw_sql(
@@ -180,13 +176,14 @@ pub async fn run(pool: &PgPool, options: &SearchBenchOptions) -> anyhow::Result<
             .await?;
             scanned.push(started.elapsed().as_secs_f64() * 1_000.0);
         }
-        let indexed_p50_ms = percentile(&mut indexed, 0.5);
-        let scan_p50_ms = percentile(&mut scanned, 0.5);
+        let (indexed, scanned) = (Sorted::new(indexed), Sorted::new(scanned));
+        let indexed_p50_ms = indexed.median();
+        let scan_p50_ms = scanned.median();
         searches.push(SearchTiming {
             query: query.to_owned(),
             matches,
             indexed_p50_ms,
-            indexed_p99_ms: percentile(&mut indexed, 0.99),
+            indexed_p99_ms: indexed.percentile(0.99),
             scan_p50_ms,
             speed_up: scan_p50_ms / indexed_p50_ms.max(0.001),
         });

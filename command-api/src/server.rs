@@ -59,7 +59,7 @@ pub async fn prepare(pool: &PgPool, master_key: Option<&str>) -> anyhow::Result<
     let vault = vault::Vault::load(pool.clone(), master_key)
         .await
         .context("opening the vault")?;
-    projections::ensure_all(pool, &vault)
+    projections::ensure_all(pool, &projections::all_projections(&vault))
         .await
         .context("setting up projections")?;
     Ok(vault)

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::server;
+use crate::stats::Sorted;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignalingBenchOptions {
@@ -330,20 +331,14 @@ async fn relay_latency(
     let mut clock = clock.lock().expect("clock");
     let total: usize = clock.arrived.values().map(Vec::len).sum();
     let mut percentiles = |kind: &str| {
-        let samples = clock.arrived.entry(kind_name(kind)).or_default();
-        samples.sort_by(f64::total_cmp);
-        let at = |fraction: f64| {
-            if samples.is_empty() {
-                0.0
-            } else {
-                samples[((samples.len() as f64 - 1.0) * fraction).round() as usize]
-            }
-        };
+        let samples = Sorted::new(std::mem::take(
+            clock.arrived.entry(kind_name(kind)).or_default(),
+        ));
         Percentiles {
             count: samples.len(),
-            p50_ms: at(0.5),
-            p99_ms: at(0.99),
-            max_ms: at(1.0),
+            p50_ms: samples.median(),
+            p99_ms: samples.percentile(0.99),
+            max_ms: samples.percentile(1.0),
         }
     };
     Ok(LatencyReport {

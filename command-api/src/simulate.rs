@@ -27,6 +27,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::random::{Random, SERVICE_MIX};
+use crate::stats::{median, Sorted};
 
 /// One order of the day: when it came in, and what it asks for.
 #[derive(Debug, Clone)]
@@ -275,13 +276,6 @@ pub struct Outcome {
     pub planning_millis: u128,
 }
 
-fn percentile(sorted: &[f64], fraction: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * fraction).round() as usize]
-}
-
 /// Replays the day: rounds every `round_minutes` from the first order; an order waits at most
 /// `give_up_minutes` before it counts as unassigned (it would go to the admins).
 pub fn replay(
@@ -409,8 +403,7 @@ fn summarise(
     jobs: &HashMap<Uuid, usize>,
     started: Instant,
 ) -> Outcome {
-    let mut sorted = waits.to_vec();
-    sorted.sort_by(f64::total_cmp);
+    let sorted = Sorted::new(waits.to_vec());
     let assigned = waits.len();
     // Fairness over every worker who holds a skill some order asked for.
     let asked: Vec<ServiceCode> = day.orders.iter().map(|order| order.order.service).collect();
@@ -443,7 +436,7 @@ fn summarise(
         } else {
             0.0
         },
-        minutes_to_assign_p90: percentile(&sorted, 0.9),
+        minutes_to_assign_p90: sorted.percentile(0.9),
         travel_minutes_total: travel_total,
         travel_minutes_mean: if assigned > 0 {
             travel_total as f64 / assigned as f64
@@ -555,11 +548,6 @@ pub struct DispatchBenchReport {
     pub gap_optimal_percent: Option<f64>,
     /// The same for one-at-a-time greedy matching.
     pub gap_greedy_percent: Option<f64>,
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples.get(samples.len() / 2).copied().unwrap_or(0.0)
 }
 
 pub fn bench_dispatch(options: &DispatchBenchOptions) -> DispatchBenchReport {

@@ -13,6 +13,7 @@ pub mod log;
 pub mod orders;
 pub mod personal;
 pub mod projector;
+pub mod registry;
 pub mod reminders;
 pub mod reviews;
 pub mod search;
@@ -20,7 +21,7 @@ pub mod workers;
 
 pub use log::StoredEvent;
 pub use projector::{
-    advisory_key, all_projections, ensure_all, parked, projection_by_name, rebuild, retry_parked,
-    status, ParkedStream, Projection, ProjectionStatus, Projector, ProjectorStats,
-    RebuildInProgress, RebuildReport, RetryReport, PROJECTION_NAMES,
+    advisory_key, ensure_all, parked, rebuild, retry_parked, status, ParkedStream, Projection,
+    ProjectionStatus, Projector, ProjectorStats, RebuildInProgress, RebuildReport, RetryReport,
 };
+pub use registry::{all_projections, projection_by_name, PROJECTION_NAMES};

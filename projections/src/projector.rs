@@ -55,42 +55,6 @@ pub trait Projection: Send + Sync {
     }
 }
 
-/// The names of every projection, in the order they run.
-pub const PROJECTION_NAMES: [&str; 7] = [
-    "orders",
-    "workers",
-    "customers",
-    "dispatch",
-    "reminders",
-    "ledger",
-    "reviews",
-];
-
-/// Every projection the platform runs. They open sealed personal data through the vault.
-pub fn all_projections(vault: &vault::Vault) -> Vec<Arc<dyn Projection>> {
-    vec![
-        Arc::new(crate::orders::OrdersProjection {
-            vault: vault.clone(),
-        }),
-        Arc::new(crate::workers::WorkersProjection {
-            vault: vault.clone(),
-        }),
-        Arc::new(crate::customers::CustomersProjection {
-            vault: vault.clone(),
-        }),
-        Arc::new(crate::dispatch::DispatchProjection),
-        Arc::new(crate::reminders::RemindersProjection),
-        Arc::new(crate::ledger::LedgerProjection),
-        Arc::new(crate::reviews::ReviewsProjection),
-    ]
-}
-
-pub fn projection_by_name(name: &str, vault: &vault::Vault) -> Option<Arc<dyn Projection>> {
-    all_projections(vault)
-        .into_iter()
-        .find(|projection| projection.name() == name)
-}
-
 fn schema_name(projection: &str, generation: i32) -> String {
     format!("rm_{projection}_g{generation}")
 }
@@ -157,8 +121,8 @@ fn definition(projection: &dyn Projection) -> String {
 /// whose live generation was built from other table definitions than the code's. Safe to run
 /// from several processes at once: creation is serialised by a transaction-scoped advisory
 /// lock, and a rebuild by its own lock.
-pub async fn ensure_all(pool: &PgPool, vault: &vault::Vault) -> anyhow::Result<()> {
-    for projection in all_projections(vault) {
+pub async fn ensure_all(pool: &PgPool, projections: &[Arc<dyn Projection>]) -> anyhow::Result<()> {
+    for projection in projections {
         let recorded: Option<Option<String>> =
             sqlx::query_scalar("SELECT definition FROM projections WHERE name = $1")
                 .bind(projection.name())

@@ -204,7 +204,7 @@ async fn a_projection_built_from_older_table_definitions_is_rebuilt_at_start_up(
             .fetch_one(&app.pool)
             .await
             .expect("generation");
-    projections::ensure_all(&app.pool, &app.vault)
+    projections::ensure_all(&app.pool, &projections::all_projections(&app.vault))
         .await
         .expect("start-up");
     let (after, definition): (i32, Option<String>) = sqlx::query_as(

@@ -108,10 +108,3 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readines
         failing,
     }))
 }
-
-/// This document.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3 document")))]
-pub async fn openapi_document() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
-}
