@@ -49,6 +49,7 @@ pub mod onboarding;
 pub mod order;
 pub mod payment;
 pub mod review;
+pub mod stages;
 pub mod upcast;
 pub mod values;
 pub mod wallet;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
-use crate::dispatch::{AssignmentScore, DispatchStage};
 use crate::payment::CancellationSettlement;
+use crate::stages::{AssignmentScore, DispatchStage};
 use crate::values::{Actor, Address, Fen, GeoPoint, Role, Sealed, SealedPoint};
 
 /// How near the address (metres) a worker must be to check in as arrived.

@@ -169,17 +169,6 @@ pub struct SlotsView {
     pub starts: Vec<DateTime<Utc>>,
 }
 
-/// The minutes between listed start times: 15 to 240, 30 when not given.
-pub fn slot_step(step_minutes: Option<u32>) -> Result<u32, ApiError> {
-    let step = step_minutes.unwrap_or(30);
-    if !(15..=240).contains(&step) {
-        return Err(ApiError::Invalid(
-            "step_minutes 须在 15–240 之间 / step_minutes must be 15 to 240".into(),
-        ));
-    }
-    Ok(step)
-}
-
 /// The start times on a date at which a worker can do a job of this length at this place.
 #[utoipa::path(get, path = "/api/v1/workers/{worker_id}/slots", tag = "availability", params(("worker_id" = Uuid, Path), SlotParams),
     responses((status = 200, body = SlotsView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
@@ -193,9 +182,9 @@ pub async fn slots(
             "duration_minutes 须在 30–37440 之间 / duration_minutes must be 30 to 37440".into(),
         ));
     }
-    let step = slot_step(params.step_minutes)?;
+    let step = crate::routes::params::slot_step(params.step_minutes)?;
     let location =
-        crate::routes::dispatch::optional_point(params.latitude, params.longitude, params.system)?;
+        crate::routes::params::optional_point(params.latitude, params.longitude, params.system)?;
     let (worker, version): (Worker, usize) = state.workers.load(worker_id).await?;
     if version == 0 || !worker.registered {
         return Err(ApiError::not_found("服务人员", "worker"));

@@ -71,24 +71,6 @@ impl PointBody {
     }
 }
 
-/// A point from three optional query parameters: all or none.
-pub fn optional_point(
-    latitude: Option<f64>,
-    longitude: Option<f64>,
-    system: Option<CoordinateSystem>,
-) -> Result<Option<GeoPoint>, ApiError> {
-    match (latitude, longitude, system) {
-        (Some(latitude), Some(longitude), Some(system)) => {
-            Ok(Some(GeoPoint::new(latitude, longitude, system)?))
-        }
-        (None, None, None) => Ok(None),
-        _ => Err(ApiError::Invalid(
-            "latitude、longitude、system 须同时给出 / give latitude, longitude and system together"
-                .into(),
-        )),
-    }
-}
-
 /// Take an order offered for grabbing (workers). The first valid grab wins; every later one
 /// gets 409 `illegal-state` saying the order is taken.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/grab", tag = "dispatch", security(("bearer" = [])),
@@ -487,7 +469,8 @@ pub async fn navigation(
     AppQuery(params): AppQuery<FromParams>,
 ) -> Result<axum::Json<NavigationView>, ApiError> {
     let actor = caller.actor()?;
-    let from = optional_point(params.latitude, params.longitude, params.system)?;
+    let from =
+        crate::routes::params::optional_point(params.latitude, params.longitude, params.system)?;
     let (order, _): (Order, usize) = state.orders.load(order_id).await?;
     let visible = match actor.role {
         Role::Admin => order.status != OrderStatus::New,
@@ -787,8 +770,9 @@ pub async fn any_worker_slots(
             spec.max_duration_minutes
         )));
     }
-    let step = crate::routes::availability::slot_step(params.step_minutes)?;
-    let location = optional_point(params.latitude, params.longitude, params.system)?;
+    let step = crate::routes::params::slot_step(params.step_minutes)?;
+    let location =
+        crate::routes::params::optional_point(params.latitude, params.longitude, params.system)?;
     let city = domain::values::required_text("城市 city", &params.city, 40)?;
     let now = Utc::now();
     let today = domain::values::business_day(now);

@@ -15,6 +15,7 @@ pub mod live;
 pub mod oauth;
 pub mod onboarding;
 pub mod orders;
+pub mod params;
 pub mod payments;
 pub mod profile;
 pub mod reports;

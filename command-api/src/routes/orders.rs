@@ -21,6 +21,7 @@ use crate::auth::Caller;
 use crate::commands::{CommandContext, Committed};
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
+use crate::routes::params::ReasonBody;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 
@@ -694,12 +695,6 @@ pub async fn stats(
             })
             .collect(),
     ))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonBody {
-    pub reason: Paragraph<500>,
 }
 
 pub(crate) async fn run(

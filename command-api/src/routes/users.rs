@@ -18,7 +18,7 @@ use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::onboarding::GroupsBody;
-use crate::routes::orders::ReasonBody;
+use crate::routes::params::ReasonBody;
 use crate::routes::profile::AddressView;
 use crate::state::AppState;
 use crate::text::Line;

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::routes::orders::ReasonBody;
+use crate::routes::params::ReasonBody;
 use crate::state::AppState;
 use crate::text::Line;
 
@@ -178,7 +178,7 @@ pub async fn list(
                 .into(),
         ));
     }
-    let near_point = crate::routes::dispatch::optional_point(
+    let near_point = crate::routes::params::optional_point(
         params.near_latitude,
         params.near_longitude,
         params.near_system,

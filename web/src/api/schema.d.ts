@@ -4152,6 +4152,7 @@ export interface components {
              */
             status: string;
         };
+        /** @description A reason, required (a cancellation, a dispute, a suspension...). */
         ReasonBody: {
             /** @description Text; line breaks allowed, no other control characters; trimmed. */
             reason: string;

@@ -1,0 +1,46 @@
+//! Parameters and bodies several routes share, so that route modules need not import each
+//! other for them.
+
+use domain::values::GeoPoint;
+use domain::CoordinateSystem;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::ApiError;
+use crate::text::Paragraph;
+
+/// A reason, required (a cancellation, a dispute, a suspension...).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonBody {
+    pub reason: Paragraph<500>,
+}
+
+/// A point from three optional query parameters: all or none.
+pub fn optional_point(
+    latitude: Option<f64>,
+    longitude: Option<f64>,
+    system: Option<CoordinateSystem>,
+) -> Result<Option<GeoPoint>, ApiError> {
+    match (latitude, longitude, system) {
+        (Some(latitude), Some(longitude), Some(system)) => {
+            Ok(Some(GeoPoint::new(latitude, longitude, system)?))
+        }
+        (None, None, None) => Ok(None),
+        _ => Err(ApiError::Invalid(
+            "latitude、longitude、system 须同时给出 / give latitude, longitude and system together"
+                .into(),
+        )),
+    }
+}
+
+/// The minutes between listed start times: 15 to 240, 30 when not given.
+pub fn slot_step(step_minutes: Option<u32>) -> Result<u32, ApiError> {
+    let step = step_minutes.unwrap_or(30);
+    if !(15..=240).contains(&step) {
+        return Err(ApiError::Invalid(
+            "step_minutes 须在 15–240 之间 / step_minutes must be 15 to 240".into(),
+        ));
+    }
+    Ok(step)
+}
