@@ -36,8 +36,18 @@ async fn credentials(app: &TestApp, user: &User) -> Value {
 /// Runs `phone.mjs` with `config` and answers its result line once it has checked `checks`
 /// things with no problem.
 async fn drive(app: &TestApp, config: Value, checks: usize) -> Value {
+    drive_telling(app, config, checks, None).await
+}
+
+/// `drive`, sending the script's `EVENT` lines to `events`.
+async fn drive_telling(
+    app: &TestApp,
+    config: Value,
+    checks: usize,
+    events: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+) -> Value {
     let (status, last) = app
-        .drive_browser("phone.mjs", &config, Duration::from_secs(240))
+        .drive_browser_telling("phone.mjs", &config, Duration::from_secs(240), events)
         .await;
     let result: Value = serde_json::from_str(&last)
         .unwrap_or_else(|error| panic!("no result line ({error}): {last}"));
@@ -177,24 +187,21 @@ async fn with_wechat_pay_configured_the_pay_screen_draws_its_code_and_hears_the_
         "customer": credentials(&app, &customer).await,
         "here": {"latitude": DOOR.0, "longitude": DOOR.1},
     });
-    // The customer scans the code once WeChat Pay has opened the transaction.
+    // The customer scans the code once the screen shows it (and its screenshot is taken).
+    let (shown, mut reached) = tokio::sync::mpsc::unbounded_channel();
     let paying = async {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(trade) = wechat.opened().first() {
-                // A moment to look at the code, as a person would (and its screenshot).
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                wechat.customer_pays(trade).await;
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no transaction opened"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let event = tokio::time::timeout(Duration::from_secs(60), reached.recv())
+            .await
+            .expect("the code was shown in time");
+        assert_eq!(event.as_deref(), Some("wechat-code-shown"));
+        let trade = wechat
+            .opened()
+            .first()
+            .cloned()
+            .expect("a transaction opened");
+        wechat.customer_pays(&trade).await;
     };
-    let (result, ()) = tokio::join!(drive(&app, config, 2), paying);
+    let (result, ()) = tokio::join!(drive_telling(&app, config, 2, Some(shown)), paying);
     assert_eq!(result["scenario"], "wechat");
     let status: String = sqlx::query_scalar("SELECT status FROM read_orders WHERE order_id = $1")
         .bind(order_id)

@@ -10,7 +10,7 @@
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, executablePath, watch } from './chromium.mjs';
+import { chromiumArgs, executablePath, recorder, watch } from './chromium.mjs';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const { base, email, shots } = config;
@@ -24,16 +24,7 @@ const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const report = { screens: [], checks: [] };
 const problems = [];
 
-function check(condition, what) {
-  if (!condition) throw new Error(`failed: ${what}`);
-  report.checks.push(what);
-}
-
-async function shot(page, name) {
-  await page.waitForTimeout(300);
-  await page.screenshot({ path: `${shots}/${name}.png` });
-  report.screens.push(name);
-}
+const { check, shot } = recorder(report, shots);
 
 const browser = await chromium.launch({ executablePath, args: chromiumArgs, headless: true });
 try {

@@ -39,3 +39,23 @@ export function watch(page, who, problems, provoked = () => false) {
     }
   });
 }
+
+/**
+ * A script's record of what it checked and which screens it pictured: `check` throws at the
+ * first failed condition, `shot` keeps a screenshot in `shots` once the screen has settled.
+ */
+export function recorder(report, shots) {
+  return {
+    check(condition, what) {
+      if (!condition) throw new Error(`failed: ${what}`);
+      report.checks.push(what);
+    },
+    async shot(page, name) {
+      // Charts animate for a moment after they draw; the picture is of the finished screen.
+      const charts = await page.$$('canvas');
+      await page.waitForTimeout(charts.length > 0 ? 1500 : 300);
+      await page.screenshot({ path: `${shots}/${name}.png` });
+      report.screens.push(name);
+    },
+  };
+}

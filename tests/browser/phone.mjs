@@ -21,7 +21,7 @@
 import { mkdirSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
-import { chromiumArgs, executablePath, watch } from './chromium.mjs';
+import { chromiumArgs, executablePath, recorder, watch } from './chromium.mjs';
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const { base, shots, scenario } = config;
@@ -37,16 +37,7 @@ const problems = [];
 /** Refusals a step provokes on purpose: (path part, status) pairs allowed once each. */
 const expected = [];
 
-function check(condition, what) {
-  if (!condition) throw new Error(`failed: ${what}`);
-  report.checks.push(what);
-}
-
-async function shot(page, name) {
-  await page.waitForTimeout(300);
-  await page.screenshot({ path: `${shots}/${name}.png` });
-  report.screens.push(name);
-}
+const { check, shot } = recorder(report, shots);
 
 const browser = await chromium.launch({ executablePath, args: chromiumArgs, headless: true });
 
@@ -310,7 +301,8 @@ async function wechat() {
   const drawn = await page.$eval('[data-test=wechat-qr]', (image) => image.complete && image.naturalWidth > 0);
   check(drawn, "WeChat Pay's code is drawn as a QR code");
   await shot(page, 'phone-pay-wechat');
-  // The test scans it (WeChat Pay's fake notifies the platform); the page hears it live.
+  // The test scans it now (WeChat Pay's fake notifies the platform); the page hears it live.
+  console.log('EVENT wechat-code-shown');
   await page.waitForSelector('[data-test=paid]', { timeout: 30_000 });
   check(true, 'the payment was confirmed live');
 }

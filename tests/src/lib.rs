@@ -164,6 +164,20 @@ impl TestApp {
         config: &Value,
         limit: Duration,
     ) -> (std::process::ExitStatus, String) {
+        self.drive_browser_telling(script, config, limit, None)
+            .await
+    }
+
+    /// `drive_browser`, also sending to `events` each `EVENT <what>` line the script prints
+    /// (what it has reached), so that the test can act at that moment rather than after a
+    /// guessed wait.
+    pub async fn drive_browser_telling(
+        &self,
+        script: &str,
+        config: &Value,
+        limit: Duration,
+        events: Option<tokio::sync::mpsc::UnboundedSender<String>>,
+    ) -> (std::process::ExitStatus, String) {
         use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
         let browser_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
         let mut child = tokio::process::Command::new("node")
@@ -191,6 +205,10 @@ impl TestApp {
                         .write_all(format!("{code}\n").as_bytes())
                         .await
                         .expect("sending the code");
+                } else if let Some(event) = line.strip_prefix("EVENT ") {
+                    if let Some(events) = &events {
+                        let _ = events.send(event.to_owned());
+                    }
                 } else {
                     last = line;
                 }

@@ -326,10 +326,11 @@ pub async fn live(
                 let mut leaving = false;
                 // The grab hall, for workers: an order entering it, and what takes it out.
                 let mut hall_news = false;
+                let decoded = stored.decode::<OrderEvent>().ok();
                 if actor.role == Role::Worker {
-                    if let Ok(decoded) = stored.decode::<OrderEvent>() {
+                    if let Some(event) = &decoded {
                         let in_hall = hall.contains(&stored.aggregate_id);
-                        match decoded {
+                        match event {
                             OrderEvent::DispatchStageEntered {
                                 stage: domain::dispatch::DispatchStage::Grab,
                                 ..
@@ -349,7 +350,7 @@ pub async fn live(
                         }
                     }
                 }
-                if let Ok(decoded) = stored.decode::<OrderEvent>() {
+                if let Some(decoded) = decoded {
                     match decoded {
                         OrderEvent::WorkerLocationReported { location, eta, .. } => {
                             // Opened for the people following the order; the cell once the

@@ -1,7 +1,6 @@
 // Small helpers every screen of the phone app uses.
 import type { Router } from 'vue-router'
 import { showFailToast } from 'vant'
-import { unwrap } from '@/api/client'
 import { ProblemError } from '@/shared/problem'
 
 /** What went wrong, in the page's language: the problem's detail, or a generic word. */
@@ -17,15 +16,6 @@ export function problemStatus(caught: unknown): number | null {
 /** Shows what went wrong as a toast. */
 export function toastProblem(caught: unknown, locale: string, fallback: string) {
   showFailToast({ message: problemText(caught, locale, fallback), wordBreak: 'break-word' })
-}
-
-/**
- * `unwrap` for commands that answer 204 No Content: openapi-fetch gives no data for those, which
- * `unwrap` would take for a failure. A refusal still throws the server's `ProblemError`.
- */
-export function done<T>(result: { data?: T; error?: unknown; response: Response }): void {
-  if (result.response.ok && result.error === undefined) return
-  unwrap(result)
 }
 
 /**
