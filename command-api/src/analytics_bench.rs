@@ -17,7 +17,7 @@ use sqlx::{PgPool, Row};
 
 use crate::demo_data::{DemoOptions, DemoReport};
 use crate::state::AppState;
-use crate::stats::median;
+use application::stats::median;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyticsBenchOptions {

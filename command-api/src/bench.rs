@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::server;
-use crate::stats::Sorted;
+use application::stats::Sorted;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchOptions {

@@ -42,9 +42,9 @@ use serde::Serialize;
 use sqlx::postgres::PgPoolCopyExt;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
-use crate::random::{Random, SERVICE_MIX};
 use crate::state::AppState;
+use application::commands::CommandContext;
+use application::random::{Random, SERVICE_MIX};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoOptions {

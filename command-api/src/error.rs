@@ -293,13 +293,9 @@ pub fn warehouse_error(error: anyhow::Error) -> ApiError {
 pub struct LoggedCause(pub String);
 
 impl From<sqlx::Error> for ApiError {
+    /// A lost connection is a temporary 503, anything else an internal error.
     fn from(error: sqlx::Error) -> Self {
-        match error {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ApiError::Unavailable(error.into())
-            }
-            other => ApiError::Internal(other.into()),
-        }
+        application::Error::from(error).into()
     }
 }
 
@@ -309,180 +305,40 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// Maps a domain error to its HTTP meaning.
-pub trait DomainErrorKind: std::error::Error {
-    fn api_error(&self) -> ApiError;
-}
-
-impl DomainErrorKind for domain::order::OrderError {
-    fn api_error(&self) -> ApiError {
-        use domain::order::OrderError as E;
-        let detail = self.to_string();
-        match self {
-            E::NotFound => ApiError::NotFound(detail),
-            E::IllegalTransition { .. } => ApiError::IllegalState(detail),
-            E::NotAssignedWorker | E::NotOwner => ApiError::Forbidden(detail),
-            E::WorkerNotEligible(_)
-            | E::AlreadyTaken
-            | E::NotOpenForGrab
-            | E::AlreadyPassed
-            | E::NotDue { .. }
-            | E::StageBackwards
-            | E::NoPreferredWorker
-            | E::SameWorker
-            | E::TooFar { .. }
-            | E::OutsideArrivalWindow { .. } => ApiError::IllegalState(detail),
-            E::PingTooFrequent { seconds } => ApiError::TooFrequent {
-                detail,
-                retry_after_seconds: *seconds,
+impl From<application::Error> for ApiError {
+    fn from(error: application::Error) -> Self {
+        use application::error::Refusal;
+        match error {
+            application::Error::NotFound(detail) => ApiError::NotFound(detail),
+            application::Error::Refused { kind, message } => match kind {
+                Refusal::Invalid => ApiError::Invalid(message),
+                Refusal::IllegalState => ApiError::IllegalState(message),
+                Refusal::Forbidden => ApiError::Forbidden(message),
+                Refusal::Conflict => ApiError::Conflict(message),
+                Refusal::NotFound => ApiError::NotFound(message),
+                Refusal::TooFrequent {
+                    retry_after_seconds,
+                } => ApiError::TooFrequent {
+                    detail: message,
+                    retry_after_seconds,
+                },
             },
-            E::PositionRequired | E::InaccurateFix { .. } => ApiError::Invalid(detail),
-            E::PriceOutOfRange { .. }
-            | E::BadQuantity { .. }
-            | E::BadDuration { .. }
-            | E::StartInPast
-            | E::TotalOverflow
-            | E::AmountMismatch { .. }
-            | E::BadRating
-            | E::UnknownTag(_)
-            | E::SamePrice
-            | E::ReasonRequired
-            | E::FeeShareNotToWorker => ApiError::Invalid(detail),
-            E::PriceRiseAfterPayment => ApiError::IllegalState(detail),
-            E::ReviewWindowClosed | E::ReviewWindowOpen | E::AlreadyReplied | E::AlreadyHidden => {
-                ApiError::IllegalState(detail)
-            }
-        }
-    }
-}
-
-impl DomainErrorKind for domain::worker::WorkerError {
-    fn api_error(&self) -> ApiError {
-        use domain::worker::WorkerError as E;
-        let detail = self.to_string();
-        match self {
-            E::NotFound | E::NoSuchCertificate => ApiError::NotFound(detail),
-            E::AlreadyRegistered | E::CertificateExists => ApiError::Conflict(detail),
-            E::Suspended
-            | E::NotSuspended
-            | E::IdentityMissing
-            | E::BackgroundCheckMissing
-            | E::BackgroundCheckHit => ApiError::IllegalState(detail),
-            E::Overlap { .. } => ApiError::Conflict(detail),
-            E::Unavailable => ApiError::IllegalState(detail),
-            E::NoSkills
-            | E::EmptyWindow
-            | E::ReasonRequired
-            | E::SkillNotDeclared
-            | E::BadGroups { .. }
-            | E::Invalid(_) => ApiError::Invalid(detail),
-        }
-    }
-}
-
-impl DomainErrorKind for domain::customer::CustomerError {
-    fn api_error(&self) -> ApiError {
-        use domain::customer::CustomerError as E;
-        let detail = self.to_string();
-        match self {
-            E::NotFound | E::NoSuchAddress => ApiError::NotFound(detail),
-            E::AlreadyRegistered | E::AddressExists => ApiError::Conflict(detail),
-            E::Suspended | E::NotSuspended => ApiError::IllegalState(detail),
-            E::TooManyAddresses | E::TooManyBlocked | E::BadGroups { .. } | E::Invalid(_) => {
-                ApiError::Invalid(detail)
-            }
-        }
-    }
-}
-
-impl DomainErrorKind for domain::payment::PaymentError {
-    fn api_error(&self) -> ApiError {
-        use domain::payment::PaymentError as E;
-        let detail = self.to_string();
-        match self {
-            E::NotFound | E::NoSuchRefund => ApiError::NotFound(detail),
-            E::AlreadyExists | E::OtherTransaction => ApiError::Conflict(detail),
-            E::IllegalState(_) => ApiError::IllegalState(detail),
-            E::AmountMismatch { .. }
-            | E::Currency(_)
-            | E::RefundTooLarge { .. }
-            | E::EmptyRefund
-            | E::BadCommission
-            | E::ShareTooLarge { .. }
-            | E::ReasonRequired => ApiError::Invalid(detail),
-        }
-    }
-}
-
-impl DomainErrorKind for domain::wallet::WalletError {
-    fn api_error(&self) -> ApiError {
-        use domain::wallet::WalletError as E;
-        let detail = self.to_string();
-        match self {
-            E::NotFound | E::NoSuchWithdrawal => ApiError::NotFound(detail),
-            E::WithdrawalState(_) => ApiError::IllegalState(detail),
-            E::InsufficientFunds { .. }
-            | E::EmptyWithdrawal
-            | E::ReasonRequired
-            | E::CannotRecover { .. } => ApiError::Invalid(detail),
-            E::Risk(refusal) => crate::routes::wallet::risk(refusal.clone()),
-            E::AccountChanged => ApiError::Conflict(detail),
-        }
-    }
-}
-
-impl DomainErrorKind for domain::interview::InterviewError {
-    fn api_error(&self) -> ApiError {
-        use domain::interview::InterviewError as E;
-        let detail = self.to_string();
-        match self {
-            E::NotFound => ApiError::NotFound(detail),
-            E::AlreadyExists => ApiError::Conflict(detail),
-            E::NotParticipant => ApiError::Forbidden(detail),
-            E::IllegalState(_) | E::OwnProposal | E::NotTheTime | E::TooEarlyForOutcome => {
-                ApiError::IllegalState(detail)
-            }
-            E::NoInterviewForService | E::StartInPast | E::ReasonRequired => {
-                ApiError::Invalid(detail)
-            }
-        }
-    }
-}
-
-impl DomainErrorKind for domain::commission::CommissionError {
-    fn api_error(&self) -> ApiError {
-        ApiError::Invalid(self.to_string())
-    }
-}
-
-impl DomainErrorKind for domain::activity::PresenceError {
-    fn api_error(&self) -> ApiError {
-        match self {
-            domain::activity::PresenceError::SomeoneElse => ApiError::Forbidden(self.to_string()),
-            domain::activity::PresenceError::BadVersion => ApiError::Invalid(self.to_string()),
+            application::Error::Conflict => ApiError::ConcurrentModification,
+            application::Error::Unavailable(cause) => ApiError::Unavailable(cause),
+            application::Error::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }
 
 impl From<domain::order::OrderError> for ApiError {
     fn from(error: domain::order::OrderError) -> Self {
-        error.api_error()
+        application::Error::from(error).into()
     }
 }
 
-impl<E: DomainErrorKind> From<AggregateError<E>> for ApiError {
+impl<E: application::error::Classify> From<AggregateError<E>> for ApiError {
     fn from(error: AggregateError<E>) -> Self {
-        match error {
-            AggregateError::UserError(refusal) => refusal.api_error(),
-            AggregateError::AggregateConflict => ApiError::ConcurrentModification,
-            AggregateError::DatabaseConnectionError(cause) => {
-                ApiError::Unavailable(anyhow::anyhow!(cause).context("writing events"))
-            }
-            AggregateError::DeserializationError(cause)
-            | AggregateError::UnexpectedError(cause) => {
-                ApiError::Internal(anyhow::anyhow!(cause).context("writing events"))
-            }
-        }
+        application::Error::from(error).into()
     }
 }
 
@@ -494,9 +350,5 @@ impl From<domain::ValueError> for ApiError {
 
 /// Maps a vault failure: sealing for an erased person is refused, the rest is internal.
 pub fn vault_error(error: vault::VaultError) -> ApiError {
-    match error {
-        vault::VaultError::Erased(_) => ApiError::Conflict(error.to_string()),
-        vault::VaultError::Database(cause) => cause.into(),
-        other => ApiError::Internal(other.into()),
-    }
+    application::Error::from(error).into()
 }

@@ -183,3 +183,49 @@ where
         }
     }
 }
+
+/// The command context of a request: who (the caller the access token names), from where (the
+/// settled client address, else the socket's peer), the request and idempotency ids, the user
+/// agent, and where its commands' answer records their position.
+pub struct RequestContext(pub application::commands::CommandContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        use axum::extract::ConnectInfo;
+        let headers = parts.headers.clone();
+        let header_text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(|value| value.chars().take(300).collect::<String>())
+        };
+        let client_ip = match parts
+            .extensions
+            .get::<crate::client_address::ClientAddress>()
+        {
+            Some(address) => Some(address.0.to_string()),
+            None => ConnectInfo::<std::net::SocketAddr>::from_request_parts(parts, state)
+                .await
+                .ok()
+                .map(|ConnectInfo(address)| address.ip().to_string()),
+        };
+        Ok(RequestContext(application::commands::CommandContext {
+            command_id: uuid::Uuid::now_v7(),
+            actor: crate::auth::Caller::from_request_parts(parts, state)
+                .await?
+                .0,
+            request_id: header_text("x-request-id"),
+            client_ip,
+            user_agent: header_text(axum::http::header::USER_AGENT.as_str()),
+            idempotency_key: header_text(crate::idempotency::HEADER),
+            occurred_at: chrono::Utc::now(),
+            written: parts
+                .extensions
+                .get::<application::commands::Written>()
+                .cloned()
+                .unwrap_or_default(),
+        }))
+    }
+}

@@ -8,9 +8,9 @@ use domain::worker::WorkerCommand;
 use sqlx::PgPool;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::commands::CommandContext;
-use crate::notifications::{notify, Recipient};
 use crate::state::AppState;
+use application::commands::CommandContext;
+use application::notifications::{notify, Recipient};
 
 /// When the jobs run (cron with seconds, UTC).
 #[derive(Debug, Clone)]
@@ -209,7 +209,7 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
             match exclusively(
                 &state.pool,
                 "reviews",
-                crate::reviews::record_defaults(&state, Utc::now()),
+                application::reviews::record_defaults(&state, Utc::now()),
             )
             .await
             {
@@ -288,8 +288,13 @@ pub async fn purge_expired(pool: &PgPool) -> anyhow::Result<Option<u64>> {
 pub async fn dispatch_tick(
     state: &AppState,
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<crate::dispatch::TickReport>> {
-    exclusively(&state.pool, "dispatch", crate::dispatch::tick(state, now)).await
+) -> anyhow::Result<Option<application::dispatch::TickReport>> {
+    exclusively(
+        &state.pool,
+        "dispatch",
+        application::dispatch::tick(state, now),
+    )
+    .await
 }
 
 /// Delivers due reminders until none are left. Several processes may run it at once: each
@@ -298,7 +303,7 @@ pub async fn deliver_reminders(state: &AppState) -> anyhow::Result<usize> {
     let outcome = async {
         let mut total = 0;
         loop {
-            let delivered = crate::reminders::deliver_due(state, 100).await?;
+            let delivered = application::reminders::deliver_due(state, 100).await?;
             total += delivered.reminders;
             if delivered.reminders < 100 {
                 return anyhow::Ok(total);

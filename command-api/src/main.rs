@@ -285,7 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", file.display()))?;
             let pool = server::connect(url, &cli.var_dir, 2).await?;
             server::prepare(&pool, master_key).await?;
-            let report = command_api::background::import_blacklist(&pool, &text).await?;
+            let report = application::background::import_blacklist(&pool, &text).await?;
             print_json(&report)?;
         }
         Command::ErasePerson { person_id } => {

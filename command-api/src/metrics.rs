@@ -45,8 +45,6 @@ struct Counters {
     requests: BTreeMap<(String, String, u16), u64>,
     /// (method, route) → latency.
     latency: BTreeMap<(String, String), Histogram>,
-    /// (aggregate, outcome) → count.
-    commands: BTreeMap<(&'static str, &'static str), u64>,
 }
 
 /// This process's counters.
@@ -73,17 +71,6 @@ impl Metrics {
             .entry((method.to_owned(), route.to_owned()))
             .or_default()
             .observe(seconds);
-    }
-
-    /// `outcome`: `committed`, `refused` (the domain said no), `conflict` or `failed`.
-    pub fn count_command(&self, aggregate: &'static str, outcome: &'static str) {
-        *self
-            .counters
-            .lock()
-            .expect("metrics lock")
-            .commands
-            .entry((aggregate, outcome))
-            .or_default() += 1;
     }
 
     fn render_counters(&self, out: &mut String) {
@@ -128,7 +115,7 @@ impl Metrics {
         }
         out.push_str("# HELP anjia_commands_total Commands by aggregate and outcome.\n");
         out.push_str("# TYPE anjia_commands_total counter\n");
-        for ((aggregate, outcome), count) in &counters.commands {
+        for ((aggregate, outcome), count) in application::telemetry::command_counts() {
             let _ = writeln!(
                 out,
                 "anjia_commands_total{{aggregate=\"{aggregate}\",outcome=\"{outcome}\"}} {count}"

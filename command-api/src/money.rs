@@ -12,9 +12,9 @@ use domain::worker::Worker;
 use domain::Fen;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::state::AppState;
+use application::commands::CommandContext;
 
 /// Money settings, from the environment.
 #[derive(Debug, Clone)]
@@ -270,7 +270,7 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
     .fetch_all(&state.pool)
     .await?;
     for (worker_id, withdrawal_id) in approved {
-        crate::withdrawals::pay_out(state, worker_id, withdrawal_id, &context)
+        application::withdrawals::pay_out(state, worker_id, withdrawal_id, &context)
             .await
             .map_err(|error| anyhow::anyhow!("paying out {withdrawal_id}: {error}"))?;
         report.payouts += 1;

@@ -6,43 +6,12 @@ use axum::routing::get;
 use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::state::AppState;
-
-pub enum Recipient {
-    Person(Uuid),
-    Role(&'static str),
-}
-
-pub async fn notify(
-    pool: &PgPool,
-    recipient: Recipient,
-    kind: &str,
-    title: &str,
-    body: &str,
-) -> sqlx::Result<()> {
-    let (person, role) = match recipient {
-        Recipient::Person(id) => (Some(id), None),
-        Recipient::Role(role) => (None, Some(role)),
-    };
-    sqlx::query(
-        "INSERT INTO notifications (notification_id, recipient_id, recipient_role, kind, title, body) VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(Uuid::now_v7())
-    .bind(person)
-    .bind(role)
-    .bind(kind)
-    .bind(title)
-    .bind(body)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/me/notifications", get(list))
@@ -62,7 +31,7 @@ pub struct NotificationView {
     responses((status = 200, body = [NotificationView])))]
 pub async fn list(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
 ) -> Result<axum::Json<Vec<NotificationView>>, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
     let notifications = sqlx::query_as(

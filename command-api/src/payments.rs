@@ -21,9 +21,9 @@ use sha2::Sha256;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::state::AppState;
+use application::commands::CommandContext;
 
 /// How the sandbox should behave for one payment (ignored by real providers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -717,7 +717,7 @@ pub async fn mark_order_paid(
             return Ok(());
         }
     }
-    crate::dispatch::open(state, order_id, context).await
+    Ok(application::dispatch::open(state, order_id, context).await?)
 }
 
 /// Gives money back from a payment's escrow: records the refund (and any fee kept), has the

@@ -5,9 +5,9 @@
 //! include the write. Past the wait it answers a `catching-up` problem, so a client is never
 //! shown a view older than what it was told was saved without being told so.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use application::commands::Written;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::middleware::Next;
@@ -25,37 +25,6 @@ pub const MIN_POSITION_HEADER: &str = "anjia-min-position";
 pub const MIN_POSITION_PARAMETER: &str = "min_position";
 /// How long a query waits for its views at most.
 pub const MAX_WAIT: Duration = Duration::from_secs(5);
-
-/// Where this request's commands committed: the furthest point, when any committed.
-#[derive(Debug, Clone, Default)]
-pub struct Written(Option<Arc<Mutex<Option<Checkpoint>>>>);
-
-impl Written {
-    fn attached() -> Self {
-        Written(Some(Arc::default()))
-    }
-
-    /// Whether anyone will read what is recorded: a command run by a job or a tool has no
-    /// answer to carry it, so looking its position up would be wasted.
-    pub fn is_attached(&self) -> bool {
-        self.0.is_some()
-    }
-
-    pub fn record(&self, checkpoint: Checkpoint) {
-        if let Some(slot) = &self.0 {
-            let mut furthest = slot.lock().expect("position lock");
-            if furthest.is_none_or(|seen| seen < checkpoint) {
-                *furthest = Some(checkpoint);
-            }
-        }
-    }
-
-    fn get(&self) -> Option<Checkpoint> {
-        self.0
-            .as_ref()
-            .and_then(|slot| *slot.lock().expect("position lock"))
-    }
-}
 
 pub fn format(checkpoint: Checkpoint) -> String {
     format!("{}-{}", checkpoint.transaction_id, checkpoint.position)
@@ -246,28 +215,5 @@ mod tests {
         );
         assert_eq!(field, MIN_POSITION_PARAMETER);
         assert_eq!(request.uri().query(), Some("status=paid"));
-    }
-
-    #[test]
-    fn the_furthest_commit_of_a_request_is_kept() {
-        let written = Written::attached();
-        written.record(Checkpoint {
-            transaction_id: 9,
-            position: 30,
-        });
-        written.record(Checkpoint {
-            transaction_id: 8,
-            position: 40,
-        });
-        assert_eq!(
-            written.get(),
-            Some(Checkpoint {
-                transaction_id: 9,
-                position: 30
-            })
-        );
-        let detached = Written::default();
-        detached.record(Checkpoint::default());
-        assert_eq!(detached.get(), None);
     }
 }

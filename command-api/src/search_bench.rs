@@ -10,7 +10,7 @@ use std::time::Instant;
 use serde::Serialize;
 use sqlx::PgPool;
 
-use crate::stats::Sorted;
+use application::stats::Sorted;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SearchBenchOptions {

@@ -94,12 +94,12 @@ impl Mode {
 pub struct Settings {
     /// `ANJIA_MODE`: production unless asked for development.
     pub mode: Mode,
-    pub notify: crate::notify::NotifySettings,
-    pub background: crate::background::BackgroundCheckSettings,
+    pub notify: adapters::notify::NotifySettings,
+    pub background: adapters::background::BackgroundCheckSettings,
     pub jobs: crate::jobs::JobSettings,
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
-    pub dispatch: crate::dispatch::DispatchSettings,
+    pub dispatch: application::dispatch::DispatchSettings,
     /// `ANJIA_PUBLIC_URL`: where this platform is reached from outside (payment providers'
     /// notifications come back there); by default the address it listens on.
     pub public_url: Option<String>,
@@ -108,7 +108,7 @@ pub struct Settings {
     pub payment_providers: crate::payments::ProviderSettings,
     /// `ANJIA_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
     pub metrics_token: Option<String>,
-    pub reviews: crate::reviews::ReviewSettings,
+    pub reviews: application::reviews::ReviewSettings,
     /// The signaling rooms' grace period, pings and time-outs.
     pub signaling: signaling::Settings,
     /// The analytics warehouse's file and refresh schedule.
@@ -128,15 +128,15 @@ impl Settings {
         Ok(Settings {
             mode,
             trusted_proxies: crate::client_address::trusted_proxies_from_environment()?,
-            notify: crate::notify::NotifySettings::from_environment(),
-            background: crate::background::BackgroundCheckSettings::from_environment(),
+            notify: adapters::notify::NotifySettings::from_environment(),
+            background: adapters::background::BackgroundCheckSettings::from_environment(),
             jobs: crate::jobs::JobSettings::from_environment(),
             oauth: crate::routes::oauth::OAuthSettings::from_environment(),
-            dispatch: crate::dispatch::DispatchSettings::from_environment()?,
+            dispatch: <application::dispatch::DispatchSettings as crate::config::FromEnvironment>::from_environment()?,
             money: crate::money::MoneySettings::from_environment()?,
             payment_providers: crate::payments::ProviderSettings::from_environment(mode)?,
             metrics_token: setting("ANJIA_METRICS_TOKEN"),
-            reviews: crate::reviews::ReviewSettings::from_environment()?,
+            reviews: <application::reviews::ReviewSettings as crate::config::FromEnvironment>::from_environment()?,
             signaling: signaling::Settings::default(),
             warehouse: crate::warehouse::WarehouseSettings::from_environment(),
             passwords: crate::auth::PasswordLimits::from_environment()?,

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
 use crate::server;
-use crate::stats::Sorted;
+use application::stats::Sorted;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SignalingBenchOptions {

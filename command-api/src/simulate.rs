@@ -26,8 +26,8 @@ use serde::Serialize;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::random::{Random, SERVICE_MIX};
-use crate::stats::{median, Sorted};
+use application::random::{Random, SERVICE_MIX};
+use application::stats::{median, Sorted};
 
 /// One order of the day: when it came in, and what it asks for.
 #[derive(Debug, Clone)]
@@ -232,7 +232,7 @@ pub async fn day_from_log(pool: &PgPool, date: NaiveDate) -> anyhow::Result<Day>
         .await?
         .into_iter()
         .map(|row| {
-            let mut candidate = crate::dispatch::candidate(row);
+            let mut candidate = application::dispatch::candidate(row);
             candidate.worker.bookings.clear();
             candidate
         })

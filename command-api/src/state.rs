@@ -2,47 +2,29 @@
 
 use std::sync::Arc;
 
-use domain::customer::Customer;
-use domain::order::Order;
-use domain::worker::Worker;
+use application::services::{Ports, Services};
 use sqlx::PgPool;
 
 use crate::auth::TokenKey;
-use crate::commands::CommandBus;
-use crate::notify::{Notifier, NotifySettings};
 
+/// The HTTP layer's state: the application's services (reached through `Deref`, so handlers
+/// write `state.orders`), plus what only the HTTP side needs.
 #[derive(Clone)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub services: Services,
     pub token_key: TokenKey,
-    pub orders: Arc<CommandBus<Order>>,
-    pub workers: Arc<CommandBus<Worker>>,
-    pub customers: Arc<CommandBus<Customer>>,
-    pub notifier: Notifier,
-    /// Seals and opens personal data.
-    pub vault: vault::Vault,
-    pub background: std::sync::Arc<dyn crate::background::BackgroundCheck>,
     /// Reverse proxies whose `X-Forwarded-For` we believe.
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Turns true when the server shuts down, so long-lived responses (live streams) end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// WeChat sign-in, when configured.
     pub oauth: Option<crate::routes::oauth::OAuthSettings>,
-    pub dispatch: Arc<crate::dispatch::DispatchSettings>,
-    pub payments: Arc<CommandBus<domain::payment::Payment>>,
-    pub wallets: Arc<CommandBus<domain::wallet::Wallet>>,
-    pub commissions: Arc<CommandBus<domain::commission::CommissionSchedule>>,
-    pub interviews: Arc<CommandBus<domain::interview::Interview>>,
-    /// Sign-ins and app opens, one stream per person and Beijing day.
-    pub presence: Arc<CommandBus<domain::activity::Presence>>,
     /// The interview calls' signaling rooms, shared with every process through PostgreSQL.
     pub signaling: signaling::Hub,
     pub payment_providers: crate::payments::Providers,
     pub money: Arc<crate::money::MoneySettings>,
-    pub bank: Arc<dyn crate::withdrawals::BankTransfer>,
     /// `ANJIA_METRICS_TOKEN`: the bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<String>,
-    pub reviews: Arc<crate::reviews::ReviewSettings>,
     /// The analytics warehouse (DuckDB) and its refresh/report lock.
     pub warehouse: crate::warehouse::WarehouseHandle,
     /// Argon2 hashing, on a bounded pool.
@@ -52,6 +34,14 @@ pub struct AppState {
     pub staff_code_sign_in: bool,
     /// The web apps' build folder.
     pub web_dir: std::path::PathBuf,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 impl AppState {
@@ -68,18 +58,20 @@ impl AppState {
             format!("{base_url}/api/v1/payments/notifications/sandbox"),
         );
         let token_key = TokenKey::load_or_create(&pool).await?;
-        let notify: &NotifySettings = &settings.notify;
+        let services = Services::new(
+            pool.clone(),
+            Ports {
+                vault,
+                notifier: settings.notify.build(&pool)?,
+                background: settings.background.build(&pool)?,
+                bank: Arc::new(adapters::bank::SandboxBank { pool: pool.clone() }),
+                dispatch: settings.dispatch.clone(),
+                reviews: settings.reviews.clone(),
+            },
+        );
         Ok(AppState {
-            background: settings.background.build(&pool)?,
             oauth: settings.oauth.clone(),
-            dispatch: Arc::new(settings.dispatch.clone()),
             money: Arc::new(settings.money.clone()),
-            bank: Arc::new(crate::withdrawals::SandboxBank { pool: pool.clone() }),
-            payments: Arc::new(CommandBus::new(pool.clone())),
-            wallets: Arc::new(CommandBus::new(pool.clone())),
-            commissions: Arc::new(CommandBus::new(pool.clone())),
-            interviews: Arc::new(CommandBus::new(pool.clone())),
-            presence: Arc::new(CommandBus::new(pool.clone())),
             signaling: signaling::Hub::start(
                 pool.clone(),
                 crate::auth::server_secret(&pool, "room_token_key").await?,
@@ -94,7 +86,6 @@ impl AppState {
             )?,
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics_token: settings.metrics_token.clone(),
-            reviews: Arc::new(settings.reviews.clone()),
             // Without a setting (tests) each state gets a file of its own.
             warehouse: match &settings.warehouse.path {
                 Some(path) => crate::warehouse::WarehouseHandle::new(path.clone()),
@@ -108,17 +99,11 @@ impl AppState {
             passwords: crate::auth::PasswordPool::new(settings.passwords),
             staff_code_sign_in: settings.staff_code_sign_in,
             web_dir: settings.web_dir.clone(),
-            vault,
-            notifier: Notifier::new(&pool, notify)?,
             token_key,
-            orders: Arc::new(CommandBus::new(pool.clone())),
-            workers: Arc::new(CommandBus::new(pool.clone())),
-            customers: Arc::new(CommandBus::new(pool.clone())),
-            pool,
+            services,
         })
     }
 }
-
 impl AppState {
     /// Ties long-lived responses to a server's shutdown signal.
     pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {

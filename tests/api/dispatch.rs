@@ -702,7 +702,7 @@ async fn a_worker_on_the_way_is_tracked_checks_in_near_the_address_and_reminders
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         app.wait_for_projections().await;
-        let reminders = command_api::reminders::of_order(&app.pool, order_id)
+        let reminders = application::reminders::of_order(&app.pool, order_id)
             .await
             .expect("reminders");
         let accepted = reminders
@@ -950,12 +950,12 @@ async fn a_reservation_left_by_a_crash_between_booking_and_assigning_is_given_ba
     app.pay(order_id, &admin).await;
     // A process books the worker for the order and dies before the order takes the worker.
     let (order, _): (Order, usize) =
-        command_api::commands::CommandBus::<Order>::new(app.pool.clone())
+        application::commands::CommandBus::<Order>::new(app.pool.clone())
             .load(order_id)
             .await
             .expect("order");
     let (start, end) = order.window.expect("window");
-    command_api::commands::CommandBus::<Worker>::new(app.pool.clone())
+    application::commands::CommandBus::<Worker>::new(app.pool.clone())
         .execute(
             worker.id,
             domain::worker::WorkerCommand::Book {
@@ -965,7 +965,7 @@ async fn a_reservation_left_by_a_crash_between_booking_and_assigning_is_given_ba
                 location: order.location,
                 now: Utc::now(),
             },
-            &command_api::commands::CommandContext::system(),
+            &application::commands::CommandContext::system(),
         )
         .await
         .expect("booked");
@@ -1190,7 +1190,7 @@ async fn reminders_reach_a_phone_login_by_sms_and_an_email_login_by_mail() {
     };
     assert!(sms.starts_with("【安家】"), "{sms}");
     // The start reminders wait for their time: an hour and a quarter of an hour before.
-    let pending = command_api::reminders::of_order(&app.pool, order_id)
+    let pending = application::reminders::of_order(&app.pool, order_id)
         .await
         .expect("reminders");
     let waiting: Vec<&str> = pending

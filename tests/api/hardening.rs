@@ -688,7 +688,7 @@ async fn a_customer_cannot_hold_a_named_workers_calendar_with_endless_unpaid_ord
     assert_eq!((placed.len(), refused), (3, 7));
     // The worker's calendar holds exactly those three.
     let (worker_state, _) =
-        command_api::commands::CommandBus::<domain::worker::Worker>::new(app.pool.clone())
+        application::commands::CommandBus::<domain::worker::Worker>::new(app.pool.clone())
             .load(worker.id)
             .await
             .expect("worker");

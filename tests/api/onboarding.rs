@@ -345,7 +345,7 @@ async fn the_http_background_check_adapter_asks_the_provider_with_its_token() {
     let address = listener.local_addr().expect("address");
     tokio::spawn(async move { axum::serve(listener, provider).await });
     let app = spawn_app().await;
-    let settings = command_api::background::BackgroundCheckSettings {
+    let settings = adapters::background::BackgroundCheckSettings {
         url: Some(format!("http://{address}/check")),
         token: Some("provider-key".into()),
     };

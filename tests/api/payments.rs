@@ -1234,7 +1234,7 @@ async fn a_cancellation_whose_refund_a_stopped_process_left_undone_is_finished_b
             amount: domain::Fen::literal(1_500),
         }),
     };
-    let orders = command_api::commands::CommandBus::<domain::order::Order>::new(app.pool.clone());
+    let orders = application::commands::CommandBus::<domain::order::Order>::new(app.pool.clone());
     let customer_actor = domain::Actor {
         id: customer.id,
         role: domain::Role::Customer,
@@ -1248,7 +1248,7 @@ async fn a_cancellation_whose_refund_a_stopped_process_left_undone_is_finished_b
                 settlement: Some(settlement),
                 now: Utc::now(),
             },
-            &command_api::commands::CommandContext::system(),
+            &application::commands::CommandContext::system(),
         )
         .await
         .expect("cancelled");
@@ -1263,7 +1263,7 @@ async fn a_cancellation_whose_refund_a_stopped_process_left_undone_is_finished_b
         .execute(
             order_id,
             stranger,
-            &command_api::commands::CommandContext::system()
+            &application::commands::CommandContext::system()
         )
         .await
         .is_err());

@@ -430,7 +430,7 @@ async fn fold<A>(app: &TestApp, id: Uuid) -> A
 where
     A: cqrs_es::Aggregate<Services = ()> + Clone,
 {
-    let (state, _) = command_api::commands::CommandBus::<A>::new(app.pool.clone())
+    let (state, _) = application::commands::CommandBus::<A>::new(app.pool.clone())
         .load(id)
         .await
         .unwrap_or_else(|error| panic!("loading {} {id}: {error}", A::TYPE));
@@ -459,7 +459,7 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
     ];
     let mut orders = Vec::new();
     for seed in [7_u64, 1_234, 99_991] {
-        let mut random = command_api::random::Random(seed);
+        let mut random = application::random::Random(seed);
         // Three start times two hours apart, so many orders overlap and some do not.
         let starts: Vec<String> = (0..3)
             .map(|slot| {

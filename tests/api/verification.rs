@@ -228,12 +228,12 @@ async fn the_http_sms_adapter_posts_to_the_configured_gateway_with_its_token() {
     tokio::spawn(async move { axum::serve(listener, gateway).await });
 
     let app = spawn_app().await;
-    let settings = command_api::notify::NotifySettings {
+    let settings = adapters::notify::NotifySettings {
         sms_gateway_url: Some(format!("http://{address}/send")),
         sms_gateway_token: Some("gateway-secret".into()),
         ..Default::default()
     };
-    let notifier = command_api::notify::Notifier::new(&app.pool, &settings).expect("notifier");
+    let notifier = settings.build(&app.pool).expect("notifier");
     notifier
         .sms
         .send("13800001111", "【安家】您的验证码是 123456")

@@ -120,7 +120,7 @@ async fn spawn_app_configured(
     let mail = smtp::SmtpSink::start().await;
     let mut settings = command_api::server::Settings {
         mode: command_api::server::Mode::Development,
-        notify: command_api::notify::NotifySettings {
+        notify: adapters::notify::NotifySettings {
             smtp_url: Some(mail.url()),
             mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
             ..Default::default()

@@ -14,11 +14,12 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::{hash_password, Caller};
-use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
+use crate::extract::RequestContext;
 use crate::state::AppState;
 use crate::text::Line;
+use application::commands::CommandContext;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -112,7 +113,7 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
     responses((status = 201, body = AccountCreated), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn register(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<RegisterBody>,
 ) -> Result<(StatusCode, axum::Json<AccountCreated>), ApiError> {
     let login = normalise_login(&body.login)?;

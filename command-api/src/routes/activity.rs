@@ -10,11 +10,12 @@ use domain::Actor;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
+use crate::extract::RequestContext;
 use crate::state::AppState;
 use crate::text::Line;
+use application::commands::CommandContext;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/me/app-opens", post(app_opened))
@@ -41,7 +42,7 @@ pub struct AppOpenAck {
     responses((status = 200, body = AppOpenAck), (status = 422, body = crate::error::Problem)))]
 pub async fn app_opened(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<AppOpenBody>,
 ) -> Result<axum::Json<AppOpenAck>, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;

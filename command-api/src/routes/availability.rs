@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::onboarding::{record, WorkerAdminAck};
 use crate::state::AppState;
@@ -57,7 +57,7 @@ pub struct PlanBody {
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_plan(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<PlanBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -95,7 +95,7 @@ pub struct DayBody {
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_day(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(date): AppPath<NaiveDate>,
     AppJson(body): AppJson<DayBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
@@ -127,7 +127,7 @@ pub struct LeaveAck {
     responses((status = 201, body = LeaveAck), (status = 422, body = crate::error::Problem)))]
 pub async fn take_leave(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<LeaveBody>,
 ) -> Result<(StatusCode, axum::Json<LeaveAck>), ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;

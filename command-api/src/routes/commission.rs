@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
 use crate::state::AppState;
 use crate::text::Paragraph;
@@ -127,7 +127,7 @@ pub struct SetRateBody {
     responses((status = 200, body = RatesView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn set_rate(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath((service, level)): AppPath<(ServiceCode, Level)>,
     AppJson(body): AppJson<SetRateBody>,
 ) -> Result<axum::Json<RatesView>, ApiError> {

@@ -13,13 +13,14 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
-use crate::notifications::{notify, Recipient};
 use crate::routes::orders::{ack, AddressBody, OrderAck};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use application::commands::CommandContext;
+use application::notifications::{notify, Recipient};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -97,7 +98,7 @@ async fn correct(
     order_id: Uuid,
     command: OrderCommand,
     context: &CommandContext,
-) -> Result<(Order, crate::commands::Committed<Order>), ApiError> {
+) -> Result<(Order, application::commands::Committed<Order>), ApiError> {
     let (before, _): (Order, usize) = state.orders.load(order_id).await?;
     if before.status == domain::order::OrderStatus::New {
         return Err(ApiError::not_found("订单", "order"));
@@ -147,7 +148,7 @@ pub struct RescheduleBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reschedule(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<RescheduleBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -188,7 +189,7 @@ pub struct AddressChangeBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn change_address(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<AddressChangeBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -235,7 +236,7 @@ pub struct PriceBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn adjust_price(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<PriceBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -308,7 +309,7 @@ pub struct AdminCancelBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn cancel(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<AdminCancelBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {

@@ -20,8 +20,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery, OptionalJson};
 use crate::routes::orders::OrderAck;
 use crate::state::AppState;
@@ -78,7 +78,7 @@ impl PointBody {
     responses((status = 200, body = OrderAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn grab(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
@@ -115,7 +115,7 @@ pub async fn grab(
     if let Err(refusal) = order.decide_only(command.clone()) {
         return Err(refusal.into());
     }
-    crate::dispatch::hold(&state, worker_id, &order, order_id, &context).await?;
+    application::dispatch::hold(&state, worker_id, &order, order_id, &context).await?;
     match state
         .orders
         .execute_deciding_again(order_id, command, &context)
@@ -123,7 +123,7 @@ pub async fn grab(
     {
         Ok(_) => crate::routes::orders::current_ack(&state, order_id).await,
         Err(refusal) => {
-            let released = crate::dispatch::release(
+            let released = application::dispatch::release(
                 &state,
                 worker_id,
                 order_id,
@@ -182,7 +182,7 @@ pub async fn offers(
     let today = domain::values::business_day(Utc::now());
     let mut views = Vec::new();
     let rows = model::orders_in_stage(&state.pool, DispatchStage::Grab.as_str(), 500).await?;
-    let opens = crate::dispatch::open_orders(&state, &rows).await?;
+    let opens = application::dispatch::open_orders(&state, &rows).await?;
     let ids: Vec<Uuid> = rows.iter().map(|row| row.order_id).collect();
     let districts: std::collections::HashMap<Uuid, String> = sqlx::query_as::<_, (Uuid, String)>(
         "SELECT order_id, district FROM read_orders WHERE order_id = ANY($1)",
@@ -241,7 +241,7 @@ pub struct ReassignBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reassign(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReassignBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -263,9 +263,9 @@ pub async fn reassign(
     let reason = body.reason;
     order.decide_only(command.clone())?;
     let previous = order.worker_id;
-    crate::dispatch::hold(&state, body.worker_id, &order, order_id, &context).await?;
+    application::dispatch::hold(&state, body.worker_id, &order, order_id, &context).await?;
     if let Err(refusal) = state.orders.execute(order_id, command, &context).await {
-        crate::dispatch::release(
+        application::dispatch::release(
             &state,
             body.worker_id,
             order_id,
@@ -276,7 +276,7 @@ pub async fn reassign(
         return Err(refusal.into());
     }
     if let Some(previous) = previous {
-        crate::dispatch::release(
+        application::dispatch::release(
             &state,
             previous,
             order_id,
@@ -299,9 +299,9 @@ pub async fn reassign(
     ];
     for (person, title) in told {
         if let Some(person) = person {
-            if let Err(error) = crate::notifications::notify(
+            if let Err(error) = application::notifications::notify(
                 &state.pool,
-                crate::notifications::Recipient::Person(person),
+                application::notifications::Recipient::Person(person),
                 "order_reassigned",
                 title,
                 &format!("原因：{reason} / Reason: {reason}", reason = reason.trim()),
@@ -340,7 +340,7 @@ pub struct LocationAck {
     responses((status = 200, body = LocationAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn report_location(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<LocationReport>,
 ) -> Result<axum::Json<LocationAck>, ApiError> {
@@ -382,7 +382,7 @@ pub async fn report_location(
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn arrive(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     OptionalJson(body): OptionalJson<PointBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -629,7 +629,7 @@ pub struct BaseBody {
     responses((status = 204), (status = 422, body = crate::error::Problem)))]
 pub async fn set_base(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<BaseBody>,
 ) -> Result<StatusCode, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
@@ -687,7 +687,7 @@ pub async fn list_blocked(
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn block_worker(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<BlockBody>,
 ) -> Result<StatusCode, ApiError> {
     let customer_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
@@ -712,7 +712,7 @@ pub async fn block_worker(
     responses((status = 204)))]
 pub async fn unblock_worker(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let customer_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
@@ -956,14 +956,14 @@ pub async fn candidates(
     let row = model::order(&state.pool, order_id)
         .await?
         .ok_or_else(|| ApiError::not_found("订单", "order"))?;
-    let open = crate::dispatch::open_order(&state, &row).await?;
+    let open = application::dispatch::open_order(&state, &row).await?;
     let now = Utc::now();
     let today = domain::values::business_day(now);
     let mut views: Vec<CandidateView> =
         model::dispatchable_workers(&state.pool, Some(std::slice::from_ref(&row.city)), now)
             .await?
             .into_iter()
-            .map(crate::dispatch::candidate)
+            .map(application::dispatch::candidate)
             .map(|candidate| {
                 let outcome = domain::dispatch::eligibility(
                     &open,

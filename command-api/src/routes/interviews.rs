@@ -13,12 +13,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
-use crate::notifications::{notify, Recipient};
 use crate::state::AppState;
 use crate::text::Paragraph;
+use application::commands::CommandContext;
+use application::notifications::{notify, Recipient};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -122,7 +123,7 @@ pub struct RequestBody {
     responses((status = 201, body = InterviewView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn request(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<RequestBody>,
 ) -> Result<Response, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -168,7 +169,7 @@ pub async fn request(
     responses((status = 200, body = InterviewView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(interview_id): AppPath<Uuid>,
 ) -> Result<axum::Json<InterviewView>, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -221,7 +222,7 @@ pub async fn list(
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn accept(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(interview_id): AppPath<Uuid>,
 ) -> Result<axum::Json<InterviewView>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -254,7 +255,7 @@ pub struct InterviewReasonBody {
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn decline(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(interview_id): AppPath<Uuid>,
     AppJson(body): AppJson<InterviewReasonBody>,
 ) -> Result<axum::Json<InterviewView>, ApiError> {
@@ -289,7 +290,7 @@ pub struct ProposeBody {
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn propose(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(interview_id): AppPath<Uuid>,
     AppJson(body): AppJson<ProposeBody>,
 ) -> Result<axum::Json<InterviewView>, ApiError> {
@@ -318,7 +319,7 @@ pub async fn propose(
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn cancel(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(interview_id): AppPath<Uuid>,
     AppJson(body): AppJson<InterviewReasonBody>,
 ) -> Result<axum::Json<InterviewView>, ApiError> {
@@ -373,7 +374,7 @@ pub struct Admission {
     responses((status = 200, body = Admission), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn join(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(interview_id): AppPath<Uuid>,
 ) -> Result<axum::Json<Admission>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -486,7 +487,7 @@ pub struct OutcomeView {
     responses((status = 200, body = OutcomeView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn outcome(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(interview_id): AppPath<Uuid>,
     AppJson(body): AppJson<OutcomeBody>,
 ) -> Result<axum::Json<OutcomeView>, ApiError> {

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::sessions::{open_session, SessionCreated};
 use crate::state::AppState;
@@ -292,7 +292,7 @@ async fn exchange_code(settings: &OAuthSettings, code: &str) -> Result<String, A
     responses((status = 200, body = CallbackView), (status = 404, description = "WeChat sign-in is not configured", body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn callback(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<CallbackBody>,
 ) -> Result<(StatusCode, axum::Json<CallbackView>), ApiError> {
     let settings = settings(&state)?;

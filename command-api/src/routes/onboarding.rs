@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::{vault_error, ApiError};
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
-use crate::notifications::{notify, Recipient};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use application::commands::CommandContext;
+use application::notifications::{notify, Recipient};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -109,7 +110,7 @@ async fn run_background_check(
     responses((status = 200, body = BackgroundView), (status = 422, body = crate::error::Problem)))]
 pub async fn submit_identity(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<IdentityBody>,
 ) -> Result<axum::Json<BackgroundView>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -141,7 +142,7 @@ pub async fn submit_identity(
     responses((status = 200, body = BackgroundView), (status = 409, body = crate::error::Problem)))]
 pub async fn recheck(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
 ) -> Result<axum::Json<BackgroundView>, ApiError> {
     // The identity number is read back from the worker's own sealed event.
@@ -191,7 +192,7 @@ pub struct WorkerProfileUpdateBody {
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn update_profile(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<WorkerProfileUpdateBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -239,7 +240,7 @@ pub struct SkillsBody {
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_skills(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<SkillsBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -278,7 +279,7 @@ pub struct CertificateAck {
     responses((status = 201, body = CertificateAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn add_certificate(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<CertificateBody>,
 ) -> Result<Response, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -350,7 +351,7 @@ pub(crate) async fn record(
     responses((status = 200, body = WorkerAdminAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn review(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
     AppJson(body): AppJson<WorkerReviewBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
@@ -425,7 +426,7 @@ pub struct CertifyBody {
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn certify_skill(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
     AppJson(body): AppJson<CertifyBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
@@ -457,7 +458,7 @@ pub struct LevelBody {
     responses((status = 200, body = WorkerAdminAck), (status = 404, body = crate::error::Problem)))]
 pub async fn set_level(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
     AppJson(body): AppJson<LevelBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
@@ -487,7 +488,7 @@ pub struct GroupsBody {
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_groups(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
     AppJson(body): AppJson<GroupsBody>,
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {

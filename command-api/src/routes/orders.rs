@@ -18,12 +18,13 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commands::{CommandContext, Committed};
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::params::ReasonBody;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use application::commands::{CommandContext, Committed};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -165,7 +166,7 @@ pub(crate) fn ack(order_id: Uuid, committed: Committed<Order>) -> axum::Json<Ord
               (status = 409, body = crate::error::Problem)))]
 pub async fn place(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<PlaceOrderBody>,
 ) -> Result<Response, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -275,7 +276,7 @@ pub async fn place(
         (Ok(committed), _) => committed,
         (Err(refusal), Some(worker_id)) => {
             forget_named_hold(&state, order_id).await;
-            crate::dispatch::release(
+            application::dispatch::release(
                 &state,
                 worker_id,
                 order_id,
@@ -713,7 +714,7 @@ pub(crate) async fn run(
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn cancel(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -809,7 +810,7 @@ pub(crate) async fn cancel_order(
             if index == 1 && holders[0] == Some(*worker_id) {
                 continue;
             }
-            crate::dispatch::release(
+            application::dispatch::release(
                 state,
                 *worker_id,
                 order_id,
@@ -860,7 +861,7 @@ fn cancellation_settlement(
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn dispute(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -887,7 +888,7 @@ pub struct ResolutionBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn resolve_dispute(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ResolutionBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -925,7 +926,7 @@ pub struct OrderReviewBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn review(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<OrderReviewBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -963,7 +964,7 @@ pub struct PaymentBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn record_payment(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<PaymentBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -976,7 +977,7 @@ pub async fn record_payment(
     };
     let recorded = run(&state, order_id, command, &context).await?;
     // Paid: dispatch starts now. If this step fails, the dispatcher's timer opens it shortly.
-    match crate::dispatch::open(&state, order_id, &context).await {
+    match application::dispatch::open(&state, order_id, &context).await {
         Ok(()) => current_ack(&state, order_id).await,
         Err(error) => {
             tracing::warn!(order_id = %order_id, error = %error, "dispatch did not open on payment; the timer will");
@@ -1006,7 +1007,7 @@ pub(crate) async fn current_ack(
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn open_dispatch(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let (order, _): (Order, usize) = state.orders.load(order_id).await?;
@@ -1022,7 +1023,7 @@ pub async fn open_dispatch(
             .into())
         }
     }
-    crate::dispatch::open(&state, order_id, &context).await?;
+    application::dispatch::open(&state, order_id, &context).await?;
     current_ack(&state, order_id).await
 }
 
@@ -1038,11 +1039,11 @@ pub struct AssignBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn assign(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<AssignBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
-    crate::dispatch::assign(&state, order_id, body.worker_id, None, &context).await?;
+    application::dispatch::assign(&state, order_id, body.worker_id, None, &context).await?;
     current_ack(&state, order_id).await
 }
 
@@ -1054,7 +1055,7 @@ macro_rules! worker_step {
             responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
         pub async fn $name(
             State(state): State<AppState>,
-            context: CommandContext,
+            RequestContext(context): RequestContext,
             AppPath(order_id): AppPath<Uuid>,
         ) -> Result<axum::Json<OrderAck>, ApiError> {
             let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -1089,7 +1090,7 @@ worker_step!(
     responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn finish(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -1111,7 +1112,7 @@ pub async fn finish(
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn decline(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -1122,7 +1123,7 @@ pub async fn decline(
         now: context.occurred_at,
     };
     let acknowledged = run(&state, order_id, command, &context).await?;
-    crate::dispatch::release(
+    application::dispatch::release(
         &state,
         worker.id,
         order_id,

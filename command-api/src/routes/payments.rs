@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commands::CommandContext;
-use crate::error::{ApiError, DomainErrorKind};
+use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::payments::{Checkout, Handled, SandboxBehaviour};
 use crate::state::AppState;
@@ -216,7 +216,7 @@ pub struct IntentView {
     responses((status = 201, body = IntentView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn create_intent(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<IntentBody>,
 ) -> Result<Response, ApiError> {
@@ -296,7 +296,7 @@ pub struct NotificationAnswer {
     responses((status = 200, body = NotificationAnswer), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn notification(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(provider): AppPath<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -609,14 +609,16 @@ pub struct RefundBody {
     responses((status = 200, body = PaymentView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn admin_refund(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     caller: Caller,
     AppPath(payment_id): AppPath<Uuid>,
     AppJson(body): AppJson<RefundBody>,
 ) -> Result<axum::Json<PaymentView>, ApiError> {
     let amount = Fen::new(body.amount)?;
     if amount.get() == 0 {
-        return Err(domain::payment::PaymentError::EmptyRefund.api_error());
+        return Err(
+            application::Error::from_refusal(domain::payment::PaymentError::EmptyRefund).into(),
+        );
     }
     let reason = domain::values::required_text("原因 reason", &body.reason, 500)?;
     crate::payments::refund(&state, payment_id, amount, Fen::ZERO, &reason, &context).await?;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::{vault_error, ApiError};
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
 use crate::routes::accounts::normalise_login;
 use crate::routes::orders::AddressBody;
@@ -90,7 +90,7 @@ pub struct ProfileView {
     responses((status = 200, body = ProfileView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
 ) -> Result<axum::Json<ProfileView>, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
     let (row, addresses) = projections::customers::profile(&state.pool, customer.id)
@@ -141,7 +141,7 @@ pub struct ProfileAck {
     responses((status = 200, body = ProfileAck), (status = 422, body = crate::error::Problem)))]
 pub async fn update(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<ProfileBody>,
 ) -> Result<axum::Json<ProfileAck>, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -202,7 +202,7 @@ pub struct EmergencyContactBody {
     responses((status = 200, body = ProfileAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_emergency_contact(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<EmergencyContactBody>,
 ) -> Result<axum::Json<ProfileAck>, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -254,7 +254,7 @@ pub struct AddressAck {
     responses((status = 201, body = AddressAck), (status = 422, body = crate::error::Problem)))]
 pub async fn add_address(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<NewAddressBody>,
 ) -> Result<Response, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -293,7 +293,7 @@ pub async fn add_address(
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn remove_address(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(address_id): AppPath<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;

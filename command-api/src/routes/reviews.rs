@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::orders::OrderAck;
 use crate::state::AppState;
@@ -63,7 +63,7 @@ pub struct ReplyBody {
     responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reply(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReplyBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
@@ -94,7 +94,7 @@ pub struct HideBody {
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn hide(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(order_id): AppPath<Uuid>,
     AppJson(body): AppJson<HideBody>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {

@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
+use crate::extract::RequestContext;
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -59,7 +59,7 @@ pub struct SecurityView {
     responses((status = 200, body = SecurityView)))]
 pub async fn show(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
 ) -> Result<axum::Json<SecurityView>, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
     let settings = settings_of(&state, actor.id).await?;
@@ -82,7 +82,7 @@ pub async fn show(
     responses((status = 200, body = SecuritySettings), (status = 422, body = crate::error::Problem)))]
 pub async fn update(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<SecuritySettings>,
 ) -> Result<axum::Json<SecuritySettings>, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;

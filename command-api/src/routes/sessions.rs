@@ -22,12 +22,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{hash_password, verify_password, Caller, Verified};
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
 use crate::routes::accounts::{check_password, normalise_login};
 use crate::state::AppState;
 use crate::text::Line;
+use application::commands::CommandContext;
 
 /// How long a session lives without being refreshed.
 pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -71,7 +72,7 @@ pub struct ReauthenticationBody {
               (status = 429, body = crate::error::Problem)))]
 pub async fn reauthenticate(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     verified: Verified,
     AppJson(body): AppJson<ReauthenticationBody>,
 ) -> Result<StatusCode, ApiError> {
@@ -204,9 +205,9 @@ pub(crate) async fn open_session(
     {
         let from = context.client_ip.as_deref().unwrap_or("unknown");
         let device = context.user_agent.as_deref().unwrap_or("unknown");
-        crate::notifications::notify(
+        application::notifications::notify(
             &state.pool,
-            crate::notifications::Recipient::Person(actor.id),
+            application::notifications::Recipient::Person(actor.id),
             "new_sign_in",
             "新的登录 / New sign-in",
             &format!("您的账户在 {from}（{device}）登录。如非本人操作，请撤销该会话并修改密码。/ Your account signed in from {from} ({device}). If this was not you, revoke the session and change your password."),
@@ -406,7 +407,7 @@ pub(crate) async fn guarded_verify(
               (status = 429, body = crate::error::Problem)))]
 pub async fn sign_in(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<SignInBody>,
 ) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
     let login = normalise_login(&body.login).map_err(|_| ApiError::BadCredentials)?;
@@ -613,7 +614,7 @@ pub struct ChangePasswordBody {
               (status = 429, body = crate::error::Problem)))]
 pub async fn change_password(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     verified: Verified,
     _caller: Caller,
     AppJson(body): AppJson<ChangePasswordBody>,

@@ -14,14 +14,15 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::onboarding::GroupsBody;
 use crate::routes::params::ReasonBody;
 use crate::routes::profile::AddressView;
 use crate::state::AppState;
 use crate::text::Line;
+use application::commands::CommandContext;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -198,7 +199,7 @@ async fn run(
     responses((status = 200, body = CustomerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn suspend(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(customer_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<CustomerAck>, ApiError> {
@@ -222,7 +223,7 @@ pub async fn suspend(
     responses((status = 200, body = CustomerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn reinstate(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(customer_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<CustomerAck>, ApiError> {
@@ -246,7 +247,7 @@ pub async fn reinstate(
     responses((status = 200, body = CustomerAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_groups(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(customer_id): AppPath<Uuid>,
     AppJson(body): AppJson<GroupsBody>,
 ) -> Result<axum::Json<CustomerAck>, ApiError> {

@@ -17,15 +17,16 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::{hash_password, TokenKey};
-use crate::commands::CommandContext;
 use crate::error::ApiError;
 use crate::extract::AppJson;
+use crate::extract::RequestContext;
 use crate::routes::accounts::{check_password, normalise_login};
 use crate::routes::sessions::{
     open_session, reserve_attempt, settle_attempt, Attempt, SessionCreated,
 };
 use crate::state::AppState;
 use crate::text::Line;
+use application::commands::CommandContext;
 
 const CODE_LIFETIME_MINUTES: i64 = 10;
 const MAX_ATTEMPTS: i32 = 5;
@@ -139,7 +140,7 @@ async fn check_send_limits(
     responses((status = 202, body = CodeSent), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn request_code(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<CodeRequestBody>,
 ) -> Result<(StatusCode, axum::Json<CodeSent>), ApiError> {
     let destination = normalise_login(&body.destination)?;
@@ -309,7 +310,7 @@ pub struct CodeSignInBody {
     responses((status = 201, body = SessionCreated), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn sign_in_with_code(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<CodeSignInBody>,
 ) -> Result<(StatusCode, axum::Json<SessionCreated>), ApiError> {
     let login = consume_guarded(&state, &context, Purpose::SignIn, &body.login, &body.code).await?;
@@ -351,7 +352,7 @@ pub struct ResetBody {
     responses((status = 204), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn reset_password(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<ResetBody>,
 ) -> Result<StatusCode, ApiError> {
     check_password(&body.new_password)?;

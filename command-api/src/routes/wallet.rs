@@ -14,8 +14,8 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Caller;
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
@@ -55,7 +55,7 @@ pub struct BankAccountBody {
     responses((status = 204), (status = 422, body = crate::error::Problem)))]
 pub async fn set_bank_account(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<BankAccountBody>,
 ) -> Result<StatusCode, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
@@ -129,7 +129,7 @@ pub(crate) fn risk(refusal: WithdrawalRisk) -> ApiError {
     responses((status = 201, body = WithdrawalView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn request_withdrawal(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppJson(body): AppJson<WithdrawalBody>,
 ) -> Result<Response, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
@@ -359,7 +359,7 @@ async fn view(
     responses((status = 200, body = WithdrawalView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn approve(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(withdrawal_id): AppPath<Uuid>,
 ) -> Result<axum::Json<WithdrawalView>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
@@ -373,7 +373,7 @@ pub async fn approve(
         .wallets
         .execute_deciding_again(worker_id, command, &context)
         .await?;
-    crate::withdrawals::pay_out(&state, worker_id, withdrawal_id, &context).await?;
+    application::withdrawals::pay_out(&state, worker_id, withdrawal_id, &context).await?;
     view(&state, worker_id, withdrawal_id).await
 }
 
@@ -389,7 +389,7 @@ pub struct RejectBody {
     responses((status = 200, body = WithdrawalView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reject(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(withdrawal_id): AppPath<Uuid>,
     AppJson(body): AppJson<RejectBody>,
 ) -> Result<axum::Json<WithdrawalView>, ApiError> {

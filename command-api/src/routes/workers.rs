@@ -10,12 +10,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::commands::CommandContext;
 use crate::error::ApiError;
+use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::params::ReasonBody;
 use crate::state::AppState;
 use crate::text::Line;
+use application::commands::CommandContext;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -367,7 +368,7 @@ async fn run(
     responses((status = 200, body = WorkerAck), (status = 409, body = crate::error::Problem)))]
 pub async fn go_online(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
 ) -> Result<axum::Json<WorkerAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
     run(
@@ -387,7 +388,7 @@ pub async fn go_online(
     responses((status = 200, body = WorkerAck)))]
 pub async fn go_offline(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
 ) -> Result<axum::Json<WorkerAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
     run(
@@ -407,7 +408,7 @@ pub async fn go_offline(
     responses((status = 200, body = WorkerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn suspend(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<WorkerAck>, ApiError> {
@@ -431,7 +432,7 @@ pub async fn suspend(
     responses((status = 200, body = WorkerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn reinstate(
     State(state): State<AppState>,
-    context: CommandContext,
+    RequestContext(context): RequestContext,
     AppPath(worker_id): AppPath<Uuid>,
     AppJson(body): AppJson<ReasonBody>,
 ) -> Result<axum::Json<WorkerAck>, ApiError> {

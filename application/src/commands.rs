@@ -5,22 +5,17 @@
 //! response can show the state the command produced.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
-use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
 use domain::Actor;
 use postgres_es::PostgresEventRepository;
+use projections::log::Checkpoint;
 use sqlx::PgPool;
 use uuid::Uuid;
-
-use crate::auth::Caller;
-use crate::error::ApiError;
 
 pub struct CommandBus<A: Aggregate> {
     store: PersistedEventStore<PostgresEventRepository, A>,
@@ -73,7 +68,7 @@ where
             Err(AggregateError::AggregateConflict) => "conflict",
             Err(_) => "failed",
         };
-        crate::metrics::global().count_command(A::TYPE, label);
+        crate::telemetry::count_command(A::TYPE, label);
         outcome
     }
 
@@ -113,7 +108,7 @@ where
             .map_err(|error| AggregateError::DatabaseConnectionError(Box::new(error)))?;
             if let Some((xid, position)) = place {
                 if let Ok(transaction_id) = xid.parse() {
-                    context.written.record(projections::log::Checkpoint {
+                    context.written.record(Checkpoint {
                         transaction_id,
                         position,
                     });
@@ -163,7 +158,7 @@ pub struct CommandContext {
     pub idempotency_key: Option<String>,
     pub occurred_at: DateTime<Utc>,
     /// Where this request's events were committed, for its answer's `Anjia-Position`.
-    pub written: crate::positions::Written,
+    pub written: Written,
 }
 
 impl CommandContext {
@@ -177,7 +172,7 @@ impl CommandContext {
             user_agent: None,
             idempotency_key: None,
             occurred_at: Utc::now(),
-            written: crate::positions::Written::default(),
+            written: Written::default(),
         }
     }
 
@@ -223,41 +218,63 @@ impl CommandContext {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for CommandContext {
-    type Rejection = ApiError;
+/// Where one request's commands committed: the furthest point, when any committed. The HTTP
+/// layer attaches one to a request and answers with it; work without an answer (jobs, tools)
+/// leaves it detached.
+#[derive(Debug, Clone, Default)]
+pub struct Written(Option<Arc<Mutex<Option<Checkpoint>>>>);
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let headers = parts.headers.clone();
-        let header_text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(|value| value.chars().take(300).collect::<String>())
-        };
-        // The address the client-address middleware settled on, else the socket's peer.
-        let client_ip = match parts
-            .extensions
-            .get::<crate::client_address::ClientAddress>()
-        {
-            Some(address) => Some(address.0.to_string()),
-            None => ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-                .await
-                .ok()
-                .map(|ConnectInfo(address)| address.ip().to_string()),
-        };
-        Ok(CommandContext {
-            command_id: Uuid::now_v7(),
-            actor: Caller::from_request_parts(parts, state).await?.0,
-            request_id: header_text("x-request-id"),
-            client_ip,
-            user_agent: header_text(header::USER_AGENT.as_str()),
-            idempotency_key: header_text(crate::idempotency::HEADER),
-            occurred_at: Utc::now(),
-            written: parts
-                .extensions
-                .get::<crate::positions::Written>()
-                .cloned()
-                .unwrap_or_default(),
-        })
+impl Written {
+    pub fn attached() -> Self {
+        Written(Some(Arc::default()))
+    }
+
+    /// Whether anyone will read what is recorded: a command run by a job or a tool has no
+    /// answer to carry it, so looking its position up would be wasted.
+    pub fn is_attached(&self) -> bool {
+        self.0.is_some()
+    }
+
+    pub fn record(&self, checkpoint: Checkpoint) {
+        if let Some(slot) = &self.0 {
+            let mut furthest = slot.lock().expect("position lock");
+            if furthest.is_none_or(|seen| seen < checkpoint) {
+                *furthest = Some(checkpoint);
+            }
+        }
+    }
+
+    pub fn get(&self) -> Option<Checkpoint> {
+        self.0
+            .as_ref()
+            .and_then(|slot| *slot.lock().expect("position lock"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_furthest_commit_of_a_request_is_kept() {
+        let written = Written::attached();
+        written.record(Checkpoint {
+            transaction_id: 9,
+            position: 30,
+        });
+        written.record(Checkpoint {
+            transaction_id: 8,
+            position: 40,
+        });
+        assert_eq!(
+            written.get(),
+            Some(Checkpoint {
+                transaction_id: 9,
+                position: 30,
+            })
+        );
+        let detached = Written::default();
+        detached.record(Checkpoint::default());
+        assert_eq!(detached.get(), None);
     }
 }

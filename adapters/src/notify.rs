@@ -12,17 +12,8 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-#[async_trait::async_trait]
-pub trait EmailSender: Send + Sync {
-    async fn send(&self, to: &str, subject: &str, body: &str) -> anyhow::Result<()>;
-}
+use application::notify::{EmailSender, Notifier, SmsSender};
 
-#[async_trait::async_trait]
-pub trait SmsSender: Send + Sync {
-    async fn send(&self, phone: &str, text: &str) -> anyhow::Result<()>;
-}
-
-/// Where messages go, from the environment.
 #[derive(Clone, Default)]
 pub struct NotifySettings {
     /// `smtp://host:port` (plain, for a local relay), `smtp://host:port?tls=required` (STARTTLS)
@@ -61,14 +52,10 @@ impl NotifySettings {
 }
 
 /// Both senders, as the app uses them.
-#[derive(Clone)]
-pub struct Notifier {
-    pub email: Arc<dyn EmailSender>,
-    pub sms: Arc<dyn SmsSender>,
-}
-
-impl Notifier {
-    pub fn new(pool: &PgPool, settings: &NotifySettings) -> anyhow::Result<Self> {
+impl NotifySettings {
+    /// SMTP and the SMS gateway when configured, the outbox table otherwise.
+    pub fn build(&self, pool: &PgPool) -> anyhow::Result<Notifier> {
+        let settings = self;
         let email: Arc<dyn EmailSender> = match &settings.smtp_url {
             Some(url) => Arc::new(SmtpEmailSender::new(
                 url,

@@ -10,7 +10,7 @@
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
-use crate::state::AppState;
+use crate::services::Services;
 
 /// What a delivery run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +21,8 @@ pub struct Delivered {
 }
 
 /// Delivers up to `limit` due reminders.
-pub async fn deliver_due(state: &AppState, limit: i64) -> anyhow::Result<Delivered> {
-    let mut transaction = state.pool.begin().await?;
+pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Delivered> {
+    let mut transaction = services.pool.begin().await?;
     let rows = sqlx::query(
         "SELECT r.reminder_key, r.recipient_id, r.recipient_role, r.kind, r.title, r.body,
                 c.login
@@ -59,7 +59,7 @@ pub async fn deliver_due(state: &AppState, limit: i64) -> anyhow::Result<Deliver
         let mut error = None;
         match login.as_deref() {
             Some(email) if email.contains('@') => {
-                match state.notifier.email.send(email, &title, &body).await {
+                match services.notifier.email.send(email, &title, &body).await {
                     Ok(()) => {
                         channels.push("email");
                         delivered.email += 1;
@@ -68,7 +68,7 @@ pub async fn deliver_due(state: &AppState, limit: i64) -> anyhow::Result<Deliver
                 }
             }
             Some(phone) if domain::PhoneNumber::parse(phone).is_ok() => {
-                match state
+                match services
                     .notifier
                     .sms
                     .send(phone, &format!("【安家】{title}：{body}"))

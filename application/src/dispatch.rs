@@ -17,9 +17,9 @@ use projections::dispatch::{self as model, DispatchOrderRow};
 use uuid::Uuid;
 
 use crate::commands::CommandContext;
-use crate::error::ApiError;
+use crate::error::Error;
 use crate::notifications::{notify, Recipient};
-use crate::state::AppState;
+use crate::services::Services;
 
 /// How dispatch behaves, from the environment.
 #[derive(Debug, Clone)]
@@ -79,48 +79,6 @@ impl Default for DispatchSettings {
 }
 
 impl DispatchSettings {
-    pub fn from_environment() -> anyhow::Result<Self> {
-        let mut settings = DispatchSettings::default();
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-        };
-        for (name, slot) in [
-            ("ANJIA_HOLD_MINUTES", &mut settings.hold),
-            ("ANJIA_NAMED_CONFIRM_MINUTES", &mut settings.named_confirm),
-            ("ANJIA_GRAB_WINDOW_MINUTES", &mut settings.grab_window),
-            ("ANJIA_AUTO_WINDOW_MINUTES", &mut settings.auto_window),
-            ("ANJIA_ACCEPT_MINUTES", &mut settings.accept_within),
-        ] {
-            if let Some(raw) = read(name) {
-                let minutes: i64 = raw
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("{name} must be a whole number of minutes"))?;
-                anyhow::ensure!(minutes > 0, "{name} must be positive");
-                *slot = Duration::minutes(minutes);
-            }
-        }
-        if let Some(raw) = read("ANJIA_DISPATCH_MODES") {
-            settings.set_modes(&raw)?;
-        }
-        if let Some(schedule) = read("ANJIA_DISPATCH_SCHEDULE") {
-            settings.schedule = schedule;
-        }
-        if let Some(raw) = read("ANJIA_MAX_UNPAID_NAMED_ORDERS") {
-            settings.max_unpaid_named = raw
-                .trim()
-                .parse()
-                .context("ANJIA_MAX_UNPAID_NAMED_ORDERS must be a whole number")?;
-            anyhow::ensure!(
-                settings.max_unpaid_named > 0,
-                "ANJIA_MAX_UNPAID_NAMED_ORDERS must be positive"
-            );
-        }
-        Ok(settings)
-    }
-
     /// Reads `service=stage,…`.
     pub fn set_modes(&mut self, raw: &str) -> anyhow::Result<()> {
         for pair in raw
@@ -179,46 +137,46 @@ impl DispatchSettings {
 /// Opens a paid order for dispatch: at the named worker, else at the service's first stage.
 /// Safe to call again: an order already dispatching is left alone.
 pub async fn open(
-    state: &AppState,
+    services: &Services,
     order_id: Uuid,
     context: &CommandContext,
-) -> Result<(), ApiError> {
-    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+) -> crate::Result<()> {
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
     if order.status != OrderStatus::Paid {
         return Ok(());
     }
     let service = order
         .service
-        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+        .ok_or_else(|| Error::not_found("订单", "order"))?;
     let now = context.occurred_at;
     let stage = if order.preferred_worker.is_some() {
         DispatchStage::Named
     } else {
-        state.dispatch.first_open_stage(service)
+        services.dispatch.first_open_stage(service)
     };
     let command = OrderCommand::OpenDispatch {
         stage: Some(stage),
-        deadline: state.dispatch.deadline(stage, now),
+        deadline: services.dispatch.deadline(stage, now),
         now,
     };
-    let committed = state.orders.execute(order_id, command, context).await?;
+    let committed = services.orders.execute(order_id, command, context).await?;
     match (stage, committed.state.worker_id) {
         (DispatchStage::Named, Some(worker_id)) => {
             tell(
-                state,
+                services,
                 Recipient::Person(worker_id),
                 "order_offered",
                 "新订单待确认 / A new order for you",
                 &format!(
                     "客户指定您服务订单 {order_id}，请在 {minutes} 分钟内确认。/ A customer chose you for order {order_id}; please confirm within {minutes} minutes.",
-                    minutes = state.dispatch.named_confirm.num_minutes().max(1)
+                    minutes = services.dispatch.named_confirm.num_minutes().max(1)
                 ),
             )
             .await;
         }
         (DispatchStage::Admin, _) => {
             tell(
-                state,
+                services,
                 Recipient::Role("admin"),
                 "dispatch_needed",
                 "订单待人工派单 / An order needs dispatching",
@@ -231,8 +189,8 @@ pub async fn open(
     Ok(())
 }
 
-async fn tell(state: &AppState, recipient: Recipient, kind: &str, title: &str, body: &str) {
-    if let Err(error) = notify(&state.pool, recipient, kind, title, body).await {
+async fn tell(services: &Services, recipient: Recipient, kind: &str, title: &str, body: &str) {
+    if let Err(error) = notify(&services.pool, recipient, kind, title, body).await {
         tracing::warn!(error = %error, kind, "could not record a notification");
     }
 }
@@ -242,13 +200,13 @@ async fn tell(state: &AppState, recipient: Recipient, kind: &str, title: &str, b
 /// the booking of the one that won. A failure here leaves a reservation the reconciliation
 /// step gives back later. Returns whether the time was given back.
 pub async fn release(
-    state: &AppState,
+    services: &Services,
     worker_id: Uuid,
     order_id: Uuid,
     reason: &str,
     context: &CommandContext,
 ) -> bool {
-    match state.orders.load(order_id).await {
+    match services.orders.load(order_id).await {
         Ok((order, _)) if order.holds(worker_id) => {
             tracing::info!(worker_id = %worker_id, order_id = %order_id, reason, "the order holds this worker; the booking is kept");
             return false;
@@ -264,7 +222,7 @@ pub async fn release(
         reason: reason.to_owned(),
         now: context.occurred_at,
     };
-    match state
+    match services
         .workers
         .execute_deciding_again(worker_id, release, context)
         .await
@@ -279,15 +237,15 @@ pub async fn release(
 
 /// Reserves a worker's time for an order in the worker's own stream.
 pub async fn hold(
-    state: &AppState,
+    services: &Services,
     worker_id: Uuid,
     order: &Order,
     order_id: Uuid,
     context: &CommandContext,
-) -> Result<(), ApiError> {
+) -> crate::Result<()> {
     let (start, end) = order
         .window
-        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+        .ok_or_else(|| Error::not_found("订单", "order"))?;
     let booking = WorkerCommand::Book {
         order_id,
         start,
@@ -295,7 +253,7 @@ pub async fn hold(
         location: order.location,
         now: context.occurred_at,
     };
-    state
+    services
         .workers
         .execute_deciding_again(worker_id, booking, context)
         .await?;
@@ -314,14 +272,14 @@ pub struct TickReport {
 }
 
 /// One tick: due timers, then an automatic round, then reconciliation of reservations.
-pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
+pub async fn tick(services: &Services, now: DateTime<Utc>) -> anyhow::Result<TickReport> {
     let mut report = TickReport::default();
     let context = CommandContext {
         occurred_at: now,
         ..CommandContext::system()
     };
-    for row in model::due_orders(&state.pool, now, 5, 500).await? {
-        match run_timer(state, &row, &context).await {
+    for row in model::due_orders(&services.pool, now, 5, 500).await? {
+        match run_timer(services, &row, &context).await {
             Ok(Some(kind)) => match kind {
                 Timer::Unpaid => report.expired_unpaid += 1,
                 Timer::Opened => report.opened += 1,
@@ -333,9 +291,9 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<TickRe
             }
         }
     }
-    report.assigned = automatic_round(state, &context).await?.assigned;
-    report.released = reconcile(state, &context).await?;
-    report.offers_sent = broadcast_grab_offers(state, now).await?;
+    report.assigned = automatic_round(services, &context).await?.assigned;
+    report.released = reconcile(services, &context).await?;
+    report.offers_sent = broadcast_grab_offers(services, now).await?;
     Ok(report)
 }
 
@@ -346,22 +304,22 @@ enum Timer {
 }
 
 async fn run_timer(
-    state: &AppState,
+    services: &Services,
     row: &DispatchOrderRow,
     context: &CommandContext,
-) -> Result<Option<Timer>, ApiError> {
+) -> crate::Result<Option<Timer>> {
     let now = context.occurred_at;
     // The model may lag; decide on the order's own stream.
-    let (order, _): (Order, usize) = state.orders.load(row.order_id).await?;
+    let (order, _): (Order, usize) = services.orders.load(row.order_id).await?;
     match order.status {
         OrderStatus::AwaitingPayment if order.pay_by.is_some_and(|due| due <= now) => {
-            state
+            services
                 .orders
                 .execute(row.order_id, OrderCommand::ExpireUnpaid { now }, context)
                 .await?;
             if let Some(worker_id) = order.preferred_worker {
                 release(
-                    state,
+                    services,
                     worker_id,
                     row.order_id,
                     "未按时支付 / not paid in time",
@@ -371,7 +329,7 @@ async fn run_timer(
             }
             if let Some(customer_id) = order.customer_id {
                 tell(
-                    state,
+                    services,
                     Recipient::Person(customer_id),
                     "order_expired",
                     "订单已自动取消 / Order cancelled",
@@ -382,15 +340,15 @@ async fn run_timer(
             Ok(Some(Timer::Unpaid))
         }
         OrderStatus::Paid => {
-            open(state, row.order_id, context).await?;
+            open(services, row.order_id, context).await?;
             Ok(Some(Timer::Opened))
         }
         OrderStatus::Dispatching if order.stage_deadline.is_some_and(|due| due <= now) => {
-            escalate(state, row.order_id, &order, context).await?;
+            escalate(services, row.order_id, &order, context).await?;
             Ok(Some(Timer::Escalated))
         }
         OrderStatus::Assigned if order.respond_by.is_some_and(|due| due <= now) => {
-            escalate(state, row.order_id, &order, context).await?;
+            escalate(services, row.order_id, &order, context).await?;
             Ok(Some(Timer::Escalated))
         }
         _ => Ok(None),
@@ -398,14 +356,14 @@ async fn run_timer(
 }
 
 async fn escalate(
-    state: &AppState,
+    services: &Services,
     order_id: Uuid,
     order: &Order,
     context: &CommandContext,
-) -> Result<(), ApiError> {
+) -> crate::Result<()> {
     let service = order
         .service
-        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
+        .ok_or_else(|| Error::not_found("订单", "order"))?;
     let now = context.occurred_at;
     let expiring_worker = (order.status == OrderStatus::Assigned)
         .then_some(order.worker_id)
@@ -414,7 +372,7 @@ async fn escalate(
         // A dispatched worker who did not accept: another automatic round without them.
         (Some(_), Some(DispatchStage::Auto)) => DispatchStage::Auto,
         (Some(_), Some(DispatchStage::Admin)) => DispatchStage::Admin,
-        (_, stage) => state.dispatch.next_stage(stage, service),
+        (_, stage) => services.dispatch.next_stage(stage, service),
     };
     let reason = match expiring_worker {
         Some(_) => "服务人员未在时限内确认 / the worker did not confirm in time",
@@ -422,17 +380,17 @@ async fn escalate(
     };
     let command = OrderCommand::Escalate {
         to,
-        deadline: state.dispatch.deadline(to, now),
+        deadline: services.dispatch.deadline(to, now),
         reason: reason.to_owned(),
         now,
     };
-    state.orders.execute(order_id, command, context).await?;
+    services.orders.execute(order_id, command, context).await?;
     if let Some(worker_id) = expiring_worker {
-        release(state, worker_id, order_id, reason, context).await;
+        release(services, worker_id, order_id, reason, context).await;
     }
     if to == DispatchStage::Admin {
         tell(
-            state,
+            services,
             Recipient::Role("admin"),
             "dispatch_needed",
             "订单待人工派单 / An order needs dispatching",
@@ -449,22 +407,25 @@ const GRAB_BROADCAST_LIMIT: usize = 50;
 /// Tells the eligible workers (the nearest and best first, at most fifty) of each order newly
 /// offered for grabbing, through the reminder outbox. The reminders and the order's broadcast
 /// mark are written in one transaction, so each order is announced once.
-pub async fn broadcast_grab_offers(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    let rows = model::orders_in_stage(&state.pool, DispatchStage::Grab.as_str(), 200).await?;
+pub async fn broadcast_grab_offers(
+    services: &Services,
+    now: DateTime<Utc>,
+) -> anyhow::Result<usize> {
+    let rows = model::orders_in_stage(&services.pool, DispatchStage::Grab.as_str(), 200).await?;
     let mut sent = 0;
     for row in rows {
         let announced: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM grab_broadcasts WHERE order_id = $1)")
                 .bind(row.order_id)
-                .fetch_one(&state.pool)
+                .fetch_one(&services.pool)
                 .await?;
         if announced {
             continue;
         }
-        let order = open_order(state, &row).await?;
+        let order = open_order(services, &row).await?;
         let today = domain::values::business_day(now);
         let mut eligible: Vec<(i64, Uuid)> =
-            model::dispatchable_workers(&state.pool, Some(std::slice::from_ref(&row.city)), now)
+            model::dispatchable_workers(&services.pool, Some(std::slice::from_ref(&row.city)), now)
                 .await?
                 .into_iter()
                 .map(candidate)
@@ -472,7 +433,7 @@ pub async fn broadcast_grab_offers(state: &AppState, now: DateTime<Utc>) -> anyh
                     domain::dispatch::eligibility(
                         &order,
                         &candidate,
-                        &state.dispatch.weights,
+                        &services.dispatch.weights,
                         today,
                     )
                     .ok()
@@ -486,7 +447,7 @@ pub async fn broadcast_grab_offers(state: &AppState, now: DateTime<Utc>) -> anyh
             .start
             .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"))
             .format("%Y-%m-%d %H:%M");
-        let mut transaction = state.pool.begin().await?;
+        let mut transaction = services.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO grab_broadcasts (order_id, workers) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
@@ -537,20 +498,20 @@ pub struct RoundReport {
 
 /// The open order as the domain's matcher sees it, from the model row and the customer's
 /// blocks and history.
-pub async fn open_order(state: &AppState, row: &DispatchOrderRow) -> anyhow::Result<OpenOrder> {
-    let mut orders = open_orders(state, std::slice::from_ref(row)).await?;
+pub async fn open_order(services: &Services, row: &DispatchOrderRow) -> anyhow::Result<OpenOrder> {
+    let mut orders = open_orders(services, std::slice::from_ref(row)).await?;
     Ok(orders.pop().expect("one row, one order"))
 }
 
 /// Many open orders at once: the customers' blocks and histories are read in one go.
 pub async fn open_orders(
-    state: &AppState,
+    services: &Services,
     rows: &[DispatchOrderRow],
 ) -> anyhow::Result<Vec<OpenOrder>> {
     let mut customers: Vec<Uuid> = rows.iter().map(|row| row.customer_id).collect();
     customers.sort();
     customers.dedup();
-    let mut known = model::customers_workers(&state.pool, &customers).await?;
+    let mut known = model::customers_workers(&services.pool, &customers).await?;
     rows.iter()
         .map(|row| {
             let (blocked, previous_workers) = known.remove(&row.customer_id).unwrap_or_default();
@@ -587,20 +548,20 @@ pub fn candidate(row: model::DispatchWorkerRow) -> Candidate {
 /// books and assigns each pairing. A pairing a newer booking overtook is refused by the
 /// worker's stream and waits for the next round.
 pub async fn automatic_round(
-    state: &AppState,
+    services: &Services,
     context: &CommandContext,
 ) -> anyhow::Result<RoundReport> {
     let started = std::time::Instant::now();
-    let rows = model::orders_in_stage(&state.pool, DispatchStage::Auto.as_str(), 2_000).await?;
+    let rows = model::orders_in_stage(&services.pool, DispatchStage::Auto.as_str(), 2_000).await?;
     if rows.is_empty() {
         return Ok(RoundReport::default());
     }
-    let orders = open_orders(state, &rows).await?;
+    let orders = open_orders(services, &rows).await?;
     let mut cities: Vec<String> = orders.iter().map(|order| order.city.clone()).collect();
     cities.sort();
     cities.dedup();
     let candidates: Vec<Candidate> =
-        model::dispatchable_workers(&state.pool, Some(&cities), context.occurred_at)
+        model::dispatchable_workers(&services.pool, Some(&cities), context.occurred_at)
             .await?
             .into_iter()
             .map(candidate)
@@ -609,7 +570,7 @@ pub async fn automatic_round(
     let round = domain::dispatch::plan_round(
         &orders,
         &candidates,
-        &state.dispatch.weights,
+        &services.dispatch.weights,
         Method::Optimal,
         today,
     );
@@ -624,7 +585,7 @@ pub async fn automatic_round(
         let order = &orders[proposal.order_index];
         let worker = &candidates[proposal.worker_index];
         match assign(
-            state,
+            services,
             order.order_id,
             worker.worker_id,
             Some(proposal.score),
@@ -651,7 +612,7 @@ pub async fn automatic_round(
     .bind(report.refused as i32)
     .bind(report.total_cost)
     .bind(report.millis as i64)
-    .execute(&state.pool)
+    .execute(&services.pool)
     .await?;
     Ok(report)
 }
@@ -659,30 +620,30 @@ pub async fn automatic_round(
 /// Books a worker and assigns them an order (by the dispatcher or an admin); gives the time
 /// back if the order refuses.
 pub async fn assign(
-    state: &AppState,
+    services: &Services,
     order_id: Uuid,
     worker_id: Uuid,
     score: Option<domain::dispatch::AssignmentScore>,
     context: &CommandContext,
-) -> Result<(), ApiError> {
-    let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
-    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+) -> crate::Result<()> {
+    let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
     if order.status == OrderStatus::New {
-        return Err(ApiError::not_found("订单", "order"));
+        return Err(Error::not_found("订单", "order"));
     }
     let now = context.occurred_at;
     let by = context.actor.unwrap_or_else(domain::Actor::system);
     let command = OrderCommand::AssignWorker {
         worker: worker.facts(worker_id, domain::values::business_day(now)),
         by,
-        respond_by: Some(now + state.dispatch.accept_within),
+        respond_by: Some(now + services.dispatch.accept_within),
         score,
         now,
     };
-    hold(state, worker_id, &order, order_id, context).await?;
-    if let Err(refusal) = state.orders.execute(order_id, command, context).await {
+    hold(services, worker_id, &order, order_id, context).await?;
+    if let Err(refusal) = services.orders.execute(order_id, command, context).await {
         release(
-            state,
+            services,
             worker_id,
             order_id,
             "派单失败 / assignment failed",
@@ -692,13 +653,13 @@ pub async fn assign(
         return Err(refusal.into());
     }
     tell(
-        state,
+        services,
         Recipient::Person(worker_id),
         "order_offered",
         "新订单待确认 / A new order for you",
         &format!(
             "您有新的派单 {order_id}，请在 {minutes} 分钟内确认。/ Order {order_id} was dispatched to you; please accept within {minutes} minutes.",
-            minutes = state.dispatch.accept_within.num_minutes().max(1)
+            minutes = services.dispatch.accept_within.num_minutes().max(1)
         ),
     )
     .await;
@@ -707,7 +668,7 @@ pub async fn assign(
 
 /// Gives back reservations that no order holds: left by a process that stopped between
 /// booking a worker and committing the order. Judged on the order's own stream.
-pub async fn reconcile(state: &AppState, context: &CommandContext) -> anyhow::Result<usize> {
+pub async fn reconcile(services: &Services, context: &CommandContext) -> anyhow::Result<usize> {
     let now = context.occurred_at;
     // The read model names the suspects (reservations it cannot match to an order that holds
     // them); each is then judged on the order's own stream.
@@ -723,14 +684,14 @@ pub async fn reconcile(state: &AppState, context: &CommandContext) -> anyhow::Re
                       AND o.state->>'preferred_worker' = w.worker_id::text), false)
           LIMIT 500",
     )
-    .bind(now - state.dispatch.reservation_grace)
+    .bind(now - services.dispatch.reservation_grace)
     .bind(now - Duration::days(1))
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     let mut released = 0;
     for (worker_id, order_id) in suspects {
         if release(
-            state,
+            services,
             worker_id,
             order_id,
             "对账：订单未占用此时段 / reconciliation: no order holds this time",
@@ -741,7 +702,7 @@ pub async fn reconcile(state: &AppState, context: &CommandContext) -> anyhow::Re
             released += 1;
         }
     }
-    rebook_held_orders(state, context).await?;
+    rebook_held_orders(services, context).await?;
     Ok(released)
 }
 
@@ -749,7 +710,7 @@ pub async fn reconcile(state: &AppState, context: &CommandContext) -> anyhow::Re
 /// booking for it (a release that raced a new hold of the same worker) gets its time booked
 /// again. If the time was taken meanwhile the booking is refused, the worker's stream stays
 /// free of overlaps, and the admins are told.
-async fn rebook_held_orders(state: &AppState, context: &CommandContext) -> anyhow::Result<()> {
+async fn rebook_held_orders(services: &Services, context: &CommandContext) -> anyhow::Result<()> {
     let now = context.occurred_at;
     let suspects = sqlx::query_as::<_, (Uuid, Uuid)>(
         "SELECT o.order_id, w.worker_id
@@ -766,12 +727,12 @@ async fn rebook_held_orders(state: &AppState, context: &CommandContext) -> anyho
           LIMIT 500",
     )
     .bind(now)
-    .bind(now - state.dispatch.reservation_grace)
-    .fetch_all(&state.pool)
+    .bind(now - services.dispatch.reservation_grace)
+    .fetch_all(&services.pool)
     .await?;
     for (order_id, worker_id) in suspects {
-        let (order, _): (Order, usize) = state.orders.load(order_id).await?;
-        let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+        let (order, _): (Order, usize) = services.orders.load(order_id).await?;
+        let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
         if !order.holds(worker_id)
             || worker
                 .bookings
@@ -781,10 +742,10 @@ async fn rebook_held_orders(state: &AppState, context: &CommandContext) -> anyho
             continue;
         }
         tracing::warn!(order_id = %order_id, worker_id = %worker_id, "an order holds a worker with no booking; booking again");
-        if let Err(error) = hold(state, worker_id, &order, order_id, context).await {
+        if let Err(error) = hold(services, worker_id, &order, order_id, context).await {
             tracing::error!(order_id = %order_id, worker_id = %worker_id, error = %error, "an order holds a worker whose time could not be booked again");
             tell(
-                state,
+                services,
                 Recipient::Role("admin"),
                 "dispatch_needed",
                 "订单需要改派 / An order needs another worker",

@@ -5,7 +5,7 @@ use domain::order::OrderCommand;
 use uuid::Uuid;
 
 use crate::commands::CommandContext;
-use crate::state::AppState;
+use crate::services::Services;
 
 /// Review settings, from the environment.
 #[derive(Debug, Clone)]
@@ -29,34 +29,10 @@ impl Default for ReviewSettings {
     }
 }
 
-impl ReviewSettings {
-    pub fn from_environment() -> anyhow::Result<Self> {
-        let mut settings = ReviewSettings::default();
-        if let Some(days) = crate::server::setting("ANJIA_REVIEW_DAYS") {
-            let days: i64 = days
-                .parse()
-                .map_err(|_| anyhow::anyhow!("ANJIA_REVIEW_DAYS must be a whole number"))?;
-            anyhow::ensure!(days >= 1, "ANJIA_REVIEW_DAYS must be at least 1");
-            settings.window = Duration::days(days);
-        }
-        if let Some(default) = crate::server::setting("ANJIA_DEFAULT_REVIEW") {
-            settings.default_positive = match default.as_str() {
-                "on" | "true" | "1" => true,
-                "off" | "false" | "0" => false,
-                other => anyhow::bail!("ANJIA_DEFAULT_REVIEW must be on or off, not {other}"),
-            };
-        }
-        if let Some(schedule) = crate::server::setting("ANJIA_REVIEW_SCHEDULE") {
-            settings.schedule = schedule;
-        }
-        Ok(settings)
-    }
-}
-
 /// Records the default review of every completed order whose window has closed. Returns how
 /// many were recorded; does nothing when defaults are off.
-pub async fn record_defaults(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
-    if !state.reviews.default_positive {
+pub async fn record_defaults(services: &Services, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    if !services.reviews.default_positive {
         return Ok(0);
     }
     let due: Vec<Uuid> = sqlx::query_scalar(
@@ -64,8 +40,8 @@ pub async fn record_defaults(state: &AppState, now: DateTime<Utc>) -> anyhow::Re
           WHERE status = 'completed' AND finished_at < $1 AND disputed_at IS NULL
           ORDER BY finished_at LIMIT 500",
     )
-    .bind(now - state.reviews.window)
-    .fetch_all(&state.pool)
+    .bind(now - services.reviews.window)
+    .fetch_all(&services.pool)
     .await?;
     let context = CommandContext {
         occurred_at: now,
@@ -74,10 +50,10 @@ pub async fn record_defaults(state: &AppState, now: DateTime<Utc>) -> anyhow::Re
     let mut recorded = 0;
     for order_id in due {
         let command = OrderCommand::DefaultReview {
-            window: state.reviews.window,
+            window: services.reviews.window,
             now,
         };
-        match state
+        match services
             .orders
             .execute_deciding_again(order_id, command, &context)
             .await

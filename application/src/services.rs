@@ -1,0 +1,76 @@
+//! What every use case is given: the database, one command bus per aggregate, the vault, the
+//! ports to the world outside and the settings. Built once by the composition root (the `anjia`
+//! binary, or a test) from adapters; cheap to clone.
+
+use std::sync::Arc;
+
+use domain::activity::Presence;
+use domain::commission::CommissionSchedule;
+use domain::customer::Customer;
+use domain::interview::Interview;
+use domain::order::Order;
+use domain::payment::Payment;
+use domain::wallet::Wallet;
+use domain::worker::Worker;
+use sqlx::PgPool;
+
+use crate::background::BackgroundCheck;
+use crate::commands::CommandBus;
+use crate::dispatch::DispatchSettings;
+use crate::notify::Notifier;
+use crate::reviews::ReviewSettings;
+use crate::withdrawals::BankTransfer;
+
+#[derive(Clone)]
+pub struct Services {
+    pub pool: PgPool,
+    pub orders: Arc<CommandBus<Order>>,
+    pub workers: Arc<CommandBus<Worker>>,
+    pub customers: Arc<CommandBus<Customer>>,
+    pub payments: Arc<CommandBus<Payment>>,
+    pub wallets: Arc<CommandBus<Wallet>>,
+    pub commissions: Arc<CommandBus<CommissionSchedule>>,
+    pub interviews: Arc<CommandBus<Interview>>,
+    /// Sign-ins and app opens, one stream per person and Beijing day.
+    pub presence: Arc<CommandBus<Presence>>,
+    /// Seals and opens personal data.
+    pub vault: vault::Vault,
+    /// E-mail and SMS.
+    pub notifier: Notifier,
+    pub background: Arc<dyn BackgroundCheck>,
+    pub bank: Arc<dyn BankTransfer>,
+    pub dispatch: Arc<DispatchSettings>,
+    pub reviews: Arc<ReviewSettings>,
+}
+
+/// The ports and settings `Services::new` takes; the buses it makes itself.
+pub struct Ports {
+    pub vault: vault::Vault,
+    pub notifier: Notifier,
+    pub background: Arc<dyn BackgroundCheck>,
+    pub bank: Arc<dyn BankTransfer>,
+    pub dispatch: DispatchSettings,
+    pub reviews: ReviewSettings,
+}
+
+impl Services {
+    pub fn new(pool: PgPool, ports: Ports) -> Self {
+        Services {
+            orders: Arc::new(CommandBus::new(pool.clone())),
+            workers: Arc::new(CommandBus::new(pool.clone())),
+            customers: Arc::new(CommandBus::new(pool.clone())),
+            payments: Arc::new(CommandBus::new(pool.clone())),
+            wallets: Arc::new(CommandBus::new(pool.clone())),
+            commissions: Arc::new(CommandBus::new(pool.clone())),
+            interviews: Arc::new(CommandBus::new(pool.clone())),
+            presence: Arc::new(CommandBus::new(pool.clone())),
+            vault: ports.vault,
+            notifier: ports.notifier,
+            background: ports.background,
+            bank: ports.bank,
+            dispatch: Arc::new(ports.dispatch),
+            reviews: Arc::new(ports.reviews),
+            pool,
+        }
+    }
+}
