@@ -17,7 +17,9 @@ use sqlx::PgPool;
 use crate::background::BackgroundCheck;
 use crate::commands::CommandBus;
 use crate::dispatch::DispatchSettings;
+use crate::money::MoneySettings;
 use crate::notify::Notifier;
+use crate::payments::Providers;
 use crate::reviews::ReviewSettings;
 use crate::withdrawals::BankTransfer;
 
@@ -39,7 +41,10 @@ pub struct Services {
     pub notifier: Notifier,
     pub background: Arc<dyn BackgroundCheck>,
     pub bank: Arc<dyn BankTransfer>,
+    /// The payment providers by name.
+    pub payment_providers: Providers,
     pub dispatch: Arc<DispatchSettings>,
+    pub money: Arc<MoneySettings>,
     pub reviews: Arc<ReviewSettings>,
 }
 
@@ -49,7 +54,9 @@ pub struct Ports {
     pub notifier: Notifier,
     pub background: Arc<dyn BackgroundCheck>,
     pub bank: Arc<dyn BankTransfer>,
+    pub payment_providers: Providers,
     pub dispatch: DispatchSettings,
+    pub money: MoneySettings,
     pub reviews: ReviewSettings,
 }
 
@@ -68,7 +75,9 @@ impl Services {
             notifier: ports.notifier,
             background: ports.background,
             bank: ports.bank,
+            payment_providers: ports.payment_providers,
             dispatch: Arc::new(ports.dispatch),
+            money: Arc::new(ports.money),
             reviews: Arc::new(ports.reviews),
             pool,
         }

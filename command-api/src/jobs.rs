@@ -149,7 +149,13 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
     let money = Job::new_async(state.money.schedule.as_str(), move |_id, _lock| {
         let state = job_state.clone();
         Box::pin(async move {
-            match exclusively(&state.pool, "money", crate::money::tick(&state, Utc::now())).await {
+            match exclusively(
+                &state.pool,
+                "money",
+                application::money::tick(&state, Utc::now()),
+            )
+            .await
+            {
                 Ok(Some(report))
                     if report.queried
                         + report.released
@@ -175,7 +181,7 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
             if let Err(error) = exclusively(
                 &state.pool,
                 "reconcile",
-                crate::payments::reconcile(&state, yesterday),
+                application::payments::reconcile(&state, yesterday),
             )
             .await
             {

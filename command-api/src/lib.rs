@@ -4,7 +4,6 @@
 //!
 //! Only this crate knows HTTP and JSON DTOs.
 
-pub mod alipay;
 pub mod analytics_bench;
 pub mod audit;
 pub mod auth;
@@ -19,24 +18,19 @@ pub mod idempotency;
 pub mod jobs;
 pub mod logs;
 pub mod metrics;
-pub mod money;
 pub mod notifications;
 pub mod openapi;
-pub mod payments;
 pub mod positions;
 pub mod routes;
 pub mod schemas;
 pub mod search_bench;
 pub mod server;
 pub mod signaling_bench;
-pub mod signing;
 pub mod simulate;
 pub mod sql_shell;
 pub mod state;
 pub mod text;
-pub mod unionpay;
 pub mod warehouse;
-pub mod wechat_pay;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::HeaderName;

@@ -436,7 +436,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Reconcile { date } => {
             let state = tool_state(url, &cli.var_dir, master_key).await?;
-            let reports = command_api::payments::reconcile(&state, date).await?;
+            let reports = application::payments::reconcile(&state, date).await?;
             print_json(&reports)?;
         }
         Command::DemoData(options) => {

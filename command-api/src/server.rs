@@ -97,15 +97,15 @@ pub struct Settings {
     pub notify: adapters::notify::NotifySettings,
     pub background: adapters::background::BackgroundCheckSettings,
     pub jobs: crate::jobs::JobSettings,
-    pub oauth: Option<crate::routes::oauth::OAuthSettings>,
+    pub oauth: Option<adapters::wechat_sign_in::OAuthSettings>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub dispatch: application::dispatch::DispatchSettings,
     /// `ANJIA_PUBLIC_URL`: where this platform is reached from outside (payment providers'
     /// notifications come back there); by default the address it listens on.
     pub public_url: Option<String>,
-    pub money: crate::money::MoneySettings,
+    pub money: application::money::MoneySettings,
     /// Alipay and WeChat Pay, when configured.
-    pub payment_providers: crate::payments::ProviderSettings,
+    pub payment_providers: adapters::payments::ProviderSettings,
     /// `ANJIA_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
     pub metrics_token: Option<String>,
     pub reviews: application::reviews::ReviewSettings,
@@ -131,10 +131,10 @@ impl Settings {
             notify: adapters::notify::NotifySettings::from_environment(),
             background: adapters::background::BackgroundCheckSettings::from_environment(),
             jobs: crate::jobs::JobSettings::from_environment(),
-            oauth: crate::routes::oauth::OAuthSettings::from_environment(),
+            oauth: crate::config::oauth_settings(),
             dispatch: <application::dispatch::DispatchSettings as crate::config::FromEnvironment>::from_environment()?,
-            money: crate::money::MoneySettings::from_environment()?,
-            payment_providers: crate::payments::ProviderSettings::from_environment(mode)?,
+            money: <application::money::MoneySettings as crate::config::FromEnvironment>::from_environment()?,
+            payment_providers: crate::config::provider_settings(mode)?,
             metrics_token: setting("ANJIA_METRICS_TOKEN"),
             reviews: <application::reviews::ReviewSettings as crate::config::FromEnvironment>::from_environment()?,
             signaling: signaling::Settings::default(),

@@ -18,11 +18,9 @@ pub struct AppState {
     /// Turns true when the server shuts down, so long-lived responses (live streams) end.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     /// WeChat sign-in, when configured.
-    pub oauth: Option<crate::routes::oauth::OAuthSettings>,
+    pub oauth: Option<Arc<dyn application::identity::IdentityProvider>>,
     /// The interview calls' signaling rooms, shared with every process through PostgreSQL.
     pub signaling: signaling::Hub,
-    pub payment_providers: crate::payments::Providers,
-    pub money: Arc<crate::money::MoneySettings>,
     /// `ANJIA_METRICS_TOKEN`: the bearer token `/metrics` asks for, if any.
     pub metrics_token: Option<String>,
     /// The analytics warehouse (DuckDB) and its refresh/report lock.
@@ -52,9 +50,9 @@ impl AppState {
         vault: vault::Vault,
         base_url: &str,
     ) -> anyhow::Result<Self> {
-        let sandbox = crate::payments::SandboxProvider::new(
+        let sandbox = adapters::payments::sandbox::SandboxProvider::new(
             pool.clone(),
-            crate::payments::sandbox_key(&pool).await?,
+            adapters::payments::sandbox::sandbox_key(&pool).await?,
             format!("{base_url}/api/v1/payments/notifications/sandbox"),
         );
         let token_key = TokenKey::load_or_create(&pool).await?;
@@ -65,25 +63,30 @@ impl AppState {
                 notifier: settings.notify.build(&pool)?,
                 background: settings.background.build(&pool)?,
                 bank: Arc::new(adapters::bank::SandboxBank { pool: pool.clone() }),
+                payment_providers: adapters::payments::providers(
+                    sandbox,
+                    &settings.payment_providers,
+                    base_url,
+                    &pool,
+                )?,
                 dispatch: settings.dispatch.clone(),
+                money: settings.money.clone(),
                 reviews: settings.reviews.clone(),
             },
         );
         Ok(AppState {
-            oauth: settings.oauth.clone(),
-            money: Arc::new(settings.money.clone()),
+            oauth: match &settings.oauth {
+                Some(wechat) => Some(Arc::new(adapters::wechat_sign_in::WechatSignIn::new(
+                    wechat.clone(),
+                )?)),
+                None => None,
+            },
             signaling: signaling::Hub::start(
                 pool.clone(),
                 crate::auth::server_secret(&pool, "room_token_key").await?,
                 settings.signaling.clone(),
             )
             .await?,
-            payment_providers: crate::payments::Providers::new(
-                sandbox,
-                &settings.payment_providers,
-                base_url,
-                &pool,
-            )?,
             trusted_proxies: settings.trusted_proxies.clone(),
             metrics_token: settings.metrics_token.clone(),
             // Without a setting (tests) each state gets a file of its own.

@@ -111,7 +111,7 @@ async fn reauthenticate(app: &TestApp, token: &str) {
 async fn app_with_wechat(api_url: &str) -> TestApp {
     let api_url = api_url.to_owned();
     spawn_app_with(move |settings| {
-        settings.oauth = Some(command_api::routes::oauth::OAuthSettings {
+        settings.oauth = Some(adapters::wechat_sign_in::OAuthSettings {
             authorize_url: "https://open.weixin.qq.com/connect/qrconnect".into(),
             api_url,
             app_id: "wx-test-app".into(),

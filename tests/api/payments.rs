@@ -145,7 +145,8 @@ async fn forged_replayed_and_mismatched_notifications_change_nothing_and_are_log
         let app = &app;
         async move {
             let bytes = serde_json::to_vec(&body).expect("json");
-            let signature = command_api::payments::SandboxProvider::sign(&key, timestamp, &bytes);
+            let signature =
+                adapters::payments::sandbox::SandboxProvider::sign(&key, timestamp, &bytes);
             app.client
                 .post(app.url("/api/v1/payments/notifications/sandbox"))
                 .header("x-sandbox-signature", signature)
@@ -781,7 +782,7 @@ async fn a_payment_that_arrives_after_the_order_was_cancelled_goes_straight_back
         .post(app.url("/api/v1/payments/notifications/sandbox"))
         .header(
             "x-sandbox-signature",
-            command_api::payments::SandboxProvider::sign(&key, timestamp, &body),
+            adapters::payments::sandbox::SandboxProvider::sign(&key, timestamp, &body),
         )
         .header("x-sandbox-timestamp", timestamp.to_string())
         .header("content-type", "application/json")

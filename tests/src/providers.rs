@@ -203,8 +203,8 @@ impl FakeAlipay {
     }
 
     /// The platform's settings for this gateway.
-    pub fn settings(&self) -> command_api::alipay::AlipaySettings {
-        command_api::alipay::AlipaySettings {
+    pub fn settings(&self) -> adapters::payments::alipay::AlipaySettings {
+        adapters::payments::alipay::AlipaySettings {
             app_id: ALIPAY_APP_ID.into(),
             private_key: keys().alipay_app.private_pem(),
             alipay_public_key: keys().alipay.public_base64(),
@@ -466,8 +466,8 @@ impl FakeWechatPay {
         fake
     }
 
-    pub fn settings(&self) -> command_api::wechat_pay::WechatPaySettings {
-        command_api::wechat_pay::WechatPaySettings {
+    pub fn settings(&self) -> adapters::payments::wechat_pay::WechatPaySettings {
+        adapters::payments::wechat_pay::WechatPaySettings {
             merchant_id: WECHAT_MCH_ID.into(),
             app_id: WECHAT_APP_ID.into(),
             merchant_serial: WECHAT_MERCHANT_SERIAL.into(),
@@ -889,8 +889,8 @@ impl FakeUnionPay {
         fake
     }
 
-    pub fn settings(&self) -> command_api::unionpay::UnionPaySettings {
-        command_api::unionpay::UnionPaySettings {
+    pub fn settings(&self) -> adapters::payments::unionpay::UnionPaySettings {
+        adapters::payments::unionpay::UnionPaySettings {
             mer_id: UNIONPAY_MER_ID.into(),
             cert_id: UNIONPAY_CERT_ID.into(),
             private_key: keys().unionpay_merchant.private_pem(),

@@ -266,8 +266,8 @@ pub async fn adjust_price(
     let (current, _): (Order, usize) = state.orders.load(order_id).await?;
     current.decide_only(command.clone())?;
     let from = current.total.unwrap_or(Fen::ZERO);
-    if let Some(payment_id) = crate::payments::captured_payment_of(&state, order_id).await? {
-        crate::payments::refund(
+    if let Some(payment_id) = application::payments::captured_payment_of(&state, order_id).await? {
+        application::payments::refund(
             &state,
             payment_id,
             Fen::literal(from.get() - total.get()),

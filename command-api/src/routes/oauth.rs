@@ -25,51 +25,10 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::sessions::{open_session, SessionCreated};
 use crate::state::AppState;
 use crate::text::Line;
+use application::identity::{IdentityProvider, IdentityRefusal};
+use std::sync::Arc;
 
 const PROVIDER: &str = "wechat";
-
-/// The provider's endpoints and our client registration, from the environment.
-#[derive(Clone)]
-pub struct OAuthSettings {
-    /// `ANJIA_WECHAT_AUTHORIZE_URL`, e.g. the QR-connect page.
-    pub authorize_url: String,
-    /// `ANJIA_WECHAT_API_URL`: the base of `/sns/oauth2/access_token` and `/sns/userinfo`.
-    pub api_url: String,
-    pub app_id: String,
-    pub app_secret: String,
-    /// Where WeChat sends the browser back to (our web page).
-    pub redirect_uri: String,
-}
-
-impl std::fmt::Debug for OAuthSettings {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("OAuthSettings")
-            .field("authorize_url", &self.authorize_url)
-            .field("api_url", &self.api_url)
-            .field("app_id", &self.app_id)
-            .finish_non_exhaustive()
-    }
-}
-
-impl OAuthSettings {
-    pub fn from_environment() -> Option<Self> {
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-        };
-        Some(OAuthSettings {
-            authorize_url: read("ANJIA_WECHAT_AUTHORIZE_URL")
-                .unwrap_or_else(|| "https://open.weixin.qq.com/connect/qrconnect".to_owned()),
-            api_url: read("ANJIA_WECHAT_API_URL")
-                .unwrap_or_else(|| "https://api.weixin.qq.com".to_owned()),
-            app_id: read("ANJIA_WECHAT_APP_ID")?,
-            app_secret: read("ANJIA_WECHAT_APP_SECRET")?,
-            redirect_uri: read("ANJIA_WECHAT_REDIRECT_URI")?,
-        })
-    }
-}
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -132,7 +91,7 @@ pub async fn providers(State(state): State<AppState>) -> axum::Json<ProvidersVie
     })
 }
 
-fn settings(state: &AppState) -> Result<&OAuthSettings, ApiError> {
+fn settings(state: &AppState) -> Result<&Arc<dyn IdentityProvider>, ApiError> {
     state.oauth.as_ref().ok_or_else(|| {
         ApiError::NotFound("未启用微信登录 / WeChat sign-in is not configured".into())
     })
@@ -201,16 +160,8 @@ pub async fn authorize(
     .bind(&challenge)
     .execute(&state.pool)
     .await?;
-    let mut url = reqwest::Url::parse(&settings.authorize_url)
-        .map_err(|error| ApiError::Internal(anyhow::anyhow!("the authorize URL: {error}")))?;
-    url.query_pairs_mut()
-        .append_pair("appid", &settings.app_id)
-        .append_pair("redirect_uri", &settings.redirect_uri)
-        .append_pair("response_type", "code")
-        .append_pair("scope", "snsapi_login")
-        .append_pair("state", &oauth_state);
     Ok(axum::Json(AuthorizeView {
-        authorize_url: format!("{url}#wechat_redirect"),
+        authorize_url: settings.authorize_url(&oauth_state)?,
         state: oauth_state,
         expires_at,
         linking: link_user.is_some(),
@@ -234,57 +185,6 @@ pub struct CallbackView {
     pub session: Option<SessionCreated>,
     /// With `unlinked`: sign in by password or code, then post it to `/api/v1/oauth/wechat/link`.
     pub link_ticket: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: Option<String>,
-    openid: Option<String>,
-    unionid: Option<String>,
-    errcode: Option<i64>,
-    errmsg: Option<String>,
-}
-
-/// Exchanges the code, server to server, for the person's stable identifier (the `unionid`
-/// when WeChat gives one, else the `openid`).
-async fn exchange_code(settings: &OAuthSettings, code: &str) -> Result<String, ApiError> {
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|error| ApiError::Internal(error.into()))?;
-    let answer: TokenAnswer = client
-        .get(format!(
-            "{}/sns/oauth2/access_token",
-            settings.api_url.trim_end_matches('/')
-        ))
-        .query(&[
-            ("appid", settings.app_id.as_str()),
-            ("secret", settings.app_secret.as_str()),
-            ("code", code),
-            ("grant_type", "authorization_code"),
-        ])
-        .send()
-        .await
-        .map_err(|error| ApiError::Unavailable(anyhow::anyhow!(error).context("calling WeChat")))?
-        .json()
-        .await
-        .map_err(|error| {
-            ApiError::Unavailable(anyhow::anyhow!(error).context("reading WeChat's answer"))
-        })?;
-    if let Some(errcode) = answer.errcode.filter(|code| *code != 0) {
-        tracing::warn!(
-            errcode,
-            errmsg = answer.errmsg.unwrap_or_default(),
-            "WeChat refused the code"
-        );
-        return Err(ApiError::BadCode);
-    }
-    match (answer.access_token, answer.unionid.or(answer.openid)) {
-        (Some(_), Some(subject)) => Ok(subject),
-        _ => Err(ApiError::Unavailable(anyhow::anyhow!(
-            "WeChat's answer had no token or identity"
-        ))),
-    }
 }
 
 /// Finish WeChat sign-in: the code and state WeChat sent back.
@@ -319,7 +219,13 @@ pub async fn callback(
             detail: "与发起登录时的凭证不符 / does not match the flow's challenge".into(),
         });
     }
-    let subject = exchange_code(settings, &body.code).await?;
+    let subject = settings
+        .exchange_code(&body.code)
+        .await
+        .map_err(|refusal| match refusal {
+            IdentityRefusal::BadCode => ApiError::BadCode,
+            IdentityRefusal::Unavailable(cause) => ApiError::Unavailable(cause),
+        })?;
     if let Some(user_id) = link_user {
         link_identity(&state, &subject, user_id).await?;
         return Ok((

@@ -745,7 +745,7 @@ pub async fn cancellation(
     if order.status == OrderStatus::New {
         return Err(ApiError::not_found("订单", "order"));
     }
-    let quote = match crate::payments::captured_payment_of(&state, order_id).await? {
+    let quote = match application::payments::captured_payment_of(&state, order_id).await? {
         Some(payment_id) => {
             let (payment, _): (domain::payment::Payment, usize) =
                 state.payments.load(payment_id).await?;
@@ -778,7 +778,7 @@ pub(crate) async fn cancel_order(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
     let (before, _): (Order, usize) = state.orders.load(order_id).await?;
-    let settlement = match crate::payments::captured_payment_of(state, order_id).await? {
+    let settlement = match application::payments::captured_payment_of(state, order_id).await? {
         Some(payment_id) => {
             let (payment, _): (domain::payment::Payment, usize) =
                 state.payments.load(payment_id).await?;
@@ -801,7 +801,7 @@ pub(crate) async fn cancel_order(
     };
     let committed = state.orders.execute(order_id, command, context).await?;
     // The money goes back by the cancellation policy, through the provider it came from.
-    if let Err(error) = crate::payments::settle_cancellation(state, order_id, context).await {
+    if let Err(error) = application::payments::settle_cancellation(state, order_id, context).await {
         tracing::error!(order_id = %order_id, error = %error, "the cancellation's refund is not finished yet; the money job finishes it");
     }
     let holders = [committed.state.worker_id, committed.state.preferred_worker];
@@ -900,7 +900,7 @@ pub async fn resolve_dispute(
     };
     let acknowledged = run(&state, order_id, command, &context).await?;
     // If this fails the money job releases it on its next run.
-    if let Err(error) = crate::money::release_for_order(&state, order_id, &context).await {
+    if let Err(error) = application::money::release_for_order(&state, order_id, &context).await {
         tracing::warn!(order_id = %order_id, error = ?error, "releasing a resolved order's escrow failed; the money job will retry");
     }
     Ok(acknowledged)
@@ -1100,7 +1100,7 @@ pub async fn finish(
     };
     let finished = run(&state, order_id, command, &context).await?;
     // If this step fails, the money job finishes it.
-    if let Err(error) = crate::money::release_for_order(&state, order_id, &context).await {
+    if let Err(error) = application::money::release_for_order(&state, order_id, &context).await {
         tracing::warn!(order_id = %order_id, error = %error, "the escrow was not released at once; the money job will");
     }
     Ok(finished)

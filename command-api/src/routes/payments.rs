@@ -19,9 +19,9 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::payments::{Checkout, Handled, SandboxBehaviour};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use application::payments::{Handled, SandboxBehaviour};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -196,7 +196,58 @@ pub struct IntentBody {
     /// Sandbox only: `succeed` (default), `fail`, `timeout`, `notify_twice` or
     /// `refund_fails_once`.
     #[serde(default)]
-    pub sandbox: SandboxBehaviour,
+    pub sandbox: SandboxScript,
+}
+
+/// How the sandbox should answer this payment (the sandbox only; real providers never see it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, ToSchema)]
+#[schema(as = SandboxBehaviour)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxScript {
+    /// Notify success once.
+    #[default]
+    Succeed,
+    /// Notify failure.
+    Fail,
+    /// Never notify: the query job has to ask.
+    Timeout,
+    /// Notify success twice.
+    NotifyTwice,
+    /// Notify success once; the first refund asked for then fails.
+    RefundFailsOnce,
+}
+
+impl From<SandboxScript> for SandboxBehaviour {
+    fn from(script: SandboxScript) -> Self {
+        match script {
+            SandboxScript::Succeed => SandboxBehaviour::Succeed,
+            SandboxScript::Fail => SandboxBehaviour::Fail,
+            SandboxScript::Timeout => SandboxBehaviour::Timeout,
+            SandboxScript::NotifyTwice => SandboxBehaviour::NotifyTwice,
+            SandboxScript::RefundFailsOnce => SandboxBehaviour::RefundFailsOnce,
+        }
+    }
+}
+
+/// What a provider hands the customer's app to complete the payment.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = Checkout)]
+pub struct CheckoutView {
+    pub provider: String,
+    /// The provider's transaction number for this payment.
+    pub provider_transaction: String,
+    /// Where the app sends the customer (a cashier page or a deep link).
+    pub pay_url: String,
+}
+
+impl From<application::payments::Checkout> for CheckoutView {
+    fn from(checkout: application::payments::Checkout) -> Self {
+        CheckoutView {
+            provider: checkout.provider,
+            provider_transaction: checkout.provider_transaction,
+            pay_url: checkout.pay_url,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -206,7 +257,7 @@ pub struct IntentView {
     /// Fen.
     pub amount: i64,
     pub status: String,
-    pub checkout: Checkout,
+    pub checkout: CheckoutView,
 }
 
 /// Start paying for an order awaiting payment (its customer). The provider then confirms
@@ -263,10 +314,19 @@ pub async fn create_intent(
         }
         Err(other) => return Err(other.into()),
     }
+    if let Some(control) = &state.payment_providers.sandbox_control {
+        if provider.name() == "sandbox" {
+            control
+                .script(payment_id, body.sandbox.into())
+                .await
+                .map_err(ApiError::Unavailable)?;
+        }
+    }
     let checkout = provider
-        .create(payment_id, amount, body.method, body.sandbox)
+        .create(payment_id, amount, body.method)
         .await
-        .map_err(ApiError::Unavailable)?;
+        .map_err(ApiError::Unavailable)?
+        .into();
     let view = IntentView {
         payment_id,
         order_id,
@@ -301,19 +361,24 @@ pub async fn notification(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let result =
-        match crate::payments::handle_notification(&state, &provider, &headers, &body, &context)
-            .await?
-        {
-            Handled::Accepted => "accepted",
-            Handled::Duplicate => "duplicate",
-            Handled::Ignored => "ignored",
-            Handled::Rejected(reason) => {
-                return Err(ApiError::BadRequest(format!(
-                    "通知未通过校验 / notification refused: {reason}"
-                )))
-            }
-        };
+    let result = match application::payments::handle_notification(
+        &state,
+        &provider,
+        &plain_headers(&headers),
+        &body,
+        &context,
+    )
+    .await?
+    {
+        Handled::Accepted => "accepted",
+        Handled::Duplicate => "duplicate",
+        Handled::Ignored => "ignored",
+        Handled::Rejected(reason) => {
+            return Err(ApiError::BadRequest(format!(
+                "通知未通过校验 / notification refused: {reason}"
+            )))
+        }
+    };
     // Alipay keeps notifying until it reads exactly `success`.
     if let Some(plain) = state
         .payment_providers
@@ -621,7 +686,7 @@ pub async fn admin_refund(
         );
     }
     let reason = domain::values::required_text("原因 reason", &body.reason, 500)?;
-    crate::payments::refund(&state, payment_id, amount, Fen::ZERO, &reason, &context).await?;
+    application::payments::refund(&state, payment_id, amount, Fen::ZERO, &reason, &context).await?;
     show(State(state), caller, AppPath(payment_id)).await
 }
 
@@ -639,4 +704,12 @@ pub async fn reconciliations(
     .fetch_all(&state.pool)
     .await?;
     Ok(axum::Json(reports))
+}
+
+/// A notification's headers as the payment port takes them: plain text, no HTTP types.
+fn plain_headers(headers: &HeaderMap) -> application::payments::Headers {
+    headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect()
 }

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::payments::{Checkout, Notification, PaymentProvider, SandboxBehaviour, StatementLine};
-use crate::signing::{SigningKey, VerifyingKey};
+use super::signing::{SigningKey, VerifyingKey};
+use application::payments::{Checkout, Headers, Notification, PaymentProvider, StatementLine};
 
 /// UnionPay's code for the yuan.
 const CURRENCY_CODE: &str = "156";
@@ -52,24 +52,6 @@ pub struct UnionPaySettings {
 
 impl UnionPaySettings {
     pub const DEFAULT_GATEWAY: &'static str = "https://gateway.95516.com/gateway/api";
-
-    /// `None` unless `ANJIA_UNIONPAY_MER_ID` is set.
-    pub fn from_environment() -> anyhow::Result<Option<Self>> {
-        let Some(mer_id) = crate::server::setting("ANJIA_UNIONPAY_MER_ID") else {
-            return Ok(None);
-        };
-        let required = |name: &str| crate::server::required_with(name, "ANJIA_UNIONPAY_MER_ID");
-        Ok(Some(UnionPaySettings {
-            mer_id,
-            cert_id: required("ANJIA_UNIONPAY_CERT_ID")?,
-            private_key: crate::signing::key_text(&required("ANJIA_UNIONPAY_PRIVATE_KEY")?)?,
-            unionpay_public_key: crate::signing::key_text(&required("ANJIA_UNIONPAY_PUBLIC_KEY")?)?,
-            gateway: crate::server::setting("ANJIA_UNIONPAY_GATEWAY")
-                .unwrap_or_else(|| Self::DEFAULT_GATEWAY.to_owned()),
-            front_url: crate::server::setting("ANJIA_UNIONPAY_FRONT_URL")
-                .unwrap_or_else(|| "/app/".to_owned()),
-        }))
-    }
 }
 
 /// What UnionPay signs: the SHA-256, in lowercase hex, of the parameters other than
@@ -257,7 +239,6 @@ impl PaymentProvider for UnionPayProvider {
         payment_id: Uuid,
         amount: Fen,
         _method: PaymentMethod,
-        _behaviour: SandboxBehaviour,
     ) -> anyhow::Result<Checkout> {
         let order_id = order_number(payment_id);
         let txn_time = self
@@ -287,11 +268,7 @@ impl PaymentProvider for UnionPayProvider {
         })
     }
 
-    fn verify(
-        &self,
-        _headers: &axum::http::HeaderMap,
-        body: &[u8],
-    ) -> Result<Notification, String> {
+    fn verify(&self, _headers: &Headers, body: &[u8]) -> Result<Notification, String> {
         let params: BTreeMap<String, String> =
             serde_urlencoded::from_bytes(body).map_err(|_| "unreadable form".to_owned())?;
         self.check(&params)?;

@@ -20,8 +20,8 @@ use domain::Fen;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::payments::{Checkout, Notification, PaymentProvider, SandboxBehaviour, StatementLine};
-use crate::signing::{SigningKey, VerifyingKey};
+use super::signing::{SigningKey, VerifyingKey};
+use application::payments::{Checkout, Headers, Notification, PaymentProvider, StatementLine};
 
 /// Alipay settings, from the environment.
 #[derive(Debug, Clone)]
@@ -38,21 +38,6 @@ pub struct AlipaySettings {
 
 impl AlipaySettings {
     pub const DEFAULT_GATEWAY: &'static str = "https://openapi.alipay.com/gateway.do";
-
-    /// `None` unless `ANJIA_ALIPAY_APP_ID` is set.
-    pub fn from_environment() -> anyhow::Result<Option<Self>> {
-        let Some(app_id) = crate::server::setting("ANJIA_ALIPAY_APP_ID") else {
-            return Ok(None);
-        };
-        let required = |name: &str| crate::server::required_with(name, "ANJIA_ALIPAY_APP_ID");
-        Ok(Some(AlipaySettings {
-            app_id,
-            private_key: crate::signing::key_text(&required("ANJIA_ALIPAY_PRIVATE_KEY")?)?,
-            alipay_public_key: crate::signing::key_text(&required("ANJIA_ALIPAY_PUBLIC_KEY")?)?,
-            gateway: crate::server::setting("ANJIA_ALIPAY_GATEWAY")
-                .unwrap_or_else(|| Self::DEFAULT_GATEWAY.to_owned()),
-        }))
-    }
 }
 
 /// Fen as Alipay writes money: yuan with exactly two decimals.
@@ -218,7 +203,6 @@ impl PaymentProvider for AlipayProvider {
         payment_id: Uuid,
         amount: Fen,
         _method: PaymentMethod,
-        _behaviour: SandboxBehaviour,
     ) -> anyhow::Result<Checkout> {
         let biz = json!({
             "out_trade_no": trade_number(payment_id),
@@ -236,11 +220,7 @@ impl PaymentProvider for AlipayProvider {
         })
     }
 
-    fn verify(
-        &self,
-        _headers: &axum::http::HeaderMap,
-        body: &[u8],
-    ) -> Result<Notification, String> {
+    fn verify(&self, _headers: &Headers, body: &[u8]) -> Result<Notification, String> {
         let params: BTreeMap<String, String> =
             serde_urlencoded::from_bytes(body).map_err(|_| "unreadable form".to_owned())?;
         let sign = params.get("sign").ok_or("missing sign")?;

@@ -23,8 +23,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::payments::{Checkout, Notification, PaymentProvider, SandboxBehaviour, StatementLine};
-use crate::signing::{SigningKey, VerifyingKey};
+use super::signing::{SigningKey, VerifyingKey};
+use application::payments::{Checkout, Headers, Notification, PaymentProvider, StatementLine};
 
 /// WeChat Pay settings, from the environment.
 #[derive(Debug, Clone)]
@@ -49,25 +49,6 @@ pub struct WechatPaySettings {
 
 impl WechatPaySettings {
     pub const DEFAULT_BASE_URL: &'static str = "https://api.mch.weixin.qq.com";
-
-    /// `None` unless `ANJIA_WECHATPAY_MCH_ID` is set.
-    pub fn from_environment() -> anyhow::Result<Option<Self>> {
-        let Some(merchant_id) = crate::server::setting("ANJIA_WECHATPAY_MCH_ID") else {
-            return Ok(None);
-        };
-        let required = |name: &str| crate::server::required_with(name, "ANJIA_WECHATPAY_MCH_ID");
-        Ok(Some(WechatPaySettings {
-            merchant_id,
-            app_id: required("ANJIA_WECHATPAY_APP_ID")?,
-            merchant_serial: required("ANJIA_WECHATPAY_SERIAL")?,
-            private_key: crate::signing::key_text(&required("ANJIA_WECHATPAY_PRIVATE_KEY")?)?,
-            platform_key: crate::signing::key_text(&required("ANJIA_WECHATPAY_PLATFORM_KEY")?)?,
-            platform_serial: required("ANJIA_WECHATPAY_PLATFORM_SERIAL")?,
-            api_v3_key: required("ANJIA_WECHATPAY_API_V3_KEY")?,
-            base_url: crate::server::setting("ANJIA_WECHATPAY_BASE_URL")
-                .unwrap_or_else(|| Self::DEFAULT_BASE_URL.to_owned()),
-        }))
-    }
 }
 
 pub const TIMESTAMP: &str = "wechatpay-timestamp";
@@ -178,17 +159,8 @@ impl WechatPayProvider {
     }
 
     /// Checks WeChat Pay's signature headers over `body`.
-    fn check_signed(
-        &self,
-        headers: &reqwest::header::HeaderMap,
-        body: &[u8],
-    ) -> Result<(), String> {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .ok_or_else(|| format!("missing {name}"))
-        };
+    fn check_signed(&self, headers: &Headers, body: &[u8]) -> Result<(), String> {
+        let header = |name: &str| headers.get(name).ok_or_else(|| format!("missing {name}"));
         if header(SERIAL)? != self.settings.platform_serial {
             return Err("signed with an unknown platform key".into());
         }
@@ -232,7 +204,11 @@ impl WechatPayProvider {
             .await
             .with_context(|| format!("calling WeChat Pay {method} {path}"))?;
         let status = response.status();
-        let headers = response.headers().clone();
+        let headers: Headers = response
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect();
         let answer = response.bytes().await?;
         if let Err(reason) = self.check_signed(&headers, &answer) {
             anyhow::bail!("WeChat Pay's answer to {path} was refused: {reason}");
@@ -322,7 +298,6 @@ impl PaymentProvider for WechatPayProvider {
         payment_id: Uuid,
         amount: Fen,
         _method: PaymentMethod,
-        _behaviour: SandboxBehaviour,
     ) -> anyhow::Result<Checkout> {
         let out_trade_no = payment_id.simple().to_string();
         let body = json!({
@@ -352,7 +327,7 @@ impl PaymentProvider for WechatPayProvider {
         })
     }
 
-    fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String> {
+    fn verify(&self, headers: &Headers, body: &[u8]) -> Result<Notification, String> {
         self.check_signed(headers, body)?;
         let envelope: Envelope =
             serde_json::from_slice(body).map_err(|error| format!("unreadable body: {error}"))?;

@@ -1,32 +1,28 @@
-//! Paying for orders: the `PaymentProvider` port, the built-in sandbox provider, and the
-//! handling of providers' notifications.
+//! Paying for orders: the `PaymentProvider` port, the providers by name, and the flows that
+//! follow a payment: a notification (or a query's answer) captures it and marks the order paid,
+//! a cancellation refunds it, a refund is paid back and retried, the statements are reconciled.
 //!
-//! The sandbox behaves like the real providers: it answers a new intent with checkout details
-//! and later, asynchronously, posts a signed notification to our callback endpoint (HMAC-SHA256
-//! over the timestamp and body, with a key only the platform's processes share). It can be told
-//! to fail, to time out (never notify) or to notify twice. A notification is verified (signature,
-//! age, amount, currency, payment) before anything changes; one that fails any check changes
-//! nothing and is logged for the admins.
+//! A notification is verified (signature, age, amount, currency, payment) before anything
+//! changes; one that fails any check changes nothing and is logged for the admins. The
+//! providers themselves (Alipay, WeChat Pay, UnionPay, the sandbox) are in the `adapters` crate.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderCommand, OrderStatus};
-use domain::payment::{Payment, PaymentCommand, PaymentMethod, PaymentStatus, CURRENCY};
+use domain::payment::{Payment, PaymentCommand, PaymentMethod, PaymentStatus};
 use domain::Fen;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use application::commands::CommandContext;
+use crate::commands::CommandContext;
+use crate::error::Error;
+use crate::services::Services;
 
-/// How the sandbox should behave for one payment (ignored by real providers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+/// How the sandbox should behave for one payment: a script for the test double, told through
+/// `SandboxControl` before the payment is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SandboxBehaviour {
     /// Notify success once.
@@ -43,7 +39,7 @@ pub enum SandboxBehaviour {
 }
 
 impl SandboxBehaviour {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             SandboxBehaviour::Succeed => "succeed",
             SandboxBehaviour::Fail => "fail",
@@ -55,7 +51,7 @@ impl SandboxBehaviour {
 }
 
 /// What a provider hands the customer's app to complete the payment.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Checkout {
     pub provider: String,
     /// The provider's transaction number for this payment.
@@ -89,6 +85,38 @@ pub struct StatementLine {
     pub amount: i64,
 }
 
+/// A notification's HTTP headers as plain text, names in lower case: the port knows no HTTP
+/// library.
+#[derive(Debug, Clone, Default)]
+pub struct Headers(BTreeMap<String, String>);
+
+impl Headers {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn insert(&mut self, name: &str, value: impl Into<String>) {
+        self.0.insert(name.to_ascii_lowercase(), value.into());
+    }
+}
+
+impl<N: AsRef<str>, V: Into<String>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(pairs: I) -> Self {
+        let mut headers = Headers::default();
+        for (name, value) in pairs {
+            headers.insert(name.as_ref(), value);
+        }
+        headers
+    }
+}
+
+/// The sandbox's own control: how it is to answer a payment about to be created. Real
+/// providers have nothing like it; only the sandbox implements it.
+#[async_trait::async_trait]
+pub trait SandboxControl: Send + Sync {
+    async fn script(&self, payment_id: Uuid, behaviour: SandboxBehaviour) -> anyhow::Result<()>;
+}
+
 /// A payment provider as the platform uses it.
 #[async_trait::async_trait]
 pub trait PaymentProvider: Send + Sync {
@@ -100,11 +128,10 @@ pub trait PaymentProvider: Send + Sync {
         payment_id: Uuid,
         amount: Fen,
         method: PaymentMethod,
-        behaviour: SandboxBehaviour,
     ) -> anyhow::Result<Checkout>;
 
     /// Checks a notification's signature and reads it. `Err` carries why it was refused.
-    fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String>;
+    fn verify(&self, headers: &Headers, body: &[u8]) -> Result<Notification, String>;
 
     /// The provider's statement of one local day: every payment it collected and refund it paid.
     /// `None` when statements are not fetched from this provider.
@@ -134,362 +161,19 @@ pub trait PaymentProvider: Send + Sync {
     ) -> anyhow::Result<Option<String>>;
 }
 
-/// The sandbox's signing key.
-pub async fn sandbox_key(pool: &PgPool) -> anyhow::Result<Vec<u8>> {
-    Ok(crate::auth::server_secret(pool, "sandbox_payment_key").await?)
-}
-
-/// Notifications older than this are refused as replays.
-const MAX_NOTIFICATION_AGE_SECONDS: i64 = 300;
-
-pub const SANDBOX_SIGNATURE: &str = "x-sandbox-signature";
-pub const SANDBOX_TIMESTAMP: &str = "x-sandbox-timestamp";
-
-/// The built-in sandbox provider, running in-process.
-pub struct SandboxProvider {
-    pool: PgPool,
-    key: Vec<u8>,
-    /// Where notifications go: this platform's own callback.
-    callback_url: String,
-    client: reqwest::Client,
-}
-
-impl SandboxProvider {
-    pub fn new(pool: PgPool, key: Vec<u8>, callback_url: String) -> Self {
-        SandboxProvider {
-            pool,
-            key,
-            callback_url,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    /// The signature over `timestamp.body`, hex.
-    pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        hex::encode(mac.finalize().into_bytes())
-    }
-
-    /// Posts a notification to the callback, as a provider's server would.
-    async fn notify(&self, notification: &Notification) -> anyhow::Result<()> {
-        let body = serde_json::to_vec(notification)?;
-        let timestamp = Utc::now().timestamp();
-        let signature = Self::sign(&self.key, timestamp, &body);
-        let response = self
-            .client
-            .post(&self.callback_url)
-            .header(SANDBOX_SIGNATURE, signature)
-            .header(SANDBOX_TIMESTAMP, timestamp.to_string())
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .context("delivering a sandbox notification")?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "the platform answered {}",
-            response.status()
-        );
-        Ok(())
-    }
-}
-
-#[async_trait::async_trait]
-impl PaymentProvider for SandboxProvider {
-    fn name(&self) -> &'static str {
-        "sandbox"
-    }
-
-    async fn create(
-        &self,
-        payment_id: Uuid,
-        amount: Fen,
-        method: PaymentMethod,
-        behaviour: SandboxBehaviour,
-    ) -> anyhow::Result<Checkout> {
-        let provider_transaction = format!("SBX{}", payment_id.simple());
-        sqlx::query(
-            "INSERT INTO sandbox_transactions (payment_id, provider_transaction, amount, behaviour, status)
-             VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (payment_id) DO NOTHING",
-        )
-        .bind(payment_id)
-        .bind(&provider_transaction)
-        .bind(amount.get())
-        .bind(behaviour.as_str())
-        .execute(&self.pool)
-        .await?;
-        if behaviour == SandboxBehaviour::Timeout {
-            // The customer pays, but the notification is lost: only a query finds out.
-            sqlx::query(
-                "UPDATE sandbox_transactions SET status = 'success', settled_at = now() WHERE payment_id = $1",
-            )
-            .bind(payment_id)
-            .execute(&self.pool)
-            .await?;
-        } else {
-            let status = if behaviour == SandboxBehaviour::Fail {
-                "failed"
-            } else {
-                "success"
-            };
-            let notification = Notification {
-                notification_id: Uuid::now_v7().to_string(),
-                payment_id,
-                provider_transaction: provider_transaction.clone(),
-                amount: amount.get(),
-                currency: CURRENCY.to_owned(),
-                status: status.to_owned(),
-                occurred_at: Utc::now(),
-            };
-            let sandbox = SandboxProvider {
-                pool: self.pool.clone(),
-                key: self.key.clone(),
-                callback_url: self.callback_url.clone(),
-                client: self.client.clone(),
-            };
-            let times = if behaviour == SandboxBehaviour::NotifyTwice {
-                2
-            } else {
-                1
-            };
-            // Asynchronously, as a provider does once the customer has paid.
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                let _ = sqlx::query(
-                    "UPDATE sandbox_transactions SET status = $2, settled_at = now() WHERE payment_id = $1",
-                )
-                .bind(payment_id)
-                .bind(&notification.status)
-                .execute(&sandbox.pool)
-                .await;
-                for attempt in 0..times {
-                    let mut sent = notification.clone();
-                    if attempt > 0 {
-                        sent.notification_id = Uuid::now_v7().to_string();
-                    }
-                    if let Err(error) = sandbox.notify(&sent).await {
-                        tracing::warn!(error = %error, "a sandbox notification was not accepted");
-                    }
-                }
-            });
-        }
-        Ok(Checkout {
-            provider: "sandbox".into(),
-            pay_url: format!(
-                "https://sandbox.anjia.invalid/cashier/{provider_transaction}?method={}",
-                method.as_str()
-            ),
-            provider_transaction,
-        })
-    }
-
-    async fn statement(
-        &self,
-        day: chrono::NaiveDate,
-    ) -> anyhow::Result<Option<Vec<StatementLine>>> {
-        let from = domain::availability::local_instant(day, chrono::NaiveTime::MIN);
-        let to = from + chrono::Duration::days(1);
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT 'payment', provider_transaction, amount FROM sandbox_transactions
-              WHERE status = 'success' AND settled_at >= $1 AND settled_at < $2
-             UNION ALL
-             SELECT 'refund', provider_refund, amount FROM sandbox_refunds
-              WHERE created_at >= $1 AND created_at < $2
-             ORDER BY 2",
-        )
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(Some(
-            rows.into_iter()
-                .map(|(kind, reference, amount)| StatementLine {
-                    kind,
-                    reference,
-                    amount,
-                })
-                .collect(),
-        ))
-    }
-
-    async fn query(&self, payment_id: Uuid) -> anyhow::Result<Option<Notification>> {
-        let row: Option<(String, i64, String, Option<DateTime<Utc>>)> = sqlx::query_as(
-            "SELECT provider_transaction, amount, status, settled_at FROM sandbox_transactions WHERE payment_id = $1",
-        )
-        .bind(payment_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(
-            row.and_then(|(provider_transaction, amount, status, settled_at)| {
-                (status != "pending").then(|| Notification {
-                    notification_id: format!("query-{}", Uuid::now_v7()),
-                    payment_id,
-                    provider_transaction,
-                    amount,
-                    currency: CURRENCY.to_owned(),
-                    status,
-                    occurred_at: settled_at.unwrap_or_else(Utc::now),
-                })
-            }),
-        )
-    }
-
-    async fn refund(
-        &self,
-        payment_id: Uuid,
-        refund_id: Uuid,
-        amount: Fen,
-        _original: Fen,
-    ) -> anyhow::Result<Option<String>> {
-        let fails_now = sqlx::query(
-            "UPDATE sandbox_transactions SET behaviour = 'succeed'
-              WHERE payment_id = $1 AND behaviour = 'refund_fails_once'",
-        )
-        .bind(payment_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1;
-        anyhow::ensure!(
-            !fails_now,
-            "the sandbox refused this refund, as it was told to"
-        );
-        let provider_refund = format!("SBXR{}", refund_id.simple());
-        sqlx::query(
-            "INSERT INTO sandbox_refunds (refund_id, payment_id, provider_refund, amount)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (refund_id) DO NOTHING",
-        )
-        .bind(refund_id)
-        .bind(payment_id)
-        .bind(&provider_refund)
-        .bind(amount.get())
-        .execute(&self.pool)
-        .await?;
-        Ok(Some(provider_refund))
-    }
-
-    fn verify(&self, headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Notification, String> {
-        let header = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-                .ok_or_else(|| format!("missing {name}"))
-        };
-        let signature = header(SANDBOX_SIGNATURE)?;
-        let timestamp: i64 = header(SANDBOX_TIMESTAMP)?
-            .parse()
-            .map_err(|_| "malformed timestamp".to_owned())?;
-        if (Utc::now().timestamp() - timestamp).abs() > MAX_NOTIFICATION_AGE_SECONDS {
-            return Err("stale timestamp".into());
-        }
-        let given = hex::decode(signature).map_err(|_| "malformed signature".to_owned())?;
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.verify_slice(&given)
-            .map_err(|_| "bad signature".to_owned())?;
-        serde_json::from_slice(body).map_err(|error| format!("unreadable body: {error}"))
-    }
-}
-
-/// Which real providers are configured, and whether the sandbox takes the rest.
-#[derive(Debug, Clone)]
-pub struct ProviderSettings {
-    pub alipay: Option<crate::alipay::AlipaySettings>,
-    pub wechat_pay: Option<crate::wechat_pay::WechatPaySettings>,
-    /// The bank-card acquirer (UnionPay's online gateway), when configured.
-    pub unionpay: Option<crate::unionpay::UnionPaySettings>,
-    /// `ANJIA_PAYMENT_SANDBOX`: `on` lets the in-process sandbox take every method without a
-    /// real provider (development mode only, where it is the default); `off` refuses those
-    /// methods, so no payment can confirm itself. The sandbox never takes a method a real
-    /// provider is configured for.
-    pub sandbox: bool,
-}
-
-impl Default for ProviderSettings {
-    fn default() -> Self {
-        ProviderSettings {
-            alipay: None,
-            wechat_pay: None,
-            unionpay: None,
-            sandbox: true,
-        }
-    }
-}
-
-impl ProviderSettings {
-    pub fn from_environment(mode: crate::server::Mode) -> anyhow::Result<Self> {
-        let sandbox = match crate::server::setting("ANJIA_PAYMENT_SANDBOX").as_deref() {
-            None => mode == crate::server::Mode::Development,
-            Some("on") => true,
-            Some("off") => false,
-            Some(other) => anyhow::bail!("ANJIA_PAYMENT_SANDBOX must be on or off, not {other}"),
-        };
-        Ok(ProviderSettings {
-            alipay: crate::alipay::AlipaySettings::from_environment()?,
-            wechat_pay: crate::wechat_pay::WechatPaySettings::from_environment()?,
-            unionpay: crate::unionpay::UnionPaySettings::from_environment()?,
-            sandbox,
-        })
-    }
-}
-
 /// The providers by name.
 #[derive(Clone)]
 pub struct Providers {
-    sandbox: Option<Arc<dyn PaymentProvider>>,
+    /// The in-process sandbox, when it is on (development mode only).
+    pub sandbox: Option<Arc<dyn PaymentProvider>>,
+    /// Scripts the sandbox's next answers, when it is on.
+    pub sandbox_control: Option<Arc<dyn SandboxControl>>,
     pub alipay: Option<Arc<dyn PaymentProvider>>,
     pub wechat_pay: Option<Arc<dyn PaymentProvider>>,
     pub unionpay: Option<Arc<dyn PaymentProvider>>,
 }
 
 impl Providers {
-    /// The sandbox, plus every real provider configured. Notifications come back to
-    /// `{base_url}/api/v1/payments/notifications/{provider}`.
-    pub fn new(
-        sandbox: SandboxProvider,
-        settings: &ProviderSettings,
-        base_url: &str,
-        pool: &PgPool,
-    ) -> anyhow::Result<Self> {
-        let notify_url = |name: &str| format!("{base_url}/api/v1/payments/notifications/{name}");
-        let alipay = match &settings.alipay {
-            Some(alipay) => Some(Arc::new(crate::alipay::AlipayProvider::new(
-                alipay.clone(),
-                notify_url("alipay"),
-            )?) as Arc<dyn PaymentProvider>),
-            None => None,
-        };
-        let wechat_pay = match &settings.wechat_pay {
-            Some(wechat) => Some(Arc::new(crate::wechat_pay::WechatPayProvider::new(
-                wechat.clone(),
-                notify_url("wechat_pay"),
-            )?) as Arc<dyn PaymentProvider>),
-            None => None,
-        };
-        let unionpay = match &settings.unionpay {
-            Some(unionpay) => Some(Arc::new(crate::unionpay::UnionPayProvider::new(
-                unionpay.clone(),
-                notify_url("unionpay"),
-                pool.clone(),
-            )?) as Arc<dyn PaymentProvider>),
-            None => None,
-        };
-        Ok(Providers {
-            sandbox: settings
-                .sandbox
-                .then(|| Arc::new(sandbox) as Arc<dyn PaymentProvider>),
-            alipay,
-            wechat_pay,
-            unionpay,
-        })
-    }
-
     pub fn get(&self, name: &str) -> Option<Arc<dyn PaymentProvider>> {
         self.all()
             .into_iter()
@@ -532,20 +216,20 @@ pub enum Handled {
 /// Verifies and applies one notification: the payment is captured (or failed), then the order
 /// is marked paid and dispatch opens. Every outcome is logged.
 pub async fn handle_notification(
-    state: &AppState,
+    services: &Services,
     provider_name: &str,
-    headers: &axum::http::HeaderMap,
+    headers: &Headers,
     body: &[u8],
     context: &CommandContext,
-) -> Result<Handled, ApiError> {
-    let Some(provider) = state.payment_providers.get(provider_name) else {
-        return Err(ApiError::not_found("支付渠道", "payment provider"));
+) -> crate::Result<Handled> {
+    let Some(provider) = services.payment_providers.get(provider_name) else {
+        return Err(Error::not_found("支付渠道", "payment provider"));
     };
     let verified = provider.verify(headers, body);
     let (outcome, notification) = match verified {
         Err(reason) => (Handled::Rejected(reason), None),
         Ok(notification) => {
-            let outcome = apply(state, provider_name, &notification, context).await?;
+            let outcome = apply(services, provider_name, &notification, context).await?;
             (outcome, Some(notification))
         }
     };
@@ -570,7 +254,7 @@ pub async fn handle_notification(
     .bind(reason)
     .bind(&context.client_ip)
     .bind(String::from_utf8_lossy(&body[..body.len().min(4_000)]).into_owned())
-    .execute(&state.pool)
+    .execute(&services.pool)
     .await?;
     Ok(outcome)
 }
@@ -578,7 +262,7 @@ pub async fn handle_notification(
 /// Asks the providers about payments still pending after `after`: the notification may have
 /// been lost. An answer is applied exactly as a notification would be.
 pub async fn query_pending(
-    state: &AppState,
+    services: &Services,
     after: chrono::Duration,
     context: &CommandContext,
 ) -> anyhow::Result<usize> {
@@ -587,11 +271,11 @@ pub async fn query_pending(
           WHERE status = 'pending' AND created_at <= $1 ORDER BY created_at LIMIT 200",
     )
     .bind(context.occurred_at - after)
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     let mut settled = 0;
     for (payment_id, provider_name) in pending {
-        let Some(provider) = state.payment_providers.get(&provider_name) else {
+        let Some(provider) = services.payment_providers.get(&provider_name) else {
             continue;
         };
         // One provider that cannot answer (down, or an answer that fails its checks) must not
@@ -604,7 +288,7 @@ pub async fn query_pending(
             }
         };
         if let Some(answer) = answer {
-            let outcome = apply(state, &provider_name, &answer, context)
+            let outcome = apply(services, &provider_name, &answer, context)
                 .await
                 .map_err(|error| anyhow::anyhow!("applying a query answer: {error}"))?;
             if outcome == Handled::Accepted {
@@ -616,12 +300,12 @@ pub async fn query_pending(
 }
 
 async fn apply(
-    state: &AppState,
+    services: &Services,
     provider_name: &str,
     notification: &Notification,
     context: &CommandContext,
-) -> Result<Handled, ApiError> {
-    let (payment, _): (Payment, usize) = state.payments.load(notification.payment_id).await?;
+) -> crate::Result<Handled> {
+    let (payment, _): (Payment, usize) = services.payments.load(notification.payment_id).await?;
     if payment.status == PaymentStatus::New {
         return Ok(Handled::Rejected("unknown payment".into()));
     }
@@ -648,7 +332,7 @@ async fn apply(
         "pending" => return Ok(Handled::Ignored),
         other => return Ok(Handled::Rejected(format!("unknown status {other}"))),
     };
-    let committed = match state
+    let committed = match services
         .payments
         .execute_deciding_again(notification.payment_id, command, context)
         .await
@@ -664,7 +348,7 @@ async fn apply(
     }
     if committed.state.status == PaymentStatus::Captured {
         if let Some(order_id) = committed.state.order_id {
-            mark_order_paid(state, order_id, &committed.state, context).await?;
+            mark_order_paid(services, order_id, &committed.state, context).await?;
         }
     }
     Ok(Handled::Accepted)
@@ -673,23 +357,23 @@ async fn apply(
 /// The order side of a capture: recorded as paid, then dispatch opens. Both steps are safe to
 /// repeat; if this process stops in between, the dispatcher's timer opens dispatch.
 pub async fn mark_order_paid(
-    state: &AppState,
+    services: &Services,
     order_id: Uuid,
     payment: &Payment,
     context: &CommandContext,
-) -> Result<(), ApiError> {
-    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+) -> crate::Result<()> {
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
     // Paid after the order was cancelled (its payment deadline passed first), or paid twice
     // through two intents: the money goes straight back through the provider.
     let needs_it = order.status == OrderStatus::AwaitingPayment;
     let already_paid_by_other =
         !needs_it && order.status != OrderStatus::Cancelled && order.status != OrderStatus::New;
     if order.status == OrderStatus::Cancelled
-        || (already_paid_by_other && !paid_by(state, order_id, payment).await?)
+        || (already_paid_by_other && !paid_by(services, order_id, payment).await?)
     {
         if let Some(payment_id) = payment.payment_id {
             return refund(
-                state,
+                services,
                 payment_id,
                 Fen::literal(payment.in_escrow),
                 Fen::ZERO,
@@ -706,7 +390,7 @@ pub async fn mark_order_paid(
             amount: Fen::literal(payment.amount),
             now: context.occurred_at,
         };
-        if let Err(error) = state
+        if let Err(error) = services
             .orders
             .execute_deciding_again(order_id, command, context)
             .await
@@ -717,20 +401,20 @@ pub async fn mark_order_paid(
             return Ok(());
         }
     }
-    Ok(application::dispatch::open(state, order_id, context).await?)
+    crate::dispatch::open(services, order_id, context).await
 }
 
 /// Gives money back from a payment's escrow: records the refund (and any fee kept), has the
 /// original provider pay it, and records that it was paid. A provider that fails leaves the
 /// refund issued and owed (refunds payable) for the admins to retry.
 pub async fn refund(
-    state: &AppState,
+    services: &Services,
     payment_id: Uuid,
     refund: Fen,
     fee: Fen,
     reason: &str,
     context: &CommandContext,
-) -> Result<(), ApiError> {
+) -> crate::Result<()> {
     // A retry of the same request (its Idempotency-Key) issues the same refund, not a second.
     let refund_id = Uuid::new_v5(
         &payment_id,
@@ -746,7 +430,7 @@ pub async fn refund(
         fee,
         fee_to_worker: None,
     };
-    refund_as(state, payment_id, asked, reason, context).await
+    refund_as(services, payment_id, asked, reason, context).await
 }
 
 /// One refund from a payment: its id (the same on every retry), what goes back, what is
@@ -761,12 +445,12 @@ pub struct Refund {
 
 /// `refund` with the refund's id and the fee's share given.
 pub async fn refund_as(
-    state: &AppState,
+    services: &Services,
     payment_id: Uuid,
     asked: Refund,
     reason: &str,
     context: &CommandContext,
-) -> Result<(), ApiError> {
+) -> crate::Result<()> {
     let Refund {
         refund_id,
         amount: refund,
@@ -777,17 +461,17 @@ pub async fn refund_as(
         return Ok(());
     }
     let by = context.actor.unwrap_or_else(domain::Actor::system);
-    let (current, _): (Payment, usize) = state.payments.load(payment_id).await?;
+    let (current, _): (Payment, usize) = services.payments.load(payment_id).await?;
     let after_release = current.status == PaymentStatus::Released;
     let command = if after_release {
         // The worker has been credited: only an open dispute justifies taking it back.
         let order_id = current
             .order_id
-            .ok_or_else(|| ApiError::not_found("支付单", "payment"))?;
-        let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+            .ok_or_else(|| Error::not_found("支付单", "payment"))?;
+        let (order, _): (Order, usize) = services.orders.load(order_id).await?;
         if order.status != OrderStatus::Disputed || fee.get() > 0 {
-            return Err(ApiError::IllegalState(
-                "款项已结算给服务人员，只能为争议中的订单退款 / the money was released to the worker; only a disputed order can be refunded now".into(),
+            return Err(Error::illegal_state(
+                "款项已结算给服务人员，只能为争议中的订单退款 / the money was released to the worker; only a disputed order can be refunded now",
             ));
         }
         PaymentCommand::RefundAfterRelease {
@@ -808,12 +492,12 @@ pub async fn refund_as(
             now: context.occurred_at,
         }
     };
-    let issued = state
+    let issued = services
         .payments
         .execute_deciding_again(payment_id, command, context)
         .await?;
     if after_release {
-        if let Err(error) = recover_from_worker(state, payment_id, refund_id, context).await {
+        if let Err(error) = recover_from_worker(services, payment_id, refund_id, context).await {
             // Owed by the worker (dispute recoveries) until the money job manages it.
             tracing::warn!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "the worker's share of a dispute refund could not be recovered yet");
         }
@@ -821,7 +505,7 @@ pub async fn refund_as(
     if refund.get() == 0 {
         return Ok(());
     }
-    if let Err(error) = pay_refund(state, &issued.state, refund_id, context).await {
+    if let Err(error) = pay_refund(services, &issued.state, refund_id, context).await {
         tracing::error!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "the provider did not pay a refund; it stays owed and the money job retries");
     }
     Ok(())
@@ -832,11 +516,11 @@ pub async fn refund_as(
 /// as their income, and has the provider pay the refund. Every step is keyed by the order, so
 /// the cancellation's request and the money job can both run it, as often as needed.
 pub async fn settle_cancellation(
-    state: &AppState,
+    services: &Services,
     order_id: Uuid,
     context: &CommandContext,
-) -> Result<(), ApiError> {
-    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+) -> crate::Result<()> {
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
     let Some(settlement) = order.cancellation else {
         return Ok(());
     };
@@ -846,10 +530,10 @@ pub async fn settle_cancellation(
         fee: settlement.fee,
         fee_to_worker: settlement.to_worker,
     };
-    let (payment, _): (Payment, usize) = state.payments.load(settlement.payment_id).await?;
+    let (payment, _): (Payment, usize) = services.payments.load(settlement.payment_id).await?;
     if !payment.issued_refunds.contains(&asked.refund_id) {
         refund_as(
-            state,
+            services,
             settlement.payment_id,
             asked,
             "订单取消 / order cancelled",
@@ -863,10 +547,10 @@ pub async fn settle_cancellation(
             order_id,
             amount: share.amount,
             kind: domain::wallet::IncomeKind::CancellationFee,
-            settles_at: context.occurred_at + state.money.settlement_period,
+            settles_at: context.occurred_at + services.money.settlement_period,
             now: context.occurred_at,
         };
-        state
+        services
             .wallets
             .execute_deciding_again(share.worker_id, income, context)
             .await?;
@@ -878,14 +562,14 @@ pub async fn settle_cancellation(
 /// provider again for the same refund pays nothing more, so this is safe to repeat; a refund
 /// already completed is left alone.
 pub async fn pay_refund(
-    state: &AppState,
+    services: &Services,
     payment: &Payment,
     refund_id: Uuid,
     context: &CommandContext,
-) -> Result<(), ApiError> {
+) -> crate::Result<()> {
     let payment_id = payment
         .payment_id
-        .ok_or_else(|| ApiError::not_found("支付单", "payment"))?;
+        .ok_or_else(|| Error::not_found("支付单", "payment"))?;
     let Some((_, amount)) = payment
         .pending_refunds
         .iter()
@@ -893,10 +577,10 @@ pub async fn pay_refund(
     else {
         return Ok(());
     };
-    let provider = state
+    let provider = services
         .payment_providers
         .get(&payment.provider)
-        .ok_or_else(|| ApiError::not_found("支付渠道", "payment provider"))?;
+        .ok_or_else(|| Error::not_found("支付渠道", "payment provider"))?;
     let Some(provider_refund) = provider
         .refund(
             payment_id,
@@ -905,12 +589,12 @@ pub async fn pay_refund(
             Fen::literal(payment.amount),
         )
         .await
-        .map_err(ApiError::Unavailable)?
+        .map_err(Error::Unavailable)?
     else {
         // Accepted and still being processed: owed until the provider says it is paid.
         return Ok(());
     };
-    state
+    services
         .payments
         .execute_deciding_again(
             payment_id,
@@ -928,7 +612,7 @@ pub async fn pay_refund(
 /// Retries refunds the provider has not paid (it failed or timed out, or a process stopped)
 /// once they are `after` old.
 pub async fn retry_refunds(
-    state: &AppState,
+    services: &Services,
     after: chrono::Duration,
     context: &CommandContext,
 ) -> anyhow::Result<usize> {
@@ -938,16 +622,16 @@ pub async fn retry_refunds(
           ORDER BY issued_at LIMIT 200",
     )
     .bind(context.occurred_at - after)
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     let mut paid = 0;
     for (payment_id, refund_id) in owed {
-        let (payment, _): (Payment, usize) = state
+        let (payment, _): (Payment, usize) = services
             .payments
             .load(payment_id)
             .await
             .map_err(|error| anyhow::anyhow!("loading {payment_id}: {error}"))?;
-        match pay_refund(state, &payment, refund_id, context).await {
+        match pay_refund(services, &payment, refund_id, context).await {
             Ok(()) => paid += 1,
             Err(error) => {
                 tracing::warn!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "a refund is still unpaid")
@@ -960,11 +644,11 @@ pub async fn retry_refunds(
 /// Takes the worker's share of a dispute refund back from their wallet: from that order's
 /// pending income first, then from their available balance. Safe to repeat.
 pub async fn recover_from_worker(
-    state: &AppState,
+    services: &Services,
     payment_id: Uuid,
     refund_id: Uuid,
     context: &CommandContext,
-) -> Result<(), ApiError> {
+) -> crate::Result<()> {
     let payload: Option<serde_json::Value> = sqlx::query_scalar(
         "SELECT payload->'RefundClawedBack' FROM events
           WHERE aggregate_type = 'payment' AND aggregate_id = $1 AND event_type = 'RefundClawedBack'
@@ -972,22 +656,22 @@ pub async fn recover_from_worker(
     )
     .bind(payment_id.to_string())
     .bind(refund_id.to_string())
-    .fetch_optional(&state.pool)
+    .fetch_optional(&services.pool)
     .await?;
     let Some(payload) = payload else {
-        return Err(ApiError::not_found("退款", "refund"));
+        return Err(Error::not_found("退款", "refund"));
     };
     let worker_id: Uuid = serde_json::from_value(payload["worker_id"].clone())
-        .map_err(|error| ApiError::Unavailable(anyhow::anyhow!("a stored refund: {error}")))?;
+        .map_err(|error| Error::Unavailable(anyhow::anyhow!("a stored refund: {error}")))?;
     let amount = payload["from_worker"].as_i64().unwrap_or_default();
     if amount == 0 {
         return Ok(());
     }
-    let (payment, _): (Payment, usize) = state.payments.load(payment_id).await?;
+    let (payment, _): (Payment, usize) = services.payments.load(payment_id).await?;
     let order_id = payment
         .order_id
-        .ok_or_else(|| ApiError::not_found("订单", "order"))?;
-    state
+        .ok_or_else(|| Error::not_found("订单", "order"))?;
+    services
         .wallets
         .execute_deciding_again(
             worker_id,
@@ -1004,28 +688,28 @@ pub async fn recover_from_worker(
 }
 
 /// Whether `payment` is the one the order recorded as its payment.
-async fn paid_by(state: &AppState, order_id: Uuid, payment: &Payment) -> Result<bool, ApiError> {
+async fn paid_by(services: &Services, order_id: Uuid, payment: &Payment) -> crate::Result<bool> {
     let recorded: Option<String> = sqlx::query_scalar(
         "SELECT payload->'PaymentRecorded'->>'payment_reference' FROM events
           WHERE aggregate_type = 'order' AND aggregate_id = $1 AND event_type = 'PaymentRecorded'",
     )
     .bind(order_id.to_string())
-    .fetch_optional(&state.pool)
+    .fetch_optional(&services.pool)
     .await?;
     Ok(recorded.is_none() || recorded == payment.provider_transaction)
 }
 
 /// The captured payment holding an order's money, if any.
 pub async fn captured_payment_of(
-    state: &AppState,
+    services: &Services,
     order_id: Uuid,
-) -> Result<Option<Uuid>, ApiError> {
+) -> crate::Result<Option<Uuid>> {
     Ok(sqlx::query_scalar(
         "SELECT payment_id FROM read_payments WHERE order_id = $1 AND status = 'captured'
           ORDER BY created_at LIMIT 1",
     )
     .bind(order_id)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&services.pool)
     .await?)
 }
 
@@ -1055,13 +739,13 @@ pub struct Reconciliation {
 /// day (captures and completed refunds, by provider reference) and lists every difference.
 /// Each run is kept for the admins.
 pub async fn reconcile(
-    state: &AppState,
+    services: &Services,
     day: chrono::NaiveDate,
 ) -> anyhow::Result<Vec<Reconciliation>> {
     let from = domain::availability::local_instant(day, chrono::NaiveTime::MIN);
     let to = from + chrono::Duration::days(1);
     let mut reports = Vec::new();
-    for provider in state.payment_providers.all() {
+    for provider in services.payment_providers.all() {
         let Some(statement) = provider.statement(day).await? else {
             tracing::info!(provider = provider.name(), %day, "this provider's statements are not fetched; not reconciled");
             continue;
@@ -1085,7 +769,7 @@ pub async fn reconcile(
         .bind(from)
         .bind(to)
         .bind(provider.name())
-        .fetch_all(&state.pool)
+        .fetch_all(&services.pool)
         .await?;
         let mut theirs: std::collections::BTreeMap<(String, String), i64> = statement
             .iter()
@@ -1139,7 +823,7 @@ pub async fn reconcile(
         .bind(report.matched as i32)
         .bind(report.differences.len() as i32)
         .bind(serde_json::to_value(&report)?)
-        .execute(&state.pool)
+        .execute(&services.pool)
         .await?;
         if !report.differences.is_empty() {
             tracing::warn!(provider = %report.provider, %day, differences = report.differences.len(), "the provider's statement and the ledger differ");

@@ -12,11 +12,10 @@ use domain::worker::Worker;
 use domain::Fen;
 use uuid::Uuid;
 
-use crate::error::ApiError;
-use crate::state::AppState;
-use application::commands::CommandContext;
+use crate::commands::CommandContext;
+use crate::services::Services;
 
-/// Money settings, from the environment.
+/// Money settings.
 #[derive(Debug, Clone)]
 pub struct MoneySettings {
     /// `ANJIA_SETTLEMENT_DAYS`: how long income stays pending (T+7 by default).
@@ -43,79 +42,14 @@ impl Default for MoneySettings {
     }
 }
 
-impl MoneySettings {
-    pub fn from_environment() -> anyhow::Result<Self> {
-        let mut settings = MoneySettings::default();
-        if let Some(days) = std::env::var("ANJIA_SETTLEMENT_DAYS")
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-        {
-            let days: i64 = days
-                .trim()
-                .parse()
-                .map_err(|_| anyhow::anyhow!("ANJIA_SETTLEMENT_DAYS must be a whole number"))?;
-            anyhow::ensure!(days >= 0, "ANJIA_SETTLEMENT_DAYS must not be negative");
-            settings.settlement_period = Duration::days(days);
-        }
-        let number = |name: &str| -> anyhow::Result<Option<i64>> {
-            match std::env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-            {
-                Some(raw) => {
-                    Ok(Some(raw.trim().parse().map_err(|_| {
-                        anyhow::anyhow!("{name} must be a whole number")
-                    })?))
-                }
-                None => Ok(None),
-            }
-        };
-        if let Some(hours) = number("ANJIA_REFUND_FEE_WINDOW_HOURS")? {
-            anyhow::ensure!(
-                hours >= 0,
-                "ANJIA_REFUND_FEE_WINDOW_HOURS must not be negative"
-            );
-            settings.refunds.fee_window_hours = hours;
-        }
-        if let Some(bp) = number("ANJIA_REFUND_LATE_FEE_BP")? {
-            anyhow::ensure!(
-                (0..=10_000).contains(&bp),
-                "ANJIA_REFUND_LATE_FEE_BP must be 0 to 10000"
-            );
-            settings.refunds.late_fee_bp = bp as u32;
-        }
-        if let Some(bp) = number("ANJIA_LATE_FEE_WORKER_SHARE_BP")? {
-            anyhow::ensure!(
-                (0..=10_000).contains(&bp),
-                "ANJIA_LATE_FEE_WORKER_SHARE_BP must be 0 to 10000"
-            );
-            settings.refunds.worker_share_bp = bp as u32;
-        }
-        if let Some(hours) = number("ANJIA_WITHDRAWAL_ACCOUNT_AGE_HOURS")? {
-            anyhow::ensure!(
-                hours >= 0,
-                "ANJIA_WITHDRAWAL_ACCOUNT_AGE_HOURS must not be negative"
-            );
-            settings.withdrawals.account_age_hours = hours;
-        }
-        if let Some(schedule) = std::env::var("ANJIA_MONEY_SCHEDULE")
-            .ok()
-            .filter(|value| !value.trim().is_empty())
-        {
-            settings.schedule = schedule;
-        }
-        Ok(settings)
-    }
-}
-
 /// Releases a completed order's escrow to its worker and records their pending income.
 /// Does nothing for an order not completed or not paid through a provider.
 pub async fn release_for_order(
-    state: &AppState,
+    services: &Services,
     order_id: Uuid,
     context: &CommandContext,
-) -> Result<bool, ApiError> {
-    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
+) -> crate::Result<bool> {
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
     if !matches!(order.status, OrderStatus::Completed | OrderStatus::Reviewed) {
         return Ok(false);
     }
@@ -128,25 +62,25 @@ pub async fn release_for_order(
           ORDER BY created_at LIMIT 1",
     )
     .bind(order_id)
-    .fetch_optional(&state.pool)
+    .fetch_optional(&services.pool)
     .await?;
     let Some(payment_id) = payment_id else {
         return Ok(false);
     };
-    let (payment, _): (Payment, usize) = state.payments.load(payment_id).await?;
+    let (payment, _): (Payment, usize) = services.payments.load(payment_id).await?;
     let released = match payment.status {
         PaymentStatus::Released => payment,
         PaymentStatus::Captured => {
-            let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
+            let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
             let (schedule, _): (CommissionSchedule, usize) =
-                state.commissions.load(SCHEDULE_ID).await?;
+                services.commissions.load(SCHEDULE_ID).await?;
             let booked_at = order.placed_at.unwrap_or(context.occurred_at);
             let command = PaymentCommand::Release {
                 worker_id,
                 commission_bp: schedule.rate_at(service, worker.level, booked_at),
                 now: context.occurred_at,
             };
-            state
+            services
                 .payments
                 .execute_deciding_again(payment_id, command, context)
                 .await?
@@ -162,10 +96,10 @@ pub async fn release_for_order(
         order_id,
         amount: Fen::literal(share),
         kind: domain::wallet::IncomeKind::Service,
-        settles_at: context.occurred_at + state.money.settlement_period,
+        settles_at: context.occurred_at + services.money.settlement_period,
         now: context.occurred_at,
     };
-    state
+    services
         .wallets
         .execute_deciding_again(to, income, context)
         .await?;
@@ -185,13 +119,14 @@ pub struct MoneyReport {
 }
 
 /// Finishes releases left undone, then settles every wallet with income past its date.
-pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyReport> {
+pub async fn tick(services: &Services, now: DateTime<Utc>) -> anyhow::Result<MoneyReport> {
     let context = CommandContext {
         occurred_at: now,
         ..CommandContext::system()
     };
     let mut report = MoneyReport {
-        queried: crate::payments::query_pending(state, state.money.query_after, &context).await?,
+        queried: crate::payments::query_pending(services, services.money.query_after, &context)
+            .await?,
         ..MoneyReport::default()
     };
     let unreleased: Vec<Uuid> = sqlx::query_scalar(
@@ -199,10 +134,10 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
            JOIN read_payments p ON p.order_id = o.order_id AND p.status = 'captured'
           WHERE o.status IN ('completed', 'reviewed') LIMIT 500",
     )
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     for order_id in unreleased {
-        if release_for_order(state, order_id, &context).await? {
+        if release_for_order(services, order_id, &context).await? {
             report.released += 1;
         }
     }
@@ -211,10 +146,10 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
           WHERE settled_at IS NULL AND settles_at <= $1 LIMIT 1000",
     )
     .bind(now)
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     for worker_id in due {
-        let settled = state
+        let settled = services
             .wallets
             .execute_deciding_again(worker_id, WalletCommand::Settle { now }, &context)
             .await
@@ -231,10 +166,10 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
           ORDER BY cancelled_at LIMIT 200",
     )
     .bind(now)
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     for order_id in unsettled {
-        match crate::payments::settle_cancellation(state, order_id, &context).await {
+        match crate::payments::settle_cancellation(services, order_id, &context).await {
             Ok(()) => report.cancellations_settled += 1,
             Err(error) => {
                 tracing::warn!(order_id = %order_id, error = %error, "a cancellation's refund is still not issued")
@@ -242,7 +177,7 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
         }
     }
     report.refunds_paid =
-        crate::payments::retry_refunds(state, state.money.query_after, &context).await?;
+        crate::payments::retry_refunds(services, services.money.query_after, &context).await?;
     // Workers' shares of dispute refunds not yet taken back (a stopped process, or too little
     // income at the time).
     let owed: Vec<(Uuid, Uuid)> = sqlx::query_as(
@@ -251,10 +186,11 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
           ORDER BY issued_at LIMIT 200",
     )
     .bind(now)
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     for (payment_id, refund_id) in owed {
-        match crate::payments::recover_from_worker(state, payment_id, refund_id, &context).await {
+        match crate::payments::recover_from_worker(services, payment_id, refund_id, &context).await
+        {
             Ok(()) => report.recovered += 1,
             Err(error) => {
                 tracing::warn!(payment_id = %payment_id, refund_id = %refund_id, error = %error, "a dispute refund is still owed by the worker")
@@ -267,10 +203,10 @@ pub async fn tick(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<MoneyR
           WHERE status = 'approved' AND updated_at < $1 - interval '30 seconds' LIMIT 200",
     )
     .bind(now)
-    .fetch_all(&state.pool)
+    .fetch_all(&services.pool)
     .await?;
     for (worker_id, withdrawal_id) in approved {
-        application::withdrawals::pay_out(state, worker_id, withdrawal_id, &context)
+        crate::withdrawals::pay_out(services, worker_id, withdrawal_id, &context)
             .await
             .map_err(|error| anyhow::anyhow!("paying out {withdrawal_id}: {error}"))?;
         report.payouts += 1;
