@@ -9,7 +9,9 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, Utc};
-use domain::dispatch::{Candidate, DispatchStage, Method, OpenOrder, Weights};
+use domain::dispatch::{
+    may_take, Applicant, Candidate, DispatchStage, Ineligible, Method, OpenOrder, Wanted, Weights,
+};
 use domain::order::{Order, OrderCommand, OrderStatus};
 use domain::worker::{Worker, WorkerCommand};
 use domain::ServiceCode;
@@ -755,4 +757,89 @@ async fn rebook_held_orders(services: &Services, context: &CommandContext) -> an
         }
     }
     Ok(())
+}
+
+/// A worker takes an order offered for grabbing. Refused early, with the order's own answer,
+/// before any time is reserved; then the worker's time is held and the grab decided on the
+/// order's latest state, so the first valid grab wins and every later one is told the order is
+/// taken. `Ok` when the order is this worker's (also for a retried grab).
+pub async fn grab(
+    services: &Services,
+    order_id: Uuid,
+    worker_id: Uuid,
+    context: &CommandContext,
+) -> crate::Result<()> {
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
+    if order.status == OrderStatus::New {
+        return Err(Error::not_found("订单", "order"));
+    }
+    if order.worker_id == Some(worker_id) && order.status == OrderStatus::Accepted {
+        // Already this worker's: a retried grab.
+        return Ok(());
+    }
+    // Refused early, with the order's own answer, before any time is reserved.
+    let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
+    let facts = worker.facts(worker_id, domain::values::business_day(context.occurred_at));
+    let command = OrderCommand::Grab {
+        worker: facts,
+        now: context.occurred_at,
+    };
+    let blocked = match order.customer_id {
+        Some(customer_id) => projections::dispatch::blocked_by(&services.pool, customer_id).await?,
+        None => Vec::new(),
+    };
+    if let (Some(service), OrderCommand::Grab { worker: facts, .. }) = (order.service, &command) {
+        // A grab asks the radius, not the city: the offers a worker sees are their city's.
+        let wanted = Wanted {
+            service,
+            location: order.location,
+            city: None,
+            blocked: &blocked,
+            declined_by: &[],
+        };
+        match may_take(&Applicant::new(&worker, facts), &wanted) {
+            Err(Ineligible::Blocked) => {
+                return Err(Error::illegal_state(
+                    "该客户不接受您的服务 / this customer has asked not to be served by you",
+                ))
+            }
+            Err(Ineligible::OutOfRange) => {
+                return Err(Error::illegal_state(
+                    "订单地址超出您的服务范围 / the address is outside your service radius",
+                ))
+            }
+            // The order's own answer says why (suspended, not approved, not certified).
+            _ => {}
+        }
+    }
+    if let Err(refusal) = order.decide_only(command.clone()) {
+        return Err(refusal.into());
+    }
+    hold(services, worker_id, &order, order_id, context).await?;
+    match services
+        .orders
+        .execute_deciding_again(order_id, command, context)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(refusal) => {
+            let released = release(
+                services,
+                worker_id,
+                order_id,
+                "抢单未成功 / the grab did not win",
+                context,
+            )
+            .await;
+            if !released {
+                // The order holds this worker: another tap of the same worker won, so this
+                // one answers as a retry would.
+                let (order, _): (Order, usize) = services.orders.load(order_id).await?;
+                if order.worker_id == Some(worker_id) && order.status == OrderStatus::Accepted {
+                    return Ok(());
+                }
+            }
+            Err(refusal.into())
+        }
+    }
 }

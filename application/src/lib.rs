@@ -4,14 +4,18 @@
 //! It knows no HTTP and reads no environment: the `command-api` crate maps its errors to
 //! problems, and the composition root builds its `Services` from adapters and settings.
 
+pub mod audit;
 pub mod background;
 pub mod commands;
 pub mod dispatch;
+pub mod erasure;
 pub mod error;
 pub mod identity;
+pub mod jobs;
 pub mod money;
 pub mod notifications;
 pub mod notify;
+pub mod orders;
 pub mod payments;
 pub mod random;
 pub mod reminders;

@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use application::dispatch::DispatchSettings;
+use application::jobs::JobSettings;
 use application::money::MoneySettings;
 use application::reviews::ReviewSettings;
 use chrono::Duration;
@@ -230,4 +231,30 @@ pub fn oauth_settings() -> Option<OAuthSettings> {
         app_secret: read("ANJIA_WECHAT_APP_SECRET")?,
         redirect_uri: read("ANJIA_WECHAT_REDIRECT_URI")?,
     })
+}
+
+impl FromEnvironment for JobSettings {
+    fn from_environment() -> anyhow::Result<Self> {
+        let mut settings = JobSettings::default();
+        let read = setting;
+        if let Some(schedule) = read("ANJIA_CERTIFICATE_EXPIRY_SCHEDULE") {
+            settings.certificate_expiry_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_HOUSEKEEPING_SCHEDULE") {
+            settings.housekeeping_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_REMINDER_SCHEDULE") {
+            settings.reminder_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_RECONCILE_SCHEDULE") {
+            settings.reconcile_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_AUDIT_SCHEDULE") {
+            settings.audit_schedule = schedule;
+        }
+        if let Some(schedule) = read("ANJIA_ANALYTICS_SCHEDULE") {
+            settings.analytics_schedule = schedule;
+        }
+        Ok(settings)
+    }
 }

@@ -5,17 +5,14 @@
 //! Only this crate knows HTTP and JSON DTOs.
 
 pub mod analytics_bench;
-pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod client_address;
 pub mod config;
 pub mod demo_data;
-pub mod erasure;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
-pub mod jobs;
 pub mod logs;
 pub mod metrics;
 pub mod notifications;

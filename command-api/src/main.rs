@@ -291,7 +291,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ErasePerson { person_id } => {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             let vault = server::prepare(&pool, master_key).await?;
-            let report = command_api::erasure::erase_person(&pool, &vault, person_id).await?;
+            let report = application::erasure::erase_person(&pool, &vault, person_id).await?;
             print_json(&report)?;
         }
         Command::Bench {
@@ -410,7 +410,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server::prepare(&pool, master_key).await?;
             match what {
                 AuditWhat::Verify => {
-                    let report = command_api::audit::verify(&pool).await?;
+                    let report = application::audit::verify(&pool).await?;
                     print_json(&report)?;
                     if !report.ok {
                         std::process::exit(2);
@@ -422,12 +422,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                             let file = std::fs::File::create(&path)
                                 .with_context(|| format!("creating {}", path.display()))?;
                             let mut writer = std::io::BufWriter::new(file);
-                            command_api::audit::export(&pool, from, to, &mut writer).await?
+                            application::audit::export(&pool, from, to, &mut writer).await?
                         }
                         None => {
                             let stdout = std::io::stdout();
                             let mut writer = std::io::BufWriter::new(stdout.lock());
-                            command_api::audit::export(&pool, from, to, &mut writer).await?
+                            application::audit::export(&pool, from, to, &mut writer).await?
                         }
                     };
                     tracing::info!(written, "events exported");

@@ -96,7 +96,7 @@ pub struct Settings {
     pub mode: Mode,
     pub notify: adapters::notify::NotifySettings,
     pub background: adapters::background::BackgroundCheckSettings,
-    pub jobs: crate::jobs::JobSettings,
+    pub jobs: application::jobs::JobSettings,
     pub oauth: Option<adapters::wechat_sign_in::OAuthSettings>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
     pub dispatch: application::dispatch::DispatchSettings,
@@ -130,7 +130,7 @@ impl Settings {
             trusted_proxies: crate::client_address::trusted_proxies_from_environment()?,
             notify: adapters::notify::NotifySettings::from_environment(),
             background: adapters::background::BackgroundCheckSettings::from_environment(),
-            jobs: crate::jobs::JobSettings::from_environment(),
+            jobs: <application::jobs::JobSettings as crate::config::FromEnvironment>::from_environment()?,
             oauth: crate::config::oauth_settings(),
             dispatch: <application::dispatch::DispatchSettings as crate::config::FromEnvironment>::from_environment()?,
             money: <application::money::MoneySettings as crate::config::FromEnvironment>::from_environment()?,
@@ -247,7 +247,12 @@ pub async fn start(
     // Timed jobs run beside the projectors: a process started without background work runs
     // neither.
     let scheduler = if run_projectors {
-        Some(crate::jobs::start(state.clone(), &settings.jobs).await?)
+        let scheduler = application::jobs::schedule(state.services.clone(), &settings.jobs).await?;
+        scheduler
+            .add(analytics_refresh(&state, &settings.jobs)?)
+            .await?;
+        scheduler.start().await?;
+        Some(scheduler)
     } else {
         None
     };
@@ -304,4 +309,40 @@ pub fn setting(name: &str) -> Option<String> {
         .ok()
         .map(|value| value.trim().to_owned())
         .filter(|value| !value.is_empty())
+}
+
+/// The analytics warehouse's refresh, in one process at a time.
+fn analytics_refresh(
+    state: &AppState,
+    settings: &application::jobs::JobSettings,
+) -> anyhow::Result<tokio_cron_scheduler::Job> {
+    let pool = state.pool.clone();
+    let warehouse = state.warehouse.clone();
+    Ok(tokio_cron_scheduler::Job::new_async(
+        settings.analytics_schedule.as_str(),
+        move |_id, _lock| {
+            let pool = pool.clone();
+            let warehouse = warehouse.clone();
+            Box::pin(async move {
+                match application::jobs::exclusively(
+                    &pool,
+                    "analytics-refresh",
+                    warehouse.refresh(&pool),
+                )
+                .await
+                {
+                    Ok(Some(report)) if report.events > 0 => tracing::info!(
+                        events = report.events,
+                        seconds = report.seconds,
+                        "数据仓库已刷新 / the analytics warehouse was refreshed"
+                    ),
+                    Ok(_) => {}
+                    Err(error) => tracing::error!(
+                        error = format!("{error:#}"),
+                        "the analytics refresh job failed"
+                    ),
+                }
+            })
+        },
+    )?)
 }

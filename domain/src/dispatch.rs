@@ -16,8 +16,9 @@ use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
 use crate::geo::driving_minutes;
+use crate::order::WorkerFacts;
 use crate::values::{business_day, GeoPoint};
-use crate::worker::Worker;
+use crate::worker::{ServiceBase, Worker};
 
 pub use crate::stages::{AssignmentScore, DispatchStage};
 
@@ -96,6 +97,75 @@ pub enum Ineligible {
     Busy,
 }
 
+/// A worker as the eligibility rule sees them.
+#[derive(Debug, Clone, Copy)]
+pub struct Applicant<'a> {
+    pub worker_id: Uuid,
+    /// Active and approved.
+    pub active: bool,
+    /// The services the worker may be dispatched for today.
+    pub skills: &'a [ServiceCode],
+    pub base: Option<ServiceBase>,
+    /// Where the worker works, compared only when the order or the worker has no coordinates.
+    pub city: Option<&'a str>,
+}
+
+impl<'a> Applicant<'a> {
+    /// `facts` of the worker's day, and the base from their stream.
+    pub fn new(worker: &Worker, facts: &'a WorkerFacts) -> Self {
+        Applicant {
+            worker_id: facts.worker_id,
+            active: facts.active && facts.approved,
+            skills: &facts.skills,
+            base: worker.base,
+            city: None,
+        }
+    }
+}
+
+/// An order as the eligibility rule sees it. What a path does not ask is left empty: a
+/// customer naming a worker asks nothing of where they work (`location` and `city` are
+/// `None`), a grab asks the radius but not the city.
+#[derive(Debug, Clone, Copy)]
+pub struct Wanted<'a> {
+    pub service: ServiceCode,
+    pub location: Option<GeoPoint>,
+    pub city: Option<&'a str>,
+    /// Workers the customer blocked.
+    pub blocked: &'a [Uuid],
+    /// Workers who declined the order or let it expire.
+    pub declined_by: &'a [Uuid],
+}
+
+/// Whether a worker may take an order: the one rule the automatic rounds, a customer naming a
+/// worker, a grab, the free-times search and an admin asking "why not this worker?" share.
+/// Whether the worker is free at the time is the calendar's question (`Worker::is_free`).
+pub fn may_take(worker: &Applicant<'_>, order: &Wanted<'_>) -> Result<(), Ineligible> {
+    if !worker.active {
+        return Err(Ineligible::Inactive);
+    }
+    if !worker.skills.contains(&order.service) {
+        return Err(Ineligible::NotQualified);
+    }
+    if order.declined_by.contains(&worker.worker_id) {
+        return Err(Ineligible::Declined);
+    }
+    if order.blocked.contains(&worker.worker_id) {
+        return Err(Ineligible::Blocked);
+    }
+    let in_range = match (worker.base, order.location) {
+        (Some(base), Some(location)) => base.reaches(location),
+        _ => match (worker.city, order.city) {
+            (Some(theirs), Some(wanted)) => theirs == wanted,
+            _ => true,
+        },
+    };
+    if !in_range {
+        return Err(Ineligible::OutOfRange);
+    }
+    Ok(())
+}
+
 /// Facts about a worker that do not depend on the order, computed once per round.
 struct Prepared<'a> {
     candidate: &'a Candidate,
@@ -110,25 +180,22 @@ fn score(
     weights: &Weights,
 ) -> Result<AssignmentScore, Ineligible> {
     let candidate = worker.candidate;
-    if !worker.active {
-        return Err(Ineligible::Inactive);
-    }
-    if !worker.skills.contains(&order.service) {
-        return Err(Ineligible::NotQualified);
-    }
-    if order.declined_by.contains(&candidate.worker_id) {
-        return Err(Ineligible::Declined);
-    }
-    if order.blocked.contains(&candidate.worker_id) {
-        return Err(Ineligible::Blocked);
-    }
-    let in_range = match (candidate.worker.base, order.location) {
-        (Some(base), Some(location)) => base.reaches(location),
-        _ => candidate.city == order.city,
-    };
-    if !in_range {
-        return Err(Ineligible::OutOfRange);
-    }
+    may_take(
+        &Applicant {
+            worker_id: candidate.worker_id,
+            active: worker.active,
+            skills: &worker.skills,
+            base: candidate.worker.base,
+            city: Some(&candidate.city),
+        },
+        &Wanted {
+            service: order.service,
+            location: order.location,
+            city: Some(&order.city),
+            blocked: &order.blocked,
+            declined_by: &order.declined_by,
+        },
+    )?;
     if !candidate
         .worker
         .is_free(order.start, order.end, order.location)
@@ -520,6 +587,79 @@ pub fn eligibility(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_rule_decides_who_may_take_an_order_and_each_path_asks_what_it_needs() {
+        let worker_id = Uuid::from_u128(1);
+        let skills = [ServiceCode::DailyCleaning];
+        let at = |latitude: f64| GeoPoint {
+            latitude,
+            longitude: 121.47,
+            system: crate::values::CoordinateSystem::Wgs84,
+        };
+        let applicant = Applicant {
+            worker_id,
+            active: true,
+            skills: &skills,
+            base: Some(ServiceBase {
+                location: at(31.23),
+                radius_km: 5,
+            }),
+            city: Some("上海"),
+        };
+        let wanted = Wanted {
+            service: ServiceCode::DailyCleaning,
+            location: Some(at(31.24)),
+            city: Some("上海"),
+            blocked: &[],
+            declined_by: &[],
+        };
+        assert_eq!(may_take(&applicant, &wanted), Ok(()));
+        let inactive = Applicant {
+            active: false,
+            ..applicant
+        };
+        assert_eq!(may_take(&inactive, &wanted), Err(Ineligible::Inactive));
+        let nanny = Wanted {
+            service: ServiceCode::Nanny,
+            ..wanted
+        };
+        assert_eq!(may_take(&applicant, &nanny), Err(Ineligible::NotQualified));
+        let blocked = [worker_id];
+        let blocking = Wanted {
+            blocked: &blocked,
+            ..wanted
+        };
+        assert_eq!(may_take(&applicant, &blocking), Err(Ineligible::Blocked));
+        let declining = Wanted {
+            declined_by: &blocked,
+            ..wanted
+        };
+        assert_eq!(may_take(&applicant, &declining), Err(Ineligible::Declined));
+        // Twenty kilometres north: outside a five-kilometre radius.
+        let far = Wanted {
+            location: Some(at(31.41)),
+            ..wanted
+        };
+        assert_eq!(may_take(&applicant, &far), Err(Ineligible::OutOfRange));
+        // Without coordinates the city decides, when the path asks it.
+        let elsewhere = Wanted {
+            location: None,
+            city: Some("北京"),
+            ..wanted
+        };
+        assert_eq!(
+            may_take(&applicant, &elsewhere),
+            Err(Ineligible::OutOfRange)
+        );
+        // A customer naming a worker asks nothing of where they work.
+        let named = Wanted {
+            location: None,
+            city: None,
+            ..far
+        };
+        assert_eq!(may_take(&applicant, &named), Ok(()));
+    }
 
     fn matrix(rows: &[&[Option<i64>]]) -> CostMatrix {
         let columns = rows.first().map_or(0, |row| row.len());

@@ -216,7 +216,7 @@ async fn audit_verify_reports_altered_missing_and_reordered_events_and_the_expor
         .fetch_one(&app.pool)
         .await
         .expect("count");
-    let lines: Vec<command_api::audit::ExportedEvent> = exported
+    let lines: Vec<application::audit::ExportedEvent> = exported
         .lines()
         .map(|line| serde_json::from_str(line).expect("a line"))
         .collect();
@@ -224,9 +224,9 @@ async fn audit_verify_reports_altered_missing_and_reordered_events_and_the_expor
     let mut heads: HashMap<(String, String), String> = HashMap::new();
     for line in &lines {
         let previous = hex::decode(&line.prev_hash).expect("hex");
-        let recomputed = command_api::audit::event_hash(
+        let recomputed = application::audit::event_hash(
             &previous,
-            &command_api::audit::Hashed {
+            &application::audit::Hashed {
                 aggregate_type: &line.aggregate_type,
                 aggregate_id: &line.aggregate_id,
                 sequence: line.sequence,

@@ -163,7 +163,7 @@ async fn stored_responses_are_purged_after_their_retention_and_a_late_retry_stil
         .execute(&app.pool)
         .await
         .expect("age");
-    let removed = command_api::jobs::purge_expired(&app.pool)
+    let removed = application::jobs::purge_expired(&app.pool)
         .await
         .expect("purge");
     assert_eq!(removed, Some(1));

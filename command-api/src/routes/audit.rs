@@ -8,10 +8,14 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use crate::audit::{AsOf, AuditEvent, LogFilter, ReplayedState, Verification};
 use crate::error::ApiError;
 use crate::extract::{AppPath, AppQuery};
 use crate::state::AppState;
+use crate::text::Line;
+use application::audit::{self, AsOf, LogFilter};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -29,12 +33,13 @@ pub fn router() -> Router<AppState> {
 
 /// The global audit log, newest first (admins): filter by actor, aggregate type, event type and
 /// time; page with `before` = the last position seen.
-#[utoipa::path(get, path = "/api/v1/admin/audit/events", tag = "audit", security(("bearer" = [])), params(LogFilter),
+#[utoipa::path(get, path = "/api/v1/admin/audit/events", tag = "audit", security(("bearer" = [])), params(LogParams),
     responses((status = 200, body = [AuditEvent])))]
 pub async fn events(
     State(state): State<AppState>,
-    AppQuery(filter): AppQuery<LogFilter>,
+    AppQuery(params): AppQuery<LogParams>,
 ) -> Result<axum::Json<Vec<AuditEvent>>, ApiError> {
+    let filter = LogFilter::from(params);
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
         if from > to {
             return Err(ApiError::Invalid(
@@ -43,9 +48,12 @@ pub async fn events(
         }
     }
     Ok(axum::Json(
-        crate::audit::log(&state.pool, &filter)
+        audit::log(&state.pool, &filter)
             .await
-            .map_err(ApiError::Unavailable)?,
+            .map_err(ApiError::Unavailable)?
+            .into_iter()
+            .map(AuditEvent::from)
+            .collect(),
     ))
 }
 
@@ -66,7 +74,7 @@ pub async fn stream(
     AppPath((aggregate_type, aggregate_id)): AppPath<(String, String)>,
     AppQuery(params): AppQuery<StreamParams>,
 ) -> Result<axum::Json<Vec<AuditEvent>>, ApiError> {
-    let events = crate::audit::history(
+    let events = audit::history(
         &state.pool,
         &aggregate_type,
         &aggregate_id,
@@ -78,7 +86,9 @@ pub async fn stream(
     if events.is_empty() && params.after.unwrap_or(0) == 0 {
         return Err(ApiError::not_found("事件流", "stream"));
     }
-    Ok(axum::Json(events))
+    Ok(axum::Json(
+        events.into_iter().map(AuditEvent::from).collect(),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -115,14 +125,20 @@ pub async fn state_as_of(
         (None, Some(at)) => AsOf::Time(at),
         (None, None) => AsOf::Latest,
     };
-    let replayed = crate::audit::state_as_of(&state.pool, &aggregate_type, &aggregate_id, as_of)
+    let replayed = audit::state_as_of(&state.pool, &aggregate_type, &aggregate_id, as_of)
         .await
         .map_err(ApiError::Unavailable)?
         .ok_or_else(|| ApiError::not_found("聚合类型", "aggregate type"))?;
     if replayed.sequence == 0 && !matches!(as_of, AsOf::Time(_)) {
         return Err(ApiError::not_found("事件流", "stream"));
     }
-    Ok(axum::Json(replayed))
+    Ok(axum::Json(ReplayedState {
+        aggregate_type: replayed.aggregate_type,
+        aggregate_id: replayed.aggregate_id,
+        sequence: replayed.sequence,
+        recorded_at: replayed.recorded_at,
+        state: replayed.state,
+    }))
 }
 
 /// The latest verification of the event log's hash chains (admins); `null` before the first
@@ -133,8 +149,132 @@ pub async fn verification(
     State(state): State<AppState>,
 ) -> Result<axum::Json<Option<Verification>>, ApiError> {
     Ok(axum::Json(
-        crate::audit::latest_verification(&state.pool)
+        audit::latest_verification(&state.pool)
             .await
-            .map_err(ApiError::Unavailable)?,
+            .map_err(ApiError::Unavailable)?
+            .map(Verification::from),
     ))
+}
+
+/// The global log's filters.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogParams {
+    pub actor_id: Option<Uuid>,
+    pub aggregate_type: Option<Line<60>>,
+    pub event_type: Option<Line<60>>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Keyset: only events before this position (the previous page's last).
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+impl From<LogParams> for LogFilter {
+    fn from(params: LogParams) -> Self {
+        LogFilter {
+            actor_id: params.actor_id,
+            aggregate_type: params.aggregate_type.map(|line| line.to_string()),
+            event_type: params.event_type.map(|line| line.to_string()),
+            from: params.from,
+            to: params.to,
+            before: params.before,
+            limit: params.limit,
+        }
+    }
+}
+
+/// One event of a stream, as the audit trail shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditEvent {
+    pub position: i64,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// Who (actor id and role), when, from where (client IP, user agent), request and command.
+    #[schema(value_type = Object)]
+    pub metadata: serde_json::Value,
+    pub recorded_at: DateTime<Utc>,
+    /// Hex of the event's link in its stream's hash chain.
+    pub hash: String,
+}
+
+impl From<audit::AuditEvent> for AuditEvent {
+    fn from(event: audit::AuditEvent) -> Self {
+        AuditEvent {
+            position: event.position,
+            aggregate_type: event.aggregate_type,
+            aggregate_id: event.aggregate_id,
+            sequence: event.sequence,
+            event_type: event.event_type,
+            event_version: event.event_version,
+            payload: event.payload,
+            metadata: event.metadata,
+            recorded_at: event.recorded_at,
+            hash: event.hash,
+        }
+    }
+}
+
+/// A stream's state as of an event or a moment, replayed from its events.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReplayedState {
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    /// The last event applied (0: none).
+    pub sequence: i64,
+    pub recorded_at: Option<DateTime<Utc>>,
+    #[schema(value_type = Object)]
+    pub state: serde_json::Value,
+}
+
+/// One thing verification found.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ChainProblem {
+    /// `altered`, `relinked`, `missing`, `rewritten` or `out_of_order`.
+    pub kind: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub detail: String,
+}
+
+/// One verification run.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Verification {
+    pub run_id: Uuid,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub streams: i64,
+    pub events: i64,
+    pub ok: bool,
+    pub problems: Vec<ChainProblem>,
+}
+
+impl From<audit::Verification> for Verification {
+    fn from(run: audit::Verification) -> Self {
+        Verification {
+            run_id: run.run_id,
+            started_at: run.started_at,
+            finished_at: run.finished_at,
+            streams: run.streams,
+            events: run.events,
+            ok: run.ok,
+            problems: run
+                .problems
+                .into_iter()
+                .map(|problem| ChainProblem {
+                    kind: problem.kind,
+                    aggregate_type: problem.aggregate_type,
+                    aggregate_id: problem.aggregate_id,
+                    sequence: problem.sequence,
+                    detail: problem.detail,
+                })
+                .collect(),
+        }
+    }
 }

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::dispatch::{DispatchStage, Ineligible};
+use domain::dispatch::{may_take, Applicant, DispatchStage, Ineligible, Wanted};
 use domain::geo::{driving_minutes, navigation_links, NavigationLinks};
 use domain::order::{Order, OrderCommand, OrderStatus};
 use domain::worker::{ServiceBase, Worker, WorkerCommand};
@@ -82,66 +82,8 @@ pub async fn grab(
     AppPath(order_id): AppPath<Uuid>,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
-    let (order, _): (Order, usize) = state.orders.load(order_id).await?;
-    if order.status == OrderStatus::New {
-        return Err(ApiError::not_found("订单", "order"));
-    }
-    if order.worker_id == Some(worker_id) && order.status == OrderStatus::Accepted {
-        // Already this worker's: a retried grab.
-        return crate::routes::orders::current_ack(&state, order_id).await;
-    }
-    // Refused early, with the order's own answer, before any time is reserved.
-    let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
-    let facts = worker.facts(worker_id, domain::values::business_day(context.occurred_at));
-    let command = OrderCommand::Grab {
-        worker: facts,
-        now: context.occurred_at,
-    };
-    if let Some(customer_id) = order.customer_id {
-        let blocked = model::blocked_by(&state.pool, customer_id).await?;
-        if blocked.contains(&worker_id) {
-            return Err(ApiError::IllegalState(
-                "该客户不接受您的服务 / this customer has asked not to be served by you".into(),
-            ));
-        }
-    }
-    if let (Some(base), Some(location)) = (worker.base, order.location) {
-        if !base.reaches(location) {
-            return Err(ApiError::IllegalState(
-                "订单地址超出您的服务范围 / the address is outside your service radius".into(),
-            ));
-        }
-    }
-    if let Err(refusal) = order.decide_only(command.clone()) {
-        return Err(refusal.into());
-    }
-    application::dispatch::hold(&state, worker_id, &order, order_id, &context).await?;
-    match state
-        .orders
-        .execute_deciding_again(order_id, command, &context)
-        .await
-    {
-        Ok(_) => crate::routes::orders::current_ack(&state, order_id).await,
-        Err(refusal) => {
-            let released = application::dispatch::release(
-                &state,
-                worker_id,
-                order_id,
-                "抢单未成功 / the grab did not win",
-                &context,
-            )
-            .await;
-            if !released {
-                // The order holds this worker: another tap of the same worker won, so this
-                // one answers as a retry would.
-                let (order, _): (Order, usize) = state.orders.load(order_id).await?;
-                if order.worker_id == Some(worker_id) && order.status == OrderStatus::Accepted {
-                    return crate::routes::orders::current_ack(&state, order_id).await;
-                }
-            }
-            Err(refusal.into())
-        }
-    }
+    application::dispatch::grab(&state, order_id, worker_id, &context).await?;
+    crate::routes::orders::current_ack(&state, order_id).await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -782,13 +724,15 @@ pub async fn any_worker_slots(
         model::dispatchable_workers(&state.pool, Some(std::slice::from_ref(&city)), now).await?
     {
         let facts = row.state.facts(row.worker_id, today);
-        if !facts.skills.contains(&params.service) {
+        let wanted = Wanted {
+            service: params.service,
+            location,
+            city: None,
+            blocked: &[],
+            declined_by: &[],
+        };
+        if may_take(&Applicant::new(&row.state, &facts), &wanted).is_err() {
             continue;
-        }
-        if let (Some(base), Some(location)) = (row.state.base, location) {
-            if !base.reaches(location) {
-                continue;
-            }
         }
         for start in row
             .state
@@ -928,7 +872,7 @@ pub async fn rounds(State(state): State<AppState>) -> Result<axum::Json<Vec<Roun
 pub async fn run_now(
     State(state): State<AppState>,
 ) -> Result<axum::Json<serde_json::Value>, ApiError> {
-    let report = crate::jobs::dispatch_tick(&state, Utc::now()).await?;
+    let report = application::jobs::dispatch_tick(&state, Utc::now()).await?;
     Ok(axum::Json(
         serde_json::json!({ "ran": report.is_some(), "report": report }),
     ))

@@ -7,7 +7,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::order::{Booking, Order, OrderCommand, OrderStatus};
-use domain::worker::{Worker, WorkerCommand};
 use domain::{
     Actor, Address, CoordinateSystem, Fen, GeoPoint, PhoneNumber, PlainAddress, Role, SealedPoint,
     ServiceCode,
@@ -172,11 +171,6 @@ pub async fn place(
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
     // The customer's own stream decides whether they may order.
     let (customer, _): (domain::customer::Customer, usize) = state.customers.load(actor.id).await?;
-    if customer.suspended {
-        return Err(ApiError::Forbidden(
-            domain::customer::CustomerError::Suspended.to_string(),
-        ));
-    }
     let note = body
         .note
         .map(|note| note.trim().chars().take(500).collect::<String>())
@@ -221,73 +215,15 @@ pub async fn place(
         preferred_worker: body.worker_id,
     };
     let order_id = context.new_aggregate_id("order");
-    // A named worker must be able to take the service, must not be blocked by this customer,
-    // and their time is held first, in their own stream, so two customers cannot both have it.
-    if let Some(worker_id) = body.worker_id {
-        let (worker, _): (Worker, usize) = state.workers.load(worker_id).await?;
-        let facts = worker.facts(worker_id, domain::values::business_day(context.occurred_at));
-        if !facts.registered {
-            return Err(ApiError::not_found("服务人员", "worker"));
-        }
-        if !(facts.active && facts.approved && facts.skills.contains(&booking.service)) {
-            return Err(ApiError::IllegalState(
-                "该服务人员目前不能承接此服务 / this worker cannot take this service at present"
-                    .into(),
-            ));
-        }
-        if customer.blocked_workers.contains(&worker_id) {
-            return Err(ApiError::IllegalState(
-                "您已屏蔽该服务人员 / you have blocked this worker".into(),
-            ));
-        }
-        reserve_named_hold(&state, actor.id, order_id, context.occurred_at).await?;
-        let end = booking.scheduled_start
-            + chrono::Duration::minutes(i64::from(booking.duration_minutes));
-        let hold = WorkerCommand::Book {
-            order_id,
-            start: booking.scheduled_start,
-            end,
-            location: booking.address.cell(),
-            now: context.occurred_at,
-        };
-        if let Err(refusal) = state
-            .workers
-            .execute_deciding_again(worker_id, hold, &context)
-            .await
-        {
-            forget_named_hold(&state, order_id).await;
-            return Err(refusal.into());
-        }
-    }
-    let placed = state
-        .orders
-        .execute(
-            order_id,
-            OrderCommand::Place {
-                order_id,
-                booking,
-                pay_by: Some(state.dispatch.pay_by(context.occurred_at)),
-                now: context.occurred_at,
-            },
-            &context,
-        )
-        .await;
-    let committed = match (placed, body.worker_id) {
-        (Ok(committed), _) => committed,
-        (Err(refusal), Some(worker_id)) => {
-            forget_named_hold(&state, order_id).await;
-            application::dispatch::release(
-                &state,
-                worker_id,
-                order_id,
-                "下单失败 / the order was not placed",
-                &context,
-            )
-            .await;
-            return Err(refusal.into());
-        }
-        (Err(refusal), None) => return Err(refusal.into()),
-    };
+    let committed = application::orders::place(
+        &state,
+        &customer,
+        order_id,
+        booking,
+        body.worker_id,
+        &context,
+    )
+    .await?;
     let location = format!("/api/v1/orders/{order_id}");
     Ok((
         StatusCode::CREATED,
@@ -295,63 +231,6 @@ pub async fn place(
         ack(order_id, committed),
     )
         .into_response())
-}
-
-/// Records that `order_id` will hold a named worker's time unpaid, unless the customer holds
-/// as many such orders as allowed already: the customer's lock makes parallel requests count
-/// one after another, in any process. A hold ends when its order is paid or cancelled (the
-/// orders view says so) or when the time to pay has run out; a retry of the same order counts
-/// once.
-async fn reserve_named_hold(
-    state: &AppState,
-    customer_id: Uuid,
-    order_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let mut transaction = state.pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('named-holds:' || $1, 0))")
-        .bind(customer_id.to_string())
-        .execute(&mut *transaction)
-        .await?;
-    let holding: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM named_holds h
-          WHERE h.customer_id = $1 AND h.held_until > $3 AND h.order_id <> $2
-            AND NOT EXISTS (SELECT 1 FROM read_orders o WHERE o.order_id = h.order_id
-                             AND o.status NOT IN ('placed', 'awaiting_payment'))",
-    )
-    .bind(customer_id)
-    .bind(order_id)
-    .bind(now)
-    .fetch_one(&mut *transaction)
-    .await?;
-    let limit = state.dispatch.max_unpaid_named;
-    if holding >= limit {
-        return Err(ApiError::IllegalState(format!(
-            "您已有 {limit} 个指定服务人员的待支付订单，请先支付或取消 / you have {limit} unpaid orders naming a worker already; pay or cancel one first"
-        )));
-    }
-    sqlx::query(
-        "INSERT INTO named_holds (order_id, customer_id, held_until) VALUES ($1, $2, $3)
-         ON CONFLICT (order_id) DO NOTHING",
-    )
-    .bind(order_id)
-    .bind(customer_id)
-    .bind(state.dispatch.pay_by(now))
-    .execute(&mut *transaction)
-    .await?;
-    transaction.commit().await?;
-    Ok(())
-}
-
-/// Withdraws a hold whose order was not placed after all.
-async fn forget_named_hold(state: &AppState, order_id: Uuid) {
-    if let Err(error) = sqlx::query("DELETE FROM named_holds WHERE order_id = $1")
-        .bind(order_id)
-        .execute(&state.pool)
-        .await
-    {
-        tracing::warn!(order_id = %order_id, error = %error, "a named hold was not withdrawn; it lapses when its time to pay runs out");
-    }
 }
 
 /// An order, as its customer, its worker or an admin sees it.
@@ -749,8 +628,14 @@ pub async fn cancellation(
         Some(payment_id) => {
             let (payment, _): (domain::payment::Payment, usize) =
                 state.payments.load(payment_id).await?;
-            let terms =
-                cancellation_settlement(&state, &order, payment_id, &payment, false, Utc::now());
+            let terms = application::orders::cancellation_settlement(
+                &state,
+                &order,
+                payment_id,
+                &payment,
+                false,
+                Utc::now(),
+            );
             CancellationQuote {
                 paid: payment.in_escrow,
                 refund: terms.refund.get(),
@@ -766,9 +651,7 @@ pub async fn cancellation(
     Ok(axum::Json(quote))
 }
 
-/// Cancels an order, refunds by the policy (or in full), and gives the workers' time back.
-/// The money's terms are decided here and recorded on the order's cancellation, so a refund
-/// this request could not finish is finished by the money job from the log.
+/// Cancels an order for its customer or an admin (`application::orders::cancel`).
 pub(crate) async fn cancel_order(
     state: &AppState,
     context: &CommandContext,
@@ -777,82 +660,9 @@ pub(crate) async fn cancel_order(
     full_refund: bool,
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let by = context.actor.ok_or(ApiError::Unauthenticated)?;
-    let (before, _): (Order, usize) = state.orders.load(order_id).await?;
-    let settlement = match application::payments::captured_payment_of(state, order_id).await? {
-        Some(payment_id) => {
-            let (payment, _): (domain::payment::Payment, usize) =
-                state.payments.load(payment_id).await?;
-            Some(cancellation_settlement(
-                state,
-                &before,
-                payment_id,
-                &payment,
-                full_refund,
-                context.occurred_at,
-            ))
-        }
-        None => None,
-    };
-    let command = OrderCommand::Cancel {
-        by,
-        reason,
-        settlement,
-        now: context.occurred_at,
-    };
-    let committed = state.orders.execute(order_id, command, context).await?;
-    // The money goes back by the cancellation policy, through the provider it came from.
-    if let Err(error) = application::payments::settle_cancellation(state, order_id, context).await {
-        tracing::error!(order_id = %order_id, error = %error, "the cancellation's refund is not finished yet; the money job finishes it");
-    }
-    let holders = [committed.state.worker_id, committed.state.preferred_worker];
-    for (index, worker_id) in holders.iter().enumerate() {
-        if let Some(worker_id) = worker_id {
-            if index == 1 && holders[0] == Some(*worker_id) {
-                continue;
-            }
-            application::dispatch::release(
-                state,
-                *worker_id,
-                order_id,
-                "订单已取消 / order cancelled",
-                context,
-            )
-            .await;
-        }
-    }
+    let committed =
+        application::orders::cancel(state, by, order_id, reason, full_refund, context).await?;
     Ok(ack(order_id, committed))
-}
-
-/// What cancelling `order` now does with its captured payment: the policy's refund and fee
-/// (or everything back), and half the fee (by the policy's setting) to the worker who had
-/// accepted it.
-fn cancellation_settlement(
-    state: &AppState,
-    order: &Order,
-    payment_id: Uuid,
-    payment: &domain::payment::Payment,
-    full_refund: bool,
-    now: DateTime<Utc>,
-) -> domain::payment::CancellationSettlement {
-    let policy = &state.money.refunds;
-    let in_escrow = Fen::literal(payment.in_escrow);
-    let start = order.window.map_or(now, |(start, _)| start);
-    let mut terms = policy.terms(in_escrow, order.worker_id.is_some(), start, now);
-    if full_refund {
-        terms.refund = in_escrow;
-    }
-    // After the start nothing is refunded; the escrow is kept as the fee.
-    let fee = Fen::literal(payment.in_escrow - terms.refund.get());
-    let accepted = matches!(
-        order.status,
-        OrderStatus::Accepted | OrderStatus::OnTheWay | OrderStatus::Arrived
-    );
-    domain::payment::CancellationSettlement {
-        payment_id,
-        refund: terms.refund,
-        fee,
-        to_worker: policy.fee_share(fee, order.worker_id.filter(|_| accepted)),
-    }
 }
 
 /// Open a dispute during or after the service (its customer or an admin).

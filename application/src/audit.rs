@@ -15,7 +15,6 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use crate::text::Line;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use futures::TryStreamExt;
@@ -38,7 +37,7 @@ pub const AGGREGATE_TYPES: [&str; 8] = [
 ];
 
 /// One event of a stream, as the audit trail shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEvent {
     pub position: i64,
     pub aggregate_type: String,
@@ -46,10 +45,8 @@ pub struct AuditEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    #[schema(value_type = Object)]
     pub payload: serde_json::Value,
     /// Who (actor id and role), when, from where (client IP, user agent), request and command.
-    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
     pub recorded_at: DateTime<Utc>,
     /// Hex of the event's link in its stream's hash chain.
@@ -107,14 +104,13 @@ pub enum AsOf {
 }
 
 /// A stream's state as of an event or a moment, replayed from its events.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplayedState {
     pub aggregate_type: String,
     pub aggregate_id: String,
     /// The last event applied (0: none).
     pub sequence: i64,
     pub recorded_at: Option<DateTime<Utc>>,
-    #[schema(value_type = Object)]
     pub state: serde_json::Value,
 }
 
@@ -197,12 +193,11 @@ pub async fn state_as_of(
 }
 
 /// The global log's filters.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
+#[derive(Debug, Clone, Default)]
 pub struct LogFilter {
     pub actor_id: Option<Uuid>,
-    pub aggregate_type: Option<Line<60>>,
-    pub event_type: Option<Line<60>>,
+    pub aggregate_type: Option<String>,
+    pub event_type: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
     /// Keyset: only events before this position (the previous page's last).
@@ -266,7 +261,7 @@ pub fn event_hash(previous: &[u8], event: &Hashed<'_>) -> Vec<u8> {
 }
 
 /// One thing verification found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChainProblem {
     /// `altered`, `relinked`, `missing`, `rewritten` or `out_of_order`.
     pub kind: String,
@@ -277,7 +272,7 @@ pub struct ChainProblem {
 }
 
 /// One verification run.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Verification {
     pub run_id: Uuid,
     pub started_at: DateTime<Utc>,

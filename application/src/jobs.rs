@@ -8,11 +8,11 @@ use domain::worker::WorkerCommand;
 use sqlx::PgPool;
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::state::AppState;
-use application::commands::CommandContext;
-use application::notifications::{notify, Recipient};
+use crate::commands::CommandContext;
+use crate::notifications::{notify, Recipient};
+use crate::services::Services;
 
-/// When the jobs run (cron with seconds, UTC).
+/// When the jobs run (cron with seconds, UTC). The analytics refresh is the HTTP side's own.
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     /// `ANJIA_CERTIFICATE_EXPIRY_SCHEDULE`; by default at the top of every minute.
@@ -43,46 +43,17 @@ impl Default for JobSettings {
     }
 }
 
-impl JobSettings {
-    pub fn from_environment() -> Self {
-        let mut settings = JobSettings::default();
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-        };
-        if let Some(schedule) = read("ANJIA_CERTIFICATE_EXPIRY_SCHEDULE") {
-            settings.certificate_expiry_schedule = schedule;
-        }
-        if let Some(schedule) = read("ANJIA_HOUSEKEEPING_SCHEDULE") {
-            settings.housekeeping_schedule = schedule;
-        }
-        if let Some(schedule) = read("ANJIA_REMINDER_SCHEDULE") {
-            settings.reminder_schedule = schedule;
-        }
-        if let Some(schedule) = read("ANJIA_RECONCILE_SCHEDULE") {
-            settings.reconcile_schedule = schedule;
-        }
-        if let Some(schedule) = read("ANJIA_AUDIT_SCHEDULE") {
-            settings.audit_schedule = schedule;
-        }
-        if let Some(schedule) = read("ANJIA_ANALYTICS_SCHEDULE") {
-            settings.analytics_schedule = schedule;
-        }
-        settings
-    }
-}
-
-/// Starts the scheduler with every job.
-pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<JobScheduler> {
+/// A scheduler with every job of the application's, not yet started: the caller may add its own
+/// (the analytics refresh) before starting it.
+pub async fn schedule(services: Services, settings: &JobSettings) -> anyhow::Result<JobScheduler> {
     let scheduler = JobScheduler::new().await?;
-    let job_state = state.clone();
+    let job_services = services.clone();
     let job = Job::new_async(
         settings.certificate_expiry_schedule.as_str(),
         move |_id, _lock| {
-            let state = job_state.clone();
+            let services = job_services.clone();
             Box::pin(async move {
-                match expire_certificates(&state, Utc::now()).await {
+                match expire_certificates(&services, Utc::now()).await {
                     Ok(0) => {}
                     Ok(expired) => tracing::info!(expired, "certificates expired"),
                     Err(error) => tracing::error!(
@@ -94,13 +65,13 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         },
     )?;
     scheduler.add(job).await?;
-    let job_state = state.clone();
+    let job_services = services.clone();
     let purge = Job::new_async(
         settings.housekeeping_schedule.as_str(),
         move |_id, _lock| {
-            let state = job_state.clone();
+            let services = job_services.clone();
             Box::pin(async move {
-                match purge_expired(&state.pool).await {
+                match purge_expired(&services.pool).await {
                     Ok(Some(removed)) if removed > 0 => {
                         tracing::info!(removed, "expired records purged")
                     }
@@ -113,11 +84,11 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         },
     )?;
     scheduler.add(purge).await?;
-    let job_state = state.clone();
-    let dispatch = Job::new_async(state.dispatch.schedule.as_str(), move |_id, _lock| {
-        let state = job_state.clone();
+    let job_services = services.clone();
+    let dispatch = Job::new_async(services.dispatch.schedule.as_str(), move |_id, _lock| {
+        let services = job_services.clone();
         Box::pin(async move {
-            match dispatch_tick(&state, Utc::now()).await {
+            match dispatch_tick(&services, Utc::now()).await {
                 Ok(Some(report))
                     if report.assigned
                         + report.escalated
@@ -135,24 +106,24 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(dispatch).await?;
-    let job_state = state.clone();
+    let job_services = services.clone();
     let reminders = Job::new_async(settings.reminder_schedule.as_str(), move |_id, _lock| {
-        let state = job_state.clone();
+        let services = job_services.clone();
         Box::pin(async move {
-            if let Err(error) = deliver_reminders(&state).await {
+            if let Err(error) = deliver_reminders(&services).await {
                 tracing::error!(error = format!("{error:#}"), "the reminder job failed")
             }
         })
     })?;
     scheduler.add(reminders).await?;
-    let job_state = state.clone();
-    let money = Job::new_async(state.money.schedule.as_str(), move |_id, _lock| {
-        let state = job_state.clone();
+    let job_services = services.clone();
+    let money = Job::new_async(services.money.schedule.as_str(), move |_id, _lock| {
+        let services = job_services.clone();
         Box::pin(async move {
             match exclusively(
-                &state.pool,
+                &services.pool,
                 "money",
-                application::money::tick(&state, Utc::now()),
+                crate::money::tick(&services, Utc::now()),
             )
             .await
             {
@@ -173,15 +144,15 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(money).await?;
-    let job_state = state.clone();
+    let job_services = services.clone();
     let reconcile = Job::new_async(settings.reconcile_schedule.as_str(), move |_id, _lock| {
-        let state = job_state.clone();
+        let services = job_services.clone();
         Box::pin(async move {
             let yesterday = domain::values::business_day(Utc::now()) - chrono::Duration::days(1);
             if let Err(error) = exclusively(
-                &state.pool,
+                &services.pool,
                 "reconcile",
-                application::payments::reconcile(&state, yesterday),
+                crate::payments::reconcile(&services, yesterday),
             )
             .await
             {
@@ -193,12 +164,16 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(reconcile).await?;
-    let job_state = state.clone();
+    let job_services = services.clone();
     let audit = Job::new_async(settings.audit_schedule.as_str(), move |_id, _lock| {
-        let state = job_state.clone();
+        let services = job_services.clone();
         Box::pin(async move {
-            if let Err(error) =
-                exclusively(&state.pool, "audit", crate::audit::verify(&state.pool)).await
+            if let Err(error) = exclusively(
+                &services.pool,
+                "audit",
+                crate::audit::verify(&services.pool),
+            )
+            .await
             {
                 tracing::error!(
                     error = format!("{error:#}"),
@@ -208,14 +183,14 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(audit).await?;
-    let job_state = state.clone();
-    let reviews = Job::new_async(state.reviews.schedule.as_str(), move |_id, _lock| {
-        let state = job_state.clone();
+    let job_services = services.clone();
+    let reviews = Job::new_async(services.reviews.schedule.as_str(), move |_id, _lock| {
+        let services = job_services.clone();
         Box::pin(async move {
             match exclusively(
-                &state.pool,
+                &services.pool,
                 "reviews",
-                application::reviews::record_defaults(&state, Utc::now()),
+                crate::reviews::record_defaults(&services, Utc::now()),
             )
             .await
             {
@@ -231,33 +206,6 @@ pub async fn start(state: AppState, settings: &JobSettings) -> anyhow::Result<Jo
         })
     })?;
     scheduler.add(reviews).await?;
-    let job_state = state.clone();
-    let analytics = Job::new_async(settings.analytics_schedule.as_str(), move |_id, _lock| {
-        let state = job_state.clone();
-        Box::pin(async move {
-            let warehouse = state.warehouse.clone();
-            match exclusively(
-                &state.pool,
-                "analytics-refresh",
-                warehouse.refresh(&state.pool),
-            )
-            .await
-            {
-                Ok(Some(report)) if report.events > 0 => tracing::info!(
-                    events = report.events,
-                    seconds = report.seconds,
-                    "数据仓库已刷新 / the analytics warehouse was refreshed"
-                ),
-                Ok(_) => {}
-                Err(error) => tracing::error!(
-                    error = format!("{error:#}"),
-                    "the analytics refresh job failed"
-                ),
-            }
-        })
-    })?;
-    scheduler.add(analytics).await?;
-    scheduler.start().await?;
     Ok(scheduler)
 }
 
@@ -292,24 +240,24 @@ pub async fn purge_expired(pool: &PgPool) -> anyhow::Result<Option<u64>> {
 
 /// The dispatcher's timers, an automatic round and reconciliation, in one process at a time.
 pub async fn dispatch_tick(
-    state: &AppState,
+    services: &Services,
     now: DateTime<Utc>,
-) -> anyhow::Result<Option<application::dispatch::TickReport>> {
+) -> anyhow::Result<Option<crate::dispatch::TickReport>> {
     exclusively(
-        &state.pool,
+        &services.pool,
         "dispatch",
-        application::dispatch::tick(state, now),
+        crate::dispatch::tick(services, now),
     )
     .await
 }
 
 /// Delivers due reminders until none are left. Several processes may run it at once: each
 /// claims different rows.
-pub async fn deliver_reminders(state: &AppState) -> anyhow::Result<usize> {
+pub async fn deliver_reminders(services: &Services) -> anyhow::Result<usize> {
     let outcome = async {
         let mut total = 0;
         loop {
-            let delivered = application::reminders::deliver_due(state, 100).await?;
+            let delivered = crate::reminders::deliver_due(services, 100).await?;
             total += delivered.reminders;
             if delivered.reminders < 100 {
                 return anyhow::Ok(total);
@@ -317,7 +265,7 @@ pub async fn deliver_reminders(state: &AppState) -> anyhow::Result<usize> {
         }
     }
     .await;
-    count_run(&state.pool, "reminders", &outcome).await?;
+    count_run(&services.pool, "reminders", &outcome).await?;
     outcome
 }
 
@@ -348,7 +296,7 @@ fn job_key(name: &str) -> i64 {
 }
 
 /// Runs `work` only if no other process is running the same job now.
-async fn exclusively<F, T>(pool: &PgPool, name: &str, work: F) -> anyhow::Result<Option<T>>
+pub async fn exclusively<F, T>(pool: &PgPool, name: &str, work: F) -> anyhow::Result<Option<T>>
 where
     F: std::future::Future<Output = anyhow::Result<T>>,
 {
@@ -372,19 +320,19 @@ where
 
 /// Marks every certificate past its date as expired, which takes its worker off dispatch for
 /// the services that need it, and tells the worker and the admins. Returns how many expired.
-pub async fn expire_certificates(state: &AppState, now: DateTime<Utc>) -> anyhow::Result<usize> {
+pub async fn expire_certificates(services: &Services, now: DateTime<Utc>) -> anyhow::Result<usize> {
     let today = domain::values::business_day(now);
-    let outcome = exclusively(&state.pool, "certificate-expiry", async {
+    let outcome = exclusively(&services.pool, "certificate-expiry", async {
         let mut expired = 0;
         loop {
-            let due = projections::workers::due_for_expiry(&state.pool, today, 200).await?;
+            let due = projections::workers::due_for_expiry(&services.pool, today, 200).await?;
             if due.is_empty() {
                 return anyhow::Ok(expired);
             }
             let mut progressed = false;
             for certificate in due {
                 let command = WorkerCommand::ExpireCertificate { certificate_id: certificate.certificate_id, today, now };
-                let committed = state.workers.execute(certificate.worker_id, command, &CommandContext::system()).await?;
+                let committed = services.workers.execute(certificate.worker_id, command, &CommandContext::system()).await?;
                 if committed.events == 0 {
                     continue;
                 }
@@ -399,9 +347,9 @@ pub async fn expire_certificates(state: &AppState, now: DateTime<Utc>) -> anyhow
                     "{}（{}）已于 {} 到期，需要它的服务已暂停派单，请尽快更新。/ The {} ({}) expired on {}; services that need it are paused until it is renewed.",
                     kind.1, certificate.number, certificate.expires_on, kind.2, certificate.number, certificate.expires_on
                 );
-                notify(&state.pool, Recipient::Person(certificate.worker_id), "certificate_expired", "证书已到期 / Certificate expired", &text).await?;
+                notify(&services.pool, Recipient::Person(certificate.worker_id), "certificate_expired", "证书已到期 / Certificate expired", &text).await?;
                 notify(
-                    &state.pool,
+                    &services.pool,
                     Recipient::Role("admin"),
                     "certificate_expired",
                     "服务人员证书到期 / A worker's certificate expired",
