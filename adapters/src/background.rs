@@ -25,18 +25,6 @@ impl std::fmt::Debug for BackgroundCheckSettings {
 }
 
 impl BackgroundCheckSettings {
-    pub fn from_environment() -> Self {
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-        };
-        BackgroundCheckSettings {
-            url: read("ANJIA_BACKGROUND_CHECK_URL"),
-            token: read("ANJIA_BACKGROUND_CHECK_TOKEN"),
-        }
-    }
-
     pub fn build(&self, pool: &PgPool) -> anyhow::Result<Arc<dyn BackgroundCheck>> {
         Ok(match &self.url {
             Some(url) => Arc::new(HttpBackgroundCheck {

@@ -35,21 +35,7 @@ impl std::fmt::Debug for NotifySettings {
     }
 }
 
-impl NotifySettings {
-    pub fn from_environment() -> Self {
-        let read = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .filter(|value| !value.trim().is_empty())
-        };
-        NotifySettings {
-            smtp_url: read("ANJIA_SMTP_URL"),
-            mail_from: read("ANJIA_MAIL_FROM"),
-            sms_gateway_url: read("ANJIA_SMS_GATEWAY_URL"),
-            sms_gateway_token: read("ANJIA_SMS_GATEWAY_TOKEN"),
-        }
-    }
-}
+impl NotifySettings {}
 
 /// Both senders, as the app uses them.
 impl NotifySettings {

@@ -14,22 +14,6 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddress(pub IpAddr);
 
-/// Reads `ANJIA_TRUSTED_PROXIES`: comma-separated IP addresses of the proxies in front of us.
-pub fn trusted_proxies_from_environment() -> anyhow::Result<Vec<IpAddr>> {
-    let Ok(raw) = std::env::var("ANJIA_TRUSTED_PROXIES") else {
-        return Ok(Vec::new());
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            entry.parse().map_err(|_| {
-                anyhow::anyhow!("ANJIA_TRUSTED_PROXIES: `{entry}` is not an IP address")
-            })
-        })
-        .collect()
-}
-
 /// The client address for a peer and an `X-Forwarded-For` value.
 pub fn resolve(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpAddr]) -> IpAddr {
     if !trusted.contains(&peer) {

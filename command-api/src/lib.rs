@@ -4,12 +4,8 @@
 //!
 //! Only this crate knows HTTP and JSON DTOs.
 
-pub mod analytics_bench;
 pub mod auth;
-pub mod bench;
 pub mod client_address;
-pub mod config;
-pub mod demo_data;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
@@ -20,11 +16,6 @@ pub mod openapi;
 pub mod positions;
 pub mod routes;
 pub mod schemas;
-pub mod search_bench;
-pub mod server;
-pub mod signaling_bench;
-pub mod simulate;
-pub mod sql_shell;
 pub mod state;
 pub mod text;
 pub mod warehouse;

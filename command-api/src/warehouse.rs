@@ -42,35 +42,6 @@ impl Default for WarehouseSettings {
 }
 
 impl WarehouseSettings {
-    pub fn from_environment() -> Self {
-        let mut settings = WarehouseSettings::default();
-        if let Some(path) = crate::server::setting("ANJIA_WAREHOUSE") {
-            settings.path = Some(PathBuf::from(path));
-        }
-        let number = |name: &str| {
-            crate::server::setting(name).and_then(|value| value.trim().parse::<u64>().ok())
-        };
-        if let Some(milliseconds) = number("ANJIA_SQL_TIMEOUT_MS") {
-            settings.sql.timeout = Duration::from_millis(milliseconds.max(1));
-        }
-        if let Some(memory) = crate::server::setting("ANJIA_SQL_MEMORY") {
-            settings.sql.memory = memory;
-        }
-        if let Some(threads) = number("ANJIA_SQL_THREADS") {
-            settings.sql.threads = threads.clamp(1, 64) as i64;
-        }
-        if let Some(rows) = number("ANJIA_SQL_MAX_ROWS") {
-            settings.sql.rows = rows.clamp(1, 1_000_000) as usize;
-        }
-        if let Some(bytes) = number("ANJIA_SQL_MAX_BYTES") {
-            settings.sql.bytes = bytes.clamp(1024, 1 << 30) as usize;
-        }
-        if let Some(concurrency) = number("ANJIA_SQL_CONCURRENCY") {
-            settings.sql_concurrency = concurrency.clamp(1, 64) as usize;
-        }
-        settings
-    }
-
     /// The file: the setting, or `warehouse.duckdb` under `var_dir`.
     pub fn file(&self, var_dir: &Path) -> PathBuf {
         self.path

@@ -394,5 +394,4 @@ impl Customer {
 }
 
 #[cfg(test)]
-#[path = "customer_tests.rs"]
 mod tests;

@@ -433,5 +433,4 @@ impl Interview {
 }
 
 #[cfg(test)]
-#[path = "interview_tests.rs"]
 mod tests;

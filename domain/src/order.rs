@@ -1539,5 +1539,4 @@ impl Order {
 }
 
 #[cfg(test)]
-#[path = "order_tests.rs"]
 mod tests;

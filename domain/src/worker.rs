@@ -981,5 +981,4 @@ impl Worker {
 }
 
 #[cfg(test)]
-#[path = "worker_tests.rs"]
 mod tests;

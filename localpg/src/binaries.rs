@@ -67,6 +67,10 @@ fn search_for_binaries() -> Option<Binaries> {
     search_path_variable().or_else(search_debian_layout)
 }
 
+#[allow(
+    clippy::disallowed_methods,
+    reason = "PATH is how the system finds programs, not a setting of the platform's"
+)]
 fn search_path_variable() -> Option<Binaries> {
     let path_variable = std::env::var_os("PATH")?;
     std::env::split_paths(&path_variable)

@@ -164,6 +164,10 @@ fn an_ephemeral_cluster_vanishes_when_its_owning_process_is_killed() {
 /// Not a test of its own (it returns at once unless the killed-owner test runs it in a child
 /// process, with the variable set). That child starts a cluster, reports it on stdout and then waits to be killed without ever dropping the cluster.
 #[test]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the parent test tells its child process what to do through the environment"
+)]
 fn helper_process_that_owns_an_ephemeral_cluster_until_killed() {
     if std::env::var_os(OWNER_HELPER_ENVIRONMENT_VARIABLE).is_none() {
         return;

@@ -46,7 +46,7 @@ pub struct TestApp {
     pub pool: PgPool,
     pub database_url: String,
     pub client: reqwest::Client,
-    running: Option<command_api::server::Running>,
+    running: Option<anjia::server::Running>,
 }
 
 /// Starts the real app with its projectors on a fresh database and a free port.
@@ -56,6 +56,10 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// Logs go to the test's captured output (shown when it fails); `RUST_LOG` chooses how much.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "the test harness is not the platform: whoever runs the tests chooses their log"
+)]
 fn init_logging() {
     static LOGGING: OnceLock<()> = OnceLock::new();
     LOGGING.get_or_init(|| {
@@ -83,27 +87,27 @@ pub async fn spawn_app_on(database_url: &str) -> TestApp {
 /// of the same platform, in this one.
 pub async fn spawn_app_on_with(
     database_url: &str,
-    adjust: impl FnOnce(&mut command_api::server::Settings),
+    adjust: impl FnOnce(&mut anjia::config::Settings),
 ) -> TestApp {
     spawn_app_configured(database_url, adjust).await
 }
 
 /// Settings under which income is available at once and bank accounts may be used at once.
-pub fn money_settles_at_once(settings: &mut command_api::server::Settings) {
+pub fn money_settles_at_once(settings: &mut anjia::config::Settings) {
     settings.money.settlement_period = chrono::Duration::zero();
     settings.money.schedule = "*/1 * * * * *".to_owned();
     settings.money.withdrawals.account_age_hours = 0;
 }
 
 /// Starts the app on a fresh database with its settings adjusted, e.g. a faster job schedule.
-pub async fn spawn_app_with(adjust: impl FnOnce(&mut command_api::server::Settings)) -> TestApp {
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut anjia::config::Settings)) -> TestApp {
     let database_url = fresh_database().await;
     spawn_app_configured(&database_url, adjust).await
 }
 
 async fn spawn_app_configured(
     database_url: &str,
-    adjust: impl FnOnce(&mut command_api::server::Settings),
+    adjust: impl FnOnce(&mut anjia::config::Settings),
 ) -> TestApp {
     init_logging();
     let pool = sqlx::postgres::PgPoolOptions::new()
@@ -111,15 +115,15 @@ async fn spawn_app_configured(
         .connect(database_url)
         .await
         .expect("connecting to the test database");
-    let vault = command_api::server::prepare(&pool, None)
+    let vault = anjia::server::prepare(&pool, None)
         .await
         .expect("migrating");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("binding");
     let mail = smtp::SmtpSink::start().await;
-    let mut settings = command_api::server::Settings {
-        mode: command_api::server::Mode::Development,
+    let mut settings = anjia::config::Settings {
+        mode: anjia::config::Mode::Development,
         notify: adapters::notify::NotifySettings {
             smtp_url: Some(mail.url()),
             mail_from: Some("安家 Anjia <no-reply@anjia.test>".into()),
@@ -129,10 +133,9 @@ async fn spawn_app_configured(
         ..Default::default()
     };
     adjust(&mut settings);
-    let running =
-        command_api::server::start(pool.clone(), listener, true, &settings, vault.clone())
-            .await
-            .expect("starting");
+    let running = anjia::server::start(pool.clone(), listener, true, &settings, vault.clone())
+        .await
+        .expect("starting");
     TestApp {
         address: format!("http://{}", running.address),
         mail,

@@ -406,17 +406,14 @@ pub async fn join(
         exp: expires_at.timestamp(),
     });
     let mut ice_servers = Vec::new();
-    if let Some(stun) = crate::server::setting("ANJIA_STUN_URLS") {
+    if !state.ice.stun_urls.is_empty() {
         ice_servers.push(IceServer {
-            urls: stun.split(',').map(|url| url.trim().to_owned()).collect(),
+            urls: state.ice.stun_urls.clone(),
             username: None,
             credential: None,
         });
     }
-    if let (Some(turn), Some(secret)) = (
-        crate::server::setting("ANJIA_TURN_URLS"),
-        crate::server::setting("ANJIA_TURN_SECRET"),
-    ) {
+    if let (false, Some(secret)) = (state.ice.turn_urls.is_empty(), &state.ice.turn_secret) {
         let (username, credential) = signaling::token::turn_credentials(
             secret.as_bytes(),
             by.id,
@@ -424,7 +421,7 @@ pub async fn join(
             context.occurred_at,
         );
         ice_servers.push(IceServer {
-            urls: turn.split(',').map(|url| url.trim().to_owned()).collect(),
+            urls: state.ice.turn_urls.clone(),
             username: Some(username),
             credential: Some(credential),
         });
@@ -517,4 +514,13 @@ pub async fn outcome(
         })
     });
     Ok(axum::Json(OutcomeView { interview, booking }))
+}
+
+/// STUN and TURN servers for interview calls, read once at start.
+#[derive(Debug, Clone, Default)]
+pub struct IceSettings {
+    pub stun_urls: Vec<String>,
+    pub turn_urls: Vec<String>,
+    /// The TURN servers' shared secret: each admission gets time-limited credentials from it.
+    pub turn_secret: Option<String>,
 }

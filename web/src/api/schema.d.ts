@@ -4404,7 +4404,7 @@ export interface components {
             workers: number;
         };
         /**
-         * @description How the sandbox should behave for one payment (ignored by real providers).
+         * @description How the sandbox should answer this payment (the sandbox only; real providers never see it).
          * @enum {string}
          */
         SandboxBehaviour: "succeed" | "fail" | "timeout" | "notify_twice" | "refund_fails_once";

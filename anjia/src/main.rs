@@ -4,9 +4,11 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anjia::config::{self, Environment, FromEnvironment, Settings};
+use anjia::server;
+use anjia::tools;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use command_api::server;
 
 #[derive(Parser)]
 #[command(name = "anjia", about = "安家 Anjia home-services platform")]
@@ -21,6 +23,17 @@ struct Cli {
     /// kept in the database, which is fine for development only.
     #[arg(long, env = "ANJIA_MASTER_KEY", global = true, hide_env_values = true)]
     master_key: Option<String>,
+    /// What is logged, e.g. `info,sqlx=warn` (tracing's filter syntax).
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
+    log: String,
+    /// Every `ANJIA_*` setting (see `anjia::config::SETTINGS`).
+    #[command(flatten)]
+    environment: Environment,
     #[command(subcommand)]
     command: Command,
 }
@@ -66,16 +79,16 @@ enum Command {
         #[command(subcommand)]
         what: Option<BenchWhat>,
         #[command(flatten)]
-        options: command_api::bench::BenchOptions,
+        options: tools::bench::BenchOptions,
     },
     /// Compare each payment provider's statement of a local date with the ledger and list
     /// every difference.
     Reconcile { date: chrono::NaiveDate },
     /// Write a realistic history (customers, workers, orders in five cities, payments,
     /// refunds, reviews, activity, seasons) into the event log, as valid events.
-    DemoData(command_api::demo_data::DemoOptions),
+    DemoData(tools::demo_data::DemoOptions),
     /// Replay a day of orders and workers under dispatch policies and print what each did.
-    Simulate(command_api::simulate::SimulateOptions),
+    Simulate(tools::simulate::SimulateOptions),
     /// The audit trail: verify the event log's hash chains, or export events as JSON Lines.
     Audit {
         #[command(subcommand)]
@@ -157,19 +170,20 @@ fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 enum BenchWhat {
     /// One automatic round of open orders against workers: time, and total cost against the
     /// certified optimum of the same cost matrix. Needs no database.
-    Dispatch(command_api::simulate::DispatchBenchOptions),
+    Dispatch(tools::simulate::DispatchBenchOptions),
     /// The admins' order search on a large generated table: GIN-indexed terms against a
     /// substring scan.
-    Search(command_api::search_bench::SearchBenchOptions),
+    Search(tools::search_bench::SearchBenchOptions),
     /// Signaling: idle connections one server process holds and their memory, and relay
     /// latency of offers, answers and candidates across many rooms, on one and two processes.
-    Signaling(command_api::signaling_bench::SignalingBenchOptions),
+    Signaling(tools::signaling_bench::SignalingBenchOptions),
     /// The analytics warehouse on a large log: demo data up to `--events`, the load's events
     /// per second, and each report in DuckDB against the same report as SQL on PostgreSQL.
-    Analytics(command_api::analytics_bench::AnalyticsBenchOptions),
+    Analytics(tools::analytics_bench::AnalyticsBenchOptions),
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     // JSON lines on standard error, each with its request's id, actor and the aggregate a
@@ -181,13 +195,12 @@ fn main() -> anyhow::Result<()> {
                 .json()
                 .with_writer(std::io::stderr)
                 .with_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
+                    tracing_subscriber::EnvFilter::try_new(&cli.log)
                         .unwrap_or_else(|_| "info,sqlx=warn".into()),
                 ),
         )
         .with(command_api::logs::CaptureLayer::filtered())
         .init();
-    let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(run(cli))
 }
@@ -203,19 +216,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             no_projectors,
         } => {
-            let pool_size = match std::env::var("ANJIA_DB_POOL") {
-                Ok(size) => size
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|size| *size >= 4)
-                    .with_context(|| {
-                        format!("ANJIA_DB_POOL must be a whole number of at least 4, not {size:?}")
-                    })?,
-                Err(_) => 64,
-            };
+            let pool_size = config::db_pool(&cli.environment)?;
             // Refused before anything is touched: production mode's rules come first.
-            let mut settings = server::Settings::from_environment()?;
+            let mut settings = Settings::from_environment(&cli.environment)?;
             settings.check(master_key.is_some())?;
             let pool = server::connect(url, &cli.var_dir, pool_size).await?;
             let vault = server::prepare(&pool, master_key).await?;
@@ -300,15 +303,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             server::prepare(&pool, master_key).await?;
-            let report = command_api::search_bench::run(&pool, &options).await?;
+            let report = tools::search_bench::run(&pool, &options).await?;
             print_json(&report)?;
         }
         Command::Bench {
             what: Some(BenchWhat::Analytics(options)),
             ..
         } => {
-            let state = tool_state(url, &cli.var_dir, master_key).await?;
-            let report = command_api::analytics_bench::run(&state, &cli.var_dir, &options).await?;
+            let services = tool_services(&cli.environment, &cli.var_dir, url, master_key).await?;
+            let report = tools::analytics_bench::run(&services, &cli.var_dir, &options).await?;
             print_json(&report)?;
         }
         Command::Bench {
@@ -316,24 +319,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => {
             let report =
-                command_api::signaling_bench::run(url, &cli.var_dir, master_key, &options).await?;
+                tools::signaling_bench::run(url, &cli.var_dir, master_key, &options).await?;
             print_json(&report)?;
         }
         Command::Bench {
             what: Some(BenchWhat::Dispatch(options)),
             ..
         } => {
-            let report = tokio::task::spawn_blocking(move || {
-                command_api::simulate::bench_dispatch(&options)
-            })
-            .await?;
+            let report =
+                tokio::task::spawn_blocking(move || tools::simulate::bench_dispatch(&options))
+                    .await?;
             print_json(&report)?;
         }
         Command::Bench {
             what: None,
             options,
         } => {
-            let report = command_api::bench::run(url, &cli.var_dir, master_key, options).await?;
+            let report = tools::bench::run(url, &cli.var_dir, master_key, options).await?;
             print_json(&report)?;
         }
         Command::Analytics {
@@ -342,7 +344,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let pool = server::connect(url, &cli.var_dir, 4).await?;
             server::prepare(&pool, master_key).await?;
             let warehouse = command_api::warehouse::WarehouseHandle::new(
-                command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
+                command_api::warehouse::WarehouseSettings::from_environment(&cli.environment)?
+                    .file(&cli.var_dir),
             );
             let report = warehouse.refresh(&pool).await?;
             print_json(&report)?;
@@ -351,7 +354,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             what: AnalyticsWhat::Export { directory },
         } => {
             let warehouse = analytics::Warehouse::at(
-                command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
+                command_api::warehouse::WarehouseSettings::from_environment(&cli.environment)?
+                    .file(&cli.var_dir),
             );
             let report =
                 tokio::task::spawn_blocking(move || warehouse.export(&directory)).await??;
@@ -360,16 +364,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analytics {
             what: AnalyticsWhat::Sql { command, json },
         } => {
-            let settings = command_api::warehouse::WarehouseSettings::from_environment();
+            let settings =
+                command_api::warehouse::WarehouseSettings::from_environment(&cli.environment)?;
             let warehouse =
                 command_api::warehouse::WarehouseHandle::new(settings.file(&cli.var_dir))
                     .with_limits(settings.sql.clone(), settings.sql_concurrency);
             let output = if json {
-                command_api::sql_shell::Output::Json
+                tools::sql_shell::Output::Json
             } else {
-                command_api::sql_shell::Output::Table
+                tools::sql_shell::Output::Table
             };
-            if !command_api::sql_shell::run(&warehouse, command, output).await? {
+            if !tools::sql_shell::run(&warehouse, command, output).await? {
                 std::process::exit(1);
             }
         }
@@ -383,7 +388,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             csv,
         } => {
             let warehouse = command_api::warehouse::WarehouseHandle::new(
-                command_api::warehouse::WarehouseSettings::from_environment().file(&cli.var_dir),
+                command_api::warehouse::WarehouseSettings::from_environment(&cli.environment)?
+                    .file(&cli.var_dir),
             );
             let filters = analytics::reports::Filters {
                 from,
@@ -435,13 +441,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Reconcile { date } => {
-            let state = tool_state(url, &cli.var_dir, master_key).await?;
-            let reports = application::payments::reconcile(&state, date).await?;
+            let services = tool_services(&cli.environment, &cli.var_dir, url, master_key).await?;
+            let reports = application::payments::reconcile(&services, date).await?;
             print_json(&reports)?;
         }
         Command::DemoData(options) => {
-            let state = tool_state(url, &cli.var_dir, master_key).await?;
-            let report = command_api::demo_data::generate(&state, &options).await?;
+            let services = tool_services(&cli.environment, &cli.var_dir, url, master_key).await?;
+            let report = tools::demo_data::generate(&services, &options).await?;
             print_json(&report)?;
         }
         Command::Simulate(options) => {
@@ -450,14 +456,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     let pool = server::connect(url, &cli.var_dir, 2).await?;
                     server::prepare(&pool, master_key).await?;
                     (
-                        command_api::simulate::day_from_log(&pool, date).await?,
+                        tools::simulate::day_from_log(&pool, date).await?,
                         format!("event log, orders placed on {date}"),
                     )
                 }
                 None => {
                     let date = domain::values::business_day(chrono::Utc::now());
                     (
-                        command_api::simulate::generated_day(
+                        tools::simulate::generated_day(
                             options.seed,
                             options.orders,
                             options.workers,
@@ -471,7 +477,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let report = tokio::task::spawn_blocking(move || {
-                command_api::simulate::simulate(&day, &options, source)
+                tools::simulate::simulate(&day, &options, source)
             })
             .await?;
             print_json(&report)?;
@@ -490,23 +496,25 @@ fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A report as CSV, or as indented JSON.
-/// The platform's state for a tool that runs commands as the server would (no HTTP).
-async fn tool_state(
-    url: Option<&str>,
+/// The application's services for a tool that runs commands as the server would: no HTTP, no
+/// signaling hub.
+async fn tool_services(
+    environment: &Environment,
     var_dir: &std::path::Path,
+    url: Option<&str>,
     master_key: Option<&str>,
-) -> anyhow::Result<command_api::state::AppState> {
+) -> anyhow::Result<application::Services> {
     let pool = server::connect(url, var_dir, 4).await?;
     let vault = server::prepare(&pool, master_key).await?;
-    let settings = server::Settings::from_environment()?;
+    let settings = Settings::from_environment(environment)?;
     let base_url = settings
         .public_url
         .clone()
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned());
-    command_api::state::AppState::new(pool, &settings, vault, &base_url).await
+    anjia::compose::services(&pool, &settings, vault, &base_url).await
 }
 
+/// A report as CSV, or as indented JSON.
 fn render<R: analytics::reports::Report>(report: &R, csv: bool) -> anyhow::Result<String> {
     Ok(if csv {
         report.csv()

@@ -7,7 +7,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use analytics::sql::{Answer, Refusal};
 use unicode_width::UnicodeWidthStr;
 
-use crate::warehouse::WarehouseHandle;
+use command_api::warehouse::WarehouseHandle;
 
 const HELP: &str = "\
 每条查询以 ; 结束 / end each query with ;

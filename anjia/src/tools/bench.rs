@@ -74,8 +74,8 @@ pub async fn run(
     let vault = server::prepare(&pool, master_key).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // The benchmark pays through the sandbox: a developer's run, in development mode.
-    let settings = server::Settings {
-        mode: server::Mode::Development,
+    let settings = crate::config::Settings {
+        mode: crate::config::Mode::Development,
         ..Default::default()
     };
     let running = server::start(pool.clone(), listener, true, &settings, vault).await?;

@@ -187,7 +187,7 @@ pub async fn run(
     let pool = server::connect(Some(&url), var_dir, 4).await?;
     server::prepare(&pool, master_key).await?;
     let minter = Arc::new(Minter {
-        key: crate::auth::server_secret(&pool, "room_token_key").await?,
+        key: application::secrets::server_secret(&pool, "room_token_key").await?,
     });
     // The idle connections get a server of their own, stopped afterwards, so their grace
     // periods ending later do not disturb the latency runs.

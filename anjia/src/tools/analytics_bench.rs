@@ -15,9 +15,9 @@ use analytics::Warehouse;
 use serde::Serialize;
 use sqlx::{PgPool, Row};
 
-use crate::demo_data::{DemoOptions, DemoReport};
-use crate::state::AppState;
+use crate::tools::demo_data::{DemoOptions, DemoReport};
 use application::stats::median;
+use application::Services;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AnalyticsBenchOptions {
@@ -222,7 +222,7 @@ async fn on_postgres(pool: &PgPool, sqls: &[&str], column: usize) -> anyhow::Res
 }
 
 pub async fn run(
-    state: &AppState,
+    state: &Services,
     var_dir: &std::path::Path,
     options: &AnalyticsBenchOptions,
 ) -> anyhow::Result<AnalyticsBenchReport> {
@@ -238,7 +238,7 @@ pub async fn run(
         let orders = (missing / EVENTS_PER_ORDER).max(1);
         tracing::info!(orders, "generating demo data for the benchmark");
         Some(
-            crate::demo_data::generate(
+            crate::tools::demo_data::generate(
                 state,
                 &DemoOptions {
                     months: options.months,
