@@ -53,6 +53,8 @@ pub async fn state(
     vault: vault::Vault,
     base_url: &str,
 ) -> anyhow::Result<AppState> {
+    // Before any command runs, so none goes uncounted.
+    command_api::metrics::install();
     let services = services(&pool, settings, vault, base_url).await?;
     Ok(AppState {
         oauth: match &settings.oauth {

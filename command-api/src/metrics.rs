@@ -1,134 +1,52 @@
-//! Prometheus metrics, in the text exposition format, at `/metrics`.
+//! Prometheus metrics at `/metrics`.
 //!
-//! Counted in each process: requests and their latency per route (the route's template, not the
-//! raw path, so ids do not explode the series), and commands by aggregate and outcome. Read
-//! from the database at each scrape, so every process reports the same: projector lag per
-//! projection, timed-job runs and failures, the log's head. The process's own connection pool
-//! use is reported as gauges.
+//! Counted in each process, through the `metrics` facade and its Prometheus exporter: requests
+//! and their latency per route (the route's template, not the raw path, so ids do not explode
+//! the series), and commands by aggregate and outcome (`application::telemetry`). Read from the
+//! database at each scrape, so every process reports the same: projector lag per projection,
+//! parked streams, timed-job runs and failures, the log's head; and the process's own connection
+//! pool. Those are a snapshot of that moment, not this process's series, so they are written
+//! after the recorder's.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
+
+const REQUESTS: &str = "anjia_http_requests_total";
+const LATENCY: &str = "anjia_http_request_duration_seconds";
 
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Debug, Clone, Default)]
-struct Histogram {
-    /// Per bucket (not cumulative), plus the overflow.
-    counts: [u64; BUCKETS.len() + 1],
-    sum: f64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        let bucket = BUCKETS
-            .iter()
-            .position(|bound| seconds <= *bound)
-            .unwrap_or(BUCKETS.len());
-        self.counts[bucket] += 1;
-        self.sum += seconds;
-    }
-}
-
-#[derive(Default)]
-struct Counters {
-    /// (method, route, status) → count.
-    requests: BTreeMap<(String, String, u16), u64>,
-    /// (method, route) → latency.
-    latency: BTreeMap<(String, String), Histogram>,
-}
-
-/// This process's counters.
-pub struct Metrics {
-    counters: Mutex<Counters>,
-}
-
-pub fn global() -> &'static Metrics {
-    static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| Metrics {
-        counters: Mutex::new(Counters::default()),
-    })
-}
-
-impl Metrics {
-    pub fn observe_request(&self, method: &str, route: &str, status: u16, seconds: f64) {
-        let mut counters = self.counters.lock().expect("metrics lock");
-        *counters
-            .requests
-            .entry((method.to_owned(), route.to_owned(), status))
-            .or_default() += 1;
-        counters
-            .latency
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default()
-            .observe(seconds);
-    }
-
-    fn render_counters(&self, out: &mut String) {
-        let counters = self.counters.lock().expect("metrics lock");
-        out.push_str(
-            "# HELP anjia_http_requests_total HTTP requests by method, route and status.\n",
+/// This process's recorder, installed the first time it is asked for (the HTTP state asks when
+/// it is built, before any command runs). Every app of a test process shares it.
+pub fn install() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(LATENCY.to_owned()), &BUCKETS)
+            .expect("latency buckets are given")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("another metrics recorder was installed first; /metrics shows none of this process's counters");
+        }
+        metrics::describe_counter!(REQUESTS, "HTTP requests by method, route and status.");
+        metrics::describe_histogram!(LATENCY, "HTTP request latency by method and route.");
+        metrics::describe_counter!(
+            application::telemetry::COMMANDS,
+            "Commands by aggregate and outcome."
         );
-        out.push_str("# TYPE anjia_http_requests_total counter\n");
-        for ((method, route, status), count) in &counters.requests {
-            let _ = writeln!(
-                out,
-                "anjia_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {count}",
-                escape(route)
-            );
-        }
-        out.push_str("# HELP anjia_http_request_duration_seconds HTTP request latency by method and route.\n");
-        out.push_str("# TYPE anjia_http_request_duration_seconds histogram\n");
-        for ((method, route), histogram) in &counters.latency {
-            let route = escape(route);
-            let mut cumulative = 0;
-            for (bound, count) in BUCKETS.iter().zip(histogram.counts.iter()) {
-                cumulative += count;
-                let _ = writeln!(
-                    out,
-                    "anjia_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            cumulative += histogram.counts[BUCKETS.len()];
-            let _ = writeln!(
-                out,
-                "anjia_http_request_duration_seconds_bucket{{method=\"{method}\",route=\"{route}\",le=\"+Inf\"}} {cumulative}"
-            );
-            let _ = writeln!(
-                out,
-                "anjia_http_request_duration_seconds_sum{{method=\"{method}\",route=\"{route}\"}} {}",
-                histogram.sum
-            );
-            let _ = writeln!(
-                out,
-                "anjia_http_request_duration_seconds_count{{method=\"{method}\",route=\"{route}\"}} {cumulative}"
-            );
-        }
-        out.push_str("# HELP anjia_commands_total Commands by aggregate and outcome.\n");
-        out.push_str("# TYPE anjia_commands_total counter\n");
-        for ((aggregate, outcome), count) in application::telemetry::command_counts() {
-            let _ = writeln!(
-                out,
-                "anjia_commands_total{{aggregate=\"{aggregate}\",outcome=\"{outcome}\"}} {count}"
-            );
-        }
-    }
-}
-
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+        handle
+    })
 }
 
 /// Times every request and counts it under its route template.
@@ -147,12 +65,11 @@ pub async fn track(request: Request, next: Next) -> Response {
         .map(|path| path.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
     let response = next.run(request).await;
-    global().observe_request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(REQUESTS, "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!(LATENCY, "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
     response
 }
 
@@ -165,8 +82,12 @@ fn label_value(text: &str) -> String {
 
 /// Everything, as Prometheus reads it.
 pub async fn render(pool: &PgPool) -> anyhow::Result<String> {
+    // The exporter parts metric families with blank lines; the snapshot below follows on.
     let mut out = String::new();
-    global().render_counters(&mut out);
+    for line in install().render().lines().filter(|line| !line.is_empty()) {
+        out.push_str(line);
+        out.push('\n');
+    }
     out.push_str("# HELP anjia_projection_pending_events Events in the log a projection has not applied yet.\n");
     out.push_str("# TYPE anjia_projection_pending_events gauge\n");
     let statuses = projections::status(pool).await?;
