@@ -1,6 +1,6 @@
 //! The built-in sandbox bank.
 
-use application::withdrawals::{BankTransfer, Transfer};
+use application::ports::{BankTransfer, Transfer};
 use domain::Fen;
 use sqlx::PgPool;
 use uuid::Uuid;

@@ -9,7 +9,7 @@ pub mod wechat_pay;
 
 use std::sync::Arc;
 
-use application::payments::{PaymentProvider, Providers, SandboxControl};
+use application::ports::{PaymentProvider, Providers, SandboxControl};
 use sqlx::PgPool;
 
 use self::sandbox::SandboxProvider;

@@ -492,16 +492,16 @@ pub struct Settings {
     pub jobs: application::jobs::JobSettings,
     pub oauth: Option<adapters::wechat_sign_in::OAuthSettings>,
     pub trusted_proxies: Vec<std::net::IpAddr>,
-    pub dispatch: application::dispatch::DispatchSettings,
+    pub dispatch: application::settings::DispatchSettings,
     /// `ANJIA_PUBLIC_URL`: where this platform is reached from outside (payment providers'
     /// notifications come back there); by default the address it listens on.
     pub public_url: Option<String>,
-    pub money: application::money::MoneySettings,
+    pub money: application::settings::MoneySettings,
     /// Alipay and WeChat Pay, when configured.
     pub payment_providers: adapters::payments::ProviderSettings,
     /// `ANJIA_METRICS_TOKEN`: when set, `/metrics` asks for it as a bearer token.
     pub metrics_token: Option<String>,
-    pub reviews: application::reviews::ReviewSettings,
+    pub reviews: application::settings::ReviewSettings,
     /// The signaling rooms' grace period, pings and time-outs.
     pub signaling: signaling::Settings,
     /// The analytics warehouse's file and refresh schedule.
@@ -515,7 +515,7 @@ pub struct Settings {
     pub web_dir: std::path::PathBuf,
     /// `ANJIA_STUN_URLS`, `ANJIA_TURN_URLS` and `ANJIA_TURN_SECRET`: what interview calls
     /// traverse NATs with.
-    pub ice: command_api::routes::interviews::IceSettings,
+    pub ice: command_api::state::IceSettings,
 }
 
 impl Settings {
@@ -554,7 +554,7 @@ pub trait FromEnvironment: Sized {
 
 #[cfg(test)]
 mod tests {
-    use application::dispatch::DispatchSettings;
+    use application::settings::DispatchSettings;
     use chrono::Duration;
 
     use super::*;

@@ -3,7 +3,7 @@
 //! settlement job makes it available. Each step is a command on one stream and safe to repeat;
 //! the job also finishes any release a stopped process left undone.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use domain::commission::{CommissionSchedule, SCHEDULE_ID};
 use domain::order::{Order, OrderStatus};
 use domain::payment::{Payment, PaymentCommand, PaymentStatus};
@@ -14,33 +14,6 @@ use uuid::Uuid;
 
 use crate::commands::CommandContext;
 use crate::services::Services;
-
-/// Money settings.
-#[derive(Debug, Clone)]
-pub struct MoneySettings {
-    /// `ANJIA_SETTLEMENT_DAYS`: how long income stays pending (T+7 by default).
-    pub settlement_period: Duration,
-    /// `ANJIA_MONEY_SCHEDULE`: when releases and settlements run (cron with seconds).
-    pub schedule: String,
-    /// `ANJIA_REFUND_FEE_WINDOW_HOURS`, `ANJIA_REFUND_LATE_FEE_BP` and
-    /// `ANJIA_LATE_FEE_WORKER_SHARE_BP`: the cancellation policy.
-    pub refunds: domain::payment::RefundPolicy,
-    pub withdrawals: domain::wallet::WithdrawalRules,
-    /// How long a payment waits for its notification before the provider is asked.
-    pub query_after: Duration,
-}
-
-impl Default for MoneySettings {
-    fn default() -> Self {
-        MoneySettings {
-            settlement_period: Duration::days(7),
-            schedule: "*/10 * * * * *".to_owned(),
-            refunds: domain::payment::RefundPolicy::default(),
-            withdrawals: domain::wallet::WithdrawalRules::default(),
-            query_after: Duration::minutes(2),
-        }
-    }
-}
 
 /// Releases a completed order's escrow to its worker and records their pending income.
 /// Does nothing for an order not completed or not paid through a provider.

@@ -1,33 +1,11 @@
 //! The review window and the default review recorded when a customer gives none in time.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use domain::order::OrderCommand;
 use uuid::Uuid;
 
 use crate::commands::CommandContext;
 use crate::services::Services;
-
-/// Review settings, from the environment.
-#[derive(Debug, Clone)]
-pub struct ReviewSettings {
-    /// `ANJIA_REVIEW_DAYS`: how long after the service a customer may review (15 by default).
-    pub window: Duration,
-    /// `ANJIA_DEFAULT_REVIEW`: `on` (default) records a five-star default when the window
-    /// closes without a review; `off` records nothing.
-    pub default_positive: bool,
-    /// `ANJIA_REVIEW_SCHEDULE`: when closed windows are looked for (cron with seconds).
-    pub schedule: String,
-}
-
-impl Default for ReviewSettings {
-    fn default() -> Self {
-        ReviewSettings {
-            window: Duration::days(15),
-            default_positive: true,
-            schedule: "30 * * * * *".to_owned(),
-        }
-    }
-}
 
 /// Records the default review of every completed order whose window has closed. Returns how
 /// many were recorded; does nothing when defaults are off.

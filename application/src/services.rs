@@ -16,12 +16,12 @@ use sqlx::PgPool;
 
 use crate::background::BackgroundCheck;
 use crate::commands::CommandBus;
-use crate::dispatch::DispatchSettings;
-use crate::money::MoneySettings;
 use crate::notify::Notifier;
-use crate::payments::Providers;
-use crate::reviews::ReviewSettings;
-use crate::withdrawals::BankTransfer;
+use crate::ports::BankTransfer;
+use crate::ports::Providers;
+use crate::settings::DispatchSettings;
+use crate::settings::MoneySettings;
+use crate::settings::ReviewSettings;
 
 #[derive(Clone)]
 pub struct Services {

@@ -10,27 +10,6 @@ use crate::commands::CommandContext;
 use crate::error::{Error, Refusal};
 use crate::services::Services;
 
-/// The bank's answer to a transfer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Transfer {
-    pub succeeded: bool,
-    pub reference: String,
-}
-
-#[async_trait::async_trait]
-pub trait BankTransfer: Send + Sync {
-    /// Sends `amount` to the account. Asking again for the same withdrawal returns the first
-    /// answer.
-    async fn pay(
-        &self,
-        withdrawal_id: Uuid,
-        account_number: &str,
-        account_masked: &str,
-        holder_name: &str,
-        amount: Fen,
-    ) -> anyhow::Result<Transfer>;
-}
-
 /// Pays out an approved withdrawal and records the bank's answer. Does nothing for one that is
 /// not (or no longer) approved.
 pub async fn pay_out(

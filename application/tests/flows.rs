@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use application::background::BackgroundCheck;
 use application::commands::CommandContext;
 use application::notify::{EmailSender, Notifier, SmsSender};
-use application::payments::{
-    Checkout, Handled, Headers, Notification, PaymentProvider, Providers, StatementLine,
+use application::payments::Handled;
+use application::ports::{
+    BankTransfer, Checkout, Headers, Notification, PaymentProvider, Providers, StatementLine,
+    Transfer,
 };
 use application::services::{Ports, Services};
-use application::withdrawals::{BankTransfer, Transfer};
 use chrono::{Duration, Utc};
 use domain::customer::Customer;
 use domain::onboarding::{BackgroundCheckOutcome, IdCardNumber};

@@ -265,9 +265,7 @@ impl IntoResponse for ApiError {
                 | ApiError::Unavailable(_)
                 | ApiError::WarehouseNotLoaded
         ) {
-            response
-                .extensions_mut()
-                .insert(crate::idempotency::Retryable);
+            response.extensions_mut().insert(Retryable);
         }
         if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &self {
             // The logging middleware reads this and logs once, inside the request's span.
@@ -287,6 +285,11 @@ pub fn warehouse_error(error: anyhow::Error) -> ApiError {
         ApiError::Internal(error)
     }
 }
+
+/// Marks a response whose failure is passing (a conflict to retry, a lock-out, an outage): its
+/// Idempotency-Key is released rather than bound to it.
+#[derive(Debug, Clone, Copy)]
+pub struct Retryable;
 
 /// The hidden cause of a 5xx, carried to the logging middleware.
 #[derive(Debug, Clone)]

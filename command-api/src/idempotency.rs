@@ -25,11 +25,6 @@ const CREDENTIAL_ROUTES: &[&str] = &[
     "/api/v1/oauth/wechat/callback",
 ];
 
-/// Marks a response whose failure is passing (a conflict to retry, a lock-out, an outage):
-/// its key is released rather than bound to it.
-#[derive(Debug, Clone, Copy)]
-pub struct Retryable;
-
 /// The largest request body any route accepts.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
@@ -229,7 +224,8 @@ async fn replay_or_run_inner(
             )));
         }
     };
-    if parts.status.is_server_error() || parts.extensions.get::<Retryable>().is_some() {
+    if parts.status.is_server_error() || parts.extensions.get::<crate::error::Retryable>().is_some()
+    {
         release(&state, &caller, &key).await;
     } else {
         let content_type = parts

@@ -13,11 +13,13 @@ pub mod logs;
 pub mod metrics;
 pub mod notifications;
 pub mod openapi;
+pub mod passwords;
 pub mod positions;
 pub mod routes;
 pub mod schemas;
 pub mod state;
 pub mod text;
+pub mod tokens;
 pub mod warehouse;
 
 use axum::extract::{DefaultBodyLimit, Request};

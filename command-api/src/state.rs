@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use application::services::Services;
 
-use crate::auth::TokenKey;
+use crate::tokens::TokenKey;
 
 /// The HTTP layer's state: the application's services (reached through `Deref`, so handlers
 /// write `state.orders`), plus what only the HTTP side needs.
@@ -25,14 +25,14 @@ pub struct AppState {
     /// The analytics warehouse (DuckDB) and its refresh/report lock.
     pub warehouse: crate::warehouse::WarehouseHandle,
     /// Argon2 hashing, on a bounded pool.
-    pub passwords: crate::auth::PasswordPool,
+    pub passwords: crate::passwords::PasswordPool,
     /// `ANJIA_STAFF_CODE_SIGN_IN`: whether admins and analysts may sign in by one-time code
     /// before they turn it on themselves (off by default: a phone is easier to take over).
     pub staff_code_sign_in: bool,
     /// The web apps' build folder.
     pub web_dir: std::path::PathBuf,
     /// STUN and TURN for interview calls.
-    pub ice: Arc<crate::routes::interviews::IceSettings>,
+    pub ice: Arc<IceSettings>,
 }
 
 impl std::ops::Deref for AppState {
@@ -49,4 +49,13 @@ impl AppState {
         self.shutdown = shutdown;
         self
     }
+}
+
+/// STUN and TURN servers for interview calls, read once at start.
+#[derive(Debug, Clone, Default)]
+pub struct IceSettings {
+    pub stun_urls: Vec<String>,
+    pub turn_urls: Vec<String>,
+    /// The TURN servers' shared secret: each admission gets time-limited credentials from it.
+    pub turn_secret: Option<String>,
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use application::payments::{
+use application::ports::{
     Checkout, Headers, Notification, PaymentProvider, SandboxBehaviour, SandboxControl,
     StatementLine,
 };

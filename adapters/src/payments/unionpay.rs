@@ -27,7 +27,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::signing::{SigningKey, VerifyingKey};
-use application::payments::{Checkout, Headers, Notification, PaymentProvider, StatementLine};
+use application::ports::{Checkout, Headers, Notification, PaymentProvider, StatementLine};
 
 /// UnionPay's code for the yuan.
 const CURRENCY_CODE: &str = "156";

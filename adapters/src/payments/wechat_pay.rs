@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::signing::{SigningKey, VerifyingKey};
-use application::payments::{Checkout, Headers, Notification, PaymentProvider, StatementLine};
+use application::ports::{Checkout, Headers, Notification, PaymentProvider, StatementLine};
 
 /// WeChat Pay settings, from the environment.
 #[derive(Debug, Clone)]

@@ -14,13 +14,13 @@ use adapters::payments::wechat_pay::WechatPaySettings;
 use adapters::payments::ProviderSettings;
 use adapters::wechat_sign_in::OAuthSettings;
 use anyhow::Context;
-use application::dispatch::DispatchSettings;
 use application::jobs::JobSettings;
-use application::money::MoneySettings;
-use application::reviews::ReviewSettings;
+use application::settings::DispatchSettings;
+use application::settings::MoneySettings;
+use application::settings::ReviewSettings;
 use chrono::Duration;
 use command_api::auth::PasswordLimits;
-use command_api::routes::interviews::IceSettings;
+use command_api::state::IceSettings;
 use command_api::warehouse::WarehouseSettings;
 
 use super::*;

@@ -17,6 +17,7 @@ use crate::auth::{hash_password, Caller};
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::extract::RequestContext;
+use crate::routes::credentials::{check_password, normalise_login};
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
@@ -71,40 +72,6 @@ pub struct RegisterBody {
 pub struct AccountCreated {
     pub user_id: Uuid,
     pub role: String,
-}
-
-/// Normalises a login: e-mail addresses are compared case-insensitively, phone numbers in
-/// their 11-digit form.
-pub fn normalise_login(raw: &str) -> Result<String, ApiError> {
-    let trimmed = raw.trim();
-    if let Ok(phone) = PhoneNumber::parse(trimmed) {
-        return Ok(phone.as_str().to_owned());
-    }
-    let looks_like_email = trimmed.len() <= 254
-        && trimmed.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-        })
-        && !trimmed.contains(char::is_whitespace);
-    if !looks_like_email {
-        return Err(ApiError::Invalid(
-            "登录名须为邮箱或手机号 / the login must be an e-mail address or a mobile number"
-                .into(),
-        ));
-    }
-    Ok(trimmed.to_lowercase())
-}
-
-pub fn check_password(password: &str) -> Result<(), ApiError> {
-    let length = password.chars().count();
-    if !(10..=128).contains(&length) {
-        return Err(ApiError::Invalid(
-            "密码长度须为 10–128 个字符 / the password must be 10 to 128 characters".into(),
-        ));
-    }
-    Ok(())
 }
 
 /// Register a customer or worker account.
@@ -199,10 +166,10 @@ pub async fn register(
         ));
     }
     // Only someone who holds the login's phone or mailbox may register it.
-    crate::routes::verification::consume_code(
+    crate::routes::credentials::consume_code(
         &state.pool,
         &state.token_key,
-        crate::routes::verification::Purpose::Register,
+        crate::routes::credentials::Purpose::Register,
         &login,
         &body.verification_code,
     )

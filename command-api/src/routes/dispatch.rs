@@ -23,7 +23,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery, OptionalJson};
-use crate::routes::orders::OrderAck;
+use crate::routes::acks::OrderAck;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 
@@ -89,7 +89,7 @@ pub async fn grab(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
     application::dispatch::grab(&state, order_id, worker_id, &context).await?;
-    crate::routes::orders::current_ack(&state, order_id).await
+    crate::routes::acks::current_ack(&state, order_id).await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -515,12 +515,3 @@ pub async fn outcome(
     });
     Ok(axum::Json(OutcomeView { interview, booking }))
 }
-
-/// STUN and TURN servers for interview calls, read once at start.
-#[derive(Debug, Clone, Default)]
-pub struct IceSettings {
-    pub stun_urls: Vec<String>,
-    pub turn_urls: Vec<String>,
-    /// The TURN servers' shared secret: each admission gets time-limited credentials from it.
-    pub turn_secret: Option<String>,
-}

@@ -1,12 +1,14 @@
 //! The HTTP routes, one module per area. Each exposes `router()`.
 
 pub mod accounts;
+pub mod acks;
 pub mod activity;
 pub mod admin;
 pub mod audit;
 pub mod availability;
 pub mod commission;
 pub mod corrections;
+pub mod credentials;
 pub mod dashboard;
 pub mod dispatch;
 pub mod health;

@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 use crate::error::ApiError;
 use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::routes::sessions::{open_session, SessionCreated};
+use crate::routes::credentials::{open_session, remove_links, SessionCreated};
 use crate::state::AppState;
 use crate::text::Line;
 use application::identity::{IdentityProvider, IdentityRefusal};
@@ -395,20 +395,4 @@ pub async fn unlink(
         return Err(ApiError::not_found("绑定的账户", "linked account"));
     }
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Removes a person's links to sign-in providers (one provider's, or all); answers how many.
-pub(crate) async fn remove_links<'e, E: sqlx::PgExecutor<'e>>(
-    executor: E,
-    user_id: uuid::Uuid,
-    provider: Option<&str>,
-) -> sqlx::Result<u64> {
-    Ok(sqlx::query(
-        "DELETE FROM external_identities WHERE user_id = $1 AND ($2::text IS NULL OR provider = $2)",
-    )
-    .bind(user_id)
-    .bind(provider)
-    .execute(executor)
-    .await?
-    .rows_affected())
 }

@@ -23,7 +23,9 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::params::ReasonBody;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
-use application::commands::{CommandContext, Committed};
+use application::commands::CommandContext;
+
+use crate::routes::acks::{ack, current_ack, run, OrderAck};
 
 mod lifecycle;
 mod queries;
@@ -145,23 +147,6 @@ pub struct PlaceOrderBody {
     /// A worker the customer chooses. Their time is held while the order awaits payment, and
     /// after payment they must confirm in time or the order goes to the next dispatch stage.
     pub worker_id: Option<Uuid>,
-}
-
-/// The outcome of a command on an order.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct OrderAck {
-    pub order_id: Uuid,
-    pub status: String,
-    /// The order's version (the sequence number of its last event).
-    pub version: usize,
-}
-
-pub(crate) fn ack(order_id: Uuid, committed: Committed<Order>) -> axum::Json<OrderAck> {
-    axum::Json(OrderAck {
-        order_id,
-        status: committed.state.status.as_str().to_owned(),
-        version: committed.version,
-    })
 }
 
 /// Place an order (customers).

@@ -21,7 +21,8 @@ use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
-use application::payments::{Handled, SandboxBehaviour};
+use application::payments::Handled;
+use application::ports::SandboxBehaviour;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -240,8 +241,8 @@ pub struct CheckoutView {
     pub pay_url: String,
 }
 
-impl From<application::payments::Checkout> for CheckoutView {
-    fn from(checkout: application::payments::Checkout) -> Self {
+impl From<application::ports::Checkout> for CheckoutView {
+    fn from(checkout: application::ports::Checkout) -> Self {
         CheckoutView {
             provider: checkout.provider,
             provider_transaction: checkout.provider_transaction,
@@ -707,7 +708,7 @@ pub async fn reconciliations(
 }
 
 /// A notification's headers as the payment port takes them: plain text, no HTTP types.
-fn plain_headers(headers: &HeaderMap) -> application::payments::Headers {
+fn plain_headers(headers: &HeaderMap) -> application::ports::Headers {
     headers
         .iter()
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))

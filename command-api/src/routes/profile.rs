@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::error::{vault_error, ApiError};
 use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
-use crate::routes::accounts::normalise_login;
+use crate::routes::credentials::normalise_login;
 use crate::routes::orders::AddressBody;
 use crate::state::AppState;
 use crate::text::Line;

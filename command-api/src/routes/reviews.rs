@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
-use crate::routes::orders::OrderAck;
+use crate::routes::acks::OrderAck;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 
@@ -78,7 +78,7 @@ pub async fn reply(
         reply: String::from(body.reply),
         now: context.occurred_at,
     };
-    crate::routes::orders::run(&state, order_id, command, &context).await
+    crate::routes::acks::run(&state, order_id, command, &context).await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -104,7 +104,7 @@ pub async fn hide(
         reason: String::from(body.reason),
         now: context.occurred_at,
     };
-    crate::routes::orders::run(&state, order_id, command, &context).await
+    crate::routes::acks::run(&state, order_id, command, &context).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

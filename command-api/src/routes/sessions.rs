@@ -6,18 +6,14 @@
 //! client is confused), and the whole session is revoked. Access tokens name their session, so
 //! revoking a session refuses its access tokens at once, in every process.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::Router;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::{Actor, Role};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -25,22 +21,13 @@ use crate::auth::{hash_password, verify_password, Caller, Verified};
 use crate::error::ApiError;
 use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
-use crate::routes::accounts::{check_password, normalise_login};
+use crate::routes::credentials::{
+    check_password, new_refresh_token, normalise_login, open_session, reserve_attempt,
+    settle_attempt, Attempt, SessionCreated, SESSION_TTL,
+};
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
-
-/// How long a session lives without being refreshed.
-pub const SESSION_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60);
-
-/// Failures allowed before a lock-out, per account and per client address.
-const FREE_FAILURES: i32 = 5;
-const FIRST_LOCK_OUT_SECONDS: i64 = 30;
-/// Sign-ins one client address may have checked at once beyond its failure allowance: many
-/// people share an address (an office, a mobile carrier's NAT), so right passwords are not
-/// refused for arriving together, while a burst of guesses from one address stays bounded.
-const ADDRESS_IN_FLIGHT: i32 = 16;
-const LONGEST_LOCK_OUT_SECONDS: i64 = 60 * 60;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -84,10 +71,10 @@ pub async fn reauthenticate(
                     .bind(verified.actor.id)
                     .fetch_one(&state.pool)
                     .await?;
-            crate::routes::verification::consume_guarded(
+            crate::routes::credentials::consume_guarded(
                 &state,
                 &context,
-                crate::routes::verification::Purpose::Reauthenticate,
+                crate::routes::credentials::Purpose::Reauthenticate,
                 &login,
                 &code,
             )
@@ -133,7 +120,8 @@ pub async fn sign_out_everywhere(
     .execute(&mut *transaction)
     .await?;
     if body.remove_linked_accounts {
-        crate::routes::oauth::remove_links(&mut *transaction, verified.actor.id, None).await?;
+        crate::routes::credentials::remove_links(&mut *transaction, verified.actor.id, None)
+            .await?;
     }
     transaction.commit().await?;
     Ok(StatusCode::NO_CONTENT)
@@ -146,213 +134,10 @@ pub struct SignInBody {
     pub password: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct SessionCreated {
-    pub access_token: String,
-    pub token_type: String,
-    pub expires_at: DateTime<Utc>,
-    /// Spend it at `/api/v1/sessions/refresh` for a new pair; it works once.
-    pub refresh_token: String,
-    pub refresh_expires_at: DateTime<Utc>,
-    pub session_id: Uuid,
-    pub user_id: Uuid,
-    pub role: String,
-}
-
 /// A real hash of nothing in particular, checked when the login is unknown so that timing
 /// does not tell which logins exist.
 static DUMMY_HASH: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| hash_password("no such account").expect("hashing works"));
-
-fn new_refresh_token() -> (String, Vec<u8>) {
-    let secret: [u8; 32] = rand::random();
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-    let hash = Sha256::digest(token.as_bytes()).to_vec();
-    (token, hash)
-}
-
-pub(crate) async fn open_session(
-    state: &AppState,
-    actor: Actor,
-    method: domain::activity::SignInMethod,
-    context: &CommandContext,
-) -> Result<SessionCreated, ApiError> {
-    let session_id = Uuid::now_v7();
-    let now = Utc::now();
-    let refresh_expires_at = now + SESSION_TTL;
-    let (refresh_token, refresh_hash) = new_refresh_token();
-    let mut transaction = state.pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO sessions (session_id, user_id, expires_at, client_ip, user_agent) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(session_id)
-    .bind(actor.id)
-    .bind(refresh_expires_at)
-    .bind(&context.client_ip)
-    .bind(&context.user_agent)
-    .execute(&mut *transaction)
-    .await?;
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id) VALUES ($1, $2)")
-        .bind(&refresh_hash)
-        .bind(session_id)
-        .execute(&mut *transaction)
-        .await?;
-    transaction.commit().await?;
-    crate::routes::activity::record_sign_in(state, actor, method, context).await;
-    if crate::routes::security::settings_of(state, actor.id)
-        .await?
-        .new_sign_in_alert
-    {
-        let from = context.client_ip.as_deref().unwrap_or("unknown");
-        let device = context.user_agent.as_deref().unwrap_or("unknown");
-        application::notifications::notify(
-            &state.pool,
-            application::notifications::Recipient::Person(actor.id),
-            "new_sign_in",
-            "新的登录 / New sign-in",
-            &format!("您的账户在 {from}（{device}）登录。如非本人操作，请撤销该会话并修改密码。/ Your account signed in from {from} ({device}). If this was not you, revoke the session and change your password."),
-        )
-        .await?;
-    }
-    let (access_token, expires_at) = state.token_key.issue(actor, session_id, now);
-    Ok(SessionCreated {
-        access_token,
-        token_type: "Bearer".into(),
-        expires_at,
-        refresh_token,
-        refresh_expires_at,
-        session_id,
-        user_id: actor.id,
-        role: actor.role.as_str().into(),
-    })
-}
-
-/// Reserves an attempt for the login and for the client address before a password or a code
-/// is checked. Five failures are free; past them each failure locks out for twice as long as
-/// the one before, up to an hour, and an hour without failures starts the count again. An
-/// attempt may start only while the failures so far plus the attempts being checked stay
-/// under the allowance (past it, only one at a time once the lock-out has run out; an address
-/// may have `ADDRESS_IN_FLIGHT` more being checked). Each scope
-/// is one upsert, which takes its row's lock, so parallel attempts in any process take turns
-/// and a burst of guesses cannot all pass one check.
-pub(crate) async fn reserve_attempt(
-    pool: &PgPool,
-    login: &str,
-    client_ip: &str,
-) -> Result<(), ApiError> {
-    for (index, (scope, subject)) in [("ip", client_ip), ("login", login)]
-        .into_iter()
-        .enumerate()
-    {
-        let reserved: Option<i32> = sqlx::query_scalar(
-            "INSERT INTO sign_in_failures AS f (scope, subject, failures, in_flight, reserved_at)
-             VALUES ($1, $2, 0, 1, now())
-             ON CONFLICT (scope, subject) DO UPDATE
-                SET in_flight = (CASE WHEN f.reserved_at < now() - interval '1 minute' THEN 0 ELSE f.in_flight END) + 1,
-                    reserved_at = now()
-              WHERE (f.locked_until IS NULL OR f.locked_until <= now())
-                AND (CASE WHEN f.last_failure_at < now() - interval '1 hour' THEN 0 ELSE f.failures END)
-                    + (CASE WHEN f.reserved_at < now() - interval '1 minute' THEN 0 ELSE f.in_flight END)
-                    < GREATEST($3, (CASE WHEN f.last_failure_at < now() - interval '1 hour' THEN 0 ELSE f.failures END) + 1) + $4
-             RETURNING in_flight",
-        )
-        .bind(scope)
-        .bind(subject)
-        .bind(FREE_FAILURES)
-        .bind(if scope == "ip" { ADDRESS_IN_FLIGHT } else { 0 })
-        .fetch_optional(pool)
-        .await?;
-        if reserved.is_some() {
-            continue;
-        }
-        if index == 1 {
-            // The address's reservation is not used after all.
-            release(pool, "ip", client_ip).await?;
-        }
-        let until: Option<DateTime<Utc>> = sqlx::query_scalar(
-            "SELECT locked_until FROM sign_in_failures WHERE scope = $1 AND subject = $2",
-        )
-        .bind(scope)
-        .bind(subject)
-        .fetch_optional(pool)
-        .await?
-        .flatten();
-        return Err(ApiError::LockedOut {
-            retry_after_seconds: until.map_or(1, |until| (until - Utc::now()).num_seconds().max(1)),
-        });
-    }
-    Ok(())
-}
-
-/// Gives back a reservation that was not judged.
-async fn release(pool: &PgPool, scope: &str, subject: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "UPDATE sign_in_failures SET in_flight = GREATEST(in_flight - 1, 0)
-          WHERE scope = $1 AND subject = $2",
-    )
-    .bind(scope)
-    .bind(subject)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
-/// How a reserved attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Attempt {
-    /// The password or code was wrong: a failure for the login and the address.
-    Failed,
-    /// It was right: the login's count starts again.
-    Succeeded,
-    /// Nothing was judged (the server failed, or was too busy): it does not count.
-    Undecided,
-}
-
-/// Settles an attempt `reserve_attempt` reserved.
-pub(crate) async fn settle_attempt(
-    pool: &PgPool,
-    login: &str,
-    client_ip: &str,
-    attempt: Attempt,
-) -> Result<(), ApiError> {
-    match attempt {
-        Attempt::Failed => {
-            for (scope, subject) in [("login", login), ("ip", client_ip)] {
-                sqlx::query(
-                    "UPDATE sign_in_failures
-                        SET failures = CASE WHEN last_failure_at < now() - interval '1 hour'
-                                            THEN 1 ELSE failures + 1 END,
-                            locked_until = CASE WHEN last_failure_at < now() - interval '1 hour' THEN NULL
-                              WHEN failures + 1 >= $3
-                                THEN now() + make_interval(secs => LEAST($5, $4 * power(2, failures + 1 - $3)))
-                                ELSE locked_until END,
-                            last_failure_at = now(),
-                            in_flight = GREATEST(in_flight - 1, 0)
-                      WHERE scope = $1 AND subject = $2",
-                )
-                .bind(scope)
-                .bind(subject)
-                .bind(FREE_FAILURES)
-                .bind(FIRST_LOCK_OUT_SECONDS as f64)
-                .bind(LONGEST_LOCK_OUT_SECONDS as f64)
-                .execute(pool)
-                .await?;
-            }
-        }
-        Attempt::Succeeded => {
-            sqlx::query("DELETE FROM sign_in_failures WHERE scope = 'login' AND subject = $1")
-                .bind(login)
-                .execute(pool)
-                .await?;
-            release(pool, "ip", client_ip).await?;
-        }
-        Attempt::Undecided => {
-            release(pool, "login", login).await?;
-            release(pool, "ip", client_ip).await?;
-        }
-    }
-    Ok(())
-}
 
 /// Checks the signed-in person's own password behind the lock-out: a stolen access token must
 /// not become a way to guess it, so wrong answers count and lock out exactly as sign-ins do.

@@ -12,24 +12,20 @@ use domain::{Actor, PhoneNumber, Role};
 use hmac::Mac;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::{hash_password, TokenKey};
+use crate::auth::hash_password;
 use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::extract::RequestContext;
-use crate::routes::accounts::{check_password, normalise_login};
-use crate::routes::sessions::{
-    open_session, reserve_attempt, settle_attempt, Attempt, SessionCreated,
+use crate::routes::credentials::{
+    check_password, consume_guarded, normalise_login, open_session, Purpose, SessionCreated,
+    CODE_LIFETIME_MINUTES,
 };
 use crate::state::AppState;
 use crate::text::Line;
-use application::commands::CommandContext;
 
-const CODE_LIFETIME_MINUTES: i64 = 10;
-const MAX_ATTEMPTS: i32 = 5;
 const RESEND_AFTER_SECONDS: i64 = 60;
 const SENDS_PER_DESTINATION_PER_HOUR: i64 = 5;
 const SENDS_PER_ADDRESS_PER_HOUR: i64 = 20;
@@ -39,27 +35,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/verification-codes", post(request_code))
         .route("/api/v1/sessions/code", post(sign_in_with_code))
         .route("/api/v1/password-resets", post(reset_password))
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Purpose {
-    Register,
-    SignIn,
-    ResetPassword,
-    /// Confirming it is you before a sensitive change (`POST /api/v1/me/reauthentication`).
-    Reauthenticate,
-}
-
-impl Purpose {
-    fn as_str(self) -> &'static str {
-        match self {
-            Purpose::Register => "register",
-            Purpose::SignIn => "sign_in",
-            Purpose::ResetPassword => "reset_password",
-            Purpose::Reauthenticate => "reauthenticate",
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -224,80 +199,6 @@ pub async fn request_code(
     ))
 }
 
-/// Spends the newest live code for this purpose and destination if `code` matches it.
-/// A wrong guess uses up one of its attempts.
-pub async fn consume_code(
-    pool: &PgPool,
-    key: &TokenKey,
-    purpose: Purpose,
-    destination: &str,
-    code: &str,
-) -> Result<(), ApiError> {
-    let mut transaction = pool.begin().await?;
-    let live: Option<(Uuid, Vec<u8>, i32, DateTime<Utc>)> = sqlx::query_as(
-        "SELECT code_id, code_mac, attempts, expires_at FROM verification_codes
-          WHERE purpose = $1 AND destination = $2 AND consumed_at IS NULL
-          ORDER BY created_at DESC LIMIT 1 FOR UPDATE",
-    )
-    .bind(purpose.as_str())
-    .bind(destination)
-    .fetch_optional(&mut *transaction)
-    .await?;
-    let Some((code_id, stored_mac, attempts, expires_at)) = live else {
-        return Err(ApiError::BadCode);
-    };
-    if attempts >= MAX_ATTEMPTS || expires_at <= Utc::now() {
-        return Err(ApiError::BadCode);
-    }
-    // `verify_slice` compares in constant time.
-    let matches = key
-        .code_mac(&[purpose.as_str(), destination, code.trim()])
-        .verify_slice(&stored_mac)
-        .is_ok();
-    if matches {
-        sqlx::query("UPDATE verification_codes SET consumed_at = now() WHERE code_id = $1")
-            .bind(code_id)
-            .execute(&mut *transaction)
-            .await?;
-    } else {
-        sqlx::query("UPDATE verification_codes SET attempts = attempts + 1 WHERE code_id = $1")
-            .bind(code_id)
-            .execute(&mut *transaction)
-            .await?;
-    }
-    transaction.commit().await?;
-    if matches {
-        Ok(())
-    } else {
-        Err(ApiError::BadCode)
-    }
-}
-
-/// Spends a code as `consume_code` does, behind the sign-in lock-out: a wrong code counts as
-/// a failed sign-in for the login and the client address. Returns the normalised login.
-pub(crate) async fn consume_guarded(
-    state: &AppState,
-    context: &CommandContext,
-    purpose: Purpose,
-    raw_login: &str,
-    code: &str,
-) -> Result<String, ApiError> {
-    let login = normalise_login(raw_login).map_err(|_| ApiError::BadCode)?;
-    let client_ip = context
-        .client_ip
-        .clone()
-        .unwrap_or_else(|| "unknown".into());
-    reserve_attempt(&state.pool, &login, &client_ip).await?;
-    let consumed = consume_code(&state.pool, &state.token_key, purpose, &login, code).await;
-    let attempt = match &consumed {
-        Ok(()) => Attempt::Succeeded,
-        Err(ApiError::BadCode) => Attempt::Failed,
-        Err(_) => Attempt::Undecided,
-    };
-    settle_attempt(&state.pool, &login, &client_ip, attempt).await?;
-    consumed.map(|()| login)
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CodeSignInBody {
@@ -388,7 +289,7 @@ pub async fn reset_password(
     .await?;
     // Whoever reset the password holds the login's phone or mailbox: a sign-in provider linked
     // by someone else (with a stolen session) goes with the old password.
-    crate::routes::oauth::remove_links(&mut *transaction, user_id, None).await?;
+    crate::routes::credentials::remove_links(&mut *transaction, user_id, None).await?;
     transaction.commit().await?;
     Ok(StatusCode::NO_CONTENT)
 }

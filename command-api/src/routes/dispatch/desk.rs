@@ -88,7 +88,7 @@ pub async fn reassign(
             }
         }
     }
-    crate::routes::orders::current_ack(&state, order_id).await
+    crate::routes::acks::current_ack(&state, order_id).await
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -3,16 +3,6 @@
 
 use super::*;
 
-pub(crate) async fn run(
-    state: &AppState,
-    order_id: Uuid,
-    command: OrderCommand,
-    context: &CommandContext,
-) -> Result<axum::Json<OrderAck>, ApiError> {
-    let committed = state.orders.execute(order_id, command, context).await?;
-    Ok(ack(order_id, committed))
-}
-
 /// Cancel an order before its service starts (its customer or an admin).
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
@@ -220,21 +210,6 @@ pub async fn record_payment(
             Ok(recorded)
         }
     }
-}
-
-pub(crate) async fn current_ack(
-    state: &AppState,
-    order_id: Uuid,
-) -> Result<axum::Json<OrderAck>, ApiError> {
-    let (order, version): (Order, usize) = state.orders.load(order_id).await?;
-    if order.status == OrderStatus::New {
-        return Err(ApiError::not_found("订单", "order"));
-    }
-    Ok(axum::Json(OrderAck {
-        order_id,
-        status: order.status.as_str().to_owned(),
-        version,
-    }))
 }
 
 /// Open a paid order for dispatch (admins).

@@ -1,6 +1,9 @@
 //! Password hashing (Argon2), on a bounded pool so a burst of sign-ins cannot take every thread.
 
-use super::*;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+
+use crate::error::ApiError;
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -99,5 +102,18 @@ impl PasswordPool {
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|error| ApiError::Internal(error.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_verify_only_against_their_own_hash() {
+        let hash = hash_password("correct horse").expect("hashes");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
     }
 }
