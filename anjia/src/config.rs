@@ -412,6 +412,27 @@ impl Environment {
             .ok_or_else(|| anyhow::anyhow!("{name} is required with {anchor}"))
     }
 
+    /// One line per setting: its name, its value (`<set>` for a secret, `-` when unset) and
+    /// what it does.
+    pub fn describe(&self) -> Vec<String> {
+        let width = SETTINGS
+            .iter()
+            .map(|setting| setting.name.len())
+            .max()
+            .unwrap_or(0);
+        SETTINGS
+            .iter()
+            .map(|setting| {
+                let value = match self.get(setting.name) {
+                    None => "-".to_owned(),
+                    Some(_) if setting.secret => "<set>".to_owned(),
+                    Some(value) => value,
+                };
+                format!("{:width$}  {value}  ({})", setting.name, setting.help)
+            })
+            .collect()
+    }
+
     /// Settings given by hand (tests and tools).
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
         let mut values = BTreeMap::new();
@@ -585,6 +606,27 @@ mod tests {
         for name in read {
             assert!(declared.contains(name), "{name} is read but not declared");
         }
+    }
+
+    #[test]
+    fn the_list_of_settings_shows_values_but_never_a_secret() {
+        let env = Environment::from_pairs([
+            ("ANJIA_HOLD_MINUTES", "20"),
+            ("ANJIA_METRICS_TOKEN", "scrape-secret"),
+        ]);
+        let lines = env.describe();
+        assert_eq!(lines.len(), SETTINGS.len());
+        let line = |name: &str| {
+            lines
+                .iter()
+                .find(|line| line.starts_with(&format!("{name} ")))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert!(line("ANJIA_HOLD_MINUTES").contains("  20  ("));
+        assert!(line("ANJIA_METRICS_TOKEN").contains("<set>"));
+        assert!(!lines.iter().any(|line| line.contains("scrape-secret")));
+        assert!(line("ANJIA_MODE").contains("  -  ("));
     }
 
     #[test]

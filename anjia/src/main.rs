@@ -53,6 +53,9 @@ enum Command {
     /// Print the API's OpenAPI document (what `/api/openapi.json` answers); the web apps'
     /// typed client is generated from it. Needs no database.
     Openapi,
+    /// List every `ANJIA_*` setting: what it does and whether it is set (secrets are not shown).
+    /// Needs no database.
+    Settings,
     /// Rebuild a projection from position zero beside the live one, then swap.
     RebuildProjection { name: String },
     /// Show each projection's position and lag.
@@ -209,6 +212,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let url = cli.database_url.as_deref();
     let master_key = cli.master_key.as_deref();
     match cli.command {
+        Command::Settings => {
+            let mut stdout = std::io::stdout().lock();
+            for line in cli.environment.describe() {
+                writeln!(stdout, "{line}")?;
+            }
+        }
         Command::Openapi => {
             print_json(&<command_api::openapi::ApiDoc as utoipa::OpenApi>::openapi())?;
         }
