@@ -265,15 +265,11 @@ pub async fn grab(
     // Refused early, with the order's own answer, before any time is reserved.
     let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
     let facts = worker.facts(worker_id, domain::values::business_day(context.occurred_at));
-    let command = OrderCommand::Grab {
-        worker: facts,
-        now: context.occurred_at,
-    };
     let blocked = match order.customer_id {
         Some(customer_id) => projections::dispatch::blocked_by(&services.pool, customer_id).await?,
         None => Vec::new(),
     };
-    if let (Some(service), OrderCommand::Grab { worker: facts, .. }) = (order.service, &command) {
+    if let Some(service) = order.service {
         // A grab asks the radius, not the city: the offers a worker sees are their city's.
         let wanted = Wanted {
             service,
@@ -282,7 +278,7 @@ pub async fn grab(
             blocked: &blocked,
             declined_by: &[],
         };
-        match may_take(&Applicant::new(&worker, facts), &wanted) {
+        match may_take(&Applicant::new(&worker, &facts), &wanted) {
             Err(Ineligible::Blocked) => {
                 return Err(Error::illegal_state(
                     "该客户不接受您的服务 / this customer has asked not to be served by you",
@@ -297,6 +293,10 @@ pub async fn grab(
             _ => {}
         }
     }
+    let command = OrderCommand::Grab {
+        worker: facts,
+        now: context.occurred_at,
+    };
     if let Err(refusal) = order.decide_only(command.clone()) {
         return Err(refusal.into());
     }

@@ -165,6 +165,22 @@ pub struct Providers {
 }
 
 impl Providers {
+    /// Tells the sandbox how to answer `payment_id` when the sandbox is the one taking it; a
+    /// payment a real provider takes is never scripted.
+    pub async fn script(
+        &self,
+        taking: &dyn PaymentProvider,
+        payment_id: Uuid,
+        behaviour: SandboxBehaviour,
+    ) -> anyhow::Result<()> {
+        match (&self.sandbox, &self.sandbox_control) {
+            (Some(sandbox), Some(control)) if sandbox.name() == taking.name() => {
+                control.script(payment_id, behaviour).await
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<dyn PaymentProvider>> {
         self.all()
             .into_iter()

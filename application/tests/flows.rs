@@ -237,7 +237,7 @@ async fn booking(services: &Services, customer_id: Uuid) -> Booking {
 }
 
 #[tokio::test]
-async fn a_verified_notification_captures_once_marks_the_order_paid_and_a_forged_one_changes_nothing(
+async fn a_verified_notification_captures_once_and_opens_the_paid_order_for_dispatch_and_a_forged_one_changes_nothing(
 ) {
     let services = services(Arc::default()).await;
     let customer = customer();
@@ -307,14 +307,8 @@ async fn a_verified_notification_captures_once_marks_the_order_paid_and_a_forged
     assert_eq!(payment.status, PaymentStatus::Captured);
     assert_eq!(payment.in_escrow, amount.get());
     let (order, _): (Order, usize) = services.orders.load(order_id).await.expect("load");
-    assert!(
-        !matches!(
-            order.status,
-            OrderStatus::AwaitingPayment | OrderStatus::Cancelled
-        ),
-        "{:?}",
-        order.status
-    );
+    // Paid, and opened for dispatch at once (daily cleaning goes to the grab hall).
+    assert_eq!(order.status, OrderStatus::Dispatching);
     let logged: Vec<String> = sqlx::query_scalar(
         "SELECT outcome FROM payment_notifications WHERE provider = 'memory' ORDER BY received_at, log_id",
     )

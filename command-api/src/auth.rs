@@ -175,8 +175,6 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     }
 }
 
-pub use application::secrets::server_secret;
-
 #[cfg(test)]
 mod tests {
     use super::*;

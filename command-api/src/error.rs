@@ -190,7 +190,7 @@ impl ApiError {
     }
 
     pub fn not_found(what_zh: &str, what_en: &str) -> Self {
-        ApiError::NotFound(format!("{what_zh}不存在 / no such {what_en}"))
+        application::Error::not_found(what_zh, what_en).into()
     }
 
     pub fn forbidden() -> Self {

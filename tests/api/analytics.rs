@@ -319,8 +319,8 @@ async fn app_with_warehouse_file(
         let file = file.clone();
         move |settings| {
             settings.warehouse.path = Some(file);
-            // No scheduled refresh may hold the file while another process opens it.
-            settings.jobs.analytics_schedule = "0 0 0 1 1 *".to_owned();
+            // The harness schedules no refresh, so none holds the file while another process
+            // opens it.
             adjust(settings);
         }
     })

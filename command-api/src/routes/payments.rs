@@ -315,14 +315,11 @@ pub async fn create_intent(
         }
         Err(other) => return Err(other.into()),
     }
-    if let Some(control) = &state.payment_providers.sandbox_control {
-        if provider.name() == "sandbox" {
-            control
-                .script(payment_id, body.sandbox.into())
-                .await
-                .map_err(ApiError::Unavailable)?;
-        }
-    }
+    state
+        .payment_providers
+        .script(provider.as_ref(), payment_id, body.sandbox.into())
+        .await
+        .map_err(ApiError::Unavailable)?;
     let checkout = provider
         .create(payment_id, amount, body.method)
         .await

@@ -6,7 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
 use chrono::{DateTime, Utc};
-use domain::wallet::{BankAccount, Wallet, WalletCommand, WithdrawalChecks, WithdrawalRisk};
+use domain::wallet::{
+    BankAccount, Wallet, WalletCommand, WalletError, WithdrawalChecks, WithdrawalRisk,
+};
 use domain::worker::Worker;
 use domain::Fen;
 use serde::{Deserialize, Serialize};
@@ -112,15 +114,6 @@ pub struct WithdrawalView {
     pub requested_at: DateTime<Utc>,
 }
 
-pub(crate) fn risk(refusal: WithdrawalRisk) -> ApiError {
-    match refusal {
-        WithdrawalRisk::BelowMinimum(_) | WithdrawalRisk::OverDailyMaximum(_) => {
-            ApiError::Invalid(refusal.to_string())
-        }
-        _ => ApiError::IllegalState(refusal.to_string()),
-    }
-}
-
 /// Ask to withdraw available income to your bank account (workers). Checked first: minimum and
 /// daily maximum, how many requests today, the account holder against your verified name, the
 /// account's age, and open disputes. The amount is reserved at once.
@@ -144,7 +137,11 @@ pub async fn request_withdrawal(
         None
     } else {
         let Some((account, account_set_at)) = wallet.bank_account.clone() else {
-            return Err(risk(WithdrawalRisk::NoBankAccount));
+            // Refused as the wallet itself refuses a risky withdrawal.
+            return Err(application::Error::from_refusal(WalletError::Risk(
+                WithdrawalRisk::NoBankAccount,
+            ))
+            .into());
         };
         // The holder must be the identity the worker submitted at onboarding, with a clear
         // background check, not the profile's name, which the worker edits at will.

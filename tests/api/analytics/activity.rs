@@ -5,10 +5,7 @@ use super::*;
 #[tokio::test]
 async fn the_activity_report_counts_sign_ins_app_opens_and_work_and_utilisation_agrees_with_the_orders_read_model(
 ) {
-    let app = tests::spawn_app_with(|settings| {
-        settings.jobs.analytics_schedule = "0 0 0 1 1 *".to_owned();
-    })
-    .await;
+    let app = tests::spawn_app().await;
     let admin = app.create_admin().await;
     let analyst = app.create_analyst().await;
     let first = app.register_customer().await;
@@ -229,10 +226,7 @@ fn close(reported: &Value, expected: f64, what: &str) {
 
 #[tokio::test]
 async fn on_a_generated_history_every_report_agrees_with_the_read_models_and_the_log() {
-    let app = tests::spawn_app_with(|settings| {
-        settings.jobs.analytics_schedule = "0 0 0 1 1 *".to_owned();
-    })
-    .await;
+    let app = tests::spawn_app().await;
     let admin = app.create_admin().await;
     let analyst = app.create_analyst().await;
     // Three months ending sixty days ago: every order has run its course (service, review
