@@ -286,7 +286,8 @@ async fn an_admin_and_an_analyst_use_the_console_in_chromium() {
         .unwrap_or_else(|error| panic!("no result line ({error}): {stdout}\n{stderr}"));
     assert!(
         output.status.success() && result["problems"].as_array().is_some_and(Vec::is_empty),
-        "the console test failed: {result:#}\n{stderr}"
+        "{}",
+        tests::browser_failure("console.mjs", &result, &stderr)
     );
     for page in [
         "sign-in",
@@ -507,7 +508,8 @@ async fn a_phone_lands_in_the_app_browses_services_and_a_customer_signs_up_with_
         .unwrap_or_else(|error| panic!("no result line ({error}): {last}"));
     assert!(
         status.success() && result["problems"].as_array().is_some_and(Vec::is_empty),
-        "the app test failed: {result:#}"
+        "{}",
+        tests::browser_failure("app.mjs", &result, "")
     );
     assert_eq!(
         result["checks"].as_array().map(Vec::len),

@@ -53,7 +53,8 @@ async fn drive_telling(
         .unwrap_or_else(|error| panic!("no result line ({error}): {last}"));
     assert!(
         status.success() && result["problems"].as_array().is_some_and(Vec::is_empty),
-        "the phone test failed: {result:#}"
+        "{}",
+        tests::browser_failure("phone.mjs", &result, "")
     );
     assert_eq!(
         result["checks"].as_array().map(Vec::len),

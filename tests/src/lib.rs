@@ -228,6 +228,41 @@ impl TestApp {
     }
 }
 
+/// Why a browser script failed, short enough to survive a log that keeps only its last lines:
+/// how far it got (its last checks), the end of what it wrote to stderr, then its problems,
+/// last of all.
+pub fn browser_failure(script: &str, result: &Value, stderr: &str) -> String {
+    let checks = result["checks"].as_array().cloned().unwrap_or_default();
+    let last_checks: Vec<String> = checks
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .map(|check| format!("  ✓ {}", check.as_str().unwrap_or_default()))
+        .collect();
+    let stderr_tail: Vec<&str> = stderr.lines().rev().take(10).collect();
+    let problems: Vec<String> = result["problems"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|problem| {
+            let text = problem
+                .as_str()
+                .map_or_else(|| problem.to_string(), str::to_owned);
+            let short: String = text.lines().take(8).collect::<Vec<_>>().join("\n    ");
+            format!("  ✗ {short}")
+        })
+        .collect();
+    format!(
+        "{script} failed after {} checks; the last:\n{}\nstderr (last lines):\n{}\nproblems:\n{}",
+        checks.len(),
+        last_checks.join("\n"),
+        stderr_tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+        problems.join("\n"),
+    )
+}
+
 /// The clone's `web/` folder (the Vite project).
 pub fn web_folder() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -50,6 +50,37 @@ describe('the session', () => {
     expect(localStorage.getItem('anjia.refresh')).toBe('r2')
   })
 
+  it('does not refresh again for a 401 that comes back after another request refreshed', async () => {
+    const session = useSession()
+    session.accessToken = 'old'
+    localStorage.setItem('anjia.refresh', 'r1')
+    let refreshes = 0
+    let releaseSlow: () => void = () => undefined
+    const slowHeld = new Promise<void>((resolve) => (releaseSlow = resolve))
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async (input: Request | string) => {
+        const request = typeof input === 'string' ? new Request(`http://x${input}`) : input
+        if (request.url.endsWith('/api/v1/sessions/refresh')) {
+          refreshes += 1
+          return created(`new-${refreshes}`, `r${refreshes + 1}`)
+        }
+        const token = request.headers.get('authorization')
+        // The slow request's 401 is held until the fast one has refreshed and retried.
+        if (request.url.endsWith('/slow') && token === 'Bearer old') await slowHeld
+        const fresh = token?.startsWith('Bearer new') ?? false
+        return new Response(fresh ? '{}' : '', { status: fresh ? 200 : 401 })
+      }),
+    )
+    const slow = authorizedFetch(new Request('http://x/api/v1/slow'))
+    const fast = await authorizedFetch(new Request('http://x/api/v1/fast'))
+    expect(fast.status).toBe(200)
+    releaseSlow()
+    expect((await slow).status).toBe(200)
+    expect(refreshes).toBe(1)
+    expect(localStorage.getItem('anjia.refresh')).toBe('r2')
+  })
+
   it('forgets a session whose refresh is refused, so the page returns to sign-in', async () => {
     const session = useSession()
     session.accessToken = 'old'

@@ -164,6 +164,7 @@ export async function authorizedFetch(request: Request): Promise<Response> {
     if (session.accessToken) headers.set('authorization', `Bearer ${session.accessToken}`)
     return new Request(original, { headers })
   }
+  const sent = session.accessToken
   const response = await fetch(withToken(request))
   if (response.status !== 401 || !localStorage.getItem(REFRESH_KEY)) return response
   // Only an access token the server no longer takes is refreshed: a wrong password given to
@@ -173,6 +174,8 @@ export async function authorizedFetch(request: Request): Promise<Response> {
     .json()
     .catch(() => null)
   if (isProblem(problem) && problem.type !== '/problems/unauthenticated') return response
+  // Another request refreshed while this one was out: its token is already the new one.
+  if (session.accessToken && session.accessToken !== sent) return fetch(withToken(retry))
   const refreshed = await session.refresh()
   if (!refreshed) return response
   return fetch(withToken(retry))
