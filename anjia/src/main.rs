@@ -219,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Openapi => {
-            print_json(&<command_api::openapi::ApiDoc as utoipa::OpenApi>::openapi())?;
+            print_json(command_api::openapi::document())?;
         }
         Command::Serve {
             listen,

@@ -38,36 +38,9 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole HTTP application. Tests call this same function.
 pub fn app(state: AppState) -> Router {
-    let routes = Router::new()
-        .merge(routes::health::router())
-        .merge(routes::accounts::router())
-        .merge(routes::sessions::router())
-        .merge(routes::verification::router())
-        .merge(routes::workers::router())
-        .merge(routes::orders::router())
-        .merge(routes::dispatch::router())
-        .merge(routes::payments::router())
-        .merge(routes::wallet::router())
-        .merge(routes::commission::router())
-        .merge(routes::audit::router())
-        .merge(routes::reviews::router())
-        .merge(routes::corrections::router())
-        .merge(routes::interviews::router())
-        .merge(routes::reports::router())
+    let (documented, _) = openapi::routes().split_for_parts();
+    let routes = documented
         .merge(signaling::router(state.signaling.clone()))
-        .route("/metrics", axum::routing::get(metrics::endpoint))
-        .merge(routes::profile::router())
-        .merge(routes::activity::router())
-        .merge(routes::onboarding::router())
-        .merge(routes::users::router())
-        .merge(routes::oauth::router())
-        .merge(routes::security::router())
-        .merge(routes::availability::router())
-        .merge(routes::live::router())
-        .merge(notifications::router())
-        .merge(routes::admin::router())
-        .merge(routes::dashboard::router())
-        .merge(openapi::router())
         // Innermost first: the idempotency check runs after authorisation has named the caller.
         // A panicking handler becomes a 500 problem here, inside the idempotency layer, so
         // its key is released rather than left claimed.
@@ -91,7 +64,7 @@ pub fn app(state: AppState) -> Router {
             auth::order_scope,
         ))
         .route_layer(middleware::from_fn_with_state(
-            state.clone(),
+            (state.clone(), openapi::ROUTES.as_slice()),
             auth::authorize,
         ))
         .with_state(state.clone());

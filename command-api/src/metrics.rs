@@ -188,7 +188,7 @@ pub async fn render(pool: &PgPool) -> anyhow::Result<String> {
 
 /// Prometheus metrics in the text format. With `ANJIA_METRICS_TOKEN` set, the scraper must
 /// present it as a bearer token; without, the endpoint is open (keep it on an internal network).
-#[utoipa::path(get, path = "/metrics", tag = "operations",
+#[utoipa::path(get, path = "/metrics", security(()), tag = "operations",
     responses((status = 200, description = "Prometheus text exposition format", content_type = "text/plain"), (status = 401, body = crate::error::Problem)))]
 pub async fn endpoint(State(state): State<crate::state::AppState>, headers: HeaderMap) -> Response {
     if let Some(expected) = &state.metrics_token {

@@ -2,8 +2,6 @@
 //! listed at `/api/v1/me/notifications`.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,9 +10,10 @@ use uuid::Uuid;
 use crate::error::ApiError;
 use crate::extract::RequestContext;
 use crate::state::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/me/notifications", get(list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -27,7 +26,7 @@ pub struct NotificationView {
 }
 
 /// Your newest notifications, and those to everyone with your role.
-#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "profile", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/me/notifications", tag = "profile", security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 200, body = [NotificationView])))]
 pub async fn list(
     State(state): State<AppState>,

@@ -1,62 +1,96 @@
 //! The OpenAPI 3 document of every route, served at `/api/openapi.json`.
 
-use axum::routing::get;
-use axum::Router;
+use std::sync::LazyLock;
+
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::notifications;
-use crate::routes::{
-    accounts, activity, admin, audit, availability, commission, corrections, dashboard, dispatch,
-    health, interviews, live, oauth, onboarding, orders, payments, profile, reports, reviews,
-    security, sessions, users, verification, wallet, workers,
-};
+use crate::routes::interviews;
 use crate::state::AppState;
 
+/// What the document says beyond its operations: its title, the schemas no operation names,
+/// and the three routes the `signaling` member serves (documented here, routed there).
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Anjia 安家 API", version = "1", description = "家政服务平台接口 / Home-services platform API. Money is in integer fen; times are UTC."),
+    info(
+        title = "Anjia 安家 API",
+        version = "1",
+        description = "家政服务平台接口 / Home-services platform API. Money is in integer fen; times are UTC."
+    ),
     paths(
-        health::healthz, health::readyz, openapi_document,
-        accounts::register, accounts::me,
-        sessions::sign_in, sessions::refresh, sessions::list, sessions::revoke, sessions::change_password, sessions::reauthenticate, sessions::sign_out_everywhere,
-        verification::request_code, verification::sign_in_with_code, verification::reset_password, accounts::list_catalogue,
-        workers::list, workers::show, workers::go_online, workers::go_offline, workers::suspend, workers::reinstate,
-        orders::place, orders::list, orders::show, orders::cancel, orders::dispute, orders::resolve_dispute, orders::review, orders::cancellation,
-        orders::record_payment, orders::open_dispatch, orders::assign, orders::accept, orders::decline,
-        orders::depart, dispatch::arrive, orders::start, orders::finish, orders::counts, orders::stats,
-        dispatch::grab, dispatch::reassign, dispatch::report_location, dispatch::navigation, dispatch::tracking,
-        dispatch::offers, dispatch::set_base, dispatch::list_blocked, dispatch::block_worker, dispatch::unblock_worker,
-        dispatch::any_worker_slots, dispatch::queue, dispatch::rounds, dispatch::run_now, dispatch::candidates,
-        payments::create_intent, payments::notification, payments::show, payments::notifications_log, payments::ledger, payments::income, payments::admin_refund, payments::reconciliations, payments::admin_payments,
-        wallet::set_bank_account, wallet::request_withdrawal, wallet::my_withdrawals, wallet::admin_withdrawals, wallet::approve, wallet::reject,
-        commission::rates, commission::set_rate,
-        corrections::reschedule, corrections::change_address, corrections::adjust_price, corrections::cancel,
-        interviews::request, interviews::list, interviews::show, interviews::accept, interviews::decline, interviews::propose,
-        interviews::cancel, interviews::join, interviews::outcome, interviews::signaling_socket, interviews::call_page, interviews::call_script,
-        reviews::tags, reviews::reply, reviews::hide, reviews::list, reviews::of_order, reviews::ratings, reviews::admin_list,
-        audit::events, audit::stream, audit::state_as_of, audit::verification,
-        activity::app_opened, reports::revenue, reports::orders, reports::satisfaction, reports::activity, reports::refresh, reports::sql,
-        admin::projection_status, admin::rebuild, admin::parked, admin::retry_parked, admin::logs, admin::jobs, crate::metrics::endpoint,
-        dashboard::dashboard,
-        onboarding::submit_identity, onboarding::update_profile, onboarding::set_skills, onboarding::add_certificate, onboarding::me, onboarding::admin_view, onboarding::recheck,
-        onboarding::review, onboarding::certify_skill, onboarding::set_level, onboarding::set_groups,
-        notifications::list,
-        oauth::providers, oauth::authorize, oauth::callback, oauth::link, oauth::linked_accounts, oauth::unlink, security::show, security::update,
-        availability::set_plan, availability::set_day, availability::take_leave, availability::slots, live::live,
-        users::search_customers, users::customer, users::suspend, users::reinstate, users::set_groups, users::search_workers,
-        profile::show, profile::update, profile::set_emergency_contact, profile::add_address, profile::remove_address,
+        interviews::signaling_socket,
+        interviews::call_page,
+        interviews::call_script
     ),
     components(schemas(
         crate::error::Problem,
-        crate::schemas::Service, crate::schemas::Datum, crate::schemas::WorkerLevel,
-        crate::schemas::Method, crate::schemas::Certificate, crate::schemas::InterviewOutcome,
-        crate::schemas::OrderSort, crate::schemas::SortDirection, crate::schemas::IncomeKind,
-        crate::routes::reports::ReportFormat, crate::routes::reports::ActivityRole,
-    )),
-    modifiers(&BearerAuth, &Conformance),
+        crate::schemas::Service,
+        crate::schemas::Datum,
+        crate::schemas::WorkerLevel,
+        crate::schemas::Method,
+        crate::schemas::Certificate,
+        crate::schemas::InterviewOutcome,
+        crate::schemas::OrderSort,
+        crate::schemas::SortDirection,
+        crate::schemas::IncomeKind,
+        crate::routes::reports::ReportFormat,
+        crate::routes::reports::ActivityRole,
+    ))
 )]
-pub struct ApiDoc;
+struct ApiDoc;
+
+/// The document of every route: each handler's `#[utoipa::path]` (its path, method and, in
+/// `security`, who may call it), gathered by the same routers the server serves, then made to
+/// say what the server does beside (see `Conformance`). Built once.
+pub fn document() -> &'static utoipa::openapi::OpenApi {
+    static DOCUMENT: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(|| {
+        let mut document = routes().into_openapi();
+        BearerAuth.modify(&mut document);
+        Conformance.modify(&mut document);
+        document
+    });
+    &DOCUMENT
+}
+
+/// Every route and who may call it, as the document states (see `auth::access_rules`).
+pub static ROUTES: LazyLock<Vec<crate::auth::RouteSpec>> =
+    LazyLock::new(|| crate::auth::access_rules(document()));
+
+/// Every documented route with its handler: the server serves these, the document describes
+/// them, and the access rule of each is read from the document (`ROUTES`).
+pub fn routes() -> OpenApiRouter<AppState> {
+    use crate::routes::*;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::router())
+        .merge(accounts::router())
+        .merge(sessions::router())
+        .merge(verification::router())
+        .merge(workers::router())
+        .merge(orders::router())
+        .merge(dispatch::router())
+        .merge(payments::router())
+        .merge(wallet::router())
+        .merge(commission::router())
+        .merge(audit::router())
+        .merge(reviews::router())
+        .merge(corrections::router())
+        .merge(interviews::router())
+        .merge(reports::router())
+        .routes(routes!(crate::metrics::endpoint))
+        .merge(profile::router())
+        .merge(activity::router())
+        .merge(onboarding::router())
+        .merge(users::router())
+        .merge(oauth::router())
+        .merge(security::router())
+        .merge(availability::router())
+        .merge(live::router())
+        .merge(crate::notifications::router())
+        .merge(admin::router())
+        .merge(dashboard::router())
+        .routes(routes!(openapi_document))
+}
 
 struct BearerAuth;
 
@@ -71,7 +105,7 @@ impl Modify for BearerAuth {
 }
 
 /// Makes the document say exactly what the server does, for every operation at once, from the
-/// same facts the server acts on: the route table's access rules (401 and 403), the shape of
+/// same facts the server acts on: each operation's access rule (401 and 403), the shape of
 /// each operation (a body can be malformed, 400; too large, 413; not JSON, 415; invalid, 422;
 /// a path can name nothing, 404; a retry key can be in use or reused, 409 and 422), errors as
 /// `application/problem+json`, the headers every answer may carry, and operation ids that are
@@ -200,7 +234,7 @@ impl Modify for Conformance {
         inline_text_schemas(openapi);
         use utoipa::openapi::path::ParameterIn;
         let mut seen_ids = std::collections::HashSet::new();
-        for (path, item) in openapi.paths.paths.iter_mut() {
+        for (_path, item) in openapi.paths.paths.iter_mut() {
             let operations = [
                 (axum::http::Method::GET, &mut item.get),
                 (axum::http::Method::PUT, &mut item.put),
@@ -227,6 +261,10 @@ impl Modify for Conformance {
                 }
                 operation.operation_id = Some(id);
 
+                let signed_in_only = matches!(
+                    crate::auth::stated_access(operation),
+                    Some(crate::auth::Access::Roles(_))
+                );
                 let responses = &mut operation.responses.responses;
                 // Every error is a problem document.
                 for (status, response) in responses.iter_mut() {
@@ -244,12 +282,7 @@ impl Modify for Conformance {
                         .entry(status.to_owned())
                         .or_insert_with(|| problem_response(description));
                 };
-                let spec = crate::auth::route_spec(&method, path);
-                if let Some(crate::auth::RouteSpec {
-                    access: crate::auth::Access::Roles(_),
-                    ..
-                }) = spec
-                {
+                if signed_in_only {
                     add("401", "未登录或会话已失效 / no valid access token");
                     add("403", "角色无权执行 / the caller's role may not do this");
                 }
@@ -339,12 +372,83 @@ impl Modify for Conformance {
 }
 
 /// This document.
-#[utoipa::path(get, path = "/api/openapi.json", tag = "operations",
+#[utoipa::path(get, path = "/api/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "The OpenAPI 3 document")))]
-pub async fn openapi_document() -> axum::Json<utoipa::openapi::OpenApi> {
-    axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())
+pub async fn openapi_document() -> axum::Json<&'static utoipa::openapi::OpenApi> {
+    axum::Json(document())
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/openapi.json", get(openapi_document))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every operation states who may call it, so none is left out of the access table (where
+    /// the server would refuse it), and the roles it names are roles.
+    #[test]
+    fn every_operation_states_its_access() {
+        let operations: usize = document()
+            .paths
+            .paths
+            .values()
+            .map(|item| {
+                [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+                    .into_iter()
+                    .filter(|operation| operation.is_some())
+                    .count()
+            })
+            .sum();
+        assert_eq!(ROUTES.len(), operations);
+        for path in [
+            "/api/v1/signaling",
+            "/call",
+            "/call.js",
+            "/metrics",
+            "/healthz",
+        ] {
+            let rule = crate::auth::route_spec(&ROUTES, &axum::http::Method::GET, path);
+            assert_eq!(
+                rule.map(|rule| rule.access),
+                Some(crate::auth::Access::Public),
+                "{path}"
+            );
+        }
+    }
+
+    /// An operation that names no role, or a role that does not exist, states no access.
+    #[test]
+    fn only_known_roles_or_anyone_count_as_stated() {
+        use utoipa::openapi::path::OperationBuilder;
+        use utoipa::openapi::security::SecurityRequirement;
+        let with = |requirement: Option<SecurityRequirement>| {
+            let builder = OperationBuilder::new();
+            let builder = match requirement {
+                Some(requirement) => builder.security(requirement),
+                None => builder,
+            };
+            crate::auth::stated_access(&builder.build())
+        };
+        assert_eq!(with(None), None);
+        assert_eq!(
+            with(Some(SecurityRequirement::default())),
+            Some(crate::auth::Access::Public)
+        );
+        assert_eq!(
+            with(Some(SecurityRequirement::new(
+                "bearer",
+                ["admin", "analyst"]
+            ))),
+            Some(crate::auth::Access::Roles(&[
+                domain::Role::Admin,
+                domain::Role::Analyst
+            ]))
+        );
+        assert_eq!(
+            with(Some(SecurityRequirement::new("bearer", ["root"]))),
+            None
+        );
+        assert_eq!(
+            with(Some(SecurityRequirement::new("bearer", [] as [&str; 0]))),
+            None
+        );
+    }
 }

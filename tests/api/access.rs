@@ -1,4 +1,5 @@
-use command_api::auth::{Access, ROUTES};
+use command_api::auth::Access;
+use command_api::openapi::ROUTES;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use tests::{assert_problem, spawn_app};

@@ -2,8 +2,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::Utc;
 use domain::catalogue::{catalogue, ServiceCode};
 use domain::customer::CustomerCommand;
@@ -21,12 +19,13 @@ use crate::routes::credentials::{check_password, normalise_login};
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/accounts", post(register))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/catalogue", get(list_catalogue))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(me))
+        .routes(routes!(list_catalogue))
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
@@ -75,7 +74,7 @@ pub struct AccountCreated {
 }
 
 /// Register a customer or worker account.
-#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = RegisterBody,
+#[utoipa::path(post, path = "/api/v1/accounts", security(()), tag = "accounts", request_body = RegisterBody,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 201, body = AccountCreated), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn register(
@@ -249,7 +248,7 @@ pub struct Me {
 }
 
 /// The signed-in account.
-#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/me", tag = "accounts", security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 200, body = Me), (status = 401, body = crate::error::Problem)))]
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<axum::Json<Me>, ApiError> {
     let actor = caller.actor()?;
@@ -307,7 +306,7 @@ pub struct CatalogueParams {
 }
 
 /// The services on offer, in Chinese and English, filtered.
-#[utoipa::path(get, path = "/api/v1/catalogue", tag = "catalogue", params(CatalogueParams),
+#[utoipa::path(get, path = "/api/v1/catalogue", security(()), tag = "catalogue", params(CatalogueParams),
     responses((status = 200, body = [CatalogueEntry]), (status = 422, body = crate::error::Problem)))]
 pub async fn list_catalogue(
     crate::extract::AppQuery(params): crate::extract::AppQuery<CatalogueParams>,

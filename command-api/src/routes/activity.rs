@@ -3,8 +3,6 @@
 //! Beijing day), which the analytics warehouse counts as activity.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use domain::activity::{presence_id, Platform, PresenceCommand, SignInMethod};
 use domain::Actor;
 use serde::{Deserialize, Serialize};
@@ -16,9 +14,10 @@ use crate::extract::RequestContext;
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/me/app-opens", post(app_opened))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(app_opened))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,7 +37,7 @@ pub struct AppOpenAck {
 
 /// The app came to the foreground (customers and workers). Counted once per platform in any
 /// ten minutes.
-#[utoipa::path(post, path = "/api/v1/me/app-opens", tag = "users", security(("bearer" = [])), request_body = AppOpenBody,
+#[utoipa::path(post, path = "/api/v1/me/app-opens", tag = "users", security(("bearer" = ["customer", "worker"])), request_body = AppOpenBody,
     responses((status = 200, body = AppOpenAck), (status = 422, body = crate::error::Problem)))]
 pub async fn app_opened(
     State(state): State<AppState>,

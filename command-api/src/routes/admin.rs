@@ -1,8 +1,6 @@
 //! Operating the platform: projection status, lag and rebuilds, and recent warnings and errors.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,18 +9,16 @@ use crate::error::ApiError;
 use crate::extract::AppPath;
 use crate::state::AppState;
 use crate::text::Line;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/projections", get(projection_status))
-        .route("/api/v1/admin/projections/{name}/rebuild", post(rebuild))
-        .route("/api/v1/admin/projections/parked", get(parked))
-        .route(
-            "/api/v1/admin/projections/{name}/parked/retry",
-            post(retry_parked),
-        )
-        .route("/api/v1/admin/logs", get(logs))
-        .route("/api/v1/admin/jobs", get(jobs))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(projection_status))
+        .routes(routes!(rebuild))
+        .routes(routes!(parked))
+        .routes(routes!(retry_parked))
+        .routes(routes!(logs))
+        .routes(routes!(jobs))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -37,7 +33,7 @@ pub struct JobRunView {
 }
 
 /// The timed jobs: how often each ran and failed, when it last ran and its last error (admins).
-#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/jobs", tag = "admin", security(("bearer" = ["admin"])),
     responses((status = 200, body = [JobRunView])))]
 pub async fn jobs(State(state): State<AppState>) -> Result<axum::Json<Vec<JobRunView>>, ApiError> {
     Ok(axum::Json(
@@ -68,7 +64,7 @@ pub struct LogEntryView {
 
 /// Recent warnings and errors from every process, newest first (admins), each with its request
 /// id, actor and aggregate where it had them.
-#[utoipa::path(get, path = "/api/v1/admin/logs", tag = "admin", security(("bearer" = [])), params(LogParams),
+#[utoipa::path(get, path = "/api/v1/admin/logs", tag = "admin", security(("bearer" = ["admin"])), params(LogParams),
     responses((status = 200, body = [LogEntryView]), (status = 422, body = crate::error::Problem)))]
 pub async fn logs(
     State(state): State<AppState>,
@@ -114,7 +110,7 @@ pub struct ProjectionStatusView {
 }
 
 /// Each projection's position, lag and last error (admins).
-#[utoipa::path(get, path = "/api/v1/admin/projections", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/projections", tag = "admin", security(("bearer" = ["admin"])),
     responses((status = 200, body = [ProjectionStatusView])))]
 pub async fn projection_status(
     State(state): State<AppState>,
@@ -147,7 +143,7 @@ pub struct RebuildView {
 }
 
 /// Rebuild a projection from position zero beside the live one, then swap (admins).
-#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/rebuild", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/rebuild", tag = "admin", security(("bearer" = ["admin"])),
     params(("name" = String, Path)),
     responses((status = 200, body = RebuildView), (status = 404, body = crate::error::Problem)))]
 pub async fn rebuild(
@@ -174,7 +170,7 @@ pub async fn rebuild(
 
 /// Every stream a projection has set aside, with the first error and how many events wait
 /// behind it (admins).
-#[utoipa::path(get, path = "/api/v1/admin/projections/parked", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/projections/parked", tag = "admin", security(("bearer" = ["admin"])),
     responses((status = 200, body = [crate::routes::health::ParkedStreamView])))]
 pub async fn parked(
     State(state): State<AppState>,
@@ -206,7 +202,7 @@ pub struct RetryView {
 
 /// Apply a projection's parked events again, after a fix (admins). A stream whose event fails
 /// again stays parked with the new error.
-#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/parked/retry", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/projections/{name}/parked/retry", tag = "admin", security(("bearer" = ["admin"])),
     params(("name" = String, Path)), request_body(content = Option<RetryBody>),
     responses((status = 200, body = RetryView), (status = 404, body = crate::error::Problem)))]
 pub async fn retry_parked(

@@ -2,8 +2,6 @@
 //! latest verification of the hash chains.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -15,25 +13,20 @@ use crate::text::Line;
 use application::audit::{self, AsOf, LogFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/audit/events", get(events))
-        .route(
-            "/api/v1/admin/audit/streams/{aggregate_type}/{aggregate_id}",
-            get(stream),
-        )
-        .route(
-            "/api/v1/admin/audit/streams/{aggregate_type}/{aggregate_id}/state",
-            get(state_as_of),
-        )
-        .route("/api/v1/admin/audit/verification", get(verification))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(stream))
+        .routes(routes!(state_as_of))
+        .routes(routes!(verification))
 }
 
 /// The global audit log, newest first (admins): filter by actor, aggregate type, event type and
 /// time; page with `before` = the last position seen.
-#[utoipa::path(get, path = "/api/v1/admin/audit/events", tag = "audit", security(("bearer" = [])), params(LogParams),
+#[utoipa::path(get, path = "/api/v1/admin/audit/events", tag = "audit", security(("bearer" = ["admin"])), params(LogParams),
     responses((status = 200, body = [AuditEvent])))]
 pub async fn events(
     State(state): State<AppState>,
@@ -66,7 +59,7 @@ pub struct StreamParams {
 }
 
 /// One stream's events in order, with who, when and from where (admins).
-#[utoipa::path(get, path = "/api/v1/admin/audit/streams/{aggregate_type}/{aggregate_id}", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/audit/streams/{aggregate_type}/{aggregate_id}", tag = "audit", security(("bearer" = ["admin"])),
     params(("aggregate_type" = String, Path), ("aggregate_id" = String, Path), StreamParams),
     responses((status = 200, body = [AuditEvent]), (status = 404, body = crate::error::Problem)))]
 pub async fn stream(
@@ -102,7 +95,7 @@ pub struct AsOfParams {
 
 /// A stream's state as of an event number or a moment, rebuilt by replaying its events
 /// (admins); without either, as of now.
-#[utoipa::path(get, path = "/api/v1/admin/audit/streams/{aggregate_type}/{aggregate_id}/state", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/audit/streams/{aggregate_type}/{aggregate_id}/state", tag = "audit", security(("bearer" = ["admin"])),
     params(("aggregate_type" = String, Path), ("aggregate_id" = String, Path), AsOfParams),
     responses((status = 200, body = ReplayedState), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn state_as_of(
@@ -143,7 +136,7 @@ pub async fn state_as_of(
 
 /// The latest verification of the event log's hash chains (admins); `null` before the first
 /// one has run.
-#[utoipa::path(get, path = "/api/v1/admin/audit/verification", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/audit/verification", tag = "audit", security(("bearer" = ["admin"])),
     responses((status = 200, body = Option<Verification>)))]
 pub async fn verification(
     State(state): State<AppState>,

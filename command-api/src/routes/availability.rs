@@ -3,8 +3,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
-use axum::Router;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use domain::availability::{TimeRange, WeeklyPlan};
 use domain::worker::{Worker, WorkerCommand};
@@ -19,13 +17,14 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::onboarding::{record, WorkerAdminAck};
 use crate::state::AppState;
 use crate::text::Line;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/worker/availability", put(set_plan))
-        .route("/api/v1/worker/availability/dates/{date}", put(set_day))
-        .route("/api/v1/worker/leave", post(take_leave))
-        .route("/api/v1/workers/{worker_id}/slots", get(slots))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_plan))
+        .routes(routes!(set_day))
+        .routes(routes!(take_leave))
+        .routes(routes!(slots))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,7 +51,7 @@ pub struct PlanBody {
 }
 
 /// Set your weekly working plan (workers).
-#[utoipa::path(put, path = "/api/v1/worker/availability", tag = "availability", request_body = PlanBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/worker/availability", tag = "availability", request_body = PlanBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_plan(
@@ -90,7 +89,7 @@ pub struct DayBody {
 }
 
 /// Set your hours for one date, overriding the plan (workers).
-#[utoipa::path(put, path = "/api/v1/worker/availability/dates/{date}", tag = "availability", request_body = DayBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/worker/availability/dates/{date}", tag = "availability", request_body = DayBody, security(("bearer" = ["worker"])),
     params(("date" = String, Path, description = "YYYY-MM-DD"), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_day(
@@ -122,7 +121,7 @@ pub struct LeaveAck {
 }
 
 /// Take leave, first to last day included (workers).
-#[utoipa::path(post, path = "/api/v1/worker/leave", tag = "availability", request_body = LeaveBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/worker/leave", tag = "availability", request_body = LeaveBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 201, body = LeaveAck), (status = 422, body = crate::error::Problem)))]
 pub async fn take_leave(
@@ -170,7 +169,7 @@ pub struct SlotsView {
 }
 
 /// The start times on a date at which a worker can do a job of this length at this place.
-#[utoipa::path(get, path = "/api/v1/workers/{worker_id}/slots", tag = "availability", params(("worker_id" = Uuid, Path), SlotParams),
+#[utoipa::path(get, path = "/api/v1/workers/{worker_id}/slots", security(()), tag = "availability", params(("worker_id" = Uuid, Path), SlotParams),
     responses((status = 200, body = SlotsView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn slots(
     State(state): State<AppState>,

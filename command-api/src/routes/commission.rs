@@ -1,8 +1,6 @@
 //! The commission schedule: the admins set the platform's rate by service and worker level.
 
 use axum::extract::State;
-use axum::routing::{get, put};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::catalogue::{catalogue, ServiceCode};
 use domain::commission::{CommissionCommand, CommissionSchedule, SCHEDULE_ID};
@@ -17,14 +15,12 @@ use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath};
 use crate::state::AppState;
 use crate::text::Paragraph;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/commission-rates", get(rates))
-        .route(
-            "/api/v1/admin/commission-rates/{service}/{level}",
-            put(set_rate),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(rates))
+        .routes(routes!(set_rate))
 }
 
 const LEVELS: [Level; 3] = [Level::Standard, Level::Silver, Level::Gold];
@@ -68,7 +64,7 @@ pub struct RatesView {
 
 /// The commission schedule (admins): every service and level, and every change with who made
 /// it and why. An order pays the rate in force when it was placed.
-#[utoipa::path(get, path = "/api/v1/admin/commission-rates", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/commission-rates", tag = "payments", security(("bearer" = ["admin"])),
     responses((status = 200, body = RatesView)))]
 pub async fn rates(State(state): State<AppState>) -> Result<axum::Json<RatesView>, ApiError> {
     let (schedule, _): (CommissionSchedule, usize) = state.commissions.load(SCHEDULE_ID).await?;
@@ -122,7 +118,7 @@ pub struct SetRateBody {
 
 /// Set the commission for a service and worker level (admins). It applies to orders placed
 /// from now on; orders already placed keep the rate they were booked at.
-#[utoipa::path(put, path = "/api/v1/admin/commission-rates/{service}/{level}", tag = "payments", request_body = SetRateBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/admin/commission-rates/{service}/{level}", tag = "payments", request_body = SetRateBody, security(("bearer" = ["admin"])),
     params(("service" = String, Path), ("level" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = RatesView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn set_rate(

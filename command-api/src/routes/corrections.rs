@@ -3,8 +3,6 @@
 //! booked time moves with the order, and the customer and the worker are told.
 
 use axum::extract::State;
-use axum::routing::post;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderCommand};
 use domain::worker::WorkerCommand;
@@ -22,19 +20,14 @@ use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 use application::commands::CommandContext;
 use application::notifications::{notify, Recipient};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/admin/orders/{order_id}/reschedule",
-            post(reschedule),
-        )
-        .route(
-            "/api/v1/admin/orders/{order_id}/address",
-            post(change_address),
-        )
-        .route("/api/v1/admin/orders/{order_id}/price", post(adjust_price))
-        .route("/api/v1/admin/orders/{order_id}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(reschedule))
+        .routes(routes!(change_address))
+        .routes(routes!(adjust_price))
+        .routes(routes!(cancel))
 }
 
 /// The workers whose calendars hold the order: the assigned one, or the one the customer named.
@@ -144,7 +137,7 @@ pub struct RescheduleBody {
 
 /// Move an order to another start, same duration (admins). A worker holding it keeps it only
 /// if they are free then; otherwise nothing changes (409) and the order can be reassigned.
-#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/reschedule", tag = "orders", request_body = RescheduleBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/reschedule", tag = "orders", request_body = RescheduleBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reschedule(
@@ -185,7 +178,7 @@ pub struct AddressChangeBody {
 
 /// Correct where the service takes place (admins). The personal parts are sealed under the
 /// customer's key, as when the order was placed.
-#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/address", tag = "orders", request_body = AddressChangeBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/address", tag = "orders", request_body = AddressChangeBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn change_address(
@@ -232,7 +225,7 @@ pub struct PriceBody {
 
 /// Correct an order's price (admins). Before payment the amount due changes; after payment
 /// only a lower price is accepted, and the difference goes back through the provider.
-#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/price", tag = "orders", request_body = PriceBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/price", tag = "orders", request_body = PriceBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn adjust_price(
@@ -305,7 +298,7 @@ pub struct AdminCancelBody {
 
 /// Cancel an order for the customer (admins), refunding in full unless told to apply the
 /// policy; the workers' time is given back and both sides are told.
-#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/cancel", tag = "orders", request_body = AdminCancelBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/cancel", tag = "orders", request_body = AdminCancelBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn cancel(

@@ -3,8 +3,6 @@
 //! warehouse's reports are the analysts' deeper view).
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
@@ -12,12 +10,13 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Days in the dashboard's series.
 const SERIES_DAYS: i64 = 30;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/admin/dashboard", get(dashboard))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(dashboard))
 }
 
 /// The figures of one period (today, or this week from Monday), Beijing time.
@@ -99,7 +98,7 @@ pub struct Dashboard {
 }
 
 /// The dashboard's figures and series (admins).
-#[utoipa::path(get, path = "/api/v1/admin/dashboard", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/dashboard", tag = "admin", security(("bearer" = ["admin"])),
     responses((status = 200, body = Dashboard)))]
 pub async fn dashboard(State(state): State<AppState>) -> Result<axum::Json<Dashboard>, ApiError> {
     let now = Utc::now();

@@ -6,8 +6,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
-use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::dispatch::{may_take, Applicant, DispatchStage, Ineligible, Wanted};
 use domain::geo::{driving_minutes, navigation_links, NavigationLinks};
@@ -26,6 +24,7 @@ use crate::extract::{AppJson, AppPath, AppQuery, OptionalJson};
 use crate::routes::acks::OrderAck;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 mod desk;
 mod tracking;
@@ -33,32 +32,23 @@ mod tracking;
 pub use self::desk::*;
 pub use self::tracking::*;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/orders/{order_id}/grab", post(grab))
-        .route("/api/v1/orders/{order_id}/reassign", post(reassign))
-        .route("/api/v1/orders/{order_id}/location", post(report_location))
-        .route("/api/v1/orders/{order_id}/arrive", post(arrive))
-        .route("/api/v1/orders/{order_id}/navigation", get(navigation))
-        .route("/api/v1/orders/{order_id}/tracking", get(tracking))
-        .route("/api/v1/offers", get(offers))
-        .route("/api/v1/worker/base", put(set_base))
-        .route(
-            "/api/v1/me/blocked-workers",
-            get(list_blocked).post(block_worker),
-        )
-        .route(
-            "/api/v1/me/blocked-workers/{worker_id}",
-            delete(unblock_worker),
-        )
-        .route("/api/v1/slots", get(any_worker_slots))
-        .route("/api/v1/admin/dispatch/queue", get(queue))
-        .route("/api/v1/admin/dispatch/rounds", get(rounds))
-        .route("/api/v1/admin/dispatch/run", post(run_now))
-        .route(
-            "/api/v1/admin/orders/{order_id}/candidates",
-            get(candidates),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(grab))
+        .routes(routes!(reassign))
+        .routes(routes!(report_location))
+        .routes(routes!(arrive))
+        .routes(routes!(navigation))
+        .routes(routes!(tracking))
+        .routes(routes!(offers))
+        .routes(routes!(set_base))
+        .routes(routes!(list_blocked, block_worker))
+        .routes(routes!(unblock_worker))
+        .routes(routes!(any_worker_slots))
+        .routes(routes!(queue))
+        .routes(routes!(rounds))
+        .routes(routes!(run_now))
+        .routes(routes!(candidates))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -79,7 +69,7 @@ impl PointBody {
 
 /// Take an order offered for grabbing (workers). The first valid grab wins; every later one
 /// gets 409 `illegal-state` saying the order is taken.
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/grab", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/grab", tag = "dispatch", security(("bearer" = ["worker"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn grab(
@@ -112,7 +102,7 @@ pub struct OfferView {
 
 /// Orders offered for grabbing that you can take now: your certified skills, in your radius,
 /// free for the slot (travel included), not blocked by the customer, not declined by you.
-#[utoipa::path(get, path = "/api/v1/offers", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/offers", tag = "dispatch", security(("bearer" = ["worker"])),
     responses((status = 200, body = [OfferView])))]
 pub async fn offers(
     State(state): State<AppState>,
@@ -187,7 +177,7 @@ pub struct BaseBody {
 }
 
 /// Set where you set off from and how far you will go (workers).
-#[utoipa::path(put, path = "/api/v1/worker/base", tag = "dispatch", request_body = BaseBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/worker/base", tag = "dispatch", request_body = BaseBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 204), (status = 422, body = crate::error::Problem)))]
 pub async fn set_base(
@@ -231,7 +221,7 @@ pub struct BlockedWorkers {
 }
 
 /// Workers you blocked (customers).
-#[utoipa::path(get, path = "/api/v1/me/blocked-workers", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/me/blocked-workers", tag = "dispatch", security(("bearer" = ["customer"])),
     responses((status = 200, body = BlockedWorkers)))]
 pub async fn list_blocked(
     State(state): State<AppState>,
@@ -245,7 +235,7 @@ pub async fn list_blocked(
 }
 
 /// Never be offered this worker again (customers).
-#[utoipa::path(post, path = "/api/v1/me/blocked-workers", tag = "dispatch", request_body = BlockBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/me/blocked-workers", tag = "dispatch", request_body = BlockBody, security(("bearer" = ["customer"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 204), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn block_worker(
@@ -270,7 +260,7 @@ pub async fn block_worker(
 }
 
 /// Lift a block (customers).
-#[utoipa::path(delete, path = "/api/v1/me/blocked-workers/{worker_id}", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/me/blocked-workers/{worker_id}", tag = "dispatch", security(("bearer" = ["customer"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 204)))]
 pub async fn unblock_worker(
@@ -317,7 +307,7 @@ pub struct AnySlot {
 
 /// Start times on a date at which any eligible worker (certified for the service, in range,
 /// free with travel time) can serve this service at this address.
-#[utoipa::path(get, path = "/api/v1/slots", tag = "availability", params(AnySlotParams),
+#[utoipa::path(get, path = "/api/v1/slots", security(()), tag = "availability", params(AnySlotParams),
     responses((status = 200, body = [AnySlot]), (status = 422, body = crate::error::Problem)))]
 pub async fn any_worker_slots(
     State(state): State<AppState>,

@@ -4,8 +4,6 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Duration, Utc};
 use domain::interview::{Interview, InterviewCommand, Outcome};
 use domain::{Role, ServiceCode};
@@ -20,17 +18,18 @@ use crate::state::AppState;
 use crate::text::Paragraph;
 use application::commands::CommandContext;
 use application::notifications::{notify, Recipient};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/interviews", post(request).get(list))
-        .route("/api/v1/interviews/{interview_id}", get(show))
-        .route("/api/v1/interviews/{interview_id}/accept", post(accept))
-        .route("/api/v1/interviews/{interview_id}/decline", post(decline))
-        .route("/api/v1/interviews/{interview_id}/propose", post(propose))
-        .route("/api/v1/interviews/{interview_id}/cancel", post(cancel))
-        .route("/api/v1/interviews/{interview_id}/join", post(join))
-        .route("/api/v1/interviews/{interview_id}/outcome", post(outcome))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(request, list))
+        .routes(routes!(show))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
+        .routes(routes!(propose))
+        .routes(routes!(cancel))
+        .routes(routes!(join))
+        .routes(routes!(outcome))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -118,7 +117,7 @@ pub struct RequestBody {
 }
 
 /// Ask a worker for a video interview (customers).
-#[utoipa::path(post, path = "/api/v1/interviews", tag = "interviews", request_body = RequestBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews", tag = "interviews", request_body = RequestBody, security(("bearer" = ["customer"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 201, body = InterviewView), (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn request(
@@ -164,7 +163,7 @@ pub async fn request(
 }
 
 /// One interview (its customer and worker, and admins).
-#[utoipa::path(get, path = "/api/v1/interviews/{interview_id}", tag = "interviews", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/interviews/{interview_id}", tag = "interviews", security(("bearer" = ["customer", "worker", "admin"])),
     params(("interview_id" = Uuid, Path)),
     responses((status = 200, body = InterviewView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
@@ -185,7 +184,7 @@ pub async fn show(
 /// Your interviews (customers and workers), the most recently requested first, at most fifty.
 /// Read from the interviews' request events, which name both participants; each is then
 /// loaded for its current state.
-#[utoipa::path(get, path = "/api/v1/interviews", tag = "interviews", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/interviews", tag = "interviews", security(("bearer" = ["customer", "worker"])),
     responses((status = 200, body = [InterviewView])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -217,7 +216,7 @@ pub async fn list(
 
 /// Accept the requested or proposed time (the worker for a request, the other side for a
 /// proposal).
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/accept", tag = "interviews", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/accept", tag = "interviews", security(("bearer" = ["customer", "worker", "admin"])),
     params(("interview_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn accept(
@@ -250,7 +249,7 @@ pub struct InterviewReasonBody {
 }
 
 /// Decline an interview, with a reason (its worker).
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/decline", tag = "interviews", request_body = InterviewReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/decline", tag = "interviews", request_body = InterviewReasonBody, security(("bearer" = ["worker"])),
     params(("interview_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn decline(
@@ -285,7 +284,7 @@ pub struct ProposeBody {
 }
 
 /// Propose another time (either participant); the other side accepts it.
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/propose", tag = "interviews", request_body = ProposeBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/propose", tag = "interviews", request_body = ProposeBody, security(("bearer" = ["customer", "worker", "admin"])),
     params(("interview_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn propose(
@@ -314,7 +313,7 @@ pub async fn propose(
 }
 
 /// Cancel an interview before it ends, with a reason (either participant).
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/cancel", tag = "interviews", request_body = InterviewReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/cancel", tag = "interviews", request_body = InterviewReasonBody, security(("bearer" = ["customer", "worker", "admin"])),
     params(("interview_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = InterviewView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn cancel(
@@ -369,7 +368,7 @@ pub struct Admission {
 
 /// Join the interview's call (its customer or worker), from ten minutes before the start to
 /// its end: records that you joined and hands out the room token and ICE servers.
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/join", tag = "interviews", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/join", tag = "interviews", security(("bearer" = ["customer", "worker", "admin"])),
     params(("interview_id" = Uuid, Path)),
     responses((status = 200, body = Admission), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn join(
@@ -437,7 +436,7 @@ pub async fn join(
 /// `…/join`; JSON messages `offer`/`answer` (`sdp`), `candidate` (`candidate`, `sdpMid`,
 /// `sdpMLineIndex`), `ping` and `leave`; the server sends `joined`, `peer-joined`, `peer-left`,
 /// the relayed messages with the sender it knows (`from`), `pong` and `error`.
-#[utoipa::path(get, path = "/api/v1/signaling", tag = "interviews",
+#[utoipa::path(get, path = "/api/v1/signaling", security(()), tag = "interviews",
     params(("token" = String, Query, description = "Room token from /join"),
         ("room" = Option<Uuid>, Query, description = "The room meant; a token for another room is refused")),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
@@ -447,13 +446,13 @@ fn signaling_socket() {}
 /// The call page (served by the `signaling` member): `/call#interview=ID` joins as the
 /// signed-in user (access token in `localStorage['anjia.access_token']`), `/call#token=…` uses a
 /// room token; camera and microphone stay in the browser, nothing is recorded.
-#[utoipa::path(get, path = "/call", tag = "interviews",
+#[utoipa::path(get, path = "/call", security(()), tag = "interviews",
     responses((status = 200, description = "The call page", content_type = "text/html")))]
 #[allow(dead_code)]
 fn call_page() {}
 
 /// The call page's script.
-#[utoipa::path(get, path = "/call.js", tag = "interviews",
+#[utoipa::path(get, path = "/call.js", security(()), tag = "interviews",
     responses((status = 200, description = "The call page's script", content_type = "text/javascript")))]
 #[allow(dead_code)]
 fn call_script() {}
@@ -479,7 +478,7 @@ pub struct OutcomeView {
 
 /// Record whether you hire the worker, after the interview (its customer). A hire comes with
 /// the start of a booking of that worker.
-#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/outcome", tag = "interviews", request_body = OutcomeBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/interviews/{interview_id}/outcome", tag = "interviews", request_body = OutcomeBody, security(("bearer" = ["customer"])),
     params(("interview_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OutcomeView), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn outcome(

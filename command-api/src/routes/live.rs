@@ -17,8 +17,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use domain::order::OrderEvent;
 use domain::{Actor, Role};
 use futures::Stream;
@@ -29,9 +27,10 @@ use uuid::Uuid;
 use crate::auth::Verified;
 use crate::error::ApiError;
 use crate::state::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/live", get(live))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(live))
 }
 
 /// Live streams one person may hold open at once, across every process (a phone and a browser
@@ -228,7 +227,7 @@ struct Following {
 /// hour. A stream ends when its access token expires or its session is revoked (the client
 /// reconnects with a fresh token and `Last-Event-ID`); one person holds at most three at once,
 /// in all processes together.
-#[utoipa::path(get, path = "/api/v1/live", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/live", tag = "orders", security(("bearer" = ["customer", "worker", "admin"])),
     params(("Last-Event-ID" = Option<String>, Header, description = "Resume after this event (from the last hour)")),
     responses((status = 200, description = "Server-Sent Events: one message per order event; `id` is `<xid>-<position>`, `event` the event type, `data` its JSON",
                   content_type = "text/event-stream", body = String),

@@ -10,8 +10,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use domain::{Actor, Role};
@@ -27,20 +25,18 @@ use crate::state::AppState;
 use crate::text::Line;
 use application::identity::{IdentityProvider, IdentityRefusal};
 use std::sync::Arc;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const PROVIDER: &str = "wechat";
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/oauth/providers", get(providers))
-        .route("/api/v1/oauth/wechat/authorize", get(authorize))
-        .route("/api/v1/oauth/wechat/callback", post(callback))
-        .route("/api/v1/oauth/wechat/link", post(link))
-        .route("/api/v1/me/linked-accounts", get(linked_accounts))
-        .route(
-            "/api/v1/me/linked-accounts/{provider}",
-            axum::routing::delete(unlink),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(providers))
+        .routes(routes!(authorize))
+        .routes(routes!(callback))
+        .routes(routes!(link))
+        .routes(routes!(linked_accounts))
+        .routes(routes!(unlink))
 }
 
 /// How recently a session must have re-authenticated to link a sign-in provider.
@@ -83,7 +79,7 @@ pub struct ProvidersView {
 
 /// The outside sign-in providers configured here (anyone): the apps show a provider's button
 /// only when it can work.
-#[utoipa::path(get, path = "/api/v1/oauth/providers", tag = "sessions",
+#[utoipa::path(get, path = "/api/v1/oauth/providers", security(()), tag = "sessions",
     responses((status = 200, body = ProvidersView)))]
 pub async fn providers(State(state): State<AppState>) -> axum::Json<ProvidersView> {
     axum::Json(ProvidersView {
@@ -123,7 +119,7 @@ pub struct AuthorizeParams {
 }
 
 /// Start WeChat sign-in (or, signed in and freshly re-authenticated, linking).
-#[utoipa::path(get, path = "/api/v1/oauth/wechat/authorize", tag = "sessions", params(AuthorizeParams),
+#[utoipa::path(get, path = "/api/v1/oauth/wechat/authorize", security(()), tag = "sessions", params(AuthorizeParams),
     responses((status = 200, body = AuthorizeView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn authorize(
     State(state): State<AppState>,
@@ -188,7 +184,7 @@ pub struct CallbackView {
 }
 
 /// Finish WeChat sign-in: the code and state WeChat sent back.
-#[utoipa::path(post, path = "/api/v1/oauth/wechat/callback", tag = "sessions", request_body = CallbackBody,
+#[utoipa::path(post, path = "/api/v1/oauth/wechat/callback", security(()), tag = "sessions", request_body = CallbackBody,
     responses((status = 200, body = CallbackView), (status = 404, description = "WeChat sign-in is not configured", body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn callback(
     State(state): State<AppState>,
@@ -324,7 +320,7 @@ pub struct LinkView {
 
 /// Link the WeChat identity behind a ticket to your account (signed in, and re-authenticated
 /// within the last five minutes).
-#[utoipa::path(post, path = "/api/v1/oauth/wechat/link", tag = "sessions", request_body = LinkBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/oauth/wechat/link", tag = "sessions", request_body = LinkBody, security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 200, body = LinkView), (status = 404, description = "WeChat sign-in is not configured", body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn link(
     State(state): State<AppState>,
@@ -359,7 +355,7 @@ pub struct LinkedAccount {
 }
 
 /// The sign-in providers linked to your account.
-#[utoipa::path(get, path = "/api/v1/me/linked-accounts", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/me/linked-accounts", tag = "sessions", security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 200, body = [LinkedAccount])))]
 pub async fn linked_accounts(
     State(state): State<AppState>,
@@ -382,7 +378,7 @@ pub async fn linked_accounts(
 }
 
 /// Remove a linked sign-in provider from your account.
-#[utoipa::path(delete, path = "/api/v1/me/linked-accounts/{provider}", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/me/linked-accounts/{provider}", tag = "sessions", security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     params(("provider" = String, Path, description = "`wechat`")),
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn unlink(

@@ -4,8 +4,6 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::Router;
 use chrono::{DateTime, NaiveDate, Utc};
 use domain::onboarding::{Certificate, CertificateKind, IdCardNumber, Level, ReviewDecision};
 use domain::worker::WorkerCommand;
@@ -21,26 +19,21 @@ use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 use application::commands::CommandContext;
 use application::notifications::{notify, Recipient};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/worker/identity", post(submit_identity))
-        .route("/api/v1/worker/certificates", post(add_certificate))
-        .route("/api/v1/worker/profile", put(update_profile))
-        .route("/api/v1/worker/skills", put(set_skills))
-        .route("/api/v1/worker/me", get(me))
-        .route("/api/v1/admin/workers/{worker_id}", get(admin_view))
-        .route(
-            "/api/v1/admin/workers/{worker_id}/background-check",
-            post(recheck),
-        )
-        .route("/api/v1/admin/workers/{worker_id}/review", post(review))
-        .route(
-            "/api/v1/admin/workers/{worker_id}/certified-skills",
-            post(certify_skill),
-        )
-        .route("/api/v1/admin/workers/{worker_id}/level", put(set_level))
-        .route("/api/v1/admin/workers/{worker_id}/groups", put(set_groups))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit_identity))
+        .routes(routes!(add_certificate))
+        .routes(routes!(update_profile))
+        .routes(routes!(set_skills))
+        .routes(routes!(me))
+        .routes(routes!(admin_view))
+        .routes(routes!(recheck))
+        .routes(routes!(review))
+        .routes(routes!(certify_skill))
+        .routes(routes!(set_level))
+        .routes(routes!(set_groups))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -105,7 +98,7 @@ async fn run_background_check(
 }
 
 /// Submit your identity card number (workers); the background check runs at once.
-#[utoipa::path(post, path = "/api/v1/worker/identity", tag = "onboarding", request_body = IdentityBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/worker/identity", tag = "onboarding", request_body = IdentityBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = BackgroundView), (status = 422, body = crate::error::Problem)))]
 pub async fn submit_identity(
@@ -137,7 +130,7 @@ pub async fn submit_identity(
 }
 
 /// Run the background check again, e.g. after the provider was unavailable (admins).
-#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/background-check", tag = "onboarding", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/background-check", tag = "onboarding", security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = BackgroundView), (status = 409, body = crate::error::Problem)))]
 pub async fn recheck(
@@ -187,7 +180,7 @@ pub struct WorkerProfileUpdateBody {
 }
 
 /// Update your profile (workers). Name and phone number are sealed under your key.
-#[utoipa::path(put, path = "/api/v1/worker/profile", tag = "onboarding", request_body = WorkerProfileUpdateBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/worker/profile", tag = "onboarding", request_body = WorkerProfileUpdateBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn update_profile(
@@ -235,7 +228,7 @@ pub struct SkillsBody {
 }
 
 /// Declare the services you offer (workers); each still needs an admin's certification.
-#[utoipa::path(put, path = "/api/v1/worker/skills", tag = "onboarding", request_body = SkillsBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/worker/skills", tag = "onboarding", request_body = SkillsBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_skills(
@@ -274,7 +267,7 @@ pub struct CertificateAck {
 }
 
 /// Declare a certificate (workers).
-#[utoipa::path(post, path = "/api/v1/worker/certificates", tag = "onboarding", request_body = CertificateBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/worker/certificates", tag = "onboarding", request_body = CertificateBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 201, body = CertificateAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn add_certificate(
@@ -346,7 +339,7 @@ pub(crate) async fn record(
 }
 
 /// Decide on a worker's qualification (admins). Approval needs a clean background check.
-#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/review", tag = "onboarding", request_body = WorkerReviewBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/review", tag = "onboarding", request_body = WorkerReviewBody, security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn review(
@@ -421,7 +414,7 @@ pub struct CertifyBody {
 }
 
 /// Certify one of a worker's declared skills (admins).
-#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/certified-skills", tag = "onboarding", request_body = CertifyBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/certified-skills", tag = "onboarding", request_body = CertifyBody, security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn certify_skill(
@@ -453,7 +446,7 @@ pub struct LevelBody {
 }
 
 /// Set a worker's level (admins).
-#[utoipa::path(put, path = "/api/v1/admin/workers/{worker_id}/level", tag = "onboarding", request_body = LevelBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/admin/workers/{worker_id}/level", tag = "onboarding", request_body = LevelBody, security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 404, body = crate::error::Problem)))]
 pub async fn set_level(
@@ -483,7 +476,7 @@ pub struct GroupsBody {
 }
 
 /// Put a worker in groups (admins); replaces the previous groups.
-#[utoipa::path(put, path = "/api/v1/admin/workers/{worker_id}/groups", tag = "onboarding", request_body = GroupsBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/admin/workers/{worker_id}/groups", tag = "onboarding", request_body = GroupsBody, security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAdminAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_groups(
@@ -603,7 +596,7 @@ pub struct WorkerSelfView {
 }
 
 /// Your own file (workers): onboarding's steps and their state, working time and base.
-#[utoipa::path(get, path = "/api/v1/worker/me", tag = "onboarding", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/worker/me", tag = "onboarding", security(("bearer" = ["worker"])),
     responses((status = 200, body = WorkerSelfView), (status = 404, body = crate::error::Problem)))]
 pub async fn me(
     State(state): State<AppState>,
@@ -681,7 +674,7 @@ impl From<projections::workers::CertificateRow> for CertificateView {
 }
 
 /// Everything the admins see about a worker.
-#[utoipa::path(get, path = "/api/v1/admin/workers/{worker_id}", tag = "onboarding", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/workers/{worker_id}", tag = "onboarding", security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path)),
     responses((status = 200, body = WorkerAdminView), (status = 404, body = crate::error::Problem)))]
 pub async fn admin_view(

@@ -3,8 +3,6 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::order::{Booking, Order, OrderCommand, OrderStatus};
 use domain::{
@@ -26,6 +24,7 @@ use crate::text::{Line, Paragraph};
 use application::commands::CommandContext;
 
 use crate::routes::acks::{ack, current_ack, run, OrderAck};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 mod lifecycle;
 mod queries;
@@ -33,31 +32,25 @@ mod queries;
 pub use self::lifecycle::*;
 pub use self::queries::*;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/orders", post(place).get(list))
-        .route("/api/v1/orders/{order_id}", get(show))
-        .route("/api/v1/orders/{order_id}/cancel", post(cancel))
-        .route("/api/v1/orders/{order_id}/dispute", post(dispute))
-        .route(
-            "/api/v1/admin/orders/{order_id}/resolve-dispute",
-            post(resolve_dispute),
-        )
-        .route(
-            "/api/v1/orders/{order_id}/review",
-            post(review).get(crate::routes::reviews::of_order),
-        )
-        .route("/api/v1/orders/{order_id}/cancellation", get(cancellation))
-        .route("/api/v1/orders/{order_id}/payments", post(record_payment))
-        .route("/api/v1/orders/{order_id}/dispatch", post(open_dispatch))
-        .route("/api/v1/orders/{order_id}/assignment", post(assign))
-        .route("/api/v1/orders/{order_id}/accept", post(accept))
-        .route("/api/v1/orders/{order_id}/decline", post(decline))
-        .route("/api/v1/orders/{order_id}/depart", post(depart))
-        .route("/api/v1/orders/{order_id}/start", post(start))
-        .route("/api/v1/orders/{order_id}/finish", post(finish))
-        .route("/api/v1/admin/order-counts", get(counts))
-        .route("/api/v1/admin/order-stats", get(stats))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(place, list))
+        .routes(routes!(show))
+        .routes(routes!(cancel))
+        .routes(routes!(dispute))
+        .routes(routes!(resolve_dispute))
+        .routes(routes!(review, crate::routes::reviews::of_order))
+        .routes(routes!(cancellation))
+        .routes(routes!(record_payment))
+        .routes(routes!(open_dispatch))
+        .routes(routes!(assign))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
+        .routes(routes!(depart))
+        .routes(routes!(start))
+        .routes(routes!(finish))
+        .routes(routes!(counts))
+        .routes(routes!(stats))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -150,7 +143,7 @@ pub struct PlaceOrderBody {
 }
 
 /// Place an order (customers).
-#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrderBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders", tag = "orders", request_body = PlaceOrderBody, security(("bearer" = ["customer"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 201, body = OrderAck), (status = 422, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
               (status = 409, body = crate::error::Problem)))]
@@ -227,7 +220,7 @@ pub async fn place(
 macro_rules! worker_step {
     ($name:ident, $path:literal, $variant:ident, $summary:literal) => {
         #[doc = $summary]
-        #[utoipa::path(post, path = $path, tag = "orders", security(("bearer" = [])),
+        #[utoipa::path(post, path = $path, tag = "orders", security(("bearer" = ["worker"])),
             params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
             responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
         pub async fn $name(

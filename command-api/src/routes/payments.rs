@@ -5,8 +5,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::order::{Order, OrderStatus};
 use domain::payment::{Payment, PaymentCommand, PaymentMethod, PaymentStatus};
@@ -23,30 +21,19 @@ use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 use application::payments::Handled;
 use application::ports::SandboxBehaviour;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v1/orders/{order_id}/payment-intents",
-            post(create_intent),
-        )
-        .route(
-            "/api/v1/payments/notifications/{provider}",
-            post(notification),
-        )
-        .route("/api/v1/payments/{payment_id}", get(show))
-        .route(
-            "/api/v1/admin/payment-notifications",
-            get(notifications_log),
-        )
-        .route("/api/v1/admin/ledger", get(ledger))
-        .route("/api/v1/worker/income", get(income))
-        .route(
-            "/api/v1/admin/payments/{payment_id}/refunds",
-            post(admin_refund),
-        )
-        .route("/api/v1/admin/reconciliations", get(reconciliations))
-        .route("/api/v1/admin/payments", get(admin_payments))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_intent))
+        .routes(routes!(notification))
+        .routes(routes!(show))
+        .routes(routes!(notifications_log))
+        .routes(routes!(ledger))
+        .routes(routes!(income))
+        .routes(routes!(admin_refund))
+        .routes(routes!(reconciliations))
+        .routes(routes!(admin_payments))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -94,7 +81,7 @@ pub struct PaymentRow {
 }
 
 /// Payments, newest first, each with its refunds (admins).
-#[utoipa::path(get, path = "/api/v1/admin/payments", tag = "payments", security(("bearer" = [])), params(PaymentListParams),
+#[utoipa::path(get, path = "/api/v1/admin/payments", tag = "payments", security(("bearer" = ["admin"])), params(PaymentListParams),
     responses((status = 200, body = [PaymentRow]), (status = 422, body = crate::error::Problem)))]
 pub async fn admin_payments(
     State(state): State<AppState>,
@@ -263,7 +250,7 @@ pub struct IntentView {
 
 /// Start paying for an order awaiting payment (its customer). The provider then confirms
 /// asynchronously; the order becomes paid when it does.
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/payment-intents", tag = "payments", request_body = IntentBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/payment-intents", tag = "payments", request_body = IntentBody, security(("bearer" = ["customer"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 201, body = IntentView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn create_intent(
@@ -349,7 +336,7 @@ pub struct NotificationAnswer {
 /// Where payment providers send their signed notifications. A notification that fails a
 /// check (signature, age, amount, currency, payment) changes nothing, is logged for the
 /// admins and is answered 400.
-#[utoipa::path(post, path = "/api/v1/payments/notifications/{provider}", tag = "payments",
+#[utoipa::path(post, path = "/api/v1/payments/notifications/{provider}", security(()), tag = "payments",
     params(("provider" = String, Path)),
     responses((status = 200, body = NotificationAnswer), (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn notification(
@@ -410,7 +397,7 @@ pub struct PaymentView {
 }
 
 /// One payment (its customer or admins).
-#[utoipa::path(get, path = "/api/v1/payments/{payment_id}", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/payments/{payment_id}", tag = "payments", security(("bearer" = ["customer", "admin"])),
     params(("payment_id" = Uuid, Path)),
     responses((status = 200, body = PaymentView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
@@ -461,7 +448,7 @@ pub struct LoggedNotification {
 
 /// Payment notifications as they arrived, newest first (admins): forged, replayed or
 /// mismatched ones show why they were refused.
-#[utoipa::path(get, path = "/api/v1/admin/payment-notifications", tag = "payments", security(("bearer" = [])), params(LogParams),
+#[utoipa::path(get, path = "/api/v1/admin/payment-notifications", tag = "payments", security(("bearer" = ["admin"])), params(LogParams),
     responses((status = 200, body = [LoggedNotification]), (status = 422, body = crate::error::Problem)))]
 pub async fn notifications_log(
     State(state): State<AppState>,
@@ -524,7 +511,7 @@ pub struct LedgerView {
 }
 
 /// Every ledger account's balance (admins).
-#[utoipa::path(get, path = "/api/v1/admin/ledger", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/ledger", tag = "payments", security(("bearer" = ["admin"])),
     responses((status = 200, body = LedgerView)))]
 pub async fn ledger(State(state): State<AppState>) -> Result<axum::Json<LedgerView>, ApiError> {
     let accounts = projections::ledger::balances(&state.pool)
@@ -584,7 +571,7 @@ pub struct IncomeView {
 
 /// Your income (workers): balances, each completed order's share, and totals by day, week or
 /// month ready for a chart.
-#[utoipa::path(get, path = "/api/v1/worker/income", tag = "payments", security(("bearer" = [])), params(IncomeParams),
+#[utoipa::path(get, path = "/api/v1/worker/income", tag = "payments", security(("bearer" = ["worker"])), params(IncomeParams),
     responses((status = 200, body = IncomeView), (status = 422, body = crate::error::Problem)))]
 pub async fn income(
     State(state): State<AppState>,
@@ -667,7 +654,7 @@ pub struct RefundBody {
 /// unfinished; after release only for a disputed order, the commission returning in proportion
 /// and the worker's share taken back from their income. The money goes back through the
 /// original provider; the reason is recorded with who gave it.
-#[utoipa::path(post, path = "/api/v1/admin/payments/{payment_id}/refunds", tag = "payments", request_body = RefundBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/payments/{payment_id}/refunds", tag = "payments", request_body = RefundBody, security(("bearer" = ["admin"])),
     params(("payment_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = PaymentView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn admin_refund(
@@ -690,7 +677,7 @@ pub async fn admin_refund(
 
 /// The latest reconciliations of providers' statements against the ledger, newest first
 /// (admins); each lists its differences.
-#[utoipa::path(get, path = "/api/v1/admin/reconciliations", tag = "payments", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/reconciliations", tag = "payments", security(("bearer" = ["admin"])),
     responses((status = 200, body = [Object])))]
 pub async fn reconciliations(
     State(state): State<AppState>,

@@ -4,8 +4,6 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::customer::{CustomerCommand, EmergencyContact};
 use domain::{PersonName, PhoneNumber};
@@ -20,13 +18,14 @@ use crate::routes::credentials::normalise_login;
 use crate::routes::orders::AddressBody;
 use crate::state::AppState;
 use crate::text::Line;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/me/profile", get(show).put(update))
-        .route("/api/v1/me/emergency-contact", put(set_emergency_contact))
-        .route("/api/v1/me/addresses", post(add_address))
-        .route("/api/v1/me/addresses/{address_id}", delete(remove_address))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, update))
+        .routes(routes!(set_emergency_contact))
+        .routes(routes!(add_address))
+        .routes(routes!(remove_address))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -86,7 +85,7 @@ pub struct ProfileView {
 }
 
 /// Your profile, as the read model has it.
-#[utoipa::path(get, path = "/api/v1/me/profile", tag = "profile", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/me/profile", tag = "profile", security(("bearer" = ["customer"])),
     responses((status = 200, body = ProfileView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -136,7 +135,7 @@ pub struct ProfileAck {
 }
 
 /// Change your name and contact details.
-#[utoipa::path(put, path = "/api/v1/me/profile", tag = "profile", request_body = ProfileBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/me/profile", tag = "profile", request_body = ProfileBody, security(("bearer" = ["customer"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = ProfileAck), (status = 422, body = crate::error::Problem)))]
 pub async fn update(
@@ -197,7 +196,7 @@ pub struct EmergencyContactBody {
 }
 
 /// Set whom to call in an emergency.
-#[utoipa::path(put, path = "/api/v1/me/emergency-contact", tag = "profile", request_body = EmergencyContactBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/me/emergency-contact", tag = "profile", request_body = EmergencyContactBody, security(("bearer" = ["customer"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = ProfileAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_emergency_contact(
@@ -249,7 +248,7 @@ pub struct AddressAck {
 }
 
 /// Save an address. Its coordinates, if given, name their datum (WGS-84, GCJ-02 or BD-09).
-#[utoipa::path(post, path = "/api/v1/me/addresses", tag = "profile", request_body = NewAddressBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/me/addresses", tag = "profile", request_body = NewAddressBody, security(("bearer" = ["customer"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 201, body = AddressAck), (status = 422, body = crate::error::Problem)))]
 pub async fn add_address(
@@ -288,7 +287,7 @@ pub async fn add_address(
 }
 
 /// Forget a saved address.
-#[utoipa::path(delete, path = "/api/v1/me/addresses/{address_id}", tag = "profile", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/me/addresses/{address_id}", tag = "profile", security(("bearer" = ["customer"])),
     params(("address_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn remove_address(

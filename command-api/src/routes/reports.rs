@@ -5,8 +5,6 @@ use analytics::reports::Report;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -15,15 +13,16 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/reports/revenue", get(revenue))
-        .route("/api/v1/reports/orders", get(orders))
-        .route("/api/v1/reports/satisfaction", get(satisfaction))
-        .route("/api/v1/reports/activity", get(activity))
-        .route("/api/v1/admin/analytics/refresh", post(refresh))
-        .route("/api/v1/analytics/sql", post(sql))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(revenue))
+        .routes(routes!(orders))
+        .routes(routes!(satisfaction))
+        .routes(routes!(activity))
+        .routes(routes!(refresh))
+        .routes(routes!(sql))
 }
 
 /// One analyst's query.
@@ -41,7 +40,7 @@ pub struct SqlBody {
 /// network, extension or setting access, capped memory and threads, a time-out, and a row and
 /// byte limit on the answer. Each analyst runs one query at a time and a few run at once in
 /// all (429 beyond). Anything else is refused with a problem saying why.
-#[utoipa::path(post, path = "/api/v1/analytics/sql", tag = "reports", security(("bearer" = [])), request_body = SqlBody,
+#[utoipa::path(post, path = "/api/v1/analytics/sql", tag = "reports", security(("bearer" = ["analyst"])), request_body = SqlBody,
     responses((status = 200, description = "Columns with their types, rows as JSON values, whether rows were cut off, and the warehouse's freshness", body = analytics::sql::Answer),
               (status = 429, body = crate::error::Problem),
               (status = 422, body = crate::error::Problem)))]
@@ -224,7 +223,7 @@ impl ReportQuery {
 /// Revenue (admins and analysts): GMV, refunds, net revenue, platform commission and worker
 /// payouts by day, service and area, with the average order value and how fresh the warehouse
 /// is. `format=csv` answers the rows as CSV.
-#[utoipa::path(get, path = "/api/v1/reports/revenue", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+#[utoipa::path(get, path = "/api/v1/reports/revenue", tag = "reports", security(("bearer" = ["admin", "analyst"])), params(ReportQuery),
     responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
                   content((analytics::reports::RevenueReport = "application/json"), (String = "text/csv"))),
               (status = 422, body = crate::error::Problem)))]
@@ -241,7 +240,7 @@ pub async fn revenue(
 /// Orders (admins and analysts): volume and the funnel (placed → paid → assigned → completed)
 /// by day of placement, service and city; cancellations by stage and reason; minutes from
 /// payment to assignment. `format=csv` answers the rows as CSV.
-#[utoipa::path(get, path = "/api/v1/reports/orders", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+#[utoipa::path(get, path = "/api/v1/reports/orders", tag = "reports", security(("bearer" = ["admin", "analyst"])), params(ReportQuery),
     responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
                   content((analytics::reports::OrdersReport = "application/json"), (String = "text/csv"))),
               (status = 422, body = crate::error::Problem)))]
@@ -258,7 +257,7 @@ pub async fn orders(
 /// Satisfaction (admins and analysts): average quality, attitude and skill, their distribution,
 /// by service, city, worker and week, and the workers whose ratings are falling (the last 30 days
 /// against the 30 before); hidden reviews are left out. `format=csv` answers the per-worker rows.
-#[utoipa::path(get, path = "/api/v1/reports/satisfaction", tag = "reports", security(("bearer" = [])), params(ReportQuery),
+#[utoipa::path(get, path = "/api/v1/reports/satisfaction", tag = "reports", security(("bearer" = ["admin", "analyst"])), params(ReportQuery),
     responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
                   content((analytics::reports::SatisfactionReport = "application/json"), (String = "text/csv"))),
               (status = 422, body = crate::error::Problem)))]
@@ -275,7 +274,7 @@ pub async fn satisfaction(
 /// Activity (admins and analysts): daily, weekly and monthly active customers and workers, new
 /// against returning, and weekly retention cohorts. Filters by `role`, not service or city.
 /// `format=csv` answers the period rows.
-#[utoipa::path(get, path = "/api/v1/reports/activity", tag = "reports", security(("bearer" = [])), params(ReportQuery, ("role" = Option<ActivityRole>, Query, description = "Only customers or only workers")),
+#[utoipa::path(get, path = "/api/v1/reports/activity", tag = "reports", security(("bearer" = ["admin", "analyst"])), params(ReportQuery, ("role" = Option<ActivityRole>, Query, description = "Only customers or only workers")),
     responses((status = 200, description = "The report as JSON, or its rows as CSV with `format=csv` (the warehouse's refresh time in `X-Warehouse-Refreshed-At`)",
                   content((analytics::activity::ActivityReport = "application/json"), (String = "text/csv"))),
               (status = 422, body = crate::error::Problem)))]
@@ -328,7 +327,7 @@ fn csv_response(freshness: &analytics::reports::Freshness, body: String) -> Resp
 
 /// Refresh the warehouse now (admins): loads every event since the last refresh and says how
 /// many, how fast, and up to where.
-#[utoipa::path(post, path = "/api/v1/admin/analytics/refresh", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/analytics/refresh", tag = "reports", security(("bearer" = ["admin"])),
     responses((status = 200, description = "What the refresh loaded", body = analytics::load::LoadReport)))]
 pub async fn refresh(State(state): State<AppState>) -> Result<Response, ApiError> {
     let report = state

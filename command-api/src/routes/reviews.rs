@@ -1,8 +1,6 @@
 //! Reviews: the worker's reply, the admins' hiding, and the public lists and rating summaries.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::order::OrderCommand;
 use serde::{Deserialize, Serialize};
@@ -15,15 +13,16 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::acks::OrderAck;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/review-tags", get(tags))
-        .route("/api/v1/orders/{order_id}/review/reply", post(reply))
-        .route("/api/v1/admin/orders/{order_id}/review/hide", post(hide))
-        .route("/api/v1/workers/{worker_id}/reviews", get(list))
-        .route("/api/v1/workers/{worker_id}/ratings", get(ratings))
-        .route("/api/v1/admin/reviews", get(admin_list))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(tags))
+        .routes(routes!(reply))
+        .routes(routes!(hide))
+        .routes(routes!(list))
+        .routes(routes!(ratings))
+        .routes(routes!(admin_list))
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -46,7 +45,7 @@ impl From<&domain::review::Tag> for TagView {
 }
 
 /// The tags a review may carry.
-#[utoipa::path(get, path = "/api/v1/review-tags", tag = "reviews", responses((status = 200, body = [TagView])))]
+#[utoipa::path(get, path = "/api/v1/review-tags", security(()), tag = "reviews", responses((status = 200, body = [TagView])))]
 pub async fn tags() -> axum::Json<Vec<TagView>> {
     axum::Json(domain::review::TAGS.iter().map(TagView::from).collect())
 }
@@ -58,7 +57,7 @@ pub struct ReplyBody {
 }
 
 /// Answer the review of one of your orders, once (its worker).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/review/reply", tag = "reviews", request_body = ReplyBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/review/reply", tag = "reviews", request_body = ReplyBody, security(("bearer" = ["worker"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reply(
@@ -89,7 +88,7 @@ pub struct HideBody {
 
 /// Hide a review from the public and from the worker's ratings, with a reason (admins). The
 /// audit trail keeps who did it and why.
-#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/review/hide", tag = "reviews", request_body = HideBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/review/hide", tag = "reviews", request_body = HideBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn hide(
@@ -136,7 +135,7 @@ pub struct ReviewView {
 }
 
 /// A worker's reviews, newest first (anyone). Hidden reviews are left out.
-#[utoipa::path(get, path = "/api/v1/workers/{worker_id}/reviews", tag = "reviews",
+#[utoipa::path(get, path = "/api/v1/workers/{worker_id}/reviews", security(()), tag = "reviews",
     params(("worker_id" = Uuid, Path), ListParams),
     responses((status = 200, body = [ReviewView]), (status = 422, body = crate::error::Problem)))]
 pub async fn list(
@@ -198,7 +197,7 @@ fn review_view(row: &sqlx::postgres::PgRow) -> Result<ReviewView, sqlx::Error> {
 
 /// The review of one order, with the worker's reply (its customer, its worker, admins). A
 /// hidden review is still shown to them.
-#[utoipa::path(get, path = "/api/v1/orders/{order_id}/review", tag = "reviews", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}/review", tag = "reviews", security(("bearer" = ["customer", "worker", "admin"])),
     params(("order_id" = Uuid, Path)),
     responses((status = 200, body = ReviewView), (status = 404, body = crate::error::Problem)))]
 pub async fn of_order(
@@ -255,7 +254,7 @@ pub struct AdminReviewView {
 }
 
 /// Every review, newest first, hidden ones included (admins).
-#[utoipa::path(get, path = "/api/v1/admin/reviews", tag = "reviews", security(("bearer" = [])), params(AdminReviewParams),
+#[utoipa::path(get, path = "/api/v1/admin/reviews", tag = "reviews", security(("bearer" = ["admin"])), params(AdminReviewParams),
     responses((status = 200, body = [AdminReviewView]), (status = 422, body = crate::error::Problem)))]
 pub async fn admin_list(
     State(state): State<AppState>,
@@ -381,7 +380,7 @@ pub struct RatingSummary {
 
 /// A worker's rating summary (anyone): averages per dimension, the distribution, the count, the
 /// trend of the last six months and the most given tags. Hidden reviews do not count.
-#[utoipa::path(get, path = "/api/v1/workers/{worker_id}/ratings", tag = "reviews",
+#[utoipa::path(get, path = "/api/v1/workers/{worker_id}/ratings", security(()), tag = "reviews",
     params(("worker_id" = Uuid, Path)),
     responses((status = 200, body = RatingSummary)))]
 pub async fn ratings(

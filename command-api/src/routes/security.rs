@@ -2,8 +2,6 @@
 //! each new sign-in is reported to them.
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,9 +11,10 @@ use crate::error::ApiError;
 use crate::extract::AppJson;
 use crate::extract::RequestContext;
 use crate::state::AppState;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/me/security", get(show).put(update))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show, update))
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
@@ -55,7 +54,7 @@ pub struct SecurityView {
 }
 
 /// Your security settings and sessions at a glance.
-#[utoipa::path(get, path = "/api/v1/me/security", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/me/security", tag = "sessions", security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 200, body = SecurityView)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -77,7 +76,7 @@ pub async fn show(
 }
 
 /// Change your security settings.
-#[utoipa::path(put, path = "/api/v1/me/security", tag = "sessions", request_body = SecuritySettings, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/me/security", tag = "sessions", request_body = SecuritySettings, security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = SecuritySettings), (status = 422, body = crate::error::Problem)))]
 pub async fn update(

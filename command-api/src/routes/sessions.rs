@@ -8,8 +8,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{delete, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::{Actor, Role};
 use serde::{Deserialize, Serialize};
@@ -28,18 +26,16 @@ use crate::routes::credentials::{
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/sessions", post(sign_in).get(list))
-        .route("/api/v1/sessions/refresh", post(refresh))
-        .route("/api/v1/sessions/{session_id}", delete(revoke))
-        .route("/api/v1/me/password", post(change_password))
-        .route("/api/v1/me/reauthentication", post(reauthenticate))
-        .route(
-            "/api/v1/sessions/sign-out-everywhere",
-            post(sign_out_everywhere),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(sign_in, list))
+        .routes(routes!(refresh))
+        .routes(routes!(revoke))
+        .routes(routes!(change_password))
+        .routes(routes!(reauthenticate))
+        .routes(routes!(sign_out_everywhere))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,7 +50,7 @@ pub struct ReauthenticationBody {
 /// Confirm it is you (password or one-time code) before a sensitive change such as linking a
 /// sign-in provider; it holds for this session for five minutes. Wrong answers count towards
 /// the lock-out as sign-ins do.
-#[utoipa::path(post, path = "/api/v1/me/reauthentication", tag = "sessions", request_body = ReauthenticationBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/me/reauthentication", tag = "sessions", request_body = ReauthenticationBody, security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]
 pub async fn reauthenticate(
@@ -104,7 +100,7 @@ pub struct SignOutEverywhereBody {
 
 /// Sign out everywhere: every session of yours is revoked, this one included, and with
 /// `remove_linked_accounts` every linked sign-in provider is removed.
-#[utoipa::path(post, path = "/api/v1/sessions/sign-out-everywhere", tag = "sessions", request_body = SignOutEverywhereBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/sessions/sign-out-everywhere", tag = "sessions", request_body = SignOutEverywhereBody, security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 204), (status = 422, body = crate::error::Problem)))]
 pub async fn sign_out_everywhere(
     State(state): State<AppState>,
@@ -187,7 +183,7 @@ pub(crate) async fn guarded_verify(
 }
 
 /// Sign in with a login and password; returns an access token and a refresh token.
-#[utoipa::path(post, path = "/api/v1/sessions", tag = "sessions", request_body = SignInBody,
+#[utoipa::path(post, path = "/api/v1/sessions", security(()), tag = "sessions", request_body = SignInBody,
     responses((status = 201, body = SessionCreated), (status = 401, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]
 pub async fn sign_in(
@@ -243,7 +239,7 @@ pub struct RefreshBody {
 
 /// Spend a refresh token for a new access token and a new refresh token. Presenting a spent
 /// refresh token revokes its whole session.
-#[utoipa::path(post, path = "/api/v1/sessions/refresh", tag = "sessions", request_body = RefreshBody,
+#[utoipa::path(post, path = "/api/v1/sessions/refresh", security(()), tag = "sessions", request_body = RefreshBody,
     responses((status = 201, body = SessionCreated), (status = 401, body = crate::error::Problem)))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -341,7 +337,7 @@ pub struct SessionView {
 }
 
 /// Your live sessions, newest first.
-#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/sessions", tag = "sessions", security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     responses((status = 200, body = [SessionView]), (status = 401, body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -362,7 +358,7 @@ pub async fn list(
 }
 
 /// Revoke one of your sessions (sign it out everywhere at once).
-#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}", tag = "sessions", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/api/v1/sessions/{session_id}", tag = "sessions", security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     params(("session_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub async fn revoke(
@@ -393,7 +389,7 @@ pub struct ChangePasswordBody {
 }
 
 /// Change your password. Every other session is revoked; this one stays.
-#[utoipa::path(post, path = "/api/v1/me/password", tag = "sessions", request_body = ChangePasswordBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/me/password", tag = "sessions", request_body = ChangePasswordBody, security(("bearer" = ["customer", "worker", "admin", "analyst"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 422, body = crate::error::Problem),
               (status = 429, body = crate::error::Problem)))]

@@ -4,8 +4,6 @@
 //! with the request's metadata.
 
 use axum::extract::State;
-use axum::routing::{get, post, put};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::customer::CustomerCommand;
 use projections::customers::{CustomerRow, CustomerSearch};
@@ -23,24 +21,16 @@ use crate::routes::profile::AddressView;
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/admin/customers", get(search_customers))
-        .route("/api/v1/admin/customers/{customer_id}", get(customer))
-        .route(
-            "/api/v1/admin/customers/{customer_id}/suspend",
-            post(suspend),
-        )
-        .route(
-            "/api/v1/admin/customers/{customer_id}/reinstate",
-            post(reinstate),
-        )
-        .route(
-            "/api/v1/admin/customers/{customer_id}/groups",
-            put(set_groups),
-        )
-        .route("/api/v1/admin/workers", get(search_workers))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(search_customers))
+        .routes(routes!(customer))
+        .routes(routes!(suspend))
+        .routes(routes!(reinstate))
+        .routes(routes!(set_groups))
+        .routes(routes!(search_workers))
 }
 
 fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
@@ -128,7 +118,7 @@ impl From<CustomerRow> for CustomerSummary {
 }
 
 /// Search customers (admins).
-#[utoipa::path(get, path = "/api/v1/admin/customers", tag = "admin", security(("bearer" = [])), params(CustomerSearchParams),
+#[utoipa::path(get, path = "/api/v1/admin/customers", tag = "admin", security(("bearer" = ["admin"])), params(CustomerSearchParams),
     responses((status = 200, body = [CustomerSummary]), (status = 422, body = crate::error::Problem)))]
 pub async fn search_customers(
     State(state): State<AppState>,
@@ -155,7 +145,7 @@ pub struct CustomerDetail {
 }
 
 /// One customer, with their addresses (admins).
-#[utoipa::path(get, path = "/api/v1/admin/customers/{customer_id}", tag = "admin", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/customers/{customer_id}", tag = "admin", security(("bearer" = ["admin"])),
     params(("customer_id" = Uuid, Path)),
     responses((status = 200, body = CustomerDetail), (status = 404, body = crate::error::Problem)))]
 pub async fn customer(
@@ -194,7 +184,7 @@ async fn run(
 }
 
 /// Suspend a customer, with a reason: they can no longer place orders (admins).
-#[utoipa::path(post, path = "/api/v1/admin/customers/{customer_id}/suspend", tag = "admin", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/customers/{customer_id}/suspend", tag = "admin", request_body = ReasonBody, security(("bearer" = ["admin"])),
     params(("customer_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = CustomerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn suspend(
@@ -218,7 +208,7 @@ pub async fn suspend(
 }
 
 /// Lift a customer's suspension, with a reason (admins).
-#[utoipa::path(post, path = "/api/v1/admin/customers/{customer_id}/reinstate", tag = "admin", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/customers/{customer_id}/reinstate", tag = "admin", request_body = ReasonBody, security(("bearer" = ["admin"])),
     params(("customer_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = CustomerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn reinstate(
@@ -242,7 +232,7 @@ pub async fn reinstate(
 }
 
 /// Put a customer in groups; replaces the previous groups (admins).
-#[utoipa::path(put, path = "/api/v1/admin/customers/{customer_id}/groups", tag = "admin", request_body = GroupsBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/admin/customers/{customer_id}/groups", tag = "admin", request_body = GroupsBody, security(("bearer" = ["admin"])),
     params(("customer_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = CustomerAck), (status = 422, body = crate::error::Problem)))]
 pub async fn set_groups(
@@ -301,7 +291,7 @@ pub struct WorkerSummary {
 }
 
 /// Search workers (admins).
-#[utoipa::path(get, path = "/api/v1/admin/workers", tag = "admin", security(("bearer" = [])), params(WorkerSearchParams),
+#[utoipa::path(get, path = "/api/v1/admin/workers", tag = "admin", security(("bearer" = ["admin"])), params(WorkerSearchParams),
     responses((status = 200, body = [WorkerSummary]), (status = 422, body = crate::error::Problem)))]
 pub async fn search_workers(
     State(state): State<AppState>,

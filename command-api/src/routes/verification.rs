@@ -5,8 +5,6 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::{Actor, PhoneNumber, Role};
 use hmac::Mac;
@@ -25,16 +23,17 @@ use crate::routes::credentials::{
 };
 use crate::state::AppState;
 use crate::text::Line;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 const RESEND_AFTER_SECONDS: i64 = 60;
 const SENDS_PER_DESTINATION_PER_HOUR: i64 = 5;
 const SENDS_PER_ADDRESS_PER_HOUR: i64 = 20;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/verification-codes", post(request_code))
-        .route("/api/v1/sessions/code", post(sign_in_with_code))
-        .route("/api/v1/password-resets", post(reset_password))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(request_code))
+        .routes(routes!(sign_in_with_code))
+        .routes(routes!(reset_password))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -111,7 +110,7 @@ async fn check_send_limits(
 
 /// Send a one-time code to a phone number or e-mail address. The answer is the same whether or
 /// not an account exists there.
-#[utoipa::path(post, path = "/api/v1/verification-codes", tag = "sessions", request_body = CodeRequestBody,
+#[utoipa::path(post, path = "/api/v1/verification-codes", security(()), tag = "sessions", request_body = CodeRequestBody,
     responses((status = 202, body = CodeSent), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn request_code(
     State(state): State<AppState>,
@@ -207,7 +206,7 @@ pub struct CodeSignInBody {
 }
 
 /// Sign in with a one-time code sent to the account's phone number or e-mail address.
-#[utoipa::path(post, path = "/api/v1/sessions/code", tag = "sessions", request_body = CodeSignInBody,
+#[utoipa::path(post, path = "/api/v1/sessions/code", security(()), tag = "sessions", request_body = CodeSignInBody,
     responses((status = 201, body = SessionCreated), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn sign_in_with_code(
     State(state): State<AppState>,
@@ -249,7 +248,7 @@ pub struct ResetBody {
 
 /// Set a new password with a code; every session of the account is revoked and every linked
 /// sign-in provider removed.
-#[utoipa::path(post, path = "/api/v1/password-resets", tag = "sessions", request_body = ResetBody,
+#[utoipa::path(post, path = "/api/v1/password-resets", security(()), tag = "sessions", request_body = ResetBody,
     responses((status = 204), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn reset_password(
     State(state): State<AppState>,

@@ -3,8 +3,6 @@
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::wallet::{
     BankAccount, Wallet, WalletCommand, WalletError, WithdrawalChecks, WithdrawalRisk,
@@ -21,23 +19,15 @@ use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/worker/bank-account", put(set_bank_account))
-        .route(
-            "/api/v1/worker/withdrawals",
-            post(request_withdrawal).get(my_withdrawals),
-        )
-        .route("/api/v1/admin/withdrawals", get(admin_withdrawals))
-        .route(
-            "/api/v1/admin/withdrawals/{withdrawal_id}/approve",
-            post(approve),
-        )
-        .route(
-            "/api/v1/admin/withdrawals/{withdrawal_id}/reject",
-            post(reject),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(set_bank_account))
+        .routes(routes!(request_withdrawal, my_withdrawals))
+        .routes(routes!(admin_withdrawals))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -52,7 +42,7 @@ pub struct BankAccountBody {
 
 /// Set the bank account withdrawals are paid to (workers). The number is sealed under the
 /// worker's own key; only its last four digits are shown.
-#[utoipa::path(put, path = "/api/v1/worker/bank-account", tag = "wallet", request_body = BankAccountBody, security(("bearer" = [])),
+#[utoipa::path(put, path = "/api/v1/worker/bank-account", tag = "wallet", request_body = BankAccountBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 204), (status = 422, body = crate::error::Problem)))]
 pub async fn set_bank_account(
@@ -117,7 +107,7 @@ pub struct WithdrawalView {
 /// Ask to withdraw available income to your bank account (workers). Checked first: minimum and
 /// daily maximum, how many requests today, the account holder against your verified name, the
 /// account's age, and open disputes. The amount is reserved at once.
-#[utoipa::path(post, path = "/api/v1/worker/withdrawals", tag = "wallet", request_body = WithdrawalBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/worker/withdrawals", tag = "wallet", request_body = WithdrawalBody, security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key: the same key never withdraws twice")),
     responses((status = 201, body = WithdrawalView), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn request_withdrawal(
@@ -239,7 +229,7 @@ pub struct WithdrawalRulesView {
 }
 
 /// Your bank account and withdrawals (workers).
-#[utoipa::path(get, path = "/api/v1/worker/withdrawals", tag = "wallet", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/worker/withdrawals", tag = "wallet", security(("bearer" = ["worker"])),
     responses((status = 200, body = MyWithdrawals)))]
 pub async fn my_withdrawals(
     State(state): State<AppState>,
@@ -286,7 +276,7 @@ pub struct AdminWithdrawalParams {
 }
 
 /// Withdrawals by status, oldest first (admins): `requested` is the review queue.
-#[utoipa::path(get, path = "/api/v1/admin/withdrawals", tag = "wallet", security(("bearer" = [])), params(AdminWithdrawalParams),
+#[utoipa::path(get, path = "/api/v1/admin/withdrawals", tag = "wallet", security(("bearer" = ["admin"])), params(AdminWithdrawalParams),
     responses((status = 200, body = [WithdrawalView]), (status = 422, body = crate::error::Problem)))]
 pub async fn admin_withdrawals(
     State(state): State<AppState>,
@@ -351,7 +341,7 @@ async fn view(
 
 /// Approve a withdrawal and pay it out through the bank (admins). Approving again pays nothing
 /// more; a refused transfer returns the money to the worker's available balance.
-#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{withdrawal_id}/approve", tag = "wallet", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{withdrawal_id}/approve", tag = "wallet", security(("bearer" = ["admin"])),
     params(("withdrawal_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WithdrawalView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn approve(
@@ -381,7 +371,7 @@ pub struct RejectBody {
 }
 
 /// Reject a withdrawal with a reason (admins); the money returns to available.
-#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{withdrawal_id}/reject", tag = "wallet", request_body = RejectBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/withdrawals/{withdrawal_id}/reject", tag = "wallet", request_body = RejectBody, security(("bearer" = ["admin"])),
     params(("withdrawal_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WithdrawalView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reject(

@@ -1,8 +1,6 @@
 //! The worker directory and a worker's own availability.
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use domain::worker::WorkerCommand;
 use projections::workers::{self as worker_views, WorkerRow, WorkerSearch};
@@ -17,18 +15,16 @@ use crate::routes::params::ReasonBody;
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/workers", get(list))
-        .route("/api/v1/workers/{worker_id}", get(show))
-        .route("/api/v1/worker/online", post(go_online))
-        .route("/api/v1/worker/offline", post(go_offline))
-        .route("/api/v1/admin/workers/{worker_id}/suspend", post(suspend))
-        .route(
-            "/api/v1/admin/workers/{worker_id}/reinstate",
-            post(reinstate),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(go_online))
+        .routes(routes!(go_offline))
+        .routes(routes!(suspend))
+        .routes(routes!(reinstate))
 }
 
 /// A worker as the directory shows them; the phone number is masked.
@@ -123,7 +119,7 @@ pub struct WorkerListParams {
 }
 
 /// The worker directory: active workers, filtered by skill, city and availability.
-#[utoipa::path(get, path = "/api/v1/workers", tag = "workers", params(WorkerListParams),
+#[utoipa::path(get, path = "/api/v1/workers", security(()), tag = "workers", params(WorkerListParams),
     responses((status = 200, body = [WorkerView]), (status = 422, body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -301,7 +297,7 @@ pub async fn list(
 
 /// One worker's directory entry, with their rating and the kinds of their in-date
 /// certificates.
-#[utoipa::path(get, path = "/api/v1/workers/{worker_id}", tag = "workers", params(("worker_id" = Uuid, Path)),
+#[utoipa::path(get, path = "/api/v1/workers/{worker_id}", security(()), tag = "workers", params(("worker_id" = Uuid, Path)),
     responses((status = 200, body = WorkerView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
     State(state): State<AppState>,
@@ -363,7 +359,7 @@ async fn run(
 }
 
 /// Become available for orders (workers).
-#[utoipa::path(post, path = "/api/v1/worker/online", tag = "workers", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/worker/online", tag = "workers", security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAck), (status = 409, body = crate::error::Problem)))]
 pub async fn go_online(
@@ -383,7 +379,7 @@ pub async fn go_online(
 }
 
 /// Stop taking orders (workers).
-#[utoipa::path(post, path = "/api/v1/worker/offline", tag = "workers", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/worker/offline", tag = "workers", security(("bearer" = ["worker"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAck)))]
 pub async fn go_offline(
@@ -403,7 +399,7 @@ pub async fn go_offline(
 }
 
 /// Suspend a worker, with a reason (admins).
-#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/suspend", tag = "admin", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/suspend", tag = "admin", request_body = ReasonBody, security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn suspend(
@@ -427,7 +423,7 @@ pub async fn suspend(
 }
 
 /// Lift a worker's suspension, with a reason (admins).
-#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/reinstate", tag = "admin", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/workers/{worker_id}/reinstate", tag = "admin", request_body = ReasonBody, security(("bearer" = ["admin"])),
     params(("worker_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = WorkerAck), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn reinstate(

@@ -12,7 +12,7 @@ pub struct ReassignBody {
 
 /// Move an assigned or accepted order to another worker, with a reason (admins). The new
 /// worker's time is reserved first; the old worker's is given back.
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/reassign", tag = "dispatch", request_body = ReassignBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/reassign", tag = "dispatch", request_body = ReassignBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn reassign(
@@ -114,7 +114,7 @@ pub struct QueueParams {
 }
 
 /// Orders being dispatched, by stage, oldest first (admins). `stage=admin` is the manual queue.
-#[utoipa::path(get, path = "/api/v1/admin/dispatch/queue", tag = "dispatch", security(("bearer" = [])), params(QueueParams),
+#[utoipa::path(get, path = "/api/v1/admin/dispatch/queue", tag = "dispatch", security(("bearer" = ["admin"])), params(QueueParams),
     responses((status = 200, body = [QueueItem]), (status = 422, body = crate::error::Problem)))]
 pub async fn queue(
     State(state): State<AppState>,
@@ -182,7 +182,7 @@ pub struct RoundView {
 }
 
 /// The latest automatic rounds (admins).
-#[utoipa::path(get, path = "/api/v1/admin/dispatch/rounds", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/dispatch/rounds", tag = "dispatch", security(("bearer" = ["admin"])),
     responses((status = 200, body = [RoundView])))]
 pub async fn rounds(State(state): State<AppState>) -> Result<axum::Json<Vec<RoundView>>, ApiError> {
     let rows = sqlx::query_as::<_, (DateTime<Utc>, i32, i32, i32, i32, i32, i64, i64)>(
@@ -209,7 +209,7 @@ pub async fn rounds(State(state): State<AppState>) -> Result<axum::Json<Vec<Roun
 
 /// Run the dispatcher's timers and an automatic round now (admins), instead of waiting for the
 /// schedule. Runs only if no other process is running it at this moment.
-#[utoipa::path(post, path = "/api/v1/admin/dispatch/run", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/dispatch/run", tag = "dispatch", security(("bearer" = ["admin"])),
     responses((status = 200, body = Object)))]
 pub async fn run_now(
     State(state): State<AppState>,
@@ -232,7 +232,7 @@ pub struct CandidateView {
 
 /// Every dispatchable worker in the order's city, eligible ones first by cost, with why the
 /// others cannot take it (admins, for dispatching by hand).
-#[utoipa::path(get, path = "/api/v1/admin/orders/{order_id}/candidates", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/admin/orders/{order_id}/candidates", tag = "dispatch", security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path)),
     responses((status = 200, body = [CandidateView]), (status = 404, body = crate::error::Problem)))]
 pub async fn candidates(

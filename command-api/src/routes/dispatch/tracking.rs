@@ -23,7 +23,7 @@ pub struct LocationAck {
 }
 
 /// Report where you are while on the way (workers; at most every 10 seconds).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/location", tag = "dispatch", request_body = LocationReport, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/location", tag = "dispatch", request_body = LocationReport, security(("bearer" = ["worker"])),
     params(("order_id" = Uuid, Path)),
     responses((status = 200, body = LocationAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn report_location(
@@ -65,7 +65,7 @@ pub async fn report_location(
 
 /// Check in at the address (workers): with your position, within 300 m of the address, from
 /// an hour before the start until the end of the service.
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/arrive", tag = "orders", request_body = Option<PointBody>, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/arrive", tag = "orders", request_body = Option<PointBody>, security(("bearer" = ["worker"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn arrive(
@@ -147,7 +147,7 @@ pub struct NavigationLinksView {
 
 /// Navigation to the order's address (its worker or admins): links that open Amap, Baidu Maps
 /// and Tencent Maps at the destination in each one's datum, with distance and travel time.
-#[utoipa::path(get, path = "/api/v1/orders/{order_id}/navigation", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}/navigation", tag = "dispatch", security(("bearer" = ["worker", "admin"])),
     params(("order_id" = Uuid, Path), FromParams),
     responses((status = 200, body = NavigationView), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn navigation(
@@ -260,7 +260,7 @@ pub struct TrackingView {
 }
 
 /// Where the order stands and where its worker is (its customer, its worker, admins).
-#[utoipa::path(get, path = "/api/v1/orders/{order_id}/tracking", tag = "dispatch", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}/tracking", tag = "dispatch", security(("bearer" = ["customer", "worker", "admin"])),
     params(("order_id" = Uuid, Path)),
     responses((status = 200, body = TrackingView), (status = 404, body = crate::error::Problem)))]
 pub async fn tracking(

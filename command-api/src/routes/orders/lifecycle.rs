@@ -4,7 +4,7 @@
 use super::*;
 
 /// Cancel an order before its service starts (its customer or an admin).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders", request_body = ReasonBody, security(("bearer" = ["customer", "admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn cancel(
@@ -29,7 +29,7 @@ pub struct CancellationQuote {
 
 /// What cancelling the order now would refund and keep, to show before confirming (its
 /// customer or admins). The cancellation itself decides again when it happens.
-#[utoipa::path(get, path = "/api/v1/orders/{order_id}/cancellation", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}/cancellation", tag = "orders", security(("bearer" = ["customer", "admin"])),
     params(("order_id" = Uuid, Path)),
     responses((status = 200, body = CancellationQuote), (status = 404, body = crate::error::Problem)))]
 pub async fn cancellation(
@@ -82,7 +82,7 @@ pub(crate) async fn cancel_order(
 }
 
 /// Open a dispute during or after the service (its customer or an admin).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/dispute", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/dispute", tag = "orders", request_body = ReasonBody, security(("bearer" = ["customer", "admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn dispute(
@@ -109,7 +109,7 @@ pub struct ResolutionBody {
 
 /// Close a dispute (admins), after any refund was made on the payment. The order is completed;
 /// if its money was still in escrow (disputed during the service) it is released now.
-#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/resolve-dispute", tag = "orders", request_body = ResolutionBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/admin/orders/{order_id}/resolve-dispute", tag = "orders", request_body = ResolutionBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn resolve_dispute(
@@ -147,7 +147,7 @@ pub struct OrderReviewBody {
 }
 
 /// Review a completed order, once, within the review window (its customer).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/review", tag = "orders", request_body = OrderReviewBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/review", tag = "orders", request_body = OrderReviewBody, security(("bearer" = ["customer"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn review(
@@ -185,7 +185,7 @@ pub struct PaymentBody {
 }
 
 /// Record an offline payment for an order awaiting payment (admins).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/payments", tag = "orders", request_body = PaymentBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/payments", tag = "orders", request_body = PaymentBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn record_payment(
@@ -213,7 +213,7 @@ pub async fn record_payment(
 }
 
 /// Open a paid order for dispatch (admins).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/dispatch", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/dispatch", tag = "orders", security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn open_dispatch(
@@ -245,7 +245,7 @@ pub struct AssignBody {
 }
 
 /// Assign a worker to a paid order (admins). The worker must be active and skilled for it.
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/assignment", tag = "orders", request_body = AssignBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/assignment", tag = "orders", request_body = AssignBody, security(("bearer" = ["admin"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn assign(
@@ -260,7 +260,7 @@ pub async fn assign(
 
 /// Finish the service (workers). The customer's payment leaves escrow: the commission to the
 /// platform, the rest to the worker's pending income.
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/finish", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/finish", tag = "orders", security(("bearer" = ["worker"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn finish(
@@ -282,7 +282,7 @@ pub async fn finish(
 }
 
 /// Decline an order assigned to you; it goes back to dispatch (workers).
-#[utoipa::path(post, path = "/api/v1/orders/{order_id}/decline", tag = "orders", request_body = ReasonBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/decline", tag = "orders", request_body = ReasonBody, security(("bearer" = ["worker"])),
     params(("order_id" = Uuid, Path), ("Idempotency-Key" = Option<String>, Header, description = "Retry key")),
     responses((status = 200, body = OrderAck), (status = 409, body = crate::error::Problem)))]
 pub async fn decline(

@@ -113,7 +113,7 @@ fn may_see(actor: Actor, row: &OrderRow) -> bool {
 }
 
 /// One order. Others' orders answer 404, so their existence is not revealed.
-#[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders", security(("bearer" = ["customer", "worker", "admin"])),
     params(("order_id" = Uuid, Path)),
     responses((status = 200, body = OrderView), (status = 404, body = crate::error::Problem)))]
 pub async fn show(
@@ -166,7 +166,7 @@ pub struct OrderPage {
 }
 
 /// Orders: a customer's own, a worker's assigned, or (admins) all, filtered and sorted.
-#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = [])), params(ListParams),
+#[utoipa::path(get, path = "/api/v1/orders", tag = "orders", security(("bearer" = ["customer", "worker", "admin"])), params(ListParams),
     responses((status = 200, body = OrderPage), (status = 422, body = crate::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -258,7 +258,7 @@ pub struct CountParams {
 }
 
 /// How many orders are in each status, optionally of a search (admins).
-#[utoipa::path(get, path = "/api/v1/admin/order-counts", tag = "admin", security(("bearer" = [])), params(CountParams),
+#[utoipa::path(get, path = "/api/v1/admin/order-counts", tag = "admin", security(("bearer" = ["admin"])), params(CountParams),
     responses((status = 200, body = [StatusCount])))]
 pub async fn counts(
     State(state): State<AppState>,
@@ -306,7 +306,7 @@ pub struct DayStat {
 
 /// Orders placed per day, service and status, with their value, for the dashboard (admins).
 /// At most 366 days at a time.
-#[utoipa::path(get, path = "/api/v1/admin/order-stats", tag = "admin", security(("bearer" = [])), params(StatsParams),
+#[utoipa::path(get, path = "/api/v1/admin/order-stats", tag = "admin", security(("bearer" = ["admin"])), params(StatsParams),
     responses((status = 200, body = [DayStat]), (status = 422, body = crate::error::Problem)))]
 pub async fn stats(
     State(state): State<AppState>,
