@@ -3,6 +3,8 @@
 //! A refusal (the domain said no, with its reason) is told apart from a failure to do the work
 //! (the database is away, something broke); the HTTP layer maps each to a status and a problem.
 
+use std::borrow::Cow;
+
 use cqrs_es::AggregateError;
 
 #[derive(Debug, thiserror::Error)]
@@ -10,9 +12,14 @@ pub enum Error {
     /// No such thing (or not one the caller may see).
     #[error("{0}")]
     NotFound(String),
-    /// The domain refused the command; `message` says why.
+    /// The domain refused the command; `message` says why (`中文 / English`), and `code`, when
+    /// the refusal has its own, names it for good (`order.illegal-transition`).
     #[error("{message}")]
-    Refused { kind: Refusal, message: String },
+    Refused {
+        kind: Refusal,
+        code: Option<Cow<'static, str>>,
+        message: String,
+    },
     /// Another writer changed the same stream first; nothing of this command was written.
     #[error("该订单刚被其他操作修改，请刷新后重试 / the resource was changed by another request first; nothing was written, reload and retry")]
     Conflict,
@@ -52,7 +59,11 @@ impl Error {
         let message = message.into();
         match kind {
             Refusal::NotFound => Error::NotFound(message),
-            kind => Error::Refused { kind, message },
+            kind => Error::Refused {
+                kind,
+                code: None,
+                message,
+            },
         }
     }
 
@@ -65,12 +76,29 @@ impl Error {
     }
 }
 
-/// What kind of refusal a domain error is, which the HTTP layer turns into a status.
+/// What kind of refusal a domain error is, which the HTTP layer turns into a status, and its
+/// stable code: the aggregate's area and the refusal's name (`order.illegal-transition`).
 pub trait Classify: std::error::Error {
+    /// The area the codes of this error start with.
+    const AREA: &'static str;
+
     fn refusal(&self) -> Refusal;
+
+    /// The refusal's name within its area (the variant's, in kebab case).
+    fn name(&self) -> &'static str;
+
+    fn code(&self) -> String {
+        format!("{}.{}", Self::AREA, self.name())
+    }
 }
 
 impl Classify for domain::order::OrderError {
+    const AREA: &'static str = "order";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         use domain::order::OrderError as E;
         match self {
@@ -111,6 +139,12 @@ impl Classify for domain::order::OrderError {
 }
 
 impl Classify for domain::worker::WorkerError {
+    const AREA: &'static str = "worker";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         use domain::worker::WorkerError as E;
         match self {
@@ -134,6 +168,12 @@ impl Classify for domain::worker::WorkerError {
 }
 
 impl Classify for domain::customer::CustomerError {
+    const AREA: &'static str = "customer";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         use domain::customer::CustomerError as E;
         match self {
@@ -148,6 +188,12 @@ impl Classify for domain::customer::CustomerError {
 }
 
 impl Classify for domain::payment::PaymentError {
+    const AREA: &'static str = "payment";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         use domain::payment::PaymentError as E;
         match self {
@@ -166,6 +212,12 @@ impl Classify for domain::payment::PaymentError {
 }
 
 impl Classify for domain::wallet::WalletError {
+    const AREA: &'static str = "wallet";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         use domain::wallet::WalletError as E;
         match self {
@@ -186,6 +238,12 @@ impl Classify for domain::wallet::WalletError {
 }
 
 impl Classify for domain::interview::InterviewError {
+    const AREA: &'static str = "interview";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         use domain::interview::InterviewError as E;
         match self {
@@ -201,12 +259,24 @@ impl Classify for domain::interview::InterviewError {
 }
 
 impl Classify for domain::commission::CommissionError {
+    const AREA: &'static str = "commission";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         Refusal::Invalid
     }
 }
 
 impl Classify for domain::activity::PresenceError {
+    const AREA: &'static str = "presence";
+
+    fn name(&self) -> &'static str {
+        self.into()
+    }
+
     fn refusal(&self) -> Refusal {
         match self {
             domain::activity::PresenceError::SomeoneElse => Refusal::Forbidden,
@@ -234,7 +304,15 @@ impl<E: Classify> From<AggregateError<E>> for Error {
 impl Error {
     /// A domain refusal outside a command (checked before one is sent).
     pub fn from_refusal(refusal: impl Classify) -> Self {
-        Error::refused(refusal.refusal(), refusal.to_string())
+        let message = refusal.to_string();
+        match refusal.refusal() {
+            Refusal::NotFound => Error::NotFound(message),
+            kind => Error::Refused {
+                kind,
+                code: Some(Cow::Owned(refusal.code())),
+                message,
+            },
+        }
     }
 }
 

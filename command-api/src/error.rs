@@ -6,7 +6,9 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cqrs_es::AggregateError;
+use domain::message::Lang;
 use serde::Serialize;
+use std::borrow::Cow;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -17,10 +19,10 @@ pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
     /// 401: no valid access token.
-    #[error("请先登录 / authentication required")]
+    #[error("unauthenticated")]
     Unauthenticated,
     /// 401: the login or password is wrong (which one is not said).
-    #[error("登录名或密码错误 / wrong login or password")]
+    #[error("bad-credentials")]
     BadCredentials,
     /// 403: the caller's role or identity may not do this.
     #[error("{0}")]
@@ -29,24 +31,22 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     /// 405: the path exists but not with this method.
-    #[error("该路径不支持此方法 / method not allowed on this path")]
+    #[error("method-not-allowed")]
     MethodNotAllowed,
     /// 409: the command does not fit the current state.
     #[error("{0}")]
     IllegalState(String),
     /// 409: another request changed the same thing first; nothing of this one was written.
-    #[error("该订单刚被其他操作修改，请刷新后重试 / the resource was changed by another request first; nothing was written, reload and retry")]
+    #[error("concurrent-modification")]
     ConcurrentModification,
     /// 409: a uniqueness rule (for example a login already taken).
     #[error("{0}")]
     Conflict(String),
     /// 409: a request with this Idempotency-Key is still being processed.
-    #[error(
-        "相同幂等键的请求仍在处理中 / a request with this Idempotency-Key is still in progress"
-    )]
+    #[error("idempotency-in-progress")]
     IdempotencyInProgress,
     /// 429: too many failed attempts; try again after the given number of seconds.
-    #[error("尝试次数过多，请 {retry_after_seconds} 秒后再试 / too many failed attempts; try again in {retry_after_seconds} seconds")]
+    #[error("locked-out for {retry_after_seconds} s")]
     LockedOut { retry_after_seconds: i64 },
     /// 429: the same thing was asked for too soon after the last time.
     #[error("{detail}")]
@@ -67,45 +67,48 @@ pub enum ApiError {
         retry_after_seconds: i64,
     },
     /// 410: a live stream asked to resume from further back than is kept.
-    #[error("续传位置已过期，请刷新后重新订阅（不带 Last-Event-ID）/ that resume point is older than the last hour; reload, then follow without Last-Event-ID")]
+    #[error("resume-too-old")]
     ResumeTooOld,
     /// 413: the body is larger than allowed.
-    #[error("请求体过大 / request body too large")]
+    #[error("payload-too-large")]
     PayloadTooLarge,
     /// 415: the body is not JSON.
-    #[error("请求体必须是 JSON / the body must be application/json")]
+    #[error("unsupported-media-type")]
     UnsupportedMediaType,
     /// 422: well-formed but invalid input.
     #[error("{0}")]
     Invalid(String),
     /// 422: one field of the request is invalid; the problem names it in `field`.
-    #[error("字段 {field} 无效：{detail} / invalid field {field}: {detail}")]
+    #[error("invalid field {field}: {detail}")]
     InvalidField { field: String, detail: String },
     /// 422: a one-time code that is wrong, spent or expired.
-    #[error(
-        "验证码错误或已过期，请重新获取 / the code is wrong or has expired; request a new one"
-    )]
+    #[error("bad-code")]
     BadCode,
     /// 422: an Idempotency-Key reused for a different request.
-    #[error("幂等键已用于另一个请求 / this Idempotency-Key was used for a different request")]
+    #[error("idempotency-key-reused")]
     IdempotencyKeyReused,
     /// 422: an analyst's query that may not run, or was stopped (time-out, memory).
     #[error("{0}")]
     SqlRefused(analytics::sql::Refusal),
     /// 503: the views a query asked for (`Anjia-Min-Position`) have not caught up with that
     /// write within the wait; retry after the given number of seconds.
-    #[error("数据正在同步，请稍后重试 / the views are still catching up with that write; try again shortly")]
+    #[error("catching-up")]
     CatchingUp { retry_after_seconds: i64 },
     /// 503: the database cannot be reached.
-    #[error("服务暂不可用 / service temporarily unavailable")]
+    #[error("unavailable")]
     Unavailable(#[source] anyhow::Error),
     /// 503: the analytics warehouse has not been loaded yet.
-    #[error(
-        "数据仓库尚未建立，请先刷新 / the warehouse has not been loaded yet: refresh it first"
-    )]
+    #[error("warehouse-not-loaded")]
     WarehouseNotLoaded,
+    /// A refusal with its own stable code (a domain refusal's, `order.illegal-transition`),
+    /// shown as the problem it wraps.
+    #[error("{inner}")]
+    Coded {
+        code: Cow<'static, str>,
+        inner: Box<ApiError>,
+    },
     /// 500: anything else. The cause is logged, never sent.
-    #[error("服务器内部错误 / internal server error")]
+    #[error("internal")]
     Internal(#[source] anyhow::Error),
 }
 
@@ -137,6 +140,7 @@ impl ApiError {
             | ApiError::CatchingUp { .. }
             | ApiError::WarehouseNotLoaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Coded { inner, .. } => inner.status_code(),
         }
     }
 
@@ -168,24 +172,67 @@ impl ApiError {
             ApiError::Unavailable(_) => "/problems/unavailable",
             ApiError::WarehouseNotLoaded => "/problems/warehouse-not-loaded",
             ApiError::Internal(_) => "/problems/internal",
+            ApiError::Coded { inner, .. } => inner.problem_type(),
         }
     }
 
-    fn title(&self) -> &'static str {
-        match self.status_code() {
-            StatusCode::BAD_REQUEST => "请求格式错误 / Bad request",
-            StatusCode::UNAUTHORIZED => "未登录 / Unauthenticated",
-            StatusCode::FORBIDDEN => "无权操作 / Forbidden",
-            StatusCode::NOT_FOUND => "未找到 / Not found",
-            StatusCode::METHOD_NOT_ALLOWED => "方法不允许 / Method not allowed",
-            StatusCode::CONFLICT => "冲突 / Conflict",
-            StatusCode::PAYLOAD_TOO_LARGE => "请求体过大 / Payload too large",
-            StatusCode::GONE => "已过期 / Gone",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "不支持的媒体类型 / Unsupported media type",
-            StatusCode::UNPROCESSABLE_ENTITY => "输入无效 / Invalid input",
-            StatusCode::TOO_MANY_REQUESTS => "请求过于频繁 / Too many requests",
-            StatusCode::SERVICE_UNAVAILABLE => "服务不可用 / Service unavailable",
-            _ => "服务器错误 / Server error",
+    /// The stable code of this refusal: its own when it has one, else its problem type's name.
+    pub fn code(&self) -> Cow<'static, str> {
+        match self {
+            ApiError::Coded { code, .. } => code.clone(),
+            ApiError::SqlRefused(refusal) => {
+                Cow::Borrowed(refusal.problem().trim_start_matches("/problems/"))
+            }
+            other => Cow::Borrowed(other.problem_type().trim_start_matches("/problems/")),
+        }
+    }
+
+    /// The problem's title in `lang`.
+    fn title(&self, lang: Lang) -> String {
+        let status = match self.status_code().as_u16() {
+            status @ (400 | 401 | 403 | 404 | 405 | 409 | 410 | 413 | 415 | 422 | 429 | 503) => {
+                status
+            }
+            _ => 500,
+        };
+        lang.text(&format!("title.{status}"), &[])
+            .unwrap_or_default()
+    }
+
+    /// What went wrong, in `lang`: the message table's text for the refusals the edge makes
+    /// itself, the half in `lang` of a text written `中文 / English` for the rest.
+    pub fn detail(&self, lang: Lang) -> String {
+        match self {
+            ApiError::Coded { code, inner } => {
+                lang.text(code, &[]).unwrap_or_else(|| inner.detail(lang))
+            }
+            ApiError::InvalidField { field, detail } => lang
+                .text(
+                    "invalid-field",
+                    &[("field", field), ("detail", lang.pick(detail))],
+                )
+                .unwrap_or_default(),
+            ApiError::LockedOut {
+                retry_after_seconds,
+            } => lang
+                .text(
+                    "locked-out",
+                    &[("seconds", &retry_after_seconds.to_string())],
+                )
+                .unwrap_or_default(),
+            ApiError::Forbidden(text)
+            | ApiError::BadRequest(text)
+            | ApiError::NotFound(text)
+            | ApiError::IllegalState(text)
+            | ApiError::Conflict(text)
+            | ApiError::Invalid(text)
+            | ApiError::TooFrequent { detail: text, .. }
+            | ApiError::CodeSendLimited { detail: text, .. }
+            | ApiError::Busy { detail: text, .. } => lang.pick(text).to_owned(),
+            ApiError::SqlRefused(refusal) => lang.pick(&refusal.to_string()).to_owned(),
+            fixed => lang
+                .text(&fixed.code(), &[])
+                .unwrap_or_else(|| lang.pick(&fixed.to_string()).to_owned()),
         }
     }
 
@@ -194,7 +241,10 @@ impl ApiError {
     }
 
     pub fn forbidden() -> Self {
-        ApiError::Forbidden("您的角色无权执行此操作 / your role may not do this".to_owned())
+        ApiError::Coded {
+            code: Cow::Borrowed("forbidden"),
+            inner: Box::new(ApiError::Forbidden(String::new())),
+        }
     }
 }
 
@@ -204,10 +254,15 @@ pub struct Problem {
     /// Stable identifier of the kind of problem.
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub title: &'static str,
+    /// The kind of problem, in the language asked for.
+    pub title: String,
     pub status: u16,
-    /// What went wrong, Chinese first, then English.
+    /// What went wrong, in the language the request asked for (`Accept-Language`; Simplified
+    /// Chinese unless it asks for English).
     pub detail: String,
+    /// The stable code of this refusal (`order.illegal-transition`, `bad-credentials`), for an
+    /// app that shows its own text.
+    pub code: String,
     /// The request field that was refused, as a path (`address.contact_name`, `items[2]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
@@ -215,13 +270,20 @@ pub struct Problem {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status_code();
+        let lang = crate::language::current();
+        let code = self.code().into_owned();
+        let this = match self {
+            ApiError::Coded { inner, .. } => *inner,
+            other => other,
+        };
+        let status = this.status_code();
         let problem = Problem {
-            kind: self.problem_type(),
-            title: self.title(),
+            kind: this.problem_type(),
+            title: this.title(lang),
             status: status.as_u16(),
-            detail: self.to_string(),
-            field: match &self {
+            detail: this.detail(lang),
+            code,
+            field: match &this {
                 ApiError::InvalidField { field, .. } => Some(field.clone()),
                 _ => None,
             },
@@ -247,14 +309,14 @@ impl IntoResponse for ApiError {
         | ApiError::CodeSendLimited {
             retry_after_seconds,
             ..
-        } = &self
+        } = &this
         {
             if let Ok(value) = HeaderValue::from_str(&retry_after_seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
         if matches!(
-            self,
+            this,
             ApiError::ConcurrentModification
                 | ApiError::IdempotencyInProgress
                 | ApiError::LockedOut { .. }
@@ -267,7 +329,7 @@ impl IntoResponse for ApiError {
         ) {
             response.extensions_mut().insert(Retryable);
         }
-        if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &self {
+        if let ApiError::Internal(cause) | ApiError::Unavailable(cause) = &this {
             // The logging middleware reads this and logs once, inside the request's span.
             response
                 .extensions_mut()
@@ -313,19 +375,32 @@ impl From<application::Error> for ApiError {
         use application::error::Refusal;
         match error {
             application::Error::NotFound(detail) => ApiError::NotFound(detail),
-            application::Error::Refused { kind, message } => match kind {
-                Refusal::Invalid => ApiError::Invalid(message),
-                Refusal::IllegalState => ApiError::IllegalState(message),
-                Refusal::Forbidden => ApiError::Forbidden(message),
-                Refusal::Conflict => ApiError::Conflict(message),
-                Refusal::NotFound => ApiError::NotFound(message),
-                Refusal::TooFrequent {
-                    retry_after_seconds,
-                } => ApiError::TooFrequent {
-                    detail: message,
-                    retry_after_seconds,
-                },
-            },
+            application::Error::Refused {
+                kind,
+                code,
+                message,
+            } => {
+                let inner = match kind {
+                    Refusal::Invalid => ApiError::Invalid(message),
+                    Refusal::IllegalState => ApiError::IllegalState(message),
+                    Refusal::Forbidden => ApiError::Forbidden(message),
+                    Refusal::Conflict => ApiError::Conflict(message),
+                    Refusal::NotFound => ApiError::NotFound(message),
+                    Refusal::TooFrequent {
+                        retry_after_seconds,
+                    } => ApiError::TooFrequent {
+                        detail: message,
+                        retry_after_seconds,
+                    },
+                };
+                match code {
+                    Some(code) => ApiError::Coded {
+                        code,
+                        inner: Box::new(inner),
+                    },
+                    None => inner,
+                }
+            }
             application::Error::Conflict => ApiError::ConcurrentModification,
             application::Error::Unavailable(cause) => ApiError::Unavailable(cause),
             application::Error::Internal(cause) => ApiError::Internal(cause),

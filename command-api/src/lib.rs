@@ -9,6 +9,7 @@ pub mod client_address;
 pub mod error;
 pub mod extract;
 pub mod idempotency;
+pub mod language;
 pub mod logs;
 pub mod metrics;
 pub mod notifications;
@@ -89,6 +90,9 @@ pub fn app(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), uri = %request.uri().path(), request_id, actor = tracing::field::Empty)
             }),
         )
+        // Outermost: every problem, a fallback's or a rejected body's too, is written in the
+        // language the request asks for.
+        .layer(middleware::from_fn(language::negotiate))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }

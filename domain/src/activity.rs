@@ -116,7 +116,8 @@ impl DomainEvent for PresenceEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum PresenceError {
     #[error("这条记录属于另一个人 / this record belongs to someone else")]
     SomeoneElse,

@@ -61,7 +61,8 @@ impl DomainEvent for CommissionEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum CommissionError {
     #[error(
         "佣金比例须在 0 到 {MAX_BP} 个基点之间 / a commission must be 0 to {MAX_BP} basis points"

@@ -169,7 +169,8 @@ impl DomainEvent for CustomerEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum CustomerError {
     #[error("客户不存在 / no such customer")]
     NotFound,

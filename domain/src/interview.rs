@@ -168,7 +168,8 @@ impl DomainEvent for InterviewEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum InterviewError {
     #[error("面试不存在 / no such interview")]
     NotFound,

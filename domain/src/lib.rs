@@ -45,6 +45,7 @@ pub mod dispatch;
 pub mod geo;
 pub mod interview;
 pub mod ledger;
+pub mod message;
 pub mod onboarding;
 pub mod order;
 pub mod payment;

@@ -552,7 +552,8 @@ impl DomainEvent for OrderEvent {
 }
 
 /// Why an order command was refused. Each maps to a 4xx answer.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum OrderError {
     #[error("订单{}，不能{} / cannot {} an order that is {}", state.labels().1, verb.0, verb.1, state.labels().2)]
     IllegalTransition {

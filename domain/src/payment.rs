@@ -195,7 +195,8 @@ impl DomainEvent for PaymentEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum PaymentError {
     #[error("支付单不存在 / no such payment")]
     NotFound,

@@ -196,7 +196,8 @@ impl DomainEvent for WalletEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum WalletError {
     #[error("提现金额 {requested} 超过可提现余额 {available} / {requested} is more than the {available} available")]
     InsufficientFunds { requested: Fen, available: Fen },

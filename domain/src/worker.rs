@@ -345,7 +345,8 @@ impl DomainEvent for WorkerEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
+#[strum(serialize_all = "kebab-case")]
 pub enum WorkerError {
     #[error("服务人员不存在 / no such worker")]
     NotFound,

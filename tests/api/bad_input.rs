@@ -206,7 +206,7 @@ async fn bad_input_gets_a_problem_document_and_appends_nothing() {
         problem["detail"]
             .as_str()
             .unwrap_or_default()
-            .contains("awaiting payment"),
+            .contains("待支付"),
         "{problem}"
     );
     let bad_list = app
@@ -345,5 +345,103 @@ async fn registration_refuses_bad_codes_weak_passwords_duplicate_logins_and_bad_
     assert_problem(wrong, StatusCode::UNAUTHORIZED, "/problems/bad-credentials").await;
     let user = app.sign_in("MEI@example.com", "long-enough-1").await;
     assert_eq!(user.role, "customer");
+    app.stop().await;
+}
+
+/// A problem is written in the language the request asks for (Chinese unless it asks for
+/// English), with the same stable code in both; a domain refusal's code names the refusal.
+#[tokio::test]
+async fn problems_speak_the_language_asked_for_and_carry_a_stable_code() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let admin = app.create_admin().await;
+    let unpaid = app.place_order(&customer).await;
+    let ask = |language: Option<&'static str>, path: String, token: Option<String>, body: Value| {
+        let app = &app;
+        async move {
+            let mut request = app.client.post(app.url(&path)).json(&body);
+            if let Some(language) = language {
+                request = request.header("accept-language", language);
+            }
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.expect("request");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("a problem"))
+        }
+    };
+    let wrong_password = json!({"login": "nobody@example.com", "password": "not-the-password"});
+    for (language, detail, title) in [
+        (None, "登录名或密码错误", "未登录"),
+        (
+            Some("zh-CN,zh;q=0.9,en;q=0.8"),
+            "登录名或密码错误",
+            "未登录",
+        ),
+        (
+            Some("en-US,en;q=0.9"),
+            "wrong login or password",
+            "Unauthenticated",
+        ),
+        (
+            Some("fr, en;q=0.5"),
+            "wrong login or password",
+            "Unauthenticated",
+        ),
+    ] {
+        let (status, problem) = ask(
+            language,
+            "/api/v1/sessions".into(),
+            None,
+            wrong_password.clone(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(problem["detail"], detail, "{language:?}: {problem}");
+        assert_eq!(problem["title"], title, "{language:?}: {problem}");
+        assert_eq!(problem["code"], "bad-credentials", "{problem}");
+    }
+    // The domain's refusal: dispatching an order that awaits payment.
+    let dispatch = format!("/api/v1/orders/{unpaid}/dispatch");
+    let (status, chinese) = ask(None, dispatch.clone(), Some(admin.token.clone()), json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, english) = ask(Some("en"), dispatch, Some(admin.token.clone()), json!({})).await;
+    assert_eq!(chinese["code"], "order.illegal-transition", "{chinese}");
+    assert_eq!(english["code"], chinese["code"]);
+    assert_eq!(chinese["type"], english["type"]);
+    let chinese = chinese["detail"].as_str().unwrap_or_default();
+    let english = english["detail"].as_str().unwrap_or_default();
+    assert!(
+        chinese.contains("待支付") && !chinese.contains(" / "),
+        "{chinese}"
+    );
+    assert!(
+        !chinese.chars().any(|c| c.is_ascii_alphabetic()),
+        "{chinese}"
+    );
+    assert!(
+        english.contains("awaiting payment") && !english.contains("待支付"),
+        "{english}"
+    );
+    // A field's refusal: the field's name in both, its reason in the language asked for.
+    let mut body = order_body();
+    body["quantity"] = json!("three");
+    let (status, problem) = ask(
+        Some("en"),
+        "/api/v1/orders".into(),
+        Some(customer.token.clone()),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(problem["code"], "invalid-input", "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("invalid field quantity"),
+        "{problem}"
+    );
     app.stop().await;
 }

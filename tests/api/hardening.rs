@@ -361,7 +361,7 @@ async fn a_customer_cannot_hold_a_named_workers_calendar_with_endless_unpaid_ord
                     problem["detail"]
                         .as_str()
                         .unwrap_or("")
-                        .contains("unpaid orders naming a worker"),
+                        .contains("个指定服务人员的待支付订单"),
                     "{problem}"
                 );
                 refused += 1;
@@ -486,7 +486,7 @@ async fn a_withdrawal_is_paid_to_the_account_it_was_asked_for_to_the_verified_ho
     assert!(problem["detail"]
         .as_str()
         .unwrap_or("")
-        .contains("verified worker"));
+        .contains("实名认证姓名不一致"));
 
     // Ten at once over two processes: the day allows three (the one called off does not count).
     set_account("张阿姨", "6222024444444444444").await;

@@ -85,7 +85,7 @@ async fn codes_are_rate_limited_per_destination_and_limited_in_attempts() {
     let address = format!("busy-{}@example.com", uuid::Uuid::new_v4().simple());
     app.code_for("register", &address).await;
     let too_soon = app
-        .post(
+        .post_in_english(
             "/api/v1/verification-codes",
             None,
             &json!({"purpose": "register", "destination": address}),

@@ -322,6 +322,19 @@ impl TestApp {
         request.send().await.expect("sending a request")
     }
 
+    /// `post`, asking for problems in English (`Accept-Language: en`; Chinese otherwise).
+    pub async fn post_in_english(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
+        let mut request = self
+            .client
+            .post(self.url(path))
+            .header("accept-language", "en")
+            .json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("sending a request")
+    }
+
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
         let mut request = self.client.get(self.url(path));
         if let Some(token) = token {

@@ -34,7 +34,7 @@ async fn a_worker_on_the_way_is_tracked_checks_in_near_the_address_and_reminders
     assert!(problem["detail"]
         .as_str()
         .unwrap_or("")
-        .contains("already been taken"));
+        .contains("已被其他服务人员接走"));
     app.wait_for_projections().await;
     let offers: Vec<Value> = app
         .get("/api/v1/offers", Some(&stranger.token))

@@ -71,7 +71,7 @@ async fn withdrawals_pass_risk_checks_and_review_a_failed_payout_returns_the_mon
     assert!(stranger["detail"]
         .as_str()
         .unwrap_or("")
-        .contains("verified worker"));
+        .contains("实名认证姓名不一致"));
     // The sandbox bank refuses cards ending in 0000: this payout will fail.
     set_account("张阿姨", "6222021234567890000").await;
     assert_problem(

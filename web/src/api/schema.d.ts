@@ -3973,12 +3973,21 @@ export interface components {
         };
         /** @description The problem document. */
         Problem: {
-            /** @description What went wrong, Chinese first, then English. */
+            /**
+             * @description The stable code of this refusal (`order.illegal-transition`, `bad-credentials`), for an
+             *     app that shows its own text.
+             */
+            code: string;
+            /**
+             * @description What went wrong, in the language the request asked for (`Accept-Language`; Simplified
+             *     Chinese unless it asks for English).
+             */
             detail: string;
             /** @description The request field that was refused, as a path (`address.contact_name`, `items[2]`). */
             field?: string | null;
             /** Format: int32 */
             status: number;
+            /** @description The kind of problem, in the language asked for. */
             title: string;
             /** @description Stable identifier of the kind of problem. */
             type: string;

@@ -1,11 +1,14 @@
-// Refusals arrive as RFC 9457 problem+json: a stable `type`, and a `detail` written Chinese
-// first, then English (`中文 / English`). A page shows the half in its own language.
+// Refusals arrive as RFC 9457 problem+json: a stable `type` and `code`, and a `detail` in the
+// language the request asked for (`Accept-Language`, which the client sets to the app's).
+// A text written in both (`中文 / English`) shows the half in the page's language.
 
 export interface Problem {
   type: string
   title: string
   status: number
   detail: string
+  /** The refusal's stable code (`order.illegal-transition`); absent from a made-up problem. */
+  code?: string
   field?: string
 }
 

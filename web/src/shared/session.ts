@@ -4,6 +4,7 @@
 // one refresh, which every request waiting on it shares.
 import { defineStore } from 'pinia'
 import { isProblem, ProblemError } from './problem'
+import { savedLocale } from './i18n'
 
 const REFRESH_KEY = 'anjia.refresh'
 
@@ -23,10 +24,15 @@ export type EndReason = 'expired' | 'signed-out' | null
 
 let refreshing: Promise<boolean> | null = null
 
+/** The language the server writes its problems in: the one the person chose for the app. */
+export function requestLanguage(): string {
+  return savedLocale() === 'en' ? 'en' : 'zh-CN'
+}
+
 async function postJson(path: string, body: unknown): Promise<Response> {
   return fetch(path, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    headers: { 'content-type': 'application/json', accept: 'application/json', 'accept-language': requestLanguage() },
     body: JSON.stringify(body),
   })
 }
@@ -162,6 +168,7 @@ export async function authorizedFetch(request: Request): Promise<Response> {
   const withToken = (original: Request) => {
     const headers = new Headers(original.headers)
     if (session.accessToken) headers.set('authorization', `Bearer ${session.accessToken}`)
+    headers.set('accept-language', requestLanguage())
     return new Request(original, { headers })
   }
   const sent = session.accessToken
