@@ -20,6 +20,7 @@ use crate::commands::CommandContext;
 use crate::error::Error;
 use crate::notifications::{notify, Recipient};
 use crate::services::Services;
+use domain::message::Text;
 
 mod rounds;
 mod timers;
@@ -280,14 +281,14 @@ pub async fn grab(
         };
         match may_take(&Applicant::new(&worker, &facts), &wanted) {
             Err(Ineligible::Blocked) => {
-                return Err(Error::illegal_state(
-                    "该客户不接受您的服务 / this customer has asked not to be served by you",
-                ))
+                return Err(Error::illegal_state(Text::new(
+                    "dispatch.customer-asked-not-served",
+                )))
             }
             Err(Ineligible::OutOfRange) => {
-                return Err(Error::illegal_state(
-                    "订单地址超出您的服务范围 / the address is outside your service radius",
-                ))
+                return Err(Error::illegal_state(Text::new(
+                    "dispatch.address-outside-service-radius",
+                )))
             }
             // The order's own answer says why (suspended, not approved, not certified).
             _ => {}

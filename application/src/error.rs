@@ -3,31 +3,25 @@
 //! A refusal (the domain said no, with its reason) is told apart from a failure to do the work
 //! (the database is away, something broke); the HTTP layer maps each to a status and a problem.
 
-use std::borrow::Cow;
-
 use cqrs_es::AggregateError;
+use domain::message::{Explain, Text};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No such thing (or not one the caller may see).
     #[error("{0}")]
-    NotFound(String),
-    /// The domain refused the command; `message` says why (`中文 / English`), and `code`, when
-    /// the refusal has its own, names it for good (`order.illegal-transition`).
-    #[error("{message}")]
-    Refused {
-        kind: Refusal,
-        code: Option<Cow<'static, str>>,
-        message: String,
-    },
+    NotFound(Text),
+    /// The domain refused the command; `text` says why, by its code in the message table.
+    #[error("{text}")]
+    Refused { kind: Refusal, text: Text },
     /// Another writer changed the same stream first; nothing of this command was written.
-    #[error("该订单刚被其他操作修改，请刷新后重试 / the resource was changed by another request first; nothing was written, reload and retry")]
+    #[error("concurrent-modification")]
     Conflict,
     /// A part the work needs cannot be reached (the database, a provider).
-    #[error("服务暂不可用 / service temporarily unavailable")]
+    #[error("unavailable")]
     Unavailable(#[source] anyhow::Error),
     /// Anything else, with its source chain kept for the log.
-    #[error("服务器内部错误 / internal server error")]
+    #[error("internal")]
     Internal(#[source] anyhow::Error),
 }
 
@@ -51,54 +45,34 @@ pub enum Refusal {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// No such `what` (named in each language: `订单`, `order`).
     pub fn not_found(what_zh: &str, what_en: &str) -> Self {
-        Error::NotFound(format!("{what_zh}不存在 / no such {what_en}"))
+        Error::NotFound(Text::new("not-found").each("what", what_zh, what_en))
     }
 
-    pub fn refused(kind: Refusal, message: impl Into<String>) -> Self {
-        let message = message.into();
+    pub fn refused(kind: Refusal, text: Text) -> Self {
         match kind {
-            Refusal::NotFound => Error::NotFound(message),
-            kind => Error::Refused {
-                kind,
-                code: None,
-                message,
-            },
+            Refusal::NotFound => Error::NotFound(text),
+            kind => Error::Refused { kind, text },
         }
     }
 
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Error::refused(Refusal::Invalid, message)
+    pub fn invalid(text: Text) -> Self {
+        Error::refused(Refusal::Invalid, text)
     }
 
-    pub fn illegal_state(message: impl Into<String>) -> Self {
-        Error::refused(Refusal::IllegalState, message)
+    pub fn illegal_state(text: Text) -> Self {
+        Error::refused(Refusal::IllegalState, text)
     }
 }
 
-/// What kind of refusal a domain error is, which the HTTP layer turns into a status, and its
-/// stable code: the aggregate's area and the refusal's name (`order.illegal-transition`).
-pub trait Classify: std::error::Error {
-    /// The area the codes of this error start with.
-    const AREA: &'static str;
-
+/// What kind of refusal a domain error is, which the HTTP layer turns into a status. Its words
+/// and code are the error's own (`Explain`).
+pub trait Classify: Explain + std::error::Error {
     fn refusal(&self) -> Refusal;
-
-    /// The refusal's name within its area (the variant's, in kebab case).
-    fn name(&self) -> &'static str;
-
-    fn code(&self) -> String {
-        format!("{}.{}", Self::AREA, self.name())
-    }
 }
 
 impl Classify for domain::order::OrderError {
-    const AREA: &'static str = "order";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         use domain::order::OrderError as E;
         match self {
@@ -139,12 +113,6 @@ impl Classify for domain::order::OrderError {
 }
 
 impl Classify for domain::worker::WorkerError {
-    const AREA: &'static str = "worker";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         use domain::worker::WorkerError as E;
         match self {
@@ -168,12 +136,6 @@ impl Classify for domain::worker::WorkerError {
 }
 
 impl Classify for domain::customer::CustomerError {
-    const AREA: &'static str = "customer";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         use domain::customer::CustomerError as E;
         match self {
@@ -188,12 +150,6 @@ impl Classify for domain::customer::CustomerError {
 }
 
 impl Classify for domain::payment::PaymentError {
-    const AREA: &'static str = "payment";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         use domain::payment::PaymentError as E;
         match self {
@@ -212,12 +168,6 @@ impl Classify for domain::payment::PaymentError {
 }
 
 impl Classify for domain::wallet::WalletError {
-    const AREA: &'static str = "wallet";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         use domain::wallet::WalletError as E;
         match self {
@@ -238,12 +188,6 @@ impl Classify for domain::wallet::WalletError {
 }
 
 impl Classify for domain::interview::InterviewError {
-    const AREA: &'static str = "interview";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         use domain::interview::InterviewError as E;
         match self {
@@ -259,24 +203,12 @@ impl Classify for domain::interview::InterviewError {
 }
 
 impl Classify for domain::commission::CommissionError {
-    const AREA: &'static str = "commission";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         Refusal::Invalid
     }
 }
 
 impl Classify for domain::activity::PresenceError {
-    const AREA: &'static str = "presence";
-
-    fn name(&self) -> &'static str {
-        self.into()
-    }
-
     fn refusal(&self) -> Refusal {
         match self {
             domain::activity::PresenceError::SomeoneElse => Refusal::Forbidden,
@@ -304,15 +236,7 @@ impl<E: Classify> From<AggregateError<E>> for Error {
 impl Error {
     /// A domain refusal outside a command (checked before one is sent).
     pub fn from_refusal(refusal: impl Classify) -> Self {
-        let message = refusal.to_string();
-        match refusal.refusal() {
-            Refusal::NotFound => Error::NotFound(message),
-            kind => Error::Refused {
-                kind,
-                code: Some(Cow::Owned(refusal.code())),
-                message,
-            },
-        }
+        Error::refused(refusal.refusal(), refusal.text())
     }
 }
 
@@ -324,7 +248,7 @@ impl From<domain::order::OrderError> for Error {
 
 impl From<domain::ValueError> for Error {
     fn from(error: domain::ValueError) -> Self {
-        Error::invalid(error.to_string())
+        Error::invalid(error.text())
     }
 }
 
@@ -349,7 +273,9 @@ impl From<vault::VaultError> for Error {
     /// Sealing for an erased person is refused; the rest is a failure.
     fn from(error: vault::VaultError) -> Self {
         match error {
-            vault::VaultError::Erased(_) => Error::refused(Refusal::Conflict, error.to_string()),
+            vault::VaultError::Erased(_) => {
+                Error::refused(Refusal::Conflict, Text::new("person-erased"))
+            }
             vault::VaultError::Database(cause) => cause.into(),
             other => Error::Internal(other.into()),
         }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::commands::{CommandContext, Committed};
 use crate::error::{Error, Refusal};
 use crate::services::Services;
+use domain::message::Text;
 
 /// Places `customer`'s order. A named worker must be able to take the service and must not be
 /// blocked by this customer; their time is held first, in their own stream, so two customers
@@ -28,7 +29,7 @@ pub async fn place(
     if customer.suspended {
         return Err(Error::refused(
             Refusal::Forbidden,
-            domain::customer::CustomerError::Suspended.to_string(),
+            domain::message::Explain::text(&domain::customer::CustomerError::Suspended),
         ));
     }
     let customer_id = booking.customer_id;
@@ -51,13 +52,13 @@ pub async fn place(
         match may_take(&Applicant::new(&worker, &facts), &wanted) {
             Ok(()) => {}
             Err(Ineligible::Blocked) => {
-                return Err(Error::illegal_state(
-                    "您已屏蔽该服务人员 / you have blocked this worker",
-                ))
+                return Err(Error::illegal_state(Text::new("orders.blocked-worker")))
             }
-            Err(_) => return Err(Error::illegal_state(
-                "该服务人员目前不能承接此服务 / this worker cannot take this service at present",
-            )),
+            Err(_) => {
+                return Err(Error::illegal_state(Text::new(
+                    "orders.worker-cannot-take-service-present",
+                )))
+            }
         }
         reserve_named_hold(services, customer_id, order_id, context.occurred_at).await?;
         let end = booking.scheduled_start
@@ -139,9 +140,9 @@ async fn reserve_named_hold(
     .await?;
     let limit = services.dispatch.max_unpaid_named;
     if holding >= limit {
-        return Err(Error::illegal_state(format!(
-            "您已有 {limit} 个指定服务人员的待支付订单，请先支付或取消 / you have {limit} unpaid orders naming a worker already; pay or cancel one first"
-        )));
+        return Err(Error::illegal_state(
+            Text::new("orders.unpaid-orders-naming-worker-already").with("limit", limit),
+        ));
     }
     sqlx::query(
         "INSERT INTO named_holds (order_id, customer_id, held_until) VALUES ($1, $2, $3)

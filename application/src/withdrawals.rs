@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::commands::CommandContext;
 use crate::error::{Error, Refusal};
 use crate::services::Services;
+use domain::message::Text;
 
 /// Pays out an approved withdrawal and records the bank's answer. Does nothing for one that is
 /// not (or no longer) approved.
@@ -49,7 +50,7 @@ pub async fn pay_out(
     let erased = || {
         Error::refused(
             Refusal::IllegalState,
-            "银行卡信息已删除 / the bank account was erased",
+            Text::new("withdrawals.bank-account-erased"),
         )
     };
     let number = opened.next().flatten().ok_or_else(erased)?;

@@ -6,9 +6,8 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cqrs_es::AggregateError;
-use domain::message::Lang;
+use domain::message::{Lang, Text};
 use serde::Serialize;
-use std::borrow::Cow;
 
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -17,7 +16,7 @@ pub const PROBLEM_JSON: &str = "application/problem+json";
 pub enum ApiError {
     /// 400: the request cannot be read (malformed JSON, a bad header).
     #[error("{0}")]
-    BadRequest(String),
+    BadRequest(Text),
     /// 401: no valid access token.
     #[error("unauthenticated")]
     Unauthenticated,
@@ -26,22 +25,22 @@ pub enum ApiError {
     BadCredentials,
     /// 403: the caller's role or identity may not do this.
     #[error("{0}")]
-    Forbidden(String),
+    Forbidden(Text),
     /// 404: no such resource.
     #[error("{0}")]
-    NotFound(String),
+    NotFound(Text),
     /// 405: the path exists but not with this method.
     #[error("method-not-allowed")]
     MethodNotAllowed,
     /// 409: the command does not fit the current state.
     #[error("{0}")]
-    IllegalState(String),
+    IllegalState(Text),
     /// 409: another request changed the same thing first; nothing of this one was written.
     #[error("concurrent-modification")]
     ConcurrentModification,
     /// 409: a uniqueness rule (for example a login already taken).
     #[error("{0}")]
-    Conflict(String),
+    Conflict(Text),
     /// 409: a request with this Idempotency-Key is still being processed.
     #[error("idempotency-in-progress")]
     IdempotencyInProgress,
@@ -51,19 +50,19 @@ pub enum ApiError {
     /// 429: the same thing was asked for too soon after the last time.
     #[error("{detail}")]
     TooFrequent {
-        detail: String,
+        detail: Text,
         retry_after_seconds: i64,
     },
     /// 429: one-time codes are sent at most once a minute and a few times an hour.
     #[error("{detail}")]
     CodeSendLimited {
-        detail: String,
+        detail: Text,
         retry_after_seconds: i64,
     },
     /// 429: the server has as much of this kind of work as it takes on at once.
     #[error("{detail}")]
     Busy {
-        detail: String,
+        detail: Text,
         retry_after_seconds: i64,
     },
     /// 410: a live stream asked to resume from further back than is kept.
@@ -77,10 +76,10 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 422: well-formed but invalid input.
     #[error("{0}")]
-    Invalid(String),
+    Invalid(Text),
     /// 422: one field of the request is invalid; the problem names it in `field`.
     #[error("invalid field {field}: {detail}")]
-    InvalidField { field: String, detail: String },
+    InvalidField { field: String, detail: Text },
     /// 422: a one-time code that is wrong, spent or expired.
     #[error("bad-code")]
     BadCode,
@@ -100,13 +99,6 @@ pub enum ApiError {
     /// 503: the analytics warehouse has not been loaded yet.
     #[error("warehouse-not-loaded")]
     WarehouseNotLoaded,
-    /// A refusal with its own stable code (a domain refusal's, `order.illegal-transition`),
-    /// shown as the problem it wraps.
-    #[error("{inner}")]
-    Coded {
-        code: Cow<'static, str>,
-        inner: Box<ApiError>,
-    },
     /// 500: anything else. The cause is logged, never sent.
     #[error("internal")]
     Internal(#[source] anyhow::Error),
@@ -140,7 +132,6 @@ impl ApiError {
             | ApiError::CatchingUp { .. }
             | ApiError::WarehouseNotLoaded => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::Coded { inner, .. } => inner.status_code(),
         }
     }
 
@@ -172,18 +163,42 @@ impl ApiError {
             ApiError::Unavailable(_) => "/problems/unavailable",
             ApiError::WarehouseNotLoaded => "/problems/warehouse-not-loaded",
             ApiError::Internal(_) => "/problems/internal",
-            ApiError::Coded { inner, .. } => inner.problem_type(),
         }
     }
 
-    /// The stable code of this refusal: its own when it has one, else its problem type's name.
-    pub fn code(&self) -> Cow<'static, str> {
+    /// What went wrong, by its code in the message table and the values it names.
+    pub fn text(&self) -> Text {
         match self {
-            ApiError::Coded { code, .. } => code.clone(),
-            ApiError::SqlRefused(refusal) => {
-                Cow::Borrowed(refusal.problem().trim_start_matches("/problems/"))
-            }
-            other => Cow::Borrowed(other.problem_type().trim_start_matches("/problems/")),
+            ApiError::BadRequest(text)
+            | ApiError::Forbidden(text)
+            | ApiError::NotFound(text)
+            | ApiError::IllegalState(text)
+            | ApiError::Conflict(text)
+            | ApiError::Invalid(text)
+            | ApiError::TooFrequent { detail: text, .. }
+            | ApiError::CodeSendLimited { detail: text, .. }
+            | ApiError::Busy { detail: text, .. } => text.clone(),
+            ApiError::InvalidField { field, detail } => Text::new("invalid-field")
+                .with("field", field)
+                .nested("detail", detail.clone()),
+            ApiError::LockedOut {
+                retry_after_seconds,
+            } => Text::new("locked-out").with("seconds", retry_after_seconds),
+            ApiError::SqlRefused(refusal) => sql_text(refusal),
+            ApiError::Unauthenticated => Text::new("unauthenticated"),
+            ApiError::BadCredentials => Text::new("bad-credentials"),
+            ApiError::MethodNotAllowed => Text::new("method-not-allowed"),
+            ApiError::ConcurrentModification => Text::new("concurrent-modification"),
+            ApiError::IdempotencyInProgress => Text::new("idempotency-in-progress"),
+            ApiError::ResumeTooOld => Text::new("resume-too-old"),
+            ApiError::PayloadTooLarge => Text::new("payload-too-large"),
+            ApiError::UnsupportedMediaType => Text::new("unsupported-media-type"),
+            ApiError::BadCode => Text::new("bad-code"),
+            ApiError::IdempotencyKeyReused => Text::new("idempotency-key-reused"),
+            ApiError::CatchingUp { .. } => Text::new("catching-up"),
+            ApiError::Unavailable(_) => Text::new("unavailable"),
+            ApiError::WarehouseNotLoaded => Text::new("warehouse-not-loaded"),
+            ApiError::Internal(_) => Text::new("internal"),
         }
     }
 
@@ -199,52 +214,12 @@ impl ApiError {
             .unwrap_or_default()
     }
 
-    /// What went wrong, in `lang`: the message table's text for the refusals the edge makes
-    /// itself, the half in `lang` of a text written `中文 / English` for the rest.
-    pub fn detail(&self, lang: Lang) -> String {
-        match self {
-            ApiError::Coded { code, inner } => {
-                lang.text(code, &[]).unwrap_or_else(|| inner.detail(lang))
-            }
-            ApiError::InvalidField { field, detail } => lang
-                .text(
-                    "invalid-field",
-                    &[("field", field), ("detail", lang.pick(detail))],
-                )
-                .unwrap_or_default(),
-            ApiError::LockedOut {
-                retry_after_seconds,
-            } => lang
-                .text(
-                    "locked-out",
-                    &[("seconds", &retry_after_seconds.to_string())],
-                )
-                .unwrap_or_default(),
-            ApiError::Forbidden(text)
-            | ApiError::BadRequest(text)
-            | ApiError::NotFound(text)
-            | ApiError::IllegalState(text)
-            | ApiError::Conflict(text)
-            | ApiError::Invalid(text)
-            | ApiError::TooFrequent { detail: text, .. }
-            | ApiError::CodeSendLimited { detail: text, .. }
-            | ApiError::Busy { detail: text, .. } => lang.pick(text).to_owned(),
-            ApiError::SqlRefused(refusal) => lang.pick(&refusal.to_string()).to_owned(),
-            fixed => lang
-                .text(&fixed.code(), &[])
-                .unwrap_or_else(|| lang.pick(&fixed.to_string()).to_owned()),
-        }
-    }
-
     pub fn not_found(what_zh: &str, what_en: &str) -> Self {
         application::Error::not_found(what_zh, what_en).into()
     }
 
     pub fn forbidden() -> Self {
-        ApiError::Coded {
-            code: Cow::Borrowed("forbidden"),
-            inner: Box::new(ApiError::Forbidden(String::new())),
-        }
+        ApiError::Forbidden(Text::new("forbidden"))
     }
 }
 
@@ -271,18 +246,15 @@ pub struct Problem {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let lang = crate::language::current();
-        let code = self.code().into_owned();
-        let this = match self {
-            ApiError::Coded { inner, .. } => *inner,
-            other => other,
-        };
+        let this = self;
+        let text = this.text();
         let status = this.status_code();
         let problem = Problem {
             kind: this.problem_type(),
             title: this.title(lang),
             status: status.as_u16(),
-            detail: this.detail(lang),
-            code,
+            detail: text.render(lang),
+            code: text.code.into_owned(),
             field: match &this {
                 ApiError::InvalidField { field, .. } => Some(field.clone()),
                 _ => None,
@@ -374,37 +346,48 @@ impl From<application::Error> for ApiError {
     fn from(error: application::Error) -> Self {
         use application::error::Refusal;
         match error {
-            application::Error::NotFound(detail) => ApiError::NotFound(detail),
-            application::Error::Refused {
-                kind,
-                code,
-                message,
-            } => {
-                let inner = match kind {
-                    Refusal::Invalid => ApiError::Invalid(message),
-                    Refusal::IllegalState => ApiError::IllegalState(message),
-                    Refusal::Forbidden => ApiError::Forbidden(message),
-                    Refusal::Conflict => ApiError::Conflict(message),
-                    Refusal::NotFound => ApiError::NotFound(message),
-                    Refusal::TooFrequent {
-                        retry_after_seconds,
-                    } => ApiError::TooFrequent {
-                        detail: message,
-                        retry_after_seconds,
-                    },
-                };
-                match code {
-                    Some(code) => ApiError::Coded {
-                        code,
-                        inner: Box::new(inner),
-                    },
-                    None => inner,
-                }
-            }
+            application::Error::NotFound(text) => ApiError::NotFound(text),
+            application::Error::Refused { kind, text } => match kind {
+                Refusal::Invalid => ApiError::Invalid(text),
+                Refusal::IllegalState => ApiError::IllegalState(text),
+                Refusal::Forbidden => ApiError::Forbidden(text),
+                Refusal::Conflict => ApiError::Conflict(text),
+                Refusal::NotFound => ApiError::NotFound(text),
+                Refusal::TooFrequent {
+                    retry_after_seconds,
+                } => ApiError::TooFrequent {
+                    detail: text,
+                    retry_after_seconds,
+                },
+            },
             application::Error::Conflict => ApiError::ConcurrentModification,
             application::Error::Unavailable(cause) => ApiError::Unavailable(cause),
             application::Error::Internal(cause) => ApiError::Internal(cause),
         }
+    }
+}
+
+/// An analyst's refused query, in the table's words.
+fn sql_text(refusal: &analytics::sql::Refusal) -> Text {
+    use analytics::sql::Refusal;
+    // What DuckDB found is in English; a count of statements comes in both languages.
+    let found = |found: &str| {
+        (
+            Lang::Zh.pick(found).to_owned(),
+            Lang::En.pick(found).to_owned(),
+        )
+    };
+    match refusal {
+        Refusal::Empty => Text::new("sql.empty"),
+        Refusal::TooLong => Text::new("sql.too-long").with("max", analytics::sql::MAX_TEXT),
+        Refusal::NotAQuery(what) => {
+            let (zh, en) = found(what);
+            Text::new("sql.not-a-query").each("found", zh, en)
+        }
+        Refusal::Access(what) => Text::new("sql.access").with("found", what),
+        Refusal::TimedOut(after) => Text::new("sql.timed-out").with("seconds", after.as_secs_f64()),
+        Refusal::OutOfMemory(what) => Text::new("sql.out-of-memory").with("found", what),
+        Refusal::Invalid(what) => Text::new("sql.invalid").with("found", what),
     }
 }
 
@@ -422,7 +405,7 @@ impl<E: application::error::Classify> From<AggregateError<E>> for ApiError {
 
 impl From<domain::ValueError> for ApiError {
     fn from(error: domain::ValueError) -> Self {
-        ApiError::Invalid(error.to_string())
+        ApiError::Invalid(domain::message::Explain::text(&error))
     }
 }
 

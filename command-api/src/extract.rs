@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::text;
+use domain::message::{Lang, Text};
 
 /// JSON body extractor whose rejections are problem documents. Every string in the body passes
 /// `text::check_json` before the body is read into `T`, and a field `T` refuses is named.
@@ -78,7 +79,7 @@ async fn body_bytes<S: Send + Sync>(
         .await
         .map_err(|rejection| match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge,
-            _ => ApiError::BadRequest(rejection.body_text()),
+            _ => ApiError::BadRequest(unreadable(rejection.body_text())),
         })
 }
 
@@ -86,7 +87,7 @@ async fn body_bytes<S: Send + Sync>(
 /// of the wrong type or value, is a 422 naming the field.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|error| {
-        ApiError::BadRequest(format!("JSON 格式错误 / malformed JSON: {error}"))
+        ApiError::BadRequest(Text::new("extract.malformed-json").with("error", error))
     })?;
     text::check_json(&value).map_err(field_fault)?;
     serde_path_to_error::deserialize(value).map_err(|error| {
@@ -97,15 +98,26 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             } else {
                 field
             },
-            detail: error.into_inner().to_string(),
+            detail: value_reason(&error.into_inner().to_string()),
         }
     })
+}
+
+/// A request the server could not read, with the reason its parser gave (in English).
+fn unreadable(reason: String) -> Text {
+    Text::new("bad-request").with("reason", reason)
+}
+
+/// Why a value was refused, as the deserialiser said: its own words (English) or, from the
+/// text check and the bounded types, the table's in both languages (`中文 / English`).
+pub fn value_reason(message: &str) -> Text {
+    Text::new("invalid-value").each("reason", Lang::Zh.pick(message), Lang::En.pick(message))
 }
 
 fn field_fault(fault: text::FieldFault) -> ApiError {
     ApiError::InvalidField {
         field: fault.field,
-        detail: fault.fault.to_string(),
+        detail: fault.fault.text(),
     }
 }
 
@@ -123,20 +135,22 @@ where
         if let Ok(raw) = axum::extract::RawPathParams::from_request_parts(parts, state).await {
             for (name, value) in &raw {
                 text::check_any(value).map_err(|fault| {
-                    ApiError::NotFound(format!(
-                        "路径参数 {name} 无效 / invalid path parameter {name}: {fault}"
-                    ))
+                    ApiError::NotFound(
+                        Text::new("extract.invalid-path-parameter")
+                            .with("fault", fault)
+                            .with("name", name),
+                    )
                 })?;
             }
         }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(AppPath(value)),
             Err(rejection) => Err(match rejection {
-                PathRejection::FailedToDeserializePathParams(error) => ApiError::NotFound(format!(
-                    "路径参数无效 / invalid path parameter: {}",
-                    error.body_text()
-                )),
-                other => ApiError::BadRequest(other.body_text()),
+                PathRejection::FailedToDeserializePathParams(error) => ApiError::NotFound(
+                    Text::new("extract.unreadable-path-parameter")
+                        .with("reason", error.body_text()),
+                ),
+                other => ApiError::BadRequest(unreadable(other.body_text())),
             }),
         }
     }
@@ -171,11 +185,11 @@ where
             Ok(value) => Ok(AppQuery(value)),
             Err(error) => {
                 let field = error.path().to_string();
-                let detail = error.into_inner().to_string();
+                let detail = value_reason(&error.into_inner().to_string());
                 if field.is_empty() || field == "." {
-                    Err(ApiError::Invalid(format!(
-                        "查询参数无效 / invalid query parameter: {detail}"
-                    )))
+                    Err(ApiError::Invalid(
+                        Text::new("extract.invalid-query-parameter").with("detail", detail),
+                    ))
                 } else {
                     Err(ApiError::InvalidField { field, detail })
                 }

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
+use domain::message::Text;
 
 pub const HEADER: &str = "idempotency-key";
 
@@ -55,16 +56,10 @@ fn parse_key(request: &Request) -> Result<Option<String>, ApiError> {
     };
     let key = value
         .to_str()
-        .map_err(|_| {
-            ApiError::BadRequest(
-                "Idempotency-Key 必须是 ASCII / Idempotency-Key must be ASCII".into(),
-            )
-        })?
+        .map_err(|_| ApiError::BadRequest(Text::new("idempotency.key-not-ascii")))?
         .trim();
     if key.is_empty() || key.len() > 200 {
-        return Err(ApiError::BadRequest(
-            "Idempotency-Key 长度须为 1–200 / Idempotency-Key must be 1 to 200 characters".into(),
-        ));
+        return Err(ApiError::BadRequest(Text::new("idempotency.key-length")));
     }
     Ok(Some(key.to_owned()))
 }

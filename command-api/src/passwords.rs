@@ -4,6 +4,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 
 use crate::error::ApiError;
+use domain::message::Text;
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
@@ -90,7 +91,7 @@ impl PasswordPool {
         let _slot = Admitted(self.admitted.clone());
         if before >= self.capacity {
             return Err(ApiError::Busy {
-                detail: "登录请求过多，请稍后再试 / too many sign-ins are being checked; try again shortly".into(),
+                detail: Text::new("passwords.too-many-sign-ins-being"),
                 retry_after_seconds: 1,
             });
         }

@@ -16,6 +16,7 @@ use projections::log::Checkpoint;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use domain::message::Text;
 
 /// The response header naming where a command's events were committed.
 pub const POSITION_HEADER: &str = "anjia-position";
@@ -42,7 +43,7 @@ pub fn parse(raw: &str) -> Option<Checkpoint> {
 fn bad_position(field: &str) -> ApiError {
     ApiError::InvalidField {
         field: field.to_owned(),
-        detail: "须为 <xid>-<position>，取自命令应答的 Anjia-Position / must be <xid>-<position>, as a command's Anjia-Position gave it".into(),
+        detail: Text::new("positions.malformed"),
     }
 }
 
@@ -110,7 +111,7 @@ async fn check_exists(state: &AppState, wanted: Checkpoint, field: &str) -> Resu
     if held.is_none() {
         return Err(ApiError::InvalidField {
             field: field.to_owned(),
-            detail: "日志中没有这个位置 / no event of the log is at this position".into(),
+            detail: Text::new("positions.unknown"),
         });
     }
     Ok(())

@@ -11,6 +11,7 @@
 use std::fmt;
 use std::ops::Deref;
 
+use domain::message::{Lang, Text};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The longest string any field may carry, whatever its type: the typed fields are shorter.
@@ -30,25 +31,33 @@ pub enum TextFault {
     },
 }
 
+impl TextFault {
+    /// What is wrong, in the message table's words.
+    pub fn text(&self) -> Text {
+        match self {
+            TextFault::Nul => Text::new("text.nul"),
+            TextFault::Control(character) => {
+                Text::new("text.control").with("code", format!("{:04X}", *character as u32))
+            }
+            TextFault::Bidi(character) => {
+                Text::new("text.bidi").with("code", format!("{:04X}", *character as u32))
+            }
+            TextFault::TooLong { max } => Text::new("text.too-long").with("max", max),
+        }
+    }
+}
+
+/// Both languages, `中文 / English`: a bounded type's deserialiser can hand serde one string
+/// only, and the edge takes the half the request asks for (`extract::value_reason`).
 impl fmt::Display for TextFault {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TextFault::Nul => write!(formatter, "含有空字符 / contains a NUL character (U+0000)"),
-            TextFault::Control(character) => write!(
-                formatter,
-                "含有控制字符 U+{:04X} / contains the control character U+{:04X}",
-                *character as u32, *character as u32
-            ),
-            TextFault::Bidi(character) => write!(
-                formatter,
-                "含有文字方向控制符 U+{:04X} / contains the bidirectional control U+{:04X}",
-                *character as u32, *character as u32
-            ),
-            TextFault::TooLong { max } => write!(
-                formatter,
-                "超过 {max} 个字符 / longer than {max} characters"
-            ),
-        }
+        let text = self.text();
+        write!(
+            formatter,
+            "{} / {}",
+            text.render(Lang::Zh),
+            text.render(Lang::En)
+        )
     }
 }
 

@@ -13,6 +13,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::message::{Explain, Text};
 use crate::values::Role;
 
 /// Opens closer together than this on one platform count once.
@@ -116,16 +117,24 @@ impl DomainEvent for PresenceEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PresenceError {
-    #[error("这条记录属于另一个人 / this record belongs to someone else")]
     SomeoneElse,
-    #[error(
-        "版本号须为 1 到 {MAX_VERSION} 个可见字符 / an app version is 1 to {MAX_VERSION} visible characters"
-    )]
     BadVersion,
 }
+
+impl Explain for PresenceError {
+    fn text(&self) -> Text {
+        match self {
+            PresenceError::SomeoneElse => Text::new("presence.someone-else"),
+            PresenceError::BadVersion => {
+                Text::new("presence.bad-version").with("MAX_VERSION", MAX_VERSION)
+            }
+        }
+    }
+}
+
+crate::message::explained!(PresenceError);
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Presence {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
+use crate::message::{Explain, Text};
 use crate::onboarding::Level;
 use crate::payment::default_commission_bp;
 use crate::values::Actor;
@@ -61,16 +62,24 @@ impl DomainEvent for CommissionEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CommissionError {
-    #[error(
-        "佣金比例须在 0 到 {MAX_BP} 个基点之间 / a commission must be 0 to {MAX_BP} basis points"
-    )]
     OutOfRange,
-    #[error("请填写调整原因 / a reason is required")]
     ReasonRequired,
 }
+
+impl Explain for CommissionError {
+    fn text(&self) -> Text {
+        match self {
+            CommissionError::OutOfRange => {
+                Text::new("commission.out-of-range").with("MAX_BP", MAX_BP)
+            }
+            CommissionError::ReasonRequired => Text::new("commission.reason-required"),
+        }
+    }
+}
+
+crate::message::explained!(CommissionError);
 
 /// One rate in force from a moment on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,6 +5,7 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::message::{Explain, Text};
 use crate::values::{required_text, Actor, Address, Sealed, ValueError};
 
 /// The most addresses one customer keeps.
@@ -169,29 +170,46 @@ impl DomainEvent for CustomerEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CustomerError {
-    #[error("客户不存在 / no such customer")]
     NotFound,
-    #[error("客户已注册 / the customer is already registered")]
     AlreadyRegistered,
-    #[error("地址不存在 / no such address")]
     NoSuchAddress,
-    #[error("地址已存在 / the address already exists")]
     AddressExists,
-    #[error("最多保存 {MAX_ADDRESSES} 个地址 / at most {MAX_ADDRESSES} addresses can be saved")]
     TooManyAddresses,
-    #[error("客户已停用 / the customer is suspended")]
     Suspended,
-    #[error("客户未停用 / the customer is not suspended")]
     NotSuspended,
-    #[error("分组最多 {max} 个，每个 1–20 字 / at most {max} groups of 1 to 20 characters")]
     BadGroups { max: usize },
-    #[error("最多屏蔽 {MAX_BLOCKED_WORKERS} 位服务人员 / at most {MAX_BLOCKED_WORKERS} workers can be blocked")]
     TooManyBlocked,
-    #[error("{0}")]
-    Invalid(#[from] ValueError),
+    Invalid(ValueError),
+}
+
+impl Explain for CustomerError {
+    fn text(&self) -> Text {
+        match self {
+            CustomerError::NotFound => Text::new("customer.not-found"),
+            CustomerError::AlreadyRegistered => Text::new("customer.already-registered"),
+            CustomerError::NoSuchAddress => Text::new("customer.no-such-address"),
+            CustomerError::AddressExists => Text::new("customer.address-exists"),
+            CustomerError::TooManyAddresses => {
+                Text::new("customer.too-many-addresses").with("MAX_ADDRESSES", MAX_ADDRESSES)
+            }
+            CustomerError::Suspended => Text::new("customer.suspended"),
+            CustomerError::NotSuspended => Text::new("customer.not-suspended"),
+            CustomerError::BadGroups { max } => Text::new("customer.bad-groups").with("max", max),
+            CustomerError::TooManyBlocked => Text::new("customer.too-many-blocked")
+                .with("MAX_BLOCKED_WORKERS", MAX_BLOCKED_WORKERS),
+            CustomerError::Invalid(inner) => inner.text(),
+        }
+    }
+}
+
+crate::message::explained!(CustomerError);
+
+impl From<ValueError> for CustomerError {
+    fn from(error: ValueError) -> Self {
+        CustomerError::Invalid(error)
+    }
 }
 
 /// How many workers one customer may block.

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
+use crate::message::{Explain, Text};
 use crate::values::{Actor, Role};
 
 /// How long an interview lasts.
@@ -168,30 +169,42 @@ impl DomainEvent for InterviewEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum InterviewError {
-    #[error("面试不存在 / no such interview")]
     NotFound,
-    #[error("面试已存在 / the interview already exists")]
     AlreadyExists,
-    #[error("面试状态为 {0}，不能执行此操作 / not possible while the interview is {0}")]
     IllegalState(&'static str),
-    #[error("您不是这次面试的参与者 / you are not part of this interview")]
     NotParticipant,
-    #[error("该服务无需面试（保姆、月嫂、育婴师需要）/ this service has no interview (nannies, maternity nurses and infant carers do)")]
     NoInterviewForService,
-    #[error("面试时间必须在将来 / the interview must start in the future")]
     StartInPast,
-    #[error("请等待对方回应您的提议 / the other side has to answer your proposal")]
     OwnProposal,
-    #[error("现在不在面试时间内（开始前 {EARLY_JOIN_MINUTES} 分钟至结束）/ it is not the interview's time (from {EARLY_JOIN_MINUTES} minutes before the start to its end)")]
     NotTheTime,
-    #[error("面试开始后才能记录结果 / the outcome comes after the interview")]
     TooEarlyForOutcome,
-    #[error("请填写原因 / a reason is required")]
     ReasonRequired,
 }
+
+impl Explain for InterviewError {
+    fn text(&self) -> Text {
+        match self {
+            InterviewError::NotFound => Text::new("interview.not-found"),
+            InterviewError::AlreadyExists => Text::new("interview.already-exists"),
+            InterviewError::IllegalState(v0) => Text::new("interview.illegal-state").with("0", v0),
+            InterviewError::NotParticipant => Text::new("interview.not-participant"),
+            InterviewError::NoInterviewForService => {
+                Text::new("interview.no-interview-for-service")
+            }
+            InterviewError::StartInPast => Text::new("interview.start-in-past"),
+            InterviewError::OwnProposal => Text::new("interview.own-proposal"),
+            InterviewError::NotTheTime => {
+                Text::new("interview.not-the-time").with("EARLY_JOIN_MINUTES", EARLY_JOIN_MINUTES)
+            }
+            InterviewError::TooEarlyForOutcome => Text::new("interview.too-early-for-outcome"),
+            InterviewError::ReasonRequired => Text::new("interview.reason-required"),
+        }
+    }
+}
+
+crate::message::explained!(InterviewError);
 
 /// The state an interview's events fold into.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -1,10 +1,18 @@
 //! What the platform tells people, in the language they ask for: Simplified Chinese first,
 //! English second.
 //!
-//! A refusal carries a stable code (`order.illegal-transition`, `bad-credentials`) that apps
-//! may switch on to show their own words, and a text in both languages. `TABLE` holds the
-//! texts kept by code, with `{name}` placeholders; a refusal whose text is not in the table yet
-//! carries it written `中文 / English`, and `Lang::pick` takes the half asked for.
+//! A refusal is a `Text`: a stable code (`order.illegal-transition`, `bad-credentials`) that
+//! apps may switch on to show their own words, and the values its words name. The words are
+//! kept once, in `TABLE` (`message/table.rs`), by code, with `{name}` placeholders, in
+//! Simplified Chinese and English; a text is written out in the language a reader asks for.
+//! Domain errors say which text they are through `Explain`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+mod table;
+
+pub use self::table::TABLE;
 
 /// A language a text is shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,6 +54,8 @@ impl Lang {
     /// The half of a text written `中文 / English` in this language; the whole text when it has
     /// no halves. The halves meet at the first slash that has a space after it and English
     /// after that (the Chinese half may end in its own full stop, with no space before it).
+    /// For texts that arrive as one string from outside the table: a bounded type's refusal
+    /// passed through serde, data written in both languages before the table.
     pub fn pick(self, text: &str) -> &str {
         let Some((chinese, english)) = halves(text) else {
             return text;
@@ -99,47 +109,109 @@ pub struct Entry {
     pub en: &'static str,
 }
 
-macro_rules! table {
-    ($($code:literal => $zh:literal, $en:literal;)*) => {
-        /// The platform's texts, by code.
-        pub static TABLE: &[Entry] = &[$(Entry { code: $code, zh: $zh, en: $en }),*];
-    };
+/// A value a text names: the same in both languages, one of its own in each, or a text.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Arg {
+    Plain(String),
+    Each { zh: String, en: String },
+    Text(Text),
 }
 
-table! {
-    // Problems' titles, by status.
-    "title.400" => "请求格式错误", "Bad request";
-    "title.401" => "未登录", "Unauthenticated";
-    "title.403" => "无权操作", "Forbidden";
-    "title.404" => "未找到", "Not found";
-    "title.405" => "方法不允许", "Method not allowed";
-    "title.409" => "冲突", "Conflict";
-    "title.410" => "已过期", "Gone";
-    "title.413" => "请求体过大", "Payload too large";
-    "title.415" => "不支持的媒体类型", "Unsupported media type";
-    "title.422" => "输入无效", "Invalid input";
-    "title.429" => "请求过于频繁", "Too many requests";
-    "title.503" => "服务不可用", "Service unavailable";
-    "title.500" => "服务器错误", "Server error";
-    // What the HTTP edge itself refuses.
-    "unauthenticated" => "请先登录", "authentication required";
-    "bad-credentials" => "登录名或密码错误", "wrong login or password";
-    "forbidden" => "您的角色无权执行此操作", "your role may not do this";
-    "method-not-allowed" => "该路径不支持此方法", "method not allowed on this path";
-    "concurrent-modification" => "该订单刚被其他操作修改，请刷新后重试", "the resource was changed by another request first; nothing was written, reload and retry";
-    "idempotency-in-progress" => "相同幂等键的请求仍在处理中", "a request with this Idempotency-Key is still in progress";
-    "locked-out" => "尝试次数过多，请 {seconds} 秒后再试", "too many failed attempts; try again in {seconds} seconds";
-    "resume-too-old" => "续传位置已过期，请刷新后重新订阅（不带 Last-Event-ID）", "that resume point is older than the last hour; reload, then follow without Last-Event-ID";
-    "payload-too-large" => "请求体过大", "request body too large";
-    "unsupported-media-type" => "请求体必须是 JSON", "the body must be application/json";
-    "invalid-field" => "字段 {field} 无效：{detail}", "invalid field {field}: {detail}";
-    "bad-code" => "验证码错误或已过期，请重新获取", "the code is wrong or has expired; request a new one";
-    "idempotency-key-reused" => "幂等键已用于另一个请求", "this Idempotency-Key was used for a different request";
-    "catching-up" => "数据正在同步，请稍后重试", "the views are still catching up with that write; try again shortly";
-    "unavailable" => "服务暂不可用", "service temporarily unavailable";
-    "warehouse-not-loaded" => "数据仓库尚未建立，请先刷新", "the warehouse has not been loaded yet: refresh it first";
-    "internal" => "服务器内部错误", "internal server error";
+/// What to tell someone: a code of the table and the values its words name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Text {
+    pub code: Cow<'static, str>,
+    pub args: Vec<(&'static str, Arg)>,
 }
+
+impl Text {
+    pub fn new(code: &'static str) -> Self {
+        Text {
+            code: Cow::Borrowed(code),
+            args: Vec::new(),
+        }
+    }
+
+    /// Names `value`, the same in both languages (a number, an amount, a name).
+    pub fn with(mut self, name: &'static str, value: impl fmt::Display) -> Self {
+        self.args.push((name, Arg::Plain(value.to_string())));
+        self
+    }
+
+    /// Names a value that has words of its own in each language (a state, a verb).
+    pub fn each(
+        mut self,
+        name: &'static str,
+        zh: impl fmt::Display,
+        en: impl fmt::Display,
+    ) -> Self {
+        self.args.push((
+            name,
+            Arg::Each {
+                zh: zh.to_string(),
+                en: en.to_string(),
+            },
+        ));
+        self
+    }
+
+    /// Names another text (a reason inside a refusal).
+    pub fn nested(mut self, name: &'static str, text: Text) -> Self {
+        self.args.push((name, Arg::Text(text)));
+        self
+    }
+
+    /// The words in `lang`, placeholders filled. A code missing from the table (a test keeps
+    /// that from happening) shows as itself.
+    pub fn render(&self, lang: Lang) -> String {
+        let Some(entry) = TABLE.iter().find(|entry| entry.code == self.code) else {
+            return self.code.to_string();
+        };
+        let mut text = match lang {
+            Lang::Zh => entry.zh,
+            Lang::En => entry.en,
+        }
+        .to_owned();
+        for (name, arg) in &self.args {
+            let value = match arg {
+                Arg::Plain(value) => Cow::Borrowed(value.as_str()),
+                Arg::Each { zh, en } => Cow::Borrowed(match lang {
+                    Lang::Zh => zh.as_str(),
+                    Lang::En => en.as_str(),
+                }),
+                Arg::Text(text) => Cow::Owned(text.render(lang)),
+            };
+            text = text.replace(&format!("{{{name}}}"), &value);
+        }
+        text
+    }
+}
+
+/// In English, as logs read it.
+impl fmt::Display for Text {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.render(Lang::En))
+    }
+}
+
+/// A refusal that says which text of the table it is.
+pub trait Explain {
+    fn text(&self) -> Text;
+}
+
+/// `Display` (in English, for logs) and `Error` for a refusal that explains itself.
+macro_rules! explained {
+    ($type:ty) => {
+        impl std::fmt::Display for $type {
+            fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                std::fmt::Display::fmt(&$crate::message::Explain::text(self), formatter)
+            }
+        }
+
+        impl std::error::Error for $type {}
+    };
+}
+pub(crate) use explained;
 
 #[cfg(test)]
 mod tests {
@@ -176,6 +248,29 @@ mod tests {
         assert_eq!(Lang::Zh.pick(text), "单价 1/2 不在范围内");
         assert_eq!(Lang::En.pick(text), "unit price 1/2 is out of range");
         assert_eq!(Lang::En.pick("只有中文"), "只有中文");
+    }
+
+    #[test]
+    fn a_refusal_is_rendered_in_each_language_with_its_values() {
+        let empty = crate::values::ValueError::Empty {
+            field: "姓名 name"
+        }
+        .text();
+        assert_eq!(empty.code, "value.empty");
+        assert_eq!(empty.render(Lang::Zh), "姓名不能为空");
+        assert_eq!(empty.render(Lang::En), "name must not be empty");
+        // A text inside a text, each in the language asked for.
+        let refused = crate::order::OrderError::WorkerNotEligible(
+            crate::order::WorkerIneligibility::Suspended,
+        )
+        .text();
+        assert_eq!(refused.render(Lang::Zh), "服务人员不可派单：服务人员已停用");
+        assert_eq!(
+            refused.render(Lang::En),
+            "the worker cannot take this order: the worker is suspended"
+        );
+        // Display is English, for logs.
+        assert_eq!(refused.to_string(), refused.render(Lang::En));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::catalogue::ServiceCode;
+use crate::message::{Explain, Text};
 use crate::payment::CancellationSettlement;
 use crate::stages::{AssignmentScore, DispatchStage};
 use crate::values::{Actor, Address, Fen, GeoPoint, Role, Sealed, SealedPoint};
@@ -552,86 +553,143 @@ impl DomainEvent for OrderEvent {
 }
 
 /// Why an order command was refused. Each maps to a 4xx answer.
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OrderError {
-    #[error("订单{}，不能{} / cannot {} an order that is {}", state.labels().1, verb.0, verb.1, state.labels().2)]
     IllegalTransition {
         verb: (&'static str, &'static str),
         state: OrderStatus,
     },
-    #[error("订单不存在 / no such order")]
     NotFound,
-    #[error("单价 {price} 不在服务「{service}」的价格范围 {min}–{max} 内 / unit price {price} is outside {min}–{max} for this service")]
     PriceOutOfRange {
         service: &'static str,
         price: Fen,
         min: Fen,
         max: Fen,
     },
-    #[error("数量必须在 1 到 {max} 之间 / quantity must be between 1 and {max}")]
-    BadQuantity { max: u32 },
-    #[error(
-        "服务时长必须在 {min} 到 {max} 分钟之间 / duration must be between {min} and {max} minutes"
-    )]
-    BadDuration { min: u32, max: u32 },
-    #[error("服务开始时间必须在将来 / the service must start in the future")]
+    BadQuantity {
+        max: u32,
+    },
+    BadDuration {
+        min: u32,
+        max: u32,
+    },
     StartInPast,
-    #[error("订单金额溢出 / order total overflows")]
     TotalOverflow,
-    #[error("支付金额 {paid} 与订单金额 {due} 不符 / paid {paid} but {due} is due")]
-    AmountMismatch { paid: Fen, due: Fen },
-    #[error("服务人员不可派单：{0}")]
+    AmountMismatch {
+        paid: Fen,
+        due: Fen,
+    },
     WorkerNotEligible(WorkerIneligibility),
-    #[error("这不是派给您的订单 / this order is not assigned to you")]
     NotAssignedWorker,
-    #[error("这不是您的订单 / this is not your order")]
     NotOwner,
-    #[error("评分必须在 1 到 5 之间 / ratings must be between 1 and 5")]
     BadRating,
-    #[error("评价期已过 / the time to review this order has passed")]
     ReviewWindowClosed,
-    #[error("评价期尚未结束 / the review window is still open")]
     ReviewWindowOpen,
-    #[error("未知的评价标签：{0} / unknown review tag {0}")]
     UnknownTag(String),
-    #[error("评价已回复过 / the review has already been answered")]
     AlreadyReplied,
-    #[error("评价已被隐藏 / the review is already hidden")]
     AlreadyHidden,
-    #[error("付款后只能降价，差额退回客户 / after payment a price can only go down, the difference refunded")]
     PriceRiseAfterPayment,
-    #[error("新价格与原价相同 / the new price is the current one")]
     SamePrice,
-    #[error("请填写原因 / a reason is required")]
     ReasonRequired,
-    #[error("取消费分成只能给已接单的服务人员 / a cancellation fee can only be shared with the worker who accepted the order")]
     FeeShareNotToWorker,
-    #[error("订单已被其他服务人员接走 / the order has already been taken by another worker")]
     AlreadyTaken,
-    #[error("订单当前不在抢单中 / the order is not open for grabbing")]
     NotOpenForGrab,
-    #[error("您已拒绝或错过此订单 / you declined or missed this order")]
     AlreadyPassed,
-    #[error("尚未到期限，不能{}/ the deadline to {} has not passed yet", verb.0, verb.1)]
-    NotDue { verb: (&'static str, &'static str) },
-    #[error("派单阶段只能向后推进 / dispatch can only move on to a later stage")]
+    NotDue {
+        verb: (&'static str, &'static str),
+    },
     StageBackwards,
-    #[error("订单没有指定服务人员 / the order names no worker")]
     NoPreferredWorker,
-    #[error("新服务人员与当前服务人员相同 / the new worker is the current one")]
     SameWorker,
-    #[error("请提供当前位置 / your current position is required to check in")]
     PositionRequired,
-    #[error("距离服务地址 {distance_m} 米，需在 {radius_m} 米内签到 / you are {distance_m} m from the address; check in within {radius_m} m")]
-    TooFar { distance_m: u32, radius_m: u32 },
-    #[error("不在签到时间内（服务开始前 {early} 分钟至服务结束）/ check-in is open from {early} minutes before the start until the end of the service")]
-    OutsideArrivalWindow { early: i64 },
-    #[error("位置上报过于频繁，请 {seconds} 秒后再试 / locations may be reported every {seconds} seconds")]
-    PingTooFrequent { seconds: i64 },
-    #[error("定位精度 {accuracy_m} 米，超过 {max} 米 / a fix of {accuracy_m} m is less precise than {max} m")]
-    InaccurateFix { accuracy_m: u32, max: u32 },
+    TooFar {
+        distance_m: u32,
+        radius_m: u32,
+    },
+    OutsideArrivalWindow {
+        early: i64,
+    },
+    PingTooFrequent {
+        seconds: i64,
+    },
+    InaccurateFix {
+        accuracy_m: u32,
+        max: u32,
+    },
 }
+
+impl Explain for OrderError {
+    fn text(&self) -> Text {
+        match self {
+            OrderError::IllegalTransition { verb, state } => {
+                let (_, zh, en) = state.labels();
+                Text::new("order.illegal-transition")
+                    .each("state", zh, en)
+                    .each("verb", verb.0, verb.1)
+            }
+            OrderError::NotFound => Text::new("order.not-found"),
+            OrderError::PriceOutOfRange {
+                max,
+                min,
+                price,
+                service,
+            } => Text::new("order.price-out-of-range")
+                .with("max", max)
+                .with("min", min)
+                .with("price", price)
+                .with("service", service),
+            OrderError::BadQuantity { max } => Text::new("order.bad-quantity").with("max", max),
+            OrderError::BadDuration { max, min } => Text::new("order.bad-duration")
+                .with("max", max)
+                .with("min", min),
+            OrderError::StartInPast => Text::new("order.start-in-past"),
+            OrderError::TotalOverflow => Text::new("order.total-overflow"),
+            OrderError::AmountMismatch { due, paid } => Text::new("order.amount-mismatch")
+                .with("due", due)
+                .with("paid", paid),
+            OrderError::WorkerNotEligible(v0) => {
+                Text::new("order.worker-not-eligible").nested("0", v0.text())
+            }
+            OrderError::NotAssignedWorker => Text::new("order.not-assigned-worker"),
+            OrderError::NotOwner => Text::new("order.not-owner"),
+            OrderError::BadRating => Text::new("order.bad-rating"),
+            OrderError::ReviewWindowClosed => Text::new("order.review-window-closed"),
+            OrderError::ReviewWindowOpen => Text::new("order.review-window-open"),
+            OrderError::UnknownTag(v0) => Text::new("order.unknown-tag").with("0", v0),
+            OrderError::AlreadyReplied => Text::new("order.already-replied"),
+            OrderError::AlreadyHidden => Text::new("order.already-hidden"),
+            OrderError::PriceRiseAfterPayment => Text::new("order.price-rise-after-payment"),
+            OrderError::SamePrice => Text::new("order.same-price"),
+            OrderError::ReasonRequired => Text::new("order.reason-required"),
+            OrderError::FeeShareNotToWorker => Text::new("order.fee-share-not-to-worker"),
+            OrderError::AlreadyTaken => Text::new("order.already-taken"),
+            OrderError::NotOpenForGrab => Text::new("order.not-open-for-grab"),
+            OrderError::AlreadyPassed => Text::new("order.already-passed"),
+            OrderError::NotDue { verb } => Text::new("order.not-due").each("verb", verb.0, verb.1),
+            OrderError::StageBackwards => Text::new("order.stage-backwards"),
+            OrderError::NoPreferredWorker => Text::new("order.no-preferred-worker"),
+            OrderError::SameWorker => Text::new("order.same-worker"),
+            OrderError::PositionRequired => Text::new("order.position-required"),
+            OrderError::TooFar {
+                distance_m,
+                radius_m,
+            } => Text::new("order.too-far")
+                .with("distance_m", distance_m)
+                .with("radius_m", radius_m),
+            OrderError::OutsideArrivalWindow { early } => {
+                Text::new("order.outside-arrival-window").with("early", early)
+            }
+            OrderError::PingTooFrequent { seconds } => {
+                Text::new("order.ping-too-frequent").with("seconds", seconds)
+            }
+            OrderError::InaccurateFix { accuracy_m, max } => Text::new("order.inaccurate-fix")
+                .with("accuracy_m", accuracy_m)
+                .with("max", max),
+        }
+    }
+}
+
+crate::message::explained!(OrderError);
 
 /// Why a worker cannot take an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -642,20 +700,18 @@ pub enum WorkerIneligibility {
     LacksSkill,
 }
 
-impl std::fmt::Display for WorkerIneligibility {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(match self {
-            WorkerIneligibility::Unknown => "服务人员不存在 / no such worker",
-            WorkerIneligibility::Suspended => "服务人员已停用 / the worker is suspended",
-            WorkerIneligibility::NotApproved => {
-                "服务人员尚未通过资质审核 / the worker has not passed the qualification review"
-            }
-            WorkerIneligibility::LacksSkill => {
-                "服务人员没有该服务的认证技能或有效证书 / the worker is not certified for this service or lacks a valid certificate for it"
-            }
+impl Explain for WorkerIneligibility {
+    fn text(&self) -> Text {
+        Text::new(match self {
+            WorkerIneligibility::Unknown => "ineligible.unknown",
+            WorkerIneligibility::Suspended => "ineligible.suspended",
+            WorkerIneligibility::NotApproved => "ineligible.not-approved",
+            WorkerIneligibility::LacksSkill => "ineligible.lacks-skill",
         })
     }
 }
+
+crate::message::explained!(WorkerIneligibility);
 
 /// The state an order's events fold into.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ledger::{Account, Leg, Posting};
+use crate::message::{Explain, Text};
 use crate::values::{Actor, Fen};
 
 /// How the customer pays.
@@ -195,34 +196,51 @@ impl DomainEvent for PaymentEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum PaymentError {
-    #[error("支付单不存在 / no such payment")]
     NotFound,
-    #[error("支付单已存在 / the payment already exists")]
     AlreadyExists,
-    #[error("支付单状态为 {0}，不能执行此操作 / not possible while the payment is {0}")]
     IllegalState(&'static str),
-    #[error("金额 {got} 与支付单金额 {expected} 不符 / amount {got} does not match {expected}")]
     AmountMismatch { expected: Fen, got: Fen },
-    #[error("币种 {0} 不受支持，仅支持 CNY / currency {0} is not accepted, only CNY")]
     Currency(String),
-    #[error("支付单已由另一笔交易确认 / the payment was confirmed by another transaction")]
     OtherTransaction,
-    #[error("退款金额 {requested} 超过可退金额 {refundable} / a refund of {requested} exceeds the {refundable} left in escrow")]
     RefundTooLarge { requested: Fen, refundable: Fen },
-    #[error("退款金额必须大于零 / a refund must be more than zero")]
     EmptyRefund,
-    #[error("退款不存在或已完成 / no such pending refund")]
     NoSuchRefund,
-    #[error("佣金比例须在 0 到 10000 个基点之间 / commission must be 0 to 10,000 basis points")]
     BadCommission,
-    #[error("请填写原因 / a reason is required")]
     ReasonRequired,
-    #[error("服务人员分成 {share} 超过保留的费用 {fee} / a worker's share of {share} exceeds the {fee} fee kept")]
     ShareTooLarge { share: Fen, fee: Fen },
 }
+
+impl Explain for PaymentError {
+    fn text(&self) -> Text {
+        match self {
+            PaymentError::NotFound => Text::new("payment.not-found"),
+            PaymentError::AlreadyExists => Text::new("payment.already-exists"),
+            PaymentError::IllegalState(v0) => Text::new("payment.illegal-state").with("0", v0),
+            PaymentError::AmountMismatch { expected, got } => Text::new("payment.amount-mismatch")
+                .with("expected", expected)
+                .with("got", got),
+            PaymentError::Currency(v0) => Text::new("payment.currency").with("0", v0),
+            PaymentError::OtherTransaction => Text::new("payment.other-transaction"),
+            PaymentError::RefundTooLarge {
+                refundable,
+                requested,
+            } => Text::new("payment.refund-too-large")
+                .with("refundable", refundable)
+                .with("requested", requested),
+            PaymentError::EmptyRefund => Text::new("payment.empty-refund"),
+            PaymentError::NoSuchRefund => Text::new("payment.no-such-refund"),
+            PaymentError::BadCommission => Text::new("payment.bad-commission"),
+            PaymentError::ReasonRequired => Text::new("payment.reason-required"),
+            PaymentError::ShareTooLarge { fee, share } => Text::new("payment.share-too-large")
+                .with("fee", fee)
+                .with("share", share),
+        }
+    }
+}
+
+crate::message::explained!(PaymentError);
 
 /// The part of a kept cancellation fee that goes to a worker's pending income.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,35 +3,68 @@
 
 use std::fmt;
 
+use crate::message::{Explain, Text};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 /// Why a value was refused. Messages are Simplified Chinese first, English second.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ValueError {
-    #[error("金额不能为负数 / amount must not be negative: {0}")]
     NegativeAmount(i64),
-    #[error("手机号格式不正确 / not a mainland China mobile number: {0}")]
     BadPhone(String),
-    #[error("{field}不能为空 / {field} must not be empty")]
-    Empty { field: &'static str },
-    #[error("{field}过长（最多 {max} 字）/ {field} is longer than {max} characters")]
-    TooLong { field: &'static str, max: usize },
-    #[error("{field}含有控制字符 / {field} contains a control character")]
-    ControlCharacter { field: &'static str },
-    #[error("身份证号码无效 / not a valid identity card number")]
+    Empty {
+        field: &'static str,
+    },
+    TooLong {
+        field: &'static str,
+        max: usize,
+    },
+    ControlCharacter {
+        field: &'static str,
+    },
     BadIdNumber,
-    #[error("到期日须晚于发证日 / the expiry date must be after the issue date")]
     BadDates,
-    #[error("坐标超出范围 / coordinate out of range: {0}, {1}")]
     BadCoordinate(String, String),
-    #[error("{field}须在 {min} 到 {max} 之间 / {field} must be between {min} and {max}")]
     OutOfRange {
         field: &'static str,
         min: i64,
         max: i64,
     },
 }
+
+/// A text naming a field by its label, `姓名 name`: the Chinese word in Chinese, the English
+/// words in English.
+fn labelled(code: &'static str, label: &str) -> Text {
+    let (zh, en) = match label.split_once(' ') {
+        Some((zh, en)) if !zh.is_ascii() && en.is_ascii() => (zh, en),
+        _ => (label, label),
+    };
+    Text::new(code).each("field", zh, en)
+}
+
+impl Explain for ValueError {
+    fn text(&self) -> Text {
+        match self {
+            ValueError::NegativeAmount(v0) => Text::new("value.negative-amount").with("0", v0),
+            ValueError::BadPhone(v0) => Text::new("value.bad-phone").with("0", v0),
+            ValueError::Empty { field } => labelled("value.empty", field),
+            ValueError::TooLong { field, max } => {
+                labelled("value.too-long", field).with("max", max)
+            }
+            ValueError::ControlCharacter { field } => labelled("value.control-character", field),
+            ValueError::BadIdNumber => Text::new("value.bad-id-number"),
+            ValueError::BadDates => Text::new("value.bad-dates"),
+            ValueError::BadCoordinate(v0, v1) => Text::new("value.bad-coordinate")
+                .with("0", v0)
+                .with("1", v1),
+            ValueError::OutOfRange { field, max, min } => labelled("value.out-of-range", field)
+                .with("max", max)
+                .with("min", min),
+        }
+    }
+}
+
+crate::message::explained!(ValueError);
 
 /// An amount of money in fen (分), the smallest unit of the renminbi. Never negative.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::ledger::{Account, Leg, Posting};
+use crate::message::{Explain, Text};
 use crate::values::{Actor, Fen, Sealed};
 
 /// Where a worker's withdrawals are paid: the card number is sealed under the worker's key.
@@ -196,28 +197,43 @@ impl DomainEvent for WalletEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WalletError {
-    #[error("提现金额 {requested} 超过可提现余额 {available} / {requested} is more than the {available} available")]
     InsufficientFunds { requested: Fen, available: Fen },
-    #[error("提现金额必须大于零 / a withdrawal must be more than zero")]
     EmptyWithdrawal,
-    #[error("提现申请不存在 / no such withdrawal")]
     NoSuchWithdrawal,
-    #[error("提现申请状态为 {0}，不能执行此操作 / not possible while the withdrawal is {0}")]
     WithdrawalState(&'static str),
-    #[error("钱包不存在 / no such wallet")]
     NotFound,
-    #[error("请填写原因 / a reason is required")]
     ReasonRequired,
-    #[error("工人收入 {held} 不足以扣回 {requested} / the worker's {held} does not cover the {requested} to recover")]
     CannotRecover { requested: Fen, held: Fen },
-    #[error("{0}")]
     Risk(WithdrawalRisk),
-    #[error("银行卡刚刚更换，请重新提交 / the bank account was just changed; ask again")]
     AccountChanged,
 }
+
+impl Explain for WalletError {
+    fn text(&self) -> Text {
+        match self {
+            WalletError::InsufficientFunds {
+                available,
+                requested,
+            } => Text::new("wallet.insufficient-funds")
+                .with("available", available)
+                .with("requested", requested),
+            WalletError::EmptyWithdrawal => Text::new("wallet.empty-withdrawal"),
+            WalletError::NoSuchWithdrawal => Text::new("wallet.no-such-withdrawal"),
+            WalletError::WithdrawalState(v0) => Text::new("wallet.withdrawal-state").with("0", v0),
+            WalletError::NotFound => Text::new("wallet.not-found"),
+            WalletError::ReasonRequired => Text::new("wallet.reason-required"),
+            WalletError::CannotRecover { held, requested } => Text::new("wallet.cannot-recover")
+                .with("held", held)
+                .with("requested", requested),
+            WalletError::Risk(inner) => inner.text(),
+            WalletError::AccountChanged => Text::new("wallet.account-changed"),
+        }
+    }
+}
+
+crate::message::explained!(WalletError);
 
 /// What the wallet needs from outside to judge a withdrawal: whether the holder of the
 /// account on file (the one set at `account_set_at`) is the worker's verified identity, whether
@@ -707,23 +723,36 @@ impl Default for WithdrawalRules {
 }
 
 /// Why a withdrawal request was refused by the risk checks.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WithdrawalRisk {
-    #[error("请先绑定银行卡 / add a bank account first")]
     NoBankAccount,
-    #[error("单笔提现至少 {0} / at least {0} per withdrawal")]
     BelowMinimum(Fen),
-    #[error("24 小时内提现合计不能超过 {0} / at most {0} in any 24 hours")]
     OverDailyMaximum(Fen),
-    #[error("24 小时内最多提现 {0} 次 / at most {0} withdrawals in any 24 hours")]
     TooFrequent(usize),
-    #[error("开户名与实名认证姓名不一致 / the account holder is not the verified worker")]
     NameMismatch,
-    #[error("银行卡绑定未满 {0} 小时 / the bank account was added less than {0} hours ago")]
     AccountTooNew(i64),
-    #[error("您有未解决的订单争议 / you have an open order dispute")]
     OpenDispute,
 }
+
+impl Explain for WithdrawalRisk {
+    fn text(&self) -> Text {
+        match self {
+            WithdrawalRisk::NoBankAccount => Text::new("withdrawal.no-bank-account"),
+            WithdrawalRisk::BelowMinimum(v0) => Text::new("withdrawal.below-minimum").with("0", v0),
+            WithdrawalRisk::OverDailyMaximum(v0) => {
+                Text::new("withdrawal.over-daily-maximum").with("0", v0)
+            }
+            WithdrawalRisk::TooFrequent(v0) => Text::new("withdrawal.too-frequent").with("0", v0),
+            WithdrawalRisk::NameMismatch => Text::new("withdrawal.name-mismatch"),
+            WithdrawalRisk::AccountTooNew(v0) => {
+                Text::new("withdrawal.account-too-new").with("0", v0)
+            }
+            WithdrawalRisk::OpenDispute => Text::new("withdrawal.open-dispute"),
+        }
+    }
+}
+
+crate::message::explained!(WithdrawalRisk);
 
 impl Wallet {
     /// The risk checks of a new withdrawal: amount limits, velocity, the account holder against

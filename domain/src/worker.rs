@@ -9,6 +9,7 @@ use crate::availability::{
     local_instant, travel_minutes, Availability, DayOverride, Leave, TimeRange, WeeklyPlan,
 };
 use crate::catalogue::ServiceCode;
+use crate::message::{Explain, Text};
 use crate::onboarding::{
     required_certificates, BackgroundCheckOutcome, Certificate, Level, ReviewDecision, ReviewStatus,
 };
@@ -345,47 +346,65 @@ impl DomainEvent for WorkerEvent {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error, strum::IntoStaticStr)]
-#[strum(serialize_all = "kebab-case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum WorkerError {
-    #[error("服务人员不存在 / no such worker")]
     NotFound,
-    #[error("服务人员已注册 / the worker is already registered")]
     AlreadyRegistered,
-    #[error("服务人员已停用 / the worker is suspended")]
     Suspended,
-    #[error("服务人员未停用 / the worker is not suspended")]
     NotSuspended,
-    #[error("至少需要一项技能 / at least one skill is required")]
     NoSkills,
-    #[error("请填写原因 / a reason is required")]
     ReasonRequired,
-    #[error("尚未提交身份信息 / the worker has not submitted an identity number")]
     IdentityMissing,
-    #[error("尚未完成背景审查 / the background check has not been done")]
     BackgroundCheckMissing,
-    #[error("背景审查命中失信被执行人名单，不能通过 / the background check found the worker on the list of dishonest persons; approval is blocked")]
     BackgroundCheckHit,
-    #[error("服务人员没有该技能 / the worker has not declared this skill")]
     SkillNotDeclared,
-    #[error("证书已存在 / this certificate is already recorded")]
     CertificateExists,
-    #[error("证书不存在 / no such certificate")]
     NoSuchCertificate,
-    #[error("分组最多 {max} 个，每个 1–20 字 / at most {max} groups of 1 to 20 characters")]
-    BadGroups { max: usize },
+    BadGroups {
+        max: usize,
+    },
     /// Says when the worker is busy (travel included, in Beijing time), never whose order it is.
-    #[error("服务人员在 {} 至 {} 已有预约（含路程）/ the worker is already booked from {} to {} (Beijing time, travel included)", beijing_time(*.start), beijing_time(*.end), beijing_time(*.start), beijing_time(*.end))]
     Overlap {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
-    #[error("服务时段无效 / the booking window is empty")]
     EmptyWindow,
-    #[error("服务人员在该时段不上班或休假 / the worker does not work at that time or is on leave")]
     Unavailable,
-    #[error("{0}")]
-    Invalid(#[from] ValueError),
+    Invalid(ValueError),
+}
+
+impl Explain for WorkerError {
+    fn text(&self) -> Text {
+        match self {
+            WorkerError::NotFound => Text::new("worker.not-found"),
+            WorkerError::AlreadyRegistered => Text::new("worker.already-registered"),
+            WorkerError::Suspended => Text::new("worker.suspended"),
+            WorkerError::NotSuspended => Text::new("worker.not-suspended"),
+            WorkerError::NoSkills => Text::new("worker.no-skills"),
+            WorkerError::ReasonRequired => Text::new("worker.reason-required"),
+            WorkerError::IdentityMissing => Text::new("worker.identity-missing"),
+            WorkerError::BackgroundCheckMissing => Text::new("worker.background-check-missing"),
+            WorkerError::BackgroundCheckHit => Text::new("worker.background-check-hit"),
+            WorkerError::SkillNotDeclared => Text::new("worker.skill-not-declared"),
+            WorkerError::CertificateExists => Text::new("worker.certificate-exists"),
+            WorkerError::NoSuchCertificate => Text::new("worker.no-such-certificate"),
+            WorkerError::BadGroups { max } => Text::new("worker.bad-groups").with("max", max),
+            WorkerError::Overlap { start, end } => Text::new("worker.overlap")
+                .with("start", beijing_time(*start))
+                .with("end", beijing_time(*end)),
+            WorkerError::EmptyWindow => Text::new("worker.empty-window"),
+            WorkerError::Unavailable => Text::new("worker.unavailable"),
+            WorkerError::Invalid(inner) => inner.text(),
+        }
+    }
+}
+
+crate::message::explained!(WorkerError);
+
+impl From<ValueError> for WorkerError {
+    fn from(error: ValueError) -> Self {
+        WorkerError::Invalid(error)
+    }
 }
 
 /// Where a worker sets off from (home, or a branch office) and the furthest they will go.

@@ -696,7 +696,8 @@ struct Cursor {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    #[error("分页游标无效或与排序方式不符 / the page cursor is invalid or belongs to another sort order")]
+    /// Shown to people as `orders.bad-cursor`.
+    #[error("the page cursor is invalid or belongs to another sort order")]
     BadCursor,
     #[error(transparent)]
     Database(#[from] sqlx::Error),

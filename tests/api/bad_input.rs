@@ -435,7 +435,7 @@ async fn problems_speak_the_language_asked_for_and_carry_a_stable_code() {
     )
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(problem["code"], "invalid-input", "{problem}");
+    assert_eq!(problem["code"], "invalid-field", "{problem}");
     assert!(
         problem["detail"]
             .as_str()

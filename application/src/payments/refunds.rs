@@ -2,6 +2,7 @@
 //! provider and retrying, and taking a worker share back after a dispute.
 
 use super::*;
+use domain::message::Text;
 
 /// Gives money back from a payment's escrow: records the refund (and any fee kept), has the
 /// original provider pay it, and records that it was paid. A provider that fails leaves the
@@ -69,9 +70,9 @@ pub async fn refund_as(
             .ok_or_else(|| Error::not_found("支付单", "payment"))?;
         let (order, _): (Order, usize) = services.orders.load(order_id).await?;
         if order.status != OrderStatus::Disputed || fee.get() > 0 {
-            return Err(Error::illegal_state(
-                "款项已结算给服务人员，只能为争议中的订单退款 / the money was released to the worker; only a disputed order can be refunded now",
-            ));
+            return Err(Error::illegal_state(Text::new(
+                "payments.money-released-worker-only-disputed",
+            )));
         }
         PaymentCommand::RefundAfterRelease {
             refund_id,

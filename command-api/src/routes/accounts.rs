@@ -19,6 +19,7 @@ use crate::routes::credentials::{check_password, normalise_login};
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -120,14 +121,14 @@ pub async fn register(
     let (role, command) = match (body.kind, body.worker) {
         (AccountKind::Customer, None) => (Role::Customer, None),
         (AccountKind::Customer, Some(_)) => {
-            return Err(ApiError::Invalid(
-                "客户注册不需要 worker 资料 / `worker` is only for worker accounts".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new(
+                "accounts.worker-only-worker-accounts",
+            )))
         }
         (AccountKind::Worker, None) => {
-            return Err(ApiError::Invalid(
-                "服务人员注册须填写 worker 资料 / `worker` is required for worker accounts".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new(
+                "accounts.worker-required-worker-accounts",
+            )))
         }
         (AccountKind::Worker, Some(profile)) => (
             Role::Worker,
@@ -136,9 +137,7 @@ pub async fn register(
                 profile: WorkerProfile {
                     name: name.clone(),
                     phone: phone.clone().ok_or_else(|| {
-                        ApiError::Invalid(
-                            "服务人员须填写手机号 / workers must give a mobile number".into(),
-                        )
+                        ApiError::Invalid(Text::new("accounts.workers-must-give-mobile-number"))
                     })?,
                     years_of_experience: profile.years_of_experience,
                     languages: profile.languages.into_iter().map(String::from).collect(),
@@ -160,9 +159,9 @@ pub async fn register(
             .fetch_one(&state.pool)
             .await?;
     if taken {
-        return Err(ApiError::Conflict(
-            "该登录名已被注册 / this login is already registered".into(),
-        ));
+        return Err(ApiError::Conflict(Text::new(
+            "accounts.login-already-registered",
+        )));
     }
     // Only someone who holds the login's phone or mailbox may register it.
     crate::routes::credentials::consume_code(
@@ -193,9 +192,9 @@ pub async fn register(
     .await?
     .rows_affected();
     if inserted == 0 {
-        return Err(ApiError::Conflict(
-            "该登录名已被注册 / this login is already registered".into(),
-        ));
+        return Err(ApiError::Conflict(Text::new(
+            "accounts.login-already-registered",
+        )));
     }
     let context = CommandContext {
         actor: Some(Actor { id: user_id, role }),
@@ -314,15 +313,15 @@ pub async fn list_catalogue(
     if params.min_price.is_some_and(|price| price < 0)
         || params.max_price.is_some_and(|price| price < 0)
     {
-        return Err(ApiError::Invalid(
-            "价格不能为负数 / prices must not be negative".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "accounts.prices-must-not-negative",
+        )));
     }
     if let Some(unit) = &params.pricing_unit {
         if !["per_hour", "per_visit", "per_term_26_days"].contains(&unit.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "未知的计价单位 / unknown pricing unit: {unit}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("accounts.unknown-pricing-unit").with("unit", unit),
+            ));
         }
     }
     let text = params

@@ -14,6 +14,7 @@ use crate::extract::RequestContext;
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,10 +47,7 @@ pub async fn app_opened(
 ) -> Result<axum::Json<AppOpenAck>, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
     let platform = Platform::parse(body.platform.trim()).ok_or_else(|| {
-        ApiError::Invalid(format!(
-            "未知平台：{0}（ios、android、web、mini_program）/ unknown platform: {0} (ios, android, web, mini_program)",
-            body.platform
-        ))
+        ApiError::Invalid(Text::new("activity.unknown-platform").with("platform", &body.platform))
     })?;
     let command = PresenceCommand::RecordAppOpen {
         user_id: actor.id,

@@ -9,6 +9,7 @@ use crate::error::ApiError;
 use crate::extract::AppPath;
 use crate::state::AppState;
 use crate::text::Line;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -73,11 +74,7 @@ pub async fn logs(
     let errors_only = match params.level.as_deref() {
         None | Some("warn") => false,
         Some("error") => true,
-        Some(_) => {
-            return Err(ApiError::Invalid(
-                "level 须为 warn 或 error / level must be warn or error".into(),
-            ))
-        }
+        Some(_) => return Err(ApiError::Invalid(Text::new("admin.level-must-warn-error"))),
     };
     let entries = crate::logs::recent(
         &state.pool,
@@ -156,7 +153,9 @@ pub async fn rebuild(
         .await
         .map_err(
             |error| match error.downcast_ref::<projections::RebuildInProgress>() {
-                Some(in_progress) => ApiError::Conflict(format!("重建已在进行 / {in_progress}")),
+                Some(in_progress) => ApiError::Conflict(
+                    Text::new("admin.rebuild-in-progress").with("in_progress", in_progress),
+                ),
                 None => ApiError::Internal(error),
             },
         )?;
@@ -217,9 +216,9 @@ pub async fn retry_parked(
         (Some(kind), Some(id)) => Some((kind.as_str(), id.as_str())),
         (None, None) => None,
         _ => {
-            return Err(ApiError::Invalid(
-                "aggregate_type 与 aggregate_id 须同时给出 / give both aggregate_type and aggregate_id, or neither".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new(
+                "admin.give-both-aggregate-type-aggregate",
+            )))
         }
     };
     let report = projections::retry_parked(&state.pool, projection.as_ref(), only).await?;

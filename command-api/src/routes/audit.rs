@@ -11,6 +11,7 @@ use crate::extract::{AppPath, AppQuery};
 use crate::state::AppState;
 use crate::text::Line;
 use application::audit::{self, AsOf, LogFilter};
+use domain::message::Text;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -35,9 +36,7 @@ pub async fn events(
     let filter = LogFilter::from(params);
     if let (Some(from), Some(to)) = (filter.from, filter.to) {
         if from > to {
-            return Err(ApiError::Invalid(
-                "开始时间晚于结束时间 / from is after to".into(),
-            ));
+            return Err(ApiError::Invalid(Text::new("audit.from-after")));
         }
     }
     Ok(axum::Json(
@@ -105,14 +104,10 @@ pub async fn state_as_of(
 ) -> Result<axum::Json<ReplayedState>, ApiError> {
     let as_of = match (params.sequence, params.at) {
         (Some(_), Some(_)) => {
-            return Err(ApiError::Invalid(
-                "sequence 与 at 只能给一个 / give sequence or at, not both".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new("audit.give-sequence-not-both")))
         }
         (Some(sequence), None) if sequence < 1 => {
-            return Err(ApiError::Invalid(
-                "sequence 从 1 开始 / sequence starts at 1".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new("audit.sequence-starts-1")))
         }
         (Some(sequence), None) => AsOf::Sequence(sequence),
         (None, Some(at)) => AsOf::Time(at),

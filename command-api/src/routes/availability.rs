@@ -17,6 +17,7 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::onboarding::{record, WorkerAdminAck};
 use crate::state::AppState;
 use crate::text::Line;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -61,9 +62,9 @@ pub async fn set_plan(
 ) -> Result<axum::Json<WorkerAdminAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
     if body.days.len() != 7 {
-        return Err(ApiError::Invalid(
-            "days 须为 7 天（周一起）/ `days` must list 7 days, Monday first".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "availability.days-must-list-7-days",
+        )));
     }
     let mut plan = WeeklyPlan::default();
     for (slot, day) in plan.days.iter_mut().zip(body.days) {
@@ -177,9 +178,9 @@ pub async fn slots(
     AppQuery(params): AppQuery<SlotParams>,
 ) -> Result<axum::Json<SlotsView>, ApiError> {
     if !(30..=26 * 24 * 60).contains(&params.duration_minutes) {
-        return Err(ApiError::Invalid(
-            "duration_minutes 须在 30–37440 之间 / duration_minutes must be 30 to 37440".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "availability.duration-minutes-must-30-37440",
+        )));
     }
     let step = crate::routes::params::slot_step(params.step_minutes)?;
     let location =

@@ -20,6 +20,7 @@ use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 use application::commands::CommandContext;
 use application::notifications::{notify, Recipient};
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -244,9 +245,9 @@ pub async fn adjust_price(
     .fetch_one(&state.pool)
     .await?;
     if open_intent {
-        return Err(ApiError::IllegalState(
-            "客户正在付款，不能改价 / the customer is paying; the price cannot change now".into(),
-        ));
+        return Err(ApiError::IllegalState(Text::new(
+            "corrections.customer-paying-price-cannot-change",
+        )));
     }
     let command = OrderCommand::AdjustPrice {
         by,
@@ -311,9 +312,9 @@ pub async fn cancel(
         None | Some("full") => true,
         Some("policy") => false,
         Some(_) => {
-            return Err(ApiError::Invalid(
-                "refund 须为 full 或 policy / refund must be full or policy".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new(
+                "corrections.refund-must-full-policy",
+            )))
         }
     };
     let (before, _): (Order, usize) = state.orders.load(order_id).await?;

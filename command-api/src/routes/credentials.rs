@@ -17,6 +17,7 @@ use crate::auth::TokenKey;
 use crate::error::ApiError;
 use crate::state::AppState;
 use application::commands::CommandContext;
+use domain::message::Text;
 
 /// Normalises a login: e-mail addresses are compared case-insensitively, phone numbers in
 /// their 11-digit form.
@@ -34,10 +35,9 @@ pub fn normalise_login(raw: &str) -> Result<String, ApiError> {
         })
         && !trimmed.contains(char::is_whitespace);
     if !looks_like_email {
-        return Err(ApiError::Invalid(
-            "登录名须为邮箱或手机号 / the login must be an e-mail address or a mobile number"
-                .into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "credentials.login-must-e-mail-address",
+        )));
     }
     Ok(trimmed.to_lowercase())
 }
@@ -45,9 +45,9 @@ pub fn normalise_login(raw: &str) -> Result<String, ApiError> {
 pub fn check_password(password: &str) -> Result<(), ApiError> {
     let length = password.chars().count();
     if !(10..=128).contains(&length) {
-        return Err(ApiError::Invalid(
-            "密码长度须为 10–128 个字符 / the password must be 10 to 128 characters".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "credentials.password-must-10-128-characters",
+        )));
     }
     Ok(())
 }

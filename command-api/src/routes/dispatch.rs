@@ -24,6 +24,7 @@ use crate::extract::{AppJson, AppPath, AppQuery, OptionalJson};
 use crate::routes::acks::OrderAck;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 mod desk;
@@ -315,13 +316,11 @@ pub async fn any_worker_slots(
 ) -> Result<axum::Json<Vec<AnySlot>>, ApiError> {
     let spec = params.service.spec();
     if !(spec.min_duration_minutes..=spec.max_duration_minutes).contains(&params.duration_minutes) {
-        return Err(ApiError::Invalid(format!(
-            "服务时长须在 {} 到 {} 分钟之间 / duration must be between {} and {} minutes",
-            spec.min_duration_minutes,
-            spec.max_duration_minutes,
-            spec.min_duration_minutes,
-            spec.max_duration_minutes
-        )));
+        return Err(ApiError::Invalid(
+            Text::new("order.bad-duration")
+                .with("min", spec.min_duration_minutes)
+                .with("max", spec.max_duration_minutes),
+        ));
     }
     let step = crate::routes::params::slot_step(params.step_minutes)?;
     let location =

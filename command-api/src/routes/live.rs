@@ -27,6 +27,7 @@ use uuid::Uuid;
 use crate::auth::Verified;
 use crate::error::ApiError;
 use crate::state::AppState;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -152,12 +153,7 @@ fn parse_last_event_id(headers: &HeaderMap) -> Result<Option<Checkpoint>, ApiErr
     else {
         return Ok(None);
     };
-    let bad = || {
-        ApiError::BadRequest(
-            "Last-Event-ID 格式应为 <xid>-<position> / Last-Event-ID must be <xid>-<position>"
-                .into(),
-        )
-    };
+    let bad = || ApiError::BadRequest(Text::new("live.last-event-id-must-xid"));
     crate::positions::parse(raw).map(Some).ok_or_else(bad)
 }
 
@@ -247,12 +243,13 @@ pub async fn live(
         }
         None => head(&state.pool).await?,
     };
-    let slot = StreamSlot::open(&state.pool, actor.id).await?.ok_or_else(|| ApiError::Busy {
-        detail: format!(
-            "同时打开的实时连接最多 {STREAMS_PER_PERSON} 个 / at most {STREAMS_PER_PERSON} live streams may be open at once"
-        ),
-        retry_after_seconds: 5,
-    })?;
+    let slot = StreamSlot::open(&state.pool, actor.id)
+        .await?
+        .ok_or_else(|| ApiError::Busy {
+            detail: Text::new("live.most-live-streams-open-once")
+                .with("STREAMS_PER_PERSON", STREAMS_PER_PERSON),
+            retry_after_seconds: 5,
+        })?;
     // Which orders the person is party to is read from the views, which must have applied the
     // log up to where the stream starts: an order placed a moment before would otherwise be in
     // neither the views nor the stream. Past the bounded wait the stream starts anyway.

@@ -24,6 +24,7 @@ use crate::routes::credentials::{open_session, remove_links, SessionCreated};
 use crate::state::AppState;
 use crate::text::Line;
 use application::identity::{IdentityProvider, IdentityRefusal};
+use domain::message::Text;
 use std::sync::Arc;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -59,9 +60,12 @@ pub(crate) async fn require_fresh_reauthentication(
     .await?
     .flatten();
     if fresh != Some(true) {
-        return Err(ApiError::Forbidden(format!(
-            "请先重新验证身份（密码或验证码，{REAUTHENTICATION_WINDOW_MINUTES} 分钟内有效）/ confirm it is you first (password or code at POST /api/v1/me/reauthentication; it holds for {REAUTHENTICATION_WINDOW_MINUTES} minutes)"
-        )));
+        return Err(ApiError::Forbidden(
+            Text::new("oauth.confirm-first-password-code-post").with(
+                "REAUTHENTICATION_WINDOW_MINUTES",
+                REAUTHENTICATION_WINDOW_MINUTES,
+            ),
+        ));
     }
     Ok(())
 }
@@ -88,9 +92,10 @@ pub async fn providers(State(state): State<AppState>) -> axum::Json<ProvidersVie
 }
 
 fn settings(state: &AppState) -> Result<&Arc<dyn IdentityProvider>, ApiError> {
-    state.oauth.as_ref().ok_or_else(|| {
-        ApiError::NotFound("未启用微信登录 / WeChat sign-in is not configured".into())
-    })
+    state
+        .oauth
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound(Text::new("oauth.wechat-sign-not-configured")))
 }
 
 fn random_token() -> String {
@@ -136,7 +141,7 @@ pub async fn authorize(
     {
         return Err(ApiError::InvalidField {
             field: "code_challenge".into(),
-            detail: "须为 43 个字符的 base64url SHA-256 / must be the 43-character base64url SHA-256 of the verifier".into(),
+            detail: Text::new("oauth.must-43-character-base64url-sha"),
         });
     }
     if let Some(verified) = &verified {
@@ -203,16 +208,16 @@ pub async fn callback(
     .fetch_optional(&state.pool)
     .await?;
     let Some((link_user, challenge)) = spent else {
-        return Err(ApiError::Invalid(
-            "state 无效、已用或已过期 / the state is unknown, used or expired".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "oauth.state-unknown-used-expired",
+        )));
     };
     // Only the client that started the flow holds the verifier: someone else's flow (an
     // attacker's link sent to a victim) cannot be finished here.
     if challenge.as_deref() != Some(challenge_of(body.code_verifier.trim()).as_str()) {
         return Err(ApiError::InvalidField {
             field: "code_verifier".into(),
-            detail: "与发起登录时的凭证不符 / does not match the flow's challenge".into(),
+            detail: Text::new("oauth.verifier-does-not-match"),
         });
     }
     let subject = settings
@@ -300,9 +305,9 @@ async fn link_identity(
     .await?
     .rows_affected();
     if linked == 0 {
-        return Err(ApiError::Conflict(
-            "该微信已绑定其他账户 / this WeChat account is linked to another account".into(),
-        ));
+        return Err(ApiError::Conflict(Text::new(
+            "oauth.wechat-account-linked-another-account",
+        )));
     }
     Ok(())
 }
@@ -338,11 +343,8 @@ pub async fn link(
     .bind(PROVIDER)
     .fetch_optional(&state.pool)
     .await?;
-    let subject = subject.ok_or_else(|| {
-        ApiError::Invalid(
-            "绑定凭证无效、已用或已过期 / the link ticket is unknown, used or expired".into(),
-        )
-    })?;
+    let subject = subject
+        .ok_or_else(|| ApiError::Invalid(Text::new("oauth.link-ticket-unknown-used-expired")))?;
     link_identity(&state, &subject, actor.id).await?;
     Ok(axum::Json(LinkView { linked: true }))
 }

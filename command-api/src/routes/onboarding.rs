@@ -19,6 +19,7 @@ use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 use application::commands::CommandContext;
 use application::notifications::{notify, Recipient};
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -149,16 +150,16 @@ pub async fn recheck(
     .await?
     .flatten();
     let sealed = sealed.ok_or_else(|| {
-        ApiError::IllegalState(domain::worker::WorkerError::IdentityMissing.to_string())
+        ApiError::IllegalState(domain::message::Explain::text(
+            &domain::worker::WorkerError::IdentityMissing,
+        ))
     })?;
     let opened = state
         .vault
         .open(&domain::Sealed::from_ciphertext(sealed))
         .await
         .map_err(vault_error)?
-        .ok_or_else(|| {
-            ApiError::Conflict("这个人的数据已被删除 / this person's data has been erased".into())
-        })?;
+        .ok_or_else(|| ApiError::Conflict(Text::new("onboarding.person-erased")))?;
     let id_number = IdCardNumber::parse(&opened)?;
     Ok(axum::Json(
         run_background_check(&state, worker_id, &id_number, &context).await?,
@@ -361,9 +362,9 @@ pub async fn review(
             what: String::from(note),
         },
         other => {
-            return Err(ApiError::Invalid(format!(
-            "未知的审核决定 / unknown decision `{other}`: use approve, reject or request_documents"
-        )))
+            return Err(ApiError::Invalid(
+                Text::new("onboarding.unknown-decision-use-approve-reject").with("other", other),
+            ))
         }
     };
     let (title, text) = match &decision {

@@ -24,6 +24,7 @@ use crate::text::{Line, Paragraph};
 use application::commands::CommandContext;
 
 use crate::routes::acks::{ack, current_ack, run, OrderAck};
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 mod lifecycle;
@@ -183,15 +184,14 @@ pub async fn place(
                 customer.saved_address(address_id).cloned().ok_or_else(|| {
                     ApiError::InvalidField {
                         field: "address_id".into(),
-                        detail: "不是您保存的地址 / not one of your saved addresses".into(),
+                        detail: Text::new("orders.not-one-saved-addresses"),
                     }
                 })?
             }
             _ => {
                 return Err(ApiError::InvalidField {
                     field: "address".into(),
-                    detail: "请给出 address 或 address_id 之一 / give either address or address_id"
-                        .into(),
+                    detail: Text::new("orders.give-either-address-address-id"),
                 })
             }
         },

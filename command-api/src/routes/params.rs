@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::text::Paragraph;
+use domain::message::Text;
 
 /// A reason, required (a cancellation, a dispute, a suspension...).
 #[derive(Debug, Deserialize, ToSchema)]
@@ -27,10 +28,9 @@ pub fn optional_point(
             Ok(Some(GeoPoint::new(latitude, longitude, system)?))
         }
         (None, None, None) => Ok(None),
-        _ => Err(ApiError::Invalid(
-            "latitude、longitude、system 须同时给出 / give latitude, longitude and system together"
-                .into(),
-        )),
+        _ => Err(ApiError::Invalid(Text::new(
+            "params.give-latitude-longitude-system-together",
+        ))),
     }
 }
 
@@ -38,9 +38,9 @@ pub fn optional_point(
 pub fn slot_step(step_minutes: Option<u32>) -> Result<u32, ApiError> {
     let step = step_minutes.unwrap_or(30);
     if !(15..=240).contains(&step) {
-        return Err(ApiError::Invalid(
-            "step_minutes 须在 15–240 之间 / step_minutes must be 15 to 240".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "params.step-minutes-must-15-240",
+        )));
     }
     Ok(step)
 }

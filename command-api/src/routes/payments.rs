@@ -21,6 +21,7 @@ use crate::state::AppState;
 use crate::text::{Line, Paragraph};
 use application::payments::Handled;
 use application::ports::SandboxBehaviour;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -89,9 +90,7 @@ pub async fn admin_payments(
 ) -> Result<axum::Json<Vec<PaymentRow>>, ApiError> {
     let limit = i64::from(params.limit.unwrap_or(50));
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit 须在 1 到 200 之间 / limit is from 1 to 200".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new("payments.limit-from-1-200")));
     }
     let rows: Vec<PaymentRecord> = sqlx::query_as(
         "SELECT p.payment_id, p.order_id, p.customer_id, p.status, p.method, p.provider, p.amount,
@@ -276,9 +275,7 @@ pub async fn create_intent(
     let mut provider = state
         .payment_providers
         .for_method(body.method)
-        .ok_or_else(|| {
-            ApiError::Invalid("该支付方式暂未开通 / this payment method is not available".into())
-        })?;
+        .ok_or_else(|| ApiError::Invalid(Text::new("payments.payment-method-not-available")))?;
     let command = PaymentCommand::Create {
         payment_id,
         order_id,
@@ -359,9 +356,9 @@ pub async fn notification(
         Handled::Duplicate => "duplicate",
         Handled::Ignored => "ignored",
         Handled::Rejected(reason) => {
-            return Err(ApiError::BadRequest(format!(
-                "通知未通过校验 / notification refused: {reason}"
-            )))
+            return Err(ApiError::BadRequest(
+                Text::new("payments.notification-refused").with("reason", reason),
+            ))
         }
     };
     // Alipay keeps notifying until it reads exactly `success`.
@@ -456,9 +453,9 @@ pub async fn notifications_log(
 ) -> Result<axum::Json<Vec<LoggedNotification>>, ApiError> {
     if let Some(outcome) = &params.outcome {
         if !["accepted", "duplicate", "rejected"].contains(&outcome.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "未知的结果 / unknown outcome: {outcome}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("payments.unknown-outcome").with("outcome", outcome),
+            ));
         }
     }
     let rows = sqlx::query_as::<
@@ -584,9 +581,9 @@ pub async fn income(
         .map(String::from)
         .unwrap_or_else(|| "day".to_owned());
     if !["day", "week", "month"].contains(&group.as_str()) {
-        return Err(ApiError::Invalid(format!(
-            "group 须为 day、week 或 month / group must be day, week or month: {group}"
-        )));
+        return Err(ApiError::Invalid(
+            Text::new("payments.group-must-day-week-month").with("group", group),
+        ));
     }
     let (wallet, _): (domain::wallet::Wallet, usize) = state.wallets.load(worker_id).await?;
     let incomes = sqlx::query_as::<

@@ -18,6 +18,7 @@ use crate::routes::credentials::normalise_login;
 use crate::routes::orders::AddressBody;
 use crate::state::AppState;
 use crate::text::Line;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -150,9 +151,9 @@ pub async fn update(
         Some(raw) => {
             let normalised = normalise_login(raw)?;
             if PhoneNumber::parse(&normalised).is_ok() {
-                return Err(ApiError::Invalid(
-                    "email 须为邮箱地址 / `email` must be an e-mail address".into(),
-                ));
+                return Err(ApiError::Invalid(Text::new(
+                    "profile.email-must-e-mail-address",
+                )));
             }
             Some(normalised)
         }

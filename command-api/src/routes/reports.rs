@@ -13,6 +13,7 @@ use crate::error::ApiError;
 use crate::extract::{AppJson, AppQuery};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -53,10 +54,9 @@ pub async fn sql(
     let mut limits = state.warehouse.limits().clone();
     if let Some(rows) = body.max_rows {
         if rows == 0 || rows > limits.rows {
-            return Err(ApiError::Invalid(format!(
-                "max_rows 须在 1 到 {0} 之间 / max_rows is from 1 to {0}",
-                limits.rows
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("reports.max-rows-range").with("max", limits.rows),
+            ));
         }
         limits.rows = rows;
     }
@@ -75,7 +75,7 @@ pub async fn sql(
         .await?;
     if !own_turn {
         return Err(ApiError::Busy {
-            detail: "您的上一条查询仍在执行，请等它结束 / your previous query is still running; wait for it to finish".into(),
+            detail: Text::new("reports.previous-query-still-running-wait"),
             retry_after_seconds: 1,
         });
     }
@@ -92,11 +92,8 @@ pub async fn sql(
     }
     if slot.is_none() {
         return Err(ApiError::Busy {
-            detail: format!(
-                "同时执行的查询已达上限 {}，请稍后再试 / {} analysts' queries are running already; try again shortly",
-                state.warehouse.concurrency(),
-                state.warehouse.concurrency()
-            ),
+            detail: Text::new("reports.queries-at-capacity")
+                .with("count", state.warehouse.concurrency()),
             retry_after_seconds: 2,
         });
     }
@@ -166,23 +163,21 @@ impl ReportQuery {
     fn filters(&self) -> Result<analytics::reports::Filters, ApiError> {
         if let (Some(from), Some(to)) = (self.from, self.to) {
             if from > to {
-                return Err(ApiError::Invalid(
-                    "起始日期晚于结束日期 / from is after to".into(),
-                ));
+                return Err(ApiError::Invalid(Text::new("reports.from-after")));
             }
         }
         if let Some(service) = &self.service {
             if domain::ServiceCode::parse(service).is_none() {
-                return Err(ApiError::Invalid(format!(
-                    "未知的服务：{service} / unknown service: {service}"
-                )));
+                return Err(ApiError::Invalid(
+                    Text::new("reports.unknown-service").with("service", service),
+                ));
             }
         }
         if let Some(role) = &self.role {
             if !matches!(role.as_str(), "customer" | "worker") {
-                return Err(ApiError::Invalid(format!(
-                    "角色只能是 customer 或 worker / role is customer or worker, not {role}"
-                )));
+                return Err(ApiError::Invalid(
+                    Text::new("reports.role-customer-worker-not").with("role", role),
+                ));
             }
         }
         Ok(analytics::reports::Filters {
@@ -197,14 +192,14 @@ impl ReportQuery {
     /// Refuses the filters a report does not take.
     fn only(self, takes_role: bool) -> Result<Self, ApiError> {
         if takes_role && (self.service.is_some() || self.city.is_some()) {
-            return Err(ApiError::Invalid(
-                "活跃度报表按角色筛选，不按服务或城市 / the activity report filters by role, not by service or city".into(),
-            ));
+            return Err(ApiError::Invalid(Text::new(
+                "reports.activity-report-filters-role-not",
+            )));
         }
         if !takes_role && self.role.is_some() {
-            return Err(ApiError::Invalid(
-                "只有活跃度报表按角色筛选 / only the activity report filters by role".into(),
-            ));
+            return Err(ApiError::Invalid(Text::new(
+                "reports.only-activity-report-filters-role",
+            )));
         }
         Ok(self)
     }
@@ -213,9 +208,9 @@ impl ReportQuery {
         match self.format.as_deref() {
             None | Some("json") => Ok(false),
             Some("csv") => Ok(true),
-            Some(other) => Err(ApiError::Invalid(format!(
-                "格式只能是 json 或 csv / format is json or csv, not {other}"
-            ))),
+            Some(other) => Err(ApiError::Invalid(
+                Text::new("reports.format-json-csv-not").with("other", other),
+            )),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::routes::acks::OrderAck;
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -68,9 +69,9 @@ pub async fn reply(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let worker = context.actor.ok_or(ApiError::Unauthenticated)?;
     if body.reply.chars().count() > 500 {
-        return Err(ApiError::Invalid(
-            "回复最多 500 字 / a reply is at most 500 characters".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "reviews.reply-most-500-characters",
+        )));
     }
     let command = OrderCommand::ReplyToReview {
         worker_id: worker.id,
@@ -266,15 +267,11 @@ pub async fn admin_list(
         .max_stars
         .is_some_and(|stars| !(1..=5).contains(&stars))
     {
-        return Err(ApiError::Invalid(
-            "max_stars 须在 1 到 5 之间 / max_stars is from 1 to 5".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new("reviews.max-stars-from-1-5")));
     }
     let limit = params.limit.unwrap_or(50);
     if !(1..=100).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit 须在 1 到 100 之间 / limit is from 1 to 100".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new("reviews.limit-from-1-100")));
     }
     let rows = sqlx::query(
         "SELECT r.order_id, r.worker_id, r.customer_id, c.name, r.service, r.quality, r.attitude,
@@ -328,7 +325,7 @@ fn after(cursor: Option<&str>) -> Result<Option<(DateTime<Utc>, Uuid)>, ApiError
     cursor
         .map(|cursor| {
             parse_cursor(cursor)
-                .ok_or_else(|| ApiError::Invalid("cursor 无效 / the cursor is not valid".into()))
+                .ok_or_else(|| ApiError::Invalid(Text::new("reviews.cursor-not-valid")))
         })
         .transpose()
 }

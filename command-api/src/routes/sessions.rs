@@ -26,6 +26,7 @@ use crate::routes::credentials::{
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -77,9 +78,9 @@ pub async fn reauthenticate(
             .await?;
         }
         _ => {
-            return Err(ApiError::Invalid(
-                "请给出 password 或 code 之一 / give either password or code".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new(
+                "sessions.give-either-password-code",
+            )))
         }
     }
     sqlx::query("UPDATE sessions SET reauthenticated_at = now() WHERE session_id = $1")

@@ -21,6 +21,7 @@ use crate::routes::profile::AddressView;
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,9 +37,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 fn page_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     let limit = limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit 须在 1–200 之间 / limit must be between 1 and 200".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "orders.limit-must-between-1-200",
+        )));
     }
     Ok(limit)
 }
@@ -47,9 +48,9 @@ fn keyset(name: Option<String>, id: Option<Uuid>) -> Result<Option<(String, Uuid
     match (name, id) {
         (Some(name), Some(id)) => Ok(Some((name, id))),
         (None, None) => Ok(None),
-        _ => Err(ApiError::Invalid(
-            "after_name 与 after_id 须同时给出 / give both after_name and after_id".into(),
-        )),
+        _ => Err(ApiError::Invalid(Text::new(
+            "users.give-both-after-name-after",
+        ))),
     }
 }
 
@@ -58,9 +59,7 @@ fn phone_tail(raw: Option<String>) -> Result<Option<String>, ApiError> {
         Some(tail) if (1..=4).contains(&tail.len()) && tail.chars().all(|c| c.is_ascii_digit()) => {
             Ok(Some(tail))
         }
-        Some(_) => Err(ApiError::Invalid(
-            "phone_tail 须为 1–4 位数字 / phone_tail must be 1 to 4 digits".into(),
-        )),
+        Some(_) => Err(ApiError::Invalid(Text::new("users.phone-tail-must-1-4"))),
         None => Ok(None),
     }
 }
@@ -68,9 +67,9 @@ fn phone_tail(raw: Option<String>) -> Result<Option<String>, ApiError> {
 fn search_text(raw: Option<String>) -> Result<Option<String>, ApiError> {
     match raw.map(|text| text.trim().to_owned()) {
         Some(text) if text.is_empty() => Ok(None),
-        Some(text) if text.chars().count() > 40 => Err(ApiError::Invalid(
-            "q 最多 40 字 / q is at most 40 characters".into(),
-        )),
+        Some(text) if text.chars().count() > 40 => {
+            Err(ApiError::Invalid(Text::new("users.q-most-40-characters")))
+        }
         other => Ok(other),
     }
 }
@@ -299,23 +298,23 @@ pub async fn search_workers(
 ) -> Result<axum::Json<Vec<WorkerSummary>>, ApiError> {
     if let Some(service) = &params.service {
         if domain::ServiceCode::parse(service).is_none() {
-            return Err(ApiError::Invalid(format!(
-                "未知的服务 / unknown service: {service}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("orders.unknown-service").with("service", service),
+            ));
         }
     }
     if let Some(status) = &params.review_status {
         if !["pending", "documents_requested", "approved", "rejected"].contains(&status.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "未知的审核状态 / unknown review status: {status}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("users.unknown-review-status").with("status", status),
+            ));
         }
     }
     if let Some(level) = &params.level {
         if !["standard", "silver", "gold"].contains(&level.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "未知的等级 / unknown level: {level}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("users.unknown-level").with("level", level),
+            ));
         }
     }
     let search = WorkerSearch {

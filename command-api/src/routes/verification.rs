@@ -23,6 +23,7 @@ use crate::routes::credentials::{
 };
 use crate::state::AppState;
 use crate::text::Line;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 const RESEND_AFTER_SECONDS: i64 = 60;
@@ -82,14 +83,15 @@ async fn check_send_limits(
         let wait = RESEND_AFTER_SECONDS - (Utc::now() - latest).num_seconds();
         if wait > 0 {
             return Err(ApiError::CodeSendLimited {
-                detail: format!("验证码已发送，请 {wait} 秒后再获取 / a code was sent here less than a minute ago; ask again in {wait} seconds"),
+                detail: Text::new("verification.sent-recently").with("wait", wait),
                 retry_after_seconds: wait,
             });
         }
     }
     if last_hour >= SENDS_PER_DESTINATION_PER_HOUR {
         return Err(ApiError::CodeSendLimited {
-            detail: format!("该号码或邮箱一小时内最多获取 {SENDS_PER_DESTINATION_PER_HOUR} 次验证码，请稍后再试 / at most {SENDS_PER_DESTINATION_PER_HOUR} codes an hour go to one destination; try again later"),
+            detail: Text::new("verification.destination-hourly-limit")
+                .with("max", SENDS_PER_DESTINATION_PER_HOUR),
             retry_after_seconds: 3600,
         });
     }
@@ -101,7 +103,8 @@ async fn check_send_limits(
     .await?;
     if from_address >= SENDS_PER_ADDRESS_PER_HOUR {
         return Err(ApiError::CodeSendLimited {
-            detail: format!("此网络一小时内最多获取 {SENDS_PER_ADDRESS_PER_HOUR} 次验证码，请稍后再试 / at most {SENDS_PER_ADDRESS_PER_HOUR} codes an hour are sent for one client address; try again later"),
+            detail: Text::new("verification.address-hourly-limit")
+                .with("max", SENDS_PER_ADDRESS_PER_HOUR),
             retry_after_seconds: 3600,
         });
     }

@@ -19,6 +19,7 @@ use crate::extract::RequestContext;
 use crate::extract::{AppJson, AppPath, AppQuery};
 use crate::state::AppState;
 use crate::text::{Line, Paragraph};
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -53,9 +54,9 @@ pub async fn set_bank_account(
     let worker_id = context.actor.ok_or(ApiError::Unauthenticated)?.id;
     let digits: String = body.number.chars().filter(|c| !c.is_whitespace()).collect();
     if !(12..=19).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(ApiError::Invalid(
-            "银行卡号须为 12–19 位数字 / a card number has 12 to 19 digits".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "wallet.card-number-12-19-digits",
+        )));
     }
     let holder_name = domain::values::required_text("开户名 holder name", &body.holder_name, 40)?;
     let bank = domain::values::required_text("开户行 bank", &body.bank, 60)?;
@@ -287,9 +288,9 @@ pub async fn admin_withdrawals(
         .map(String::from)
         .unwrap_or_else(|| "requested".to_owned());
     if !["requested", "approved", "rejected", "paid", "failed"].contains(&status.as_str()) {
-        return Err(ApiError::Invalid(format!(
-            "未知的状态 / unknown status: {status}"
-        )));
+        return Err(ApiError::Invalid(
+            Text::new("wallet.unknown-status").with("status", status),
+        ));
     }
     let rows = sqlx::query_as::<_, (Uuid, Uuid, i64, String, DateTime<Utc>)>(
         "SELECT withdrawal_id, worker_id, amount, status, requested_at FROM read_withdrawals

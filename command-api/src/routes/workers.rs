@@ -15,6 +15,7 @@ use crate::routes::params::ReasonBody;
 use crate::state::AppState;
 use crate::text::Line;
 use application::commands::CommandContext;
+use domain::message::Text;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -127,53 +128,52 @@ pub async fn list(
 ) -> Result<axum::Json<Vec<WorkerView>>, ApiError> {
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit 须在 1–200 之间 / limit must be between 1 and 200".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "orders.limit-must-between-1-200",
+        )));
     }
     if let Some(skill) = &params.skill {
         if domain::ServiceCode::parse(skill).is_none() {
-            return Err(ApiError::Invalid(format!(
-                "未知的服务 / unknown service: {skill}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("workers.unknown-service").with("skill", skill),
+            ));
         }
     }
     let after = match (params.after_name, params.after_id) {
         (Some(name), Some(id)) => Some((String::from(name), id)),
         (None, None) => None,
         _ => {
-            return Err(ApiError::Invalid(
-                "after_name 与 after_id 须同时给出 / give both after_name and after_id".into(),
-            ))
+            return Err(ApiError::Invalid(Text::new(
+                "users.give-both-after-name-after",
+            )))
         }
     };
     if let Some(level) = &params.level {
         if !["standard", "silver", "gold"].contains(&level.as_str()) {
-            return Err(ApiError::Invalid(format!(
-                "未知的等级 / unknown level: {level}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("users.unknown-level").with("level", level),
+            ));
         }
     }
     if params
         .min_rating
         .is_some_and(|rating| !(1.0..=5.0).contains(&rating))
     {
-        return Err(ApiError::Invalid(
-            "min_rating 须在 1–5 之间 / min_rating must be between 1 and 5".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "workers.min-rating-must-between-1",
+        )));
     }
     if params.within_km.is_some_and(|km| !(1..=100).contains(&km)) {
         return Err(ApiError::InvalidField {
             field: "within_km".into(),
-            detail: "须为 1–100 的整数公里 / whole kilometres from 1 to 100".into(),
+            detail: Text::new("workers.whole-kilometres-from-1-100"),
         });
     }
     let duration = params.duration_minutes.unwrap_or(120);
     if !(30..=720).contains(&duration) {
-        return Err(ApiError::Invalid(
-            "duration_minutes 须在 30–720 之间 / duration_minutes must be between 30 and 720"
-                .into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "workers.duration-minutes-must-between-30",
+        )));
     }
     let near_point = crate::routes::params::optional_point(
         params.near_latitude,
@@ -181,9 +181,9 @@ pub async fn list(
         params.near_system,
     )?;
     if params.within_km.is_some() && near_point.is_none() {
-        return Err(ApiError::Invalid(
-            "within_km 需要 near_latitude、near_longitude、near_system / within_km needs a near_* place".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "workers.within-km-needs-near-place",
+        )));
     }
     let near = near_point.map(|point| {
         let in_system = |system| {

@@ -757,7 +757,9 @@ fn refusal_messages_name_the_verb_and_the_state_in_both_languages() {
         verb: ("接单", "accept"),
         state: OrderStatus::Cancelled,
     };
-    let message = error.to_string();
+    use crate::message::{Explain, Lang};
+    let text = error.text();
+    let message = format!("{} / {}", text.render(Lang::Zh), text.render(Lang::En));
     assert!(message.contains("已取消"), "{message}");
     assert!(message.contains("接单"), "{message}");
     assert!(

@@ -2,6 +2,7 @@
 //! rounds, and why a worker is or is not a candidate.
 
 use super::*;
+use domain::message::Text;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -122,9 +123,9 @@ pub async fn queue(
 ) -> Result<axum::Json<Vec<QueueItem>>, ApiError> {
     if let Some(stage) = &params.stage {
         if DispatchStage::parse(stage).is_none() {
-            return Err(ApiError::Invalid(format!(
-                "未知的派单阶段 / unknown dispatch stage: {stage}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("dispatch.unknown-dispatch-stage").with("stage", stage),
+            ));
         }
     }
     let rows = sqlx::query_as::<

@@ -2,6 +2,7 @@
 //! view.
 
 use super::*;
+use domain::message::Text;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -171,9 +172,7 @@ pub async fn navigation(
     let destination = opened_destination(&state, &order)
         .await?
         .or(order.location)
-        .ok_or_else(|| {
-            ApiError::IllegalState("该地址没有坐标 / this address has no coordinates".into())
-        })?;
+        .ok_or_else(|| ApiError::IllegalState(Text::new("dispatch.address-no-coordinates")))?;
     let last = last_position(&state, &order).await?;
     let from = match (from, last) {
         (Some(from), _) => Some(from),

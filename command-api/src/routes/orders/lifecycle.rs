@@ -2,6 +2,7 @@
 //! payment, dispatch by the admins, finishing and declining.
 
 use super::*;
+use domain::message::Text;
 
 /// Cancel an order before its service starts (its customer or an admin).
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders", request_body = ReasonBody, security(("bearer" = ["customer", "admin"])),
@@ -158,9 +159,9 @@ pub async fn review(
 ) -> Result<axum::Json<OrderAck>, ApiError> {
     let customer = context.actor.ok_or(ApiError::Unauthenticated)?;
     if body.comment.chars().count() > 1000 {
-        return Err(ApiError::Invalid(
-            "评价最多 1000 字 / a review is at most 1000 characters".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "orders.review-most-1000-characters",
+        )));
     }
     let command = OrderCommand::Review {
         customer_id: customer.id,

@@ -2,6 +2,7 @@
 //! as its reader may see it.
 
 use super::*;
+use domain::message::Text;
 
 /// An order, as its customer, its worker or an admin sees it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -176,9 +177,9 @@ pub async fn list(
     let actor = caller.actor()?;
     let limit = params.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
-        return Err(ApiError::Invalid(
-            "limit 须在 1–200 之间 / limit must be between 1 and 200".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "orders.limit-must-between-1-200",
+        )));
     }
     let mut statuses = Vec::new();
     for raw in params
@@ -188,17 +189,15 @@ pub async fn list(
         .map(str::trim)
         .filter(|raw| !raw.is_empty())
     {
-        statuses.push(
-            OrderStatus::parse(raw).ok_or_else(|| {
-                ApiError::Invalid(format!("未知的订单状态 / unknown status: {raw}"))
-            })?,
-        );
+        statuses.push(OrderStatus::parse(raw).ok_or_else(|| {
+            ApiError::Invalid(Text::new("orders.unknown-status").with("raw", raw))
+        })?);
     }
     if let Some(service) = &params.service {
         if ServiceCode::parse(service).is_none() {
-            return Err(ApiError::Invalid(format!(
-                "未知的服务 / unknown service: {service}"
-            )));
+            return Err(ApiError::Invalid(
+                Text::new("orders.unknown-service").with("service", service),
+            ));
         }
     }
     let mut filter = OrderFilter {
@@ -231,7 +230,7 @@ pub async fn list(
     )
     .await
     .map_err(|error| match error {
-        order_views::ListError::BadCursor => ApiError::Invalid(error.to_string()),
+        order_views::ListError::BadCursor => ApiError::Invalid(Text::new("orders.bad-cursor")),
         order_views::ListError::Database(cause) => cause.into(),
     })?;
     Ok(axum::Json(OrderPage {
@@ -317,9 +316,9 @@ pub async fn stats(
         .unwrap_or_else(|| domain::values::business_day(chrono::Utc::now()));
     let from = params.from.unwrap_or(to - chrono::Duration::days(29));
     if from > to || (to - from).num_days() > 365 {
-        return Err(ApiError::Invalid(
-            "日期范围须在一年以内且开始不晚于结束 / the range must start before it ends and span at most a year".into(),
-        ));
+        return Err(ApiError::Invalid(Text::new(
+            "orders.range-must-start-before-ends",
+        )));
     }
     let start = domain::availability::local_instant(from, chrono::NaiveTime::MIN);
     let end =
