@@ -49,14 +49,21 @@ pub struct Admission {
     pub resume: Option<u64>,
 }
 
+/// The WebSocket the peers of a call signal through.
+pub const SOCKET_PATH: &str = "/api/v1/signaling";
+/// The call page.
+pub const CALL_PAGE_PATH: &str = "/call";
+/// The call page's script.
+pub const CALL_SCRIPT_PATH: &str = "/call.js";
+
 pub fn router<S>(hub: Hub) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
     Router::new()
-        .route("/api/v1/signaling", get(connect))
-        .route("/call", get(call_page))
-        .route("/call.js", get(call_script))
+        .route(SOCKET_PATH, get(connect))
+        .route(CALL_PAGE_PATH, get(call_page))
+        .route(CALL_SCRIPT_PATH, get(call_script))
         .with_state(hub)
 }
 

@@ -436,7 +436,7 @@ pub async fn join(
 /// `…/join`; JSON messages `offer`/`answer` (`sdp`), `candidate` (`candidate`, `sdpMid`,
 /// `sdpMLineIndex`), `ping` and `leave`; the server sends `joined`, `peer-joined`, `peer-left`,
 /// the relayed messages with the sender it knows (`from`), `pong` and `error`.
-#[utoipa::path(get, path = "/api/v1/signaling", security(()), tag = "interviews",
+#[utoipa::path(get, path = signaling::SOCKET_PATH, security(()), tag = "interviews",
     params(("token" = String, Query, description = "Room token from /join"),
         ("room" = Option<Uuid>, Query, description = "The room meant; a token for another room is refused")),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
@@ -446,13 +446,13 @@ fn signaling_socket() {}
 /// The call page (served by the `signaling` member): `/call#interview=ID` joins as the
 /// signed-in user (access token in `localStorage['anjia.access_token']`), `/call#token=…` uses a
 /// room token; camera and microphone stay in the browser, nothing is recorded.
-#[utoipa::path(get, path = "/call", security(()), tag = "interviews",
+#[utoipa::path(get, path = signaling::CALL_PAGE_PATH, security(()), tag = "interviews",
     responses((status = 200, description = "The call page", content_type = "text/html")))]
 #[allow(dead_code)]
 fn call_page() {}
 
 /// The call page's script.
-#[utoipa::path(get, path = "/call.js", security(()), tag = "interviews",
+#[utoipa::path(get, path = signaling::CALL_SCRIPT_PATH, security(()), tag = "interviews",
     responses((status = 200, description = "The call page's script", content_type = "text/javascript")))]
 #[allow(dead_code)]
 fn call_script() {}
