@@ -2,7 +2,7 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anjia::config::{self, Environment, FromEnvironment, Settings};
 use anjia::server;
@@ -38,6 +38,18 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Subcommand, Clone, Copy)]
+enum DbAction {
+    /// Where its data and log are, whether it runs, and on which port.
+    Status,
+    /// Make it if it does not exist, and start it.
+    Start,
+    /// Stop it (a fast shutdown: sessions are ended, nothing committed is lost).
+    Stop,
+    /// Print its connection URL, password included, for psql or another tool.
+    Url,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API and run the projectors.
@@ -56,6 +68,13 @@ enum Command {
     /// List every `ANJIA_*` setting: what it does and whether it is set (secrets are not shown).
     /// Needs no database.
     Settings,
+    /// The embedded PostgreSQL under `--var-dir` (the one used when no `DATABASE_URL` is
+    /// given), which outlives `anjia serve`: see whether it runs, start or stop it, print its
+    /// connection URL.
+    Db {
+        #[command(subcommand)]
+        action: DbAction,
+    },
     /// Rebuild a projection from position zero beside the live one, then swap.
     RebuildProjection { name: String },
     /// Show each projection's position and lag.
@@ -220,6 +239,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             print_json(command_api::openapi::document())?;
+        }
+        Command::Db { action } => {
+            if url.is_some() {
+                anyhow::bail!(
+                    "DATABASE_URL names the PostgreSQL in use; there is no embedded one to manage"
+                );
+            }
+            let data_dir = cli.var_dir.join("pg");
+            tokio::task::spawn_blocking(move || {
+                embedded_db(action, &data_dir, &mut std::io::stdout().lock())
+            })
+            .await
+            .context("managing the embedded PostgreSQL")??;
         }
         Command::Serve {
             listen,
@@ -530,4 +562,40 @@ fn render<R: analytics::reports::Report>(report: &R, csv: bool) -> anyhow::Resul
     } else {
         serde_json::to_string_pretty(report)?
     })
+}
+
+/// `anjia db …`: the embedded PostgreSQL in `data_dir`.
+fn embedded_db(action: DbAction, data_dir: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+    match action {
+        DbAction::Status => {
+            let status = localpg::status_persistent(data_dir)?;
+            writeln!(out, "data: {}", status.data_dir.display())?;
+            writeln!(out, "log: {}", status.log.display())?;
+            let state = match (status.initialised, status.running) {
+                (false, _) => "not made yet (`anjia db start` or `anjia serve` makes it)",
+                (true, true) => "running",
+                (true, false) => "stopped",
+            };
+            writeln!(out, "state: {state}")?;
+            if let Some(port) = status.port {
+                writeln!(out, "port: {port}")?;
+            }
+        }
+        DbAction::Start => {
+            let cluster = localpg::ensure_persistent(data_dir)?;
+            writeln!(out, "running on 127.0.0.1:{}", cluster.port())?;
+        }
+        DbAction::Stop => {
+            localpg::stop_persistent(data_dir)?;
+            writeln!(out, "stopped")?;
+        }
+        DbAction::Url => {
+            let status = localpg::status_persistent(data_dir)?;
+            let url = status.url("anjia").context(
+                "the embedded PostgreSQL is not made yet (`anjia db start` or `anjia serve` makes it)",
+            )?;
+            writeln!(out, "{url}")?;
+        }
+    }
+    Ok(())
 }

@@ -24,7 +24,9 @@ mod tests;
 
 pub use binaries::{find_binaries, Binaries};
 pub use ephemeral::{start_ephemeral, EphemeralCluster};
-pub use persistent::{ensure_persistent, stop_persistent, PersistentCluster};
+pub use persistent::{
+    ensure_persistent, status_persistent, stop_persistent, ClusterStatus, PersistentCluster,
+};
 
 /// The database role every cluster is initialised with; it is the cluster's superuser.
 pub const SUPERUSER_NAME: &str = "anjia";

@@ -119,6 +119,75 @@ pub fn ensure_persistent(dir: &Path) -> Result<PersistentCluster> {
     Ok(cluster)
 }
 
+/// What is known of the persistent cluster in `dir`, found without starting it.
+pub struct ClusterStatus {
+    /// The server's data directory, as an absolute path.
+    pub data_dir: PathBuf,
+    /// Where the server logs.
+    pub log: PathBuf,
+    /// Whether `initdb` has made it.
+    pub initialised: bool,
+    /// Whether its server answers on its port.
+    pub running: bool,
+    /// The loopback port it listens on, once made.
+    pub port: Option<u16>,
+    password: Option<String>,
+}
+
+impl ClusterStatus {
+    /// A connection URL for `database` as the `anjia` role, password included; `None` before
+    /// the cluster is made.
+    pub fn url(&self, database: &str) -> Option<String> {
+        Some(format!(
+            "postgres://{SUPERUSER_NAME}:{}@127.0.0.1:{}/{database}",
+            self.password.as_deref()?,
+            self.port?
+        ))
+    }
+}
+
+/// Written by hand so that the password never ends up in logs.
+impl std::fmt::Debug for ClusterStatus {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ClusterStatus")
+            .field("data_dir", &self.data_dir)
+            .field("initialised", &self.initialised)
+            .field("running", &self.running)
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
+/// Whether the persistent cluster in `dir` exists and runs, its port and log; nothing is
+/// started or changed.
+pub fn status_persistent(dir: &Path) -> Result<ClusterStatus> {
+    let layout = PersistentLayout::for_cluster_dir(dir)?;
+    let initialised = layout.is_initialised()?;
+    let port = if initialised {
+        layout.read_recorded_port()?
+    } else {
+        None
+    };
+    let running = match port {
+        Some(port) if layout.pid_file_exists()? => server_answers(&find_binaries()?, port),
+        _ => false,
+    };
+    let password = if initialised {
+        Some(layout.read_password()?)
+    } else {
+        None
+    };
+    Ok(ClusterStatus {
+        data_dir: layout.data_dir,
+        log: layout.log_path,
+        initialised,
+        running,
+        port,
+        password,
+    })
+}
+
 /// Stops the persistent cluster in `dir` with a fast shutdown (`pg_ctl stop -m fast`).
 /// A cluster that is not running, or does not exist, counts as stopped.
 pub fn stop_persistent(dir: &Path) -> Result<()> {

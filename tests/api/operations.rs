@@ -1,4 +1,5 @@
-//! Operating the platform: Prometheus metrics and the admins' view of recent warnings and errors.
+//! Operating the platform: Prometheus metrics, the admins' view of recent warnings and errors,
+//! and the embedded database's own commands.
 
 use std::time::{Duration, Instant};
 
@@ -223,4 +224,68 @@ async fn on_sigterm_requests_in_flight_finish_and_every_order_a_caller_was_told_
         .expect("count");
     assert!(listed >= told.len() as i64);
     app.stop().await;
+}
+
+/// `anjia db`: the embedded PostgreSQL, which outlives `anjia serve`, is looked at, started,
+/// reached by the URL it prints and stopped, each by a command of its own.
+#[tokio::test]
+async fn the_embedded_database_is_started_reached_and_stopped_with_anjia_db() {
+    let var = std::env::temp_dir().join(format!("anjia-db-{}", uuid::Uuid::new_v4().simple()));
+    let var_dir = var.to_string_lossy().into_owned();
+    let db = |action: &str| {
+        let output = std::process::Command::new(tests::anjia_binary())
+            .args(["--var-dir", &var_dir, "db", action])
+            .env_remove("DATABASE_URL")
+            .output()
+            .expect("running anjia");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, status, _) = db("status");
+    assert!(ok && status.contains("state: not made yet"), "{status}");
+    let (ok, _, refused) = db("url");
+    assert!(!ok && refused.contains("not made yet"), "{refused}");
+
+    let (ok, started, stderr) = db("start");
+    assert!(
+        ok && started.starts_with("running on 127.0.0.1:"),
+        "{started}{stderr}"
+    );
+    let (_, status, _) = db("status");
+    assert!(
+        status.contains("state: running") && status.contains("port: "),
+        "{status}"
+    );
+    let (ok, url, _) = db("url");
+    assert!(ok && url.starts_with("postgres://anjia:"), "{url}");
+    let pool = sqlx::PgPool::connect(url.trim())
+        .await
+        .expect("the printed URL connects");
+    let answer: i32 = sqlx::query_scalar("SELECT 40 + 2")
+        .fetch_one(&pool)
+        .await
+        .expect("a query");
+    assert_eq!(answer, 42);
+    pool.close().await;
+
+    let (ok, stopped, stderr) = db("stop");
+    assert!(ok && stopped.trim() == "stopped", "{stopped}{stderr}");
+    let (_, status, _) = db("status");
+    assert!(status.contains("state: stopped"), "{status}");
+    assert!(
+        sqlx::PgPool::connect(url.trim()).await.is_err(),
+        "a stopped server answered"
+    );
+    // Stopping again is not an error; DATABASE_URL leaves nothing embedded to manage.
+    assert!(db("stop").0);
+    let elsewhere = std::process::Command::new(tests::anjia_binary())
+        .args(["--var-dir", &var_dir, "db", "status"])
+        .env("DATABASE_URL", url.trim())
+        .output()
+        .expect("running anjia");
+    assert!(!elsewhere.status.success());
+    let _ = std::fs::remove_dir_all(&var);
 }
