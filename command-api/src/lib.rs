@@ -92,7 +92,7 @@ pub fn app(state: AppState) -> Router {
         )
         // Outermost: every problem, a fallback's or a rejected body's too, is written in the
         // language the request asks for.
-        .layer(middleware::from_fn(language::negotiate))
+        .layer(language::NegotiateLayer)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
