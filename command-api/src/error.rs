@@ -12,96 +12,86 @@ use serde::Serialize;
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum ApiError {
     /// 400: the request cannot be read (malformed JSON, a bad header).
-    #[error("{0}")]
     BadRequest(Text),
     /// 401: no valid access token.
-    #[error("unauthenticated")]
     Unauthenticated,
     /// 401: the login or password is wrong (which one is not said).
-    #[error("bad-credentials")]
     BadCredentials,
     /// 403: the caller's role or identity may not do this.
-    #[error("{0}")]
     Forbidden(Text),
     /// 404: no such resource.
-    #[error("{0}")]
     NotFound(Text),
     /// 405: the path exists but not with this method.
-    #[error("method-not-allowed")]
     MethodNotAllowed,
     /// 409: the command does not fit the current state.
-    #[error("{0}")]
     IllegalState(Text),
     /// 409: another request changed the same thing first; nothing of this one was written.
-    #[error("concurrent-modification")]
     ConcurrentModification,
     /// 409: a uniqueness rule (for example a login already taken).
-    #[error("{0}")]
     Conflict(Text),
     /// 409: a request with this Idempotency-Key is still being processed.
-    #[error("idempotency-in-progress")]
     IdempotencyInProgress,
     /// 429: too many failed attempts; try again after the given number of seconds.
-    #[error("locked-out for {retry_after_seconds} s")]
     LockedOut { retry_after_seconds: i64 },
     /// 429: the same thing was asked for too soon after the last time.
-    #[error("{detail}")]
     TooFrequent {
         detail: Text,
         retry_after_seconds: i64,
     },
     /// 429: one-time codes are sent at most once a minute and a few times an hour.
-    #[error("{detail}")]
     CodeSendLimited {
         detail: Text,
         retry_after_seconds: i64,
     },
     /// 429: the server has as much of this kind of work as it takes on at once.
-    #[error("{detail}")]
     Busy {
         detail: Text,
         retry_after_seconds: i64,
     },
     /// 410: a live stream asked to resume from further back than is kept.
-    #[error("resume-too-old")]
     ResumeTooOld,
     /// 413: the body is larger than allowed.
-    #[error("payload-too-large")]
     PayloadTooLarge,
     /// 415: the body is not JSON.
-    #[error("unsupported-media-type")]
     UnsupportedMediaType,
     /// 422: well-formed but invalid input.
-    #[error("{0}")]
     Invalid(Text),
     /// 422: one field of the request is invalid; the problem names it in `field`.
-    #[error("invalid field {field}: {detail}")]
     InvalidField { field: String, detail: Text },
     /// 422: a one-time code that is wrong, spent or expired.
-    #[error("bad-code")]
     BadCode,
     /// 422: an Idempotency-Key reused for a different request.
-    #[error("idempotency-key-reused")]
     IdempotencyKeyReused,
     /// 422: an analyst's query that may not run, or was stopped (time-out, memory).
-    #[error("{0}")]
     SqlRefused(analytics::sql::Refusal),
     /// 503: the views a query asked for (`Anjia-Min-Position`) have not caught up with that
     /// write within the wait; retry after the given number of seconds.
-    #[error("catching-up")]
     CatchingUp { retry_after_seconds: i64 },
     /// 503: the database cannot be reached.
-    #[error("unavailable")]
-    Unavailable(#[source] anyhow::Error),
+    Unavailable(anyhow::Error),
     /// 503: the analytics warehouse has not been loaded yet.
-    #[error("warehouse-not-loaded")]
     WarehouseNotLoaded,
     /// 500: anything else. The cause is logged, never sent.
-    #[error("internal")]
-    Internal(#[source] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+/// In English, as logs read it: the words of the problem it answers.
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.text(), formatter)
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApiError::Unavailable(cause) | ApiError::Internal(cause) => Some(cause.as_ref()),
+            _ => None,
+        }
+    }
 }
 
 impl ApiError {
@@ -202,16 +192,24 @@ impl ApiError {
         }
     }
 
-    /// The problem's title in `lang`.
+    /// The problem's title in `lang`: what its status means.
     fn title(&self, lang: Lang) -> String {
-        let status = match self.status_code().as_u16() {
-            status @ (400 | 401 | 403 | 404 | 405 | 409 | 410 | 413 | 415 | 422 | 429 | 503) => {
-                status
-            }
-            _ => 500,
-        };
-        lang.text(&format!("title.{status}"), &[])
-            .unwrap_or_default()
+        Text::new(match self.status_code().as_u16() {
+            400 => "title.400",
+            401 => "title.401",
+            403 => "title.403",
+            404 => "title.404",
+            405 => "title.405",
+            409 => "title.409",
+            410 => "title.410",
+            413 => "title.413",
+            415 => "title.415",
+            422 => "title.422",
+            429 => "title.429",
+            503 => "title.503",
+            _ => "title.500",
+        })
+        .render(lang)
     }
 
     pub fn not_found(what_zh: &str, what_en: &str) -> Self {
@@ -254,7 +252,7 @@ impl IntoResponse for ApiError {
             title: this.title(lang),
             status: status.as_u16(),
             detail: text.render(lang),
-            code: text.code.into_owned(),
+            code: text.code.to_owned(),
             field: match &this {
                 ApiError::InvalidField { field, .. } => Some(field.clone()),
                 _ => None,

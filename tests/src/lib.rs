@@ -315,20 +315,25 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        let mut request = self.client.post(self.url(path)).json(body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.expect("sending a request")
+        self.post_asking(path, token, body, None).await
     }
 
     /// `post`, asking for problems in English (`Accept-Language: en`; Chinese otherwise).
     pub async fn post_in_english(&self, path: &str, token: Option<&str>, body: &Value) -> Response {
-        let mut request = self
-            .client
-            .post(self.url(path))
-            .header("accept-language", "en")
-            .json(body);
+        self.post_asking(path, token, body, Some("en")).await
+    }
+
+    async fn post_asking(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        language: Option<&str>,
+    ) -> Response {
+        let mut request = self.client.post(self.url(path)).json(body);
+        if let Some(language) = language {
+            request = request.header("accept-language", language);
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
