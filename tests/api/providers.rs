@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tests::providers::{
-    keys, FakeAlipay, FakeUnionPay, FakeWechatPay, WECHAT_API_V3_KEY, WECHAT_PLATFORM_SERIAL,
+    delivered, keys, FakeAlipay, FakeUnionPay, FakeWechatPay, WECHAT_API_V3_KEY,
+    WECHAT_PLATFORM_SERIAL,
 };
 use tests::{TestApp, User};
 use uuid::Uuid;
@@ -122,7 +123,7 @@ async fn alipay_requests_are_signed_notifications_verified_and_refunds_paid_thro
         order["status"] == "dispatching"
     })
     .await;
-    let sent = alipay.sent();
+    let sent = delivered(|| alipay.sent(), 1).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(
         (sent[0].1.status, sent[0].1.body.as_str()),
@@ -265,7 +266,7 @@ async fn wechat_pay_requests_are_signed_notifications_decrypted_and_verified_and
         order["status"] == "dispatching"
     })
     .await;
-    let sent = wechat.sent();
+    let sent = delivered(|| wechat.sent(), 1).await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].2.status, 200, "{}", sent[0].2.body);
     assert_eq!(captures(&app, payment_id).await, 1);
@@ -527,7 +528,7 @@ async fn bank_cards_are_paid_through_the_acquirers_gateway_verified_and_refunded
         order["status"] == "dispatching"
     })
     .await;
-    let sent = unionpay.sent();
+    let sent = delivered(|| unionpay.sent(), 1).await;
     assert_eq!((sent[0].1.status, sent[0].1.body.as_str()), (200, "ok"));
     assert_eq!(captures(&app, payment_id).await, 1);
 

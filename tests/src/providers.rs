@@ -149,6 +149,20 @@ mod alipay;
 mod unionpay;
 mod wechat_pay;
 
+/// What a stand-in has delivered, once it holds at least `count` deliveries (or after ten
+/// seconds, whatever it holds then). A stand-in records a delivery when the platform's answer
+/// reaches it, which can be after the platform's views already show what the delivery did.
+pub async fn delivered<T>(read: impl Fn() -> Vec<T>, count: usize) -> Vec<T> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let sent = read();
+        if sent.len() >= count || std::time::Instant::now() > deadline {
+            return sent;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 pub use self::alipay::*;
 pub use self::unionpay::*;
 pub use self::wechat_pay::*;
