@@ -897,6 +897,8 @@ impl ServerProcess {
     fn start_blocking(database_url: &str) -> ServerProcess {
         let mut child = Command::new(anjia_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
+            // It finds DuckDB's library through its own run path (build/rpath.rs).
+            .env_remove("LD_LIBRARY_PATH")
             .env("DATABASE_URL", database_url)
             .env("ANJIA_MODE", "development")
             .env("ANJIA_WEB_DIR", web_dist())
@@ -958,6 +960,7 @@ impl Drop for ServerProcess {
 pub fn run_anjia(database_url: &str, args: &[&str]) -> String {
     let output = Command::new(anjia_binary())
         .args(args)
+        .env_remove("LD_LIBRARY_PATH")
         .env("DATABASE_URL", database_url)
         // The test databases are a developer's: the payment sandbox is one of their providers.
         .env("ANJIA_MODE", "development")

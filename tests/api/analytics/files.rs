@@ -3,10 +3,10 @@
 
 use super::*;
 
-/// DuckDB's Python package of the warehouse's version, installed by `scripts/ensure-duckdb`.
+/// DuckDB's Python package of the warehouse's version, installed by `scripts/ensure-duckdb` in
+/// the library's folder (which the build was given as `DUCKDB_LIB_DIR`).
 fn duckdb_python() -> std::path::PathBuf {
-    let python =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/duckdb/python/bin/python");
+    let python = std::path::Path::new(env!("DUCKDB_LIB_DIR")).join("python/bin/python");
     assert!(
         python.exists(),
         "DuckDB's Python package is missing: run scripts/ensure-duckdb"
