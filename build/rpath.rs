@@ -3,8 +3,9 @@
 //! `scripts/ensure-duckdb`), into the run path of each binary and test, so that `anjia` and the
 //! tests find the library without `LD_LIBRARY_PATH`.
 
-// A build script reads cargo's environment; the rule against reading it is for the programs.
-#[allow(clippy::disallowed_methods)]
+// A build script reads cargo's environment and answers on standard output; the rules against
+// both are for the programs.
+#[allow(clippy::disallowed_methods, clippy::print_stdout)]
 fn main() {
     println!("cargo:rerun-if-env-changed=DUCKDB_LIB_DIR");
     if let Ok(dir) = std::env::var("DUCKDB_LIB_DIR") {

@@ -6,4 +6,5 @@ pub mod demo_data;
 pub mod search_bench;
 pub mod signaling_bench;
 pub mod simulate;
+pub mod sql_cost;
 pub mod sql_shell;

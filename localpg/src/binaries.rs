@@ -27,6 +27,14 @@ impl Binaries {
     pub fn program_path(&self, program_name: &str) -> PathBuf {
         self.bin_dir.join(program_name)
     }
+
+    /// Whether the installation carries the `pg_stat_statements` module (Debian's does, in the
+    /// `lib` folder beside `bin`).
+    pub fn has_pg_stat_statements(&self) -> bool {
+        self.bin_dir
+            .parent()
+            .is_some_and(|root| root.join("lib/pg_stat_statements.so").is_file())
+    }
 }
 
 /// Locates `initdb`/`postgres`/`pg_ctl`: first on `PATH`, then in the newest

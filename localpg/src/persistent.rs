@@ -433,6 +433,14 @@ fn start(
         .arg(&layout.data_dir)
         .arg("--log")
         .arg(&layout.log_path)
+        // Statement statistics, which `anjia bench` reads to tell what each command costs.
+        .args(
+            binaries
+                .has_pg_stat_statements()
+                .then_some(["-o", "-c shared_preload_libraries=pg_stat_statements"])
+                .into_iter()
+                .flatten(),
+        )
         // A process group of its own keeps a Ctrl-C aimed at `anjia serve` away from pg_ctl
         // while it waits; pg_ctl itself puts the server into a new session.
         .process_group(0)

@@ -1,5 +1,7 @@
 //! `anjia bench`: place-order over real HTTP against the real database, beside the raw limit of
-//! that database (single-row durable inserts of the same size), at several concurrencies.
+//! that database (single-row durable inserts of the same size), at several concurrencies; and
+//! first what one place-order costs the database (`sql_cost`), measured with nothing else
+//! running.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -10,6 +12,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 
+use super::sql_cost::{self, CommandCost};
 use crate::server;
 use application::stats::Sorted;
 
@@ -44,8 +47,15 @@ pub struct LevelReport {
 pub struct BenchReport {
     pub seconds_per_level: u64,
     pub event_bytes: usize,
+    /// What each kind of command costs the database, one at a time with no projector running.
+    pub cost: Vec<CommandCost>,
+    /// Why `cost` is empty, when it is.
+    pub cost_unavailable: Option<String>,
     pub levels: Vec<LevelReport>,
 }
+
+/// How many commands of a kind the cost is averaged over.
+const COST_SAMPLES: usize = 100;
 
 fn order_body(sequence: usize) -> serde_json::Value {
     json!({
@@ -63,6 +73,29 @@ fn order_body(sequence: usize) -> serde_json::Value {
     })
 }
 
+/// Places one order as the phone app does, with an idempotency key of its own; its latency in
+/// milliseconds when it succeeded.
+async fn place_order(
+    client: &reqwest::Client,
+    url: &str,
+    token: &str,
+    sequence: usize,
+) -> Option<f64> {
+    let begun = Instant::now();
+    let response = client
+        .post(url)
+        .bearer_auth(token)
+        .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+        .json(&order_body(sequence))
+        .send()
+        .await
+        .ok()?;
+    response
+        .status()
+        .is_success()
+        .then(|| begun.elapsed().as_secs_f64() * 1_000.0)
+}
+
 pub async fn run(
     database_url: Option<&str>,
     var_dir: &Path,
@@ -78,8 +111,11 @@ pub async fn run(
         mode: crate::config::Mode::Development,
         ..Default::default()
     };
-    let running = server::start(pool.clone(), listener, true, &settings, vault).await?;
-    let base = format!("http://{}", running.address);
+    // First a server without projectors or timed jobs, so that what the database does while
+    // it places orders one at a time is the commands' own work.
+    let cost_unavailable = sql_cost::enable(&pool).await.err();
+    let quiet = server::start(pool.clone(), listener, false, &settings, vault.clone()).await?;
+    let base = format!("http://{}", quiet.address);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(max_concurrency * 2)
         .build()?;
@@ -130,6 +166,36 @@ pub async fn run(
         .context("no access token")?
         .to_owned();
 
+    let mut cost = Vec::new();
+    if cost_unavailable.is_none() {
+        let url = format!("{base}/api/v1/orders");
+        // A first order warms the connections and their prepared statements.
+        place_order(&client, &url, &token, 0).await;
+        let before = sql_cost::snapshot(&pool).await?;
+        let mut latencies = Vec::new();
+        for sequence in 1..=COST_SAMPLES {
+            latencies.push(
+                place_order(&client, &url, &token, sequence)
+                    .await
+                    .context("placing an order for the cost")?,
+            );
+        }
+        let after = sql_cost::snapshot(&pool).await?;
+        let latency = Sorted::new(latencies).median();
+        cost.push(sql_cost::between(
+            "place-order",
+            COST_SAMPLES,
+            latency,
+            &before,
+            &after,
+        ));
+    }
+    quiet.stop().await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let running = server::start(pool.clone(), listener, true, &settings, vault).await?;
+    let base = format!("http://{}", running.address);
+
     // The raw limit writes rows as large as a real OrderPlaced event.
     let event_bytes: i32 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(octet_length(payload::text) + octet_length(metadata::text)), 1000) FROM events WHERE event_type = 'CustomerRegistered'",
@@ -168,18 +234,9 @@ pub async fn run(
                 let mut sequence = worker_index * 1_000_000;
                 while Instant::now() < deadline {
                     sequence += 1;
-                    let begun = Instant::now();
-                    let outcome = client
-                        .post(&url)
-                        .bearer_auth(&token)
-                        .json(&order_body(sequence))
-                        .send()
-                        .await;
-                    match outcome {
-                        Ok(response) if response.status().is_success() => {
-                            latencies.push(begun.elapsed().as_secs_f64() * 1_000.0)
-                        }
-                        _ => errors += 1,
+                    match place_order(&client, &url, &token, sequence).await {
+                        Some(latency) => latencies.push(latency),
+                        None => errors += 1,
                     }
                 }
                 (latencies, errors)
@@ -238,6 +295,8 @@ pub async fn run(
     Ok(BenchReport {
         seconds_per_level: options.seconds,
         event_bytes,
+        cost,
+        cost_unavailable,
         levels,
     })
 }
