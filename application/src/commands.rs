@@ -2,24 +2,33 @@
 //!
 //! This is cqrs-es's `CqrsFramework::execute_with_metadata` without inline queries (read models
 //! are fed only by the log-following projectors) and returning what was committed, so a
-//! response can show the state the command produced.
+//! response can show the state the command produced. The events go in with one statement that
+//! answers where they landed; postgres-es's repository is not used on this path because it
+//! opens a transaction of its own, and a request's writes share one (see [`Unit`]).
+//!
+//! A request that carries an idempotency key runs inside a [`Unit`]: one transaction, begun by
+//! the HTTP layer with the key's claim, that every command of the request appends to and that
+//! commits once, with the stored answer. Before the request reaches outside (a payment
+//! provider, the bank, a background check, a text message), [`flush`] commits what it has
+//! written so far, so nothing outside ever acts on an intent that could still be rolled back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventStore};
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use cqrs_es::{Aggregate, AggregateError, DomainEvent, EventEnvelope};
 use domain::Actor;
-use postgres_es::PostgresEventRepository;
 use projections::log::Checkpoint;
-use sqlx::PgPool;
+use sqlx::postgres::PgRow;
+use sqlx::{Acquire, PgConnection, PgPool, Postgres, Row, Transaction};
 use uuid::Uuid;
 
 pub struct CommandBus<A: Aggregate> {
-    store: PersistedEventStore<PostgresEventRepository, A>,
     pool: PgPool,
+    upcaster: domain::upcast::Upcaster,
+    aggregate: std::marker::PhantomData<fn() -> A>,
 }
 
 /// What a successful command committed.
@@ -31,27 +40,103 @@ pub struct Committed<A> {
     pub events: usize,
 }
 
+type Failure<A> = AggregateError<<A as Aggregate>::Error>;
+
+fn database<E: std::error::Error>(error: sqlx::Error) -> AggregateError<E> {
+    match &error {
+        // The stream's primary key: another writer appended at this sequence first.
+        sqlx::Error::Database(database) if database.code().as_deref() == Some("23505") => {
+            AggregateError::AggregateConflict
+        }
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+            AggregateError::DatabaseConnectionError(Box::new(error))
+        }
+        _ => AggregateError::UnexpectedError(Box::new(error)),
+    }
+}
+
+/// Counts a command by how it ended.
+fn count<A: Aggregate>(outcome: &Result<Committed<A>, Failure<A>>) {
+    let label = match outcome {
+        Ok(_) => "committed",
+        Err(AggregateError::UserError(_)) => "refused",
+        Err(AggregateError::AggregateConflict) => "conflict",
+        Err(_) => "failed",
+    };
+    crate::telemetry::count_command(A::TYPE, label);
+}
+
 impl<A> CommandBus<A>
 where
     A: Aggregate<Services = ()> + Clone,
 {
     pub fn new(pool: PgPool) -> Self {
         CommandBus {
-            store: PersistedEventStore::new_event_store(PostgresEventRepository::new(pool.clone()))
-                .with_upcasters(vec![Box::new(domain::upcast::Upcaster)]),
             pool,
+            upcaster: domain::upcast::Upcaster,
+            aggregate: std::marker::PhantomData,
         }
     }
 
-    /// Loads the current state of one aggregate.
-    pub async fn load(&self, aggregate_id: Uuid) -> Result<(A, usize), AggregateError<A::Error>> {
-        let events = self.store.load_events(&aggregate_id.to_string()).await?;
-        let version = events.last().map_or(0, |envelope| envelope.sequence);
+    /// Loads the current state of one aggregate: inside the request's unit of work when there
+    /// is one, so a request sees what it has written itself.
+    pub async fn load(&self, aggregate_id: Uuid) -> Result<(A, usize), Failure<A>> {
+        let id = aggregate_id.to_string();
+        if let Some(unit) = Unit::current() {
+            let mut state = unit.state.lock().await;
+            if let UnitState::Open(transaction) = &mut *state {
+                return self.read(transaction, &id).await;
+            }
+        }
+        let mut connection = self.pool.acquire().await.map_err(database)?;
+        self.read(&mut connection, &id).await
+    }
+
+    /// The stream's events, brought to today's shapes and applied in order.
+    async fn read(
+        &self,
+        connection: &mut PgConnection,
+        id: &str,
+    ) -> Result<(A, usize), Failure<A>> {
+        let rows = sqlx::query(
+            "SELECT event_type, event_version, payload, metadata, sequence FROM events
+              WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .fetch_all(connection)
+        .await
+        .map_err(database)?;
         let mut aggregate = A::default();
-        for envelope in events {
-            aggregate.apply(envelope.payload);
+        let mut version = 0;
+        for row in rows {
+            let (event, sequence) = self.decode(id, &row)?;
+            aggregate.apply(event);
+            version = sequence;
         }
         Ok((aggregate, version))
+    }
+
+    fn decode(&self, id: &str, row: &PgRow) -> Result<(A::Event, usize), Failure<A>> {
+        let sequence: i64 = row.get("sequence");
+        let mut event = SerializedEvent {
+            aggregate_id: id.to_owned(),
+            sequence: sequence as usize,
+            aggregate_type: A::TYPE.to_owned(),
+            event_type: row.get("event_type"),
+            event_version: row.get("event_version"),
+            payload: row.get("payload"),
+            metadata: row.get("metadata"),
+        };
+        if self
+            .upcaster
+            .can_upcast(&event.event_type, &event.event_version)
+        {
+            event = self.upcaster.upcast(event);
+        }
+        let envelope = EventEnvelope::<A>::try_from(event)
+            .map_err(|error| AggregateError::DeserializationError(Box::new(error)))?;
+        Ok((envelope.payload, envelope.sequence))
     }
 
     #[tracing::instrument(name = "command", skip_all, fields(aggregate = A::TYPE, aggregate_id = %aggregate_id))]
@@ -60,15 +145,11 @@ where
         aggregate_id: Uuid,
         command: A::Command,
         context: &CommandContext,
-    ) -> Result<Committed<A>, AggregateError<A::Error>> {
-        let outcome = self.decide_and_commit(aggregate_id, command, context).await;
-        let label = match &outcome {
-            Ok(_) => "committed",
-            Err(AggregateError::UserError(_)) => "refused",
-            Err(AggregateError::AggregateConflict) => "conflict",
-            Err(_) => "failed",
-        };
-        crate::telemetry::count_command(A::TYPE, label);
+    ) -> Result<Committed<A>, Failure<A>> {
+        let outcome = self
+            .decide_and_commit(aggregate_id, command, context, false)
+            .await;
+        count(&outcome);
         outcome
     }
 
@@ -77,48 +158,130 @@ where
         aggregate_id: Uuid,
         command: A::Command,
         context: &CommandContext,
-    ) -> Result<Committed<A>, AggregateError<A::Error>> {
+        may_decide_again: bool,
+    ) -> Result<Committed<A>, Failure<A>> {
         let id = aggregate_id.to_string();
-        let mut aggregate_context = self.store.load_aggregate(&id).await?;
-        let aggregate = aggregate_context.aggregate();
+        if let Some(unit) = Unit::current() {
+            let mut state = unit.state.lock().await;
+            if let UnitState::Open(transaction) = &mut *state {
+                // A command that may be decided again after a conflict appends under a
+                // savepoint, so that losing the race leaves the request's transaction usable.
+                let outcome = if may_decide_again {
+                    let mut savepoint = transaction.begin().await.map_err(database)?;
+                    let outcome = self
+                        .decide_and_append(&mut savepoint, &id, command, context)
+                        .await;
+                    match outcome {
+                        Ok(committed) => savepoint
+                            .commit()
+                            .await
+                            .map(|()| committed)
+                            .map_err(database),
+                        Err(error) => {
+                            savepoint.rollback().await.map_err(database)?;
+                            Err(error)
+                        }
+                    }
+                } else {
+                    self.decide_and_append(transaction, &id, command, context)
+                        .await
+                };
+                if matches!(
+                    outcome,
+                    Err(AggregateError::AggregateConflict
+                        | AggregateError::DatabaseConnectionError(_)
+                        | AggregateError::UnexpectedError(_))
+                ) && !may_decide_again
+                {
+                    // The transaction is aborted: nothing more of this request may commit.
+                    *state = UnitState::Failed;
+                }
+                return outcome;
+            }
+            if let UnitState::Failed = &*state {
+                // The request's transaction is gone: what follows must not commit alone, as
+                // if what came before had stood.
+                return Err(AggregateError::AggregateConflict);
+            }
+        }
+        // Alone: the events go in with one statement, which is its own transaction.
+        let mut connection = self.pool.acquire().await.map_err(database)?;
+        self.decide_and_append(&mut connection, &id, command, context)
+            .await
+    }
+
+    async fn decide_and_append(
+        &self,
+        connection: &mut PgConnection,
+        id: &str,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed<A>, Failure<A>> {
+        let (mut state, version) = self.read(connection, id).await?;
+        // The sink applies each event to the state as the aggregate writes it.
         let sink: EventSink<A> = EventSink::default();
-        aggregate
+        state
             .handle(command, &(), &sink)
             .await
             .map_err(AggregateError::UserError)?;
-        let state = aggregate.clone();
         let events = sink.collect().await;
-        let committed = self
-            .store
-            .commit(events, aggregate_context, context.metadata())
-            .await?;
-        let version = committed.last().map_or(0, |envelope| envelope.sequence);
-        if !committed.is_empty() && context.written.is_attached() {
-            // FIXME(issue 20): one more round trip per command; the single-commit write path
-            // will return the position from its own insert.
-            let place: Option<(String, i64)> = sqlx::query_as(
-                "SELECT transaction_id::text, position FROM events
-                  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3",
-            )
-            .bind(A::TYPE)
-            .bind(&id)
-            .bind(version as i64)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|error| AggregateError::DatabaseConnectionError(Box::new(error)))?;
-            if let Some((xid, position)) = place {
-                if let Ok(transaction_id) = xid.parse() {
-                    context.written.record(Checkpoint {
-                        transaction_id,
-                        position,
-                    });
-                }
+        if events.is_empty() {
+            return Ok(Committed {
+                state,
+                version,
+                events: 0,
+            });
+        }
+        let metadata = serde_json::to_value(context.metadata())
+            .map_err(|error| AggregateError::UnexpectedError(Box::new(error)))?;
+        let mut sequences = Vec::with_capacity(events.len());
+        let mut types = Vec::with_capacity(events.len());
+        let mut versions = Vec::with_capacity(events.len());
+        let mut payloads = Vec::with_capacity(events.len());
+        for (offset, event) in events.iter().enumerate() {
+            sequences.push((version + 1 + offset) as i64);
+            types.push(event.event_type());
+            versions.push(event.event_version());
+            payloads.push(
+                serde_json::to_value(event)
+                    .map_err(|error| AggregateError::UnexpectedError(Box::new(error)))?,
+            );
+        }
+        // One statement for all of the command's events; the rows go in in the order given,
+        // so each one's hash covers the one before it.
+        let landed: Vec<(String, i64)> = sqlx::query_as(
+            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT $1, $2, appended.sequence, appended.event_type, appended.event_version, appended.payload::json, $7::jsonb::json
+               FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
+                    WITH ORDINALITY AS appended (sequence, event_type, event_version, payload, place)
+              ORDER BY appended.place
+             RETURNING transaction_id::text, position",
+        )
+        .bind(A::TYPE)
+        .bind(id)
+        .bind(&sequences)
+        .bind(&types)
+        .bind(&versions)
+        .bind(&payloads)
+        .bind(&metadata)
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(database)?;
+        if let Some((transaction_id, position)) =
+            landed.iter().max_by_key(|(_, position)| *position)
+        {
+            if let Ok(transaction_id) = transaction_id.parse() {
+                context.written.record(Checkpoint {
+                    transaction_id,
+                    position: *position,
+                });
             }
         }
+        let count = events.len();
         Ok(Committed {
             state,
-            version,
-            events: committed.len(),
+            version: version + count,
+            events: count,
         })
     }
 }
@@ -136,13 +299,99 @@ where
         aggregate_id: Uuid,
         command: A::Command,
         context: &CommandContext,
-    ) -> Result<Committed<A>, AggregateError<A::Error>> {
+    ) -> Result<Committed<A>, Failure<A>> {
         let mut attempts = 0;
         loop {
-            match self.execute(aggregate_id, command.clone(), context).await {
+            let outcome = self
+                .decide_and_commit(aggregate_id, command.clone(), context, true)
+                .await;
+            count(&outcome);
+            match outcome {
                 Err(AggregateError::AggregateConflict) if attempts < 5 => attempts += 1,
                 outcome => return outcome,
             }
+        }
+    }
+}
+
+/// One request's writes: a transaction that its commands append to, begun by the HTTP layer
+/// with the idempotency key's claim and committed once, with the stored answer.
+pub struct Unit {
+    state: tokio::sync::Mutex<UnitState>,
+}
+
+enum UnitState {
+    /// Writes so far are in this transaction, not yet committed.
+    Open(Transaction<'static, Postgres>),
+    /// [`flush`] committed them; the request's later commands commit on their own.
+    Flushed,
+    /// A statement failed inside the transaction, which the database has therefore aborted.
+    Failed,
+    /// Finished by the HTTP layer.
+    Done,
+}
+
+/// How a unit ended, for the layer that began it.
+pub enum UnitEnd {
+    /// Still open: the caller stores its answer in it and commits (or rolls it back).
+    Open(Transaction<'static, Postgres>),
+    /// Committed part-way by [`flush`]: what follows committed alone.
+    Flushed,
+    /// Aborted by a failed statement: nothing of it may be reported as saved.
+    Failed,
+}
+
+tokio::task_local! {
+    static UNIT: Arc<Unit>;
+}
+
+impl Unit {
+    pub fn new(transaction: Transaction<'static, Postgres>) -> Arc<Unit> {
+        Arc::new(Unit {
+            state: tokio::sync::Mutex::new(UnitState::Open(transaction)),
+        })
+    }
+
+    /// Runs `work` (a request's handler) with this unit as its commands' transaction.
+    pub async fn run<F: std::future::Future>(self: &Arc<Self>, work: F) -> F::Output {
+        UNIT.scope(self.clone(), work).await
+    }
+
+    fn current() -> Option<Arc<Unit>> {
+        UNIT.try_with(Arc::clone).ok()
+    }
+
+    /// Takes the transaction back once the request's work is over.
+    pub async fn end(&self) -> UnitEnd {
+        let mut state = self.state.lock().await;
+        match std::mem::replace(&mut *state, UnitState::Done) {
+            UnitState::Open(transaction) => UnitEnd::Open(transaction),
+            UnitState::Flushed => UnitEnd::Flushed,
+            UnitState::Failed | UnitState::Done => UnitEnd::Failed,
+        }
+    }
+}
+
+/// Commits what the current request has written so far (its idempotency claim with it), before
+/// it reaches outside: a provider, a bank or a message must never act on an intent that could
+/// still be rolled back. Without a unit, or once flushed, it does nothing.
+pub async fn flush() -> Result<(), crate::error::Error> {
+    let Some(unit) = Unit::current() else {
+        return Ok(());
+    };
+    let mut state = unit.state.lock().await;
+    match std::mem::replace(&mut *state, UnitState::Flushed) {
+        UnitState::Open(transaction) => transaction
+            .commit()
+            .await
+            .map_err(|error| crate::error::Error::Unavailable(error.into())),
+        UnitState::Failed => {
+            *state = UnitState::Failed;
+            Err(crate::error::Error::Conflict)
+        }
+        other => {
+            *state = other;
+            Ok(())
         }
     }
 }

@@ -26,6 +26,10 @@ use crate::settings::ReviewSettings;
 #[derive(Clone)]
 pub struct Services {
     pub pool: PgPool,
+    /// Connections for requests' transactions (`commands::Unit`), apart from `pool`: a request
+    /// holds one of these for its whole length and may still need one of `pool`'s, so the two
+    /// never wait on each other.
+    pub units: PgPool,
     pub orders: Arc<CommandBus<Order>>,
     pub workers: Arc<CommandBus<Worker>>,
     pub customers: Arc<CommandBus<Customer>>,
@@ -62,7 +66,12 @@ pub struct Ports {
 
 impl Services {
     pub fn new(pool: PgPool, ports: Ports) -> Self {
+        let units = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(pool.options().get_max_connections())
+            .acquire_timeout(pool.options().get_acquire_timeout())
+            .connect_lazy_with(pool.connect_options().as_ref().clone());
         Services {
+            units,
             orders: Arc::new(CommandBus::new(pool.clone())),
             workers: Arc::new(CommandBus::new(pool.clone())),
             customers: Arc::new(CommandBus::new(pool.clone())),

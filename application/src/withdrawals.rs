@@ -55,6 +55,8 @@ pub async fn pay_out(
     };
     let number = opened.next().flatten().ok_or_else(erased)?;
     let holder_name = opened.next().flatten().ok_or_else(erased)?;
+    // The approval is committed before the bank hears of it.
+    crate::commands::flush().await?;
     let transfer = services
         .bank
         .pay(

@@ -1,5 +1,6 @@
 //! The command side over HTTP: axum routes that turn requests into domain commands, append
-//! their events through cqrs-es and postgres-es, and answer queries from the read models.
+//! their events through `application::commands` (cqrs-es aggregates, postgres-es's table), and
+//! answer queries from the read models.
 //! Also the `anjia` binary's subcommands: serving, migrating, rebuilding and benchmarking.
 //!
 //! Only this crate knows HTTP and JSON DTOs.

@@ -179,3 +179,35 @@ async fn stored_responses_are_purged_after_their_retention_and_a_late_retry_stil
     assert_eq!(app.event_count().await, events_before);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_claim_the_events_and_the_stored_answer_commit_as_one_transaction() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let placed = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", "one-commit-1")
+        .json(&order_body())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    // The stored answer's row version was written by the transaction that appended the events.
+    let answered_by: String = sqlx::query_scalar(
+        "SELECT xmin::text FROM idempotency WHERE key = 'one-commit-1' AND status = 201",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("the stored answer");
+    let appended_by: Vec<String> = sqlx::query_scalar(
+        "SELECT DISTINCT transaction_id::text FROM events
+          WHERE metadata->>'idempotency_key' = 'one-commit-1'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("the order's events");
+    assert_eq!(appended_by, vec![answered_by]);
+    app.stop().await;
+}

@@ -181,6 +181,8 @@ pub async fn pay_refund(
         .payment_providers
         .get(&payment.provider)
         .ok_or_else(|| Error::not_found("支付渠道", "payment provider"))?;
+    // The refund's request is committed before the provider hears of it.
+    crate::commands::flush().await?;
     let Some(provider_refund) = provider
         .refund(
             payment_id,

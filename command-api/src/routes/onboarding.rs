@@ -63,6 +63,7 @@ async fn run_background_check(
         .await?
         .map(|row| row.name)
         .unwrap_or_default();
+    application::commands::flush().await?;
     match state.background.check(&name, id_number).await {
         Ok(outcome) => {
             let view = BackgroundView {

@@ -299,6 +299,8 @@ pub async fn create_intent(
         }
         Err(other) => return Err(other.into()),
     }
+    // The payment's intent is committed before the provider hears of it.
+    application::commands::flush().await?;
     state
         .payment_providers
         .script(provider.as_ref(), payment_id, body.sandbox.into())

@@ -180,6 +180,7 @@ pub async fn request_code(
     };
     if may_send {
         let (subject, text) = code_message(&code);
+        application::commands::flush().await?;
         let sent = if by_sms {
             state.notifier.sms.send(&destination, &text).await
         } else {
