@@ -124,9 +124,22 @@ pub async fn start(
     )];
     let mut projector_stats = Vec::new();
     if run_projectors {
-        for projection in projections::all_projections(&vault) {
+        let projections = projections::all_projections(&vault);
+        // The projectors' connections say who they are: the log's horizon leaves their
+        // transactions out (projections::log::HORIZON). Each projector holds its lease on one
+        // connection and applies its batches on another.
+        let projector_pool = PgPoolOptions::new()
+            .max_connections(2 * projections.len() as u32 + 2)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_lazy_with(
+                pool.connect_options()
+                    .as_ref()
+                    .clone()
+                    .application_name(projections::log::PROJECTOR_APPLICATION),
+            );
+        for projection in projections {
             let name = projection.name().to_owned();
-            let projector = Projector::new(pool.clone(), projection);
+            let projector = Projector::new(projector_pool.clone(), projection);
             projector_stats.push((name, projector.stats.clone()));
             tasks.push(tokio::spawn(projector.run(shutdown_receiver.clone())));
         }

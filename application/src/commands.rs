@@ -7,10 +7,11 @@
 //! opens a transaction of its own, and a request's writes share one (see [`Unit`]).
 //!
 //! A request that carries an idempotency key runs inside a [`Unit`]: one transaction, begun by
-//! the HTTP layer with the key's claim, that every command of the request appends to and that
-//! commits once, with the stored answer. Before the request reaches outside (a payment
-//! provider, the bank, a background check, a text message), [`flush`] commits what it has
-//! written so far, so nothing outside ever acts on an intent that could still be rolled back.
+//! the HTTP layer, that every command of the request appends to and that commits once, with the
+//! key's claim and the stored answer. Before the request reaches outside (a payment provider,
+//! the bank, a background check, a text message), [`flush`] claims the key and commits what it
+//! has written so far, so nothing outside ever acts on an intent that could still be rolled
+//! back.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -315,16 +316,110 @@ where
 }
 
 /// One request's writes: a transaction that its commands append to, begun by the HTTP layer
-/// with the idempotency key's claim and committed once, with the stored answer.
+/// and committed once, with the idempotency key's claim and the stored answer in one statement
+/// at the end. The claim goes in last so that the transaction takes its id (which holds back
+/// every reader of the log until it ends) only for the moment between its first write and its
+/// commit, not for the whole request.
 pub struct Unit {
+    claim: Claim,
     state: tokio::sync::Mutex<UnitState>,
 }
 
+/// The idempotency key a request claims, and the request it was first sent with.
+pub struct Claim {
+    /// The caller's user id, or `anonymous:<address>`.
+    pub caller: String,
+    pub key: String,
+    pub method: String,
+    pub route: String,
+    /// SHA-256 of the method, path and body: a key sent again with another body is refused.
+    pub request_hash: Vec<u8>,
+}
+
+/// What is kept of an answer for its replays.
+pub struct Answer<'a> {
+    pub status: i16,
+    pub body: &'a [u8],
+    pub content_type: Option<String>,
+    pub location: Option<String>,
+    pub log_position: Option<String>,
+}
+
+impl Claim {
+    /// Claims the key, with the answer when it is known (a claim without one is in progress).
+    /// Waits while another transaction holds an uncommitted claim on the key; false when the
+    /// key is someone else's. A claim older than five minutes with no answer is taken to be
+    /// abandoned (its process died after a flush) and is taken over; the command ids derived
+    /// from the key keep a re-run safe.
+    pub async fn take(
+        &self,
+        connection: &mut PgConnection,
+        answer: Option<&Answer<'_>>,
+    ) -> sqlx::Result<bool> {
+        let taken = sqlx::query(
+            "INSERT INTO idempotency (caller, key, method, route, request_hash, status, response_body,
+                                      content_type, location, log_position, completed_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $6 IS NULL THEN NULL ELSE now() END)
+             ON CONFLICT (caller, key) DO UPDATE SET created_at = now(), status = EXCLUDED.status,
+                    response_body = EXCLUDED.response_body, content_type = EXCLUDED.content_type,
+                    location = EXCLUDED.location, log_position = EXCLUDED.log_position,
+                    completed_at = EXCLUDED.completed_at
+                WHERE idempotency.status IS NULL AND idempotency.created_at < now() - interval '5 minutes'
+                  AND idempotency.request_hash = EXCLUDED.request_hash
+             RETURNING 1",
+        )
+        .bind(&self.caller)
+        .bind(&self.key)
+        .bind(&self.method)
+        .bind(&self.route)
+        .bind(&self.request_hash)
+        .bind(answer.map(|answer| answer.status))
+        .bind(answer.map(|answer| answer.body))
+        .bind(answer.and_then(|answer| answer.content_type.as_deref()))
+        .bind(answer.and_then(|answer| answer.location.as_deref()))
+        .bind(answer.and_then(|answer| answer.log_position.as_deref()))
+        .fetch_optional(connection)
+        .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Stores the answer on a claim taken earlier (by a flush).
+    pub async fn answer(&self, pool: &PgPool, answer: &Answer<'_>) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE idempotency SET status = $3, response_body = $4, content_type = $5, location = $6,
+                    log_position = $7, completed_at = now()
+              WHERE caller = $1 AND key = $2",
+        )
+        .bind(&self.caller)
+        .bind(&self.key)
+        .bind(answer.status)
+        .bind(answer.body)
+        .bind(answer.content_type.as_deref())
+        .bind(answer.location.as_deref())
+        .bind(answer.log_position.as_deref())
+        .execute(pool)
+        .await
+        .map(drop)
+    }
+
+    /// Gives up a claim taken earlier (by a flush) whose request then failed, so a retry runs.
+    pub async fn release(&self, pool: &PgPool) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM idempotency WHERE caller = $1 AND key = $2 AND status IS NULL")
+            .bind(&self.caller)
+            .bind(&self.key)
+            .execute(pool)
+            .await
+            .map(drop)
+    }
+}
+
 enum UnitState {
-    /// Writes so far are in this transaction, not yet committed.
+    /// Writes so far are in this transaction, not yet committed; the key is not claimed yet.
     Open(Transaction<'static, Postgres>),
-    /// [`flush`] committed them; the request's later commands commit on their own.
+    /// [`flush`] claimed the key and committed; the request's later commands commit alone.
     Flushed,
+    /// [`flush`] found the key claimed by another request: this one's work was rolled back.
+    Taken,
     /// A statement failed inside the transaction, which the database has therefore aborted.
     Failed,
     /// Finished by the HTTP layer.
@@ -333,10 +428,13 @@ enum UnitState {
 
 /// How a unit ended, for the layer that began it.
 pub enum UnitEnd {
-    /// Still open: the caller stores its answer in it and commits (or rolls it back).
+    /// Still open and unclaimed: the caller claims the key with the answer and commits (or
+    /// rolls it back).
     Open(Transaction<'static, Postgres>),
-    /// Committed part-way by [`flush`]: what follows committed alone.
+    /// Claimed and committed part-way by [`flush`]: what follows committed alone.
     Flushed,
+    /// Another request holds the key; this one's writes were rolled back.
+    Taken,
     /// Aborted by a failed statement: nothing of it may be reported as saved.
     Failed,
 }
@@ -346,10 +444,15 @@ tokio::task_local! {
 }
 
 impl Unit {
-    pub fn new(transaction: Transaction<'static, Postgres>) -> Arc<Unit> {
+    pub fn new(transaction: Transaction<'static, Postgres>, claim: Claim) -> Arc<Unit> {
         Arc::new(Unit {
+            claim,
             state: tokio::sync::Mutex::new(UnitState::Open(transaction)),
         })
+    }
+
+    pub fn claim(&self) -> &Claim {
+        &self.claim
     }
 
     /// Runs `work` (a request's handler) with this unit as its commands' transaction.
@@ -367,28 +470,35 @@ impl Unit {
         match std::mem::replace(&mut *state, UnitState::Done) {
             UnitState::Open(transaction) => UnitEnd::Open(transaction),
             UnitState::Flushed => UnitEnd::Flushed,
+            UnitState::Taken => UnitEnd::Taken,
             UnitState::Failed | UnitState::Done => UnitEnd::Failed,
         }
     }
 }
 
-/// Commits what the current request has written so far (its idempotency claim with it), before
-/// it reaches outside: a provider, a bank or a message must never act on an intent that could
-/// still be rolled back. Without a unit, or once flushed, it does nothing.
+/// Claims the current request's key and commits what it has written so far, before it reaches
+/// outside: a provider, a bank or a message must never act on an intent that could still be
+/// rolled back. When another request holds the key, this one's work is rolled back and it is
+/// refused (its caller hears the other's answer). Without a unit, or once flushed, it does
+/// nothing.
 pub async fn flush() -> Result<(), crate::error::Error> {
     let Some(unit) = Unit::current() else {
         return Ok(());
     };
     let mut state = unit.state.lock().await;
-    match std::mem::replace(&mut *state, UnitState::Flushed) {
-        UnitState::Open(transaction) => transaction
-            .commit()
-            .await
-            .map_err(|error| crate::error::Error::Unavailable(error.into())),
-        UnitState::Failed => {
-            *state = UnitState::Failed;
-            Err(crate::error::Error::Conflict)
+    match std::mem::replace(&mut *state, UnitState::Failed) {
+        UnitState::Open(mut transaction) => {
+            if unit.claim.take(&mut transaction, None).await? {
+                transaction.commit().await?;
+                *state = UnitState::Flushed;
+                Ok(())
+            } else {
+                transaction.rollback().await?;
+                *state = UnitState::Taken;
+                Err(crate::error::Error::Conflict)
+            }
         }
+        UnitState::Failed => Err(crate::error::Error::Conflict),
         other => {
             *state = other;
             Ok(())

@@ -1,13 +1,14 @@
 //! `Idempotency-Key` on every mutating route: the first response to a key is stored, and a
 //! retry with the same key and body gets that response back without running the command again.
 //!
-//! One transaction per request (`application::commands::Unit`): the key is claimed in it before
-//! the handler runs, the handler's commands append their events to it, and the answer is stored
-//! in it before its one commit. A concurrent retry's claim waits on the first one's row, then
-//! replays the stored answer. A 5xx (or a retryable refusal) rolls everything back, so a retry
-//! after a failure tries again. When the handler reaches outside the database part-way
-//! (`commands::flush`), the claim and what came before commit then, and the answer is stored
-//! after, as its own statement.
+//! One transaction per request (`application::commands::Unit`): the handler's commands append
+//! their events to it, and at the end the key's claim and the answer go in with one statement
+//! before its one commit. A key with a record is answered from it without running the handler.
+//! Two first attempts with one key may both run; the second then waits on the first's rows
+//! (the same streams, or the claim), is rolled back and answers with the first's answer. A 5xx
+//! (or a retryable refusal) rolls everything back, so a retry after a failure tries again. When
+//! the handler reaches outside the database part-way (`commands::flush`), the claim and what
+//! came before commit then, and the answer is stored after, as its own statement.
 
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request, State};
@@ -19,7 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
-use application::commands::{Unit, UnitEnd};
+use application::commands::{Answer, Claim, Unit, UnitEnd};
 use domain::message::Text;
 
 pub const HEADER: &str = "idempotency-key";
@@ -144,32 +145,18 @@ async fn replay_or_run_inner(
     hasher.update(&body);
     let request_hash = hasher.finalize().to_vec();
 
-    // Claim the key, in the request's transaction. A claim older than five minutes with no
-    // response is taken to be abandoned (its process died after a flush); the command ids
-    // derived from the key keep a re-run safe.
-    let mut transaction = state.units.begin().await?;
-    let claimed = sqlx::query(
-        "INSERT INTO idempotency (caller, key, method, route, request_hash) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (caller, key) DO UPDATE SET created_at = now()
-            WHERE idempotency.status IS NULL AND idempotency.created_at < now() - interval '5 minutes'
-              AND idempotency.request_hash = EXCLUDED.request_hash
-         RETURNING 1",
-    )
-    .bind(&caller)
-    .bind(&key)
-    .bind(&method)
-    .bind(&route)
-    .bind(&request_hash)
-    .fetch_optional(&mut *transaction)
-    .await?
-    .is_some();
-
-    if !claimed {
-        transaction.rollback().await?;
-        return replay(&state, &caller, &key, &request_hash).await;
+    // A key claimed already is answered from its record, without running the handler again.
+    if let Some(answered) = recorded(&state, &caller, &key, &request_hash).await? {
+        return answered;
     }
-
-    let unit = Unit::new(transaction);
+    let claim = Claim {
+        caller,
+        key,
+        method,
+        route,
+        request_hash,
+    };
+    let unit = Unit::new(state.units.begin().await?, claim);
     let response = unit
         .run(next.run(Request::from_parts(parts, Body::from(body))))
         .await;
@@ -178,98 +165,100 @@ async fn replay_or_run_inner(
     let passing = parts.status.is_server_error()
         || parts.extensions.get::<crate::error::Retryable>().is_some();
     let end = unit.end().await;
+    let claim = unit.claim();
     let body: Bytes = match body {
         Ok(bytes) => bytes,
         Err(error) => {
             if let UnitEnd::Flushed = end {
-                release(&state, &caller, &key).await;
+                release(&state, claim).await;
             }
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "reading a response body: {error}"
             )));
         }
     };
-    let stored = Stored::from_parts(&parts, &body);
+    let answer = answer(&parts, &body);
     match end {
-        // Nothing of it may stand: the whole transaction goes, its claim with it.
-        UnitEnd::Open(transaction) if passing => transaction.rollback().await?,
+        // Nothing of it may stand: the whole transaction goes. A concurrent first attempt
+        // with the same key may be why (it wrote the same streams first): then its answer is
+        // this one's too.
+        UnitEnd::Open(transaction) if passing => {
+            transaction.rollback().await?;
+            return answer_of_another(&state, claim, parts, body).await;
+        }
         UnitEnd::Open(mut transaction) => {
-            stored
-                .write(&caller, &key)
-                .execute(&mut *transaction)
-                .await?;
-            // The one commit. Should it fail, the caller hears so: nothing was saved.
+            // The claim and the answer in one statement, then the one commit. Should either
+            // fail, the caller hears so: nothing was saved.
+            if !claim.take(&mut transaction, Some(&answer)).await? {
+                transaction.rollback().await?;
+                return replay(&state, claim).await;
+            }
             transaction.commit().await?;
         }
-        UnitEnd::Flushed if passing => release(&state, &caller, &key).await,
+        UnitEnd::Flushed if passing => release(&state, claim).await,
         UnitEnd::Flushed => {
-            if let Err(error) = stored.write(&caller, &key).execute(&state.units).await {
+            if let Err(error) = claim.answer(&state.units, &answer).await {
                 // The command itself succeeded; only its replay copy is missing. Say so loudly.
                 tracing::error!(error = %error, "could not store an idempotent response");
             }
         }
+        UnitEnd::Taken => return replay(&state, claim).await,
         // A statement failed inside the transaction, so the database rolled it all back: the
         // handler's answer cannot stand if it says something was done.
-        UnitEnd::Failed if passing || parts.status.is_client_error() => {}
+        UnitEnd::Failed if passing || parts.status.is_client_error() => {
+            return answer_of_another(&state, claim, parts, body).await;
+        }
         UnitEnd::Failed => return Err(ApiError::ConcurrentModification),
     }
     Ok(Response::from_parts(parts, Body::from(body)))
 }
 
-/// What is kept of an answer for its replays.
-struct Stored<'a> {
-    status: i16,
-    body: &'a [u8],
-    content_type: Option<String>,
-    location: Option<String>,
-    log_position: Option<String>,
-}
-
-impl<'a> Stored<'a> {
-    fn from_parts(parts: &axum::http::response::Parts, body: &'a Bytes) -> Self {
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        Stored {
-            status: parts.status.as_u16() as i16,
-            body: body.as_ref(),
-            content_type: header(header::CONTENT_TYPE.as_str()),
-            location: header(header::LOCATION.as_str()),
-            log_position: header(crate::positions::POSITION_HEADER),
-        }
-    }
-
-    fn write(
-        &self,
-        caller: &'a str,
-        key: &'a str,
-    ) -> sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments> {
-        sqlx::query(
-            "UPDATE idempotency SET status = $3, response_body = $4, content_type = $5, location = $6,
-                    log_position = $7, completed_at = now()
-              WHERE caller = $1 AND key = $2",
-        )
-        .bind(caller)
-        .bind(key)
-        .bind(self.status)
-        .bind(self.body)
-        .bind(self.content_type.clone())
-        .bind(self.location.clone())
-        .bind(self.log_position.clone())
+fn answer<'a>(parts: &axum::http::response::Parts, body: &'a Bytes) -> Answer<'a> {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    Answer {
+        status: parts.status.as_u16() as i16,
+        body: body.as_ref(),
+        content_type: header(header::CONTENT_TYPE.as_str()),
+        location: header(header::LOCATION.as_str()),
+        log_position: header(crate::positions::POSITION_HEADER),
     }
 }
 
-/// The answer to a key someone else claimed: theirs, once stored.
-async fn replay(
+/// A failed request's own answer, unless another request with the same key has answered by now.
+async fn answer_of_another(
+    state: &AppState,
+    claim: &Claim,
+    parts: axum::http::response::Parts,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    match recorded(state, &claim.caller, &claim.key, &claim.request_hash).await? {
+        Some(answered) => answered,
+        None => Ok(Response::from_parts(parts, Body::from(body))),
+    }
+}
+
+/// The answer to a key someone else holds: theirs, or that it is still being worked on.
+async fn replay(state: &AppState, claim: &Claim) -> Result<Response, ApiError> {
+    recorded(state, &claim.caller, &claim.key, &claim.request_hash)
+        .await?
+        // Released between their claim and this read: their attempt failed.
+        .unwrap_or(Err(ApiError::IdempotencyInProgress))
+}
+
+/// What the record of a key says, when there is one: its stored answer, or a refusal (still in
+/// progress, or sent before with another body).
+async fn recorded(
     state: &AppState,
     caller: &str,
     key: &str,
     request_hash: &[u8],
-) -> Result<Response, ApiError> {
+) -> Result<Option<Result<Response, ApiError>>, ApiError> {
     let stored: Option<StoredResponse> = sqlx::query_as(
         "SELECT request_hash, status, response_body, content_type, location, log_position FROM idempotency WHERE caller = $1 AND key = $2",
     )
@@ -277,11 +266,12 @@ async fn replay(
     .bind(key)
     .fetch_optional(&state.pool)
     .await?;
-    match stored {
-        // Released between our claim attempt and this read: the first attempt failed.
-        None => Err(ApiError::IdempotencyInProgress),
-        Some(stored) if stored.request_hash != request_hash => Err(ApiError::IdempotencyKeyReused),
-        Some(StoredResponse { status: None, .. }) => Err(ApiError::IdempotencyInProgress),
+    Ok(match stored {
+        None => None,
+        Some(stored) if stored.request_hash != request_hash => {
+            Some(Err(ApiError::IdempotencyKeyReused))
+        }
+        Some(StoredResponse { status: None, .. }) => Some(Err(ApiError::IdempotencyInProgress)),
         Some(StoredResponse {
             status: Some(status),
             response_body,
@@ -307,19 +297,13 @@ async fn replay(
             response
                 .headers_mut()
                 .insert("idempotent-replayed", HeaderValue::from_static("true"));
-            Ok(response)
+            Some(Ok(response))
         }
-    }
+    })
 }
 
-async fn release(state: &AppState, caller: &str, key: &str) {
-    let released =
-        sqlx::query("DELETE FROM idempotency WHERE caller = $1 AND key = $2 AND status IS NULL")
-            .bind(caller)
-            .bind(key)
-            .execute(&state.pool)
-            .await;
-    if let Err(error) = released {
+async fn release(state: &AppState, claim: &Claim) {
+    if let Err(error) = claim.release(&state.units).await {
         tracing::warn!(error = %error, "could not release an idempotency key");
     }
 }

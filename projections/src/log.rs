@@ -45,22 +45,40 @@ pub struct Checkpoint {
     pub position: i64,
 }
 
+/// The `application_name` of the projectors' connections. Their transactions write read models
+/// only, never events (the events table refuses an insert from such a connection), so they are
+/// left out of [`HORIZON`].
+pub const PROJECTOR_APPLICATION: &str = "anjia-projector";
+
+/// SQL for the point below which no event can still commit: the oldest transaction in progress
+/// that may write events, or the next transaction id when none is. A projector's own
+/// transaction is not counted: otherwise one projector's long batch would hold every follower
+/// of the log back for as long as it runs. Reading the running transactions a moment after the
+/// snapshot only ever counts more of them, never fewer, and a transaction that takes its id
+/// later takes one above the snapshot's.
+pub const HORIZON: &str = "COALESCE(
+       (SELECT MIN(running) FROM pg_snapshot_xip(pg_current_snapshot()) AS running
+         WHERE running::text::bigint % 4294967296 NOT IN (
+               SELECT backend_xid::text::bigint FROM pg_stat_activity
+                WHERE application_name = 'anjia-projector' AND backend_xid IS NOT NULL)),
+       pg_snapshot_xmax(pg_current_snapshot()))";
+
 /// Reads up to `limit` events after `after`, only from transactions that can no longer commit
-/// an event before them: those below the oldest transaction still in progress.
+/// an event before them: those below [`HORIZON`].
 pub async fn read_after(
     connection: &mut PgConnection,
     after: Checkpoint,
     limit: i64,
 ) -> sqlx::Result<Vec<StoredEvent>> {
-    let rows = sqlx::query(
+    let rows = sqlx::query(&format!(
         "SELECT position, transaction_id::text AS xid, aggregate_type, aggregate_id, sequence,
                 event_type, event_version, payload, metadata, recorded_at
            FROM events
           WHERE (transaction_id, position) > ($1::text::xid8, $2)
-            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            AND transaction_id < {HORIZON}
           ORDER BY transaction_id, position
-          LIMIT $3",
-    )
+          LIMIT $3"
+    ))
     .bind(after.transaction_id.to_string())
     .bind(after.position)
     .bind(limit)
@@ -103,4 +121,12 @@ fn row_to_event(row: &sqlx::postgres::PgRow) -> sqlx::Result<StoredEvent> {
         metadata: row.try_get("metadata")?,
         recorded_at: row.try_get("recorded_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_horizon_leaves_out_the_projectors_by_their_application_name() {
+        assert!(super::HORIZON.contains(&format!("'{}'", super::PROJECTOR_APPLICATION)));
+    }
 }

@@ -67,3 +67,29 @@ async fn cqrs_es_snapshot_mode_applies_each_new_event_twice_so_the_platform_does
     assert_eq!(stored_ids, 2, "one address added, stored twice: {snapshot}");
     app.stop().await;
 }
+
+/// The log's horizon leaves projectors' transactions out (`projections::log::HORIZON`), which is
+/// sound only while a projector's connection never appends an event: the table refuses one.
+#[tokio::test]
+async fn a_projectors_connection_may_not_append_events() {
+    use sqlx::ConnectOptions;
+    let app = spawn_app().await;
+    let options: sqlx::postgres::PgConnectOptions = app.database_url.parse().expect("url");
+    let mut projector = options
+        .application_name(projections::log::PROJECTOR_APPLICATION)
+        .connect()
+        .await
+        .expect("a projector's connection");
+    let refused = sqlx::query(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('customer', 'nobody', 1, 'CustomerRegistered', '1.0', '{}', '{}')",
+    )
+    .execute(&mut projector)
+    .await
+    .expect_err("refused");
+    assert!(
+        refused.to_string().contains("may not append events"),
+        "{refused}"
+    );
+    app.stop().await;
+}

@@ -217,6 +217,9 @@ pub async fn run(
         .find(|(name, _)| name == "orders")
         .map(|(_, stats)| stats.clone())
         .context("the orders projector is not running")?;
+    // The orders placed for the cost were recorded before this server started: they are not
+    // part of any level's lag.
+    orders_caught_up(&pool).await?;
     let duration = Duration::from_secs(options.seconds);
     let mut levels = Vec::new();
     for &concurrency in &options.concurrency {
@@ -251,18 +254,7 @@ pub async fn run(
         }
         let elapsed = started.elapsed().as_secs_f64();
         // Let the projector finish this level's events so every one has a lag sample.
-        let catch_up_deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < catch_up_deadline {
-            let pending: i64 = projections::status(&pool)
-                .await?
-                .iter()
-                .find(|status| status.name == "orders")
-                .map_or(0, |status| status.pending_events);
-            if pending == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        orders_caught_up(&pool).await?;
         let lag = Sorted::new(orders_stats.drain_lag_millis());
         let commands = latencies.len();
         let latencies = Sorted::new(latencies);
@@ -299,6 +291,23 @@ pub async fn run(
         cost_unavailable,
         levels,
     })
+}
+
+/// Waits (up to 30 s) until the orders projector has applied every committed event.
+async fn orders_caught_up(pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let pending: i64 = projections::status(pool)
+            .await?
+            .iter()
+            .find(|status| status.name == "orders")
+            .map_or(0, |status| status.pending_events);
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 /// Single-row inserts, one durable commit each, at `concurrency`: what the database can do.

@@ -159,11 +159,12 @@ fn parse_last_event_id(headers: &HeaderMap) -> Result<Option<Checkpoint>, ApiErr
 
 /// Where "now" is in the log: the last event no running transaction can precede.
 async fn head(pool: &sqlx::PgPool) -> Result<Checkpoint, ApiError> {
-    let row: Option<(String, i64)> = sqlx::query_as(
+    let row: Option<(String, i64)> = sqlx::query_as(&format!(
         "SELECT transaction_id::text, position FROM events
-          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          WHERE transaction_id < {}
           ORDER BY transaction_id DESC, position DESC LIMIT 1",
-    )
+        projections::log::HORIZON
+    ))
     .fetch_optional(pool)
     .await?;
     Ok(match row {
