@@ -118,6 +118,13 @@ pub async fn start(
     let state = crate::compose::state(pool.clone(), settings, vault.clone(), &base_url)
         .await?
         .with_shutdown(shutdown_receiver.clone());
+    // Sessions, customers and data keys are served from memory while this process hears
+    // every change to them.
+    application::fresh::Fresh::start(
+        &state.services.fresh,
+        pool.clone(),
+        shutdown_receiver.clone(),
+    );
     let mut tasks = vec![command_api::logs::start_writer(
         pool.clone(),
         shutdown_receiver.clone(),

@@ -29,6 +29,8 @@ use uuid::Uuid;
 pub struct CommandBus<A: Aggregate> {
     pool: PgPool,
     upcaster: domain::upcast::Upcaster,
+    /// Told the id of each stream this bus wrote to, once the write has committed.
+    on_commit: Option<Arc<dyn Fn(Uuid) + Send + Sync>>,
     aggregate: std::marker::PhantomData<fn() -> A>,
 }
 
@@ -42,6 +44,18 @@ pub struct Committed<A> {
 }
 
 type Failure<A> = AggregateError<<A as Aggregate>::Error>;
+
+/// What a command is decided on: the stream as read, or (for a new stream) nothing.
+#[derive(Clone, Copy, PartialEq)]
+enum Start {
+    Read,
+    Empty,
+}
+
+/// A command decided as a new stream's found the stream there: nothing was appended.
+#[derive(Debug, thiserror::Error)]
+#[error("the stream exists")]
+struct StreamExists;
 
 fn database<E: std::error::Error>(error: sqlx::Error) -> AggregateError<E> {
     match &error {
@@ -75,7 +89,23 @@ where
         CommandBus {
             pool,
             upcaster: domain::upcast::Upcaster,
+            on_commit: None,
             aggregate: std::marker::PhantomData,
+        }
+    }
+
+    /// Calls `hook` with a stream's id when a write to it has committed (for a request's unit
+    /// of work, when the unit commits; never for one rolled back): for what this process keeps
+    /// of the stream in memory, so that a request's next request reads its own writes.
+    pub fn on_commit(mut self, hook: impl Fn(Uuid) + Send + Sync + 'static) -> Self {
+        self.on_commit = Some(Arc::new(hook));
+        self
+    }
+
+    fn committed_later(&self, unit: &Unit, aggregate_id: Uuid) {
+        if let Some(hook) = &self.on_commit {
+            let hook = hook.clone();
+            unit.after_commit(Box::new(move || hook(aggregate_id)));
         }
     }
 
@@ -91,6 +121,12 @@ where
         }
         let mut connection = self.pool.acquire().await.map_err(database)?;
         self.read(&mut connection, &id).await
+    }
+
+    /// Loads the state as committed, outside any request's unit of work.
+    pub async fn load_committed(&self, aggregate_id: Uuid) -> Result<(A, usize), Failure<A>> {
+        let mut connection = self.pool.acquire().await.map_err(database)?;
+        self.read(&mut connection, &aggregate_id.to_string()).await
     }
 
     /// The stream's events, brought to today's shapes and applied in order.
@@ -161,6 +197,24 @@ where
         context: &CommandContext,
         may_decide_again: bool,
     ) -> Result<Committed<A>, Failure<A>> {
+        self.decide_and_commit_from(
+            aggregate_id,
+            command,
+            context,
+            may_decide_again,
+            Start::Read,
+        )
+        .await
+    }
+
+    async fn decide_and_commit_from(
+        &self,
+        aggregate_id: Uuid,
+        command: A::Command,
+        context: &CommandContext,
+        may_decide_again: bool,
+        start: Start,
+    ) -> Result<Committed<A>, Failure<A>> {
         let id = aggregate_id.to_string();
         if let Some(unit) = Unit::current() {
             let mut state = unit.state.lock().await;
@@ -170,7 +224,7 @@ where
                 let outcome = if may_decide_again {
                     let mut savepoint = transaction.begin().await.map_err(database)?;
                     let outcome = self
-                        .decide_and_append(&mut savepoint, &id, command, context)
+                        .decide_and_append(&mut savepoint, &id, command, context, start)
                         .await;
                     match outcome {
                         Ok(committed) => savepoint
@@ -184,15 +238,21 @@ where
                         }
                     }
                 } else {
-                    self.decide_and_append(transaction, &id, command, context)
+                    self.decide_and_append(transaction, &id, command, context, start)
                         .await
                 };
+                if matches!(&outcome, Ok(committed) if committed.events > 0) {
+                    self.committed_later(&unit, aggregate_id);
+                }
+                let stream_exists = matches!(&outcome,
+                    Err(AggregateError::UnexpectedError(error)) if error.is::<StreamExists>());
                 if matches!(
                     outcome,
                     Err(AggregateError::AggregateConflict
                         | AggregateError::DatabaseConnectionError(_)
                         | AggregateError::UnexpectedError(_))
                 ) && !may_decide_again
+                    && !stream_exists
                 {
                     // The transaction is aborted: nothing more of this request may commit.
                     *state = UnitState::Failed;
@@ -207,8 +267,15 @@ where
         }
         // Alone: the events go in with one statement, which is its own transaction.
         let mut connection = self.pool.acquire().await.map_err(database)?;
-        self.decide_and_append(&mut connection, &id, command, context)
-            .await
+        let outcome = self
+            .decide_and_append(&mut connection, &id, command, context, start)
+            .await;
+        if let (Ok(committed), Some(hook)) = (&outcome, &self.on_commit) {
+            if committed.events > 0 {
+                hook(aggregate_id);
+            }
+        }
+        outcome
     }
 
     async fn decide_and_append(
@@ -217,8 +284,12 @@ where
         id: &str,
         command: A::Command,
         context: &CommandContext,
+        start: Start,
     ) -> Result<Committed<A>, Failure<A>> {
-        let (mut state, version) = self.read(connection, id).await?;
+        let (mut state, version) = match start {
+            Start::Read => self.read(connection, id).await?,
+            Start::Empty => (A::default(), 0),
+        };
         // The sink applies each event to the state as the aggregate writes it.
         let sink: EventSink<A> = EventSink::default();
         state
@@ -255,6 +326,7 @@ where
              SELECT $1, $2, appended.sequence, appended.event_type, appended.event_version, appended.payload::json, $7::jsonb::json
                FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
                     WITH ORDINALITY AS appended (sequence, event_type, event_version, payload, place)
+              WHERE NOT $8 OR NOT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)
               ORDER BY appended.place
              RETURNING transaction_id::text, position",
         )
@@ -265,9 +337,13 @@ where
         .bind(&versions)
         .bind(&payloads)
         .bind(&metadata)
+        .bind(start == Start::Empty)
         .fetch_all(&mut *connection)
         .await
         .map_err(database)?;
+        if landed.is_empty() {
+            return Err(AggregateError::UnexpectedError(Box::new(StreamExists)));
+        }
         if let Some((transaction_id, position)) =
             landed.iter().max_by_key(|(_, position)| *position)
         {
@@ -292,6 +368,32 @@ where
     A: Aggregate<Services = ()> + Clone,
     A::Command: Clone,
 {
+    /// Like `execute`, for a stream that should be new (its id made for the occasion, such as
+    /// an order's from a fresh or a retry key): the command is decided on the empty state
+    /// without reading the stream, and appended only if the stream is still empty. When it
+    /// is not (a late retry of a key whose answer was purged), the command is decided again
+    /// on the stream as it is, as `execute` would.
+    #[tracing::instrument(name = "command", skip_all, fields(aggregate = A::TYPE, aggregate_id = %aggregate_id))]
+    pub async fn execute_new(
+        &self,
+        aggregate_id: Uuid,
+        command: A::Command,
+        context: &CommandContext,
+    ) -> Result<Committed<A>, Failure<A>> {
+        let outcome = self
+            .decide_and_commit_from(aggregate_id, command.clone(), context, false, Start::Empty)
+            .await;
+        let outcome = match outcome {
+            Err(AggregateError::UnexpectedError(error)) if error.is::<StreamExists>() => {
+                self.decide_and_commit(aggregate_id, command, context, false)
+                    .await
+            }
+            outcome => outcome,
+        };
+        count(&outcome);
+        outcome
+    }
+
     /// Like `execute`, but when another writer got to the stream first the command is decided
     /// again on the new state (up to a few times). For commands whose answer should depend on
     /// who won, such as a grab: the loser then hears "already taken", not "try again".
@@ -323,6 +425,8 @@ where
 pub struct Unit {
     claim: Claim,
     state: tokio::sync::Mutex<UnitState>,
+    /// What to tell once the unit's writes have committed.
+    after_commit: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 /// The idempotency key a request claims, and the request it was first sent with.
@@ -448,7 +552,28 @@ impl Unit {
         Arc::new(Unit {
             claim,
             state: tokio::sync::Mutex::new(UnitState::Open(transaction)),
+            after_commit: std::sync::Mutex::default(),
         })
+    }
+
+    fn after_commit(&self, hook: Box<dyn FnOnce() + Send>) {
+        self.after_commit
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(hook);
+    }
+
+    /// The layer that began the unit committed it: tells those waiting for its writes.
+    pub fn committed(&self) {
+        let hooks = std::mem::take(
+            &mut *self
+                .after_commit
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for hook in hooks {
+            hook();
+        }
     }
 
     pub fn claim(&self) -> &Claim {
@@ -491,6 +616,7 @@ pub async fn flush() -> Result<(), crate::error::Error> {
             if unit.claim.take(&mut transaction, None).await? {
                 transaction.commit().await?;
                 *state = UnitState::Flushed;
+                unit.committed();
                 Ok(())
             } else {
                 transaction.rollback().await?;

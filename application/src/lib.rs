@@ -10,6 +10,7 @@ pub mod commands;
 pub mod dispatch;
 pub mod erasure;
 pub mod error;
+pub mod fresh;
 pub mod identity;
 pub mod jobs;
 pub mod money;

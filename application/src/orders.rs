@@ -79,9 +79,11 @@ pub async fn place(
             return Err(refusal.into());
         }
     }
+    // The order's id is new (made for this request, or from its retry key, whose replay
+    // answers before this runs): nothing to read.
     let placed = services
         .orders
-        .execute(
+        .execute_new(
             order_id,
             OrderCommand::Place {
                 order_id,

@@ -50,6 +50,9 @@ pub struct Services {
     pub dispatch: Arc<DispatchSettings>,
     pub money: Arc<MoneySettings>,
     pub reviews: Arc<ReviewSettings>,
+    /// Sessions, customers and data keys served from memory while this process hears every
+    /// change to them; `fresh::Fresh::start` begins listening (the server does).
+    pub fresh: Arc<crate::fresh::Fresh>,
 }
 
 /// The ports and settings `Services::new` takes; the buses it makes itself.
@@ -70,16 +73,22 @@ impl Services {
             .max_connections(pool.options().get_max_connections())
             .acquire_timeout(pool.options().get_acquire_timeout())
             .connect_lazy_with(pool.connect_options().as_ref().clone());
+        let fresh = Arc::new(crate::fresh::Fresh::new(ports.vault.clone()));
+        let remembered = fresh.clone();
         Services {
             units,
             orders: Arc::new(CommandBus::new(pool.clone())),
             workers: Arc::new(CommandBus::new(pool.clone())),
-            customers: Arc::new(CommandBus::new(pool.clone())),
+            customers: Arc::new(
+                CommandBus::new(pool.clone())
+                    .on_commit(move |customer_id| remembered.customers.forget(customer_id)),
+            ),
             payments: Arc::new(CommandBus::new(pool.clone())),
             wallets: Arc::new(CommandBus::new(pool.clone())),
             commissions: Arc::new(CommandBus::new(pool.clone())),
             interviews: Arc::new(CommandBus::new(pool.clone())),
             presence: Arc::new(CommandBus::new(pool.clone())),
+            fresh,
             vault: ports.vault,
             notifier: ports.notifier,
             background: ports.background,

@@ -100,7 +100,7 @@ pub async fn authorize(
     let verified = bearer.and_then(|token| state.token_key.verify(token.trim(), Utc::now()));
     // A valid signature is not enough: the session may have been revoked since.
     let verified = match verified {
-        Some(verified) => match session_is_live(&state.pool, verified).await {
+        Some(verified) => match session_is_live(&state, verified).await {
             Ok(true) => Some(verified),
             Ok(false) => None,
             Err(error) => return ApiError::from(error).into_response(),
@@ -126,15 +126,13 @@ pub async fn authorize(
     next.run(request).await
 }
 
-pub(crate) async fn session_is_live(pool: &sqlx::PgPool, verified: Verified) -> sqlx::Result<bool> {
-    let live: Option<bool> = sqlx::query_scalar(
-        "SELECT revoked_at IS NULL AND expires_at > now() FROM sessions WHERE session_id = $1 AND user_id = $2",
-    )
-    .bind(verified.session_id)
-    .bind(verified.actor.id)
-    .fetch_optional(pool)
-    .await?;
-    Ok(live.unwrap_or(false))
+/// Whether the token's session is still live: served from memory while this process hears
+/// every revocation (`application::fresh`).
+pub(crate) async fn session_is_live(state: &AppState, verified: Verified) -> sqlx::Result<bool> {
+    state
+        .services
+        .session_is_live(verified.session_id, verified.actor.id)
+        .await
 }
 
 impl Caller {

@@ -194,6 +194,7 @@ async fn replay_or_run_inner(
                 return replay(&state, claim).await;
             }
             transaction.commit().await?;
+            unit.committed();
         }
         UnitEnd::Flushed if passing => release(&state, claim).await,
         UnitEnd::Flushed => {

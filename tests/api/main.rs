@@ -11,6 +11,7 @@ mod console;
 mod corrections;
 mod dispatch;
 mod erasure;
+mod fresh;
 mod hardening;
 mod idempotency;
 mod interviews;

@@ -3,9 +3,11 @@
 //!
 //! A sealed value reads `v1.<owner id>.<base64(nonce ‖ ciphertext)>`; the owner id is bound
 //! into the authenticated data, so a value cannot be moved to another person unnoticed.
-//! Only this crate ever holds a data key.
+//! Only this crate ever holds a data key; unwrapped keys stay in memory for a bounded time
+//! (`keys`) and are overwritten when they leave.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
@@ -13,6 +15,22 @@ use base64::Engine;
 use domain::Sealed;
 use sqlx::PgPool;
 use uuid::Uuid;
+use zeroize::Zeroizing;
+
+// Only for its `zeroize` feature: the cipher's round keys are overwritten when dropped.
+use aes as _;
+
+pub mod cache;
+
+use cache::Cache;
+
+/// How long an unwrapped data key stays in memory at most.
+pub const KEY_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+/// How many unwrapped data keys are held at most.
+pub const KEY_CAPACITY: usize = 10_000;
+
+/// A data key's bytes, overwritten when dropped.
+type KeyBytes = Zeroizing<[u8; 32]>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
@@ -34,6 +52,7 @@ const KEY_ENCRYPTION_KEY_NAME: &str = "data_key_encryption_key";
 pub struct Vault {
     pool: PgPool,
     key_encryption_key: Key<Aes256Gcm>,
+    keys: Arc<Cache<Uuid, KeyBytes>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -107,15 +126,48 @@ impl Vault {
         if key_bytes.len() != 32 {
             return Err(VaultError::BadMasterKey);
         }
+        let keys = Arc::new(Cache::new(KEY_TTL, KEY_CAPACITY));
+        // Keys past their time are dropped (and overwritten) within a second, used or not.
+        let weak = Arc::downgrade(&keys);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let Some(keys) = weak.upgrade() else { return };
+                keys.sweep();
+            }
+        });
         Ok(Vault {
             pool,
             key_encryption_key: *Key::<Aes256Gcm>::from_slice(&key_bytes),
+            keys,
         })
     }
 
-    /// The person's data key, created on first use. The common case, a key that exists, is
-    /// one read; only a person's first sealing writes.
-    async fn data_key(&self, owner: Uuid) -> Result<Key<Aes256Gcm>, VaultError> {
+    /// Whether keys may be kept in memory and served from it: only while this process hears
+    /// every change to `person_keys` (see `application::fresh`). Off until told otherwise;
+    /// turning it either way forgets every key held.
+    pub fn trust_cache(&self, trusted: bool) {
+        self.keys.trust(trusted);
+    }
+
+    /// Forgets a person's key (it changed elsewhere: it was erased).
+    pub fn forget(&self, owner: Uuid) {
+        self.keys.forget(owner);
+    }
+
+    /// Forgets every key held.
+    pub fn forget_all(&self) {
+        self.keys.forget_all();
+    }
+
+    /// The person's data key, created on first use. The common case, a key held in memory,
+    /// reads nothing; a key that exists is one read; only a person's first sealing writes.
+    async fn data_key(&self, owner: Uuid) -> Result<KeyBytes, VaultError> {
+        if let Some(key) = self.keys.get(owner) {
+            return Ok(key);
+        }
+        let ticket = self.keys.ticket();
         let existing: Option<Option<Vec<u8>>> =
             sqlx::query_scalar("SELECT wrapped_key FROM person_keys WHERE person_id = $1")
                 .bind(owner)
@@ -141,15 +193,19 @@ impl Vault {
             }
         };
         let wrapped = wrapped.ok_or(VaultError::Erased(owner))?;
-        self.unwrap_key(owner, &wrapped)
+        let key = self.unwrap_key(owner, &wrapped)?;
+        self.keys.put(ticket, owner, &key);
+        Ok(key)
     }
 
-    fn unwrap_key(&self, owner: Uuid, wrapped: &[u8]) -> Result<Key<Aes256Gcm>, VaultError> {
-        let key = decrypt(&self.key_encryption_key, &wrapped_aad(owner), wrapped)?;
-        if key.len() != 32 {
-            return Err(VaultError::Corrupt);
-        }
-        Ok(*Key::<Aes256Gcm>::from_slice(&key))
+    fn unwrap_key(&self, owner: Uuid, wrapped: &[u8]) -> Result<KeyBytes, VaultError> {
+        let key = Zeroizing::new(decrypt(
+            &self.key_encryption_key,
+            &wrapped_aad(owner),
+            wrapped,
+        )?);
+        let key: [u8; 32] = key.as_slice().try_into().map_err(|_| VaultError::Corrupt)?;
+        Ok(Zeroizing::new(key))
     }
 
     /// Seals a value under its owner's key.
@@ -177,16 +233,28 @@ impl Vault {
         let mut owners: Vec<Uuid> = sealed.iter().filter_map(|value| value.owner()).collect();
         owners.sort();
         owners.dedup();
-        let rows: Vec<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT person_id, wrapped_key FROM person_keys WHERE person_id = ANY($1)",
-        )
-        .bind(&owners)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut keys: HashMap<Uuid, Key<Aes256Gcm>> = HashMap::new();
-        for (owner, wrapped) in rows {
-            if let Some(wrapped) = wrapped {
-                keys.insert(owner, self.unwrap_key(owner, &wrapped)?);
+        let mut keys: HashMap<Uuid, KeyBytes> = HashMap::new();
+        owners.retain(|owner| match self.keys.get(*owner) {
+            Some(key) => {
+                keys.insert(*owner, key);
+                false
+            }
+            None => true,
+        });
+        if !owners.is_empty() {
+            let ticket = self.keys.ticket();
+            let rows: Vec<(Uuid, Option<Vec<u8>>)> = sqlx::query_as(
+                "SELECT person_id, wrapped_key FROM person_keys WHERE person_id = ANY($1)",
+            )
+            .bind(&owners)
+            .fetch_all(&self.pool)
+            .await?;
+            for (owner, wrapped) in rows {
+                if let Some(wrapped) = wrapped {
+                    let key = self.unwrap_key(owner, &wrapped)?;
+                    self.keys.put(ticket, owner, &key);
+                    keys.insert(owner, key);
+                }
             }
         }
         sealed
@@ -221,17 +289,23 @@ impl Vault {
         .bind(owner)
         .fetch_one(&self.pool)
         .await?;
+        // Every process forgets it when told (a trigger); this one does not wait to be told.
+        self.forget(owner);
         Ok(sqlx::Row::try_get(&erased, "existed")?)
     }
 }
 
-fn seal_with(key: &Key<Aes256Gcm>, owner: Uuid, plaintext: &str) -> Sealed {
-    let sealed = encrypt(key, &sealed_aad(owner), plaintext.as_bytes());
+fn seal_with(key: &[u8; 32], owner: Uuid, plaintext: &str) -> Sealed {
+    let sealed = encrypt(
+        Key::<Aes256Gcm>::from_slice(key),
+        &sealed_aad(owner),
+        plaintext.as_bytes(),
+    );
     let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed);
     Sealed::from_ciphertext(format!("v1.{owner}.{encoded}"))
 }
 
-fn open_with(key: &Key<Aes256Gcm>, owner: Uuid, sealed: &Sealed) -> Result<String, VaultError> {
+fn open_with(key: &[u8; 32], owner: Uuid, sealed: &Sealed) -> Result<String, VaultError> {
     let encoded = sealed
         .as_str()
         .rsplit('.')
@@ -240,7 +314,11 @@ fn open_with(key: &Key<Aes256Gcm>, owner: Uuid, sealed: &Sealed) -> Result<Strin
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(encoded)
         .map_err(|_| VaultError::Corrupt)?;
-    let plaintext = decrypt(key, &sealed_aad(owner), &bytes)?;
+    let plaintext = decrypt(
+        Key::<Aes256Gcm>::from_slice(key),
+        &sealed_aad(owner),
+        &bytes,
+    )?;
     String::from_utf8(plaintext).map_err(|_| VaultError::Corrupt)
 }
 
@@ -248,8 +326,8 @@ fn open_with(key: &Key<Aes256Gcm>, owner: Uuid, sealed: &Sealed) -> Result<Strin
 mod tests {
     use super::*;
 
-    fn key(byte: u8) -> Key<Aes256Gcm> {
-        *Key::<Aes256Gcm>::from_slice(&[byte; 32])
+    fn key(byte: u8) -> [u8; 32] {
+        [byte; 32]
     }
 
     #[test]

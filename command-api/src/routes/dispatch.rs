@@ -228,10 +228,9 @@ pub async fn list_blocked(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<axum::Json<BlockedWorkers>, ApiError> {
-    let (customer, _): (domain::customer::Customer, usize) =
-        state.customers.load(caller.actor()?.id).await?;
+    let customer = state.customer(caller.actor()?.id).await?;
     Ok(axum::Json(BlockedWorkers {
-        worker_ids: customer.blocked_workers,
+        worker_ids: customer.0.blocked_workers.clone(),
     }))
 }
 

@@ -67,6 +67,10 @@ pub struct Readiness {
     pub parked: Vec<ParkedStreamView>,
     /// Projections whose last step failed (a database problem; the step is retried).
     pub failing: Vec<String>,
+    /// Whether sessions, customers and data keys are served from memory: true while this
+    /// process hears every change to them (see ARCHITECTURE.md, "Served from memory"). When
+    /// false, every request reads them from the database: slower, never staler.
+    pub caches_in_memory: bool,
 }
 
 /// The process can serve: the database answers and the schema and projections are in place.
@@ -105,5 +109,6 @@ pub async fn readyz(State(state): State<AppState>) -> Result<axum::Json<Readines
         status: status.to_owned(),
         parked,
         failing,
+        caches_in_memory: state.fresh.trusted(),
     }))
 }

@@ -288,7 +288,7 @@ pub async fn live(
             if session_checked.elapsed() >= SESSION_CHECK {
                 *session_checked = std::time::Instant::now();
                 slot.renew().await;
-                if !crate::auth::session_is_live(&state.pool, *verified)
+                if !crate::auth::session_is_live(state, *verified)
                     .await
                     .unwrap_or(true)
                 {

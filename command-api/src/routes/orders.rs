@@ -154,8 +154,9 @@ pub async fn place(
     AppJson(body): AppJson<PlaceOrderBody>,
 ) -> Result<Response, ApiError> {
     let actor = context.actor.ok_or(ApiError::Unauthenticated)?;
-    // The customer's own stream decides whether they may order.
-    let (customer, _): (domain::customer::Customer, usize) = state.customers.load(actor.id).await?;
+    // The customer's own stream decides whether they may order (held in memory while fresh).
+    let customer = state.customer(actor.id).await?;
+    let (customer, _) = &*customer;
     let note = body
         .note
         .map(|note| note.trim().chars().take(500).collect::<String>())
@@ -201,7 +202,7 @@ pub async fn place(
     let order_id = context.new_aggregate_id("order");
     let committed = application::orders::place(
         &state,
-        &customer,
+        customer,
         order_id,
         booking,
         body.worker_id,

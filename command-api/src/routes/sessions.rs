@@ -121,6 +121,8 @@ pub async fn sign_out_everywhere(
             .await?;
     }
     transaction.commit().await?;
+    // This process serves sessions from memory: it hears the revocation before answering.
+    state.fresh.catch_up(&state.pool).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,6 +283,8 @@ pub async fn refresh(
         .execute(&mut *transaction)
         .await?;
         transaction.commit().await?;
+        // This process serves sessions from memory: it hears the revocation before answering.
+        state.fresh.catch_up(&state.pool).await;
         tracing::warn!(session_id = %session_id, "a spent refresh token was presented; the session is revoked");
         return Err(ApiError::Unauthenticated);
     }
@@ -379,6 +383,8 @@ pub async fn revoke(
     if revoked == 0 {
         return Err(ApiError::not_found("会话", "session"));
     }
+    // This process serves sessions from memory: it hears the revocation before answering.
+    state.fresh.catch_up(&state.pool).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -423,5 +429,7 @@ pub async fn change_password(
     .execute(&mut *transaction)
     .await?;
     transaction.commit().await?;
+    // This process serves sessions from memory: it hears the revocation before answering.
+    state.fresh.catch_up(&state.pool).await;
     Ok(StatusCode::NO_CONTENT)
 }

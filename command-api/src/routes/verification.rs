@@ -294,5 +294,7 @@ pub async fn reset_password(
     // by someone else (with a stolen session) goes with the old password.
     crate::routes::credentials::remove_links(&mut *transaction, user_id, None).await?;
     transaction.commit().await?;
+    // This process serves sessions from memory: it hears the revocation before answering.
+    state.fresh.catch_up(&state.pool).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -307,6 +307,8 @@ const zh = {
   operations: {
     health: '存活',
     readiness: '就绪',
+    cachesInMemory: '会话与密钥由内存提供',
+    cachesFromDatabase: '会话与密钥直读数据库',
     parked: '被搁置的事件流',
     projections: '投影',
     name: '名称',
@@ -688,6 +690,8 @@ const en: Messages = {
   operations: {
     health: 'Liveness',
     readiness: 'Readiness',
+    cachesInMemory: 'sessions and keys served from memory',
+    cachesFromDatabase: 'sessions and keys read from the database',
     parked: 'Parked streams',
     projections: 'Projections',
     name: 'Name',

@@ -4151,6 +4151,12 @@ export interface components {
         };
         /** @description Whether the process can serve, and what is degraded. */
         Readiness: {
+            /**
+             * @description Whether sessions, customers and data keys are served from memory: true while this
+             *     process hears every change to them (see ARCHITECTURE.md, "Served from memory"). When
+             *     false, every request reads them from the database: slower, never staler.
+             */
+            caches_in_memory: boolean;
             /** @description Projections whose last step failed (a database problem; the step is retried). */
             failing: string[];
             /** @description Streams a projection has set aside. */
