@@ -4,7 +4,9 @@
 //!   advisory lock, so two processes never seat a third party or the same participant twice.
 //! - Every relayed message is a `NOTIFY` on one channel. Every process listens and hands each
 //!   message to the seats it holds. PostgreSQL delivers notifications in commit order, so all
-//!   processes see one order of relays, joins and moves.
+//!   processes see one order of relays, joins and moves. When both parties' seats are on one
+//!   process, connected, and none of its relays of the room is still on its way, a relay goes
+//!   straight from one seat to the other instead (see `Seats::local_only`).
 //! - Messages sent to a participant are numbered across connections and processes, and the
 //!   last [`REPLAY_MESSAGES`] are kept, so a participant who comes back saying what they last
 //!   received gets everything after it, even what was written into a connection already dead.
@@ -20,7 +22,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use crate::protocol::ServerMessage;
@@ -77,6 +78,10 @@ enum Bus {
         room: Uuid,
         from: Uuid,
         message: ServerMessage,
+        /// The process that published it from a connection (`Hub::relay`), which counts it
+        /// in flight until it hears it back.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        node: Option<Uuid>,
     },
     /// A participant took a new seat through `connection`: what was committed before this is
     /// not for that seat.
@@ -129,9 +134,12 @@ pub const SEAT_QUEUE: usize = 512;
 #[serde(tag = "item", rename_all = "kebab-case")]
 pub(crate) enum Item {
     /// A message not yet sent to the participant.
-    Fresh { message: ServerMessage },
+    Fresh { message: Box<ServerMessage> },
     /// A message already numbered and sent by the process the seat moved from, kept for replay.
-    Sent { seq: u64, message: ServerMessage },
+    Sent {
+        seq: u64,
+        message: Box<ServerMessage>,
+    },
     /// Where the numbering stood on the process the seat moved from.
     Numbering {
         next_seq: u64,
@@ -142,10 +150,10 @@ pub(crate) enum Item {
 /// What is kept for a participant across connections: their channel, the messages last sent
 /// to them (numbered, for a connection that resumes after a given number), and the numbering.
 pub(crate) struct Inbox {
-    receiver: mpsc::Receiver<Item>,
+    receiver: queue::Receiver,
     /// Set when the participant fell `SEAT_QUEUE` messages behind and was taken out.
     ending: Ending,
-    pub(crate) recent: std::collections::VecDeque<(u64, ServerMessage)>,
+    pub(crate) recent: std::collections::VecDeque<(u64, Box<ServerMessage>)>,
     /// The number the next message sent gets (from 1).
     pub(crate) next_seq: u64,
     /// The first number whose write to the last connection's socket failed, if one did.
@@ -153,7 +161,7 @@ pub(crate) struct Inbox {
 }
 
 impl Inbox {
-    fn new(receiver: mpsc::Receiver<Item>, ending: Ending) -> Inbox {
+    fn new(receiver: queue::Receiver, ending: Ending) -> Inbox {
         Inbox {
             receiver,
             ending,
@@ -179,7 +187,7 @@ impl Inbox {
     }
 
     /// Keeps a sent message for replay under its number.
-    pub(crate) fn keep(&mut self, seq: u64, message: ServerMessage) {
+    pub(crate) fn keep(&mut self, seq: u64, message: Box<ServerMessage>) {
         if self.recent.len() == REPLAY_MESSAGES {
             self.recent.pop_front();
         }
@@ -198,10 +206,150 @@ impl Inbox {
                 .drain(..)
                 .map(|(seq, message)| Item::Sent { seq, message }),
         );
-        while let Ok(item) = self.receiver.try_recv() {
+        while let Some(item) = self.receiver.try_recv() {
             items.push(item);
         }
         items
+    }
+}
+
+/// A seat's queue: what waits for one participant. Unlike a channel, which allocates room for
+/// 32 items up front, an idle one holds nothing but its header; idle connections are many.
+mod queue {
+    use std::collections::VecDeque;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use tokio::sync::Notify;
+
+    use super::Item;
+
+    struct Shared {
+        items: Mutex<VecDeque<Item>>,
+        capacity: usize,
+        /// A permit when something changed: an item came or the sender went.
+        changed: Notify,
+        sender_gone: AtomicBool,
+        receiver_gone: AtomicBool,
+    }
+
+    impl Shared {
+        fn items(&self) -> std::sync::MutexGuard<'_, VecDeque<Item>> {
+            self.items
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+
+    pub(crate) fn channel(capacity: usize) -> (Sender, Receiver) {
+        let shared = Arc::new(Shared {
+            items: Mutex::new(VecDeque::new()),
+            capacity,
+            changed: Notify::new(),
+            sender_gone: AtomicBool::new(false),
+            receiver_gone: AtomicBool::new(false),
+        });
+        (Sender(shared.clone()), Receiver(shared))
+    }
+
+    pub(crate) enum Refused {
+        /// `capacity` items wait already.
+        Full,
+        /// Nobody will read it.
+        Closed,
+    }
+
+    pub(crate) struct Sender(Arc<Shared>);
+
+    impl Sender {
+        pub(crate) fn try_send(&self, item: Item) -> Result<(), Refused> {
+            if self.0.receiver_gone.load(Ordering::Acquire) {
+                return Err(Refused::Closed);
+            }
+            {
+                let mut items = self.0.items();
+                if items.len() >= self.0.capacity {
+                    return Err(Refused::Full);
+                }
+                items.push_back(item);
+            }
+            self.0.changed.notify_one();
+            Ok(())
+        }
+    }
+
+    impl Drop for Sender {
+        fn drop(&mut self) {
+            self.0.sender_gone.store(true, Ordering::Release);
+            self.0.changed.notify_one();
+        }
+    }
+
+    pub(crate) struct Receiver(Arc<Shared>);
+
+    impl Receiver {
+        /// The next item; `None` once the sender is gone and nothing waits. Cancel-safe: an
+        /// item stays queued until this returns it.
+        pub(crate) async fn recv(&mut self) -> Option<Item> {
+            loop {
+                if let Some(item) = self.try_recv() {
+                    return Some(item);
+                }
+                if self.0.sender_gone.load(Ordering::Acquire) {
+                    return self.try_recv();
+                }
+                self.0.changed.notified().await;
+            }
+        }
+
+        pub(crate) fn try_recv(&mut self) -> Option<Item> {
+            self.0.items().pop_front()
+        }
+    }
+
+    impl Drop for Receiver {
+        fn drop(&mut self) {
+            self.0.receiver_gone.store(true, Ordering::Release);
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+        use crate::protocol::ServerMessage;
+
+        fn item() -> Item {
+            Item::Fresh {
+                message: Box::new(ServerMessage::Pong),
+            }
+        }
+
+        #[tokio::test]
+        async fn items_arrive_in_order_up_to_capacity_and_the_end_is_told() {
+            let (sender, mut receiver) = channel(2);
+            assert!(sender.try_send(item()).is_ok());
+            assert!(sender.try_send(item()).is_ok());
+            assert!(matches!(sender.try_send(item()), Err(Refused::Full)));
+            assert!(receiver.recv().await.is_some());
+            let waiting = tokio::spawn(async move {
+                let mut got = 0;
+                while receiver.recv().await.is_some() {
+                    got += 1;
+                }
+                got
+            });
+            tokio::task::yield_now().await;
+            assert!(sender.try_send(item()).is_ok());
+            drop(sender);
+            assert_eq!(waiting.await.expect("joined"), 2);
+        }
+
+        #[test]
+        fn nothing_is_sent_to_a_receiver_that_is_gone() {
+            let (sender, receiver) = channel(2);
+            drop(receiver);
+            assert!(matches!(sender.try_send(item()), Err(Refused::Closed)));
+        }
     }
 }
 
@@ -222,7 +370,7 @@ enum Phase {
 struct Seat {
     connection: Uuid,
     phase: Phase,
-    outbox: mpsc::Sender<Item>,
+    outbox: queue::Sender,
     ending: Ending,
     /// Parked here while the participant is away.
     inbox: Option<Inbox>,
@@ -242,6 +390,8 @@ pub(crate) struct Seated {
 struct Seats {
     rooms: HashMap<Uuid, HashMap<Uuid, Seat>>,
     count: usize,
+    /// Per room, the relays this process has published and not yet heard back.
+    in_flight: HashMap<Uuid, u32>,
 }
 
 impl Seat {
@@ -249,13 +399,13 @@ impl Seat {
     fn push(&self, item: Item) -> bool {
         match self.outbox.try_send(item) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(queue::Refused::Full) => {
                 self.ending
                     .store(ENDED_TOO_SLOW, std::sync::atomic::Ordering::SeqCst);
                 false
             }
             // The connection is gone and its seat with it: nothing waits for this item.
-            Err(mpsc::error::TrySendError::Closed(_)) => true,
+            Err(queue::Refused::Closed) => true,
         }
     }
 }
@@ -293,6 +443,62 @@ impl Seats {
 
     fn len(&self) -> usize {
         self.count
+    }
+
+    /// Whether a relay from `from` may go straight to the room's other seat: both seats are
+    /// here, the sender's connected and the other's taking messages, and none of this
+    /// process's relays of the room is still on its way through PostgreSQL. Then no process
+    /// but this one can deliver anything in the room that must come first: nothing is
+    /// reordered. (A seat moving elsewhere meanwhile gets what waited here forwarded, as a
+    /// relay heard before its move would have been.)
+    fn local_only(&self, room: Uuid, from: Uuid) -> bool {
+        let Some(seats) = self.rooms.get(&room) else {
+            return false;
+        };
+        seats.len() == 2
+            && self.in_flight.get(&room).copied().unwrap_or(0) == 0
+            && seats.iter().all(|(who, seat)| {
+                if *who == from {
+                    matches!(seat.phase, Phase::Connected)
+                } else {
+                    matches!(seat.phase, Phase::Connected | Phase::Away)
+                }
+            })
+    }
+
+    /// One of this process's relays of `room` is through (or never will be).
+    fn heard_back(&mut self, room: Uuid) {
+        if let Some(count) = self.in_flight.get_mut(&room) {
+            *count -= 1;
+            if *count == 0 {
+                self.in_flight.remove(&room);
+            }
+        }
+    }
+
+    /// Hands a relay to the room's seats but the sender's; answers those too far behind.
+    fn relay(&mut self, room: Uuid, from: Uuid, message: &ServerMessage) -> Vec<(Uuid, Uuid)> {
+        let mut behind = Vec::new();
+        for (participant, seat) in self.others_mut(room, from) {
+            match &mut seat.phase {
+                Phase::Connected | Phase::Away => {
+                    if !seat.push(Item::Fresh {
+                        message: Box::new(message.clone()),
+                    }) {
+                        behind.push((participant, seat.connection));
+                    }
+                }
+                Phase::Joining | Phase::AwaitingMove => {}
+                Phase::AwaitingHandover(later) => {
+                    if later.len() < SEAT_QUEUE {
+                        later.push(message.clone());
+                    } else {
+                        behind.push((participant, seat.connection));
+                    }
+                }
+            }
+        }
+        behind
     }
 
     /// The room's seats but `from`'s.
@@ -527,6 +733,7 @@ impl Hub {
                 room,
                 from: participant,
                 message: ServerMessage::PeerJoined { peer: participant },
+                node: None,
             }),
             Claim::ResumeFromElsewhere => Some(Bus::Moved {
                 room,
@@ -555,7 +762,7 @@ impl Hub {
             match parked {
                 Some(inbox) => inbox,
                 None => {
-                    let (outbox, receiver) = mpsc::channel(SEAT_QUEUE);
+                    let (outbox, receiver) = queue::channel(SEAT_QUEUE);
                     let ending = std::sync::Arc::default();
                     let phase = match claim {
                         Claim::ResumeFromElsewhere => Phase::AwaitingMove,
@@ -618,16 +825,39 @@ impl Hub {
         from: Uuid,
         message: ServerMessage,
     ) -> sqlx::Result<()> {
-        let mut connection = self.inner.pool.acquire().await?;
-        publish(
-            &mut connection,
-            &Bus::Relay {
-                room,
-                from,
-                message,
-            },
-        )
-        .await
+        {
+            let mut seats = self.inner.seats.lock().expect("seats");
+            if seats.local_only(room, from) {
+                // Both parties are here: straight to the other's seat, no detour.
+                let behind = seats.relay(room, from, &message);
+                drop(seats);
+                for (participant, connection) in behind {
+                    self.take_out(room, participant, connection);
+                }
+                return Ok(());
+            }
+            *seats.in_flight.entry(room).or_default() += 1;
+        }
+        let published = async {
+            let mut connection = self.inner.pool.acquire().await?;
+            publish(
+                &mut connection,
+                &Bus::Relay {
+                    room,
+                    from,
+                    message,
+                    node: Some(self.inner.node),
+                },
+            )
+            .await
+        }
+        .await;
+        if published.is_err() {
+            // Never to be heard back: it is not in flight.
+            let mut seats = self.inner.seats.lock().expect("seats");
+            seats.heard_back(room);
+        }
+        published
     }
 
     /// A connection ended: the seat waits for the participant (unless they left), and the peer
@@ -650,7 +880,9 @@ impl Hub {
                         // What was held back for a handover still in progress waits too.
                         if let Phase::AwaitingHandover(later) = &mut seat.phase {
                             for message in std::mem::take(later) {
-                                seat.push(Item::Fresh { message });
+                                seat.push(Item::Fresh {
+                                    message: Box::new(message),
+                                });
                             }
                         }
                         seat.phase = Phase::Away;
@@ -719,6 +951,7 @@ impl Hub {
                 room,
                 from: participant,
                 message: ServerMessage::PeerLeft { peer: participant },
+                node: None,
             };
             publish(&mut tx, &left).await?;
         }
@@ -767,27 +1000,12 @@ impl Hub {
                 room,
                 from,
                 message,
+                node,
             } => {
-                let mut behind = Vec::new();
-                for (participant, seat) in seats.others_mut(room, from) {
-                    match &mut seat.phase {
-                        Phase::Connected | Phase::Away => {
-                            if !seat.push(Item::Fresh {
-                                message: message.clone(),
-                            }) {
-                                behind.push((participant, seat.connection));
-                            }
-                        }
-                        Phase::Joining | Phase::AwaitingMove => {}
-                        Phase::AwaitingHandover(later) => {
-                            if later.len() < SEAT_QUEUE {
-                                later.push(message.clone());
-                            } else {
-                                behind.push((participant, seat.connection));
-                            }
-                        }
-                    }
+                if node == Some(self.inner.node) {
+                    seats.heard_back(room);
                 }
+                let behind = seats.relay(room, from, &message);
                 drop(seats);
                 for (participant, connection) in behind {
                     self.take_out(room, participant, connection);
@@ -916,7 +1134,9 @@ impl Hub {
             let later = std::mem::take(later);
             seat.phase = Phase::Connected;
             for message in later {
-                seat.push(Item::Fresh { message });
+                seat.push(Item::Fresh {
+                    message: Box::new(message),
+                });
             }
         }
     }
@@ -950,4 +1170,50 @@ async fn publish(connection: &mut PgConnection, bus: &Bus) -> sqlx::Result<()> {
         .execute(connection)
         .await
         .map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seat(phase: Phase) -> Seat {
+        let (outbox, _receiver) = queue::channel(4);
+        Seat {
+            connection: Uuid::new_v4(),
+            phase,
+            outbox,
+            ending: Ending::default(),
+            inbox: None,
+        }
+    }
+
+    #[test]
+    fn a_relay_goes_straight_only_between_two_settled_seats_with_nothing_in_flight() {
+        let (room, me, peer) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        let mut seats = Seats::default();
+        seats.insert((room, me), seat(Phase::Connected));
+        assert!(
+            !seats.local_only(room, me),
+            "the peer is elsewhere or absent"
+        );
+        seats.insert((room, peer), seat(Phase::Joining));
+        assert!(
+            !seats.local_only(room, me),
+            "the peer's seat is not settled"
+        );
+        seats.insert((room, peer), seat(Phase::Away));
+        assert!(
+            seats.local_only(room, me),
+            "an away peer's seat keeps what is sent"
+        );
+        *seats.in_flight.entry(room).or_default() += 1;
+        assert!(
+            !seats.local_only(room, me),
+            "an earlier relay is on its way"
+        );
+        seats.heard_back(room);
+        assert!(seats.local_only(room, me));
+        seats.insert((room, me), seat(Phase::AwaitingHandover(Vec::new())));
+        assert!(!seats.local_only(room, me), "the sender's move is not done");
+    }
 }

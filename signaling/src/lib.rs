@@ -67,8 +67,9 @@ where
         .with_state(hub)
 }
 
-/// Each connection's WebSocket read buffer.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Each connection's WebSocket read buffer: most candidates fit, and a larger message (an
+/// offer) grows it as it arrives.
+const READ_BUFFER_BYTES: usize = 512;
 
 /// What the call page may load and talk to: its own script, its own signaling socket, and
 /// media from the camera; nothing from elsewhere.
@@ -163,17 +164,21 @@ async fn connect(
             )
         }
     }
+    // Only what the connection needs is kept for its life (not the token, for one).
+    let resume = admission.resume;
     upgrade
         // Frames up to four times the limit are read and answered with an error; larger ones
         // end the connection.
         .max_message_size(4 * MAX_MESSAGE_BYTES)
-        // Signaling messages are small and mostly idle connections are many: a 4 KiB read
+        // Signaling messages are small and mostly idle connections are many: a 512-byte read
         // buffer instead of the default 128 KiB (larger messages still arrive whole).
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |mut socket| async move {
             // The seat is taken only once the connection is up, so an upgrade that never
             // completes holds nothing; a race lost since the check above is told and closed.
-            let seated = match hub.seat(claims.room, claims.sub).await {
+            // Boxed, like every database step of a connection: a task is as large as the
+            // largest step it may await, and idle connections are many.
+            let seated = match Box::pin(hub.seat(claims.room, claims.sub)).await {
                 Ok(seated) => seated,
                 Err(code) => {
                     let refusal =
@@ -188,9 +193,8 @@ async fn connect(
                 }
             };
             let connection = seated.connection;
-            let (inbox, left) = serve(&hub, socket, &claims, seated, admission.resume).await;
-            hub.dropped(claims.room, claims.sub, connection, inbox, left)
-                .await;
+            let (inbox, left) = serve(&hub, socket, &claims, seated, resume).await;
+            Box::pin(hub.dropped(claims.room, claims.sub, connection, inbox, left)).await;
         })
 }
 
@@ -250,7 +254,7 @@ async fn serve(
         .or(inbox.unsent_from)
         .unwrap_or(inbox.next_seq);
     inbox.unsent_from = None;
-    let again: Vec<(u64, ServerMessage)> = inbox
+    let again: Vec<(u64, Box<ServerMessage>)> = inbox
         .recent
         .iter()
         .filter(|(seq, _)| *seq >= replay_from)
@@ -297,7 +301,7 @@ async fn serve(
                         continue;
                     }
                 };
-                match message {
+                match *message {
                     ServerMessage::PeerJoined { .. } => peer_present = true,
                     ServerMessage::PeerLeft { .. } => peer_present = false,
                     _ => {}
@@ -350,7 +354,7 @@ async fn serve(
                         "no-peer",
                         "对方尚未进入房间 / the other party has not joined yet",
                     ),
-                    Checked::Relay(message) => match hub.relay(room, me, message).await {
+                    Checked::Relay(message) => match Box::pin(hub.relay(room, me, message)).await {
                         Ok(()) => continue,
                         Err(error) => {
                             tracing::error!(%error, "信令转发失败 / relaying failed");

@@ -872,3 +872,107 @@ async fn a_cancelled_interview_closes_its_call_and_its_tokens_admit_nobody_again
     other.terminate().await;
     app.stop().await;
 }
+
+/// What the hubs published on their channel up to now: a probe of our own is heard after
+/// everything committed before it.
+async fn published_since_last_probe(
+    listener: &mut sqlx::postgres::PgListener,
+    pool: &sqlx::PgPool,
+) -> Vec<String> {
+    // A room nobody holds: every hub reads it and does nothing.
+    let probe = json!({"bus": "closed", "room": Uuid::new_v4()}).to_string();
+    sqlx::query("SELECT pg_notify('anjia_signaling', $1)")
+        .bind(&probe)
+        .execute(pool)
+        .await
+        .expect("probe");
+    let mut heard = Vec::new();
+    loop {
+        let notification = tokio::time::timeout(Duration::from_secs(10), listener.recv())
+            .await
+            .expect("the probe in time")
+            .expect("a notification");
+        if notification.payload() == probe {
+            return heard;
+        }
+        heard.push(notification.payload().to_owned());
+    }
+}
+
+async fn candidates_both_ways(customer: &mut Socket, worker: &mut Socket, ports: &[u16]) {
+    for port in ports {
+        let candidate = CANDIDATE.replace("54321", &port.to_string());
+        send(
+            customer,
+            json!({"type": "candidate", "candidate": candidate}),
+        )
+        .await;
+        assert!(next(worker).await["candidate"]
+            .as_str()
+            .is_some_and(|heard| heard.contains(&port.to_string())));
+        send(worker, json!({"type": "candidate", "candidate": candidate})).await;
+        assert!(next(customer).await["candidate"]
+            .as_str()
+            .is_some_and(|heard| heard.contains(&port.to_string())));
+    }
+}
+
+#[tokio::test]
+async fn relays_between_two_seats_of_one_process_go_straight_and_across_processes_through_postgresql(
+) {
+    let app = tests::spawn_app().await;
+    let other = tests::ServerProcess::start(&app.database_url).await;
+    let mut listener = sqlx::postgres::PgListener::connect_with(&app.pool)
+        .await
+        .expect("listener");
+    listener.listen("anjia_signaling").await.expect("listen");
+
+    // Both parties on one process.
+    let room = interview_room(&app).await;
+    let mut customer = connect(&app.address, &room.customer_token)
+        .await
+        .expect("customer in");
+    next(&mut customer).await;
+    let mut worker = connect(&app.address, &room.worker_token)
+        .await
+        .expect("worker in");
+    next(&mut worker).await;
+    assert_eq!(next(&mut customer).await["type"], "peer-joined");
+    // Once one message each way has arrived, both seats are settled.
+    candidates_both_ways(&mut customer, &mut worker, &[1000]).await;
+    published_since_last_probe(&mut listener, &app.pool).await;
+    candidates_both_ways(&mut customer, &mut worker, &[1001, 1002, 1003]).await;
+    let published = published_since_last_probe(&mut listener, &app.pool).await;
+    assert!(
+        published
+            .iter()
+            .all(|payload| !payload.contains("candidate")),
+        "a relay within one process went through PostgreSQL: {published:?}"
+    );
+
+    // The parties on two processes: every relay goes through PostgreSQL, in order.
+    let room = interview_room(&app).await;
+    let mut customer = connect(&app.address, &room.customer_token)
+        .await
+        .expect("customer in");
+    next(&mut customer).await;
+    let mut worker = connect(&other.address, &room.worker_token)
+        .await
+        .expect("worker in elsewhere");
+    next(&mut worker).await;
+    assert_eq!(next(&mut customer).await["type"], "peer-joined");
+    candidates_both_ways(&mut customer, &mut worker, &[1000]).await;
+    published_since_last_probe(&mut listener, &app.pool).await;
+    candidates_both_ways(&mut customer, &mut worker, &[1001, 1002, 1003]).await;
+    let published = published_since_last_probe(&mut listener, &app.pool).await;
+    assert_eq!(
+        published
+            .iter()
+            .filter(|payload| payload.contains("candidate"))
+            .count(),
+        6,
+        "{published:?}"
+    );
+    drop(other);
+    app.stop().await;
+}
