@@ -3,6 +3,7 @@
 pub mod analytics_bench;
 pub mod bench;
 pub mod demo_data;
+pub mod flow_bench;
 pub mod search_bench;
 pub mod signaling_bench;
 pub mod simulate;

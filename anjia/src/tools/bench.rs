@@ -1,7 +1,7 @@
 //! `anjia bench`: place-order over real HTTP against the real database, beside the raw limit of
-//! that database (single-row durable inserts of the same size), at several concurrencies; and
-//! first what one place-order costs the database (`sql_cost`), measured with nothing else
-//! running.
+//! that database (single-row durable inserts of the same size), at several concurrencies; then
+//! whole order lives at the same concurrencies (`flow_bench`); and first what each command
+//! costs the database (`sql_cost`), measured with nothing else running.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 
+use super::flow_bench::{self, FlowLevel, Http, Person};
 use super::sql_cost::{self, CommandCost};
 use crate::server;
 use application::stats::Sorted;
@@ -52,10 +53,16 @@ pub struct BenchReport {
     /// Why `cost` is empty, when it is.
     pub cost_unavailable: Option<String>,
     pub levels: Vec<LevelReport>,
+    /// Whole flows (place, pay, grab, depart, arrive, start, finish, review) per concurrency.
+    pub flows: Vec<FlowLevel>,
 }
 
 /// How many commands of a kind the cost is averaged over.
 const COST_SAMPLES: usize = 100;
+/// How many whole flows each step's cost is averaged over.
+const COST_FLOWS: usize = 10;
+/// Whole flows run at each concurrency, per unit of concurrency.
+const FLOWS_PER_RUNNER: usize = 4;
 
 fn order_body(sequence: usize) -> serde_json::Value {
     json!({
@@ -107,8 +114,11 @@ pub async fn run(
     let vault = server::prepare(&pool, master_key).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     // The benchmark pays through the sandbox: a developer's run, in development mode.
+    // The flows' workers register from addresses of their own, forwarded by "a proxy" the
+    // server trusts: one address would soon reach its hourly limit of codes.
     let settings = crate::config::Settings {
         mode: crate::config::Mode::Development,
+        trusted_proxies: vec![std::net::IpAddr::from([127, 0, 0, 1])],
         ..Default::default()
     };
     // First a server without projectors or timed jobs, so that what the database does while
@@ -165,6 +175,24 @@ pub async fn run(
         .as_str()
         .context("no access token")?
         .to_owned();
+    let customer = Person {
+        id: session["user_id"].as_str().context("no user id")?.parse()?,
+        token: token.clone(),
+    };
+    let admin_login = format!("bench-admin-{}@example.com", uuid::Uuid::new_v4().simple());
+    command_api::routes::accounts::create_staff(
+        &pool,
+        &admin_login,
+        "bench-password-1",
+        domain::Role::Admin,
+    )
+    .await?;
+    let http = Http {
+        client: client.clone(),
+        base: base.clone(),
+    };
+    let admin = flow_bench::sign_in(&http, &admin_login, "bench-password-1").await?;
+    let mut cleaners_made = 0;
 
     let mut cost = Vec::new();
     if cost_unavailable.is_none() {
@@ -189,6 +217,10 @@ pub async fn run(
             &before,
             &after,
         ));
+        let cleaners =
+            flow_bench::qualified_cleaners(&http, &pool, &admin, cleaners_made, COST_FLOWS).await?;
+        cleaners_made += COST_FLOWS;
+        cost.extend(flow_bench::cost(&http, &pool, &customer, &cleaners).await?);
     }
     quiet.stop().await;
 
@@ -283,6 +315,19 @@ pub async fn run(
     sqlx::raw_sql("DROP TABLE IF EXISTS bench_raw_inserts")
         .execute(&pool)
         .await?;
+    let http = Http {
+        client: client.clone(),
+        base: base.clone(),
+    };
+    let mut flows = Vec::new();
+    for &concurrency in &options.concurrency {
+        let count = concurrency * FLOWS_PER_RUNNER;
+        let cleaners =
+            flow_bench::qualified_cleaners(&http, &pool, &admin, cleaners_made, count).await?;
+        cleaners_made += count;
+        orders_caught_up(&pool).await?;
+        flows.push(flow_bench::level(&http, &pool, &customer, cleaners, concurrency).await?);
+    }
     running.stop().await;
     Ok(BenchReport {
         seconds_per_level: options.seconds,
@@ -290,6 +335,7 @@ pub async fn run(
         cost,
         cost_unavailable,
         levels,
+        flows,
     })
 }
 

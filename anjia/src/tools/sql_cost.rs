@@ -9,7 +9,8 @@ use std::collections::HashMap;
 use serde::Serialize;
 use sqlx::PgPool;
 
-/// The database's counters at one moment.
+/// The database's counters at one moment (or, summed with `add_between`, over several spans).
+#[derive(Default)]
 pub struct Counters {
     /// Per statement: its text, calls and total execution time (ms).
     statements: HashMap<i64, (String, i64, f64)>,
@@ -84,8 +85,32 @@ pub async fn snapshot(pool: &PgPool) -> anyhow::Result<Counters> {
     })
 }
 
+/// Not a command's: the bench's own statements (its counters' queries, and any marked
+/// `anjia-bench`) and the caches' beat, which every process sends twice a second.
 fn is_own(query: &str) -> bool {
-    query.contains("pg_stat_statements") || query.contains("pg_current_snapshot")
+    query.contains("pg_stat_statements")
+        || query.contains("pg_current_snapshot")
+        || query.contains("anjia-bench")
+        || query.contains("'anjia_fresh'")
+}
+
+impl Counters {
+    /// Adds what happened between `before` and `after`.
+    pub fn add_between(&mut self, before: &Counters, after: &Counters) {
+        for (id, (query, calls, time)) in &after.statements {
+            let (calls_before, time_before) = before
+                .statements
+                .get(id)
+                .map_or((0, 0.0), |(_, calls, time)| (*calls, *time));
+            let total = self
+                .statements
+                .entry(*id)
+                .or_insert_with(|| (query.clone(), 0, 0.0));
+            total.1 += calls - calls_before;
+            total.2 += time - time_before;
+        }
+        self.next_xid += after.next_xid - before.next_xid;
+    }
 }
 
 /// What happened between `before` and `after`, shared out over `commands`.
