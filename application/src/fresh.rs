@@ -279,50 +279,6 @@ async fn listen(fresh: Weak<Fresh>, pool: PgPool) {
     }
 }
 
-impl crate::services::Services {
-    /// Whether `session_id` is `user_id`'s, unrevoked and unexpired: from memory when held.
-    pub async fn session_is_live(&self, session_id: Uuid, user_id: Uuid) -> sqlx::Result<bool> {
-        let now = Utc::now();
-        if let Some(life) = self.fresh.sessions.get(session_id) {
-            return Ok(life.user_id == user_id && life.expires_at > now);
-        }
-        let ticket = self.fresh.sessions.ticket();
-        let row: Option<(Uuid, DateTime<Utc>, bool)> = sqlx::query_as(
-            "SELECT user_id, expires_at, revoked_at IS NOT NULL FROM sessions WHERE session_id = $1",
-        )
-        .bind(session_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((owner, expires_at, revoked)) = row else {
-            return Ok(false);
-        };
-        if revoked {
-            return Ok(false);
-        }
-        let life = SessionLife {
-            user_id: owner,
-            expires_at,
-        };
-        self.fresh.sessions.put(ticket, session_id, &life);
-        Ok(owner == user_id && expires_at > now)
-    }
-
-    /// A customer's state as committed (never a request's own uncommitted writes): from
-    /// memory when held. For reading before deciding, such as whether they may order.
-    pub async fn customer(
-        &self,
-        customer_id: Uuid,
-    ) -> Result<CustomerState, cqrs_es::AggregateError<domain::customer::CustomerError>> {
-        if let Some(state) = self.fresh.customers.get(customer_id) {
-            return Ok(state);
-        }
-        let ticket = self.fresh.customers.ticket();
-        let state = Arc::new(self.customers.load_committed(customer_id).await?);
-        self.fresh.customers.put(ticket, customer_id, &state);
-        Ok(state)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

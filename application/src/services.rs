@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use domain::activity::Presence;
 use domain::commission::CommissionSchedule;
 use domain::customer::Customer;
@@ -13,6 +14,7 @@ use domain::payment::Payment;
 use domain::wallet::Wallet;
 use domain::worker::Worker;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::background::BackgroundCheck;
 use crate::commands::CommandBus;
@@ -99,5 +101,52 @@ impl Services {
             reviews: Arc::new(ports.reviews),
             pool,
         }
+    }
+}
+
+/// What every request reads, served from memory while this process hears every change to it
+/// (`fresh`), else from the database.
+impl Services {
+    /// Whether `session_id` is `user_id`'s, unrevoked and unexpired: from memory when held.
+    pub async fn session_is_live(&self, session_id: Uuid, user_id: Uuid) -> sqlx::Result<bool> {
+        let now = Utc::now();
+        if let Some(life) = self.fresh.sessions.get(session_id) {
+            return Ok(life.user_id == user_id && life.expires_at > now);
+        }
+        let ticket = self.fresh.sessions.ticket();
+        let row: Option<(Uuid, DateTime<Utc>, bool)> = sqlx::query_as(
+            "SELECT user_id, expires_at, revoked_at IS NOT NULL FROM sessions WHERE session_id = $1",
+        )
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((owner, expires_at, revoked)) = row else {
+            return Ok(false);
+        };
+        if revoked {
+            return Ok(false);
+        }
+        let life = crate::fresh::SessionLife {
+            user_id: owner,
+            expires_at,
+        };
+        self.fresh.sessions.put(ticket, session_id, &life);
+        Ok(owner == user_id && expires_at > now)
+    }
+
+    /// A customer's state as committed (never a request's own uncommitted writes): from
+    /// memory when held. For reading before deciding, such as whether they may order.
+    pub async fn customer(
+        &self,
+        customer_id: Uuid,
+    ) -> Result<crate::fresh::CustomerState, cqrs_es::AggregateError<domain::customer::CustomerError>>
+    {
+        if let Some(state) = self.fresh.customers.get(customer_id) {
+            return Ok(state);
+        }
+        let ticket = self.fresh.customers.ticket();
+        let state = Arc::new(self.customers.load_committed(customer_id).await?);
+        self.fresh.customers.put(ticket, customer_id, &state);
+        Ok(state)
     }
 }
