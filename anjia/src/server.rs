@@ -75,6 +75,17 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     scheduler: Option<tokio_cron_scheduler::JobScheduler>,
+    /// The projectors' own runtime (one thread), apart from the requests'.
+    projector_runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A runtime may not be dropped where blocking is not allowed (inside another one).
+        if let Some(runtime) = self.projector_runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Running {
@@ -87,7 +98,7 @@ impl Running {
             }
         }
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             let _ = task.await;
         }
     }
@@ -130,7 +141,18 @@ pub async fn start(
         shutdown_receiver.clone(),
     )];
     let mut projector_stats = Vec::new();
+    let mut projector_runtime = None;
     if run_projectors {
+        // Projectors run on a thread of their own. On the requests' runtime, each of their
+        // round trips to the database waited its turn behind every request in flight, so
+        // under load the views fell behind by as much as the run queue was long; here the
+        // operating system shares the cores between the two.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("anjia-projectors")
+            .enable_all()
+            .build()
+            .context("starting the projectors' runtime")?;
         let projections = projections::all_projections(&vault);
         // The projectors' connections say who they are: the log's horizon leaves their
         // transactions out (projections::log::HORIZON). Each projector holds its lease on one
@@ -142,14 +164,20 @@ pub async fn start(
                 pool.connect_options()
                     .as_ref()
                     .clone()
-                    .application_name(projections::log::PROJECTOR_APPLICATION),
+                    .application_name(projections::log::PROJECTOR_APPLICATION)
+                    // A batch and its checkpoint commit together, and both can be made again
+                    // from the log: a crash may lose the last fraction of a second of them,
+                    // never a view's consistency. So a step does not wait for the disk, and
+                    // the commands' commits do not queue behind the projectors' flushes.
+                    .options([("synchronous_commit", "off")]),
             );
         for projection in projections {
             let name = projection.name().to_owned();
             let projector = Projector::new(projector_pool.clone(), projection);
             projector_stats.push((name, projector.stats.clone()));
-            tasks.push(tokio::spawn(projector.run(shutdown_receiver.clone())));
+            tasks.push(runtime.spawn(projector.run(shutdown_receiver.clone())));
         }
+        projector_runtime = Some(runtime);
     }
     // Timed jobs run beside the projectors: a process started without background work runs
     // neither.
@@ -181,6 +209,7 @@ pub async fn start(
         shutdown,
         tasks,
         scheduler,
+        projector_runtime,
     })
 }
 

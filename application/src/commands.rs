@@ -270,8 +270,9 @@ where
         let outcome = self
             .decide_and_append(&mut connection, &id, command, context, start)
             .await;
-        if let (Ok(committed), Some(hook)) = (&outcome, &self.on_commit) {
-            if committed.events > 0 {
+        if matches!(&outcome, Ok(committed) if committed.events > 0) {
+            projections::log::committed();
+            if let Some(hook) = &self.on_commit {
                 hook(aggregate_id);
             }
         }
@@ -565,6 +566,7 @@ impl Unit {
 
     /// The layer that began the unit committed it: tells those waiting for its writes.
     pub fn committed(&self) {
+        projections::log::committed();
         let hooks = std::mem::take(
             &mut *self
                 .after_commit

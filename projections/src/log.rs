@@ -45,6 +45,22 @@ pub struct Checkpoint {
     pub position: i64,
 }
 
+/// Told whenever this process commits events, so the projectors waiting in it for more look
+/// again at once instead of at their next poll (commits of other processes are found by the
+/// poll).
+static COMMITTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Events were committed by this process: wakes the projectors waiting for more.
+pub fn committed() {
+    COMMITTED.notify_waiters();
+}
+
+/// Resolves when this process next commits events (see [`committed`]); counts from when it
+/// is enabled (`Notified::enable`) or first polled.
+pub fn next_commit() -> tokio::sync::futures::Notified<'static> {
+    COMMITTED.notified()
+}
+
 /// The `application_name` of the projectors' connections. Their transactions write read models
 /// only, never events (the events table refuses an insert from such a connection), so they are
 /// left out of [`HORIZON`].

@@ -676,9 +676,21 @@ impl Projector {
         }
         let outcome = async {
             while !*shutdown.borrow() {
+                // Listening before looking, so a commit while the step runs is not missed.
+                let next_commit = crate::log::next_commit();
+                tokio::pin!(next_commit);
+                next_commit.as_mut().enable();
                 let applied = self.step().await?;
                 if applied == 0 {
-                    wait_or_shutdown(shutdown, self.idle_poll).await;
+                    tokio::select! {
+                        () = next_commit => {
+                            // Woken by a commit: a moment more gathers the commits that
+                            // follow it into the same step, so a busy log costs a projector
+                            // at most one step per `COALESCE_COMMITS`.
+                            tokio::time::sleep(COALESCE_COMMITS).await;
+                        }
+                        () = wait_or_shutdown(shutdown, self.idle_poll) => {}
+                    }
                 }
             }
             anyhow::Ok(())
@@ -712,6 +724,9 @@ async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, period: Duration
 }
 
 const REBUILD_BATCH: i64 = 2_000;
+
+/// How long a projector woken by a commit waits for more before it looks.
+const COALESCE_COMMITS: Duration = Duration::from_millis(5);
 
 /// A rebuild of the same projection is already under way (in this or another process).
 #[derive(Debug, thiserror::Error)]
