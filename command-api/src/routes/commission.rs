@@ -140,5 +140,8 @@ pub async fn set_rate(
         .commissions
         .execute_deciding_again(SCHEDULE_ID, command, &context)
         .await?;
+    // The answer lists the changes from the log, read outside the request's transaction:
+    // commit the change first, or the admin is answered without it.
+    application::commands::flush().await?;
     rates(State(state)).await
 }

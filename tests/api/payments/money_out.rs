@@ -294,9 +294,12 @@ async fn admins_set_commission_by_service_and_level_and_an_order_keeps_the_rate_
     let put = |path: &'static str, token: String, body: Value| {
         let app = &app;
         async move {
+            // With a retry key, as the console sends: the answer is built inside the
+            // request's transaction.
             app.client
                 .put(app.url(path))
                 .bearer_auth(token)
+                .header("idempotency-key", uuid::Uuid::new_v4().to_string())
                 .json(&body)
                 .send()
                 .await
