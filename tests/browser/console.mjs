@@ -310,8 +310,14 @@ try {
     }
     return route.continue();
   });
+  // The table already holds rows from before: wait for the search's own answer, which comes
+  // only after the refresh and the retry, before looking at what the route saw.
+  const searched = page.waitForResponse(
+    (response) => response.url().includes('/api/v1/orders?') && response.status() === 200,
+  );
   await page.fill('[data-test=order-search]', '');
   await page.click('[data-test=order-search-button]');
+  await searched;
   await page.waitForFunction(() => document.querySelectorAll('[data-test=order-table] .el-table__body tr').length > 1);
   await page.unroute('**/api/v1/**');
   check(refused === 2 && refreshes === 1, `two requests refused at once shared one refresh (refused ${refused}, refreshed ${refreshes})`);
