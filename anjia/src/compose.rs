@@ -56,7 +56,7 @@ pub async fn state(
     // Before any command runs, so none goes uncounted.
     command_api::metrics::install();
     let services = services(&pool, settings, vault, base_url).await?;
-    Ok(AppState {
+    Ok(AppState::new(command_api::state::Shared {
         oauth: match &settings.oauth {
             Some(wechat) => Some(Arc::new(adapters::wechat_sign_in::WechatSignIn::new(
                 wechat.clone(),
@@ -87,5 +87,5 @@ pub async fn state(
         ice: Arc::new(settings.ice.clone()),
         token_key: TokenKey::load_or_create(&pool).await?,
         services,
-    })
+    }))
 }

@@ -6,10 +6,30 @@ use application::services::Services;
 
 use crate::tokens::TokenKey;
 
-/// The HTTP layer's state: the application's services (reached through `Deref`, so handlers
-/// write `state.orders`), plus what only the HTTP side needs.
+/// The HTTP layer's state: one `Arc`, so that the router and every middleware layer clone it
+/// for each request without copying what it holds. Reaches `Shared` (and through it the
+/// application's services) by `Deref`, so handlers write `state.orders`, `state.token_key`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What `AppState` holds: the application's services (reached through `Deref`), plus what only
+/// the HTTP side needs.
+#[derive(Clone)]
+pub struct Shared {
     pub services: Services,
     pub token_key: TokenKey,
     /// Reverse proxies whose `X-Forwarded-For` we believe.
@@ -35,7 +55,7 @@ pub struct AppState {
     pub ice: Arc<IceSettings>,
 }
 
-impl std::ops::Deref for AppState {
+impl std::ops::Deref for Shared {
     type Target = Services;
 
     fn deref(&self) -> &Services {
@@ -46,7 +66,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     /// Ties long-lived responses to a server's shutdown signal.
     pub fn with_shutdown(mut self, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
-        self.shutdown = shutdown;
+        Arc::make_mut(&mut self.0).shutdown = shutdown;
         self
     }
 }
