@@ -12,7 +12,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::json;
 
-use super::flow_bench::{self, FlowLevel, Http, Person};
+use super::flow_bench::{self, FlowLevel, Http};
 use super::sql_cost::{self, CommandCost};
 use crate::server;
 use application::stats::Sorted;
@@ -64,17 +64,19 @@ const COST_FLOWS: usize = 10;
 /// Whole flows run at each concurrency, per unit of concurrency.
 const FLOWS_PER_RUNNER: usize = 4;
 
-fn order_body(sequence: usize) -> serde_json::Value {
+/// An order's body; `start_in` from now is when the service starts.
+pub(super) fn order_body(sequence: usize, start_in: chrono::Duration) -> serde_json::Value {
+    let (latitude, longitude) = flow_bench::DOOR;
     json!({
         "service": "daily_cleaning",
         "unit_price": 5_000,
         "quantity": 3,
-        "scheduled_start": (Utc::now() + chrono::Duration::days(2)).to_rfc3339(),
+        "scheduled_start": (Utc::now() + start_in).to_rfc3339(),
         "duration_minutes": 180,
         "address": {
             "city": "上海市", "district": "浦东新区", "detail": format!("世纪大道 {} 号", sequence % 2000 + 1),
             "contact_name": "王女士", "contact_phone": "13800135678",
-            "location": { "latitude": 31.2304, "longitude": 121.4737, "system": "gcj02" }
+            "location": { "latitude": latitude, "longitude": longitude, "system": "gcj02" }
         },
         "note": "请带清洁工具 / please bring cleaning supplies"
     })
@@ -93,7 +95,7 @@ async fn place_order(
         .post(url)
         .bearer_auth(token)
         .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-        .json(&order_body(sequence))
+        .json(&order_body(sequence, chrono::Duration::days(2)))
         .send()
         .await
         .ok()?;
@@ -130,55 +132,20 @@ pub async fn run(
         .pool_max_idle_per_host(max_concurrency * 2)
         .build()?;
 
-    let login = format!("bench-{}@example.com", uuid::Uuid::new_v4());
-    let requested = client
-        .post(format!("{base}/api/v1/verification-codes"))
-        .json(&json!({"purpose": "register", "destination": login}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        requested.status().is_success(),
-        "requesting a code: {}",
-        requested.status()
-    );
-    // Without SMTP settings the code lands in the development outbox.
-    let message: String = sqlx::query_scalar(
-        "SELECT body FROM outbox_messages WHERE destination = $1 ORDER BY created_at DESC LIMIT 1",
-    )
-    .bind(&login)
-    .fetch_one(&pool)
-    .await
-    .context("reading the code from the outbox")?;
-    let code: String = message
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|digits| digits.len() == 6)
-        .context("no code in the message")?
-        .to_owned();
-    let registered = client
-        .post(format!("{base}/api/v1/accounts"))
-        .json(&json!({"kind": "customer", "login": login, "verification_code": code, "password": "bench-password-1", "name": "压测用户", "phone": "13800135678"}))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        registered.status().is_success(),
-        "registering the bench customer: {}",
-        registered.status()
-    );
-    let session: serde_json::Value = client
-        .post(format!("{base}/api/v1/sessions"))
-        .json(&json!({"login": login, "password": "bench-password-1"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = session["access_token"]
-        .as_str()
-        .context("no access token")?
-        .to_owned();
-    let customer = Person {
-        id: session["user_id"].as_str().context("no user id")?.parse()?,
-        token: token.clone(),
+    let http = Http {
+        client: client.clone(),
+        base: base.clone(),
     };
+    let login = format!("bench-{}@example.com", uuid::Uuid::new_v4());
+    let customer = flow_bench::register(
+        &http,
+        &pool,
+        json!({"kind": "customer", "login": login, "password": "bench-password-1", "name": "压测用户", "phone": "13800135678"}),
+        None,
+    )
+    .await
+    .context("registering the bench customer")?;
+    let token = customer.token.clone();
     let admin_login = format!("bench-admin-{}@example.com", uuid::Uuid::new_v4().simple());
     command_api::routes::accounts::create_staff(
         &pool,
@@ -187,10 +154,6 @@ pub async fn run(
         domain::Role::Admin,
     )
     .await?;
-    let http = Http {
-        client: client.clone(),
-        base: base.clone(),
-    };
     let admin = flow_bench::sign_in(&http, &admin_login, "bench-password-1").await?;
     let mut cleaners_made = 0;
 
@@ -234,7 +197,8 @@ pub async fn run(
     )
     .fetch_one(&pool)
     .await?;
-    let sample_payload = serde_json::to_string(&json!({"OrderPlaced": order_body(0)}))?;
+    let sample_payload =
+        serde_json::to_string(&json!({"OrderPlaced": order_body(0, chrono::Duration::days(2))}))?;
     let event_bytes = (sample_payload.len() + event_bytes as usize).max(500);
     sqlx::raw_sql("CREATE TABLE IF NOT EXISTS bench_raw_inserts (id bigserial PRIMARY KEY, payload json NOT NULL)")
         .execute(&pool)
