@@ -899,6 +899,35 @@ async fn published_since_last_probe(
     }
 }
 
+/// The candidates the hubs published on their channel while a customer connected through
+/// `customer_at` and a worker through `worker_at` sent each other three each, once their seats
+/// had settled (one message each way has arrived).
+async fn candidates_published(
+    app: &TestApp,
+    listener: &mut sqlx::postgres::PgListener,
+    customer_at: &str,
+    worker_at: &str,
+) -> Vec<String> {
+    let room = interview_room(app).await;
+    let mut customer = connect(customer_at, &room.customer_token)
+        .await
+        .expect("customer in");
+    next(&mut customer).await;
+    let mut worker = connect(worker_at, &room.worker_token)
+        .await
+        .expect("worker in");
+    next(&mut worker).await;
+    assert_eq!(next(&mut customer).await["type"], "peer-joined");
+    candidates_both_ways(&mut customer, &mut worker, &[1000]).await;
+    published_since_last_probe(listener, &app.pool).await;
+    candidates_both_ways(&mut customer, &mut worker, &[1001, 1002, 1003]).await;
+    published_since_last_probe(listener, &app.pool)
+        .await
+        .into_iter()
+        .filter(|payload| payload.contains("candidate"))
+        .collect()
+}
+
 async fn candidates_both_ways(customer: &mut Socket, worker: &mut Socket, ports: &[u16]) {
     for port in ports {
         let candidate = CANDIDATE.replace("54321", &port.to_string());
@@ -927,52 +956,15 @@ async fn relays_between_two_seats_of_one_process_go_straight_and_across_processe
         .expect("listener");
     listener.listen("anjia_signaling").await.expect("listen");
 
-    // Both parties on one process.
-    let room = interview_room(&app).await;
-    let mut customer = connect(&app.address, &room.customer_token)
-        .await
-        .expect("customer in");
-    next(&mut customer).await;
-    let mut worker = connect(&app.address, &room.worker_token)
-        .await
-        .expect("worker in");
-    next(&mut worker).await;
-    assert_eq!(next(&mut customer).await["type"], "peer-joined");
-    // Once one message each way has arrived, both seats are settled.
-    candidates_both_ways(&mut customer, &mut worker, &[1000]).await;
-    published_since_last_probe(&mut listener, &app.pool).await;
-    candidates_both_ways(&mut customer, &mut worker, &[1001, 1002, 1003]).await;
-    let published = published_since_last_probe(&mut listener, &app.pool).await;
+    // Both parties on one process: no relay goes through PostgreSQL.
+    let relayed = candidates_published(&app, &mut listener, &app.address, &app.address).await;
     assert!(
-        published
-            .iter()
-            .all(|payload| !payload.contains("candidate")),
-        "a relay within one process went through PostgreSQL: {published:?}"
+        relayed.is_empty(),
+        "a relay within one process went through PostgreSQL: {relayed:?}"
     );
-
-    // The parties on two processes: every relay goes through PostgreSQL, in order.
-    let room = interview_room(&app).await;
-    let mut customer = connect(&app.address, &room.customer_token)
-        .await
-        .expect("customer in");
-    next(&mut customer).await;
-    let mut worker = connect(&other.address, &room.worker_token)
-        .await
-        .expect("worker in elsewhere");
-    next(&mut worker).await;
-    assert_eq!(next(&mut customer).await["type"], "peer-joined");
-    candidates_both_ways(&mut customer, &mut worker, &[1000]).await;
-    published_since_last_probe(&mut listener, &app.pool).await;
-    candidates_both_ways(&mut customer, &mut worker, &[1001, 1002, 1003]).await;
-    let published = published_since_last_probe(&mut listener, &app.pool).await;
-    assert_eq!(
-        published
-            .iter()
-            .filter(|payload| payload.contains("candidate"))
-            .count(),
-        6,
-        "{published:?}"
-    );
+    // The parties on two processes: every relay goes through PostgreSQL.
+    let relayed = candidates_published(&app, &mut listener, &app.address, &other.address).await;
+    assert_eq!(relayed.len(), 6, "{relayed:?}");
     drop(other);
     app.stop().await;
 }
