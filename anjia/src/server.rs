@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use projections::{Projector, ProjectorStats};
+use projections::{ProjectorStats, Projectors};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use std::str::FromStr;
@@ -155,28 +155,25 @@ pub async fn start(
             .context("starting the projectors' runtime")?;
         let projections = projections::all_projections(&vault);
         // The projectors' connections say who they are: the log's horizon leaves their
-        // transactions out (projections::log::HORIZON). Each projector holds its lease on one
-        // connection and applies its batches on another.
+        // transactions out (projections::log::HORIZON). One loop steps every projection this
+        // process leads: it holds their leases on one connection and applies on another.
         let projector_pool = PgPoolOptions::new()
-            .max_connections(2 * projections.len() as u32 + 2)
+            .max_connections(3)
             .acquire_timeout(Duration::from_secs(10))
             .connect_lazy_with(
                 pool.connect_options()
                     .as_ref()
                     .clone()
                     .application_name(projections::log::PROJECTOR_APPLICATION)
-                    // A batch and its checkpoint commit together, and both can be made again
+                    // A batch and its checkpoints commit together, and all can be made again
                     // from the log: a crash may lose the last fraction of a second of them,
                     // never a view's consistency. So a step does not wait for the disk, and
                     // the commands' commits do not queue behind the projectors' flushes.
                     .options([("synchronous_commit", "off")]),
             );
-        for projection in projections {
-            let name = projection.name().to_owned();
-            let projector = Projector::new(projector_pool.clone(), projection);
-            projector_stats.push((name, projector.stats.clone()));
-            tasks.push(runtime.spawn(projector.run(shutdown_receiver.clone())));
-        }
+        let projectors = Projectors::new(projector_pool, projections);
+        projector_stats = projectors.stats();
+        tasks.push(runtime.spawn(projectors.run(shutdown_receiver.clone())));
         projector_runtime = Some(runtime);
     }
     // Timed jobs run beside the projectors: a process started without background work runs

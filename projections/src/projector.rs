@@ -1,13 +1,12 @@
-//! Running projections: the live catch-up loop, rebuilds beside the live model, and status.
+//! Projections: generations and their views, applying events with parking, rebuilds beside
+//! the live model, and status. The live loop is `crate::live`.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::{Acquire, Executor, PgConnection, PgPool, Row};
-use tokio::sync::watch;
 
 use crate::log::{read_after, Checkpoint, StoredEvent};
 
@@ -55,12 +54,12 @@ pub trait Projection: Send + Sync {
     }
 }
 
-fn schema_name(projection: &str, generation: i32) -> String {
+pub(crate) fn schema_name(projection: &str, generation: i32) -> String {
     format!("rm_{projection}_g{generation}")
 }
 
 /// A stable advisory-lock key per projection, so one process at a time runs its live projector.
-fn lease_key(projection: &str) -> i64 {
+pub(crate) fn lease_key(projection: &str) -> i64 {
     advisory_key("projector", projection)
 }
 
@@ -83,7 +82,7 @@ pub fn advisory_key(namespace: &str, name: &str) -> i64 {
 /// The transaction-scoped lock that a live step and a rebuild's swap both take, so a swap never
 /// lands in the middle of a step. An advisory lock, unlike `FOR UPDATE`, gives an idle step no
 /// transaction id, so polling an idle log burns none.
-fn swap_key(projection: &str) -> i64 {
+pub(crate) fn swap_key(projection: &str) -> i64 {
     lease_key(projection) ^ 0x5eed
 }
 
@@ -229,13 +228,8 @@ async fn swap_views(
 }
 
 /// Applies the next batch for one generation inside the caller's transaction and moves its
-/// checkpoint there too. Returns the events read (applied or parked).
-///
-/// The batch is tried whole inside a savepoint. If it fails for a reason that lies in the data
-/// rather than the database's health (see `is_parkable`), each event is tried alone: one that
-/// still fails is parked with its error, its stream is set aside for this projection, and the
-/// rest of the log flows on. A connection or resource failure parks nothing: the step fails
-/// and is tried again, as before.
+/// checkpoint there too. Returns the events read (applied or parked). A rebuild fills its new
+/// generation this way; the live projectors (`crate::live`) read once for all of theirs.
 async fn apply_batch(
     connection: &mut PgConnection,
     projection: &dyn Projection,
@@ -256,19 +250,42 @@ async fn apply_batch(
         position: row.get("last_position"),
     };
     let events = read_after(&mut *connection, checkpoint, batch_size).await?;
-    let Some(last) = events.last() else {
+    if events.is_empty() {
         return Ok(events);
+    }
+    let set_aside = parked_streams(&mut *connection, projection.name(), generation).await?;
+    apply_with_care(&mut *connection, projection, generation, &events, set_aside).await?;
+    move_checkpoints(
+        &mut *connection,
+        &[(projection.name(), generation, &events[..])],
+    )
+    .await?;
+    Ok(events)
+}
+
+/// Applies `events` (in log order, all after the generation's checkpoint) so that one bad event
+/// cannot hold the rest back; the checkpoint is the caller's to move.
+///
+/// The batch is tried whole inside a savepoint. If it fails for a reason that lies in the data
+/// rather than the database's health (see `is_parkable`), each event is tried alone: one that
+/// still fails is parked with its error, its stream is set aside for this projection, and the
+/// rest of the log flows on. A connection or resource failure parks nothing: the step fails
+/// and is tried again, as before.
+pub(crate) async fn apply_with_care(
+    connection: &mut PgConnection,
+    projection: &dyn Projection,
+    generation: i32,
+    events: &[StoredEvent],
+    mut set_aside: HashSet<(String, String)>,
+) -> anyhow::Result<()> {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return Ok(());
     };
     let schema = schema_name(projection.name(), generation);
-    let mut set_aside = parked_streams(&mut *connection, projection.name(), generation).await?;
-    let batch_is_clear = set_aside.is_empty()
-        || !events.iter().any(|event| {
-            set_aside.contains(&(event.aggregate_type.clone(), event.aggregate_id.clone()))
-        });
-    let whole_batch = if batch_is_clear {
+    let whole_batch = if holds_none_of(events, &set_aside) {
         let mut savepoint = connection.begin().await?;
         match projection
-            .apply_batch(&mut savepoint, &schema, &events)
+            .apply_batch(&mut savepoint, &schema, events)
             .await
         {
             Ok(()) => {
@@ -284,7 +301,7 @@ async fn apply_batch(
                     format!(
                         "{} applying events at positions {}..={}",
                         projection.name(),
-                        events[0].position,
+                        first.position,
                         last.position
                     )
                 })
@@ -293,81 +310,120 @@ async fn apply_batch(
     } else {
         Some(anyhow::anyhow!("the batch holds a stream set aside"))
     };
-    if let Some(batch_error) = whole_batch {
-        tracing::debug!(
-            projection = projection.name(),
-            error = format!("{batch_error:#}"),
-            "a batch failed; applying its events one by one"
-        );
-        for event in &events {
-            let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
-            if set_aside.contains(&stream) {
+    let Some(batch_error) = whole_batch else {
+        return Ok(());
+    };
+    tracing::debug!(
+        projection = projection.name(),
+        error = format!("{batch_error:#}"),
+        "a batch failed; applying its events one by one"
+    );
+    for event in events {
+        let stream = (event.aggregate_type.clone(), event.aggregate_id.clone());
+        if set_aside.contains(&stream) {
+            park(
+                &mut *connection,
+                projection.name(),
+                generation,
+                event,
+                "an earlier event of this stream is parked",
+            )
+            .await?;
+            continue;
+        }
+        let mut savepoint = connection.begin().await?;
+        match projection.apply(&mut savepoint, &schema, event).await {
+            Ok(()) => savepoint.commit().await?,
+            Err(error) if is_parkable(&error) => {
+                savepoint.rollback().await?;
+                let error = format!("{error:#}");
+                tracing::error!(
+                    projection = projection.name(),
+                    position = event.position,
+                    aggregate_type = %event.aggregate_type,
+                    aggregate_id = %event.aggregate_id,
+                    event_type = %event.event_type,
+                    error = %error,
+                    "an event could not be applied; its stream is parked and the rest flows on"
+                );
                 park(
                     &mut *connection,
                     projection.name(),
                     generation,
                     event,
-                    "an earlier event of this stream is parked",
+                    &error,
                 )
                 .await?;
-                continue;
+                set_aside.insert(stream);
             }
-            let mut savepoint = connection.begin().await?;
-            match projection.apply(&mut savepoint, &schema, event).await {
-                Ok(()) => savepoint.commit().await?,
-                Err(error) if is_parkable(&error) => {
-                    savepoint.rollback().await?;
-                    let error = format!("{error:#}");
-                    tracing::error!(
-                        projection = projection.name(),
-                        position = event.position,
-                        aggregate_type = %event.aggregate_type,
-                        aggregate_id = %event.aggregate_id,
-                        event_type = %event.event_type,
-                        error = %error,
-                        "an event could not be applied; its stream is parked and the rest flows on"
-                    );
-                    park(
-                        &mut *connection,
+            Err(error) => {
+                return Err(error).with_context(|| {
+                    format!(
+                        "{} applying the event at position {}",
                         projection.name(),
-                        generation,
-                        event,
-                        &error,
+                        event.position
                     )
-                    .await?;
-                    set_aside.insert(stream);
-                }
-                Err(error) => {
-                    return Err(error).with_context(|| {
-                        format!(
-                            "{} applying the event at position {}",
-                            projection.name(),
-                            event.position
-                        )
-                    })
-                }
+                })
             }
         }
     }
+    Ok(())
+}
+
+/// Whether none of `events` belongs to a stream set aside.
+pub(crate) fn holds_none_of(events: &[StoredEvent], set_aside: &HashSet<(String, String)>) -> bool {
+    set_aside.is_empty()
+        || !events.iter().any(|event| {
+            set_aside.contains(&(event.aggregate_type.clone(), event.aggregate_id.clone()))
+        })
+}
+
+/// Moves each generation's checkpoint past the last of its events, in one statement.
+pub(crate) async fn move_checkpoints(
+    connection: &mut PgConnection,
+    moves: &[(&str, i32, &[StoredEvent])],
+) -> anyhow::Result<()> {
+    let mut names = Vec::with_capacity(moves.len());
+    let mut generations = Vec::with_capacity(moves.len());
+    let mut xids = Vec::with_capacity(moves.len());
+    let mut positions = Vec::with_capacity(moves.len());
+    let mut counts = Vec::with_capacity(moves.len());
+    for (name, generation, events) in moves {
+        let Some(last) = events.last() else {
+            continue;
+        };
+        names.push(*name);
+        generations.push(*generation);
+        xids.push(last.transaction_id.to_string());
+        positions.push(last.position);
+        counts.push(events.len() as i64);
+    }
+    if names.is_empty() {
+        return Ok(());
+    }
     sqlx::query(
-        "UPDATE projection_checkpoints
-            SET last_xid = $3::text::xid8, last_position = $4, applied_events = applied_events + $5,
-                last_error = NULL, updated_at = now()
-          WHERE projection = $1 AND generation = $2",
+        "UPDATE projection_checkpoints c
+            SET last_xid = u.xid::xid8, last_position = u.position,
+                applied_events = c.applied_events + u.applied, last_error = NULL,
+                updated_at = now()
+           FROM unnest($1::text[], $2::int4[], $3::text[], $4::int8[], $5::int8[])
+                AS u (projection, generation, xid, position, applied)
+          WHERE c.projection = u.projection AND c.generation = u.generation",
     )
-    .bind(projection.name())
-    .bind(generation)
-    .bind(last.transaction_id.to_string())
-    .bind(last.position)
-    .bind(events.len() as i64)
+    .bind(&names)
+    .bind(&generations)
+    .bind(&xids)
+    .bind(&positions)
+    .bind(&counts)
     .execute(&mut *connection)
-    .await?;
-    Ok(events)
+    .await
+    .context("moving the checkpoints")?;
+    Ok(())
 }
 
 /// Whether a failure lies in the event (its data, or a projection's handling of it), so that
 /// parking it is right, rather than in the database's health, where trying again is.
-fn is_parkable(error: &anyhow::Error) -> bool {
+pub(crate) fn is_parkable(error: &anyhow::Error) -> bool {
     for cause in error.chain() {
         if let Some(database) = cause.downcast_ref::<sqlx::Error>() {
             return match database {
@@ -571,162 +627,7 @@ pub async fn retry_parked(
     Ok(report)
 }
 
-/// Measurements a running projector keeps: how long after recording each event was applied.
-#[derive(Debug, Default)]
-pub struct ProjectorStats {
-    lag_samples: Mutex<VecDeque<f64>>,
-}
-
-impl ProjectorStats {
-    const KEEP: usize = 100_000;
-
-    fn record(&self, events: &[StoredEvent], applied_at: DateTime<Utc>) {
-        let mut samples = self.lag_samples.lock().expect("stats lock");
-        for event in events {
-            let lag = (applied_at - event.recorded_at)
-                .num_microseconds()
-                .unwrap_or(i64::MAX);
-            if samples.len() == Self::KEEP {
-                samples.pop_front();
-            }
-            samples.push_back(lag as f64 / 1_000.0);
-        }
-    }
-
-    /// Lag in milliseconds of every event applied since the last drain.
-    pub fn drain_lag_millis(&self) -> Vec<f64> {
-        self.lag_samples
-            .lock()
-            .expect("stats lock")
-            .drain(..)
-            .collect()
-    }
-}
-
-/// The live projector of one projection.
-pub struct Projector {
-    pool: PgPool,
-    projection: Arc<dyn Projection>,
-    pub stats: Arc<ProjectorStats>,
-    batch_size: i64,
-    idle_poll: Duration,
-}
-
-impl Projector {
-    pub fn new(pool: PgPool, projection: Arc<dyn Projection>) -> Self {
-        Projector {
-            pool,
-            projection,
-            stats: Arc::default(),
-            batch_size: 1_000,
-            idle_poll: Duration::from_millis(20),
-        }
-    }
-
-    /// Runs one step on the active generation. Returns how many events it applied.
-    pub async fn step(&self) -> anyhow::Result<usize> {
-        let mut transaction = self.pool.begin().await?;
-        let generation = active_generation(&mut transaction, self.projection.name()).await?;
-        let events = apply_batch(
-            transaction.acquire().await?,
-            self.projection.as_ref(),
-            generation,
-            self.batch_size,
-        )
-        .await?;
-        transaction.commit().await?;
-        self.stats.record(&events, Utc::now());
-        Ok(events.len())
-    }
-
-    /// Follows the log until `shutdown` turns true, stopping only between batches, so every
-    /// stop is at a checkpoint. Across processes, one holder of the lease runs at a time.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let name = self.projection.name();
-        while !*shutdown.borrow() {
-            match self.run_with_lease(&mut shutdown).await {
-                Ok(()) => {}
-                Err(error) => {
-                    tracing::error!(
-                        projection = name,
-                        error = format!("{error:#}"),
-                        "projector failed; retrying"
-                    );
-                    self.record_error(&error).await;
-                    wait_or_shutdown(&mut shutdown, Duration::from_secs(1)).await;
-                }
-            }
-        }
-        tracing::info!(projection = name, "projector stopped at a checkpoint");
-    }
-
-    async fn run_with_lease(&self, shutdown: &mut watch::Receiver<bool>) -> anyhow::Result<()> {
-        let mut lease_connection = self.pool.acquire().await?;
-        // A panic or cancellation must not hand a connection that holds the lease back to the pool.
-        lease_connection.close_on_drop();
-        let key = lease_key(self.projection.name());
-        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(key)
-            .fetch_one(&mut *lease_connection)
-            .await?;
-        if !held {
-            // Another process runs this projector; look again later in case it goes away.
-            wait_or_shutdown(shutdown, Duration::from_secs(1)).await;
-            return Ok(());
-        }
-        let outcome = async {
-            while !*shutdown.borrow() {
-                // Listening before looking, so a commit while the step runs is not missed.
-                let next_commit = crate::log::next_commit();
-                tokio::pin!(next_commit);
-                next_commit.as_mut().enable();
-                let applied = self.step().await?;
-                if applied == 0 {
-                    tokio::select! {
-                        () = next_commit => {
-                            // Woken by a commit: a moment more gathers the commits that
-                            // follow it into the same step, so a busy log costs a projector
-                            // at most one step per `COALESCE_COMMITS`.
-                            tokio::time::sleep(COALESCE_COMMITS).await;
-                        }
-                        () = wait_or_shutdown(shutdown, self.idle_poll) => {}
-                    }
-                }
-            }
-            anyhow::Ok(())
-        }
-        .await;
-        sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(key)
-            .execute(&mut *lease_connection)
-            .await?;
-        outcome
-    }
-
-    async fn record_error(&self, error: &anyhow::Error) {
-        let outcome = sqlx::query(
-            "UPDATE projection_checkpoints c SET last_error = $2, updated_at = now()
-               FROM projections p
-              WHERE p.name = $1 AND c.projection = p.name AND c.generation = p.active_generation",
-        )
-        .bind(self.projection.name())
-        .bind(format!("{error:#}"))
-        .execute(&self.pool)
-        .await;
-        if let Err(db_error) = outcome {
-            tracing::warn!(error = %db_error, "could not record the projector error");
-        }
-    }
-}
-
-async fn wait_or_shutdown(shutdown: &mut watch::Receiver<bool>, period: Duration) {
-    let _ = tokio::time::timeout(period, shutdown.changed()).await;
-}
-
 const REBUILD_BATCH: i64 = 2_000;
-
-/// How long a projector woken by a commit waits for more before it looks.
-const COALESCE_COMMITS: Duration = Duration::from_millis(5);
 
 /// A rebuild of the same projection is already under way (in this or another process).
 #[derive(Debug, thiserror::Error)]
