@@ -7,6 +7,8 @@
 //! this model, and a plan that a newer booking has overtaken is refused by the worker's
 //! stream and retried in the next round.
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -105,12 +107,32 @@ impl Projection for DispatchProjection {
         schema: &str,
         event: &StoredEvent,
     ) -> anyhow::Result<()> {
-        match event.aggregate_type.as_str() {
-            "order" => apply_order(connection, schema, event).await,
-            "worker" => apply_worker(connection, schema, event).await,
-            "customer" => apply_customer(connection, schema, event).await,
-            _ => Ok(()),
+        self.apply_batch(connection, schema, std::slice::from_ref(event))
+            .await
+    }
+
+    /// Orders, workers and customers write tables of their own, so each kind is applied in log
+    /// order among itself: the same result as every event in turn. Orders and workers are read
+    /// with one statement per batch, folded in memory and written back with one more.
+    async fn apply_batch(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        let mut orders = Vec::new();
+        let mut workers = Vec::new();
+        for event in events {
+            match event.aggregate_type.as_str() {
+                "order" => orders.push(event),
+                "worker" => workers.push(event),
+                "customer" => apply_customer(connection, schema, event).await?,
+                _ => {}
+            }
         }
+        apply_orders(connection, schema, &orders).await?;
+        apply_workers(connection, schema, &workers).await?;
+        Ok(())
     }
 }
 
@@ -122,15 +144,146 @@ fn finished(status: OrderStatus) -> bool {
     )
 }
 
-async fn apply_order(
+/// A row of `dispatch_orders` as it will be written.
+struct OrderRow {
+    customer_id: Option<Uuid>,
+    service: Option<String>,
+    city: String,
+    status: String,
+    stage: Option<String>,
+    stage_deadline: Option<DateTime<Utc>>,
+    respond_by: Option<DateTime<Utc>>,
+    pay_by: Option<DateTime<Utc>>,
+    worker_id: Option<Uuid>,
+    starts_at: DateTime<Utc>,
+    ends_at: DateTime<Utc>,
+    waiting_since: Option<DateTime<Utc>>,
+    placed_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    state: Order,
+    last_sequence: i64,
+}
+
+/// One order of a batch: its row as it stands, whether the table held it before the batch,
+/// and whether the batch changed it.
+#[derive(Default)]
+struct OrderSlot {
+    row: Option<OrderRow>,
+    stored: bool,
+    changed: bool,
+}
+
+/// Reviews counted into a worker's ratings: reviews, quality, attitude and skill.
+type RatingsDelta = (i32, i32, i32, i32);
+
+/// What a batch adds beside the orders' rows: ratings, earnings and who served whom.
+#[derive(Default)]
+struct OrderEffects {
+    ratings: HashMap<Uuid, RatingsDelta>,
+    /// First one wins, as `ON CONFLICT DO NOTHING` would for each in turn.
+    earnings: Vec<(Uuid, Uuid, DateTime<Utc>, i64)>,
+    served: HashMap<(Uuid, Uuid), i32>,
+}
+
+impl OrderEffects {
+    fn rate(&mut self, worker_id: Uuid, delta: RatingsDelta) {
+        let total = self.ratings.entry(worker_id).or_default();
+        total.0 += delta.0;
+        total.1 += delta.1;
+        total.2 += delta.2;
+        total.3 += delta.3;
+    }
+}
+
+const ORDER_ROW_COLUMNS: &str = "order_id, customer_id, service, city, status, stage, \
+     stage_deadline, respond_by, pay_by, worker_id, starts_at, ends_at, waiting_since, \
+     placed_at, updated_at, state, last_sequence";
+
+async fn load_orders(
     connection: &mut PgConnection,
     schema: &str,
-    event: &StoredEvent,
+    ids: &[Uuid],
+) -> anyhow::Result<HashMap<Uuid, OrderSlot>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {ORDER_ROW_COLUMNS} FROM {schema}.dispatch_orders WHERE order_id = ANY($1)"
+    ))
+    .bind(ids)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut slots: HashMap<Uuid, OrderSlot> =
+        ids.iter().map(|id| (*id, OrderSlot::default())).collect();
+    for row in rows {
+        let state: Order = serde_json::from_value(row.try_get("state")?).context("order state")?;
+        let order_id: Uuid = row.try_get("order_id")?;
+        slots.insert(
+            order_id,
+            OrderSlot {
+                row: Some(OrderRow {
+                    customer_id: row.try_get("customer_id")?,
+                    service: row.try_get("service")?,
+                    city: row.try_get("city")?,
+                    status: row.try_get("status")?,
+                    stage: row.try_get("stage")?,
+                    stage_deadline: row.try_get("stage_deadline")?,
+                    respond_by: row.try_get("respond_by")?,
+                    pay_by: row.try_get("pay_by")?,
+                    worker_id: row.try_get("worker_id")?,
+                    starts_at: row.try_get("starts_at")?,
+                    ends_at: row.try_get("ends_at")?,
+                    waiting_since: row.try_get("waiting_since")?,
+                    placed_at: row.try_get("placed_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                    state,
+                    last_sequence: row.try_get("last_sequence")?,
+                }),
+                stored: true,
+                changed: false,
+            },
+        );
+    }
+    Ok(slots)
+}
+
+/// The distinct streams of `events`, by id.
+fn stream_ids(events: &[&StoredEvent], what: &'static str) -> anyhow::Result<Vec<Uuid>> {
+    let mut ids: Vec<Uuid> = events
+        .iter()
+        .map(|event| event.aggregate_id.parse().context(what))
+        .collect::<anyhow::Result<_>>()?;
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+async fn apply_orders(
+    connection: &mut PgConnection,
+    schema: &str,
+    events: &[&StoredEvent],
 ) -> anyhow::Result<()> {
-    let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
-    let decoded: OrderEvent = event.decode()?;
-    // A hidden review comes out of its worker's ratings; the order has long left this read
-    // model, so the event names the worker.
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids = stream_ids(events, "order id")?;
+    let mut slots = load_orders(&mut *connection, schema, &ids).await?;
+    let mut effects = OrderEffects::default();
+    for event in events {
+        let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
+        let decoded: OrderEvent = event.decode()?;
+        let slot = slots.entry(order_id).or_default();
+        fold_order(slot, &mut effects, order_id, event, decoded)?;
+    }
+    write_orders(connection, schema, &slots).await?;
+    write_effects(connection, schema, &effects).await
+}
+
+/// One event on one order's row, as the model has always taken it.
+fn fold_order(
+    slot: &mut OrderSlot,
+    effects: &mut OrderEffects,
+    order_id: Uuid,
+    event: &StoredEvent,
+    decoded: OrderEvent,
+) -> anyhow::Result<()> {
     // Reviews move the worker's ratings by the worker the event names: the order may have left
     // this read model already (a resolved dispute, or long since reviewed when hidden).
     let rated = match &decoded {
@@ -151,41 +304,22 @@ async fn apply_order(
         _ => None,
     };
     if let Some((worker_id, sign, quality, attitude, skill)) = rated {
-        sqlx::query(&format!(
-            "INSERT INTO {schema}.worker_ratings
-                 (worker_id, reviews, quality_sum, attitude_sum, skill_sum)
-             VALUES ($1, $5, $2 * $5, $3 * $5, $4 * $5)
-             ON CONFLICT (worker_id) DO UPDATE SET
-                 reviews = {schema}.worker_ratings.reviews + $5,
-                 quality_sum = {schema}.worker_ratings.quality_sum + $2 * $5,
-                 attitude_sum = {schema}.worker_ratings.attitude_sum + $3 * $5,
-                 skill_sum = {schema}.worker_ratings.skill_sum + $4 * $5"
-        ))
-        .bind(worker_id)
-        .bind(i32::from(quality))
-        .bind(i32::from(attitude))
-        .bind(i32::from(skill))
-        .bind(sign)
-        .execute(&mut *connection)
-        .await?;
+        effects.rate(
+            worker_id,
+            (
+                sign,
+                i32::from(quality) * sign,
+                i32::from(attitude) * sign,
+                i32::from(skill) * sign,
+            ),
+        );
         if matches!(decoded, OrderEvent::ReviewHidden { .. }) {
             return Ok(());
         }
     }
-    let existing = sqlx::query(&format!(
-        "SELECT state, last_sequence FROM {schema}.dispatch_orders WHERE order_id = $1"
-    ))
-    .bind(order_id)
-    .fetch_optional(&mut *connection)
-    .await?;
-    let mut order: Order = match existing {
-        Some(row) => {
-            let sequence: i64 = row.get("last_sequence");
-            if sequence >= event.sequence {
-                return Ok(());
-            }
-            serde_json::from_value(row.get("state")).context("order state")?
-        }
+    let mut order: Order = match &slot.row {
+        Some(row) if row.last_sequence >= event.sequence => return Ok(()),
+        Some(row) => row.state.clone(),
         // Only a placement starts a row; anything else for a missing row was already finished.
         None if matches!(decoded, OrderEvent::OrderPlaced { .. }) => Order::default(),
         None => return Ok(()),
@@ -231,160 +365,325 @@ async fn apply_order(
 
     if let Some((worker_id, finished_at)) = finished_by {
         let amount = order.total.map_or(0, |total| total.get());
-        sqlx::query(&format!(
-            "INSERT INTO {schema}.worker_earnings (worker_id, order_id, earned_at, amount)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
-        ))
-        .bind(worker_id)
-        .bind(order_id)
-        .bind(finished_at)
-        .bind(amount)
-        .execute(&mut *connection)
-        .await?;
+        if !effects
+            .earnings
+            .iter()
+            .any(|(worker, order, _, _)| (*worker, *order) == (worker_id, order_id))
+        {
+            effects
+                .earnings
+                .push((worker_id, order_id, finished_at, amount));
+        }
         if let Some(customer_id) = order.customer_id {
-            sqlx::query(&format!(
-                "INSERT INTO {schema}.customer_workers (customer_id, worker_id, orders)
-                 VALUES ($1, $2, 1)
-                 ON CONFLICT (customer_id, worker_id)
-                 DO UPDATE SET orders = {schema}.customer_workers.orders + 1"
-            ))
-            .bind(customer_id)
-            .bind(worker_id)
-            .execute(&mut *connection)
-            .await?;
+            *effects.served.entry((customer_id, worker_id)).or_default() += 1;
         }
     }
-    if let (Some((count, quality, attitude, skill)), Some(worker_id)) = (review, order.worker_id) {
-        sqlx::query(&format!(
-            "INSERT INTO {schema}.worker_ratings
-                 (worker_id, reviews, quality_sum, attitude_sum, skill_sum)
-             VALUES ($1, $5, $2, $3, $4)
-             ON CONFLICT (worker_id) DO UPDATE SET
-                 reviews = {schema}.worker_ratings.reviews + $5,
-                 quality_sum = {schema}.worker_ratings.quality_sum + $2,
-                 attitude_sum = {schema}.worker_ratings.attitude_sum + $3,
-                 skill_sum = {schema}.worker_ratings.skill_sum + $4"
-        ))
-        .bind(worker_id)
-        .bind(quality)
-        .bind(attitude)
-        .bind(skill)
-        .bind(count)
-        .execute(&mut *connection)
-        .await?;
+    if let (Some(delta), Some(worker_id)) = (review, order.worker_id) {
+        effects.rate(worker_id, delta);
     }
 
     if finished(order.status) {
-        sqlx::query(&format!(
-            "DELETE FROM {schema}.dispatch_orders WHERE order_id = $1"
-        ))
-        .bind(order_id)
-        .execute(&mut *connection)
-        .await?;
+        slot.row = None;
+        slot.changed = true;
         return Ok(());
     }
-    let state = serde_json::to_value(&order)?;
     let (starts_at, ends_at) = order.window.context("a placed order has a window")?;
     if let Some((city, placed_at)) = placed {
-        sqlx::query(&format!(
-            "INSERT INTO {schema}.dispatch_orders
-                 (order_id, customer_id, service, city, status, pay_by, starts_at, ends_at,
-                  placed_at, state, last_sequence, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $9)
-             ON CONFLICT (order_id) DO NOTHING"
-        ))
-        .bind(order_id)
-        .bind(order.customer_id)
-        .bind(order.service.map(|service| service.as_str()))
-        .bind(city)
-        .bind(order.status.as_str())
-        .bind(order.pay_by)
-        .bind(starts_at)
-        .bind(ends_at)
-        .bind(placed_at)
-        .bind(state)
-        .bind(event.sequence)
-        .execute(&mut *connection)
-        .await?;
+        // A placement never overwrites a row that is there (`ON CONFLICT DO NOTHING`).
+        if slot.row.is_none() {
+            slot.row = Some(OrderRow {
+                customer_id: order.customer_id,
+                service: order.service.map(|service| service.as_str().to_owned()),
+                city,
+                status: order.status.as_str().to_owned(),
+                stage: None,
+                stage_deadline: None,
+                respond_by: None,
+                pay_by: order.pay_by,
+                worker_id: None,
+                starts_at,
+                ends_at,
+                waiting_since: None,
+                placed_at,
+                updated_at: placed_at,
+                state: order,
+                last_sequence: event.sequence,
+            });
+            slot.changed = true;
+        }
         return Ok(());
     }
-    sqlx::query(&format!(
-        "UPDATE {schema}.dispatch_orders SET
-             status = $2, stage = $3, stage_deadline = $4, respond_by = $5, pay_by = $6,
-             worker_id = $7, waiting_since = COALESCE($8, waiting_since), state = $9,
-             last_sequence = $10, updated_at = $11,
-             starts_at = COALESCE($12, starts_at), ends_at = COALESCE($13, ends_at),
-             city = COALESCE($14, city)
-         WHERE order_id = $1"
-    ))
-    .bind(order_id)
-    .bind(order.status.as_str())
-    .bind(order.stage.map(|stage| stage.as_str()))
-    .bind(order.stage_deadline)
-    .bind(order.respond_by)
-    .bind(order.pay_by)
-    .bind(order.worker_id)
-    .bind(waiting_from)
-    .bind(state)
-    .bind(event.sequence)
-    .bind(event.recorded_at)
+    let Some(row) = slot.row.as_mut() else {
+        return Ok(());
+    };
+    row.status = order.status.as_str().to_owned();
+    row.stage = order.stage.map(|stage| stage.as_str().to_owned());
+    row.stage_deadline = order.stage_deadline;
+    row.respond_by = order.respond_by;
+    row.pay_by = order.pay_by;
+    row.worker_id = order.worker_id;
+    row.waiting_since = waiting_from.or(row.waiting_since);
+    row.last_sequence = event.sequence;
+    row.updated_at = event.recorded_at;
     // A rescheduled or moved order is matched at its new time and place.
-    .bind(order.window.map(|(start, _)| start))
-    .bind(order.window.map(|(_, end)| end))
-    .bind(moved_to_city)
+    row.starts_at = starts_at;
+    row.ends_at = ends_at;
+    if let Some(city) = moved_to_city {
+        row.city = city;
+    }
+    row.state = order;
+    slot.changed = true;
+    Ok(())
+}
+
+/// Writes every order the batch changed: one delete for those that left, one upsert for the
+/// rest.
+async fn write_orders(
+    connection: &mut PgConnection,
+    schema: &str,
+    slots: &HashMap<Uuid, OrderSlot>,
+) -> anyhow::Result<()> {
+    let gone: Vec<Uuid> = slots
+        .iter()
+        .filter(|(_, slot)| slot.changed && slot.stored && slot.row.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if !gone.is_empty() {
+        sqlx::query(&format!(
+            "DELETE FROM {schema}.dispatch_orders WHERE order_id = ANY($1)"
+        ))
+        .bind(&gone)
+        .execute(&mut *connection)
+        .await?;
+    }
+    let written: Vec<(Uuid, &OrderRow)> = slots
+        .iter()
+        .filter(|(_, slot)| slot.changed)
+        .filter_map(|(id, slot)| slot.row.as_ref().map(|row| (*id, row)))
+        .collect();
+    if written.is_empty() {
+        return Ok(());
+    }
+    let mut states = Vec::with_capacity(written.len());
+    for (_, row) in &written {
+        states.push(serde_json::to_value(&row.state)?);
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.dispatch_orders ({ORDER_ROW_COLUMNS})
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],
+                              $6::text[], $7::timestamptz[], $8::timestamptz[],
+                              $9::timestamptz[], $10::uuid[], $11::timestamptz[],
+                              $12::timestamptz[], $13::timestamptz[], $14::timestamptz[],
+                              $15::timestamptz[], $16::jsonb[], $17::int8[])
+         ON CONFLICT (order_id) DO UPDATE SET
+             customer_id = EXCLUDED.customer_id, service = EXCLUDED.service,
+             city = EXCLUDED.city, status = EXCLUDED.status, stage = EXCLUDED.stage,
+             stage_deadline = EXCLUDED.stage_deadline, respond_by = EXCLUDED.respond_by,
+             pay_by = EXCLUDED.pay_by, worker_id = EXCLUDED.worker_id,
+             starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
+             waiting_since = EXCLUDED.waiting_since, placed_at = EXCLUDED.placed_at,
+             updated_at = EXCLUDED.updated_at, state = EXCLUDED.state,
+             last_sequence = EXCLUDED.last_sequence"
+    ))
+    .bind(written.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(each(&written, |row| row.customer_id))
+    .bind(each(&written, |row| row.service.as_deref()))
+    .bind(each(&written, |row| row.city.as_str()))
+    .bind(each(&written, |row| row.status.as_str()))
+    .bind(each(&written, |row| row.stage.as_deref()))
+    .bind(each(&written, |row| row.stage_deadline))
+    .bind(each(&written, |row| row.respond_by))
+    .bind(each(&written, |row| row.pay_by))
+    .bind(each(&written, |row| row.worker_id))
+    .bind(each(&written, |row| row.starts_at))
+    .bind(each(&written, |row| row.ends_at))
+    .bind(each(&written, |row| row.waiting_since))
+    .bind(each(&written, |row| row.placed_at))
+    .bind(each(&written, |row| row.updated_at))
+    .bind(states)
+    .bind(each(&written, |row| row.last_sequence))
     .execute(&mut *connection)
     .await?;
     Ok(())
 }
 
-async fn apply_worker(
+/// One column of the rows to write, for binding as an array.
+fn each<'a, T>(written: &[(Uuid, &'a OrderRow)], pick: impl Fn(&'a OrderRow) -> T) -> Vec<T> {
+    written.iter().map(|(_, row)| pick(row)).collect()
+}
+
+/// Writes a batch's ratings, earnings and who served whom, one statement each.
+async fn write_effects(
     connection: &mut PgConnection,
     schema: &str,
-    event: &StoredEvent,
+    effects: &OrderEffects,
 ) -> anyhow::Result<()> {
-    let worker_id: Uuid = event.aggregate_id.parse().context("worker id")?;
-    let decoded: WorkerEvent = event.decode()?;
-    let existing = sqlx::query(&format!(
-        "SELECT state, city, last_sequence FROM {schema}.dispatch_workers WHERE worker_id = $1"
-    ))
-    .bind(worker_id)
-    .fetch_optional(&mut *connection)
-    .await?;
-    let (mut worker, mut city): (Worker, String) = match existing {
-        Some(row) => {
-            let sequence: i64 = row.get("last_sequence");
-            if sequence >= event.sequence {
-                return Ok(());
-            }
-            (
-                serde_json::from_value(row.get("state")).context("worker state")?,
-                row.get("city"),
-            )
-        }
-        None => (Worker::default(), String::new()),
-    };
-    match &decoded {
-        WorkerEvent::WorkerRegistered { profile, .. }
-        | WorkerEvent::WorkerProfileUpdated { profile, .. } => {
-            city = profile.service_area.city.clone();
-        }
-        _ => {}
+    if !effects.ratings.is_empty() {
+        let (workers, deltas): (Vec<Uuid>, Vec<RatingsDelta>) = effects
+            .ratings
+            .iter()
+            .map(|(id, delta)| (*id, *delta))
+            .unzip();
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.worker_ratings
+                 (worker_id, reviews, quality_sum, attitude_sum, skill_sum)
+             SELECT * FROM unnest($1::uuid[], $2::int4[], $3::int4[], $4::int4[], $5::int4[])
+             ON CONFLICT (worker_id) DO UPDATE SET
+                 reviews = {schema}.worker_ratings.reviews + EXCLUDED.reviews,
+                 quality_sum = {schema}.worker_ratings.quality_sum + EXCLUDED.quality_sum,
+                 attitude_sum = {schema}.worker_ratings.attitude_sum + EXCLUDED.attitude_sum,
+                 skill_sum = {schema}.worker_ratings.skill_sum + EXCLUDED.skill_sum"
+        ))
+        .bind(&workers)
+        .bind(deltas.iter().map(|delta| delta.0).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|delta| delta.1).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|delta| delta.2).collect::<Vec<_>>())
+        .bind(deltas.iter().map(|delta| delta.3).collect::<Vec<_>>())
+        .execute(&mut *connection)
+        .await?;
     }
-    worker.apply(decoded);
-    let dispatchable = worker.registered
-        && !worker.suspended
-        && worker.review == domain::onboarding::ReviewStatus::Approved;
+    if !effects.earnings.is_empty() {
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.worker_earnings (worker_id, order_id, earned_at, amount)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int8[])
+             ON CONFLICT DO NOTHING"
+        ))
+        .bind(effects.earnings.iter().map(|e| e.0).collect::<Vec<_>>())
+        .bind(effects.earnings.iter().map(|e| e.1).collect::<Vec<_>>())
+        .bind(effects.earnings.iter().map(|e| e.2).collect::<Vec<_>>())
+        .bind(effects.earnings.iter().map(|e| e.3).collect::<Vec<_>>())
+        .execute(&mut *connection)
+        .await?;
+    }
+    if !effects.served.is_empty() {
+        let (pairs, counts): (Vec<(Uuid, Uuid)>, Vec<i32>) = effects
+            .served
+            .iter()
+            .map(|(pair, count)| (*pair, *count))
+            .unzip();
+        sqlx::query(&format!(
+            "INSERT INTO {schema}.customer_workers (customer_id, worker_id, orders)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int4[])
+             ON CONFLICT (customer_id, worker_id)
+             DO UPDATE SET orders = {schema}.customer_workers.orders + EXCLUDED.orders"
+        ))
+        .bind(pairs.iter().map(|pair| pair.0).collect::<Vec<_>>())
+        .bind(pairs.iter().map(|pair| pair.1).collect::<Vec<_>>())
+        .bind(&counts)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
+/// A worker of a batch: state, city and sequence as they stand, whether the batch changed it,
+/// and whether the dispatcher may send them orders.
+struct WorkerSlot {
+    state: Worker,
+    city: String,
+    last_sequence: Option<i64>,
+    dispatchable: bool,
+    changed: bool,
+}
+
+async fn apply_workers(
+    connection: &mut PgConnection,
+    schema: &str,
+    events: &[&StoredEvent],
+) -> anyhow::Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let ids = stream_ids(events, "worker id")?;
+    let rows = sqlx::query(&format!(
+        "SELECT worker_id, state, city, last_sequence FROM {schema}.dispatch_workers
+          WHERE worker_id = ANY($1)"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut slots: HashMap<Uuid, WorkerSlot> = HashMap::with_capacity(ids.len());
+    for row in rows {
+        slots.insert(
+            row.try_get("worker_id")?,
+            WorkerSlot {
+                state: serde_json::from_value(row.try_get("state")?).context("worker state")?,
+                city: row.try_get("city")?,
+                last_sequence: Some(row.try_get("last_sequence")?),
+                dispatchable: false,
+                changed: false,
+            },
+        );
+    }
+    for event in events {
+        let worker_id: Uuid = event.aggregate_id.parse().context("worker id")?;
+        let decoded: WorkerEvent = event.decode()?;
+        let slot = slots.entry(worker_id).or_insert_with(|| WorkerSlot {
+            state: Worker::default(),
+            city: String::new(),
+            last_sequence: None,
+            dispatchable: false,
+            changed: false,
+        });
+        if slot
+            .last_sequence
+            .is_some_and(|sequence| sequence >= event.sequence)
+        {
+            continue;
+        }
+        match &decoded {
+            WorkerEvent::WorkerRegistered { profile, .. }
+            | WorkerEvent::WorkerProfileUpdated { profile, .. } => {
+                slot.city = profile.service_area.city.clone();
+            }
+            _ => {}
+        }
+        slot.state.apply(decoded);
+        slot.dispatchable = slot.state.registered
+            && !slot.state.suspended
+            && slot.state.review == domain::onboarding::ReviewStatus::Approved;
+        slot.last_sequence = Some(event.sequence);
+        slot.changed = true;
+    }
+    let written: Vec<(Uuid, &WorkerSlot, i64)> = slots
+        .iter()
+        .filter(|(_, slot)| slot.changed)
+        .filter_map(|(id, slot)| slot.last_sequence.map(|sequence| (*id, slot, sequence)))
+        .collect();
+    if written.is_empty() {
+        return Ok(());
+    }
+    let mut states = Vec::with_capacity(written.len());
+    for (_, slot, _) in &written {
+        states.push(serde_json::to_value(&slot.state)?);
+    }
     sqlx::query(&format!(
         "INSERT INTO {schema}.dispatch_workers (worker_id, city, dispatchable, state, last_sequence)
-         VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (worker_id) DO UPDATE SET city = $2, dispatchable = $3, state = $4,
-             last_sequence = $5"
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::bool[], $4::jsonb[], $5::int8[])
+         ON CONFLICT (worker_id) DO UPDATE SET city = EXCLUDED.city,
+             dispatchable = EXCLUDED.dispatchable, state = EXCLUDED.state,
+             last_sequence = EXCLUDED.last_sequence"
     ))
-    .bind(worker_id)
-    .bind(city)
-    .bind(dispatchable)
-    .bind(serde_json::to_value(&worker)?)
-    .bind(event.sequence)
+    .bind(written.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
+    .bind(
+        written
+            .iter()
+            .map(|(_, slot, _)| slot.city.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        written
+            .iter()
+            .map(|(_, slot, _)| slot.dispatchable)
+            .collect::<Vec<_>>(),
+    )
+    .bind(states)
+    .bind(
+        written
+            .iter()
+            .map(|(_, _, sequence)| *sequence)
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut *connection)
     .await?;
     Ok(())

@@ -52,194 +52,266 @@ impl Projection for RemindersProjection {
         schema: &str,
         event: &StoredEvent,
     ) -> anyhow::Result<()> {
-        if event.aggregate_type == "interview" {
-            return interview_reminders(connection, schema, event).await;
-        }
-        if event.aggregate_type != "order" {
-            return Ok(());
-        }
-        let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
-        let decoded: OrderEvent = event.decode()?;
-        if let OrderEvent::OrderPlaced { booking, .. } = &decoded {
-            sqlx::query(&format!(
-                "INSERT INTO {schema}.reminder_orders (order_id, customer_id, service, starts_at)
-                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
-            ))
-            .bind(order_id)
-            .bind(booking.customer_id)
-            .bind(booking.service.as_str())
-            .bind(booking.scheduled_start)
-            .execute(&mut *connection)
-            .await?;
-            return Ok(());
-        }
-        let Some(row) = sqlx::query(&format!(
-            "SELECT customer_id, service, starts_at FROM {schema}.reminder_orders WHERE order_id = $1"
-        ))
-        .bind(order_id)
-        .fetch_optional(&mut *connection)
-        .await?
-        else {
-            return Ok(());
-        };
-        let order = OrderFacts {
-            order_id,
-            customer_id: row.get("customer_id"),
-            service: domain::ServiceCode::parse(row.get::<&str, _>("service"))
-                .map(|service| service.spec().name_zh)
-                .unwrap_or("服务"),
-            service_en: domain::ServiceCode::parse(row.get::<&str, _>("service"))
-                .map(|service| service.spec().name_en)
-                .unwrap_or("service"),
-            starts_at: row.get("starts_at"),
-        };
-        let at = event.recorded_at;
-        match decoded {
-            // A worker who grabbed an order needs no news of it.
-            OrderEvent::WorkerAssigned { assigned_by, .. }
-                if assigned_by.role == domain::Role::Worker => {}
-            OrderEvent::WorkerAssigned { worker_id, .. } => {
-                write(
-                    connection,
-                    &order,
-                    Reminder {
-                        kind: "order_offered",
-                        recipient: (worker_id, "worker"),
-                        due_at: at,
-                        title: "新订单 / New order".into(),
-                        body: format!(
-                            "您有一个新的{}订单（{}），请尽快确认。/ A new {} order ({}) is waiting for you to accept.",
-                            order.service, order.local_start(), order.service_en, order.local_start()
-                        ),
-                    },
-                )
-                .await?;
-            }
-            OrderEvent::OrderAccepted { worker_id, .. } => {
-                write(
-                    connection,
-                    &order,
-                    Reminder {
-                        kind: "order_accepted",
-                        recipient: (order.customer_id, "customer"),
-                        due_at: at,
-                        title: "服务人员已接单 / Your order was accepted".into(),
-                        body: format!(
-                            "您的{}订单已有服务人员接单，服务时间 {}。/ A worker accepted your {} order for {}.",
-                            order.service, order.local_start(), order.service_en, order.local_start()
-                        ),
-                    },
-                )
-                .await?;
-                for minutes in [60, 15] {
-                    let due_at = order.starts_at - Duration::minutes(minutes);
-                    if due_at < at {
+        self.apply_batch(connection, schema, std::slice::from_ref(event))
+            .await
+    }
+
+    /// Placements, most of a busy log, are remembered together: one statement for each run of
+    /// them. Every other event is taken in turn after them, as before.
+    async fn apply_batch(
+        &self,
+        connection: &mut PgConnection,
+        schema: &str,
+        events: &[StoredEvent],
+    ) -> anyhow::Result<()> {
+        let mut placed = Vec::new();
+        for event in events {
+            match event.aggregate_type.as_str() {
+                "order" => {
+                    let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
+                    let decoded: OrderEvent = event.decode()?;
+                    if let OrderEvent::OrderPlaced { booking, .. } = &decoded {
+                        placed.push((
+                            order_id,
+                            booking.customer_id,
+                            booking.service.as_str(),
+                            booking.scheduled_start,
+                        ));
                         continue;
                     }
-                    for recipient in [(order.customer_id, "customer"), (worker_id, "worker")] {
-                        write(
-                            connection,
-                            &order,
-                            Reminder {
-                                kind: if minutes == 60 { "starts_in_60" } else { "starts_in_15" },
-                                recipient,
-                                due_at,
-                                title: format!("服务将在 {minutes} 分钟后开始 / Service starts in {minutes} minutes"),
-                                body: format!(
-                                    "{}将于 {} 开始。/ The {} starts at {}.",
-                                    order.service, order.local_start(), order.service_en, order.local_start()
-                                ),
-                            },
-                        )
-                        .await?;
+                    if !reminds(&decoded) {
+                        continue;
                     }
+                    remember(connection, schema, &placed).await?;
+                    placed.clear();
+                    order_reminders(connection, schema, event, order_id, decoded).await?;
                 }
+                // Interviews keep tables of their own.
+                "interview" => interview_reminders(connection, schema, event).await?,
+                _ => {}
             }
-            OrderEvent::ServiceFinished { finished_at, .. } => {
-                write(
-                    connection,
-                    &order,
-                    Reminder {
-                        kind: "service_over",
-                        recipient: (order.customer_id, "customer"),
-                        due_at: at,
-                        title: "服务已完成 / Service finished".into(),
-                        body: format!(
-                            "您的{}服务已完成，感谢使用安家。/ Your {} is finished. Thank you for using Anjia.",
-                            order.service, order.service_en
-                        ),
-                    },
-                )
-                .await?;
-                write(
-                    connection,
-                    &order,
-                    Reminder {
-                        kind: "review_invitation",
-                        recipient: (order.customer_id, "customer"),
-                        due_at: finished_at + Duration::minutes(REVIEW_INVITATION_AFTER_MINUTES),
-                        title: "邀请您评价 / Please review your service".into(),
-                        body: format!(
-                            "请为本次{}服务评分：服务质量、态度与技能。/ Please rate your {}: quality, attitude and skill.",
-                            order.service, order.service_en
-                        ),
-                    },
-                )
-                .await?;
-            }
-            OrderEvent::WorkerArrived { .. } | OrderEvent::ServiceStarted { .. } => {
-                for kind in ["starts_in_60", "starts_in_15"] {
-                    cancel(connection, order_id, None, Some(kind), at).await?;
+        }
+        remember(connection, schema, &placed).await
+    }
+}
+
+/// Remembers placed orders: whose they are, what and when.
+async fn remember(
+    connection: &mut PgConnection,
+    schema: &str,
+    placed: &[(Uuid, Uuid, &str, DateTime<Utc>)],
+) -> anyhow::Result<()> {
+    if placed.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {schema}.reminder_orders (order_id, customer_id, service, starts_at)
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[])
+         ON CONFLICT DO NOTHING"
+    ))
+    .bind(placed.iter().map(|order| order.0).collect::<Vec<_>>())
+    .bind(placed.iter().map(|order| order.1).collect::<Vec<_>>())
+    .bind(placed.iter().map(|order| order.2).collect::<Vec<_>>())
+    .bind(placed.iter().map(|order| order.3).collect::<Vec<_>>())
+    .execute(&mut *connection)
+    .await?;
+    Ok(())
+}
+
+/// Whether an order's event writes, moves or cancels reminders: the others need not even
+/// look the order up.
+fn reminds(event: &OrderEvent) -> bool {
+    matches!(
+        event,
+        OrderEvent::WorkerAssigned { .. }
+            | OrderEvent::OrderAccepted { .. }
+            | OrderEvent::ServiceFinished { .. }
+            | OrderEvent::WorkerArrived { .. }
+            | OrderEvent::ServiceStarted { .. }
+            | OrderEvent::OrderReviewed { .. }
+            | OrderEvent::OrderRescheduled { .. }
+            | OrderEvent::OrderCancelled { .. }
+            | OrderEvent::OrderDisputed { .. }
+            | OrderEvent::AssignmentDeclined { .. }
+            | OrderEvent::AssignmentExpired { .. }
+            | OrderEvent::AssignmentWithdrawn { .. }
+    )
+}
+
+/// The reminders one event of a placed order writes, moves or cancels (see `reminds`).
+async fn order_reminders(
+    connection: &mut PgConnection,
+    schema: &str,
+    event: &StoredEvent,
+    order_id: Uuid,
+    decoded: OrderEvent,
+) -> anyhow::Result<()> {
+    let Some(row) = sqlx::query(&format!(
+        "SELECT customer_id, service, starts_at FROM {schema}.reminder_orders WHERE order_id = $1"
+    ))
+    .bind(order_id)
+    .fetch_optional(&mut *connection)
+    .await?
+    else {
+        return Ok(());
+    };
+    let order = OrderFacts {
+        order_id,
+        customer_id: row.get("customer_id"),
+        service: domain::ServiceCode::parse(row.get::<&str, _>("service"))
+            .map(|service| service.spec().name_zh)
+            .unwrap_or("服务"),
+        service_en: domain::ServiceCode::parse(row.get::<&str, _>("service"))
+            .map(|service| service.spec().name_en)
+            .unwrap_or("service"),
+        starts_at: row.get("starts_at"),
+    };
+    let at = event.recorded_at;
+    match decoded {
+        // A worker who grabbed an order needs no news of it.
+        OrderEvent::WorkerAssigned { assigned_by, .. }
+            if assigned_by.role == domain::Role::Worker => {}
+        OrderEvent::WorkerAssigned { worker_id, .. } => {
+            write(
+                connection,
+                &order,
+                Reminder {
+                    kind: "order_offered",
+                    recipient: (worker_id, "worker"),
+                    due_at: at,
+                    title: "新订单 / New order".into(),
+                    body: format!(
+                        "您有一个新的{}订单（{}），请尽快确认。/ A new {} order ({}) is waiting for you to accept.",
+                        order.service, order.local_start(), order.service_en, order.local_start()
+                    ),
+                },
+            )
+            .await?;
+        }
+        OrderEvent::OrderAccepted { worker_id, .. } => {
+            write(
+                connection,
+                &order,
+                Reminder {
+                    kind: "order_accepted",
+                    recipient: (order.customer_id, "customer"),
+                    due_at: at,
+                    title: "服务人员已接单 / Your order was accepted".into(),
+                    body: format!(
+                        "您的{}订单已有服务人员接单，服务时间 {}。/ A worker accepted your {} order for {}.",
+                        order.service, order.local_start(), order.service_en, order.local_start()
+                    ),
+                },
+            )
+            .await?;
+            for minutes in [60, 15] {
+                let due_at = order.starts_at - Duration::minutes(minutes);
+                if due_at < at {
+                    continue;
                 }
-            }
-            OrderEvent::OrderReviewed { .. } => {
-                cancel(connection, order_id, None, Some("review_invitation"), at).await?;
-            }
-            // The start reminders move with the start, and say the new time.
-            OrderEvent::OrderRescheduled { start, .. } => {
-                let before = order.local_start();
-                let after = OrderFacts {
-                    starts_at: start,
-                    ..order
-                }
-                .local_start();
-                sqlx::query(&format!(
-                    "UPDATE {schema}.reminder_orders SET starts_at = $2 WHERE order_id = $1"
-                ))
-                .bind(order_id)
-                .bind(start)
-                .execute(&mut *connection)
-                .await?;
-                for (kind, minutes) in [("starts_in_60", 60), ("starts_in_15", 15)] {
-                    sqlx::query(
-                        "UPDATE reminders SET due_at = $3, title = replace(title, $4, $5),
-                                body = replace(body, $4, $5)
-                          WHERE order_id = $1 AND kind = $2
-                            AND delivered_at IS NULL AND cancelled_at IS NULL",
+                for recipient in [(order.customer_id, "customer"), (worker_id, "worker")] {
+                    write(
+                        connection,
+                        &order,
+                        Reminder {
+                            kind: if minutes == 60 { "starts_in_60" } else { "starts_in_15" },
+                            recipient,
+                            due_at,
+                            title: format!("服务将在 {minutes} 分钟后开始 / Service starts in {minutes} minutes"),
+                            body: format!(
+                                "{}将于 {} 开始。/ The {} starts at {}.",
+                                order.service, order.local_start(), order.service_en, order.local_start()
+                            ),
+                        },
                     )
-                    .bind(order_id)
-                    .bind(kind)
-                    .bind(start - Duration::minutes(minutes))
-                    .bind(&before)
-                    .bind(&after)
-                    .execute(&mut *connection)
                     .await?;
                 }
             }
-            OrderEvent::OrderCancelled { .. } | OrderEvent::OrderDisputed { .. } => {
-                cancel(connection, order_id, None, None, at).await?;
-            }
-            OrderEvent::AssignmentDeclined { worker_id, .. }
-            | OrderEvent::AssignmentExpired { worker_id, .. }
-            | OrderEvent::AssignmentWithdrawn { worker_id, .. } => {
-                cancel(connection, order_id, Some(worker_id), None, at).await?;
-                // The customer's start reminders wait for the next worker's acceptance.
-                cancel(connection, order_id, Some(order.customer_id), None, at).await?;
-            }
-            _ => {}
         }
-        Ok(())
+        OrderEvent::ServiceFinished { finished_at, .. } => {
+            write(
+                connection,
+                &order,
+                Reminder {
+                    kind: "service_over",
+                    recipient: (order.customer_id, "customer"),
+                    due_at: at,
+                    title: "服务已完成 / Service finished".into(),
+                    body: format!(
+                        "您的{}服务已完成，感谢使用安家。/ Your {} is finished. Thank you for using Anjia.",
+                        order.service, order.service_en
+                    ),
+                },
+            )
+            .await?;
+            write(
+                connection,
+                &order,
+                Reminder {
+                    kind: "review_invitation",
+                    recipient: (order.customer_id, "customer"),
+                    due_at: finished_at + Duration::minutes(REVIEW_INVITATION_AFTER_MINUTES),
+                    title: "邀请您评价 / Please review your service".into(),
+                    body: format!(
+                        "请为本次{}服务评分：服务质量、态度与技能。/ Please rate your {}: quality, attitude and skill.",
+                        order.service, order.service_en
+                    ),
+                },
+            )
+            .await?;
+        }
+        OrderEvent::WorkerArrived { .. } | OrderEvent::ServiceStarted { .. } => {
+            for kind in ["starts_in_60", "starts_in_15"] {
+                cancel(connection, order_id, None, Some(kind), at).await?;
+            }
+        }
+        OrderEvent::OrderReviewed { .. } => {
+            cancel(connection, order_id, None, Some("review_invitation"), at).await?;
+        }
+        // The start reminders move with the start, and say the new time.
+        OrderEvent::OrderRescheduled { start, .. } => {
+            let before = order.local_start();
+            let after = OrderFacts {
+                starts_at: start,
+                ..order
+            }
+            .local_start();
+            sqlx::query(&format!(
+                "UPDATE {schema}.reminder_orders SET starts_at = $2 WHERE order_id = $1"
+            ))
+            .bind(order_id)
+            .bind(start)
+            .execute(&mut *connection)
+            .await?;
+            for (kind, minutes) in [("starts_in_60", 60), ("starts_in_15", 15)] {
+                sqlx::query(
+                    "UPDATE reminders SET due_at = $3, title = replace(title, $4, $5),
+                            body = replace(body, $4, $5)
+                      WHERE order_id = $1 AND kind = $2
+                        AND delivered_at IS NULL AND cancelled_at IS NULL",
+                )
+                .bind(order_id)
+                .bind(kind)
+                .bind(start - Duration::minutes(minutes))
+                .bind(&before)
+                .bind(&after)
+                .execute(&mut *connection)
+                .await?;
+            }
+        }
+        OrderEvent::OrderCancelled { .. } | OrderEvent::OrderDisputed { .. } => {
+            cancel(connection, order_id, None, None, at).await?;
+        }
+        OrderEvent::AssignmentDeclined { worker_id, .. }
+        | OrderEvent::AssignmentExpired { worker_id, .. }
+        | OrderEvent::AssignmentWithdrawn { worker_id, .. } => {
+            cancel(connection, order_id, Some(worker_id), None, at).await?;
+            // The customer's start reminders wait for the next worker's acceptance.
+            cancel(connection, order_id, Some(order.customer_id), None, at).await?;
+        }
+        _ => {}
     }
+    Ok(())
 }
 
 struct OrderFacts {

@@ -231,3 +231,154 @@ async fn a_projection_built_from_older_table_definitions_is_rebuilt_at_start_up(
     assert_eq!(shown.status(), reqwest::StatusCode::OK);
     app.stop().await;
 }
+
+/// How the equivalence test feeds a projection the log.
+#[derive(Clone, Copy, Debug)]
+enum Feeding {
+    OneByOne,
+    InSevens,
+    Whole,
+}
+
+/// Every projection folds a batch into fewer writes (`Projection::apply_batch`). Fed the same
+/// log one event at a time, in batches of seven and whole, each builds the same tables.
+#[tokio::test]
+async fn every_projection_builds_the_same_tables_from_one_event_at_a_time_or_a_batch() {
+    // Money settles at once, so the ledger sees escrow released and wallets credited.
+    let app = tests::spawn_app_with(tests::money_settles_at_once).await;
+    let customer = app.register_customer().await;
+    let admin = app.create_admin().await;
+    // Whole lives, reviewed; one cancelled after payment; some waiting for a worker; a block.
+    // A worker's time is booked by the order they serve: one worker each.
+    let mut workers = Vec::new();
+    let mut served_orders = Vec::new();
+    for quality in [5, 3] {
+        let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+        let (served, _) = app
+            .paid_through_sandbox(&customer, &tests::order_body_starting_in(30), "succeed")
+            .await;
+        app.grab_and_serve(served, &worker).await;
+        workers.push(worker);
+        served_orders.push(served);
+        let reviewed = app
+            .post(
+                &format!("/api/v1/orders/{served}/review"),
+                Some(&customer.token),
+                &serde_json::json!({"quality": quality, "attitude": 4, "skill": 5}),
+            )
+            .await;
+        assert_eq!(reviewed.status(), StatusCode::OK);
+    }
+    // A hidden review moves its worker's ratings back within the same batch.
+    let hidden = app
+        .post(
+            &format!("/api/v1/admin/orders/{}/review/hide", served_orders[1]),
+            Some(&admin.token),
+            &serde_json::json!({"reason": "含有个人信息 / contains personal data"}),
+        )
+        .await;
+    assert_eq!(hidden.status(), StatusCode::OK);
+    let cancelled = app.dispatchable_order(&customer, &admin).await;
+    let cancel = app
+        .post(
+            &format!("/api/v1/admin/orders/{cancelled}/cancel"),
+            Some(&admin.token),
+            &serde_json::json!({"reason": "客户要求 / customer asked"}),
+        )
+        .await;
+    assert_eq!(cancel.status(), StatusCode::OK);
+    for _ in 0..3 {
+        app.dispatchable_order(&customer, &admin).await;
+    }
+    // Wait for the escrow to be released to the workers' wallets.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM events WHERE aggregate_type = 'wallet'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("wallets")
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no wallet was credited"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let blocked = app
+        .post(
+            "/api/v1/me/blocked-workers",
+            Some(&customer.token),
+            &serde_json::json!({"worker_id": workers[0].id}),
+        )
+        .await;
+    assert!(blocked.status().is_success(), "{}", blocked.status());
+    app.wait_for_projections().await;
+
+    let mut connection = app.pool.acquire().await.expect("connection");
+    let events = projections::log::read_after(
+        &mut connection,
+        projections::log::Checkpoint::default(),
+        100_000,
+    )
+    .await
+    .expect("the log");
+    assert!(events.len() > 50, "a log worth folding: {}", events.len());
+    for projection in projections::all_projections(&app.vault) {
+        let mut built: Vec<(Feeding, Vec<Vec<Value>>)> = Vec::new();
+        for feeding in [Feeding::OneByOne, Feeding::InSevens, Feeding::Whole] {
+            let schema = format!("fold_{}_{feeding:?}", projection.name()).to_lowercase();
+            let create = format!(
+                "CREATE SCHEMA {schema}; {}",
+                projection.create_tables(&schema)
+            );
+            sqlx::raw_sql(&create)
+                .execute(&mut *connection)
+                .await
+                .expect("tables");
+            let size = match feeding {
+                Feeding::OneByOne => 1,
+                Feeding::InSevens => 7,
+                Feeding::Whole => events.len(),
+            };
+            for batch in events.chunks(size) {
+                let outcome = if size == 1 {
+                    projection.apply(&mut connection, &schema, &batch[0]).await
+                } else {
+                    projection
+                        .apply_batch(&mut connection, &schema, batch)
+                        .await
+                };
+                outcome.unwrap_or_else(|error| {
+                    panic!("{} fed {feeding:?}: {error:#}", projection.name())
+                });
+            }
+            let mut tables = Vec::new();
+            for table in projection.tables() {
+                let rows: Vec<Value> = sqlx::query_scalar(&format!(
+                    "SELECT to_jsonb(t) FROM {schema}.{table} t ORDER BY to_jsonb(t)::text"
+                ))
+                .fetch_all(&mut *connection)
+                .await
+                .expect("rows");
+                tables.push(rows);
+            }
+            built.push((feeding, tables));
+        }
+        let (_, one_by_one) = &built[0];
+        let rows: usize = one_by_one.iter().map(Vec::len).sum();
+        assert!(rows > 0, "{} built nothing", projection.name());
+        for (feeding, tables) in &built[1..] {
+            for (index, table) in projection.tables().iter().enumerate() {
+                assert_eq!(
+                    tables[index],
+                    one_by_one[index],
+                    "{}.{table} fed {feeding:?} differs from one event at a time",
+                    projection.name()
+                );
+            }
+        }
+    }
+    app.stop().await;
+}
