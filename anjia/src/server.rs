@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use projections::{ProjectorStats, Projectors};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -29,9 +29,7 @@ pub async fn connect(
 ) -> anyhow::Result<PgPool> {
     let url = resolve_database_url(database_url, var_dir).await?;
     let options = PgConnectOptions::from_str(&url).context("parsing DATABASE_URL")?;
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
+    application::services::pool_options(max_connections, Duration::from_secs(10))
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL")
@@ -157,9 +155,7 @@ pub async fn start(
         // The projectors' connections say who they are: the log's horizon leaves their
         // transactions out (projections::log::HORIZON). One loop steps every projection this
         // process leads: it holds their leases on one connection and applies on another.
-        let projector_pool = PgPoolOptions::new()
-            .max_connections(3)
-            .acquire_timeout(Duration::from_secs(10))
+        let projector_pool = application::services::pool_options(3, Duration::from_secs(10))
             .connect_lazy_with(
                 pool.connect_options()
                     .as_ref()

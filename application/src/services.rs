@@ -3,6 +3,7 @@
 //! binary, or a test) from adapters; cheap to clone.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use domain::activity::Presence;
@@ -13,6 +14,7 @@ use domain::order::Order;
 use domain::payment::Payment;
 use domain::wallet::Wallet;
 use domain::worker::Worker;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -24,6 +26,29 @@ use crate::ports::Providers;
 use crate::settings::DispatchSettings;
 use crate::settings::MoneySettings;
 use crate::settings::ReviewSettings;
+
+/// A connection idle this long is checked (one round trip) before it is handed out again.
+const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// The options of every pool the platform opens. sqlx checks each connection it hands out
+/// with a round trip by default: one more wait on every request, on both ends. A connection in
+/// steady use is handed out as it is; one that sat idle for `CHECK_AFTER_IDLE` (when a restart
+/// or a dropped link is likely to have killed it) is checked first. A connection that dies
+/// while in use fails its statement and is closed either way.
+pub fn pool_options(max_connections: u32, acquire_timeout: Duration) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_AFTER_IDLE {
+                    sqlx::Connection::ping(connection).await?;
+                }
+                Ok(true)
+            })
+        })
+}
 
 #[derive(Clone)]
 pub struct Services {
@@ -71,10 +96,11 @@ pub struct Ports {
 
 impl Services {
     pub fn new(pool: PgPool, ports: Ports) -> Self {
-        let units = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(pool.options().get_max_connections())
-            .acquire_timeout(pool.options().get_acquire_timeout())
-            .connect_lazy_with(pool.connect_options().as_ref().clone());
+        let units = pool_options(
+            pool.options().get_max_connections(),
+            pool.options().get_acquire_timeout(),
+        )
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
         let fresh = Arc::new(crate::fresh::Fresh::new(ports.vault.clone()));
         let remembered = fresh.clone();
         Services {

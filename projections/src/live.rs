@@ -19,8 +19,10 @@ use crate::projector::{
     swap_key, Projection,
 };
 
-/// How long a loop woken by a commit waits for more before it looks.
-const COALESCE_COMMITS: Duration = Duration::from_millis(5);
+/// How long a loop woken by a commit waits for more before it looks. With one loop, not seven,
+/// a step is cheap enough that a longer wait only adds lag (5 ms measured: lag p50 at c8
+/// 15–16 ms against 10–11 ms at 1 ms).
+const COALESCE_COMMITS: Duration = Duration::from_millis(1);
 
 /// How often a loop tries again for the leases another process holds.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
