@@ -776,3 +776,44 @@ async fn an_order_may_name_a_saved_address_instead_of_sending_it_again() {
     }
     app.stop().await;
 }
+
+/// The pools hand a connection in steady use out unchecked, and check one that sat idle for a
+/// second first (`application::services::pool_options`): after the database dropped it (a
+/// restart, a proxy's timeout), the next request gets a live connection, not an error.
+#[tokio::test]
+async fn a_pooled_connection_the_database_dropped_while_idle_is_replaced_before_use() {
+    let app = spawn_app().await;
+    let pool = application::services::pool_options(1, Duration::from_secs(10))
+        .connect(&app.database_url)
+        .await
+        .expect("pool");
+    let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("first use");
+    let dropped: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(&app.pool)
+        .await
+        .expect("dropping the connection");
+    assert!(dropped);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&pool)
+        .await
+        .expect("the pool handed out the dropped connection");
+    assert_ne!(second, first);
+    // And the server's own pools, which use the same options, serve on.
+    let customer = app.register_customer().await;
+    let placed = app
+        .client
+        .post(app.url("/api/v1/orders"))
+        .bearer_auth(&customer.token)
+        .header("Idempotency-Key", "after-the-drop")
+        .json(&tests::order_body())
+        .send()
+        .await
+        .expect("placing");
+    assert_eq!(placed.status(), StatusCode::CREATED);
+    app.stop().await;
+}

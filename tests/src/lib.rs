@@ -110,8 +110,8 @@ async fn spawn_app_configured(
     adjust: impl FnOnce(&mut anjia::config::Settings),
 ) -> TestApp {
     init_logging();
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(40)
+    // The server's own pool options, as `anjia serve` opens them.
+    let pool = application::services::pool_options(40, std::time::Duration::from_secs(30))
         .connect(database_url)
         .await
         .expect("connecting to the test database");
