@@ -1,5 +1,5 @@
 //! Projections: generations and their views, applying events with parking, rebuilds beside
-//! the live model, and status. The live loop is `crate::live`.
+//! the live model, and status. The live loop is the `live` module.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -229,7 +229,7 @@ async fn swap_views(
 
 /// Applies the next batch for one generation inside the caller's transaction and moves its
 /// checkpoint there too. Returns the events read (applied or parked). A rebuild fills its new
-/// generation this way; the live projectors (`crate::live`) read once for all of theirs.
+/// generation this way; the live loop (the `live` module) reads once for all of its projections.
 async fn apply_batch(
     connection: &mut PgConnection,
     projection: &dyn Projection,
