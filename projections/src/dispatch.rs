@@ -7,7 +7,7 @@
 //! this model, and a plan that a newer booking has overtaken is refused by the worker's
 //! stream and retried in the next round.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -164,8 +164,8 @@ struct OrderRow {
     last_sequence: i64,
 }
 
-/// One order of a batch: its row as it stands, whether the table held it before the batch,
-/// and whether the batch changed it.
+/// One order of a batch: its row as it stands, whether the table may hold it (it was found,
+/// or not looked up), and whether the batch changed it.
 #[derive(Default)]
 struct OrderSlot {
     row: Option<OrderRow>,
@@ -204,6 +204,9 @@ async fn load_orders(
     schema: &str,
     ids: &[Uuid],
 ) -> anyhow::Result<HashMap<Uuid, OrderSlot>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
     let rows = sqlx::query(&format!(
         "SELECT {ORDER_ROW_COLUMNS} FROM {schema}.dispatch_orders WHERE order_id = ANY($1)"
     ))
@@ -264,7 +267,29 @@ async fn apply_orders(
         return Ok(());
     }
     let ids = stream_ids(events, "order id")?;
-    let mut slots = load_orders(&mut *connection, schema, &ids).await?;
+    // An order whose stream begins in this batch has no row yet (a batch moves its checkpoint
+    // as it commits, so none is applied twice), so it is not looked up. Were its row there
+    // after all, the upsert never moves a row back, and a finished one is deleted as ever.
+    let mut begun = HashSet::new();
+    let mut seen = HashSet::new();
+    for event in events {
+        let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
+        if seen.insert(order_id) && event.sequence == 1 {
+            begun.insert(order_id);
+        }
+    }
+    let known: Vec<Uuid> = ids.into_iter().filter(|id| !begun.contains(id)).collect();
+    let mut slots = load_orders(&mut *connection, schema, &known).await?;
+    for order_id in begun {
+        slots.insert(
+            order_id,
+            OrderSlot {
+                row: None,
+                stored: true,
+                changed: false,
+            },
+        );
+    }
     let mut effects = OrderEffects::default();
     for event in events {
         let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
@@ -483,7 +508,8 @@ async fn write_orders(
              starts_at = EXCLUDED.starts_at, ends_at = EXCLUDED.ends_at,
              waiting_since = EXCLUDED.waiting_since, placed_at = EXCLUDED.placed_at,
              updated_at = EXCLUDED.updated_at, state = EXCLUDED.state,
-             last_sequence = EXCLUDED.last_sequence"
+             last_sequence = EXCLUDED.last_sequence
+         WHERE {schema}.dispatch_orders.last_sequence < EXCLUDED.last_sequence"
     ))
     .bind(written.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(each(&written, |row| row.customer_id))
