@@ -40,6 +40,23 @@ async fn notifications(app: &TestApp, user: &User) -> Vec<Value> {
         .expect("json")
 }
 
+/// Waits (up to ten seconds) until `user` has a notification of `kind`.
+async fn told(app: &TestApp, user: &User, kind: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !notifications(app, user)
+        .await
+        .iter()
+        .any(|note| note["kind"] == kind)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} was never told {kind}",
+            user.id
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_worker_on_the_imported_list_is_found_by_the_offline_check_and_cannot_be_approved() {
     let app = spawn_app().await;
@@ -101,10 +118,7 @@ async fn a_worker_on_the_imported_list_is_found_by_the_offline_check_and_cannot_
         view["id_number"],
         format!("{}********{}", &id_number[..6], &id_number[14..])
     );
-    assert!(notifications(&app, &admin)
-        .await
-        .iter()
-        .any(|note| note["kind"] == "background_hit"));
+    told(&app, &admin, "background_hit").await;
     // The identity number is sealed in the log.
     let leaks: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE payload::text LIKE $1")
         .bind(format!("%{id_number}%"))
@@ -189,10 +203,7 @@ async fn only_an_approved_certified_worker_with_valid_certificates_can_be_assign
         "/problems/invalid-input",
     )
     .await;
-    assert!(notifications(&app, &qualified)
-        .await
-        .iter()
-        .any(|note| note["kind"] == "review"));
+    told(&app, &qualified, "review").await;
     app.stop().await;
 }
 
@@ -243,14 +254,9 @@ async fn an_expired_certificate_takes_the_worker_off_dispatch_on_time_and_tells_
     })
     .await;
     assert_eq!(view["certificates"][0]["number"], "JK-2020-001");
-    assert!(notifications(&app, &worker)
-        .await
-        .iter()
-        .any(|note| note["kind"] == "certificate_expired"));
-    assert!(notifications(&app, &admin)
-        .await
-        .iter()
-        .any(|note| note["kind"] == "certificate_expired"));
+    // The job tells them after it records the expiry, which the view may show first.
+    told(&app, &worker, "certificate_expired").await;
+    told(&app, &admin, "certificate_expired").await;
 
     // A nanny order cannot go to this worker any more.
     let mut body = tests::order_body();
