@@ -101,16 +101,6 @@ impl Projection for DispatchProjection {
         )
     }
 
-    async fn apply(
-        &self,
-        connection: &mut PgConnection,
-        schema: &str,
-        event: &StoredEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_batch(connection, schema, std::slice::from_ref(event))
-            .await
-    }
-
     /// Orders, workers and customers write tables of their own, so each kind is applied in log
     /// order among itself: the same result as every event in turn. Orders and workers are read
     /// with one statement per batch, folded in memory and written back with one more.
@@ -124,8 +114,8 @@ impl Projection for DispatchProjection {
         let mut workers = Vec::new();
         for event in events {
             match event.aggregate_type.as_str() {
-                "order" => orders.push(event),
-                "worker" => workers.push(event),
+                "order" => orders.push((event.aggregate_id.parse().context("order id")?, event)),
+                "worker" => workers.push((event.aggregate_id.parse().context("worker id")?, event)),
                 "customer" => apply_customer(connection, schema, event).await?,
                 _ => {}
             }
@@ -247,35 +237,31 @@ async fn load_orders(
     Ok(slots)
 }
 
-/// The distinct streams of `events`, by id.
-fn stream_ids(events: &[&StoredEvent], what: &'static str) -> anyhow::Result<Vec<Uuid>> {
-    let mut ids: Vec<Uuid> = events
-        .iter()
-        .map(|event| event.aggregate_id.parse().context(what))
-        .collect::<anyhow::Result<_>>()?;
+/// The distinct streams of a batch's events.
+fn stream_ids(events: &[(Uuid, &StoredEvent)]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = events.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     ids.dedup();
-    Ok(ids)
+    ids
 }
 
 async fn apply_orders(
     connection: &mut PgConnection,
     schema: &str,
-    events: &[&StoredEvent],
+    events: &[(Uuid, &StoredEvent)],
 ) -> anyhow::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let ids = stream_ids(events, "order id")?;
+    let ids = stream_ids(events);
     // An order whose stream begins in this batch has no row yet (a batch moves its checkpoint
     // as it commits, so none is applied twice), so it is not looked up. Were its row there
     // after all, the upsert never moves a row back, and a finished one is deleted as ever.
     let mut begun = HashSet::new();
     let mut seen = HashSet::new();
-    for event in events {
-        let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
-        if seen.insert(order_id) && event.sequence == 1 {
-            begun.insert(order_id);
+    for (order_id, event) in events {
+        if seen.insert(*order_id) && event.sequence == 1 {
+            begun.insert(*order_id);
         }
     }
     let known: Vec<Uuid> = ids.into_iter().filter(|id| !begun.contains(id)).collect();
@@ -291,8 +277,7 @@ async fn apply_orders(
         );
     }
     let mut effects = OrderEffects::default();
-    for event in events {
-        let order_id: Uuid = event.aggregate_id.parse().context("order id")?;
+    for &(order_id, event) in events {
         let decoded: OrderEvent = event.decode()?;
         let slot = slots.entry(order_id).or_default();
         fold_order(slot, &mut effects, order_id, event, decoded)?;
@@ -615,12 +600,12 @@ struct WorkerSlot {
 async fn apply_workers(
     connection: &mut PgConnection,
     schema: &str,
-    events: &[&StoredEvent],
+    events: &[(Uuid, &StoredEvent)],
 ) -> anyhow::Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let ids = stream_ids(events, "worker id")?;
+    let ids = stream_ids(events);
     let rows = sqlx::query(&format!(
         "SELECT worker_id, state, city, last_sequence FROM {schema}.dispatch_workers
           WHERE worker_id = ANY($1)"
@@ -641,8 +626,7 @@ async fn apply_workers(
             },
         );
     }
-    for event in events {
-        let worker_id: Uuid = event.aggregate_id.parse().context("worker id")?;
+    for &(worker_id, event) in events {
         let decoded: WorkerEvent = event.decode()?;
         let slot = slots.entry(worker_id).or_insert_with(|| WorkerSlot {
             state: Worker::default(),

@@ -88,16 +88,6 @@ impl Projection for OrdersProjection {
         )
     }
 
-    async fn apply(
-        &self,
-        connection: &mut PgConnection,
-        schema: &str,
-        event: &StoredEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_batch(connection, schema, std::slice::from_ref(event))
-            .await
-    }
-
     /// Folds each order's events in the batch into one row change, so a batch costs one
     /// statement per order instead of one per event (placing an order writes two events).
     async fn apply_batch(

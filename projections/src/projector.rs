@@ -24,12 +24,19 @@ pub trait Projection: Send + Sync {
 
     /// Applies one event. Must be idempotent: an event may be offered to a fresh generation
     /// that already saw it only through a crash-free replay, but never rely on that.
+    ///
+    /// A projection implements this, `apply_batch`, or both: each is by default the other (a
+    /// batch of one event; every event in turn). The test that feeds every projection the same
+    /// log both ways would never end for one that implements neither.
     async fn apply(
         &self,
         connection: &mut PgConnection,
         schema: &str,
         event: &StoredEvent,
-    ) -> anyhow::Result<()>;
+    ) -> anyhow::Result<()> {
+        self.apply_batch(connection, schema, std::slice::from_ref(event))
+            .await
+    }
 
     /// Applies a batch in log order. A projection may fold a batch into fewer writes, as long
     /// as the result equals applying each event in turn.

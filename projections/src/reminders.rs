@@ -46,16 +46,6 @@ impl Projection for RemindersProjection {
         )
     }
 
-    async fn apply(
-        &self,
-        connection: &mut PgConnection,
-        schema: &str,
-        event: &StoredEvent,
-    ) -> anyhow::Result<()> {
-        self.apply_batch(connection, schema, std::slice::from_ref(event))
-            .await
-    }
-
     /// Placements, most of a busy log, are remembered together: one statement for each run of
     /// them. Every other event is taken in turn after them, as before.
     async fn apply_batch(
