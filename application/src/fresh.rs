@@ -25,6 +25,10 @@ use vault::cache::Cache;
 
 /// The channel the database announces changes on.
 pub const CHANNEL: &str = "anjia_fresh";
+
+/// The beat, with the channel written out (it is `CHANNEL`, tested) so that the statement is
+/// told apart from a command's, in `pg_stat_statements` for one.
+const BEAT: &str = "SELECT pg_notify('anjia_fresh', $1)";
 /// How often a process checks that it still hears the channel.
 pub const BEAT_EVERY: Duration = Duration::from_millis(500);
 /// How old the last beat heard back may be while the caches are served.
@@ -171,9 +175,7 @@ impl Fresh {
     /// Sends the next beat.
     async fn send_beat(&self, pool: &PgPool) -> sqlx::Result<u64> {
         let number = self.beat();
-        // The channel is written out (it is `CHANNEL`) so the beat is told apart from a
-        // command's statements, in pg_stat_statements for one.
-        sqlx::query("SELECT pg_notify('anjia_fresh', $1)")
+        sqlx::query(BEAT)
             .bind(format!("{}{number}", self.beat_prefix))
             .execute(pool)
             .await?;
@@ -282,6 +284,11 @@ async fn listen(fresh: Weak<Fresh>, pool: PgPool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_beat_goes_out_on_the_channel_every_process_listens_to() {
+        assert!(BEAT.contains(&format!("'{CHANNEL}'")));
+    }
 
     #[tokio::test]
     async fn a_process_trusts_its_caches_only_once_its_own_beat_comes_back_and_not_when_stale() {
