@@ -279,6 +279,7 @@ pub async fn run(
     sqlx::raw_sql("DROP TABLE IF EXISTS bench_raw_inserts")
         .execute(&pool)
         .await?;
+    // The flows go to the running server, not the quiet one the cost was measured on.
     let http = Http {
         client: client.clone(),
         base: base.clone(),
