@@ -14,8 +14,10 @@ use sqlx::PgPool;
 pub struct Counters {
     /// Per statement: its text, calls and total execution time (ms).
     statements: HashMap<i64, (String, i64, f64)>,
-    /// The next transaction id: how many transactions have written so far.
+    /// The next transaction id: how many transactions (and subtransactions) have written so far.
     next_xid: i64,
+    /// Beats of the caches sent so far: each takes a transaction id (a `NOTIFY` does).
+    beats: i64,
 }
 
 /// One statement's share of a command.
@@ -34,8 +36,15 @@ pub struct CommandCost {
     pub commands: usize,
     /// Statements run, `BEGIN` and `COMMIT` included: the round trips to the database.
     pub statements_per_command: f64,
-    /// Transactions that wrote (were given a transaction id): the durable commits.
+    /// Transactions that wrote (were given a transaction id): the durable commits, the
+    /// sandbox provider's own among them.
     pub writing_transactions_per_command: f64,
+    /// Savepoints that wrote (an append that may lose a race and be decided again): each
+    /// takes a transaction id of its own but commits with its transaction.
+    pub subtransactions_per_command: f64,
+    /// Of those, the sandbox provider's own (its ledger of checkouts and refunds, one statement
+    /// each): what a real provider writes on its own servers, not the platform's commits.
+    pub provider_writing_transactions_per_command: f64,
     /// Explicit `COMMIT`s; the other writing transactions are single statements.
     pub explicit_commits_per_command: f64,
     /// Time the server spent executing them (not waiting for the network or the client).
@@ -43,6 +52,18 @@ pub struct CommandCost {
     pub latency_p50_ms: f64,
     /// The statements by calls, most first.
     pub statements: Vec<StatementCost>,
+}
+
+/// The tables the in-process sandbox provider keeps its own books in.
+const PROVIDER_TABLES: [&str; 2] = ["sandbox_transactions", "sandbox_refunds"];
+
+/// A statement of the sandbox provider's that writes: each runs alone, its own transaction.
+fn provider_write(query: &str) -> bool {
+    let verb = query.split_whitespace().next().unwrap_or_default();
+    ["INSERT", "UPDATE", "DELETE"]
+        .iter()
+        .any(|writes| verb.eq_ignore_ascii_case(writes))
+        && PROVIDER_TABLES.iter().any(|table| query.contains(table))
 }
 
 /// Makes sure `pg_stat_statements` can be read; says why not when it cannot (a server that
@@ -75,6 +96,11 @@ pub async fn snapshot(pool: &PgPool) -> anyhow::Result<Counters> {
         sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
             .fetch_one(pool)
             .await?;
+    let beats = rows
+        .iter()
+        .filter(|(_, query, _, _)| query.contains(application::fresh::BEAT_MARK))
+        .map(|(_, _, calls, _)| calls)
+        .sum();
     Ok(Counters {
         statements: rows
             .into_iter()
@@ -82,6 +108,7 @@ pub async fn snapshot(pool: &PgPool) -> anyhow::Result<Counters> {
             .map(|(id, query, calls, time)| (id, (query, calls, time)))
             .collect(),
         next_xid,
+        beats,
     })
 }
 
@@ -91,7 +118,7 @@ fn is_own(query: &str) -> bool {
     query.contains("pg_stat_statements")
         || query.contains("pg_current_snapshot")
         || query.contains("anjia-bench")
-        || query.contains("'anjia_fresh'")
+        || query.contains(application::fresh::BEAT_MARK)
 }
 
 impl Counters {
@@ -110,6 +137,7 @@ impl Counters {
             total.2 += time - time_before;
         }
         self.next_xid += after.next_xid - before.next_xid;
+        self.beats += after.beats - before.beats;
     }
 }
 
@@ -155,21 +183,60 @@ pub fn between(
             .total_cmp(&a.calls_per_command)
             .then(b.server_ms_per_command.total_cmp(&a.server_ms_per_command))
     });
-    let commits = statements
-        .iter()
-        .filter(|statement| statement.query.eq_ignore_ascii_case("commit"))
-        .map(|statement| statement.calls_per_command)
-        .sum();
+    let calls_of = |verb: &str| -> f64 {
+        statements
+            .iter()
+            .filter(|statement| {
+                statement
+                    .query
+                    .split_whitespace()
+                    .next()
+                    .is_some_and(|first| first.eq_ignore_ascii_case(verb))
+            })
+            .map(|statement| statement.calls_per_command)
+            .sum()
+    };
+    let commits = calls_of("commit");
+    let subtransactions = calls_of("savepoint");
+    // The snapshot itself writes nothing, so every transaction id given out between the two
+    // readings went to the commands, but for the caches' beats.
+    let transaction_ids =
+        per((after.next_xid - before.next_xid - (after.beats - before.beats)) as f64);
     CommandCost {
         command: command.to_owned(),
         commands,
         statements_per_command: statements.iter().map(|s| s.calls_per_command).sum(),
-        // The snapshot itself writes nothing, so every transaction id given out between the
-        // two readings went to the commands.
-        writing_transactions_per_command: per((after.next_xid - before.next_xid) as f64),
+        writing_transactions_per_command: transaction_ids - subtransactions,
+        subtransactions_per_command: subtransactions,
         explicit_commits_per_command: commits,
+        provider_writing_transactions_per_command: statements
+            .iter()
+            .filter(|statement| provider_write(&statement.query))
+            .map(|statement| statement.calls_per_command)
+            .sum(),
         server_ms_per_command: statements.iter().map(|s| s.server_ms_per_command).sum(),
         latency_p50_ms,
         statements,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sandbox_providers_writes_are_told_apart_from_the_platforms() {
+        assert!(provider_write(
+            "INSERT INTO sandbox_transactions (payment_id) VALUES ($1)"
+        ));
+        assert!(provider_write(
+            "UPDATE sandbox_transactions SET status = $2 WHERE payment_id = $1"
+        ));
+        assert!(!provider_write(
+            "SELECT provider_transaction FROM sandbox_transactions WHERE payment_id = $1"
+        ));
+        assert!(!provider_write(
+            "INSERT INTO payment_notifications (log_id) VALUES ($1)"
+        ));
     }
 }
