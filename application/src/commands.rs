@@ -11,7 +11,9 @@
 //! key's claim and the stored answer. Before the request reaches outside (a payment provider,
 //! the bank, a background check, a text message), [`flush`] claims the key and commits what it
 //! has written so far, so nothing outside ever acts on an intent that could still be rolled
-//! back.
+//! back. Work that no caller's key names (a provider's notification, a job's step) runs in a
+//! unit of its own with [`atomically`]; [`write`] puts a plain statement (a notification for a
+//! person, a log row) in the current unit, so it stands or falls with the unit's events.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -424,13 +426,15 @@ where
 /// every reader of the log until it ends) only for the moment between its first write and its
 /// commit, not for the whole request.
 pub struct Unit {
-    claim: Claim,
+    /// The key the request claims; none for a unit of [`atomically`].
+    claim: Option<Claim>,
     state: tokio::sync::Mutex<UnitState>,
     /// What to tell once the unit's writes have committed.
     after_commit: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
 
 /// The idempotency key a request claims, and the request it was first sent with.
+#[derive(Clone)]
 pub struct Claim {
     /// The caller's user id, or `anonymous:<address>`.
     pub caller: String,
@@ -550,6 +554,10 @@ tokio::task_local! {
 
 impl Unit {
     pub fn new(transaction: Transaction<'static, Postgres>, claim: Claim) -> Arc<Unit> {
+        Self::begun(transaction, Some(claim))
+    }
+
+    fn begun(transaction: Transaction<'static, Postgres>, claim: Option<Claim>) -> Arc<Unit> {
         Arc::new(Unit {
             claim,
             state: tokio::sync::Mutex::new(UnitState::Open(transaction)),
@@ -576,10 +584,6 @@ impl Unit {
         for hook in hooks {
             hook();
         }
-    }
-
-    pub fn claim(&self) -> &Claim {
-        &self.claim
     }
 
     /// Runs `work` (a request's handler) with this unit as its commands' transaction.
@@ -615,7 +619,11 @@ pub async fn flush() -> Result<(), crate::error::Error> {
     let mut state = unit.state.lock().await;
     match std::mem::replace(&mut *state, UnitState::Failed) {
         UnitState::Open(mut transaction) => {
-            if unit.claim.take(&mut transaction, None).await? {
+            let taken = match &unit.claim {
+                Some(claim) => claim.take(&mut transaction, None).await?,
+                None => true,
+            };
+            if taken {
                 transaction.commit().await?;
                 *state = UnitState::Flushed;
                 unit.committed();
@@ -632,6 +640,69 @@ pub async fn flush() -> Result<(), crate::error::Error> {
             Ok(())
         }
     }
+}
+
+/// Runs `work` in a unit of its own, for work that no caller's key names: its commands' events
+/// and what it writes through [`write`] commit together, once, when it succeeds; nothing of it
+/// stands when it fails (or when a statement of it failed). A [`flush`] inside commits what
+/// came before, as in a request. Inside a request's unit, `work` joins that one instead.
+pub async fn atomically<T, E, F>(pool: &PgPool, work: F) -> Result<T, E>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+    E: From<crate::error::Error>,
+{
+    if Unit::current().is_some() {
+        return work.await;
+    }
+    let transaction = pool.begin().await.map_err(crate::error::Error::from)?;
+    let unit = Unit::begun(transaction, None);
+    let outcome = unit.run(work).await;
+    match (unit.end().await, outcome) {
+        (UnitEnd::Open(transaction), Ok(value)) => {
+            transaction
+                .commit()
+                .await
+                .map_err(crate::error::Error::from)?;
+            unit.committed();
+            Ok(value)
+        }
+        (UnitEnd::Flushed, Ok(value)) => Ok(value),
+        // A statement failed, so the database rolled the transaction back: what `work`
+        // answered cannot stand.
+        (UnitEnd::Failed | UnitEnd::Taken, Ok(_)) => Err(crate::error::Error::Conflict.into()),
+        (UnitEnd::Open(transaction), Err(error)) => {
+            // Dropping it would roll back too, but only once the connection is next used.
+            let _ = transaction.rollback().await;
+            Err(error)
+        }
+        (_, Err(error)) => Err(error),
+    }
+}
+
+/// Runs one statement that is not an event (a notification for a person, a log row) in the
+/// current unit when it is open, so that it commits with the unit's events or not at all;
+/// alone on `pool` otherwise.
+pub async fn write(
+    pool: &PgPool,
+    statement: sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments>,
+) -> Result<sqlx::postgres::PgQueryResult, crate::error::Error> {
+    if let Some(unit) = Unit::current() {
+        let mut state = unit.state.lock().await;
+        match &mut *state {
+            UnitState::Open(transaction) => {
+                let outcome = statement.execute(&mut **transaction).await;
+                if outcome.is_err() {
+                    // The transaction is aborted: nothing more of this unit may commit.
+                    *state = UnitState::Failed;
+                }
+                return Ok(outcome?);
+            }
+            // What follows must not commit alone, as if what came before had stood.
+            UnitState::Failed => return Err(crate::error::Error::Conflict),
+            _ => {}
+        }
+    }
+    Ok(statement.execute(pool).await?)
 }
 
 /// Who, when, from where and why: the metadata written with every event of a command.

@@ -9,27 +9,31 @@ pub enum Recipient {
     Role(&'static str),
 }
 
+/// Writes one message to the inbox: inside the current unit when there is one (so it is sent
+/// only if what it tells of is saved), alone otherwise.
 pub async fn notify(
     pool: &PgPool,
     recipient: Recipient,
     kind: &str,
     title: &str,
     body: &str,
-) -> sqlx::Result<()> {
+) -> crate::Result<()> {
     let (person, role) = match recipient {
         Recipient::Person(id) => (Some(id), None),
         Recipient::Role(role) => (None, Some(role)),
     };
-    sqlx::query(
-        "INSERT INTO notifications (notification_id, recipient_id, recipient_role, kind, title, body) VALUES ($1, $2, $3, $4, $5, $6)",
+    crate::commands::write(
+        pool,
+        sqlx::query(
+            "INSERT INTO notifications (notification_id, recipient_id, recipient_role, kind, title, body) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(person)
+        .bind(role)
+        .bind(kind)
+        .bind(title)
+        .bind(body),
     )
-    .bind(Uuid::now_v7())
-    .bind(person)
-    .bind(role)
-    .bind(kind)
-    .bind(title)
-    .bind(body)
-    .execute(pool)
     .await?;
     Ok(())
 }

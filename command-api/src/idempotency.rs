@@ -156,7 +156,7 @@ async fn replay_or_run_inner(
         route,
         request_hash,
     };
-    let unit = Unit::new(state.units.begin().await?, claim);
+    let unit = Unit::new(state.units.begin().await?, claim.clone());
     let response = unit
         .run(next.run(Request::from_parts(parts, Body::from(body))))
         .await;
@@ -165,7 +165,7 @@ async fn replay_or_run_inner(
     let passing = parts.status.is_server_error()
         || parts.extensions.get::<crate::error::Retryable>().is_some();
     let end = unit.end().await;
-    let claim = unit.claim();
+    let claim = &claim;
     let body: Bytes = match body {
         Ok(bytes) => bytes,
         Err(error) => {

@@ -139,27 +139,10 @@ async fn forged_replayed_and_mismatched_notifications_change_nothing_and_are_log
         .as_str()
         .expect("txn")
         .to_owned();
-    let key: Vec<u8> =
-        sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'sandbox_payment_key'")
-            .fetch_one(&app.pool)
-            .await
-            .expect("key");
+    let key = sandbox_key(&app).await;
     let post = |body: Value, key: Vec<u8>, timestamp: i64| {
         let app = &app;
-        async move {
-            let bytes = serde_json::to_vec(&body).expect("json");
-            let signature =
-                adapters::payments::sandbox::SandboxProvider::sign(&key, timestamp, &bytes);
-            app.client
-                .post(app.url("/api/v1/payments/notifications/sandbox"))
-                .header("x-sandbox-signature", signature)
-                .header("x-sandbox-timestamp", timestamp.to_string())
-                .header("content-type", "application/json")
-                .body(bytes)
-                .send()
-                .await
-                .expect("posted")
-        }
+        async move { notify_sandbox(app, &body, &key, timestamp).await }
     };
     let genuine = |amount: i64, currency: &str| {
         json!({"notification_id": Uuid::new_v4().to_string(), "payment_id": payment_id, "provider_transaction": transaction,
@@ -225,6 +208,124 @@ async fn forged_replayed_and_mismatched_notifications_change_nothing_and_are_log
         )
         .await;
     assert_problem(hidden, StatusCode::NOT_FOUND, "/problems/not-found").await;
+    app.stop().await;
+}
+
+async fn sandbox_key(app: &TestApp) -> Vec<u8> {
+    sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'sandbox_payment_key'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("key")
+}
+
+/// Posts `body` to the sandbox's callback as the sandbox would, signed with `key` at `timestamp`.
+async fn notify_sandbox(
+    app: &TestApp,
+    body: &Value,
+    key: &[u8],
+    timestamp: i64,
+) -> reqwest::Response {
+    let bytes = serde_json::to_vec(body).expect("json");
+    let signature = adapters::payments::sandbox::SandboxProvider::sign(key, timestamp, &bytes);
+    app.client
+        .post(app.url("/api/v1/payments/notifications/sandbox"))
+        .header("x-sandbox-signature", signature)
+        .header("x-sandbox-timestamp", timestamp.to_string())
+        .header("content-type", "application/json")
+        .body(bytes)
+        .send()
+        .await
+        .expect("posted")
+}
+
+/// The transaction (as a 32-bit id, like `xmin`) that wrote each of these events, in order.
+async fn written_by(app: &TestApp, events: &[(Uuid, &str)]) -> Vec<i64> {
+    let mut transactions = Vec::new();
+    for (aggregate_id, event_type) in events {
+        let transaction: i64 = sqlx::query_scalar(
+            "SELECT transaction_id::text::bigint % 4294967296 FROM events
+              WHERE aggregate_id = $1 AND event_type = $2",
+        )
+        .bind(aggregate_id.to_string())
+        .bind(event_type)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap_or_else(|error| panic!("{event_type}: {error}"));
+        transactions.push(transaction);
+    }
+    transactions
+}
+
+/// One durable commit each: the intent with the key's stored answer, and the provider's
+/// notification with all it causes (the capture, the order paid, dispatch opened, the log).
+#[tokio::test]
+async fn a_payment_intent_and_its_notification_each_commit_once() {
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let key = Uuid::new_v4().to_string();
+    let response = app
+        .client
+        .post(app.url(&format!("/api/v1/orders/{order_id}/payment-intents")))
+        .bearer_auth(&customer.token)
+        .header("idempotency-key", &key)
+        .json(&json!({"method": "wechat_pay", "sandbox": "timeout"}))
+        .send()
+        .await
+        .expect("intent");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.expect("intent");
+    let payment_id: Uuid = created["payment_id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("uuid");
+    let (answer_status, answered_by): (i16, i64) =
+        sqlx::query_as("SELECT status, xmin::text::bigint FROM idempotency WHERE key = $1")
+            .bind(&key)
+            .fetch_one(&app.pool)
+            .await
+            .expect("the key's record");
+    assert_eq!(answer_status, 201);
+    assert_eq!(
+        written_by(&app, &[(payment_id, "PaymentCreated")]).await,
+        vec![answered_by],
+        "the intent and its stored answer commit together"
+    );
+
+    let notification_id = Uuid::new_v4().to_string();
+    let notified = notify_sandbox(
+        &app,
+        &json!({"notification_id": notification_id, "payment_id": payment_id,
+                "provider_transaction": created["checkout"]["provider_transaction"],
+                "amount": 15_000, "currency": "CNY", "status": "success", "occurred_at": Utc::now()}),
+        &sandbox_key(&app).await,
+        Utc::now().timestamp(),
+    )
+    .await;
+    assert_eq!(notified.status(), StatusCode::OK);
+    let logged_by: i64 = sqlx::query_scalar(
+        "SELECT xmin::text::bigint FROM payment_notifications
+          WHERE notification_id = $1 AND outcome = 'accepted'",
+    )
+    .bind(&notification_id)
+    .fetch_one(&app.pool)
+    .await
+    .expect("the log's row");
+    let caused = written_by(
+        &app,
+        &[
+            (payment_id, "PaymentCaptured"),
+            (order_id, "PaymentRecorded"),
+            (order_id, "DispatchOpened"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        caused,
+        vec![logged_by; 3],
+        "the capture, the order paid, dispatch opened and the log commit together"
+    );
     app.stop().await;
 }
 

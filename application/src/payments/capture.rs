@@ -14,8 +14,24 @@ pub enum Handled {
 }
 
 /// Verifies and applies one notification: the payment is captured (or failed), then the order
-/// is marked paid and dispatch opens. Every outcome is logged.
+/// is marked paid and dispatch opens. Every outcome is logged. All of it commits at once (one
+/// durable commit), or none of it and the provider is told to try again; only a refund of a
+/// payment nobody needs commits what came before it, before the provider hears of it.
 pub async fn handle_notification(
+    services: &Services,
+    provider_name: &str,
+    headers: &Headers,
+    body: &[u8],
+    context: &CommandContext,
+) -> crate::Result<Handled> {
+    crate::commands::atomically(
+        &services.units,
+        handle_alone(services, provider_name, headers, body, context),
+    )
+    .await
+}
+
+async fn handle_alone(
     services: &Services,
     provider_name: &str,
     headers: &Headers,
@@ -42,19 +58,21 @@ pub async fn handle_notification(
     if let Handled::Rejected(reason) = &outcome {
         tracing::warn!(provider = provider_name, reason = %reason, "a payment notification was refused");
     }
-    sqlx::query(
-        "INSERT INTO payment_notifications (log_id, provider, notification_id, payment_id, outcome, reason, client_ip, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    crate::commands::write(
+        &services.pool,
+        sqlx::query(
+            "INSERT INTO payment_notifications (log_id, provider, notification_id, payment_id, outcome, reason, client_ip, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(Uuid::now_v7())
+        .bind(provider_name)
+        .bind(notification.as_ref().map(|n| n.notification_id.clone()))
+        .bind(notification.as_ref().map(|n| n.payment_id))
+        .bind(label)
+        .bind(reason)
+        .bind(&context.client_ip)
+        .bind(String::from_utf8_lossy(&body[..body.len().min(4_000)]).into_owned()),
     )
-    .bind(Uuid::now_v7())
-    .bind(provider_name)
-    .bind(notification.as_ref().map(|n| n.notification_id.clone()))
-    .bind(notification.as_ref().map(|n| n.payment_id))
-    .bind(label)
-    .bind(reason)
-    .bind(&context.client_ip)
-    .bind(String::from_utf8_lossy(&body[..body.len().min(4_000)]).into_owned())
-    .execute(&services.pool)
     .await?;
     Ok(outcome)
 }
@@ -88,9 +106,12 @@ pub async fn query_pending(
             }
         };
         if let Some(answer) = answer {
-            let outcome = apply(services, &provider_name, &answer, context)
-                .await
-                .map_err(|error| anyhow::anyhow!("applying a query answer: {error}"))?;
+            let outcome = crate::commands::atomically(
+                &services.units,
+                apply(services, &provider_name, &answer, context),
+            )
+            .await
+            .map_err(|error| anyhow::anyhow!("applying a query answer: {error}"))?;
             if outcome == Handled::Accepted {
                 settled += 1;
             }
@@ -155,7 +176,7 @@ async fn apply(
 }
 
 /// The order side of a capture: recorded as paid, then dispatch opens. Both steps are safe to
-/// repeat; if this process stops in between, the dispatcher's timer opens dispatch.
+/// repeat; inside a notification's unit they commit with the capture.
 pub async fn mark_order_paid(
     services: &Services,
     order_id: Uuid,
@@ -201,7 +222,16 @@ pub async fn mark_order_paid(
             return Ok(());
         }
     }
-    crate::dispatch::open(services, order_id, context).await
+    match crate::dispatch::open(services, order_id, context).await {
+        // Refused by the order: the payment and its recording stand, and the dispatcher's
+        // timer opens dispatch (or the admins see why not). A failure of the database rolls
+        // the whole notification back instead, for the provider to send again.
+        Err(error @ (Error::Refused { .. } | Error::NotFound(_))) => {
+            tracing::warn!(order_id = %order_id, error = %error, "a paid order's dispatch did not open; the timer tries again");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// Whether `payment` is the one the order recorded as its payment.

@@ -270,37 +270,29 @@ pub async fn create_intent(
         }
         .into());
     }
-    let mut amount = order.total.unwrap_or(Fen::ZERO);
     let payment_id = context.new_aggregate_id("payment");
-    let mut provider = state
-        .payment_providers
-        .for_method(body.method)
-        .ok_or_else(|| ApiError::Invalid(Text::new("payments.payment-method-not-available")))?;
-    let command = PaymentCommand::Create {
-        payment_id,
-        order_id,
-        customer_id: customer.id,
-        amount,
-        method: body.method,
-        provider: provider.name().to_owned(),
-        now: context.occurred_at,
+    // A retry whose key's answer is gone finds the intent its first attempt opened: its
+    // provider is asked again, for what the intent was opened for.
+    let (existing, _): (domain::payment::Payment, usize) = state.payments.load(payment_id).await?;
+    let opened = existing.status != PaymentStatus::New;
+    let (provider, amount) = if opened {
+        let provider = state
+            .payment_providers
+            .get(&existing.provider)
+            .ok_or_else(|| ApiError::Invalid(Text::new("payments.payment-method-not-available")))?;
+        (provider, Fen::literal(existing.amount))
+    } else {
+        let provider = state
+            .payment_providers
+            .for_method(body.method)
+            .ok_or_else(|| ApiError::Invalid(Text::new("payments.payment-method-not-available")))?;
+        (provider, order.total.unwrap_or(Fen::ZERO))
     };
-    match state.payments.execute(payment_id, command, &context).await {
-        Ok(_) => {}
-        // A retry of the same request: the intent exists; ask its provider again.
-        Err(cqrs_es::AggregateError::UserError(domain::payment::PaymentError::AlreadyExists)) => {
-            let (existing, _): (domain::payment::Payment, usize) =
-                state.payments.load(payment_id).await?;
-            if let Some(recorded) = state.payment_providers.get(&existing.provider) {
-                provider = recorded;
-            }
-            // The provider is asked for what the intent was opened for.
-            amount = Fen::literal(existing.amount);
-        }
-        Err(other) => return Err(other.into()),
-    }
-    // The payment's intent is committed before the provider hears of it.
-    application::commands::flush().await?;
+    // The provider opens its checkout before the intent is written, so the request commits
+    // once and holds no transaction id while the provider answers. Nothing outside acts on it
+    // yet: the customer can pay only through the checkout in this answer, which is sent after
+    // the commit. Should the commit fail, the caller hears so and retries with the same key:
+    // the same payment id, which a provider answers with the same checkout.
     state
         .payment_providers
         .script(provider.as_ref(), payment_id, body.sandbox.into())
@@ -311,6 +303,29 @@ pub async fn create_intent(
         .await
         .map_err(ApiError::Unavailable)?
         .into();
+    if !opened {
+        let command = PaymentCommand::Create {
+            payment_id,
+            order_id,
+            customer_id: customer.id,
+            amount,
+            method: body.method,
+            provider: provider.name().to_owned(),
+            now: context.occurred_at,
+        };
+        match state
+            .payments
+            .execute_new(payment_id, command, &context)
+            .await
+        {
+            // A first attempt with the same key, running at the same moment, opened it.
+            Ok(_)
+            | Err(cqrs_es::AggregateError::UserError(
+                domain::payment::PaymentError::AlreadyExists,
+            )) => {}
+            Err(other) => return Err(other.into()),
+        }
+    }
     let view = IntentView {
         payment_id,
         order_id,
