@@ -69,6 +69,8 @@ pub async fn prepare(pool: &PgPool, master_key: Option<&str>) -> anyhow::Result<
 /// A running server and its projectors.
 pub struct Running {
     pub address: SocketAddr,
+    /// What its use cases are given: for tests that take a flow step by step.
+    pub services: application::services::Services,
     pub projector_stats: Vec<(String, Arc<ProjectorStats>)>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -184,6 +186,7 @@ pub async fn start(
     } else {
         None
     };
+    let services = state.services.clone();
     let app = command_api::app(state).into_make_service_with_connect_info::<SocketAddr>();
     let mut server_shutdown = shutdown_receiver.clone();
     tasks.push(tokio::spawn(async move {
@@ -198,6 +201,7 @@ pub async fn start(
     }));
     Ok(Running {
         address,
+        services,
         projector_stats,
         shutdown,
         tasks,

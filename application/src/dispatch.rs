@@ -93,6 +93,13 @@ async fn tell(services: &Services, recipient: Recipient, kind: &str, title: &str
 /// stream, now) holds that worker: a request that lost, or a step that ran late, never undoes
 /// the booking of the one that won. A failure here leaves a reservation the reconciliation
 /// step gives back later. Returns whether the time was given back.
+///
+/// The order is read again after the release: another request may have given the order to
+/// this worker between the first reading and the release, relying on the booking just given
+/// back, and the time is then booked again. That request, for its part, looks at the
+/// worker's calendar after its own write when it relied on a booking it did not make
+/// ([`confirm_hold`]); as each side writes before it reads, at least one of them sees the
+/// other.
 pub async fn release(
     services: &Services,
     worker_id: Uuid,
@@ -121,22 +128,108 @@ pub async fn release(
         .execute_deciding_again(worker_id, release, context)
         .await
     {
-        Ok(_) => true,
+        Ok(released) if released.events > 0 => {}
+        Ok(_) => return true,
         Err(error) => {
             tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not release a booking");
+            return false;
+        }
+    }
+    match services.orders.load(order_id).await {
+        Ok((order, _)) if order.holds(worker_id) => {
+            tracing::warn!(worker_id = %worker_id, order_id = %order_id, "the order took this worker while their time was given back; booking it again");
+            if let Err(error) = hold(services, worker_id, &order, order_id, context).await {
+                tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "an order holds a worker whose time could not be booked again; the reconciliation step tells the admins");
+            }
             false
+        }
+        Ok(_) => true,
+        Err(error) => {
+            tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not read the order after releasing; the reconciliation step will judge it");
+            true
         }
     }
 }
 
-/// Reserves a worker's time for an order in the worker's own stream.
+/// Whose booking a request's hold stands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Held {
+    /// This request booked the time: it gives it back if the order does not take the worker.
+    Booked,
+    /// The worker already had this order's time booked, by another request that may still
+    /// give it back: this request leaves it alone and, once the order is the worker's,
+    /// confirms it ([`confirm_hold`]).
+    Borrowed,
+}
+
+impl Held {
+    /// Gives the time back after the order refused the worker, if this request booked it.
+    pub async fn give_back(
+        self,
+        services: &Services,
+        worker_id: Uuid,
+        order_id: Uuid,
+        reason: &str,
+        context: &CommandContext,
+    ) -> bool {
+        match self {
+            Held::Booked => release(services, worker_id, order_id, reason, context).await,
+            Held::Borrowed => false,
+        }
+    }
+
+    /// Once the order holds the worker: a borrowed booking is looked for again. The order is
+    /// the worker's either way; a failure here is logged, and the reconciliation step books
+    /// the time (or tells the admins it is taken).
+    pub async fn confirm(
+        self,
+        services: &Services,
+        worker_id: Uuid,
+        order_id: Uuid,
+        context: &CommandContext,
+    ) {
+        if self == Held::Borrowed {
+            if let Err(error) = confirm_hold(services, worker_id, order_id, context).await {
+                tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not confirm the booking an order took its worker on; the reconciliation step will judge it");
+            }
+        }
+    }
+}
+
+/// After an order took a worker on a booking another request had made: books the time again
+/// if that request gave it back meanwhile (see [`release`]).
+pub async fn confirm_hold(
+    services: &Services,
+    worker_id: Uuid,
+    order_id: Uuid,
+    context: &CommandContext,
+) -> crate::Result<()> {
+    let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
+    if worker
+        .bookings
+        .iter()
+        .any(|booked| booked.order_id == order_id)
+    {
+        return Ok(());
+    }
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
+    if !order.holds(worker_id) {
+        return Ok(());
+    }
+    tracing::warn!(worker_id = %worker_id, order_id = %order_id, "the booking this order took the worker on was given back meanwhile; booking it again");
+    hold(services, worker_id, &order, order_id, context).await?;
+    Ok(())
+}
+
+/// Reserves a worker's time for an order in the worker's own stream; says whether this call
+/// booked it or found it booked already.
 pub async fn hold(
     services: &Services,
     worker_id: Uuid,
     order: &Order,
     order_id: Uuid,
     context: &CommandContext,
-) -> crate::Result<()> {
+) -> crate::Result<Held> {
     let (start, end) = order
         .window
         .ok_or_else(|| Error::not_found("订单", "order"))?;
@@ -147,11 +240,15 @@ pub async fn hold(
         location: order.location,
         now: context.occurred_at,
     };
-    services
+    let booked = services
         .workers
         .execute_deciding_again(worker_id, booking, context)
         .await?;
-    Ok(())
+    Ok(if booked.events > 0 {
+        Held::Booked
+    } else {
+        Held::Borrowed
+    })
 }
 
 /// Gives back reservations that no order holds: left by a process that stopped between
@@ -301,22 +398,26 @@ pub async fn grab(
     if let Err(refusal) = order.decide_only(command.clone()) {
         return Err(refusal.into());
     }
-    hold(services, worker_id, &order, order_id, context).await?;
+    let held = hold(services, worker_id, &order, order_id, context).await?;
     match services
         .orders
         .execute_deciding_again(order_id, command, context)
         .await
     {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            held.confirm(services, worker_id, order_id, context).await;
+            Ok(())
+        }
         Err(refusal) => {
-            let released = release(
-                services,
-                worker_id,
-                order_id,
-                "抢单未成功 / the grab did not win",
-                context,
-            )
-            .await;
+            let released = held
+                .give_back(
+                    services,
+                    worker_id,
+                    order_id,
+                    "抢单未成功 / the grab did not win",
+                    context,
+                )
+                .await;
             if !released {
                 // The order holds this worker: another tap of the same worker won, so this
                 // one answers as a retry would.

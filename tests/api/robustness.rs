@@ -604,6 +604,93 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
     app.stop().await;
 }
 
+/// The race the storm can hit, step by step. Request R books a worker for an order and loses;
+/// request X finds R's booking and gives the order to the worker on it; R, having read the
+/// order before X wrote, gives the time back. X looks at the calendar after its own write and
+/// books the time again. And a request that found the booking made leaves it alone when the
+/// order refuses it.
+#[tokio::test]
+async fn a_booking_given_back_while_another_request_gave_the_order_to_its_worker_is_booked_again() {
+    use application::dispatch::{hold, Held};
+    use domain::order::{Order, OrderCommand};
+    use domain::worker::{Worker, WorkerCommand};
+
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
+    let order_id = app.place_order_with(&customer, &order_body()).await;
+    app.pay(order_id, &admin).await;
+    app.open_dispatch(order_id, &admin).await;
+    let services = app.services();
+    let context = application::commands::CommandContext::system();
+    let (order, _): (Order, usize) = services.orders.load(order_id).await.expect("order");
+    let booked = |worker: &Worker| {
+        worker
+            .bookings
+            .iter()
+            .filter(|booked| booked.order_id == order_id)
+            .count()
+    };
+
+    // R books; X finds R's booking.
+    let r = hold(services, worker.id, &order, order_id, &context)
+        .await
+        .expect("R books");
+    assert_eq!(r, Held::Booked);
+    let x = hold(services, worker.id, &order, order_id, &context)
+        .await
+        .expect("X holds");
+    assert_eq!(x, Held::Borrowed);
+    // A borrowed booking is not X's to give back.
+    assert!(
+        !x.give_back(services, worker.id, order_id, "test", &context)
+            .await
+    );
+    let (calendar, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
+    assert_eq!(booked(&calendar), 1, "X gave back R's booking");
+
+    // R gives the time back on what it read before X wrote; X gives the order to the worker.
+    services
+        .workers
+        .execute(
+            worker.id,
+            WorkerCommand::Release {
+                order_id,
+                reason: "R lost / R 未成功".into(),
+                now: chrono::Utc::now(),
+            },
+            &context,
+        )
+        .await
+        .expect("R releases");
+    let (standing, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
+    let now = chrono::Utc::now();
+    services
+        .orders
+        .execute(
+            order_id,
+            OrderCommand::AssignWorker {
+                worker: standing.facts(worker.id, domain::values::business_day(now)),
+                by: domain::Actor::system(),
+                respond_by: Some(now + chrono::Duration::minutes(10)),
+                score: None,
+                now,
+            },
+            &context,
+        )
+        .await
+        .expect("X assigns");
+    let (calendar, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
+    assert_eq!(booked(&calendar), 0, "the race as it happens");
+    x.confirm(services, worker.id, order_id, &context).await;
+    let (calendar, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
+    let (order, _): (Order, usize) = services.orders.load(order_id).await.expect("order");
+    assert!(order.holds(worker.id));
+    assert_eq!(booked(&calendar), 1, "X booked the time again");
+    app.stop().await;
+}
+
 fn position_of(response: &reqwest::Response) -> String {
     response
         .headers()

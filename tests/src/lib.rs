@@ -310,6 +310,11 @@ pub fn order_body() -> Value {
 }
 
 impl TestApp {
+    /// The running app's use cases, for a test that takes a flow step by step.
+    pub fn services(&self) -> &application::services::Services {
+        &self.running.as_ref().expect("the app is running").services
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

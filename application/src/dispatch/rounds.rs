@@ -159,9 +159,9 @@ pub async fn assign(
         score,
         now,
     };
-    hold(services, worker_id, &order, order_id, context).await?;
+    let held = hold(services, worker_id, &order, order_id, context).await?;
     if let Err(refusal) = services.orders.execute(order_id, command, context).await {
-        release(
+        held.give_back(
             services,
             worker_id,
             order_id,
@@ -171,6 +171,7 @@ pub async fn assign(
         .await;
         return Err(refusal.into());
     }
+    held.confirm(services, worker_id, order_id, context).await;
     tell(
         services,
         Recipient::Person(worker_id),

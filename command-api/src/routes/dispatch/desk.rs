@@ -40,9 +40,10 @@ pub async fn reassign(
     let reason = body.reason;
     order.decide_only(command.clone())?;
     let previous = order.worker_id;
-    application::dispatch::hold(&state, body.worker_id, &order, order_id, &context).await?;
+    let held =
+        application::dispatch::hold(&state, body.worker_id, &order, order_id, &context).await?;
     if let Err(refusal) = state.orders.execute(order_id, command, &context).await {
-        application::dispatch::release(
+        held.give_back(
             &state,
             body.worker_id,
             order_id,
@@ -52,6 +53,8 @@ pub async fn reassign(
         .await;
         return Err(refusal.into());
     }
+    held.confirm(&state, body.worker_id, order_id, &context)
+        .await;
     if let Some(previous) = previous {
         application::dispatch::release(
             &state,
