@@ -6,8 +6,12 @@
 //! A value read from the database is kept only if nothing was forgotten while it was being read
 //! (the epoch), so a read that raced a change is never kept. Every entry leaves after its time
 //! whatever happens, and is dropped when it leaves (a data key's bytes are overwritten then).
+//!
+//! Every entry lives the same time, so the order in which entries were put is the order in
+//! which they expire: a queue of puts finds the oldest in constant time, for expiry and for
+//! making room at capacity.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -16,12 +20,58 @@ use std::time::{Duration, Instant};
 struct Held<V> {
     value: V,
     until: Instant,
+    /// Which put this entry came from (its record in `Entries::order`).
+    stamp: u64,
 }
 
 struct Entries<K, V> {
     held: HashMap<K, Held<V>>,
+    /// Every put, oldest first, with its stamp. A record whose key was put again or forgotten
+    /// since is stale: skipped when it reaches the front, dropped when they pile up.
+    order: VecDeque<(K, u64)>,
+    stamps: u64,
     /// Counts every forgetting: a read that began before one is not kept.
     epoch: u64,
+}
+
+impl<K: Eq + Hash + Copy, V> Entries<K, V> {
+    /// Whether the record names the entry as it stands.
+    fn is_live(&self, key: &K, stamp: u64) -> bool {
+        self.held.get(key).is_some_and(|held| held.stamp == stamp)
+    }
+
+    /// Drops the entries past their time, from the front of the order.
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(key, stamp)) = self.order.front() {
+            if self.is_live(&key, stamp) {
+                if self.held.get(&key).is_some_and(|held| held.until > now) {
+                    break;
+                }
+                self.held.remove(&key);
+            }
+            self.order.pop_front();
+        }
+    }
+
+    /// Makes room for one: the oldest entry leaves.
+    fn evict_oldest(&mut self) {
+        while let Some((key, stamp)) = self.order.pop_front() {
+            if self.is_live(&key, stamp) {
+                self.held.remove(&key);
+                return;
+            }
+        }
+    }
+
+    /// Drops the stale records once they outnumber the entries; each is dropped once, so a put
+    /// costs a constant time on average.
+    fn compact(&mut self) {
+        if self.order.len() > 2 * self.held.len() + 64 {
+            let held = &self.held;
+            self.order
+                .retain(|(key, stamp)| held.get(key).is_some_and(|entry| entry.stamp == *stamp));
+        }
+    }
 }
 
 pub struct Cache<K, V> {
@@ -42,6 +92,8 @@ impl<K: Eq + Hash + Copy, V: Clone> Cache<K, V> {
         Cache {
             entries: Mutex::new(Entries {
                 held: HashMap::new(),
+                order: VecDeque::new(),
+                stamps: 0,
                 epoch: 0,
             }),
             trusted: AtomicBool::new(false),
@@ -86,26 +138,22 @@ impl<K: Eq + Hash + Copy, V: Clone> Cache<K, V> {
         if entries.epoch != ticket.0 {
             return;
         }
+        entries.expire(now);
         if entries.held.len() >= self.capacity && !entries.held.contains_key(&key) {
-            entries.held.retain(|_, held| held.until > now);
-            if entries.held.len() >= self.capacity {
-                let oldest = entries
-                    .held
-                    .iter()
-                    .min_by_key(|(_, held)| held.until)
-                    .map(|(key, _)| *key);
-                if let Some(oldest) = oldest {
-                    entries.held.remove(&oldest);
-                }
-            }
+            entries.evict_oldest();
         }
+        entries.stamps += 1;
+        let stamp = entries.stamps;
         entries.held.insert(
             key,
             Held {
                 value: value.clone(),
                 until: now + self.ttl,
+                stamp,
             },
         );
+        entries.order.push_back((key, stamp));
+        entries.compact();
     }
 
     /// `key` changed elsewhere.
@@ -119,6 +167,7 @@ impl<K: Eq + Hash + Copy, V: Clone> Cache<K, V> {
         let mut entries = self.entries();
         entries.epoch += 1;
         entries.held.clear();
+        entries.order.clear();
     }
 
     /// Trusted: entries may be served and kept. Turning it either way forgets every entry:
@@ -135,13 +184,17 @@ impl<K: Eq + Hash + Copy, V: Clone> Cache<K, V> {
 
     /// Drops every entry past its time.
     pub fn sweep(&self) {
-        let now = Instant::now();
-        self.entries().held.retain(|_, held| held.until > now);
+        self.entries().expire(Instant::now());
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries().held.len()
+    }
+
+    #[cfg(test)]
+    fn records(&self) -> usize {
+        self.entries().order.len()
     }
 }
 
@@ -205,5 +258,47 @@ mod tests {
         assert!(keys.get(b).is_none(), "past its time a key is not served");
         keys.sweep();
         assert_eq!(keys.len(), 0, "and the sweep drops it");
+    }
+
+    #[test]
+    fn a_key_put_again_or_forgotten_leaves_only_in_its_turn() {
+        let keys = trusted();
+        let (a, b, c, d, e) = (
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+            Uuid::new_v4(),
+        );
+        keys.put(keys.ticket(), a, &key(1));
+        keys.put(keys.ticket(), b, &key(2));
+        keys.put(keys.ticket(), c, &key(3));
+        // Put again, `a` is now the newest: making room takes `b`, not `a`.
+        keys.put(keys.ticket(), a, &key(4));
+        keys.put(keys.ticket(), d, &key(5));
+        assert!(keys.get(b).is_none(), "the oldest left");
+        assert_eq!(keys.get(a), Some(key(4)));
+        assert!(keys.get(c).is_some() && keys.get(d).is_some());
+        // A forgotten key's old record makes no room: `c`, the oldest left, does.
+        keys.forget(a);
+        keys.put(keys.ticket(), e, &key(6));
+        assert_eq!(keys.len(), 3);
+        keys.put(keys.ticket(), b, &key(7));
+        assert!(keys.get(c).is_none());
+        assert!(keys.get(d).is_some() && keys.get(e).is_some() && keys.get(b).is_some());
+    }
+
+    #[test]
+    fn the_record_of_puts_stays_bounded_by_the_entries() {
+        let keys = trusted();
+        let owners = [Uuid::new_v4(), Uuid::new_v4()];
+        for round in 0..10_000 {
+            keys.put(keys.ticket(), owners[round % 2], &key(1));
+            if round % 7 == 0 {
+                keys.forget(owners[0]);
+            }
+        }
+        assert!(keys.len() <= 2);
+        assert!(keys.records() <= 2 * 2 + 64 + 1, "{}", keys.records());
     }
 }
