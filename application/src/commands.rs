@@ -117,6 +117,9 @@ where
         let id = aggregate_id.to_string();
         if let Some(unit) = Unit::current() {
             let mut state = unit.state.lock().await;
+            if matches!(&*state, UnitState::Lazy(Some(_))) {
+                unit.materialize(&mut state).await;
+            }
             if let UnitState::Open(transaction) = &mut *state {
                 return self.read(transaction, &id).await;
             }
@@ -220,6 +223,22 @@ where
         let id = aggregate_id.to_string();
         if let Some(unit) = Unit::current() {
             let mut state = unit.state.lock().await;
+            if let UnitState::Lazy(pending) = &mut *state {
+                if pending.is_none() && !may_decide_again {
+                    // Nothing written yet: decided on the stream as committed, and appended
+                    // with the key's claim at the end, in one statement.
+                    let mut connection = self.pool.acquire().await.map_err(database)?;
+                    let (committed, append) = self
+                        .decide(&mut connection, &id, command, context, start)
+                        .await?;
+                    if let Some(append) = append {
+                        *pending = Some(append);
+                        self.committed_later(&unit, aggregate_id);
+                    }
+                    return Ok(committed);
+                }
+                unit.materialize(&mut state).await;
+            }
             if let UnitState::Open(transaction) = &mut *state {
                 // A command that may be decided again after a conflict appends under a
                 // savepoint, so that losing the race leaves the request's transaction usable.
@@ -289,6 +308,26 @@ where
         context: &CommandContext,
         start: Start,
     ) -> Result<Committed<A>, Failure<A>> {
+        let (committed, append) = self.decide(connection, id, command, context, start).await?;
+        if let Some(append) = append {
+            append.run(connection).await.map_err(|error| match error {
+                Appended::Failed(error) => database(error),
+                Appended::StreamExists => AggregateError::UnexpectedError(Box::new(StreamExists)),
+            })?;
+        }
+        Ok(committed)
+    }
+
+    /// Decides `command` on the stream (read through `connection`, or empty): the state it
+    /// leads to, and the events to append, if any.
+    async fn decide(
+        &self,
+        connection: &mut PgConnection,
+        id: &str,
+        command: A::Command,
+        context: &CommandContext,
+        start: Start,
+    ) -> Result<(Committed<A>, Option<Append>), Failure<A>> {
         let (mut state, version) = match start {
             Start::Read => self.read(connection, id).await?,
             Start::Empty => (A::default(), 0),
@@ -301,68 +340,162 @@ where
             .map_err(AggregateError::UserError)?;
         let events = sink.collect().await;
         if events.is_empty() {
-            return Ok(Committed {
-                state,
-                version,
-                events: 0,
-            });
+            return Ok((
+                Committed {
+                    state,
+                    version,
+                    events: 0,
+                },
+                None,
+            ));
         }
         let metadata = serde_json::to_value(context.metadata())
             .map_err(|error| AggregateError::UnexpectedError(Box::new(error)))?;
-        let mut sequences = Vec::with_capacity(events.len());
-        let mut types = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut payloads = Vec::with_capacity(events.len());
+        let mut append = Append {
+            aggregate_type: A::TYPE,
+            aggregate_id: id.to_owned(),
+            sequences: Vec::with_capacity(events.len()),
+            types: Vec::with_capacity(events.len()),
+            versions: Vec::with_capacity(events.len()),
+            payloads: Vec::with_capacity(events.len()),
+            metadata,
+            new_stream: start == Start::Empty,
+            written: context.written.clone(),
+        };
         for (offset, event) in events.iter().enumerate() {
-            sequences.push((version + 1 + offset) as i64);
-            types.push(event.event_type());
-            versions.push(event.event_version());
-            payloads.push(
+            append.sequences.push((version + 1 + offset) as i64);
+            append.types.push(event.event_type());
+            append.versions.push(event.event_version());
+            append.payloads.push(
                 serde_json::to_value(event)
                     .map_err(|error| AggregateError::UnexpectedError(Box::new(error)))?,
             );
         }
-        // One statement for all of the command's events; the rows go in in the order given,
-        // so each one's hash covers the one before it.
-        let landed: Vec<(String, i64)> = sqlx::query_as(
-            "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
-             SELECT $1, $2, appended.sequence, appended.event_type, appended.event_version, appended.payload::json, $7::jsonb::json
-               FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
-                    WITH ORDINALITY AS appended (sequence, event_type, event_version, payload, place)
-              WHERE NOT $8 OR NOT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)
-              ORDER BY appended.place
-             RETURNING transaction_id::text, position",
-        )
-        .bind(A::TYPE)
-        .bind(id)
-        .bind(&sequences)
-        .bind(&types)
-        .bind(&versions)
-        .bind(&payloads)
-        .bind(&metadata)
-        .bind(start == Start::Empty)
-        .fetch_all(&mut *connection)
-        .await
-        .map_err(database)?;
+        let count = events.len();
+        Ok((
+            Committed {
+                state,
+                version: version + count,
+                events: count,
+            },
+            Some(append),
+        ))
+    }
+}
+
+/// One command's events, decided and not yet in the log.
+pub struct Append {
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    sequences: Vec<i64>,
+    types: Vec<String>,
+    versions: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+    metadata: serde_json::Value,
+    /// Decided on the empty state: appended only if the stream is still empty.
+    new_stream: bool,
+    /// Told where the events landed.
+    written: Written,
+}
+
+/// Why an append did not land.
+enum Appended {
+    Failed(sqlx::Error),
+    StreamExists,
+}
+
+/// The statement that appends a command's events: the rows go in in the order given, so each
+/// one's hash covers the one before it. `$8`: only into an empty stream.
+macro_rules! append_events {
+    () => {
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         SELECT $1, $2, appended.sequence, appended.event_type, appended.event_version, appended.payload::json, $7::jsonb::json
+           FROM unnest($3::bigint[], $4::text[], $5::text[], $6::jsonb[])
+                WITH ORDINALITY AS appended (sequence, event_type, event_version, payload, place)
+          WHERE NOT $8 OR NOT EXISTS (SELECT 1 FROM events WHERE aggregate_type = $1 AND aggregate_id = $2)
+          ORDER BY appended.place
+         RETURNING transaction_id::text, position"
+    };
+}
+const APPEND: &str = append_events!();
+
+/// A key's claim meeting another: taken over only when that one was abandoned (no answer after
+/// five minutes, the same request).
+macro_rules! claim_conflict {
+    () => {
+        "ON CONFLICT (caller, key) DO UPDATE SET created_at = now(), status = EXCLUDED.status,
+                response_body = EXCLUDED.response_body, content_type = EXCLUDED.content_type,
+                location = EXCLUDED.location, log_position = EXCLUDED.log_position,
+                completed_at = EXCLUDED.completed_at
+            WHERE idempotency.status IS NULL AND idempotency.created_at < now() - interval '5 minutes'
+              AND idempotency.request_hash = EXCLUDED.request_hash"
+    };
+}
+
+/// A lazy unit's one statement: its command's events, then the key's claim with the answer and
+/// the place the events landed. Should the stream have moved on (23505), the new stream be
+/// there already (AJ002) or the key be someone else's (AJ001), the statement fails whole.
+const FINISH: &str = concat!(
+    "WITH appended AS (",
+    append_events!(),
+    "), claimed AS (
+         INSERT INTO idempotency (caller, key, method, route, request_hash, status, response_body,
+                                  content_type, location, log_position, completed_at)
+         SELECT $9, $10, $11, $12, $13, $14, $15, $16, $17,
+                COALESCE($18, (SELECT a.transaction_id || '-' || a.position FROM appended a
+                                ORDER BY a.position DESC LIMIT 1)),
+                now()
+         ",
+    claim_conflict!(),
+    "
+         RETURNING 1)
+     SELECT (SELECT a.transaction_id FROM appended a ORDER BY a.position DESC LIMIT 1),
+            (SELECT max(a.position) FROM appended a)
+      WHERE anjia_require((SELECT count(*) FROM appended) = $19, 'AJ002')
+        AND anjia_require((SELECT count(*) FROM claimed) = 1, 'AJ001')"
+);
+
+impl Append {
+    fn bind<'q>(
+        &'q self,
+        statement: &'q str,
+    ) -> sqlx::query::QueryAs<'q, Postgres, (String, i64), sqlx::postgres::PgArguments> {
+        sqlx::query_as(statement)
+            .bind(self.aggregate_type)
+            .bind(&self.aggregate_id)
+            .bind(&self.sequences)
+            .bind(&self.types)
+            .bind(&self.versions)
+            .bind(&self.payloads)
+            .bind(&self.metadata)
+            .bind(self.new_stream)
+    }
+
+    /// Appends the events with one statement, and tells `written` where they landed.
+    async fn run(&self, connection: &mut PgConnection) -> Result<(), Appended> {
+        let landed: Vec<(String, i64)> = self
+            .bind(APPEND)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(Appended::Failed)?;
         if landed.is_empty() {
-            return Err(AggregateError::UnexpectedError(Box::new(StreamExists)));
+            return Err(Appended::StreamExists);
         }
+        self.landed(&landed);
+        Ok(())
+    }
+
+    fn landed(&self, landed: &[(String, i64)]) {
         if let Some((transaction_id, position)) =
             landed.iter().max_by_key(|(_, position)| *position)
         {
             if let Ok(transaction_id) = transaction_id.parse() {
-                context.written.record(Checkpoint {
+                self.written.record(Checkpoint {
                     transaction_id,
                     position: *position,
                 });
             }
         }
-        let count = events.len();
-        Ok(Committed {
-            state,
-            version: version + count,
-            events: count,
-        })
     }
 }
 
@@ -429,6 +562,11 @@ pub struct Unit {
     /// The key the request claims; none for a unit of [`atomically`].
     claim: Option<Claim>,
     state: tokio::sync::Mutex<UnitState>,
+    /// Where a lazy unit begins its transaction when it needs one.
+    pool: Option<PgPool>,
+    /// A lazy unit's append failed when its transaction began (another writer got to the
+    /// stream first, or a new stream was there): the request is run again, eagerly.
+    surprised: std::sync::atomic::AtomicBool,
     /// What to tell once the unit's writes have committed.
     after_commit: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
@@ -465,18 +603,15 @@ impl Claim {
         connection: &mut PgConnection,
         answer: Option<&Answer<'_>>,
     ) -> sqlx::Result<bool> {
-        let taken = sqlx::query(
+        let taken = sqlx::query(concat!(
             "INSERT INTO idempotency (caller, key, method, route, request_hash, status, response_body,
                                       content_type, location, log_position, completed_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, CASE WHEN $6 IS NULL THEN NULL ELSE now() END)
-             ON CONFLICT (caller, key) DO UPDATE SET created_at = now(), status = EXCLUDED.status,
-                    response_body = EXCLUDED.response_body, content_type = EXCLUDED.content_type,
-                    location = EXCLUDED.location, log_position = EXCLUDED.log_position,
-                    completed_at = EXCLUDED.completed_at
-                WHERE idempotency.status IS NULL AND idempotency.created_at < now() - interval '5 minutes'
-                  AND idempotency.request_hash = EXCLUDED.request_hash
-             RETURNING 1",
-        )
+             ",
+            claim_conflict!(),
+            "
+             RETURNING 1"
+        ))
         .bind(&self.caller)
         .bind(&self.key)
         .bind(&self.method)
@@ -523,6 +658,12 @@ impl Claim {
 }
 
 enum UnitState {
+    /// No transaction yet: what is read is read as committed, and the one command decided so
+    /// far waits to be appended, with the key's claim, in one statement at the end (no
+    /// `BEGIN`, no `COMMIT`, and a transaction id held for that statement only). Anything
+    /// more (a second command, a read of what it wrote, a plain write, a flush) begins the
+    /// transaction and appends it first.
+    Lazy(Option<Append>),
     /// Writes so far are in this transaction, not yet committed; the key is not claimed yet.
     Open(Transaction<'static, Postgres>),
     /// [`flush`] claimed the key and committed; the request's later commands commit alone.
@@ -535,8 +676,24 @@ enum UnitState {
     Done,
 }
 
+/// How [`Unit::finish`] ended.
+pub enum Finished {
+    /// Committed; where its events landed, if it had any.
+    Committed(Option<Checkpoint>),
+    /// Another request holds the key: nothing of this one was written.
+    Taken,
+    /// The command's decision no longer held (see [`UnitEnd::Surprised`]).
+    Surprised,
+}
+
 /// How a unit ended, for the layer that began it.
 pub enum UnitEnd {
+    /// Lazy to the end: nothing begun, at most one command's events waiting. The caller
+    /// appends them with the claim and the answer ([`Unit::finish`]).
+    Lazy(Option<Append>),
+    /// A lazy unit found, beginning its transaction, that its command's decision no longer
+    /// held: nothing of it stands, and the request is to be run again in an eager unit.
+    Surprised,
     /// Still open and unclaimed: the caller claims the key with the answer and commits (or
     /// rolls it back).
     Open(Transaction<'static, Postgres>),
@@ -558,11 +715,54 @@ impl Unit {
     }
 
     fn begun(transaction: Transaction<'static, Postgres>, claim: Option<Claim>) -> Arc<Unit> {
+        Self::with(UnitState::Open(transaction), None, claim)
+    }
+
+    /// A request's unit that begins no transaction until it needs one (see
+    /// `UnitState::Lazy`); `pool` is where it begins it.
+    pub fn lazy(pool: PgPool, claim: Claim) -> Arc<Unit> {
+        Self::with(UnitState::Lazy(None), Some(pool), Some(claim))
+    }
+
+    fn with(state: UnitState, pool: Option<PgPool>, claim: Option<Claim>) -> Arc<Unit> {
         Arc::new(Unit {
             claim,
-            state: tokio::sync::Mutex::new(UnitState::Open(transaction)),
+            state: tokio::sync::Mutex::new(state),
+            pool,
+            surprised: std::sync::atomic::AtomicBool::new(false),
             after_commit: std::sync::Mutex::default(),
         })
+    }
+
+    /// Begins a lazy unit's transaction and appends its waiting command. When that fails the
+    /// unit is spent (nothing of it may commit) and marked to be run again eagerly.
+    async fn materialize(&self, state: &mut UnitState) {
+        if !matches!(state, UnitState::Lazy(_)) {
+            return;
+        }
+        let UnitState::Lazy(pending) = std::mem::replace(state, UnitState::Failed) else {
+            return;
+        };
+        let Some(pool) = &self.pool else {
+            return;
+        };
+        let Ok(mut transaction) = pool.begin().await else {
+            // The eager run begins its own and says what the database answered.
+            self.surprised
+                .store(true, std::sync::atomic::Ordering::Release);
+            return;
+        };
+        if let Some(append) = pending {
+            if let Err(failure) = append.run(&mut transaction).await {
+                if let Appended::Failed(error) = &failure {
+                    tracing::debug!(error = %error, "a lazy unit's append failed as its transaction began");
+                }
+                self.surprised
+                    .store(true, std::sync::atomic::Ordering::Release);
+                return;
+            }
+        }
+        *state = UnitState::Open(transaction);
     }
 
     fn after_commit(&self, hook: Box<dyn FnOnce() + Send>) {
@@ -570,6 +770,66 @@ impl Unit {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(hook);
+    }
+
+    /// Ends a lazy unit: its waiting command's events, the key's claim and the answer in one
+    /// statement, which is its own transaction (one round trip, one commit). Without events,
+    /// the claim alone.
+    pub async fn finish(
+        &self,
+        pending: Option<Append>,
+        answer: &Answer<'_>,
+    ) -> sqlx::Result<Finished> {
+        let (Some(pool), Some(claim)) = (&self.pool, &self.claim) else {
+            return Ok(Finished::Surprised);
+        };
+        let mut connection = pool.acquire().await?;
+        let Some(append) = pending else {
+            return Ok(if claim.take(&mut connection, Some(answer)).await? {
+                self.committed();
+                Finished::Committed(None)
+            } else {
+                Finished::Taken
+            });
+        };
+        let outcome = append
+            .bind(FINISH)
+            .bind(&claim.caller)
+            .bind(&claim.key)
+            .bind(&claim.method)
+            .bind(&claim.route)
+            .bind(&claim.request_hash)
+            .bind(answer.status)
+            .bind(answer.body)
+            .bind(answer.content_type.as_deref())
+            .bind(answer.location.as_deref())
+            .bind(answer.log_position.as_deref())
+            .bind(append.sequences.len() as i64)
+            .fetch_optional(&mut *connection)
+            .await;
+        match outcome {
+            Ok(Some(landed)) => {
+                append.landed(std::slice::from_ref(&landed));
+                self.committed();
+                Ok(Finished::Committed(landed.0.parse().ok().map(
+                    |transaction_id| Checkpoint {
+                        transaction_id,
+                        position: landed.1,
+                    },
+                )))
+            }
+            Ok(None) => Ok(Finished::Surprised),
+            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("AJ001") => {
+                Ok(Finished::Taken)
+            }
+            // The stream moved on, or a new stream was there: the decision no longer holds.
+            Err(sqlx::Error::Database(error))
+                if matches!(error.code().as_deref(), Some("AJ002" | "23505")) =>
+            {
+                Ok(Finished::Surprised)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// The layer that began the unit committed it: tells those waiting for its writes.
@@ -599,6 +859,8 @@ impl Unit {
     pub async fn end(&self) -> UnitEnd {
         let mut state = self.state.lock().await;
         match std::mem::replace(&mut *state, UnitState::Done) {
+            _ if self.surprised.load(std::sync::atomic::Ordering::Acquire) => UnitEnd::Surprised,
+            UnitState::Lazy(pending) => UnitEnd::Lazy(pending),
             UnitState::Open(transaction) => UnitEnd::Open(transaction),
             UnitState::Flushed => UnitEnd::Flushed,
             UnitState::Taken => UnitEnd::Taken,
@@ -617,6 +879,7 @@ pub async fn flush() -> Result<(), crate::error::Error> {
         return Ok(());
     };
     let mut state = unit.state.lock().await;
+    unit.materialize(&mut state).await;
     match std::mem::replace(&mut *state, UnitState::Failed) {
         UnitState::Open(mut transaction) => {
             let taken = match &unit.claim {
@@ -669,7 +932,10 @@ where
         (UnitEnd::Flushed, Ok(value)) => Ok(value),
         // A statement failed, so the database rolled the transaction back: what `work`
         // answered cannot stand.
-        (UnitEnd::Failed | UnitEnd::Taken, Ok(_)) => Err(crate::error::Error::Conflict.into()),
+        // (A unit of its own is never lazy; the last two cannot happen.)
+        (UnitEnd::Failed | UnitEnd::Taken | UnitEnd::Lazy(_) | UnitEnd::Surprised, Ok(_)) => {
+            Err(crate::error::Error::Conflict.into())
+        }
         (UnitEnd::Open(transaction), Err(error)) => {
             // Dropping it would roll back too, but only once the connection is next used.
             let _ = transaction.rollback().await;
@@ -688,6 +954,7 @@ pub async fn write(
 ) -> Result<sqlx::postgres::PgQueryResult, crate::error::Error> {
     if let Some(unit) = Unit::current() {
         let mut state = unit.state.lock().await;
+        unit.materialize(&mut state).await;
         match &mut *state {
             UnitState::Open(transaction) => {
                 let outcome = statement.execute(&mut **transaction).await;

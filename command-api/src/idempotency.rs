@@ -19,8 +19,9 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::positions;
 use crate::state::AppState;
-use application::commands::{Answer, Claim, Unit, UnitEnd};
+use application::commands::{Answer, Claim, Finished, Unit, UnitEnd};
 use domain::message::Text;
 
 pub const HEADER: &str = "idempotency-key";
@@ -156,21 +157,53 @@ async fn replay_or_run_inner(
         route,
         request_hash,
     };
-    let unit = Unit::new(state.units.begin().await?, claim.clone());
+    // First lazily: a request that writes one command commits it with its claim in one
+    // statement. Should that command's decision no longer hold by then, the request runs
+    // again in a unit begun at once, as every request did before.
+    let again = (next.clone(), parts.clone(), body.clone());
+    if let Ran::Answered(response) = run_in_unit(&state, &claim, next, parts, body, true).await? {
+        return Ok(response);
+    }
+    let (next, parts, body) = again;
+    match run_in_unit(&state, &claim, next, parts, body, false).await? {
+        Ran::Answered(response) => Ok(response),
+        Ran::Again => Err(ApiError::ConcurrentModification),
+    }
+}
+
+/// What running a request in a unit came to.
+enum Ran {
+    Answered(Response),
+    /// A lazy unit's command no longer held: nothing of it stands; run it again, eagerly.
+    Again,
+}
+
+async fn run_in_unit(
+    state: &AppState,
+    claim: &Claim,
+    next: Next,
+    parts: axum::http::request::Parts,
+    body: Bytes,
+    lazy: bool,
+) -> Result<Ran, ApiError> {
+    let unit = if lazy {
+        Unit::lazy(state.units.clone(), claim.clone())
+    } else {
+        Unit::new(state.units.begin().await?, claim.clone())
+    };
     let response = unit
         .run(next.run(Request::from_parts(parts, Body::from(body))))
         .await;
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
     let body = axum::body::to_bytes(body, usize::MAX).await;
     let passing = parts.status.is_server_error()
         || parts.extensions.get::<crate::error::Retryable>().is_some();
     let end = unit.end().await;
-    let claim = &claim;
     let body: Bytes = match body {
         Ok(bytes) => bytes,
         Err(error) => {
             if let UnitEnd::Flushed = end {
-                release(&state, claim).await;
+                release(state, claim).await;
             }
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "reading a response body: {error}"
@@ -179,39 +212,61 @@ async fn replay_or_run_inner(
     };
     let answer = answer(&parts, &body);
     match end {
+        UnitEnd::Surprised => return Ok(Ran::Again),
+        // Nothing was written: the answer stands only if no one else has answered the key.
+        UnitEnd::Lazy(_) if passing => {
+            return answer_of_another(state, claim, parts, body)
+                .await
+                .map(Ran::Answered);
+        }
+        UnitEnd::Lazy(pending) => match unit.finish(pending, &answer).await? {
+            Finished::Committed(landed) => {
+                if let Some(value) =
+                    landed.and_then(|landed| HeaderValue::from_str(&positions::format(landed)).ok())
+                {
+                    parts.headers.insert(positions::POSITION_HEADER, value);
+                }
+            }
+            Finished::Taken => return replay(state, claim).await.map(Ran::Answered),
+            Finished::Surprised => return Ok(Ran::Again),
+        },
         // Nothing of it may stand: the whole transaction goes. A concurrent first attempt
         // with the same key may be why (it wrote the same streams first): then its answer is
         // this one's too.
         UnitEnd::Open(transaction) if passing => {
             transaction.rollback().await?;
-            return answer_of_another(&state, claim, parts, body).await;
+            return answer_of_another(state, claim, parts, body)
+                .await
+                .map(Ran::Answered);
         }
         UnitEnd::Open(mut transaction) => {
             // The claim and the answer in one statement, then the one commit. Should either
             // fail, the caller hears so: nothing was saved.
             if !claim.take(&mut transaction, Some(&answer)).await? {
                 transaction.rollback().await?;
-                return replay(&state, claim).await;
+                return replay(state, claim).await.map(Ran::Answered);
             }
             transaction.commit().await?;
             unit.committed();
         }
-        UnitEnd::Flushed if passing => release(&state, claim).await,
+        UnitEnd::Flushed if passing => release(state, claim).await,
         UnitEnd::Flushed => {
             if let Err(error) = claim.answer(&state.units, &answer).await {
                 // The command itself succeeded; only its replay copy is missing. Say so loudly.
                 tracing::error!(error = %error, "could not store an idempotent response");
             }
         }
-        UnitEnd::Taken => return replay(&state, claim).await,
+        UnitEnd::Taken => return replay(state, claim).await.map(Ran::Answered),
         // A statement failed inside the transaction, so the database rolled it all back: the
         // handler's answer cannot stand if it says something was done.
         UnitEnd::Failed if passing || parts.status.is_client_error() => {
-            return answer_of_another(&state, claim, parts, body).await;
+            return answer_of_another(state, claim, parts, body)
+                .await
+                .map(Ran::Answered);
         }
         UnitEnd::Failed => return Err(ApiError::ConcurrentModification),
     }
-    Ok(Response::from_parts(parts, Body::from(body)))
+    Ok(Ran::Answered(Response::from_parts(parts, Body::from(body))))
 }
 
 fn answer<'a>(parts: &axum::http::response::Parts, body: &'a Bytes) -> Answer<'a> {

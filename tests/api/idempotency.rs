@@ -208,6 +208,136 @@ async fn the_claim_the_events_and_the_stored_answer_commit_as_one_transaction() 
     .fetch_all(&app.pool)
     .await
     .expect("the order's events");
-    assert_eq!(appended_by, vec![answered_by]);
+    assert_eq!(appended_by, vec![answered_by.clone()]);
+    // The answer names where its events landed, as the stored answer does.
+    let position = placed
+        .headers()
+        .get("anjia-position")
+        .and_then(|value| value.to_str().ok())
+        .expect("Anjia-Position")
+        .to_owned();
+    let stored: String =
+        sqlx::query_scalar("SELECT log_position FROM idempotency WHERE key = 'one-commit-1'")
+            .fetch_one(&app.pool)
+            .await
+            .expect("the stored position");
+    assert_eq!(position, stored);
+    assert!(
+        position.starts_with(&format!("{answered_by}-")),
+        "{position}"
+    );
+    app.stop().await;
+}
+
+/// A request's unit begins no transaction while it has written one command: the command's
+/// events, the key's claim and the answer go in with one statement at the end. Should the
+/// stream move on between the decision and that statement, nothing of the unit stands and it
+/// says to run the request again; a second command begins the transaction at once.
+#[tokio::test]
+async fn a_lazy_unit_lands_its_one_command_with_its_claim_or_nothing_when_the_stream_moved() {
+    use application::commands::{Answer, Claim, CommandContext, Finished, Unit, UnitEnd};
+    use domain::customer::CustomerCommand;
+
+    let app = spawn_app().await;
+    let customer = app.register_customer().await;
+    let services = app.services();
+    let context = CommandContext::system();
+    let groups = |name: &str| CustomerCommand::SetGroups {
+        by: domain::Actor::system(),
+        groups: vec![name.to_owned()],
+        now: chrono::Utc::now(),
+    };
+    let claim = |key: &str| Claim {
+        caller: customer.id.to_string(),
+        key: key.to_owned(),
+        method: "POST".to_owned(),
+        route: "/test".to_owned(),
+        request_hash: vec![1],
+    };
+    let answer = Answer {
+        status: 200,
+        body: b"{}",
+        content_type: Some("application/json".to_owned()),
+        location: None,
+        log_position: None,
+    };
+    let events = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM events WHERE aggregate_id = $1")
+            .bind(customer.id.to_string())
+            .fetch_one(&app.pool)
+            .await
+            .expect("count")
+    };
+    let pool = &app.pool;
+    let claimed = |key: &'static str| async move {
+        sqlx::query_as::<_, (Option<String>, String)>(
+            "SELECT log_position, xmin::text FROM idempotency WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(pool)
+        .await
+        .expect("claim")
+    };
+    // Decides the command inside whichever unit runs it.
+    let (context, groups) = (&context, &groups);
+    let set = |name: &'static str| async move {
+        services
+            .customers
+            .execute(customer.id, groups(name), context)
+            .await
+            .map(drop)
+            .expect("decided");
+    };
+    let start = events().await;
+
+    // Lazy to the end: nothing is written until the one statement.
+    let unit = Unit::lazy(services.units.clone(), claim("lazy-1"));
+    unit.run(set("a")).await;
+    assert_eq!(events().await, start, "the command waits for the end");
+    let UnitEnd::Lazy(pending) = unit.end().await else {
+        panic!("a unit with one command stays lazy");
+    };
+    let Finished::Committed(Some(landed)) = unit.finish(pending, &answer).await.expect("finish")
+    else {
+        panic!("the command and the claim landed");
+    };
+    assert_eq!(events().await, start + 1);
+    let (position, claimed_by) = claimed("lazy-1").await.expect("the claim");
+    assert_eq!(
+        position,
+        Some(format!("{}-{}", landed.transaction_id, landed.position))
+    );
+    assert_eq!(
+        landed.transaction_id % (1 << 32),
+        claimed_by.parse::<u64>().expect("xid"),
+        "one transaction"
+    );
+
+    // Another writer moves the stream on after the decision: the statement fails whole.
+    let unit = Unit::lazy(services.units.clone(), claim("lazy-2"));
+    unit.run(set("b")).await;
+    set("c").await;
+    let UnitEnd::Lazy(pending) = unit.end().await else {
+        panic!("still lazy");
+    };
+    assert!(matches!(
+        unit.finish(pending, &answer).await.expect("finish"),
+        Finished::Surprised
+    ));
+    assert_eq!(events().await, start + 2, "only the other writer's event");
+    assert!(claimed("lazy-2").await.is_none(), "and no claim");
+
+    // A second command begins the transaction, with the first appended before it.
+    let unit = Unit::lazy(services.units.clone(), claim("lazy-3"));
+    unit.run(async {
+        set("d").await;
+        set("e").await;
+    })
+    .await;
+    let UnitEnd::Open(transaction) = unit.end().await else {
+        panic!("a second command begins the transaction");
+    };
+    transaction.rollback().await.expect("rollback");
+    assert_eq!(events().await, start + 2, "rolled back: nothing of it");
     app.stop().await;
 }
