@@ -329,6 +329,76 @@ async fn a_payment_intent_and_its_notification_each_commit_once() {
     app.stop().await;
 }
 
+/// A provider sends a notification again while the platform does not accept it: one that
+/// outran its intent's commit is refused as an unknown payment, then accepted once the intent
+/// is there.
+#[tokio::test]
+async fn a_notification_that_outran_its_intent_is_sent_again_and_pays_the_order() {
+    let app = spawn_app().await;
+    let admin = app.create_admin().await;
+    let customer = app.register_customer().await;
+    let order_id = app.place_order(&customer).await;
+    let services = app.services();
+    let payment_id = Uuid::now_v7();
+    let amount = domain::Fen::literal(15_000);
+    services
+        .payment_providers
+        .get("sandbox")
+        .expect("the sandbox")
+        .create(payment_id, amount, domain::payment::PaymentMethod::Alipay)
+        .await
+        .expect("a checkout");
+    // The sandbox notifies 200 ms later: before the intent exists.
+    let (running, admin) = (&app, &admin);
+    let logged = |outcome: &'static str| async move {
+        let log: Vec<Value> = running
+            .get(
+                &format!("/api/v1/admin/payment-notifications?outcome={outcome}"),
+                Some(&admin.token),
+            )
+            .await
+            .json()
+            .await
+            .expect("log");
+        log.iter()
+            .filter(|entry| entry["payment_id"] == payment_id.to_string())
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while logged("rejected").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first notification never came"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    services
+        .payments
+        .execute(
+            payment_id,
+            domain::payment::PaymentCommand::Create {
+                payment_id,
+                order_id,
+                customer_id: customer.id,
+                amount,
+                method: domain::payment::PaymentMethod::Alipay,
+                provider: "sandbox".to_owned(),
+                now: Utc::now(),
+            },
+            &application::commands::CommandContext::system(),
+        )
+        .await
+        .map(drop)
+        .expect("the intent, late");
+    app.wait_for_order(&customer.token, order_id, |order| {
+        order["status"] == "dispatching"
+    })
+    .await;
+    assert_eq!(events_named(&app, payment_id, "PaymentCaptured").await, 1);
+    assert_eq!(logged("accepted").await, 1);
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_failed_sandbox_payment_leaves_the_order_awaiting_payment() {
     let app = spawn_app().await;

@@ -28,6 +28,14 @@ pub async fn sandbox_key(pool: &PgPool) -> anyhow::Result<Vec<u8>> {
 /// Notifications older than this are refused as replays.
 const MAX_NOTIFICATION_AGE_SECONDS: i64 = 300;
 
+/// How long the sandbox waits before sending a notification the platform did not accept
+/// again: once after each.
+const RETRY_AFTER: [std::time::Duration; 3] = [
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_secs(25),
+];
+
 pub const SANDBOX_SIGNATURE: &str = "x-sandbox-signature";
 pub const SANDBOX_TIMESTAMP: &str = "x-sandbox-timestamp";
 
@@ -60,6 +68,25 @@ impl SandboxProvider {
         mac.update(b".");
         mac.update(body);
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Delivers a notification as a provider does: sent again, later, while the platform does
+    /// not accept it (a provider keeps trying for hours; the sandbox for half a minute).
+    async fn deliver(&self, notification: &Notification) {
+        for wait in RETRY_AFTER.iter().map(Some).chain([None]) {
+            match self.notify(notification).await {
+                Ok(()) => return,
+                Err(error) => match wait {
+                    Some(wait) => {
+                        tracing::info!(error = %format!("{error:#}"), "a sandbox notification was not accepted; sending it again later");
+                        tokio::time::sleep(*wait).await;
+                    }
+                    None => {
+                        tracing::warn!(error = %format!("{error:#}"), "a sandbox notification was not accepted; giving up")
+                    }
+                },
+            }
+        }
     }
 
     /// Posts a notification to the callback, as a provider's server would.
@@ -165,9 +192,7 @@ impl PaymentProvider for SandboxProvider {
                     if attempt > 0 {
                         sent.notification_id = Uuid::now_v7().to_string();
                     }
-                    if let Err(error) = sandbox.notify(&sent).await {
-                        tracing::warn!(error = %error, "a sandbox notification was not accepted");
-                    }
+                    sandbox.deliver(&sent).await;
                 }
             });
         }
