@@ -6,9 +6,11 @@
 //! answers where they landed; postgres-es's repository is not used on this path because it
 //! opens a transaction of its own, and a request's writes share one (see [`Unit`]).
 //!
-//! A request that carries an idempotency key runs inside a [`Unit`]: one transaction, begun by
-//! the HTTP layer, that every command of the request appends to and that commits once, with the
-//! key's claim and the stored answer. Before the request reaches outside (a payment provider,
+//! A request that carries an idempotency key runs inside a [`Unit`]: one transaction that every
+//! command of the request appends to and that commits once, with the key's claim and the stored
+//! answer. The HTTP layer starts it lazy: a request that writes one command sends it with the
+//! claim and the answer as one statement at the end ([`Unit::finish`]), and begins nothing
+//! before. Before the request reaches outside (a payment provider,
 //! the bank, a background check, a text message), [`flush`] claims the key and commits what it
 //! has written so far, so nothing outside ever acts on an intent that could still be rolled
 //! back. Work that no caller's key names (a provider's notification, a job's step) runs in a
@@ -553,11 +555,11 @@ where
     }
 }
 
-/// One request's writes: a transaction that its commands append to, begun by the HTTP layer
-/// and committed once, with the idempotency key's claim and the stored answer in one statement
-/// at the end. The claim goes in last so that the transaction takes its id (which holds back
-/// every reader of the log until it ends) only for the moment between its first write and its
-/// commit, not for the whole request.
+/// One request's writes: a transaction that its commands append to, committed once, with the
+/// idempotency key's claim and the stored answer in one statement at the end. The claim goes in
+/// last so that the transaction takes its id (which holds back every reader of the log until it
+/// ends) only for the moment between its first write and its commit, not for the whole request;
+/// a lazy unit ([`Unit::lazy`]) holds it for one statement only.
 pub struct Unit {
     /// The key the request claims; none for a unit of [`atomically`].
     claim: Option<Claim>,
