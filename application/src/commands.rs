@@ -9,7 +9,7 @@
 //! A request that carries an idempotency key runs inside a [`Unit`]: one transaction that every
 //! command of the request appends to and that commits once, with the key's claim and the stored
 //! answer. The HTTP layer starts it lazy: a request that writes one command sends it with the
-//! claim and the answer as one statement at the end ([`Unit::finish`]), and begins nothing
+//! claim and the answer as one statement at the end ([`Waiting::finish`]), and begins nothing
 //! before. Before the request reaches outside (a payment provider,
 //! the bank, a background check, a text message), [`flush`] claims the key and commits what it
 //! has written so far, so nothing outside ever acts on an intent that could still be rolled
@@ -119,7 +119,13 @@ where
         let id = aggregate_id.to_string();
         if let Some(unit) = Unit::current() {
             let mut state = unit.state.lock().await;
-            if matches!(&*state, UnitState::Lazy(Some(_))) {
+            if matches!(
+                &*state,
+                UnitState::Lazy(Waiting {
+                    append: Some(_),
+                    ..
+                })
+            ) {
                 unit.materialize(&mut state).await;
             }
             if let UnitState::Open(transaction) = &mut *state {
@@ -225,7 +231,10 @@ where
         let id = aggregate_id.to_string();
         if let Some(unit) = Unit::current() {
             let mut state = unit.state.lock().await;
-            if let UnitState::Lazy(pending) = &mut *state {
+            if let UnitState::Lazy(Waiting {
+                append: pending, ..
+            }) = &mut *state
+            {
                 if pending.is_none() && !may_decide_again {
                     // Nothing written yet: decided on the stream as committed, and appended
                     // with the key's claim at the end, in one statement.
@@ -282,7 +291,7 @@ where
                 }
                 return outcome;
             }
-            if let UnitState::Failed = &*state {
+            if matches!(&*state, UnitState::Failed | UnitState::Surprised) {
                 // The request's transaction is gone: what follows must not commit alone, as
                 // if what came before had stood.
                 return Err(AggregateError::AggregateConflict);
@@ -487,17 +496,15 @@ impl Append {
         Ok(())
     }
 
-    fn landed(&self, landed: &[(String, i64)]) {
-        if let Some((transaction_id, position)) =
-            landed.iter().max_by_key(|(_, position)| *position)
-        {
-            if let Ok(transaction_id) = transaction_id.parse() {
-                self.written.record(Checkpoint {
-                    transaction_id,
-                    position: *position,
-                });
-            }
-        }
+    /// Tells `written` where the last of the events landed, and answers it.
+    fn landed(&self, landed: &[(String, i64)]) -> Option<Checkpoint> {
+        let (transaction_id, position) = landed.iter().max_by_key(|(_, position)| *position)?;
+        let checkpoint = Checkpoint {
+            transaction_id: transaction_id.parse().ok()?,
+            position: *position,
+        };
+        self.written.record(checkpoint);
+        Some(checkpoint)
     }
 }
 
@@ -564,11 +571,6 @@ pub struct Unit {
     /// The key the request claims; none for a unit of [`atomically`].
     claim: Option<Claim>,
     state: tokio::sync::Mutex<UnitState>,
-    /// Where a lazy unit begins its transaction when it needs one.
-    pool: Option<PgPool>,
-    /// A lazy unit's append failed when its transaction began (another writer got to the
-    /// stream first, or a new stream was there): the request is run again, eagerly.
-    surprised: std::sync::atomic::AtomicBool,
     /// What to tell once the unit's writes have committed.
     after_commit: std::sync::Mutex<Vec<Box<dyn FnOnce() + Send>>>,
 }
@@ -665,7 +667,7 @@ enum UnitState {
     /// `BEGIN`, no `COMMIT`, and a transaction id held for that statement only). Anything
     /// more (a second command, a read of what it wrote, a plain write, a flush) begins the
     /// transaction and appends it first.
-    Lazy(Option<Append>),
+    Lazy(Waiting),
     /// Writes so far are in this transaction, not yet committed; the key is not claimed yet.
     Open(Transaction<'static, Postgres>),
     /// [`flush`] claimed the key and committed; the request's later commands commit alone.
@@ -674,11 +676,67 @@ enum UnitState {
     Taken,
     /// A statement failed inside the transaction, which the database has therefore aborted.
     Failed,
+    /// A lazy unit could not begin its transaction with its waiting command (another writer
+    /// got to the stream first, a new stream was there, or the database failed): nothing of
+    /// it stands, and the request is to be run again eagerly.
+    Surprised,
     /// Finished by the HTTP layer.
     Done,
 }
 
-/// How [`Unit::finish`] ended.
+/// A lazy unit's state: where it begins its transaction when it needs one, and the one
+/// command decided so far, waiting.
+pub struct Waiting {
+    pool: PgPool,
+    append: Option<Append>,
+}
+
+impl Waiting {
+    /// Ends a lazy unit: its waiting command's events, the key's claim and the answer in one
+    /// statement, which is its own transaction (one round trip, one commit). Without events,
+    /// the claim alone. Once it has committed, the caller tells the unit ([`Unit::committed`]).
+    pub async fn finish(self, claim: &Claim, answer: &Answer<'_>) -> sqlx::Result<Finished> {
+        let mut connection = self.pool.acquire().await?;
+        let Some(append) = self.append else {
+            return Ok(if claim.take(&mut connection, Some(answer)).await? {
+                Finished::Committed(None)
+            } else {
+                Finished::Taken
+            });
+        };
+        let outcome = append
+            .bind(FINISH)
+            .bind(&claim.caller)
+            .bind(&claim.key)
+            .bind(&claim.method)
+            .bind(&claim.route)
+            .bind(&claim.request_hash)
+            .bind(answer.status)
+            .bind(answer.body)
+            .bind(answer.content_type.as_deref())
+            .bind(answer.location.as_deref())
+            .bind(answer.log_position.as_deref())
+            .bind(append.sequences.len() as i64)
+            .fetch_optional(&mut *connection)
+            .await;
+        match outcome {
+            Ok(Some(landed)) => Ok(Finished::Committed(append.landed(&[landed]))),
+            Ok(None) => Ok(Finished::Surprised),
+            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("AJ001") => {
+                Ok(Finished::Taken)
+            }
+            // The stream moved on, or a new stream was there: the decision no longer holds.
+            Err(sqlx::Error::Database(error))
+                if matches!(error.code().as_deref(), Some("AJ002" | "23505")) =>
+            {
+                Ok(Finished::Surprised)
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// How [`Waiting::finish`] ended.
 pub enum Finished {
     /// Committed; where its events landed, if it had any.
     Committed(Option<Checkpoint>),
@@ -691,8 +749,8 @@ pub enum Finished {
 /// How a unit ended, for the layer that began it.
 pub enum UnitEnd {
     /// Lazy to the end: nothing begun, at most one command's events waiting. The caller
-    /// appends them with the claim and the answer ([`Unit::finish`]).
-    Lazy(Option<Append>),
+    /// appends them with the claim and the answer ([`Waiting::finish`]).
+    Lazy(Waiting),
     /// A lazy unit found, beginning its transaction, that its command's decision no longer
     /// held: nothing of it stands, and the request is to be run again in an eager unit.
     Surprised,
@@ -717,21 +775,19 @@ impl Unit {
     }
 
     fn begun(transaction: Transaction<'static, Postgres>, claim: Option<Claim>) -> Arc<Unit> {
-        Self::with(UnitState::Open(transaction), None, claim)
+        Self::with(UnitState::Open(transaction), claim)
     }
 
     /// A request's unit that begins no transaction until it needs one (see
     /// `UnitState::Lazy`); `pool` is where it begins it.
     pub fn lazy(pool: PgPool, claim: Claim) -> Arc<Unit> {
-        Self::with(UnitState::Lazy(None), Some(pool), Some(claim))
+        Self::with(UnitState::Lazy(Waiting { pool, append: None }), Some(claim))
     }
 
-    fn with(state: UnitState, pool: Option<PgPool>, claim: Option<Claim>) -> Arc<Unit> {
+    fn with(state: UnitState, claim: Option<Claim>) -> Arc<Unit> {
         Arc::new(Unit {
             claim,
             state: tokio::sync::Mutex::new(state),
-            pool,
-            surprised: std::sync::atomic::AtomicBool::new(false),
             after_commit: std::sync::Mutex::default(),
         })
     }
@@ -739,28 +795,22 @@ impl Unit {
     /// Begins a lazy unit's transaction and appends its waiting command. When that fails the
     /// unit is spent (nothing of it may commit) and marked to be run again eagerly.
     async fn materialize(&self, state: &mut UnitState) {
-        if !matches!(state, UnitState::Lazy(_)) {
-            return;
-        }
-        let UnitState::Lazy(pending) = std::mem::replace(state, UnitState::Failed) else {
+        let UnitState::Lazy(waiting) = state else {
             return;
         };
-        let Some(pool) = &self.pool else {
-            return;
-        };
+        let (pool, append) = (waiting.pool.clone(), waiting.append.take());
+        *state = UnitState::Surprised;
+        // When the transaction cannot begin, the eager run begins its own and says what the
+        // database answered.
         let Ok(mut transaction) = pool.begin().await else {
-            // The eager run begins its own and says what the database answered.
-            self.surprised
-                .store(true, std::sync::atomic::Ordering::Release);
             return;
         };
-        if let Some(append) = pending {
+        if let Some(append) = append {
+            // A new stream found there already is a surprise too.
             if let Err(failure) = append.run(&mut transaction).await {
-                if let Appended::Failed(error) = &failure {
+                if let Appended::Failed(error) = failure {
                     tracing::debug!(error = %error, "a lazy unit's append failed as its transaction began");
                 }
-                self.surprised
-                    .store(true, std::sync::atomic::Ordering::Release);
                 return;
             }
         }
@@ -772,66 +822,6 @@ impl Unit {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(hook);
-    }
-
-    /// Ends a lazy unit: its waiting command's events, the key's claim and the answer in one
-    /// statement, which is its own transaction (one round trip, one commit). Without events,
-    /// the claim alone.
-    pub async fn finish(
-        &self,
-        pending: Option<Append>,
-        answer: &Answer<'_>,
-    ) -> sqlx::Result<Finished> {
-        let (Some(pool), Some(claim)) = (&self.pool, &self.claim) else {
-            return Ok(Finished::Surprised);
-        };
-        let mut connection = pool.acquire().await?;
-        let Some(append) = pending else {
-            return Ok(if claim.take(&mut connection, Some(answer)).await? {
-                self.committed();
-                Finished::Committed(None)
-            } else {
-                Finished::Taken
-            });
-        };
-        let outcome = append
-            .bind(FINISH)
-            .bind(&claim.caller)
-            .bind(&claim.key)
-            .bind(&claim.method)
-            .bind(&claim.route)
-            .bind(&claim.request_hash)
-            .bind(answer.status)
-            .bind(answer.body)
-            .bind(answer.content_type.as_deref())
-            .bind(answer.location.as_deref())
-            .bind(answer.log_position.as_deref())
-            .bind(append.sequences.len() as i64)
-            .fetch_optional(&mut *connection)
-            .await;
-        match outcome {
-            Ok(Some(landed)) => {
-                append.landed(std::slice::from_ref(&landed));
-                self.committed();
-                Ok(Finished::Committed(landed.0.parse().ok().map(
-                    |transaction_id| Checkpoint {
-                        transaction_id,
-                        position: landed.1,
-                    },
-                )))
-            }
-            Ok(None) => Ok(Finished::Surprised),
-            Err(sqlx::Error::Database(error)) if error.code().as_deref() == Some("AJ001") => {
-                Ok(Finished::Taken)
-            }
-            // The stream moved on, or a new stream was there: the decision no longer holds.
-            Err(sqlx::Error::Database(error))
-                if matches!(error.code().as_deref(), Some("AJ002" | "23505")) =>
-            {
-                Ok(Finished::Surprised)
-            }
-            Err(error) => Err(error),
-        }
     }
 
     /// The layer that began the unit committed it: tells those waiting for its writes.
@@ -861,8 +851,8 @@ impl Unit {
     pub async fn end(&self) -> UnitEnd {
         let mut state = self.state.lock().await;
         match std::mem::replace(&mut *state, UnitState::Done) {
-            _ if self.surprised.load(std::sync::atomic::Ordering::Acquire) => UnitEnd::Surprised,
-            UnitState::Lazy(pending) => UnitEnd::Lazy(pending),
+            UnitState::Surprised => UnitEnd::Surprised,
+            UnitState::Lazy(waiting) => UnitEnd::Lazy(waiting),
             UnitState::Open(transaction) => UnitEnd::Open(transaction),
             UnitState::Flushed => UnitEnd::Flushed,
             UnitState::Taken => UnitEnd::Taken,
@@ -899,7 +889,7 @@ pub async fn flush() -> Result<(), crate::error::Error> {
                 Err(crate::error::Error::Conflict)
             }
         }
-        UnitState::Failed => Err(crate::error::Error::Conflict),
+        UnitState::Failed | UnitState::Surprised => Err(crate::error::Error::Conflict),
         other => {
             *state = other;
             Ok(())
@@ -967,7 +957,7 @@ pub async fn write(
                 return Ok(outcome?);
             }
             // What follows must not commit alone, as if what came before had stood.
-            UnitState::Failed => return Err(crate::error::Error::Conflict),
+            UnitState::Failed | UnitState::Surprised => return Err(crate::error::Error::Conflict),
             _ => {}
         }
     }

@@ -219,12 +219,11 @@ async fn run_in_unit(
                 .await
                 .map(Ran::Answered);
         }
-        UnitEnd::Lazy(pending) => match unit.finish(pending, &answer).await? {
+        UnitEnd::Lazy(waiting) => match waiting.finish(claim, &answer).await? {
             Finished::Committed(landed) => {
-                if let Some(value) =
-                    landed.and_then(|landed| HeaderValue::from_str(&positions::format(landed)).ok())
-                {
-                    parts.headers.insert(positions::POSITION_HEADER, value);
+                unit.committed();
+                if let Some(landed) = landed {
+                    positions::stamp(&mut parts.headers, landed);
                 }
             }
             Finished::Taken => return replay(state, claim).await.map(Ran::Answered),

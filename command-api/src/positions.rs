@@ -174,11 +174,16 @@ pub async fn track(State(state): State<AppState>, mut request: Request, next: Ne
     request.extensions_mut().insert(written.clone());
     let mut response = next.run(request).await;
     if let Some(checkpoint) = written.get() {
-        if let Ok(value) = HeaderValue::from_str(&format(checkpoint)) {
-            response.headers_mut().insert(POSITION_HEADER, value);
-        }
+        stamp(response.headers_mut(), checkpoint);
     }
     response
+}
+
+/// Names in an answer's headers where its command's events landed.
+pub fn stamp(headers: &mut axum::http::HeaderMap, checkpoint: Checkpoint) {
+    if let Ok(value) = HeaderValue::from_str(&format(checkpoint)) {
+        headers.insert(POSITION_HEADER, value);
+    }
 }
 
 #[cfg(test)]

@@ -294,10 +294,13 @@ async fn a_lazy_unit_lands_its_one_command_with_its_claim_or_nothing_when_the_st
     let unit = Unit::lazy(services.units.clone(), claim("lazy-1"));
     unit.run(set("a")).await;
     assert_eq!(events().await, start, "the command waits for the end");
-    let UnitEnd::Lazy(pending) = unit.end().await else {
+    let UnitEnd::Lazy(waiting) = unit.end().await else {
         panic!("a unit with one command stays lazy");
     };
-    let Finished::Committed(Some(landed)) = unit.finish(pending, &answer).await.expect("finish")
+    let Finished::Committed(Some(landed)) = waiting
+        .finish(&claim("lazy-1"), &answer)
+        .await
+        .expect("finish")
     else {
         panic!("the command and the claim landed");
     };
@@ -317,11 +320,14 @@ async fn a_lazy_unit_lands_its_one_command_with_its_claim_or_nothing_when_the_st
     let unit = Unit::lazy(services.units.clone(), claim("lazy-2"));
     unit.run(set("b")).await;
     set("c").await;
-    let UnitEnd::Lazy(pending) = unit.end().await else {
+    let UnitEnd::Lazy(waiting) = unit.end().await else {
         panic!("still lazy");
     };
     assert!(matches!(
-        unit.finish(pending, &answer).await.expect("finish"),
+        waiting
+            .finish(&claim("lazy-2"), &answer)
+            .await
+            .expect("finish"),
         Finished::Surprised
     ));
     assert_eq!(events().await, start + 2, "only the other writer's event");
@@ -334,9 +340,22 @@ async fn a_lazy_unit_lands_its_one_command_with_its_claim_or_nothing_when_the_st
         set("e").await;
     })
     .await;
-    let UnitEnd::Open(transaction) = unit.end().await else {
+    let UnitEnd::Open(mut transaction) = unit.end().await else {
         panic!("a second command begins the transaction");
     };
+    let inside: Vec<String> = sqlx::query_scalar(
+        "SELECT payload->'CustomerGroupsSet'->'groups'->>0 FROM events
+          WHERE aggregate_id = $1 AND transaction_id = pg_current_xact_id() ORDER BY sequence",
+    )
+    .bind(customer.id.to_string())
+    .fetch_all(&mut *transaction)
+    .await
+    .expect("the transaction's events");
+    assert_eq!(
+        inside,
+        ["d", "e"],
+        "both commands, the first appended first"
+    );
     transaction.rollback().await.expect("rollback");
     assert_eq!(events().await, start + 2, "rolled back: nothing of it");
     app.stop().await;
