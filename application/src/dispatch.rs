@@ -135,20 +135,39 @@ pub async fn release(
             return false;
         }
     }
-    match services.orders.load(order_id).await {
-        Ok((order, _)) if order.holds(worker_id) => {
+    match unbooked(services, worker_id, order_id).await {
+        Ok(Some(order)) => {
             tracing::warn!(worker_id = %worker_id, order_id = %order_id, "the order took this worker while their time was given back; booking it again");
             if let Err(error) = hold(services, worker_id, &order, order_id, context).await {
                 tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "an order holds a worker whose time could not be booked again; the reconciliation step tells the admins");
             }
             false
         }
-        Ok(_) => true,
+        Ok(None) => true,
         Err(error) => {
             tracing::error!(worker_id = %worker_id, order_id = %order_id, error = %error, "could not read the order after releasing; the reconciliation step will judge it");
             true
         }
     }
+}
+
+/// The order, when it holds the worker and the worker's calendar has no booking for it: the
+/// time to book again.
+async fn unbooked(
+    services: &Services,
+    worker_id: Uuid,
+    order_id: Uuid,
+) -> crate::Result<Option<Order>> {
+    let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
+    if worker
+        .bookings
+        .iter()
+        .any(|booked| booked.order_id == order_id)
+    {
+        return Ok(None);
+    }
+    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
+    Ok(order.holds(worker_id).then_some(order))
 }
 
 /// Whose booking a request's hold stands on.
@@ -204,18 +223,9 @@ pub async fn confirm_hold(
     order_id: Uuid,
     context: &CommandContext,
 ) -> crate::Result<()> {
-    let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
-    if worker
-        .bookings
-        .iter()
-        .any(|booked| booked.order_id == order_id)
-    {
+    let Some(order) = unbooked(services, worker_id, order_id).await? else {
         return Ok(());
-    }
-    let (order, _): (Order, usize) = services.orders.load(order_id).await?;
-    if !order.holds(worker_id) {
-        return Ok(());
-    }
+    };
     tracing::warn!(worker_id = %worker_id, order_id = %order_id, "the booking this order took the worker on was given back meanwhile; booking it again");
     hold(services, worker_id, &order, order_id, context).await?;
     Ok(())
@@ -316,16 +326,9 @@ async fn rebook_held_orders(services: &Services, context: &CommandContext) -> an
     .fetch_all(&services.pool)
     .await?;
     for (order_id, worker_id) in suspects {
-        let (order, _): (Order, usize) = services.orders.load(order_id).await?;
-        let (worker, _): (Worker, usize) = services.workers.load(worker_id).await?;
-        if !order.holds(worker_id)
-            || worker
-                .bookings
-                .iter()
-                .any(|booked| booked.order_id == order_id)
-        {
+        let Some(order) = unbooked(services, worker_id, order_id).await? else {
             continue;
-        }
+        };
         tracing::warn!(order_id = %order_id, worker_id = %worker_id, "an order holds a worker with no booking; booking again");
         if let Err(error) = hold(services, worker_id, &order, order_id, context).await {
             tracing::error!(order_id = %order_id, worker_id = %worker_id, error = %error, "an order holds a worker whose time could not be booked again");
