@@ -276,18 +276,18 @@ pub async fn create_intent(
     let (existing, _): (domain::payment::Payment, usize) = state.payments.load(payment_id).await?;
     let opened = existing.status != PaymentStatus::New;
     let (provider, amount) = if opened {
-        let provider = state
-            .payment_providers
-            .get(&existing.provider)
-            .ok_or_else(|| ApiError::Invalid(Text::new("payments.payment-method-not-available")))?;
-        (provider, Fen::literal(existing.amount))
+        (
+            state.payment_providers.get(&existing.provider),
+            Fen::literal(existing.amount),
+        )
     } else {
-        let provider = state
-            .payment_providers
-            .for_method(body.method)
-            .ok_or_else(|| ApiError::Invalid(Text::new("payments.payment-method-not-available")))?;
-        (provider, order.total.unwrap_or(Fen::ZERO))
+        (
+            state.payment_providers.for_method(body.method),
+            order.total.unwrap_or(Fen::ZERO),
+        )
     };
+    let provider = provider
+        .ok_or_else(|| ApiError::Invalid(Text::new("payments.payment-method-not-available")))?;
     // The provider opens its checkout before the intent is written, so the request commits
     // once and holds no transaction id while the provider answers. Nothing outside acts on it
     // yet: the customer can pay only through the checkout in this answer, which is sent after
