@@ -587,14 +587,20 @@ async fn write_effects(
     Ok(())
 }
 
-/// A worker of a batch: state, city and sequence as they stand, whether the batch changed it,
-/// and whether the dispatcher may send them orders.
+/// A worker of a batch: state, city and sequence as they stand (0 for a worker not stored
+/// yet), and whether the batch changed it.
 struct WorkerSlot {
     state: Worker,
     city: String,
-    last_sequence: Option<i64>,
-    dispatchable: bool,
+    last_sequence: i64,
     changed: bool,
+}
+
+/// Whether the dispatcher may send the worker orders.
+fn dispatchable(worker: &Worker) -> bool {
+    worker.registered
+        && !worker.suspended
+        && worker.review == domain::onboarding::ReviewStatus::Approved
 }
 
 async fn apply_workers(
@@ -620,8 +626,7 @@ async fn apply_workers(
             WorkerSlot {
                 state: serde_json::from_value(row.try_get("state")?).context("worker state")?,
                 city: row.try_get("city")?,
-                last_sequence: Some(row.try_get("last_sequence")?),
-                dispatchable: false,
+                last_sequence: row.try_get("last_sequence")?,
                 changed: false,
             },
         );
@@ -631,14 +636,10 @@ async fn apply_workers(
         let slot = slots.entry(worker_id).or_insert_with(|| WorkerSlot {
             state: Worker::default(),
             city: String::new(),
-            last_sequence: None,
-            dispatchable: false,
+            last_sequence: 0,
             changed: false,
         });
-        if slot
-            .last_sequence
-            .is_some_and(|sequence| sequence >= event.sequence)
-        {
+        if slot.last_sequence >= event.sequence {
             continue;
         }
         match &decoded {
@@ -649,22 +650,19 @@ async fn apply_workers(
             _ => {}
         }
         slot.state.apply(decoded);
-        slot.dispatchable = slot.state.registered
-            && !slot.state.suspended
-            && slot.state.review == domain::onboarding::ReviewStatus::Approved;
-        slot.last_sequence = Some(event.sequence);
+        slot.last_sequence = event.sequence;
         slot.changed = true;
     }
-    let written: Vec<(Uuid, &WorkerSlot, i64)> = slots
+    let written: Vec<(Uuid, &WorkerSlot)> = slots
         .iter()
         .filter(|(_, slot)| slot.changed)
-        .filter_map(|(id, slot)| slot.last_sequence.map(|sequence| (*id, slot, sequence)))
+        .map(|(id, slot)| (*id, slot))
         .collect();
     if written.is_empty() {
         return Ok(());
     }
     let mut states = Vec::with_capacity(written.len());
-    for (_, slot, _) in &written {
+    for (_, slot) in &written {
         states.push(serde_json::to_value(&slot.state)?);
     }
     sqlx::query(&format!(
@@ -674,24 +672,24 @@ async fn apply_workers(
              dispatchable = EXCLUDED.dispatchable, state = EXCLUDED.state,
              last_sequence = EXCLUDED.last_sequence"
     ))
-    .bind(written.iter().map(|(id, _, _)| *id).collect::<Vec<_>>())
+    .bind(written.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(
         written
             .iter()
-            .map(|(_, slot, _)| slot.city.as_str())
+            .map(|(_, slot)| slot.city.as_str())
             .collect::<Vec<_>>(),
     )
     .bind(
         written
             .iter()
-            .map(|(_, slot, _)| slot.dispatchable)
+            .map(|(_, slot)| dispatchable(&slot.state))
             .collect::<Vec<_>>(),
     )
     .bind(states)
     .bind(
         written
             .iter()
-            .map(|(_, _, sequence)| *sequence)
+            .map(|(_, slot)| slot.last_sequence)
             .collect::<Vec<_>>(),
     )
     .execute(&mut *connection)

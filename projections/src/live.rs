@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use crate::log::{read_after, Checkpoint, StoredEvent};
 use crate::projector::{
-    apply_with_care, holds_none_of, is_parkable, lease_key, move_checkpoints, schema_name,
+    apply_whole, apply_with_care, holds_none_of, lease_key, move_checkpoints, schema_name,
     swap_key, Projection,
 };
 
@@ -293,29 +293,15 @@ impl Projectors {
                 .await?;
             } else {
                 let schema = schema_name(projection.name(), standing.generation);
-                match projection
-                    .apply_batch(&mut transaction, &schema, part)
-                    .await
+                if let Some(error) =
+                    apply_whole(&mut transaction, projection, &schema, part).await?
                 {
-                    Ok(()) => {}
-                    Err(error) if is_parkable(&error) => {
-                        tracing::debug!(
-                            projection = projection.name(),
-                            error = format!("{error:#}"),
-                            "a batch failed; stepping again with care"
-                        );
-                        return Ok(Stepped::NeedsCare);
-                    }
-                    Err(error) => {
-                        return Err(error).with_context(|| {
-                            format!(
-                                "{} applying events at positions {}..={}",
-                                projection.name(),
-                                part[0].position,
-                                part[part.len() - 1].position
-                            )
-                        })
-                    }
+                    tracing::debug!(
+                        projection = projection.name(),
+                        error = format!("{error:#}"),
+                        "a batch failed; stepping again with care"
+                    );
+                    return Ok(Stepped::NeedsCare);
                 }
             }
             applied.push((member, standing.generation, part));
@@ -364,15 +350,15 @@ async fn standings(
 ) -> anyhow::Result<HashMap<String, Standing>> {
     let rows = sqlx::query(
         "SELECT p.name, p.active_generation, c.last_xid::text AS xid, c.last_position,
-                ARRAY(SELECT k.aggregate_type FROM projection_parked k
-                       WHERE k.projection = p.name AND k.generation = p.active_generation
-                       ORDER BY k.position) AS parked_types,
-                ARRAY(SELECT k.aggregate_id FROM projection_parked k
-                       WHERE k.projection = p.name AND k.generation = p.active_generation
-                       ORDER BY k.position) AS parked_ids
+                COALESCE(parked.types, '{}') AS parked_types, COALESCE(parked.ids, '{}') AS parked_ids
            FROM projections p
            JOIN projection_checkpoints c
              ON c.projection = p.name AND c.generation = p.active_generation
+           LEFT JOIN LATERAL (
+                SELECT array_agg(k.aggregate_type) AS types, array_agg(k.aggregate_id) AS ids
+                  FROM (SELECT DISTINCT aggregate_type, aggregate_id FROM projection_parked
+                         WHERE projection = p.name AND generation = p.active_generation) k
+                ) parked ON true
           WHERE p.name = ANY($1)",
     )
     .bind(names)

@@ -270,6 +270,28 @@ async fn apply_batch(
     Ok(events)
 }
 
+/// Applies `events` as one batch: `None` when they applied, the failure when parking could
+/// answer it (the caller then goes event by event), an error otherwise.
+pub(crate) async fn apply_whole(
+    connection: &mut PgConnection,
+    projection: &dyn Projection,
+    schema: &str,
+    events: &[StoredEvent],
+) -> anyhow::Result<Option<anyhow::Error>> {
+    match projection.apply_batch(connection, schema, events).await {
+        Ok(()) => Ok(None),
+        Err(error) if is_parkable(&error) => Ok(Some(error)),
+        Err(error) => Err(error).with_context(|| {
+            format!(
+                "{} applying events at positions {}..={}",
+                projection.name(),
+                events.first().map_or(0, |event| event.position),
+                events.last().map_or(0, |event| event.position)
+            )
+        }),
+    }
+}
+
 /// Applies `events` (in log order, all after the generation's checkpoint) so that one bad event
 /// cannot hold the rest back; the checkpoint is the caller's to move.
 ///
@@ -285,35 +307,19 @@ pub(crate) async fn apply_with_care(
     events: &[StoredEvent],
     mut set_aside: HashSet<(String, String)>,
 ) -> anyhow::Result<()> {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+    if events.is_empty() {
         return Ok(());
-    };
+    }
     let schema = schema_name(projection.name(), generation);
     let whole_batch = if holds_none_of(events, &set_aside) {
         let mut savepoint = connection.begin().await?;
-        match projection
-            .apply_batch(&mut savepoint, &schema, events)
-            .await
-        {
-            Ok(()) => {
-                savepoint.commit().await?;
-                None
-            }
-            Err(error) if is_parkable(&error) => {
-                savepoint.rollback().await?;
-                Some(error)
-            }
-            Err(error) => {
-                return Err(error).with_context(|| {
-                    format!(
-                        "{} applying events at positions {}..={}",
-                        projection.name(),
-                        first.position,
-                        last.position
-                    )
-                })
-            }
+        let failed = apply_whole(&mut savepoint, projection, &schema, events).await?;
+        if failed.is_some() {
+            savepoint.rollback().await?;
+        } else {
+            savepoint.commit().await?;
         }
+        failed
     } else {
         Some(anyhow::anyhow!("the batch holds a stream set aside"))
     };
