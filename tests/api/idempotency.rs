@@ -210,12 +210,7 @@ async fn the_claim_the_events_and_the_stored_answer_commit_as_one_transaction() 
     .expect("the order's events");
     assert_eq!(appended_by, vec![answered_by.clone()]);
     // The answer names where its events landed, as the stored answer does.
-    let position = placed
-        .headers()
-        .get("anjia-position")
-        .and_then(|value| value.to_str().ok())
-        .expect("Anjia-Position")
-        .to_owned();
+    let position = tests::position_of(&placed);
     let stored: String =
         sqlx::query_scalar("SELECT log_position FROM idempotency WHERE key = 'one-commit-1'")
             .fetch_one(&app.pool)

@@ -42,19 +42,13 @@ async fn notifications(app: &TestApp, user: &User) -> Vec<Value> {
 
 /// Waits (up to ten seconds) until `user` has a notification of `kind`.
 async fn told(app: &TestApp, user: &User, kind: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !notifications(app, user)
-        .await
-        .iter()
-        .any(|note| note["kind"] == kind)
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} was never told {kind}",
-            user.id
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    tests::wait_until(&format!("telling {} {kind}", user.id), async || {
+        notifications(app, user)
+            .await
+            .iter()
+            .any(|note| note["kind"] == kind)
+    })
+    .await;
 }
 
 #[tokio::test]

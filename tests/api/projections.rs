@@ -290,22 +290,18 @@ async fn every_projection_builds_the_same_tables_from_one_event_at_a_time_or_a_b
     for _ in 0..3 {
         app.dispatchable_order(&customer, &admin).await;
     }
-    // Wait for the escrow to be released to the workers' wallets.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while sqlx::query_scalar::<_, i64>(
-        "SELECT count(*) FROM events WHERE aggregate_type = 'wallet'",
-    )
-    .fetch_one(&app.pool)
-    .await
-    .expect("wallets")
-        < 2
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no wallet was credited"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // Wait for the escrow to be released and settled into both workers' wallets.
+    tests::wait_until("settling both workers' incomes", async || {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(DISTINCT aggregate_id) FROM events
+              WHERE aggregate_type = 'wallet' AND event_type = 'IncomeSettled'",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .expect("wallets")
+            == 2
+    })
+    .await;
     let blocked = app
         .post(
             "/api/v1/me/blocked-workers",

@@ -1,11 +1,13 @@
 //! Nothing a user sends can stop a read model or break the booking invariant.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tests::{assert_problem, order_body, spawn_app, ServerProcess, TestApp, User};
+use tests::{
+    assert_problem, order_body, position_of, spawn_app, wait_until, ServerProcess, TestApp, User,
+};
 use uuid::Uuid;
 
 /// Changes a customer's name, which must be accepted; answers the response (for its position).
@@ -184,14 +186,6 @@ async fn live_schema(app: &TestApp, projection: &str) -> String {
             .await
             .expect("generation");
     format!("rm_{projection}_g{generation}")
-}
-
-async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done().await {
-        assert!(Instant::now() < deadline, "{what} did not happen in time");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -619,17 +613,16 @@ async fn a_booking_given_back_while_another_request_gave_the_order_to_its_worker
     let admin = app.create_admin().await;
     let customer = app.register_customer().await;
     let worker = app.qualified_worker(&["daily_cleaning"], &admin).await;
-    let order_id = app.place_order_with(&customer, &order_body()).await;
-    app.pay(order_id, &admin).await;
-    app.open_dispatch(order_id, &admin).await;
+    let order_id = app.dispatchable_order(&customer, &admin).await;
     let services = app.services();
     let context = application::commands::CommandContext::system();
-    let (order, _): (Order, usize) = services.orders.load(order_id).await.expect("order");
-    let booked = |worker: &Worker| {
-        worker
-            .bookings
+    let order: Order = fold(&app, order_id).await;
+    // The order's bookings in the worker's calendar.
+    let booked = || async {
+        live_bookings(&app, worker.id)
+            .await
             .iter()
-            .filter(|booked| booked.order_id == order_id)
+            .filter(|(booked, _, _)| *booked == order_id)
             .count()
     };
 
@@ -647,8 +640,7 @@ async fn a_booking_given_back_while_another_request_gave_the_order_to_its_worker
         !x.give_back(services, worker.id, order_id, "test", &context)
             .await
     );
-    let (calendar, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
-    assert_eq!(booked(&calendar), 1, "X gave back R's booking");
+    assert_eq!(booked().await, 1, "X gave back R's booking");
 
     // R gives the time back on what it read before X wrote; X gives the order to the worker.
     services
@@ -664,7 +656,7 @@ async fn a_booking_given_back_while_another_request_gave_the_order_to_its_worker
         )
         .await
         .expect("R releases");
-    let (standing, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
+    let standing: Worker = fold(&app, worker.id).await;
     let now = chrono::Utc::now();
     services
         .orders
@@ -681,23 +673,11 @@ async fn a_booking_given_back_while_another_request_gave_the_order_to_its_worker
         )
         .await
         .expect("X assigns");
-    let (calendar, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
-    assert_eq!(booked(&calendar), 0, "the race as it happens");
+    assert_eq!(booked().await, 0, "the race as it happens");
     x.confirm(services, worker.id, order_id, &context).await;
-    let (calendar, _): (Worker, usize) = services.workers.load(worker.id).await.expect("worker");
-    let (order, _): (Order, usize) = services.orders.load(order_id).await.expect("order");
-    assert!(order.holds(worker.id));
-    assert_eq!(booked(&calendar), 1, "X booked the time again");
+    assert!(fold::<Order>(&app, order_id).await.holds(worker.id));
+    assert_eq!(booked().await, 1, "X booked the time again");
     app.stop().await;
-}
-
-fn position_of(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("anjia-position")
-        .and_then(|value| value.to_str().ok())
-        .expect("a command's answer carries Anjia-Position")
-        .to_owned()
 }
 
 #[tokio::test]
@@ -890,8 +870,19 @@ async fn a_pooled_connection_the_database_dropped_while_idle_is_replaced_before_
         .await
         .expect("the pool handed out the dropped connection");
     assert_ne!(second, first);
-    // And the server's own pools, which use the same options, serve on.
+    // And the server's own pools, which use the same options, serve on once the database has
+    // dropped every connection they held.
     let customer = app.register_customer().await;
+    let dropped: i64 = sqlx::query_scalar(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+          WHERE datname = current_database() AND backend_type = 'client backend'
+            AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("dropping the server's connections");
+    assert!(dropped > 0);
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let placed = app
         .client
         .post(app.url("/api/v1/orders"))

@@ -293,6 +293,25 @@ pub fn order_body_starting_in(minutes: i64) -> Value {
     body
 }
 
+/// Polls `done` until it holds; fails the test, naming `what`, after 30 seconds.
+pub async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what} did not happen in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Where a command's answer says its events landed (`Anjia-Position`).
+pub fn position_of(response: &Response) -> String {
+    response
+        .headers()
+        .get("anjia-position")
+        .and_then(|value| value.to_str().ok())
+        .expect("a command's answer carries Anjia-Position")
+        .to_owned()
+}
+
 pub fn order_body() -> Value {
     json!({
         "service": "daily_cleaning",

@@ -345,12 +345,7 @@ async fn a_late_cancellation_shows_its_kept_fee_on_the_payment_and_the_order_and
         )
         .await;
     assert_eq!(cancelled.status(), StatusCode::OK);
-    let position = cancelled
-        .headers()
-        .get("anjia-position")
-        .and_then(|value| value.to_str().ok())
-        .expect("a position")
-        .to_owned();
+    let position = tests::position_of(&cancelled);
 
     // The payment: 120.00 back, 30.00 kept, 15.00 of it (the default half) to the worker.
     let paid = payment(&app, &customer.token, payment_id).await;
