@@ -42,6 +42,9 @@ pub struct LevelReport {
     pub projection_lag_p50_ms: f64,
     pub projection_lag_p99_ms: f64,
     pub errors: usize,
+    /// Everything the database ran while the level's orders were placed and projected (the
+    /// projectors and timed jobs included), shared out over its orders: where the time goes.
+    pub database: Option<CommandCost>,
 }
 
 #[derive(Debug, Serialize)]
@@ -220,6 +223,11 @@ pub async fn run(
     let mut levels = Vec::new();
     for &concurrency in &options.concurrency {
         orders_stats.drain_lag_millis();
+        let counted = if cost_unavailable.is_none() {
+            Some(sql_cost::snapshot(&pool).await?)
+        } else {
+            None
+        };
         let deadline = Instant::now() + duration;
         let started = Instant::now();
         let mut workers = Vec::new();
@@ -254,6 +262,16 @@ pub async fn run(
         let lag = Sorted::new(orders_stats.drain_lag_millis());
         let commands = latencies.len();
         let latencies = Sorted::new(latencies);
+        let database = match counted {
+            Some(before) => Some(sql_cost::between(
+                &format!("place-order at concurrency {concurrency}"),
+                commands,
+                latencies.median(),
+                &before,
+                &sql_cost::snapshot(&pool).await?,
+            )),
+            None => None,
+        };
 
         let raw = raw_inserts(&pool, concurrency, duration, raw_payload.clone()).await?;
         let commands_per_second = commands as f64 / elapsed;
@@ -274,6 +292,7 @@ pub async fn run(
             projection_lag_p50_ms: lag.percentile(0.50),
             projection_lag_p99_ms: lag.percentile(0.99),
             errors,
+            database,
         });
     }
     sqlx::raw_sql("DROP TABLE IF EXISTS bench_raw_inserts")
