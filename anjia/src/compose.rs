@@ -41,6 +41,9 @@ pub async fn services(
             dispatch: settings.dispatch.clone(),
             money: settings.money.clone(),
             reviews: settings.reviews.clone(),
+            writers: settings
+                .writers
+                .unwrap_or_else(application::services::default_writers),
         },
     ))
 }

@@ -45,6 +45,11 @@ pub const SETTINGS: &[Setting] = &[
         secret: false,
     },
     Setting {
+        name: "ANJIA_DB_WRITERS",
+        help: "requests' write transactions at once; more wait their turn (4 per core)",
+        secret: false,
+    },
+    Setting {
         name: "ANJIA_TRUSTED_PROXIES",
         help: "comma-separated addresses of the reverse proxies whose X-Forwarded-For is believed",
         secret: false,
@@ -537,6 +542,9 @@ pub struct Settings {
     /// `ANJIA_STUN_URLS`, `ANJIA_TURN_URLS` and `ANJIA_TURN_SECRET`: what interview calls
     /// traverse NATs with.
     pub ice: command_api::state::IceSettings,
+    /// `ANJIA_DB_WRITERS`: requests' write transactions at once, each on a connection of its
+    /// own (`application::services::default_writers` when unset).
+    pub writers: Option<u32>,
 }
 
 impl Settings {

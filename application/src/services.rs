@@ -55,7 +55,9 @@ pub struct Services {
     pub pool: PgPool,
     /// Connections for requests' transactions (`commands::Unit`), apart from `pool`: a request
     /// holds one of these for its whole length and may still need one of `pool`'s, so the two
-    /// never wait on each other.
+    /// never wait on each other. There are `Ports::writers` of them: the write transactions
+    /// that run at once; a request beyond them waits for a connection here, in the process,
+    /// rather than crowding the database's cores.
     pub units: PgPool,
     pub orders: Arc<CommandBus<Order>>,
     pub workers: Arc<CommandBus<Worker>>,
@@ -92,15 +94,23 @@ pub struct Ports {
     pub dispatch: DispatchSettings,
     pub money: MoneySettings,
     pub reviews: ReviewSettings,
+    /// Requests' write transactions at once (see `Services::units`); `default_writers()`.
+    pub writers: u32,
+}
+
+/// Write transactions at once by default: four for each core this process may use, at least
+/// four. A commit is mostly waiting (for the log's flush, for the client), so a few per core
+/// keep the cores busy; many more only make them switch between backends, and every step of
+/// the projectors wait in that crowd (measured by `anjia bench`: see the README).
+pub fn default_writers() -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    u32::try_from(cores * 4).unwrap_or(u32::MAX).max(4)
 }
 
 impl Services {
     pub fn new(pool: PgPool, ports: Ports) -> Self {
-        let units = pool_options(
-            pool.options().get_max_connections(),
-            pool.options().get_acquire_timeout(),
-        )
-        .connect_lazy_with(pool.connect_options().as_ref().clone());
+        let units = pool_options(ports.writers.max(1), pool.options().get_acquire_timeout())
+            .connect_lazy_with(pool.connect_options().as_ref().clone());
         let fresh = Arc::new(crate::fresh::Fresh::new(ports.vault.clone()));
         let remembered = fresh.clone();
         Services {

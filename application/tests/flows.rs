@@ -191,6 +191,7 @@ async fn services(outbox: Arc<Outbox>) -> Services {
             dispatch: Default::default(),
             money: Default::default(),
             reviews: Default::default(),
+            writers: application::services::default_writers(),
         },
     )
 }

@@ -6,7 +6,8 @@ use futures::future::join_all;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tests::{
-    assert_problem, order_body, position_of, spawn_app, wait_until, ServerProcess, TestApp, User,
+    assert_problem, order_body, position_of, spawn_app, spawn_app_with, wait_until, ServerProcess,
+    TestApp, User,
 };
 use uuid::Uuid;
 
@@ -434,7 +435,10 @@ where
 #[tokio::test]
 async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and_cancellations_on_two_processes_every_held_order_has_one_booking_and_no_worker_overlaps(
 ) {
-    let app = spawn_app().await;
+    // Each process runs two write transactions at once, far fewer than the requests it is
+    // sent at once: the others wait their turn. A request that, holding one, waited for
+    // another would wait for good, and answer 503 when the wait timed out.
+    let app = spawn_app_with(|settings| settings.writers = Some(2)).await;
     let admin = app.create_admin().await;
     let mut customers = Vec::new();
     for _ in 0..3 {
@@ -444,8 +448,8 @@ async fn under_concurrent_grabs_named_bookings_rounds_reassignments_declines_and
     for _ in 0..4 {
         workers.push(app.qualified_worker(&["daily_cleaning"], &admin).await);
     }
-    let first = ServerProcess::start(&app.database_url).await;
-    let second = ServerProcess::start(&app.database_url).await;
+    let first = ServerProcess::start_with(&app.database_url, &[("ANJIA_DB_WRITERS", "2")]).await;
+    let second = ServerProcess::start_with(&app.database_url, &[("ANJIA_DB_WRITERS", "2")]).await;
     let bases = [
         app.address.clone(),
         first.address.clone(),

@@ -912,13 +912,23 @@ impl ServerProcess {
 
     /// Starts the process and waits (off the async runtime) for it to say where it listens.
     pub async fn start(database_url: &str) -> ServerProcess {
+        ServerProcess::start_with(database_url, &[]).await
+    }
+
+    /// Starts the process with some settings of its environment added, e.g.
+    /// `("ANJIA_DB_WRITERS", "2")`.
+    pub async fn start_with(database_url: &str, settings: &[(&str, &str)]) -> ServerProcess {
         let database_url = database_url.to_owned();
-        tokio::task::spawn_blocking(move || ServerProcess::start_blocking(&database_url))
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        tokio::task::spawn_blocking(move || ServerProcess::start_blocking(&database_url, &settings))
             .await
             .expect("starting a server process")
     }
 
-    fn start_blocking(database_url: &str) -> ServerProcess {
+    fn start_blocking(database_url: &str, settings: &[(String, String)]) -> ServerProcess {
         let mut child = Command::new(anjia_binary())
             .args(["serve", "--listen", "127.0.0.1:0"])
             // It finds DuckDB's library through its own run path (build/rpath.rs).
@@ -927,6 +937,7 @@ impl ServerProcess {
             .env("ANJIA_MODE", "development")
             .env("ANJIA_WEB_DIR", web_dist())
             .env("RUST_LOG", "warn")
+            .envs(settings.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

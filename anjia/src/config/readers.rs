@@ -388,6 +388,7 @@ impl FromEnvironment for Settings {
                 .map(|url| url.trim_end_matches('/').to_owned())
                 .filter(|url| !url.is_empty()),
             ice: IceSettings::from_environment(env)?,
+            writers: writers(env)?,
         })
     }
 }
@@ -410,6 +411,23 @@ impl FromEnvironment for IceSettings {
             turn_secret: env.get("ANJIA_TURN_SECRET"),
         })
     }
+}
+
+/// `ANJIA_DB_WRITERS`: requests' write transactions at once (at least 1), when set.
+fn writers(env: &Environment) -> anyhow::Result<Option<u32>> {
+    env.get("ANJIA_DB_WRITERS")
+        .map(|writers| {
+            writers
+                .parse::<u32>()
+                .ok()
+                .filter(|writers| *writers >= 1)
+                .with_context(|| {
+                    format!(
+                        "ANJIA_DB_WRITERS must be a whole number of at least 1, not {writers:?}"
+                    )
+                })
+        })
+        .transpose()
 }
 
 /// `ANJIA_DB_POOL`: the server's database connections (at least 4; 64 by default).
