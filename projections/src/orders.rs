@@ -76,7 +76,12 @@ impl Projection for OrdersProjection {
                 search_text          text        NOT NULL DEFAULT '',
                 search_terms         text[]      NOT NULL DEFAULT '{{}}'
             );
-            CREATE INDEX ON {schema}.orders USING gin (search_terms);
+            -- New terms wait in the index's pending list until it fills; the insert that
+            -- fills it merges the list into the index while the projector's step waits. At the
+            -- default 4 MB that merge took 60-90 ms every two seconds under load, the orders
+            -- view's worst lag; a small list merges a little and often.
+            CREATE INDEX ON {schema}.orders USING gin (search_terms)
+                WITH (gin_pending_list_limit = 256);
             -- A longer list of common terms, so the planner can tell a rare term (use the GIN
             -- index) from a common one (walk the newest orders); see `anjia bench search`.
             ALTER TABLE {schema}.orders ALTER COLUMN search_terms SET STATISTICS 1000;
@@ -255,66 +260,250 @@ const INSERTED_COLUMNS: [&str; 19] = [
     "search_terms",
 ];
 
-/// Rows per multi-row insert: well under PostgreSQL's 65,535 bind parameters.
+/// Rows per insert: the arrays of one statement stay a bounded size.
 const INSERT_CHUNK: usize = 1_000;
 
+/// What separates the terms of one row in the insert's array of terms (PostgreSQL's arrays
+/// are rectangular, so each row's terms travel as one text). Text fields refuse control
+/// characters, so no term holds it.
+const TERM_SEPARATOR: char = '\u{1f}';
+
+fn joined_terms(terms: Vec<String>) -> String {
+    let terms: Vec<String> = terms
+        .into_iter()
+        .filter(|term| !term.contains(TERM_SEPARATOR))
+        .collect();
+    terms.join(&TERM_SEPARATOR.to_string())
+}
+
+/// One extra column's values, a row each, as the array it is bound as.
+enum Column {
+    Times(Vec<Option<DateTime<Utc>>>),
+    Ids(Vec<Option<Uuid>>),
+    Texts(Vec<String>),
+    Smalls(Vec<i16>),
+    Amounts(Vec<i64>),
+    Terms(Vec<String>),
+}
+
+impl Column {
+    fn of(value: &Value) -> Column {
+        match value {
+            Value::Time(_) | Value::NoTime => Column::Times(Vec::new()),
+            Value::Id(_) => Column::Ids(Vec::new()),
+            Value::Text(_) => Column::Texts(Vec::new()),
+            Value::Small(_) => Column::Smalls(Vec::new()),
+            Value::Amount(_) => Column::Amounts(Vec::new()),
+            Value::Terms(_) => Column::Terms(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, value: Value) -> anyhow::Result<()> {
+        match (self, value) {
+            (Column::Times(times), Value::Time(time)) => times.push(Some(time)),
+            (Column::Times(times), Value::NoTime) => times.push(None),
+            (Column::Ids(ids), Value::Id(id)) => ids.push(id),
+            (Column::Texts(texts), Value::Text(text)) => texts.push(text),
+            (Column::Smalls(numbers), Value::Small(number)) => numbers.push(number),
+            (Column::Amounts(numbers), Value::Amount(number)) => numbers.push(number),
+            (Column::Terms(terms), Value::Terms(row)) => terms.push(joined_terms(row)),
+            _ => anyhow::bail!("one column of new orders holds values of two kinds"),
+        }
+        Ok(())
+    }
+
+    /// The array's type, and how a row's element becomes the column's value.
+    fn sql(&self, element: &str) -> (&'static str, String) {
+        match self {
+            Column::Times(_) => ("timestamptz[]", element.to_owned()),
+            Column::Ids(_) => ("uuid[]", element.to_owned()),
+            Column::Texts(_) => ("text[]", element.to_owned()),
+            Column::Smalls(_) => ("int2[]", element.to_owned()),
+            Column::Amounts(_) => ("int8[]", element.to_owned()),
+            Column::Terms(_) => ("text[]", terms_of(element)),
+        }
+    }
+
+    fn bind<'q>(
+        self,
+        query: sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments> {
+        match self {
+            Column::Times(values) => query.bind(values),
+            Column::Ids(values) => query.bind(values),
+            Column::Texts(values) => query.bind(values),
+            Column::Smalls(values) => query.bind(values),
+            Column::Amounts(values) => query.bind(values),
+            Column::Terms(values) => query.bind(values),
+        }
+    }
+}
+
+/// A row's joined terms as the array the column holds.
+fn terms_of(element: &str) -> String {
+    format!("string_to_array({element}, chr(31))")
+}
+
+/// New orders, each row's values in the same place of one array per column: one statement
+/// whose text depends only on the extra columns, so it is prepared once and planned once
+/// (a multi-row `VALUES` was a new statement, parsed and planned, for every number of rows).
 async fn insert_new_orders(
     connection: &mut PgConnection,
     schema: &str,
     extra_columns: &[&'static str],
     rows: Vec<(Uuid, RowChange)>,
 ) -> anyhow::Result<()> {
-    let mut statement: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "INSERT INTO {schema}.orders (order_id, {}",
-        INSERTED_COLUMNS.join(", ")
-    ));
-    for column in extra_columns {
-        statement.push(format!(", {column}"));
-    }
-    statement.push(") ");
-    statement.push_values(rows, |mut values, (order_id, change)| {
+    let count = rows.len();
+    let mut order_ids = Vec::with_capacity(count);
+    let mut customer_ids = Vec::with_capacity(count);
+    let mut services = Vec::with_capacity(count);
+    let mut unit_prices = Vec::with_capacity(count);
+    let mut quantities = Vec::with_capacity(count);
+    let mut totals = Vec::with_capacity(count);
+    let mut starts = Vec::with_capacity(count);
+    let mut durations = Vec::with_capacity(count);
+    let mut cities = Vec::with_capacity(count);
+    let mut districts = Vec::with_capacity(count);
+    let mut details = Vec::with_capacity(count);
+    let mut contact_names = Vec::with_capacity(count);
+    let mut phones = Vec::with_capacity(count);
+    let mut notes = Vec::with_capacity(count);
+    let mut placed = Vec::with_capacity(count);
+    let mut statuses = Vec::with_capacity(count);
+    let mut updated = Vec::with_capacity(count);
+    let mut sequences = Vec::with_capacity(count);
+    let mut texts = Vec::with_capacity(count);
+    let mut terms = Vec::with_capacity(count);
+    let mut extras: Option<Vec<Column>> = None;
+    for (order_id, change) in rows {
         let (Some((booking, total, placed_at)), Some(opened)) = (change.placed, change.opened)
         else {
             unreachable!("only placed orders, with their address opened, are inserted")
         };
-        let search_text = search_text(&booking, &opened);
-        values
-            .push_bind(order_id)
-            .push_bind(booking.customer_id)
-            .push_bind(booking.service.as_str())
-            .push_bind(booking.unit_price.get())
-            .push_bind(booking.quantity as i32)
-            .push_bind(total.get())
-            .push_bind(booking.scheduled_start)
-            .push_bind(booking.duration_minutes as i32)
-            .push_bind(booking.address.city)
-            .push_bind(booking.address.district)
-            .push_bind(opened.detail)
-            .push_bind(opened.contact_name)
-            .push_bind(opened.contact_phone_masked)
-            .push_bind(opened.note)
-            .push_bind(placed_at)
-            .push_bind(change.status.unwrap_or_default().as_str())
-            .push_bind(change.updated_at.unwrap_or_else(Utc::now))
-            .push_bind(change.last_sequence)
-            .push_bind(search_text.clone())
-            .push_bind(crate::search::index_terms(&search_text));
-        for (_, value) in change.columns {
-            value.push_to(&mut values);
+        let text = search_text(&booking, &opened);
+        order_ids.push(order_id);
+        customer_ids.push(booking.customer_id);
+        services.push(booking.service.as_str());
+        unit_prices.push(booking.unit_price.get());
+        quantities.push(booking.quantity as i32);
+        totals.push(total.get());
+        starts.push(booking.scheduled_start);
+        durations.push(booking.duration_minutes as i32);
+        cities.push(booking.address.city);
+        districts.push(booking.address.district);
+        details.push(opened.detail);
+        contact_names.push(opened.contact_name);
+        phones.push(opened.contact_phone_masked);
+        notes.push(opened.note);
+        placed.push(placed_at);
+        statuses.push(change.status.unwrap_or_default().as_str());
+        updated.push(change.updated_at.unwrap_or_else(Utc::now));
+        sequences.push(change.last_sequence);
+        terms.push(joined_terms(crate::search::index_terms(&text)));
+        texts.push(text);
+        let columns = extras.get_or_insert_with(|| {
+            change
+                .columns
+                .iter()
+                .map(|(_, value)| Column::of(value))
+                .collect()
+        });
+        anyhow::ensure!(
+            columns.len() == change.columns.len(),
+            "new orders grouped by their columns differ in them"
+        );
+        for (column, (_, value)) in columns.iter_mut().zip(change.columns) {
+            column.push(value)?;
         }
-    });
+    }
+    let extras = extras.unwrap_or_default();
+    const BASE_TYPES: [&str; 20] = [
+        "uuid[]",
+        "uuid[]",
+        "text[]",
+        "int8[]",
+        "int4[]",
+        "int8[]",
+        "timestamptz[]",
+        "int4[]",
+        "text[]",
+        "text[]",
+        "text[]",
+        "text[]",
+        "text[]",
+        "text[]",
+        "timestamptz[]",
+        "text[]",
+        "timestamptz[]",
+        "int8[]",
+        "text[]",
+        "text[]",
+    ];
+    let mut arrays: Vec<String> = Vec::new();
+    let mut selected: Vec<String> = Vec::new();
+    for (place, array_type) in BASE_TYPES.iter().enumerate() {
+        arrays.push(format!("${}::{array_type}", place + 1));
+        let element = format!("u.c{}", place + 1);
+        // The last base column is the terms.
+        selected.push(if place + 1 == BASE_TYPES.len() {
+            terms_of(&element)
+        } else {
+            element
+        });
+    }
+    for column in &extras {
+        let place = arrays.len() + 1;
+        let (array_type, value) = column.sql(&format!("u.c{place}"));
+        arrays.push(format!("${place}::{array_type}"));
+        selected.push(value);
+    }
+    let names: Vec<String> = (1..=arrays.len())
+        .map(|place| format!("c{place}"))
+        .collect();
+    let columns: Vec<&str> = std::iter::once("order_id")
+        .chain(INSERTED_COLUMNS)
+        .chain(extra_columns.iter().copied())
+        .collect();
     // A row that exists already (only after a replayed batch) takes the fold if it is newer:
     // the fold starts at the order's first event, so it is the whole story.
-    statement.push(format!(
-        " ON CONFLICT (order_id) DO UPDATE SET {} WHERE {schema}.orders.last_sequence < EXCLUDED.last_sequence",
-        INSERTED_COLUMNS
+    let sql = format!(
+        "INSERT INTO {schema}.orders ({}) SELECT {} FROM unnest({}) AS u ({})
+         ON CONFLICT (order_id) DO UPDATE SET {} WHERE {schema}.orders.last_sequence < EXCLUDED.last_sequence",
+        columns.join(", "),
+        selected.join(", "),
+        arrays.join(", "),
+        names.join(", "),
+        columns[1..]
             .iter()
-            .chain(extra_columns)
             .map(|column| format!("{column} = EXCLUDED.{column}"))
             .collect::<Vec<_>>()
             .join(", ")
-    ));
-    statement.build().execute(&mut *connection).await?;
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(order_ids)
+        .bind(customer_ids)
+        .bind(services)
+        .bind(unit_prices)
+        .bind(quantities)
+        .bind(totals)
+        .bind(starts)
+        .bind(durations)
+        .bind(cities)
+        .bind(districts)
+        .bind(details)
+        .bind(contact_names)
+        .bind(phones)
+        .bind(notes)
+        .bind(placed)
+        .bind(statuses)
+        .bind(updated)
+        .bind(sequences)
+        .bind(texts)
+        .bind(terms);
+    for column in extras {
+        query = column.bind(query);
+    }
+    query.execute(&mut *connection).await?;
     Ok(())
 }
 
