@@ -1,16 +1,23 @@
 //! Delivers due reminders from the outbox to the in-app inbox, and by SMS or e-mail to the
 //! login the person registered with.
 //!
-//! Each run claims due rows with `FOR UPDATE SKIP LOCKED` and marks them delivered in the same
-//! transaction as the in-app notification, so with any number of server processes each
-//! reminder reaches the inbox exactly once. SMS and e-mail leave the database: a process that
-//! dies after sending but before committing would send again on the next run (at least once
-//! for external channels), and the reminder key goes with them for the gateway to de-duplicate.
+//! A run claims due rows for [`CLAIM`] with `FOR UPDATE SKIP LOCKED` and puts them in the inbox
+//! in the same short transaction, so with any number of server processes each reminder reaches
+//! the inbox exactly once. SMS and e-mail leave the database after that commit, outside any
+//! transaction: a transaction held open through them would hold back every projector (they
+//! read the log below the oldest transaction in progress) for as long as a gateway takes. Each
+//! reminder is then marked delivered. A process that dies after sending but before marking
+//! leaves the claim to run out and the next run sends again (at least once for external
+//! channels), and the reminder key goes with them for the gateway to de-duplicate.
 
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::services::Services;
+
+/// How long a run's claim on a reminder lasts: after it, a reminder not marked delivered (its
+/// run stopped part-way) is claimed again.
+pub const CLAIM: &str = "1 minute";
 
 /// What a delivery run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -20,46 +27,32 @@ pub struct Delivered {
     pub email: usize,
 }
 
+/// One claimed reminder.
+struct Claimed {
+    key: String,
+    recipient: Uuid,
+    kind: String,
+    title: String,
+    body: String,
+    login: Option<String>,
+    in_inbox: bool,
+}
+
 /// Delivers up to `limit` due reminders.
 pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Delivered> {
-    let mut transaction = services.pool.begin().await?;
-    let rows = sqlx::query(
-        "SELECT r.reminder_key, r.recipient_id, r.recipient_role, r.kind, r.title, r.body,
-                c.login
-           FROM reminders r
-           LEFT JOIN credentials c ON c.user_id = r.recipient_id
-          WHERE r.delivered_at IS NULL AND r.cancelled_at IS NULL AND r.due_at <= now()
-          ORDER BY r.due_at
-          LIMIT $1
-          FOR UPDATE OF r SKIP LOCKED",
-    )
-    .bind(limit)
-    .fetch_all(&mut *transaction)
-    .await?;
+    let claimed = claim(&services.pool, limit).await?;
     let mut delivered = Delivered::default();
-    for row in rows {
-        let key: String = row.get("reminder_key");
-        let recipient: Uuid = row.get("recipient_id");
-        let kind: String = row.get("kind");
-        let title: String = row.get("title");
-        let body: String = row.get("body");
-        let login: Option<String> = row.get("login");
-        sqlx::query(
-            "INSERT INTO notifications (notification_id, recipient_id, kind, title, body)
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(Uuid::now_v7())
-        .bind(recipient)
-        .bind(&kind)
-        .bind(&title)
-        .bind(&body)
-        .execute(&mut *transaction)
-        .await?;
+    for reminder in claimed {
         let mut channels = vec!["in_app"];
         let mut error = None;
-        match login.as_deref() {
+        match reminder.login.as_deref() {
             Some(email) if email.contains('@') => {
-                match services.notifier.email.send(email, &title, &body).await {
+                match services
+                    .notifier
+                    .email
+                    .send(email, &reminder.title, &reminder.body)
+                    .await
+                {
                     Ok(()) => {
                         channels.push("email");
                         delivered.email += 1;
@@ -71,7 +64,10 @@ pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Deli
                 match services
                     .notifier
                     .sms
-                    .send(phone, &format!("【安家】{title}：{body}"))
+                    .send(
+                        phone,
+                        &format!("【安家】{}：{}", reminder.title, reminder.body),
+                    )
                     .await
                 {
                     Ok(()) => {
@@ -84,22 +80,108 @@ pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Deli
             _ => {}
         }
         if let Some(error) = &error {
-            tracing::warn!(reminder = %key, error = %error, "a reminder reached the inbox but not its outside channel");
+            tracing::warn!(reminder = %reminder.key, error = %error, "a reminder reached the inbox but not its outside channel");
         }
         sqlx::query(
             "UPDATE reminders SET delivered_at = now(), channels = $2, attempts = attempts + 1,
-                    last_error = $3
+                    last_error = $3, claimed_until = NULL
               WHERE reminder_key = $1",
         )
-        .bind(&key)
+        .bind(&reminder.key)
         .bind(&channels)
         .bind(&error)
-        .execute(&mut *transaction)
+        .execute(&services.pool)
         .await?;
         delivered.reminders += 1;
     }
-    transaction.commit().await?;
     Ok(delivered)
+}
+
+/// Claims up to `limit` due reminders no run holds, and puts those not there yet in the inbox,
+/// in one transaction of three statements.
+async fn claim(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Claimed>> {
+    let mut transaction = pool.begin().await?;
+    let rows = sqlx::query(&format!(
+        "WITH due AS (
+              SELECT r.reminder_key, c.login
+                FROM reminders r
+                LEFT JOIN credentials c ON c.user_id = r.recipient_id
+               WHERE r.delivered_at IS NULL AND r.cancelled_at IS NULL AND r.due_at <= now()
+                 AND (r.claimed_until IS NULL OR r.claimed_until < now())
+               ORDER BY r.due_at
+               LIMIT $1
+                 FOR UPDATE OF r SKIP LOCKED)
+         UPDATE reminders r SET claimed_until = now() + interval '{CLAIM}'
+           FROM due
+          WHERE r.reminder_key = due.reminder_key
+         RETURNING r.reminder_key, r.recipient_id, r.kind, r.title, r.body, due.login,
+                   r.in_inbox_at IS NOT NULL AS in_inbox, r.due_at"
+    ))
+    .bind(limit)
+    .fetch_all(&mut *transaction)
+    .await?;
+    let mut claimed = rows
+        .iter()
+        .map(|row| {
+            Ok((
+                row.try_get::<chrono::DateTime<chrono::Utc>, _>("due_at")?,
+                Claimed {
+                    key: row.try_get("reminder_key")?,
+                    recipient: row.try_get("recipient_id")?,
+                    kind: row.try_get("kind")?,
+                    title: row.try_get("title")?,
+                    body: row.try_get("body")?,
+                    login: row.try_get("login")?,
+                    in_inbox: row.try_get("in_inbox")?,
+                },
+            ))
+        })
+        .collect::<sqlx::Result<Vec<_>>>()?;
+    claimed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+    let claimed: Vec<Claimed> = claimed.into_iter().map(|(_, reminder)| reminder).collect();
+    let new: Vec<&Claimed> = claimed
+        .iter()
+        .filter(|reminder| !reminder.in_inbox)
+        .collect();
+    if !new.is_empty() {
+        sqlx::query(
+            "INSERT INTO notifications (notification_id, recipient_id, kind, title, body)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[])",
+        )
+        .bind(new.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(
+            new.iter()
+                .map(|reminder| reminder.recipient)
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            new.iter()
+                .map(|reminder| reminder.kind.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            new.iter()
+                .map(|reminder| reminder.title.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind(
+            new.iter()
+                .map(|reminder| reminder.body.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .execute(&mut *transaction)
+        .await?;
+        sqlx::query("UPDATE reminders SET in_inbox_at = now() WHERE reminder_key = ANY($1)")
+            .bind(
+                new.iter()
+                    .map(|reminder| reminder.key.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .execute(&mut *transaction)
+            .await?;
+    }
+    transaction.commit().await?;
+    Ok(claimed)
 }
 
 /// The reminders of one order, for tests and the admins.

@@ -23,23 +23,48 @@ use domain::{Actor, Fen, Role, ServiceCode};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// Messages the e-mail and SMS ports were asked to send: (to, text).
+/// Messages the e-mail and SMS ports were asked to send: (to, text). When told the
+/// database, it also notes, as each message goes out, how many of the database's
+/// transactions hold a transaction id: a gateway is slow, and one held through it holds back
+/// every projector.
 #[derive(Default)]
-struct Outbox(Mutex<Vec<(String, String)>>);
+struct Outbox {
+    sent: Mutex<Vec<(String, String)>>,
+    watched: OnceLock<PgPool>,
+    open_while_sending: Mutex<Vec<i64>>,
+}
 
 impl Outbox {
     fn sent(&self) -> Vec<(String, String)> {
-        self.0.lock().expect("outbox lock").clone()
+        self.sent.lock().expect("outbox lock").clone()
+    }
+
+    async fn take(&self, to: &str, text: &str) {
+        if let Some(pool) = self.watched.get() {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND backend_xid IS NOT NULL
+                    AND pid <> pg_backend_pid()",
+            )
+            .fetch_one(pool)
+            .await
+            .expect("the transactions in progress");
+            self.open_while_sending
+                .lock()
+                .expect("outbox lock")
+                .push(open);
+        }
+        self.sent
+            .lock()
+            .expect("outbox lock")
+            .push((to.to_owned(), text.to_owned()));
     }
 }
 
 #[async_trait::async_trait]
 impl EmailSender for Outbox {
     async fn send(&self, to: &str, subject: &str, _body: &str) -> anyhow::Result<()> {
-        self.0
-            .lock()
-            .expect("outbox lock")
-            .push((to.to_owned(), subject.to_owned()));
+        self.take(to, subject).await;
         Ok(())
     }
 }
@@ -47,10 +72,7 @@ impl EmailSender for Outbox {
 #[async_trait::async_trait]
 impl SmsSender for Outbox {
     async fn send(&self, phone: &str, text: &str) -> anyhow::Result<()> {
-        self.0
-            .lock()
-            .expect("outbox lock")
-            .push((phone.to_owned(), text.to_owned()));
+        self.take(phone, text).await;
         Ok(())
     }
 }
@@ -391,6 +413,7 @@ async fn a_suspended_customer_places_nothing_and_a_cancelled_unpaid_order_refund
 async fn due_reminders_reach_the_inbox_and_each_login_once_by_sms_or_mail() {
     let outbox = Arc::new(Outbox::default());
     let services = services(outbox.clone()).await;
+    let _ = outbox.watched.set(services.pool.clone());
     let by_phone = Uuid::now_v7();
     let by_mail = Uuid::now_v7();
     for (user_id, login) in [(by_phone, "13800138000"), (by_mail, "wang@example.com")] {
@@ -434,9 +457,72 @@ async fn due_reminders_reach_the_inbox_and_each_login_once_by_sms_or_mail() {
     let mut recipients: Vec<String> = outbox.sent().into_iter().map(|(to, _)| to).collect();
     recipients.sort();
     assert_eq!(recipients, ["13800138000", "wang@example.com"]);
+    // Both went out after the inbox's transaction committed, with none held open.
+    assert_eq!(
+        *outbox.open_while_sending.lock().expect("outbox lock"),
+        [0, 0]
+    );
     let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
         .fetch_one(&services.pool)
         .await
         .expect("the inbox");
     assert_eq!(inbox, 2);
+}
+
+#[tokio::test]
+async fn a_reminder_whose_run_stopped_after_the_inbox_is_sent_again_once_its_claim_runs_out_and_not_put_in_the_inbox_twice(
+) {
+    let outbox = Arc::new(Outbox::default());
+    let services = services(outbox.clone()).await;
+    let recipient = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, 'li@example.com', 'customer', 'x')",
+    )
+    .bind(recipient)
+    .execute(&services.pool)
+    .await
+    .expect("a login");
+    // A run that put it in the inbox and stopped before sending: its claim still holds, then
+    // runs out.
+    sqlx::query(
+        "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role, due_at, title, body,
+                                claimed_until, in_inbox_at)
+         VALUES ('stopped', $1, 'service_soon', $2, 'customer', now() - interval '5 minutes',
+                 '服务即将开始 / Service soon', '明天 9:00 / tomorrow 9:00',
+                 now() + interval '1 minute', now() - interval '4 minutes')",
+    )
+    .bind(Uuid::now_v7())
+    .bind(recipient)
+    .execute(&services.pool)
+    .await
+    .expect("a reminder");
+    let held = application::reminders::deliver_due(&services, 100)
+        .await
+        .expect("a run");
+    assert_eq!(held.reminders, 0, "another run's claim is left alone");
+    sqlx::query("UPDATE reminders SET claimed_until = now() - interval '1 second'")
+        .execute(&services.pool)
+        .await
+        .expect("the claim runs out");
+    let delivered = application::reminders::deliver_due(&services, 100)
+        .await
+        .expect("a run");
+    assert_eq!((delivered.reminders, delivered.email), (1, 1));
+    assert_eq!(outbox.sent().len(), 1);
+    let inbox: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
+        .fetch_one(&services.pool)
+        .await
+        .expect("the inbox");
+    assert_eq!(
+        inbox, 0,
+        "the stopped run's inbox message was its; none is added"
+    );
+    let (delivered_at, claimed_until): (
+        Option<chrono::DateTime<Utc>>,
+        Option<chrono::DateTime<Utc>>,
+    ) = sqlx::query_as("SELECT delivered_at, claimed_until FROM reminders")
+        .fetch_one(&services.pool)
+        .await
+        .expect("the reminder");
+    assert!(delivered_at.is_some() && claimed_until.is_none());
 }
