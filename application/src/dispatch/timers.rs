@@ -202,25 +202,31 @@ pub async fn broadcast_grab_offers(
         if inserted == 0 {
             continue;
         }
-        for (_, worker_id) in &eligible {
-            sqlx::query(
-                "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role,
-                                        due_at, title, body)
-                 VALUES ($1, $2, 'grab_offered', $3, 'worker', $4, $5, $6)
-                 ON CONFLICT (reminder_key) DO NOTHING",
-            )
-            .bind(format!("{}:grab_offered:{worker_id}", row.order_id))
-            .bind(row.order_id)
-            .bind(worker_id)
-            .bind(now)
-            .bind("可抢订单 / An order you can grab")
-            .bind(format!(
-                "{}{}（{}）可抢，先到先得。/ A {} order in {} ({}) is open for grabbing: first come, first served.",
-                row.city, service.name_zh, local, service.name_en, row.city, local
-            ))
-            .execute(&mut *transaction)
-            .await?;
-        }
+        // Every eligible worker's offer in one statement: the transaction holds its id (and
+        // with it the projectors' horizon) for three round trips, however many they are.
+        let workers: Vec<Uuid> = eligible.iter().map(|(_, worker_id)| *worker_id).collect();
+        let keys: Vec<String> = workers
+            .iter()
+            .map(|worker_id| format!("{}:grab_offered:{worker_id}", row.order_id))
+            .collect();
+        sqlx::query(
+            "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role,
+                                    due_at, title, body)
+             SELECT offer.key, $2, 'grab_offered', offer.worker_id, 'worker', $3, $4, $5
+               FROM unnest($1::text[], $6::uuid[]) AS offer (key, worker_id)
+             ON CONFLICT (reminder_key) DO NOTHING",
+        )
+        .bind(&keys)
+        .bind(row.order_id)
+        .bind(now)
+        .bind("可抢订单 / An order you can grab")
+        .bind(format!(
+            "{}{}（{}）可抢，先到先得。/ A {} order in {} ({}) is open for grabbing: first come, first served.",
+            row.city, service.name_zh, local, service.name_en, row.city, local
+        ))
+        .bind(&workers)
+        .execute(&mut *transaction)
+        .await?;
         transaction.commit().await?;
         sent += 1;
     }
