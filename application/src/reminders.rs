@@ -1,22 +1,26 @@
 //! Delivers due reminders from the outbox to the in-app inbox, and by SMS or e-mail to the
 //! login the person registered with.
 //!
-//! A run claims due rows for [`CLAIM`] with `FOR UPDATE SKIP LOCKED` and puts them in the inbox
-//! in the same short transaction, so with any number of server processes each reminder reaches
-//! the inbox exactly once. SMS and e-mail leave the database after that commit, outside any
-//! transaction: a transaction held open through them would hold back every projector (they
-//! read the log below the oldest transaction in progress) for as long as a gateway takes. Each
-//! reminder is then marked delivered. A process that dies after sending but before marking
-//! leaves the claim to run out and the next run sends again (at least once for external
-//! channels), and the reminder key goes with them for the gateway to de-duplicate.
+//! A run claims due rows for [`CLAIM`] under a claim id of its own, with `FOR UPDATE SKIP
+//! LOCKED`, and puts them in the inbox in the same short transaction, so with any number of
+//! server processes each reminder reaches the inbox exactly once. SMS and e-mail leave the
+//! database after that commit, outside any transaction: a transaction held open through them
+//! would hold back every projector (they read the log below the oldest transaction in
+//! progress) for as long as a gateway takes. Just before its send, each reminder's claim is
+//! renewed, only if it is still this run's and the reminder is still wanted: a run slowed down
+//! by a gateway leaves what another run took over after its claim ran out, and a reminder
+//! cancelled meanwhile is not sent. It is then marked delivered. A process that dies after
+//! sending but before marking leaves the claim to run out and the next run sends again (at
+//! least once for outside channels).
 
 use sqlx::{PgPool, Row};
 use uuid::Uuid;
 
 use crate::services::Services;
 
-/// How long a run's claim on a reminder lasts: after it, a reminder not marked delivered (its
-/// run stopped part-way) is claimed again.
+/// How long a run's claim on a reminder lasts, from its claim and again from just before its
+/// send: after it, a reminder not marked delivered (its run stopped or stalled) is claimed
+/// again. Longer than a send may take (the gateways time out after 10 s).
 pub const CLAIM: &str = "1 minute";
 
 /// What a delivery run did.
@@ -40,9 +44,24 @@ struct Claimed {
 
 /// Delivers up to `limit` due reminders.
 pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Delivered> {
-    let claimed = claim(&services.pool, limit).await?;
+    let claim_id = Uuid::new_v4();
+    let claimed = claim(&services.pool, claim_id, limit).await?;
     let mut delivered = Delivered::default();
     for reminder in claimed {
+        let still_ours = sqlx::query(&format!(
+            "UPDATE reminders SET claimed_until = now() + interval '{CLAIM}'
+              WHERE reminder_key = $1 AND claim_id = $2
+                AND delivered_at IS NULL AND cancelled_at IS NULL"
+        ))
+        .bind(&reminder.key)
+        .bind(claim_id)
+        .execute(&services.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        if !still_ours {
+            continue;
+        }
         let mut channels = vec!["in_app"];
         let mut error = None;
         match reminder.login.as_deref() {
@@ -84,12 +103,13 @@ pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Deli
         }
         sqlx::query(
             "UPDATE reminders SET delivered_at = now(), channels = $2, attempts = attempts + 1,
-                    last_error = $3, claimed_until = NULL
-              WHERE reminder_key = $1",
+                    last_error = $3, claim_id = NULL, claimed_until = NULL
+              WHERE reminder_key = $1 AND claim_id = $4",
         )
         .bind(&reminder.key)
         .bind(&channels)
         .bind(&error)
+        .bind(claim_id)
         .execute(&services.pool)
         .await?;
         delivered.reminders += 1;
@@ -97,9 +117,9 @@ pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Deli
     Ok(delivered)
 }
 
-/// Claims up to `limit` due reminders no run holds, and puts those not there yet in the inbox,
-/// in one transaction of three statements.
-async fn claim(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Claimed>> {
+/// Claims up to `limit` due reminders no run holds for `claim_id`, and puts those not there yet
+/// in the inbox, in one transaction of three statements.
+async fn claim(pool: &PgPool, claim_id: Uuid, limit: i64) -> anyhow::Result<Vec<Claimed>> {
     let mut transaction = pool.begin().await?;
     let rows = sqlx::query(&format!(
         "WITH due AS (
@@ -111,13 +131,14 @@ async fn claim(pool: &PgPool, limit: i64) -> anyhow::Result<Vec<Claimed>> {
                ORDER BY r.due_at
                LIMIT $1
                  FOR UPDATE OF r SKIP LOCKED)
-         UPDATE reminders r SET claimed_until = now() + interval '{CLAIM}'
+         UPDATE reminders r SET claim_id = $2, claimed_until = now() + interval '{CLAIM}'
            FROM due
           WHERE r.reminder_key = due.reminder_key
          RETURNING r.reminder_key, r.recipient_id, r.kind, r.title, r.body, due.login,
                    r.in_inbox_at IS NOT NULL AS in_inbox, r.due_at"
     ))
     .bind(limit)
+    .bind(claim_id)
     .fetch_all(&mut *transaction)
     .await?;
     let mut claimed = rows

@@ -32,6 +32,9 @@ struct Outbox {
     sent: Mutex<Vec<(String, String)>>,
     watched: OnceLock<PgPool>,
     open_while_sending: Mutex<Vec<i64>>,
+    /// A statement the watched database runs while the first message goes out: what other
+    /// runs or requests do meanwhile.
+    during_first_send: Mutex<Option<String>>,
 }
 
 impl Outbox {
@@ -41,6 +44,13 @@ impl Outbox {
 
     async fn take(&self, to: &str, text: &str) {
         if let Some(pool) = self.watched.get() {
+            let meanwhile = self.during_first_send.lock().expect("outbox lock").take();
+            if let Some(statement) = meanwhile {
+                sqlx::query(&statement)
+                    .execute(pool)
+                    .await
+                    .expect("what happens meanwhile");
+            }
             let open: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM pg_stat_activity
                   WHERE datname = current_database() AND backend_xid IS NOT NULL
@@ -525,4 +535,60 @@ async fn a_reminder_whose_run_stopped_after_the_inbox_is_sent_again_once_its_cla
         .await
         .expect("the reminder");
     assert!(delivered_at.is_some() && claimed_until.is_none());
+}
+
+#[tokio::test]
+async fn a_run_sends_no_reminder_another_run_took_over_or_that_was_cancelled_while_it_sent() {
+    let outbox = Arc::new(Outbox::default());
+    let services = services(outbox.clone()).await;
+    let _ = outbox.watched.set(services.pool.clone());
+    let recipient = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, 'zhao@example.com', 'customer', 'x')",
+    )
+    .bind(recipient)
+    .execute(&services.pool)
+    .await
+    .expect("a login");
+    for (key, minutes_ago) in [("first", 3), ("taken-over", 2), ("cancelled", 1)] {
+        sqlx::query(
+            "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role, due_at, title, body)
+             VALUES ($1, $2, 'service_soon', $3, 'customer', now() - make_interval(mins => $4),
+                     '服务即将开始 / Service soon', '明天 9:00 / tomorrow 9:00')",
+        )
+        .bind(key)
+        .bind(Uuid::now_v7())
+        .bind(recipient)
+        .bind(minutes_ago)
+        .execute(&services.pool)
+        .await
+        .expect("a reminder");
+    }
+    // While the first goes out (slowly), another run claims the second, whose claim had run
+    // out, and the third is cancelled.
+    *outbox.during_first_send.lock().expect("outbox lock") = Some(
+        "UPDATE reminders SET claim_id = CASE reminder_key WHEN 'taken-over' THEN gen_random_uuid() ELSE claim_id END,
+                cancelled_at = CASE reminder_key WHEN 'cancelled' THEN now() END
+          WHERE reminder_key IN ('taken-over', 'cancelled')"
+            .to_owned(),
+    );
+    let delivered = application::reminders::deliver_due(&services, 100)
+        .await
+        .expect("a run");
+    assert_eq!((delivered.reminders, delivered.email), (1, 1));
+    assert_eq!(outbox.sent().len(), 1);
+    let states: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT reminder_key, delivered_at IS NOT NULL FROM reminders ORDER BY due_at",
+    )
+    .fetch_all(&services.pool)
+    .await
+    .expect("the reminders");
+    assert_eq!(
+        states,
+        [
+            ("first".to_owned(), true),
+            ("taken-over".to_owned(), false),
+            ("cancelled".to_owned(), false)
+        ]
+    );
 }
