@@ -562,6 +562,15 @@ impl RowChange {
                 None => self.moved_to = Some(address.clone()),
             }
         }
+        // Placed in the same batch: a new time or price goes into the row as it is inserted,
+        // not as an extra column (the insert names those columns once).
+        match (&event, &mut self.placed) {
+            (OrderEvent::OrderRescheduled { start, .. }, Some((booking, _, _))) => {
+                booking.scheduled_start = *start;
+            }
+            (OrderEvent::PriceAdjusted { to, .. }, Some((_, total, _))) => *total = *to,
+            _ => {}
+        }
         self.last_sequence = stored.sequence;
         self.updated_at = Some(stored.recorded_at);
         let (status, columns) = effect(event, &mut self.placed);
@@ -569,6 +578,9 @@ impl RowChange {
             self.status = status;
         }
         for (column, value) in columns {
+            if self.placed.is_some() && INSERTED_COLUMNS.contains(&column) {
+                continue;
+            }
             match self
                 .columns
                 .iter_mut()

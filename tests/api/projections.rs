@@ -290,6 +290,30 @@ async fn every_projection_builds_the_same_tables_from_one_event_at_a_time_or_a_b
     for _ in 0..3 {
         app.dispatchable_order(&customer, &admin).await;
     }
+    // An order moved to a new time and a new price while the batch that places it is still
+    // open: the row goes in with both.
+    let corrected = app.place_order(&customer).await;
+    let new_start = (chrono::Utc::now() + chrono::Duration::days(6))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (path, body) in [
+        (
+            "reschedule",
+            serde_json::json!({"scheduled_start": new_start, "reason": "客户要求 / customer asked"}),
+        ),
+        (
+            "price",
+            serde_json::json!({"total": 12_000, "reason": "优惠 / a discount"}),
+        ),
+    ] {
+        let response = app
+            .post(
+                &format!("/api/v1/admin/orders/{corrected}/{path}"),
+                Some(&admin.token),
+                &body,
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
     // Wait for the escrow to be released and settled into both workers' wallets.
     tests::wait_until("settling both workers' incomes", async || {
         sqlx::query_scalar::<_, i64>(
