@@ -237,27 +237,28 @@ impl Projection for OrdersProjection {
     }
 }
 
-/// The columns every new order row is inserted with, after `order_id`, in binding order.
-const INSERTED_COLUMNS: [&str; 19] = [
-    "customer_id",
-    "service",
-    "unit_price",
-    "quantity",
-    "total",
-    "scheduled_start",
-    "duration_minutes",
-    "city",
-    "district",
-    "address_detail",
-    "contact_name",
-    "contact_phone_masked",
-    "note",
-    "placed_at",
-    "status",
-    "updated_at",
-    "last_sequence",
-    "search_text",
-    "search_terms",
+/// The columns every new order row is inserted with, after `order_id`, in binding order, each
+/// with the type of the array its values are bound as (`search_terms`: one joined text a row).
+const INSERTED_COLUMNS: [(&str, &str); 19] = [
+    ("customer_id", "uuid[]"),
+    ("service", "text[]"),
+    ("unit_price", "int8[]"),
+    ("quantity", "int4[]"),
+    ("total", "int8[]"),
+    ("scheduled_start", "timestamptz[]"),
+    ("duration_minutes", "int4[]"),
+    ("city", "text[]"),
+    ("district", "text[]"),
+    ("address_detail", "text[]"),
+    ("contact_name", "text[]"),
+    ("contact_phone_masked", "text[]"),
+    ("note", "text[]"),
+    ("placed_at", "timestamptz[]"),
+    ("status", "text[]"),
+    ("updated_at", "timestamptz[]"),
+    ("last_sequence", "int8[]"),
+    ("search_text", "text[]"),
+    ("search_terms", "text[]"),
 ];
 
 /// Rows per insert: the arrays of one statement stay a bounded size.
@@ -417,35 +418,13 @@ async fn insert_new_orders(
         }
     }
     let extras = extras.unwrap_or_default();
-    const BASE_TYPES: [&str; 20] = [
-        "uuid[]",
-        "uuid[]",
-        "text[]",
-        "int8[]",
-        "int4[]",
-        "int8[]",
-        "timestamptz[]",
-        "int4[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "text[]",
-        "timestamptz[]",
-        "text[]",
-        "timestamptz[]",
-        "int8[]",
-        "text[]",
-        "text[]",
-    ];
     let mut arrays: Vec<String> = Vec::new();
     let mut selected: Vec<String> = Vec::new();
-    for (place, array_type) in BASE_TYPES.iter().enumerate() {
-        arrays.push(format!("${}::{array_type}", place + 1));
-        let element = format!("u.c{}", place + 1);
-        // The last base column is the terms.
-        selected.push(if place + 1 == BASE_TYPES.len() {
+    let base = std::iter::once(("order_id", "uuid[]")).chain(INSERTED_COLUMNS);
+    for (place, (column, array_type)) in (1..).zip(base) {
+        arrays.push(format!("${place}::{array_type}"));
+        let element = format!("u.c{place}");
+        selected.push(if column == "search_terms" {
             terms_of(&element)
         } else {
             element
@@ -461,7 +440,7 @@ async fn insert_new_orders(
         .map(|place| format!("c{place}"))
         .collect();
     let columns: Vec<&str> = std::iter::once("order_id")
-        .chain(INSERTED_COLUMNS)
+        .chain(INSERTED_COLUMNS.iter().map(|(column, _)| *column))
         .chain(extra_columns.iter().copied())
         .collect();
     // A row that exists already (only after a replayed batch) takes the fold if it is newer:
@@ -578,7 +557,7 @@ impl RowChange {
             self.status = status;
         }
         for (column, value) in columns {
-            if self.placed.is_some() && INSERTED_COLUMNS.contains(&column) {
+            if self.placed.is_some() && INSERTED_COLUMNS.iter().any(|(base, _)| *base == column) {
                 continue;
             }
             match self
