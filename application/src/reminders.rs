@@ -13,7 +13,7 @@
 //! sending but before marking leaves the claim to run out and the next run sends again (at
 //! least once for outside channels).
 
-use sqlx::{PgPool, Row};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::services::Services;
@@ -32,6 +32,7 @@ pub struct Delivered {
 }
 
 /// One claimed reminder.
+#[derive(sqlx::FromRow)]
 struct Claimed {
     key: String,
     recipient: Uuid,
@@ -121,7 +122,7 @@ pub async fn deliver_due(services: &Services, limit: i64) -> anyhow::Result<Deli
 /// in the inbox, in one transaction of three statements.
 async fn claim(pool: &PgPool, claim_id: Uuid, limit: i64) -> anyhow::Result<Vec<Claimed>> {
     let mut transaction = pool.begin().await?;
-    let rows = sqlx::query(&format!(
+    let claimed: Vec<Claimed> = sqlx::query_as(&format!(
         "WITH due AS (
               SELECT r.reminder_key, c.login
                 FROM reminders r
@@ -130,36 +131,19 @@ async fn claim(pool: &PgPool, claim_id: Uuid, limit: i64) -> anyhow::Result<Vec<
                  AND (r.claimed_until IS NULL OR r.claimed_until < now())
                ORDER BY r.due_at
                LIMIT $1
-                 FOR UPDATE OF r SKIP LOCKED)
-         UPDATE reminders r SET claim_id = $2, claimed_until = now() + interval '{CLAIM}'
-           FROM due
-          WHERE r.reminder_key = due.reminder_key
-         RETURNING r.reminder_key, r.recipient_id, r.kind, r.title, r.body, due.login,
-                   r.in_inbox_at IS NOT NULL AS in_inbox, r.due_at"
+                 FOR UPDATE OF r SKIP LOCKED),
+              claimed AS (
+              UPDATE reminders r SET claim_id = $2, claimed_until = now() + interval '{CLAIM}'
+                FROM due
+               WHERE r.reminder_key = due.reminder_key
+              RETURNING r.reminder_key AS key, r.recipient_id AS recipient, r.kind, r.title, r.body,
+                        due.login, r.in_inbox_at IS NOT NULL AS in_inbox, r.due_at)
+         SELECT key, recipient, kind, title, body, login, in_inbox FROM claimed ORDER BY due_at, key"
     ))
     .bind(limit)
     .bind(claim_id)
     .fetch_all(&mut *transaction)
     .await?;
-    let mut claimed = rows
-        .iter()
-        .map(|row| {
-            Ok((
-                row.try_get::<chrono::DateTime<chrono::Utc>, _>("due_at")?,
-                Claimed {
-                    key: row.try_get("reminder_key")?,
-                    recipient: row.try_get("recipient_id")?,
-                    kind: row.try_get("kind")?,
-                    title: row.try_get("title")?,
-                    body: row.try_get("body")?,
-                    login: row.try_get("login")?,
-                    in_inbox: row.try_get("in_inbox")?,
-                },
-            ))
-        })
-        .collect::<sqlx::Result<Vec<_>>>()?;
-    claimed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
-    let claimed: Vec<Claimed> = claimed.into_iter().map(|(_, reminder)| reminder).collect();
     let new: Vec<&Claimed> = claimed
         .iter()
         .filter(|reminder| !reminder.in_inbox)
