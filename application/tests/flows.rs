@@ -419,39 +419,48 @@ async fn a_suspended_customer_places_nothing_and_a_cancelled_unpaid_order_refund
     ));
 }
 
+/// A customer who signs in with `login`.
+async fn customer_with_login(services: &Services, login: &str) -> Uuid {
+    let user_id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, $2, 'customer', 'x')",
+    )
+    .bind(user_id)
+    .bind(login)
+    .execute(&services.pool)
+    .await
+    .expect("a login");
+    user_id
+}
+
+/// A "service soon" reminder to `recipient`, due at `due`.
+async fn reminder(services: &Services, key: &str, recipient: Uuid, due: chrono::DateTime<Utc>) {
+    sqlx::query(
+        "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role, due_at, title, body)
+         VALUES ($1, $2, 'service_soon', $3, 'customer', $4, '服务即将开始 / Service soon', '明天 9:00 / tomorrow 9:00')",
+    )
+    .bind(key)
+    .bind(Uuid::now_v7())
+    .bind(recipient)
+    .bind(due)
+    .execute(&services.pool)
+    .await
+    .expect("a reminder");
+}
+
 #[tokio::test]
 async fn due_reminders_reach_the_inbox_and_each_login_once_by_sms_or_mail() {
     let outbox = Arc::new(Outbox::default());
     let services = services(outbox.clone()).await;
     let _ = outbox.watched.set(services.pool.clone());
-    let by_phone = Uuid::now_v7();
-    let by_mail = Uuid::now_v7();
-    for (user_id, login) in [(by_phone, "13800138000"), (by_mail, "wang@example.com")] {
-        sqlx::query(
-            "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, $2, 'customer', 'x')",
-        )
-        .bind(user_id)
-        .bind(login)
-        .execute(&services.pool)
-        .await
-        .expect("a login");
-    }
+    let by_phone = customer_with_login(&services, "13800138000").await;
+    let by_mail = customer_with_login(&services, "wang@example.com").await;
     for (key, recipient, due) in [
         ("due-phone", by_phone, Utc::now() - Duration::minutes(1)),
         ("due-mail", by_mail, Utc::now() - Duration::minutes(1)),
         ("later", by_phone, Utc::now() + Duration::hours(1)),
     ] {
-        sqlx::query(
-            "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role, due_at, title, body)
-             VALUES ($1, $2, 'service_soon', $3, 'customer', $4, '服务即将开始 / Service soon', '明天 9:00 / tomorrow 9:00')",
-        )
-        .bind(key)
-        .bind(Uuid::now_v7())
-        .bind(recipient)
-        .bind(due)
-        .execute(&services.pool)
-        .await
-        .expect("a reminder");
+        reminder(&services, key, recipient, due).await;
     }
     let delivered = application::reminders::deliver_due(&services, 100)
         .await
@@ -484,28 +493,23 @@ async fn a_reminder_whose_run_stopped_after_the_inbox_is_sent_again_once_its_cla
 ) {
     let outbox = Arc::new(Outbox::default());
     let services = services(outbox.clone()).await;
-    let recipient = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, 'li@example.com', 'customer', 'x')",
-    )
-    .bind(recipient)
-    .execute(&services.pool)
-    .await
-    .expect("a login");
+    let recipient = customer_with_login(&services, "li@example.com").await;
     // A run that put it in the inbox and stopped before sending: its claim still holds, then
     // runs out.
-    sqlx::query(
-        "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role, due_at, title, body,
-                                claimed_until, in_inbox_at)
-         VALUES ('stopped', $1, 'service_soon', $2, 'customer', now() - interval '5 minutes',
-                 '服务即将开始 / Service soon', '明天 9:00 / tomorrow 9:00',
-                 now() + interval '1 minute', now() - interval '4 minutes')",
+    reminder(
+        &services,
+        "stopped",
+        recipient,
+        Utc::now() - Duration::minutes(5),
     )
-    .bind(Uuid::now_v7())
-    .bind(recipient)
+    .await;
+    sqlx::query(
+        "UPDATE reminders SET claimed_until = now() + interval '1 minute',
+                              in_inbox_at = now() - interval '4 minutes'",
+    )
     .execute(&services.pool)
     .await
-    .expect("a reminder");
+    .expect("the stopped run's claim");
     let held = application::reminders::deliver_due(&services, 100)
         .await
         .expect("a run");
@@ -542,27 +546,15 @@ async fn a_run_sends_no_reminder_another_run_took_over_or_that_was_cancelled_whi
     let outbox = Arc::new(Outbox::default());
     let services = services(outbox.clone()).await;
     let _ = outbox.watched.set(services.pool.clone());
-    let recipient = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO credentials (user_id, login, role, password_hash) VALUES ($1, 'zhao@example.com', 'customer', 'x')",
-    )
-    .bind(recipient)
-    .execute(&services.pool)
-    .await
-    .expect("a login");
+    let recipient = customer_with_login(&services, "zhao@example.com").await;
     for (key, minutes_ago) in [("first", 3), ("taken-over", 2), ("cancelled", 1)] {
-        sqlx::query(
-            "INSERT INTO reminders (reminder_key, order_id, kind, recipient_id, recipient_role, due_at, title, body)
-             VALUES ($1, $2, 'service_soon', $3, 'customer', now() - make_interval(mins => $4),
-                     '服务即将开始 / Service soon', '明天 9:00 / tomorrow 9:00')",
+        reminder(
+            &services,
+            key,
+            recipient,
+            Utc::now() - Duration::minutes(minutes_ago),
         )
-        .bind(key)
-        .bind(Uuid::now_v7())
-        .bind(recipient)
-        .bind(minutes_ago)
-        .execute(&services.pool)
-        .await
-        .expect("a reminder");
+        .await;
     }
     // While the first goes out (slowly), another run claims the second, whose claim had run
     // out, and the third is cancelled.
