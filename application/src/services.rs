@@ -28,7 +28,7 @@ use crate::settings::MoneySettings;
 use crate::settings::ReviewSettings;
 
 /// A connection idle this long is checked (one round trip) before it is handed out again.
-const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// The options of every pool the platform opens. sqlx checks each connection it hands out
 /// with a round trip by default: one more wait on every request, on both ends. A connection in

@@ -851,6 +851,11 @@ async fn an_order_may_name_a_saved_address_instead_of_sending_it_again() {
 /// The pools hand a connection in steady use out unchecked, and check one that sat idle for a
 /// second first (`application::services::pool_options`): after the database dropped it (a
 /// restart, a proxy's timeout), the next request gets a live connection, not an error.
+/// Long enough idle for a pool to check a connection before handing it out again: the wait
+/// is the condition under test, not a guess at how long something takes.
+const IDLE_LONG_ENOUGH: Duration =
+    application::services::CHECK_AFTER_IDLE.saturating_add(Duration::from_millis(100));
+
 #[tokio::test]
 async fn a_pooled_connection_the_database_dropped_while_idle_is_replaced_before_use() {
     let app = spawn_app().await;
@@ -868,7 +873,7 @@ async fn a_pooled_connection_the_database_dropped_while_idle_is_replaced_before_
         .await
         .expect("dropping the connection");
     assert!(dropped);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(IDLE_LONG_ENOUGH).await;
     let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&pool)
         .await
@@ -886,7 +891,7 @@ async fn a_pooled_connection_the_database_dropped_while_idle_is_replaced_before_
     .await
     .expect("dropping the server's connections");
     assert!(dropped > 0);
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(IDLE_LONG_ENOUGH).await;
     let placed = app
         .client
         .post(app.url("/api/v1/orders"))
